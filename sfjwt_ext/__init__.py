@@ -1,0 +1,92 @@
+"""sfjwt-ext: Salesforce OAuth 2.0 JWT bearer login for simple-salesforce.
+
+    from sfjwt_ext import connect_jwt
+    sf = connect_jwt()          # settings from arguments, else SF_* environment variables
+    sf.query_all("SELECT Id, Name FROM Account")
+
+Public names are loaded on first use, so ``import sfjwt_ext`` stays cheap and never
+imports pandas, the CLI parser or the local test org.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+# public name -> module that defines it
+_EXPORTS = {
+    "connect_jwt": "connect",
+    "SalesforceJWT": "connect",
+    "clear_cache": "connect",
+    "resolve_login": "exchange",
+    "LoginTarget": "exchange",
+    "TokenResponse": "exchange",
+    "resolve_settings": "settings",
+    "Settings": "settings",
+    "query_df": "dataframe",
+    "RedactingFilter": "_redact",
+    "errors": None,
+    "SfJwtError": "errors",
+    "ConfigurationError": "errors",
+    "PrivateKeyError": "errors",
+    "KeyFilePermissionWarning": "errors",
+    "AuthenticationError": "errors",
+    "ConsumerNotApprovedError": "errors",
+    "AppAccessError": "errors",
+    "InvalidClientIdError": "errors",
+    "AudienceInvalidError": "errors",
+    "InvalidAssertionError": "errors",
+    "AssertionExpiredError": "errors",
+    "InactiveUserError": "errors",
+    "UnknownUserError": "errors",
+    "LoginRestrictedError": "errors",
+    "LoginRateExceededError": "errors",
+    "UnsupportedGrantTypeError": "errors",
+    "TokenEndpointUnavailable": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'sfjwt_ext' has no attribute {name!r}") from None
+    module = importlib.import_module(f".{module_name or name}", __name__)
+    value = module if module_name is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from . import errors
+    from ._redact import RedactingFilter
+    from .connect import SalesforceJWT, clear_cache, connect_jwt
+    from .dataframe import query_df
+    from .errors import (
+        AppAccessError,
+        AssertionExpiredError,
+        AudienceInvalidError,
+        AuthenticationError,
+        ConfigurationError,
+        ConsumerNotApprovedError,
+        InactiveUserError,
+        InvalidAssertionError,
+        InvalidClientIdError,
+        KeyFilePermissionWarning,
+        LoginRateExceededError,
+        LoginRestrictedError,
+        PrivateKeyError,
+        SfJwtError,
+        TokenEndpointUnavailable,
+        UnknownUserError,
+        UnsupportedGrantTypeError,
+    )
+    from .exchange import LoginTarget, TokenResponse, resolve_login
+    from .settings import Settings, resolve_settings
