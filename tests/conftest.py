@@ -1,0 +1,71 @@
+"""Suite-wide guards.
+
+- No network beyond loopback: any attempt to resolve or connect to another host fails the
+  test loudly, so no code path can fall back to a real Salesforce host.
+- ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` always point at something other than the local
+  org's CA, as on the developers' machines: code that uses a private CA must cope.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from typing import Any
+
+import pytest
+
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def _is_loopback(host: Any) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return True  # unix sockets and the like
+    host = host.strip("[]").lower()
+    if host in _LOCAL_NAMES or host == "":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class NetworkBlocked(OSError):
+    pass
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _check(sock: socket.socket, address: Any) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address[0]):
+        raise NetworkBlocked(f"tests may only reach 127.0.0.1, not {address[0]!r}")
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    _check(self, address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    _check(self, address)
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if host is not None and not _is_loopback(host):
+        raise socket.gaierror(socket.EAI_NONAME, f"tests may only resolve loopback names, not {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
+    system_bundle = "/etc/ssl/certs/ca-certificates.crt"
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        if not os.environ.get(name) and os.path.exists(system_bundle):
+            os.environ[name] = system_bundle
