@@ -1,0 +1,48 @@
+"""The local Salesforce org: a real HTTPS server on 127.0.0.1 for tests and demos.
+
+    from sfjwt_ext.testing import LocalOrg
+
+    with LocalOrg() as org:
+        creds = org.new_app_with_key(tmp_path, username="me@example.com")
+        # creds.connect_kwargs() -> connect_jwt(**...), creds.env() -> SF_* variables
+
+Names are imported on first use so that the pytest plugin (loaded for every pytest run)
+stays cheap. This package imports nothing of the sfjwt_ext client.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "LocalOrg": "server",
+    "OrgCredentials": "server",
+    "RequestRecord": "server",
+    "ApexRequest": "server",
+    "Session": "server",
+    "Request": "http",
+    "Response": "http",
+    "HTTPError": "http",
+    "Router": "http",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'sfjwt_ext.testing' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .http import HTTPError, Request, Response, Router
+    from .server import ApexRequest, LocalOrg, OrgCredentials, RequestRecord, Session

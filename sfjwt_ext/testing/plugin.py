@@ -1,0 +1,42 @@
+"""pytest plugin (``pytest11`` entry point ``sfjwt_ext``): fixtures for the local org.
+
+``salesforce_org``
+    function scope: a started ``LocalOrg`` with one Connected App and one approved user whose
+    key is written under ``tmp_path / "salesforce-org"``; ``salesforce_org.credentials`` is their
+    ``OrgCredentials``. Stopped after the test.
+``salesforce_credentials``
+    the same ``OrgCredentials`` (requests ``salesforce_org``).
+
+Loaded for every pytest run in an environment where sfjwt-ext is installed, so importing
+this module imports nothing but pytest: the org is imported inside the fixtures.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+    from .server import LocalOrg, OrgCredentials
+
+
+@pytest.fixture
+def salesforce_org(tmp_path: "Path") -> Iterator["LocalOrg"]:
+    from .server import LocalOrg
+
+    org = LocalOrg()
+    org.start()
+    try:
+        folder = tmp_path / "salesforce-org"  # a subfolder: the test keeps tmp_path itself to use
+        org.credentials = org.new_app_with_key(folder, username="user@example.com")
+        yield org
+    finally:
+        org.stop()
+
+
+@pytest.fixture
+def salesforce_credentials(salesforce_org: "LocalOrg") -> "OrgCredentials":
+    assert salesforce_org.credentials is not None
+    return salesforce_org.credentials
