@@ -1,0 +1,425 @@
+"""The exception tree of sfjwt-ext, with the fix for each error Salesforce returns.
+
+Every exception says what went wrong *and* what to change where (which argument, which
+``SF_*`` environment variable, which Salesforce Setup screen). Nothing secret (key,
+passphrase, assertion, access token) is ever put into a message: bodies quoted from the
+token endpoint go through :func:`sfjwt_ext._redact.redact` first.
+
+:class:`AuthenticationError` is also simple-salesforce's
+:class:`~simple_salesforce.exceptions.SalesforceAuthenticationFailed`, so code that already
+catches that keeps working.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple, Type
+
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+
+from ._redact import redact
+
+__all__ = [
+    "SfJwtError",
+    "ConfigurationError",
+    "PrivateKeyError",
+    "KeyFilePermissionWarning",
+    "AuthenticationError",
+    "ConsumerNotApprovedError",
+    "AppAccessError",
+    "InvalidClientIdError",
+    "AudienceInvalidError",
+    "InvalidAssertionError",
+    "AssertionExpiredError",
+    "InactiveUserError",
+    "UnknownUserError",
+    "LoginRestrictedError",
+    "LoginRateExceededError",
+    "UnsupportedGrantTypeError",
+    "TokenEndpointUnavailable",
+    "error_for",
+    "unexpected_response",
+]
+
+#: How many characters of an unexpected response body go into a message.
+BODY_EXCERPT_CHARS = 200
+
+
+class SfJwtError(Exception):
+    """Base class of every error raised by sfjwt-ext."""
+
+
+class ConfigurationError(SfJwtError, ValueError):
+    """A setting is missing, contradictory or malformed; the message names the argument
+    and the ``SF_*`` environment variable to change."""
+
+
+class PrivateKeyError(SfJwtError):
+    """The private key could not be used; the message says what was found and what to do.
+    It never contains key material."""
+
+
+class KeyFilePermissionWarning(UserWarning):
+    """A private key or profile file is readable by group or others (``chmod 600`` it)."""
+
+
+def _host_of(login_url: str) -> str:
+    rest = login_url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].lower()
+
+
+class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
+    """Salesforce's token endpoint refused the JWT login.
+
+    Attributes: ``error`` and ``description`` (Salesforce's ``error`` /
+    ``error_description``), ``status`` (the real HTTP status, or None), ``login_url``,
+    ``username`` and ``hint`` (what to change, and where).
+    """
+
+    #: the fix; formatted with ``username``, ``login_url`` and ``host``
+    default_hint = (
+        "look up the detailed reason in the org: Setup > Users > {username} > Login History, "
+        "and check the Connected App (Setup > App Manager); the error code and description "
+        "above come from Salesforce"
+    )
+
+    error: str
+    description: str
+    status: Optional[int]
+    login_url: str
+    username: str
+    hint: str
+
+    def __init__(
+        self,
+        error: str,
+        description: str = "",
+        *,
+        status: Optional[int] = None,
+        login_url: str = "",
+        username: str = "",
+        hint: Optional[str] = None,
+    ) -> None:
+        self.error = "" if error is None else str(error)
+        self.description = "" if description is None else str(description)
+        self.login_url = login_url or ""
+        self.username = username or ""
+        self.hint = hint if hint is not None else self._make_hint()
+        self.status = status
+        SalesforceAuthenticationFailed.__init__(self, self.error, self._message())
+        # SalesforceAuthenticationFailed sets status=401 and url='authentication_endpoint':
+        # keep the real ones.
+        self.status = status
+        self.url = self.login_url or self.url
+        self.args = (self._message(),)
+
+    # -- text ---------------------------------------------------------------------------
+    def _make_hint(self) -> str:
+        return self.default_hint.format(
+            username=self.username or "the user",
+            login_url=self.login_url or "the login host",
+            host=_host_of(self.login_url) if self.login_url else "the login host",
+        )
+
+    def _message(self) -> str:
+        who = self.username or "(no username)"
+        where = self.login_url or "(no login URL)"
+        description = self.description.rstrip(".") if self.description else "(no description)"
+        status = f" (HTTP {self.status})" if self.status not in (None, 400) else ""
+        return (
+            f"Salesforce refused the JWT login of {who} at {where}{status}: "
+            f"{self.error}: {description}. Fix: {self.hint}"
+        )
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(error={self.error!r}, description={self.description!r}, "
+            f"status={self.status!r}, login_url={self.login_url!r}, username={self.username!r})"
+        )
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        state = {
+            "status": self.status,
+            "login_url": self.login_url,
+            "username": self.username,
+            "hint": self.hint,
+        }
+        return (_rebuild_auth_error, (type(self), self.error, self.description, state))
+
+
+def _rebuild_auth_error(
+    cls: Type[AuthenticationError], error: str, description: str, state: Dict[str, Any]
+) -> AuthenticationError:
+    return cls(error, description, **state)
+
+
+_WRONG_HOST = (
+    "Also check the login host: a sandbox user must log in at test.salesforce.com "
+    "(domain='test') or at the sandbox's My Domain, not at login.salesforce.com, and a "
+    "production user the other way round; GovCloud orgs need their own My Domain host "
+    "(login_url=)."
+)
+
+
+class ConsumerNotApprovedError(AuthenticationError):
+    """invalid_grant / user hasn't approved this consumer."""
+
+    default_hint = (
+        "in Setup > App Manager, open the Connected App's Manage page > Edit Policies and set "
+        "Permitted Users = \"Admin approved users are pre-authorized\" (save), then under "
+        "Manage Profiles or Manage Permission Sets assign {username}'s profile or a permission "
+        "set {username} has. Changes can take a few minutes to apply. " + _WRONG_HOST
+    )
+
+
+class AppAccessError(AuthenticationError):
+    """invalid_app_access / user is not admin approved to access this app."""
+
+    default_hint = (
+        "assign {username}'s profile or a permission set {username} has to the Connected App: "
+        "Setup > App Manager > the app > Manage > Manage Profiles / Manage Permission Sets "
+        "(Permitted Users is \"Admin approved users are pre-authorized\")"
+    )
+
+
+class InvalidClientIdError(AuthenticationError):
+    """invalid_client_id / client identifier invalid."""
+
+    default_hint = (
+        "check the consumer key (consumer_key= / SF_CONSUMER_KEY / --consumer-key): copy it "
+        "from Setup > App Manager > the app > View > Manage Consumer Details. A Connected App "
+        "that was created or changed less than ~10 minutes ago may not have propagated yet: "
+        "wait and try again. The app must belong to the org behind {host}."
+    )
+
+
+class AudienceInvalidError(AuthenticationError):
+    """invalid_grant / audience is invalid."""
+
+    default_hint = (
+        "the aud claim must be https://login.salesforce.com (production, Developer Edition), "
+        "https://test.salesforce.com (sandbox) or an Experience Cloud site URL, never the My "
+        "Domain URL: remove audience= / SF_AUDIENCE or set it to one of those (the My Domain "
+        "host can stay in login_url= / SF_LOGIN_URL)"
+    )
+
+
+class InvalidAssertionError(AuthenticationError):
+    """invalid_grant / invalid assertion."""
+
+    default_hint = (
+        "the signature does not match the certificate uploaded to the Connected App under "
+        "'Use digital signatures', or the claims are malformed: re-upload the .crt that "
+        "matches your private key (Setup > App Manager > the app > Edit), check that "
+        "consumer_key= / SF_CONSUMER_KEY is this app's and that the key file is the right one"
+    )
+
+
+class AssertionExpiredError(AuthenticationError):
+    """invalid_grant / expired authorization code or assertion expired."""
+
+    default_hint = (
+        "the assertion's exp claim is already in the past for Salesforce: check this machine's "
+        "clock and time zone (synchronise it with NTP)"
+    )
+
+
+class InactiveUserError(AuthenticationError):
+    """invalid_grant / inactive user or inactive_org."""
+
+    default_hint = (
+        "{username} is deactivated or frozen, or the org is locked, closed or expired: "
+        "reactivate the user under Setup > Users (or log in as an active user), and check the "
+        "org's status"
+    )
+
+
+class UnknownUserError(AuthenticationError):
+    """invalid_grant / invalid user."""
+
+    default_hint = (
+        "no user named {username} exists in the org behind {host}: check username= / "
+        "SF_USERNAME / --username (the full username; sandbox usernames usually end in "
+        ".<sandbox name>). " + _WRONG_HOST
+    )
+
+
+class LoginRestrictedError(AuthenticationError):
+    """invalid_grant / IP restricted or invalid login hours."""
+
+    default_hint = (
+        "the login comes from outside {username}'s profile Login IP Ranges or Login Hours: "
+        "check Setup > Profiles > the user's profile > Login IP Ranges / Login Hours, or set "
+        "the Connected App's Manage > Edit Policies > IP Relaxation to \"Relax IP "
+        "restrictions\""
+    )
+
+
+class LoginRateExceededError(AuthenticationError):
+    """rate_limit_exceeded / LOGIN_RATE_EXCEEDED."""
+
+    default_hint = (
+        "too many logins for {username} (Salesforce allows 3,600 per user per hour): reuse "
+        "the token instead of logging in again (connect once per process; connect_jwt caches "
+        "by default) and wait before trying again: retrying now makes it worse"
+    )
+
+
+class UnsupportedGrantTypeError(AuthenticationError):
+    """unsupported_grant_type."""
+
+    default_hint = (
+        "the server at {host} did not accept the JWT bearer grant: check that login_url= / "
+        "domain= point at a Salesforce login host and that no proxy rewrites the request "
+        "body; the Connected App must have OAuth enabled with 'Use digital signatures'"
+    )
+
+
+class TokenEndpointUnavailable(SfJwtError):
+    """The token endpoint could not be reached or kept failing (5xx, 429, timeouts,
+    connection errors) through every attempt. ``last_cause`` is the last exception or a
+    short description of the last response; ``attempts`` how many requests were made."""
+
+    def __init__(
+        self,
+        login_url: str,
+        attempts: int,
+        last_cause: Any = None,
+        *,
+        hint: Optional[str] = None,
+    ) -> None:
+        self.login_url = login_url
+        self.attempts = attempts
+        self.last_cause = last_cause
+        self.hint = hint if hint is not None else (
+            "Salesforce or the network was unavailable: try again later; check "
+            "https://status.salesforce.com, the proxies (HTTPS_PROXY / proxies=) and the login "
+            "host (domain= / login_url=)"
+        )
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        cause = redact(str(self.last_cause)) if self.last_cause is not None else "unknown"
+        if len(cause) > 300:
+            cause = cause[:300] + "…"
+        plural = "attempt" if self.attempts == 1 else "attempts"
+        return (
+            f"The token endpoint at {self.login_url} failed after {self.attempts} {plural} "
+            f"(last: {cause}). Fix: {self.hint}"
+        )
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (
+            _rebuild_unavailable,
+            (type(self), self.login_url, self.attempts, str(self.last_cause), self.hint),
+        )
+
+
+def _rebuild_unavailable(
+    cls: Type[TokenEndpointUnavailable], login_url: str, attempts: int, cause: str, hint: str
+) -> TokenEndpointUnavailable:
+    return cls(login_url, attempts, cause, hint=hint)
+
+
+# description fragments (lower-case) -> class, checked in order, for error=invalid_grant
+_GRANT_DESCRIPTIONS: Tuple[Tuple[Tuple[str, ...], Type[AuthenticationError]], ...] = (
+    (("approved this consumer", "approve this consumer", "not approved"), ConsumerNotApprovedError),
+    (("audience",), AudienceInvalidError),
+    (("login_rate_exceeded", "number of logins exceeded", "rate limit"), LoginRateExceededError),
+    (("expired",), AssertionExpiredError),
+    (("inactive",), InactiveUserError),
+    (("ip restricted", "login hours", "restricted"), LoginRestrictedError),
+    (("assertion", "signature"), InvalidAssertionError),
+    (("invalid user", "unknown user", "user"), UnknownUserError),
+)
+
+_ERROR_CODES: Dict[str, Type[AuthenticationError]] = {
+    "invalid_app_access": AppAccessError,
+    "invalid_client_id": InvalidClientIdError,
+    "rate_limit_exceeded": LoginRateExceededError,
+    "login_rate_exceeded": LoginRateExceededError,
+    "unsupported_grant_type": UnsupportedGrantTypeError,
+    "inactive_user": InactiveUserError,
+    "inactive_org": InactiveUserError,
+}
+
+
+def _class_for(error: str, description: str) -> Type[AuthenticationError]:
+    code = (error or "").strip().lower()
+    text = (description or "").strip().lower()
+    if code in _ERROR_CODES:
+        return _ERROR_CODES[code]
+    if "login_rate_exceeded" in text:
+        return LoginRateExceededError
+    if code == "invalid_client" and "client identifier" in text:
+        return InvalidClientIdError
+    if code == "invalid_grant":
+        for fragments, cls in _GRANT_DESCRIPTIONS:
+            if any(fragment in text for fragment in fragments):
+                return cls
+    return AuthenticationError
+
+
+def error_for(
+    error: str,
+    description: str,
+    *,
+    status: Optional[int] = None,
+    login_url: str = "",
+    username: str = "",
+) -> AuthenticationError:
+    """The :class:`AuthenticationError` subclass for Salesforce's ``error`` /
+    ``error_description`` (description matched case-insensitively); unknown codes give the
+    base class with a generic hint."""
+    cls = _class_for(error, description)
+    return cls(
+        error or "unknown_error",
+        redact(description or ""),
+        status=status,
+        login_url=login_url,
+        username=username,
+    )
+
+
+def unexpected_response(
+    status: Optional[int],
+    body: Any,
+    *,
+    login_url: str = "",
+    username: str = "",
+    reason: str = "",
+    content_type: str = "",
+) -> AuthenticationError:
+    """An ``unexpected_response`` :class:`AuthenticationError` for a token endpoint answer
+    that is not Salesforce's JSON (a proxy's HTML page, JSON without ``access_token`` ...).
+    Shows the status and the start of the body, secrets masked."""
+    if isinstance(body, bytes):
+        text = body.decode("utf-8", "replace")
+    else:
+        text = "" if body is None else str(body)
+    excerpt = redact(text.strip())
+    excerpt = " ".join(excerpt.split())  # one line
+    if len(excerpt) > BODY_EXCERPT_CHARS:
+        excerpt = excerpt[:BODY_EXCERPT_CHARS] + "…"
+    what = reason or "the answer is not Salesforce's token JSON"
+    ctype = f", Content-Type {content_type}" if content_type else ""
+    description = f"HTTP {status}{ctype}, {what}; body starts: {excerpt!r}" if excerpt else (
+        f"HTTP {status}{ctype}, {what}; empty body"
+    )
+    hint = (
+        "the login host did not answer like Salesforce's token endpoint: check domain= / "
+        "login_url= (SF_DOMAIN / SF_LOGIN_URL) and any proxy (proxies=, HTTPS_PROXY) or "
+        "captive portal between this machine and Salesforce"
+    )
+    return AuthenticationError(
+        "unexpected_response",
+        description,
+        status=status,
+        login_url=login_url,
+        username=username,
+        hint=hint,
+    )

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+
+from sfjwt_ext import errors
+from sfjwt_ext.errors import (
+    AppAccessError,
+    AssertionExpiredError,
+    AudienceInvalidError,
+    AuthenticationError,
+    ConfigurationError,
+    ConsumerNotApprovedError,
+    InactiveUserError,
+    InvalidAssertionError,
+    InvalidClientIdError,
+    LoginRateExceededError,
+    LoginRestrictedError,
+    SfJwtError,
+    TokenEndpointUnavailable,
+    UnknownUserError,
+    UnsupportedGrantTypeError,
+    error_for,
+    unexpected_response,
+)
+
+USER = "ann@acme.com"
+LOGIN = "https://login.salesforce.com"
+
+# (error, error_description, class, fragments the message must contain)
+TABLE = [
+    ("invalid_grant", "user hasn't approved this consumer", ConsumerNotApprovedError,
+     ["Manage", "Edit Policies", "Permitted Users", "Admin approved users are pre-authorized",
+      "Manage Profiles", "Manage Permission Sets", "sandbox", "test.salesforce.com"]),
+    ("invalid_app_access", "user is not admin approved to access this app", AppAccessError,
+     ["Manage Profiles", "permission set"]),
+    ("invalid_client_id", "client identifier invalid", InvalidClientIdError,
+     ["SF_CONSUMER_KEY", "10 minutes"]),
+    ("invalid_grant", "audience is invalid", AudienceInvalidError,
+     ["https://login.salesforce.com", "https://test.salesforce.com", "My Domain", "SF_AUDIENCE"]),
+    ("invalid_grant", "invalid assertion", InvalidAssertionError,
+     ["Use digital signatures", ".crt"]),
+    ("invalid_grant", "expired authorization code", AssertionExpiredError, ["clock"]),
+    ("invalid_grant", "assertion expired", AssertionExpiredError, ["clock"]),
+    ("invalid_grant", "inactive user", InactiveUserError, ["deactivated"]),
+    ("invalid_grant", "inactive_org", InactiveUserError, ["org"]),
+    ("invalid_grant", "invalid user", UnknownUserError, ["SF_USERNAME", "test.salesforce.com"]),
+    ("invalid_grant", "IP restricted or invalid login hours", LoginRestrictedError,
+     ["Login IP Ranges", "Login Hours"]),
+    ("rate_limit_exceeded", "number of logins exceeded", LoginRateExceededError, ["3,600", "reuse"]),
+    ("invalid_grant", "LOGIN_RATE_EXCEEDED", LoginRateExceededError, ["3,600"]),
+    ("unsupported_grant_type", "grant type not supported", UnsupportedGrantTypeError, ["login_url"]),
+]
+
+
+@pytest.mark.parametrize("error,description,cls,fragments", TABLE)
+def test_error_for_maps_each_row_to_its_class(error, description, cls, fragments):
+    exc = error_for(error, description, status=400, login_url=LOGIN, username=USER)
+    assert type(exc) is cls
+    assert isinstance(exc, AuthenticationError)
+    assert isinstance(exc, SalesforceAuthenticationFailed)
+    assert isinstance(exc, SfJwtError)
+    message = str(exc)
+    assert message.startswith(f"Salesforce refused the JWT login of {USER} at {LOGIN}: {error}: ")
+    assert description.rstrip(".") in message
+    assert "Fix: " in message
+    for fragment in fragments:
+        assert fragment in message, fragment
+    assert exc.error == error
+    assert exc.description == description
+    assert exc.status == 400
+    assert exc.login_url == LOGIN
+    assert exc.username == USER
+    assert exc.hint and exc.hint in message
+
+
+def test_matching_is_case_insensitive():
+    exc = error_for("INVALID_GRANT", "User Hasn't Approved This Consumer", login_url=LOGIN, username=USER)
+    assert isinstance(exc, ConsumerNotApprovedError)
+    assert isinstance(error_for("invalid_grant", "Audience Is Invalid"), AudienceInvalidError)
+
+
+def test_unknown_code_gives_base_class_with_generic_hint():
+    exc = error_for("weird_error", "something new", status=400, login_url=LOGIN, username=USER)
+    assert type(exc) is AuthenticationError
+    assert "Login History" in str(exc)
+    assert "weird_error: something new" in str(exc)
+
+
+def test_unknown_invalid_grant_description_gives_base_class():
+    assert type(error_for("invalid_grant", "a brand new reason")) is AuthenticationError
+
+
+def test_simple_salesforce_compatibility():
+    exc = error_for("invalid_grant", "invalid assertion", status=400, login_url=LOGIN, username=USER)
+    # simple-salesforce's attributes are there
+    assert exc.code == "invalid_grant"
+    assert "invalid assertion" in exc.auth_message
+    # the real status, not SalesforceAuthenticationFailed's fixed 401
+    assert exc.status == 400
+    with pytest.raises(SalesforceAuthenticationFailed):
+        raise exc
+
+
+def test_status_other_than_400_is_shown():
+    exc = error_for("invalid_grant", "invalid user", status=401, login_url=LOGIN, username=USER)
+    assert "(HTTP 401)" in str(exc)
+
+
+def test_constructible_like_simple_salesforce():
+    exc = AuthenticationError("invalid_grant", "something")
+    assert exc.error == "invalid_grant"
+    assert exc.status is None
+    assert "invalid_grant: something" in str(exc)
+
+
+def test_pickle_round_trip_keeps_class_and_fields():
+    exc = error_for("invalid_client_id", "client identifier invalid", status=400, login_url=LOGIN, username=USER)
+    copy = pickle.loads(pickle.dumps(exc))
+    assert type(copy) is InvalidClientIdError
+    assert (copy.error, copy.description, copy.status, copy.login_url, copy.username) == (
+        exc.error, exc.description, exc.status, exc.login_url, exc.username)
+    assert str(copy) == str(exc)
+
+
+def test_configuration_error_is_value_error():
+    assert issubclass(ConfigurationError, ValueError)
+    assert issubclass(ConfigurationError, SfJwtError)
+    assert issubclass(errors.PrivateKeyError, SfJwtError)
+    assert issubclass(errors.KeyFilePermissionWarning, UserWarning)
+
+
+def test_token_endpoint_unavailable_carries_cause_and_attempts():
+    cause = ConnectionError("connection reset by peer")
+    exc = TokenEndpointUnavailable(LOGIN, 3, cause)
+    assert exc.last_cause is cause
+    assert exc.attempts == 3
+    assert exc.login_url == LOGIN
+    assert "3 attempts" in str(exc) and "connection reset by peer" in str(exc)
+    assert not isinstance(exc, AuthenticationError)
+    copy = pickle.loads(pickle.dumps(exc))
+    assert copy.attempts == 3 and "connection reset" in str(copy)
+
+
+def test_token_endpoint_unavailable_masks_secrets_in_the_cause():
+    token = "00D5g000004abcd!AQ0AQHjm1f2Q3gkkz.zJ2yHcR9uFwX0b2v1xLb7_abcdEFGH"
+    exc = TokenEndpointUnavailable(LOGIN, 1, f"HTTP 503: {token}")
+    assert token not in str(exc)
+
+
+def test_unexpected_response_html_shows_status_and_start_of_body():
+    body = "<html><head><title>Proxy login</title></head>" + "x" * 500 + "</html>"
+    exc = unexpected_response(200, body.encode(), login_url=LOGIN, username=USER, content_type="text/html")
+    assert type(exc) is AuthenticationError
+    assert exc.error == "unexpected_response"
+    assert exc.status == 200
+    message = str(exc)
+    assert "HTTP 200" in message and "text/html" in message
+    assert "<html><head><title>Proxy login" in message
+    assert "x" * 300 not in message  # only the start of the body
+    assert "proxy" in message.lower()
+
+
+def test_unexpected_response_masks_tokens_and_keys_in_the_body():
+    token = "00D5g000004abcd!AQ0AQHjm1f2Q3gkkz.zJ2yHcR9uFwX0b2v1xLb7_abcdEFGH"
+    body = '{"access_tokn": "%s", "scope": "api"}' % token
+    exc = unexpected_response(200, body, login_url=LOGIN, username=USER, reason="JSON without access_token")
+    assert token not in str(exc)
+    assert "00D…EFGH" in str(exc)
+    assert "JSON without access_token" in str(exc)
+
+
+def test_error_for_masks_secrets_echoed_in_description():
+    jwt_text = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
+    exc = error_for("invalid_grant", f"invalid assertion {jwt_text}")
+    assert jwt_text not in str(exc)
