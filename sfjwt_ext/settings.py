@@ -1,0 +1,540 @@
+"""Settings for a JWT login, resolved once: arguments > environment (``SF_*``) > profile.
+
+A profile is a section of an INI file (``config_path()``); ``[default]`` applies when no
+profile is named (``profile=`` / ``SF_PROFILE``). Its keys are the ``SF_*`` names in lower
+case without ``SF_``: ``username``, ``consumer_key`` (or ``client_id``),
+``private_key_file``, ``domain``, ``login_url``, ``audience``, ``api_version``,
+``ca_bundle``. The key text and its passphrase never go into a profile.
+
+Groups resolve as a whole: the private key (``private_key`` / ``private_key_file``) and the
+login host (``domain`` / ``login_url``) come entirely from the highest-precedence source
+that sets either of them, so an argument is never mixed with an environment variable of the
+other kind.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import stat
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from .errors import ConfigurationError, KeyFilePermissionWarning
+
+__all__ = [
+    "ENV",
+    "ENV_ALIASES",
+    "Setting",
+    "Settings",
+    "resolve_settings",
+    "config_path",
+    "check_file_permissions",
+]
+
+#: setting name -> environment variable
+ENV: Dict[str, str] = {
+    "username": "SF_USERNAME",
+    "consumer_key": "SF_CONSUMER_KEY",
+    "private_key": "SF_PRIVATE_KEY",
+    "private_key_file": "SF_PRIVATE_KEY_FILE",
+    "private_key_passphrase": "SF_PRIVATE_KEY_PASSPHRASE",
+    "domain": "SF_DOMAIN",
+    "login_url": "SF_LOGIN_URL",
+    "audience": "SF_AUDIENCE",
+    "version": "SF_API_VERSION",
+    "ca_bundle": "SF_CA_BUNDLE",
+    "profile": "SF_PROFILE",
+}
+#: setting name -> further environment variables accepted for it
+ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"consumer_key": ("SF_CLIENT_ID",)}
+
+#: profile key -> setting name
+PROFILE_KEYS: Dict[str, str] = {
+    "username": "username",
+    "consumer_key": "consumer_key",
+    "client_id": "consumer_key",
+    "private_key_file": "private_key_file",
+    "domain": "domain",
+    "login_url": "login_url",
+    "audience": "audience",
+    "api_version": "version",
+    "ca_bundle": "ca_bundle",
+}
+_FORBIDDEN_PROFILE_KEYS = ("private_key", "private_key_passphrase")
+
+SECRETS = frozenset({"private_key", "private_key_passphrase"})
+DEFAULTS: Dict[str, Any] = {"domain": "login"}
+
+#: how to set each required setting: (argument, environment variable, CLI flag)
+_HOW_TO_SET: Dict[str, Tuple[str, str, str]] = {
+    "username": ("username=", "SF_USERNAME", "--username"),
+    "consumer_key": ("consumer_key=", "SF_CONSUMER_KEY", "--consumer-key"),
+    "private_key": (
+        "private_key= or private_key_file=",
+        "SF_PRIVATE_KEY or SF_PRIVATE_KEY_FILE",
+        "--key-file",
+    ),
+}
+_ARGUMENT_NAMES = tuple(ENV)
+_VERSION_RE = re.compile(r"^\d+(?:\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One resolved value and where it came from: ``"argument"``, ``"environment"``,
+    ``"profile:<name>"`` or ``"default"``."""
+
+    name: str
+    value: Any
+    source: str
+
+    def __repr__(self) -> str:
+        shown = _mask(self.name, self.value)
+        return f"Setting(name={self.name!r}, value={shown}, source={self.source!r})"
+
+
+def _mask(name: str, value: Any) -> str:
+    if value is None:
+        return "None"
+    if name in SECRETS:
+        return "'<hidden>'"
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------
+def config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """The profile file: ``SFJWT_CONFIG``, else ``$XDG_CONFIG_HOME/sfjwt/config.ini`` or
+    ``~/.config/sfjwt/config.ini`` (Linux and other POSIX), ``~/Library/Application
+    Support/sfjwt/config.ini`` (macOS), ``%APPDATA%\\sfjwt\\config.ini`` (Windows)."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("SFJWT_CONFIG")
+    if explicit:
+        return Path(os.path.expanduser(explicit))
+    if sys.platform == "win32":
+        base = env.get("APPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Roaming")
+        return Path(base) / "sfjwt" / "config.ini"
+    if sys.platform == "darwin" and not env.get("XDG_CONFIG_HOME"):
+        return Path(os.path.expanduser("~")) / "Library" / "Application Support" / "sfjwt" / "config.ini"
+    xdg = env.get("XDG_CONFIG_HOME")
+    base_dir = Path(xdg) if xdg else Path(os.path.expanduser("~")) / ".config"
+    return base_dir / "sfjwt" / "config.ini"
+
+
+def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:
+    """Warn (:class:`KeyFilePermissionWarning`) when ``path`` is accessible by group or
+    others, as ssh does; returns True when it warned. No-op where POSIX modes do not apply."""
+    if os.name != "posix":
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.warn(
+            f"the {what} {str(path)!r} is accessible by group or others "
+            f"(mode {stat.S_IMODE(mode):04o}): run `chmod 600 {path}`",
+            KeyFilePermissionWarning,
+            stacklevel=stacklevel,
+        )
+        return True
+    return False
+
+
+def _read_profiles(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(
+        default_section="\x00no-default-section\x00", interpolation=None, strict=True
+    )
+    parser.optionxform = str.lower  # type: ignore[assignment,method-assign]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except PermissionError:
+        raise ConfigurationError(
+            f"cannot read the profile file {str(path)!r}: permission denied (set SFJWT_CONFIG to "
+            "another file, or fix its owner)"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"the profile file {str(path)!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the profile file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        raise ConfigurationError(
+            f"the profile file {str(path)!r} is not a valid INI file: {_ini_problem(exc)}. "
+            "Each profile is a '[name]' line followed by 'key = value' lines"
+        ) from None
+    return parser
+
+
+def _ini_problem(exc: configparser.Error) -> str:
+    """Where the INI file is broken, without quoting its content (it might hold a secret)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {exc.lineno}: a 'key = value' line before any '[profile]' header"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {exc.lineno}: the section [{exc.section}] appears twice"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"line {exc.lineno}: '{exc.option}' appears twice in [{exc.section}]"
+    if isinstance(exc, configparser.ParsingError):
+        lines = [str(lineno) for lineno, _ in getattr(exc, "errors", [])]
+        if lines:
+            return f"line{'s' if len(lines) > 1 else ''} {', '.join(lines)}: not a '[section]' or 'key = value' line"
+    lineno = getattr(exc, "lineno", None)
+    return f"line {lineno}" if lineno else type(exc).__name__
+
+
+def _load_profile(
+    path: Path, name: Optional[str], named_by: Optional[str]
+) -> Tuple[Dict[str, str], Optional[str]]:
+    """(values by setting name, profile name) from the profile file; ``{}`` when none applies."""
+    if not path.is_file():
+        if name is not None:
+            raise ConfigurationError(
+                f"profile {name!r} ({named_by}) was asked for, but there is no profile file at "
+                f"{str(path)!r}: create it (an INI file with a [{name}] section) or set "
+                "SFJWT_CONFIG to its path"
+            )
+        return {}, None
+    parser = _read_profiles(path)
+    check_file_permissions(path, what="profile file", stacklevel=4)
+    wanted = name if name is not None else "default"
+    if not parser.has_section(wanted):
+        if name is None:
+            return {}, None
+        existing = ", ".join(repr(s) for s in parser.sections()) or "none"
+        raise ConfigurationError(
+            f"profile {name!r} ({named_by}) does not exist in {str(path)!r}; existing profiles: "
+            f"{existing}"
+        )
+    values: Dict[str, str] = {}
+    for key, raw in parser.items(wanted):
+        key = key.strip().lower()
+        if key in _FORBIDDEN_PROFILE_KEYS:
+            raise ConfigurationError(
+                f"profile [{wanted}] in {str(path)!r} has '{key}': never store the key text or "
+                "passphrase in the profile: use private_key_file and SF_PRIVATE_KEY_PASSPHRASE"
+            )
+        if key not in PROFILE_KEYS:
+            raise ConfigurationError(
+                f"profile [{wanted}] in {str(path)!r} has an unknown key '{key}'; known keys: "
+                + ", ".join(PROFILE_KEYS)
+            )
+        value = (raw or "").strip()
+        if not value:
+            continue
+        setting = PROFILE_KEYS[key]
+        if setting in values and values[setting] != value:
+            raise ConfigurationError(
+                f"profile [{wanted}] in {str(path)!r} sets both consumer_key and client_id to "
+                "different values: keep one"
+            )
+        if setting == "private_key_file":
+            value = _profile_relative(value, path)
+        values[setting] = value
+    return values, wanted
+
+
+def _profile_relative(value: str, profile_file: Path) -> str:
+    """A relative ``private_key_file`` in a profile is relative to the profile's folder."""
+    expanded = os.path.expanduser(value)
+    if os.path.isabs(expanded):
+        return expanded
+    return str(profile_file.parent / expanded)
+
+
+# ---------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------
+class Settings:
+    """The resolved, validated settings. ``repr`` masks the key text and passphrase;
+    ``sources`` maps each set name to its :class:`Setting` (value and source)."""
+
+    username: Optional[str]
+    consumer_key: Optional[str]
+    private_key: Optional[str]
+    private_key_file: Optional[str]
+    private_key_passphrase: Optional[str]
+    domain: Optional[str]
+    login_url: Optional[str]
+    audience: Optional[str]
+    version: Optional[str]
+    ca_bundle: Optional[str]
+    profile: Optional[str]
+    sources: Dict[str, Setting]
+    config_file: Optional[Path]
+
+    def __init__(
+        self,
+        sources: Mapping[str, Setting],
+        *,
+        config_file: Optional[Path] = None,
+        empty_env: Iterable[str] = (),
+    ) -> None:
+        self.sources = dict(sources)
+        for name in _ARGUMENT_NAMES:
+            setting = self.sources.get(name)
+            object.__setattr__(self, name, setting.value if setting is not None else None)
+        self.config_file = config_file
+        self._empty_env = tuple(empty_env)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ARGUMENT_NAMES:
+            raise AttributeError(f"Settings are read-only: {name}")
+        object.__setattr__(self, name, value)
+
+    def source_of(self, name: str) -> Optional[str]:
+        setting = self.sources.get(name)
+        return setting.source if setting is not None else None
+
+    def require(self) -> None:
+        """Raise :class:`ConfigurationError` naming the argument, environment variable and
+        CLI flag of every missing required setting (username, consumer key, private key)."""
+        missing: List[str] = []
+        if not self.username:
+            missing.append("username")
+        if not self.consumer_key:
+            missing.append("consumer_key")
+        if not self.private_key and not self.private_key_file:
+            missing.append("private_key")
+        if not missing:
+            return
+        lines = []
+        for name in missing:
+            argument, env, flag = _HOW_TO_SET[name]
+            if name == "consumer_key":
+                env = "SF_CONSUMER_KEY (or SF_CLIENT_ID)"
+            line = f"  - {name.replace('_', ' ')}: pass {argument}, set {env}, or use {flag}"
+            empties = [var for var in self._empty_env if var in env]
+            if empties:
+                line += f" ({', '.join(empties)} is set but empty)"
+            lines.append(line)
+        where = (
+            f"; or put it in a profile in {str(self.config_file)!r}"
+            if self.config_file is not None
+            else ""
+        )
+        raise ConfigurationError(
+            "missing settings for the JWT login:\n" + "\n".join(lines) + where
+        )
+
+    def describe(self) -> List[Tuple[str, str, str]]:
+        """``(name, display value, source)`` for every setting, secrets masked (the consumer
+        key is shown); unset settings show ``(not set)`` and an empty source."""
+        rows: List[Tuple[str, str, str]] = []
+        for name in _ARGUMENT_NAMES:
+            setting = self.sources.get(name)
+            if setting is None or setting.value is None:
+                rows.append((name, "(not set)", ""))
+                continue
+            if name == "private_key":
+                value = setting.value
+                shown = (
+                    f"(hidden, {len(value)} characters)" if isinstance(value, (str, bytes)) else "(hidden, key object)"
+                )
+            elif name == "private_key_passphrase":
+                shown = "(hidden)"
+            else:
+                shown = str(setting.value)
+            rows.append((name, shown, setting.source))
+        return rows
+
+    def as_kwargs(self) -> Dict[str, Any]:
+        """The set values by name (for passing on); includes secrets, so never log it."""
+        return {name: getattr(self, name) for name in _ARGUMENT_NAMES if getattr(self, name) is not None}
+
+    def __repr__(self) -> str:
+        parts = [f"{name}={_mask(name, getattr(self, name))}" for name in _ARGUMENT_NAMES]
+        return "Settings(" + ", ".join(parts) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return self.sources == other.sources
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _env_value(env: Mapping[str, str], name: str) -> Tuple[Optional[str], Optional[str], bool]:
+    """(value, variable, set-but-empty) of setting ``name`` in ``env``."""
+    variables = (ENV[name],) + ENV_ALIASES.get(name, ())
+    found: List[Tuple[str, str]] = []
+    empty = False
+    for variable in variables:
+        if variable in env:
+            raw = env[variable]
+            if raw is None or raw.strip() == "":
+                empty = True
+                continue
+            found.append((variable, raw if name == "private_key" else raw.strip()))
+    if len(found) > 1 and len({value for _, value in found}) > 1:
+        names = " and ".join(variable for variable, _ in found)
+        raise ConfigurationError(f"{names} are both set, to different values: unset one of them")
+    if found:
+        return found[0][1], found[0][0], False
+    return None, None, empty
+
+
+def _normalise_version(value: Any, source: str) -> str:
+    text = str(value).strip()
+    if not _VERSION_RE.match(text):
+        raise ConfigurationError(
+            f"API version {text!r} (from {source}) is not a version number like '62.0': fix "
+            "version= / SF_API_VERSION (api_version in a profile)"
+        )
+    if "." not in text:
+        text += ".0"
+    return text
+
+
+def resolve_settings(
+    *,
+    environ: Optional[Mapping[str, str]] = None,
+    config_path: Optional[str] = None,
+    **arguments: Any,
+) -> Settings:
+    """Resolve every setting: arguments > environment (``environ``, default ``os.environ``)
+    > profile (``config_path``, default :func:`config_path`) > defaults. Arguments that are
+    None count as not given. Raises :class:`ConfigurationError` for contradictory or
+    malformed settings; call :meth:`Settings.require` to insist on the required ones."""
+    unknown = sorted(set(arguments) - set(_ARGUMENT_NAMES) - {"client_id"})
+    if unknown:
+        raise TypeError(
+            f"resolve_settings() got unexpected argument(s) {', '.join(unknown)}; known: "
+            + ", ".join(_ARGUMENT_NAMES)
+        )
+    if arguments.get("client_id") is not None:
+        if arguments.get("consumer_key") is not None and arguments["consumer_key"] != arguments["client_id"]:
+            raise ConfigurationError("both consumer_key= and client_id= were given: pass only consumer_key=")
+        arguments["consumer_key"] = arguments.pop("client_id")
+    arguments.pop("client_id", None)
+    env: Mapping[str, str] = os.environ if environ is None else environ
+
+    args: Dict[str, Any] = {}
+    for name, value in arguments.items():
+        if value is None:
+            continue
+        if isinstance(value, str) and value.strip() == "":
+            if name == "private_key":
+                raise ConfigurationError(
+                    "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
+                )
+            continue
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        args[name] = value
+
+    env_values: Dict[str, Tuple[str, str]] = {}
+    empty_env: List[str] = []
+    for name in _ARGUMENT_NAMES:
+        value, variable, empty = _env_value(env, name)
+        if value is not None and variable is not None:
+            env_values[name] = (value, variable)
+        elif empty:
+            empty_env.extend(v for v in (ENV[name],) + ENV_ALIASES.get(name, ()) if v in env)
+
+    # the profile
+    if "profile" in args:
+        profile_name: Optional[str] = str(args["profile"]).strip()
+        named_by: Optional[str] = f"profile={profile_name!r}"
+    elif "profile" in env_values:
+        profile_name = env_values["profile"][0]
+        named_by = "SF_PROFILE"
+    else:
+        profile_name, named_by = None, None
+    path = Path(os.path.expanduser(config_path)) if config_path else globals()["config_path"](env)
+    profile_values, used_profile = _load_profile(path, profile_name, named_by)
+    profile_source = f"profile:{used_profile}" if used_profile else ""
+
+    sources: Dict[str, Setting] = {}
+
+    def take(name: str) -> None:
+        if name in args:
+            sources[name] = Setting(name, args[name], "argument")
+        elif name in env_values:
+            sources[name] = Setting(name, env_values[name][0], "environment")
+        elif name in profile_values:
+            sources[name] = Setting(name, profile_values[name], profile_source)
+        elif name in DEFAULTS:
+            sources[name] = Setting(name, DEFAULTS[name], "default")
+
+    # groups: the private key, the login host
+    if "private_key" in args and "private_key_file" in args:
+        raise ConfigurationError(
+            "both private_key= and private_key_file= were given: pass only one (the PEM text or "
+            "the path of the .key file)"
+        )
+    if "private_key" in args or "private_key_file" in args:
+        for name in ("private_key", "private_key_file"):
+            if name in args:
+                sources[name] = Setting(name, args[name], "argument")
+    else:
+        if "SF_PRIVATE_KEY" in empty_env:
+            raise ConfigurationError(
+                "SF_PRIVATE_KEY is set but empty: unset it, or give it the PEM text of the key "
+                "(an unset CI secret gives an empty variable); to use a key file set only "
+                "SF_PRIVATE_KEY_FILE"
+            )
+        if "private_key" in env_values and "private_key_file" in env_values:
+            raise ConfigurationError(
+                "both SF_PRIVATE_KEY and SF_PRIVATE_KEY_FILE are set: unset one of them (or pass "
+                "private_key= / private_key_file= to override both)"
+            )
+        for name in ("private_key", "private_key_file"):
+            if name in env_values:
+                sources[name] = Setting(name, env_values[name][0], "environment")
+        if "private_key" not in env_values and "private_key_file" not in env_values and "private_key_file" in profile_values:
+            sources["private_key_file"] = Setting(
+                "private_key_file", profile_values["private_key_file"], profile_source
+            )
+    host_group = ("domain", "login_url")
+    for layer, source in ((args, "argument"), ({k: v[0] for k, v in env_values.items()}, "environment"), (profile_values, profile_source)):
+        if any(name in layer for name in host_group):
+            for name in host_group:
+                if name in layer:
+                    sources[name] = Setting(name, layer[name], source)
+            break
+    else:
+        sources["domain"] = Setting("domain", DEFAULTS["domain"], "default")
+
+    for name in ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle"):
+        take(name)
+    if used_profile is not None or "profile" in args or "profile" in env_values:
+        if "profile" in args:
+            sources["profile"] = Setting("profile", args["profile"], "argument")
+        elif "profile" in env_values:
+            sources["profile"] = Setting("profile", env_values["profile"][0], "environment")
+        else:
+            sources["profile"] = Setting("profile", used_profile, "default")
+
+    # validation
+    if "version" in sources:
+        setting = sources["version"]
+        sources["version"] = Setting(
+            "version", _normalise_version(setting.value, _describe_source("version", setting)), setting.source
+        )
+    if "ca_bundle" in sources:
+        setting = sources["ca_bundle"]
+        bundle = os.path.expanduser(str(setting.value))
+        if not os.path.exists(bundle):
+            raise ConfigurationError(
+                f"the CA bundle {bundle!r} (from {_describe_source('ca_bundle', setting)}) does not "
+                "exist: fix verify= / ca_bundle= / SF_CA_BUNDLE (a PEM file of trusted CAs)"
+            )
+        sources["ca_bundle"] = Setting("ca_bundle", bundle, setting.source)
+    for name in ("username", "consumer_key"):
+        if name in sources and not isinstance(sources[name].value, str):
+            raise ConfigurationError(f"{name}= must be a string, not {type(sources[name].value).__name__}")
+    return Settings(sources, config_file=path, empty_env=empty_env)
+
+
+def _describe_source(name: str, setting: Setting) -> str:
+    if setting.source == "argument":
+        return f"{name}="
+    if setting.source == "environment":
+        return ENV[name]
+    return setting.source
