@@ -337,7 +337,8 @@ def _login(
     started = time.monotonic()
     logger.debug("logging in %s at %s", settings.username, target.token_url)
     token = client.fetch()
-    logger.info(
+    # exchange.py logs the login at INFO (user, host, org, elapsed); this is the step.
+    logger.debug(
         "logged in %s at %s (org %s, instance %s) in %.0f ms",
         settings.username, _host(target.token_url), getattr(token, "org_id", "?"),
         _host(token.instance_url), (time.monotonic() - started) * 1000.0,
