@@ -36,7 +36,7 @@ import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Mapping, MutableMapping, Optional, Set, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
@@ -466,6 +466,7 @@ class RefreshingSession(requests.Session):
                 response.url, response.status_code, "", _content_for_error(response)
             )
         retry = self._copy_for_resend(request, response, sent_token, token.access_token)
+        self._follow_instance(retry, token.instance_url)
         new_response = self._send(retry, kwargs, refreshes + 1)
         new_response.history = [*response.history, response, *new_response.history]
         return new_response
@@ -543,6 +544,19 @@ class RefreshingSession(requests.Session):
         elif retry.body is not None:
             rewind_body(retry)
         return retry
+
+    def _follow_instance(self, request: requests.PreparedRequest, instance_url: str) -> None:
+        """A refresh that answered with another ``instance_url`` (an org migration): the
+        resend goes to the new instance, as the client's URLs do from now on."""
+        url = request.url or ""
+        if not self.refresher.is_instance_url(url) or self.refresher.is_identity_url(url):
+            return
+        new_origin = _https_origin(instance_url)
+        if new_origin is None or _https_origin(url) == new_origin:
+            return
+        parts = urlsplit(url)
+        request.url = urlunsplit((parts.scheme, urlsplit(instance_url).netloc, parts.path, parts.query, parts.fragment))
+        logger.info("resending to the new instance %s", _host_of(instance_url))
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         """requests drops ``Authorization`` when a redirect changes host; we also drop

@@ -470,3 +470,18 @@ def test_clients_follow_a_new_instance_url() -> None:
     assert sf.session._wants_token("https://127.0.0.1:9443/services/data/")
     assert sf.session._wants_token("https://127.0.0.2:8443/services/data/")
     assert not sf.session._wants_token("https://127.0.0.3/services/data/")
+
+
+def test_resend_follows_an_instance_that_moved_during_the_refresh(org: Any, sf: SalesforceJWT) -> None:
+    # The org "migrates": new logins name another instance origin (the same server reached
+    # as localhost, which its certificate also covers).
+    old_url = sf.base_url + "limits/"
+    org.instance_url = org.instance_url.replace("127.0.0.1", "localhost")
+    org.expire_all_sessions()
+    response = sf.session.get(old_url)
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [401]
+    assert response.history[0].url == old_url  # the failed call went to the old origin,
+    assert response.url.startswith(org.instance_url + "/services/data/")  # the resend to the new
+    assert sf.base_url.startswith(org.instance_url + "/services/data/")
+    assert sf.query(SOQL)["totalSize"] == 3
