@@ -1,0 +1,371 @@
+"""A small, forgiving parser for the SELECT list of a SOQL query (client side).
+
+:func:`parse_select` tells :mod:`sfjwt_ext.dataframe` which columns a query returns, in
+order, before any record arrives: plain fields and parent paths (``Account.Owner.Name``),
+aggregate and date functions with their column names (alias, else ``expr0``, ``expr1``...),
+``COUNT()``, child subqueries (``(SELECT ... FROM Contacts)``), and whatever it cannot know
+in advance (``FIELDS(ALL)``, ``TYPEOF``), flagged as ``dynamic``.
+
+It is not a validator: Salesforce (or the local org) rejects bad SOQL; this only reads
+what it needs and raises :class:`SoqlParseError` when it cannot. Pure Python, no imports
+from the rest of the package.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+__all__ = [
+    "AGGREGATE_FUNCTIONS",
+    "DATE_FUNCTIONS",
+    "SelectItem",
+    "SelectQuery",
+    "SoqlParseError",
+    "parse_select",
+]
+
+#: Functions that make a query an aggregate query.
+AGGREGATE_FUNCTIONS = frozenset({"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "GROUPING"})
+#: Date functions (usable in aggregate queries' SELECT and GROUP BY); DAY_ONLY returns a date.
+DATE_FUNCTIONS = frozenset({
+    "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK",
+    "DAY_IN_YEAR", "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY",
+    "WEEK_IN_MONTH", "WEEK_IN_YEAR",
+})
+#: Functions whose result keeps the field's name in non-aggregate queries.
+_FIELD_PRESERVING = frozenset({"TOLABEL", "CONVERTCURRENCY", "FORMAT", "CONVERTTIMEZONE"})
+
+_CLAUSE_WORDS = frozenset({"WHERE", "WITH", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "FOR", "USING", "UPDATE"})
+
+
+class SoqlParseError(ValueError):
+    """The SELECT list could not be read (the query may still be valid SOQL)."""
+
+
+@dataclass(frozen=True)
+class SelectItem:
+    """One entry of the SELECT list.
+
+    kind:
+      ``field``      a field or parent path; ``path`` its parts
+      ``function``   a function call: ``func`` upper-cased; ``path`` its field argument (may be empty)
+      ``subquery``   a child-relationship subquery; ``path`` = (relationship name,), ``subquery`` parsed
+      ``dynamic``    ``FIELDS(...)`` / ``TYPEOF``: the columns are only known from the records
+    name: the column name the API uses for it (alias / ``exprN`` / dotted path / relationship).
+    """
+
+    kind: str
+    name: str
+    path: Tuple[str, ...] = ()
+    func: Optional[str] = None
+    alias: Optional[str] = None
+    inner: Optional[str] = None  # for nested calls like FORMAT(SUM(Amount)): the inner function
+    subquery: Optional["SelectQuery"] = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class SelectQuery:
+    sobject: str
+    items: Tuple[SelectItem, ...]
+    alias: Optional[str] = None
+    where: Optional[str] = None  # the WHERE clause text, as written
+    group_by: bool = False
+    limit: Optional[int] = None
+    offset: Optional[int] = None
+    order_by: bool = False
+
+    @property
+    def is_count(self) -> bool:
+        """``SELECT COUNT() FROM ...``: the answer is ``totalSize``, there are no records."""
+        return (len(self.items) == 1 and self.items[0].kind == "function"
+                and self.items[0].func == "COUNT" and not self.items[0].path and not self.group_by)
+
+    @property
+    def is_aggregate(self) -> bool:
+        return self.group_by or any(
+            i.kind == "function" and (i.func in AGGREGATE_FUNCTIONS or i.inner in AGGREGATE_FUNCTIONS)
+            for i in self.items)
+
+    @property
+    def dynamic(self) -> bool:
+        return any(i.kind == "dynamic" for i in self.items)
+
+    @property
+    def has_subquery(self) -> bool:
+        return any(i.kind == "subquery" for i in self.items)
+
+
+# --------------------------------------------------------------------------- tokens
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<string>'(?:[^'\\]|\\.)*')
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<number>[-+]?\d[\w:.+-]*)
+  | (?P<bind>:[A-Za-z_]\w*)
+  | (?P<op><=|>=|!=|<>|[=<>])
+  | (?P<punct>[(),])
+  | (?P<other>.)
+""", re.VERBOSE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str
+    value: str
+    pos: int
+    end: int
+
+    @property
+    def upper(self) -> str:
+        return self.value.upper() if self.kind == "ident" else ""
+
+
+def _tokenize(text: str) -> List[_Tok]:
+    out: List[_Tok] = []
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup or "other"
+        if kind == "ws":
+            continue
+        if kind == "string" or kind == "other" and m.group() == "'":
+            if kind == "other":
+                raise SoqlParseError(f"unterminated string literal at position {m.start()}")
+        out.append(_Tok(kind, m.group(), m.start(), m.end()))
+    return out
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+
+    # helpers ---------------------------------------------------------------
+    def peek(self, k: int = 0) -> Optional[_Tok]:
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else None
+
+    def next(self) -> _Tok:
+        t = self.peek()
+        if t is None:
+            raise SoqlParseError("unexpected end of query")
+        self.i += 1
+        return t
+
+    def is_word(self, word: str, k: int = 0) -> bool:
+        t = self.peek(k)
+        return t is not None and t.upper == word
+
+    def is_punct(self, ch: str, k: int = 0) -> bool:
+        t = self.peek(k)
+        return t is not None and t.kind == "punct" and t.value == ch
+
+    def expect_word(self, word: str) -> _Tok:
+        t = self.next()
+        if t.upper != word:
+            raise SoqlParseError(f"expected {word} at position {t.pos}, found {t.value!r}")
+        return t
+
+    def expect_punct(self, ch: str) -> _Tok:
+        t = self.next()
+        if t.kind != "punct" or t.value != ch:
+            raise SoqlParseError(f"expected {ch!r} at position {t.pos}, found {t.value!r}")
+        return t
+
+    def skip_balanced(self) -> None:
+        """Skip from an opening parenthesis to its match."""
+        depth = 0
+        while True:
+            t = self.next()
+            if t.kind == "punct" and t.value == "(":
+                depth += 1
+            elif t.kind == "punct" and t.value == ")":
+                depth -= 1
+                if depth == 0:
+                    return
+
+    def alias_here(self) -> Optional[str]:
+        """An alias is a bare identifier followed by ',' / FROM / ')' / end."""
+        t = self.peek()
+        if t is None or t.kind != "ident" or "." in t.value or t.upper == "FROM":
+            return None
+        nxt = self.peek(1)
+        if nxt is None or (nxt.kind == "punct" and nxt.value in ",)") or nxt.upper == "FROM":
+            self.i += 1
+            return t.value
+        return None
+
+    # grammar ---------------------------------------------------------------
+    def query(self, nested: bool) -> SelectQuery:
+        self.expect_word("SELECT")
+        raw: List[SelectItem] = []
+        while True:
+            raw.append(self.item(nested))
+            if self.is_punct(","):
+                self.i += 1
+                continue
+            break
+        self.expect_word("FROM")
+        obj = self.next()
+        if obj.kind != "ident":
+            raise SoqlParseError(f"expected an object name after FROM at position {obj.pos}")
+        alias = None
+        t = self.peek()
+        if t is not None and t.kind == "ident" and "." not in t.value and t.upper not in _CLAUSE_WORDS:
+            alias = t.value
+            self.i += 1
+        where: Optional[str] = None
+        group_by = order_by = False
+        limit = offset = None
+        depth = 0
+        where_start: Optional[int] = None
+        while True:
+            t = self.peek()
+            if t is None:
+                break
+            if t.kind == "punct" and t.value == "(":
+                depth += 1
+            elif t.kind == "punct" and t.value == ")":
+                if depth == 0:
+                    if nested:
+                        break
+                    raise SoqlParseError(f"unbalanced ')' at position {t.pos}")
+                depth -= 1
+            elif depth == 0 and t.kind == "ident":
+                word = t.upper
+                if word in _CLAUSE_WORDS and where_start is not None and word != "WHERE":
+                    where = self.text[where_start:t.pos].strip()
+                    where_start = None
+                if word == "WHERE":
+                    where_start = t.end
+                elif word == "GROUP" and self.is_word("BY", 1):
+                    group_by = True
+                elif word == "ORDER" and self.is_word("BY", 1):
+                    order_by = True
+                elif word in ("LIMIT", "OFFSET"):
+                    n = self.peek(1)
+                    if n is not None and n.kind == "number" and n.value.isdigit():
+                        if word == "LIMIT":
+                            limit = int(n.value)
+                        else:
+                            offset = int(n.value)
+            self.i += 1
+        if where_start is not None:
+            end = self.peek().pos if self.peek() is not None else len(self.text)  # type: ignore[union-attr]
+            where = self.text[where_start:end].strip()
+        items = _name_items(raw, alias, obj.value, group_by)
+        return SelectQuery(sobject=obj.value, items=tuple(items), alias=alias, where=where or None,
+                           group_by=group_by, limit=limit, offset=offset, order_by=order_by)
+
+    def item(self, nested: bool) -> SelectItem:
+        start = self.peek()
+        if start is None:
+            raise SoqlParseError("unexpected end of query in the SELECT list")
+        if start.kind == "punct" and start.value == "(":
+            if nested:
+                raise SoqlParseError(f"a subquery cannot contain a subquery (position {start.pos})")
+            self.i += 1
+            sub = self.query(nested=True)
+            end = self.expect_punct(")")
+            return SelectItem("subquery", sub.sobject, (sub.sobject,), subquery=sub,
+                              text=self.text[start.pos:end.end])
+        if start.kind != "ident":
+            raise SoqlParseError(f"unexpected {start.value!r} at position {start.pos} in the SELECT list")
+        if start.upper == "TYPEOF":
+            while not self.is_word("END"):
+                self.next()
+            end = self.next()
+            return SelectItem("dynamic", "", text=self.text[start.pos:end.end])
+        if self.is_punct("(", 1):
+            func = start.upper
+            if func == "FIELDS":
+                self.i += 1
+                self.skip_balanced()
+                return SelectItem("dynamic", "", func=func, text=self.text[start.pos:self.toks[self.i - 1].end])
+            path, inner = self.call_args()
+            end_pos = self.toks[self.i - 1].end
+            alias = self.alias_here()
+            return SelectItem("function", "", path=path, func=func, alias=alias, inner=inner,
+                              text=self.text[start.pos:end_pos])
+        self.i += 1
+        path = tuple(start.value.split("."))
+        alias = self.alias_here()
+        return SelectItem("field", "", path=path, alias=alias, text=start.value)
+
+    def call_args(self) -> Tuple[Tuple[str, ...], Optional[str]]:
+        """At ``NAME (``: read the call; return the first field argument and an inner function."""
+        self.i += 1  # the function name
+        self.expect_punct("(")
+        path: Tuple[str, ...] = ()
+        inner: Optional[str] = None
+        if self.is_punct(")"):
+            self.i += 1
+            return path, inner
+        t = self.peek()
+        if t is not None and t.kind == "ident" and self.is_punct("(", 1):
+            inner = t.upper
+            path, _ = self.call_args()
+        elif t is not None and t.kind == "ident":
+            path = tuple(t.value.split("."))
+            self.i += 1
+        # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...)
+        depth = 1
+        while depth:
+            t = self.next()
+            if t.kind == "punct" and t.value == "(":
+                depth += 1
+            elif t.kind == "punct" and t.value == ")":
+                depth -= 1
+        return path, inner
+
+
+def _name_items(raw: List[SelectItem], alias: Optional[str], sobject: str, group_by: bool) -> List[SelectItem]:
+    """Strip the object alias from paths and give each item its column name."""
+
+    def strip(path: Tuple[str, ...]) -> Tuple[str, ...]:
+        if len(path) > 1 and (
+                (alias is not None and path[0].lower() == alias.lower()) or path[0].lower() == sobject.lower()):
+            return path[1:]
+        return path
+
+    aggregate = group_by or any(
+        i.kind == "function" and (i.func in AGGREGATE_FUNCTIONS or i.inner in AGGREGATE_FUNCTIONS) for i in raw)
+    out: List[SelectItem] = []
+    expr = 0
+    for item in raw:
+        if item.kind == "field":
+            path = strip(item.path)
+            name = item.alias or ".".join(path)
+            out.append(SelectItem("field", name, path, alias=item.alias, text=item.text))
+        elif item.kind == "function":
+            path = strip(item.path)
+            if item.alias:
+                name = item.alias
+            elif item.func == "COUNT" and not path and item.inner is None:
+                name = "expr%d" % expr if aggregate and len(raw) > 1 else "count"
+                if aggregate and len(raw) > 1:
+                    expr += 1
+            elif not aggregate and item.func in _FIELD_PRESERVING and path:
+                name = ".".join(path)
+            else:
+                name = "expr%d" % expr
+                expr += 1
+            out.append(SelectItem("function", name, path, func=item.func, alias=item.alias, inner=item.inner,
+                                  text=item.text))
+        else:
+            out.append(item)
+    return out
+
+
+def parse_select(soql: str) -> SelectQuery:
+    """Parse the SELECT list (and the little of the rest that query_df needs) of ``soql``."""
+    if not isinstance(soql, str) or not soql.strip():
+        raise SoqlParseError("the query is empty")
+    p = _Parser(soql)
+    q = p.query(nested=False)
+    if p.peek() is not None:
+        t = p.peek()
+        raise SoqlParseError(f"unexpected {t.value!r} at position {t.pos}")  # type: ignore[union-attr]
+    return q
