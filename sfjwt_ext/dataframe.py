@@ -29,8 +29,9 @@ runs a SOQL query with any :class:`simple_salesforce.Salesforce` client and retu
 * ``bulk=True`` runs a Bulk API 2.0 query job instead, downloads its CSV parts into a
   temporary directory (removed afterwards) and reads them with pandas (the pyarrow CSV
   engine when pyarrow is installed): same columns and dtypes as the REST path.
-  ``bulk="auto"`` (the default) switches to Bulk 2.0 when the query's first REST page says
-  ``totalSize`` is above :data:`BULK_AUTO_THRESHOLD` and the query is one Bulk 2.0 can run.
+  ``bulk="auto"`` (the default) first asks ``SELECT COUNT() FROM <object> WHERE <same
+  filter>`` (capped by the query's LIMIT) and switches to Bulk 2.0 when that estimate is
+  above :data:`BULK_AUTO_THRESHOLD` and the query is one Bulk 2.0 can run.
   Bulk 2.0 cannot run aggregates, ``COUNT()``, child subqueries, ``FIELDS()``, ``TYPEOF``,
   ``OFFSET`` or compound (address / location) fields: ``"auto"`` stays on REST for those,
   ``bulk=True`` raises :class:`BulkQueryNotSupported` (a ``ValueError``).
@@ -51,9 +52,9 @@ __all__ = ["BULK_AUTO_THRESHOLD", "BULK_PART_RECORDS", "BulkQueryNotSupported", 
 
 logger = logging.getLogger("sfjwt_ext.dataframe")
 
-#: ``bulk="auto"`` uses Bulk API 2.0 when the query's ``totalSize`` (read from the first
-#: REST page, so small queries cost no extra request) is above this many rows. Below it
-#: the REST query API is faster: a Bulk job costs several round trips and a polling delay.
+#: ``bulk="auto"`` uses Bulk API 2.0 when a ``SELECT COUNT()`` estimate of the query (same
+#: object and WHERE clause, capped by its LIMIT) is above this many rows. Below it the REST
+#: query API is faster: a Bulk job costs several round trips and a polling delay.
 BULK_AUTO_THRESHOLD = 200_000
 #: ``maxRecords`` per Bulk 2.0 result part (one CSV file and one progress step per part).
 BULK_PART_RECORDS = 50_000
@@ -827,14 +828,30 @@ def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Opt
                                         f"or bulk='auto'.")
         assert q is not None
         return _bulk(pd, sf, soql, q, columns, include_deleted, progress)
+    if bulk == "auto" and q is not None and _bulk_refusal(q) is None:
+        estimate = _count_estimate(sf, q, include_deleted)
+        if estimate is not None and estimate > BULK_AUTO_THRESHOLD:
+            columns = _plan(describer, q)
+            if _bulk_refusal(q, columns) is None:
+                logger.info("query_df: COUNT() estimate %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0",
+                            estimate, BULK_AUTO_THRESHOLD)
+                return _bulk(pd, sf, soql, q, columns, include_deleted, progress)
     pages = _Pages(sf, soql, include_deleted, batch_size)
     first = pages.first()
-    total = first.get("totalSize")
-    if (bulk == "auto" and not first.get("done", True) and isinstance(total, int)
-            and total > BULK_AUTO_THRESHOLD and _bulk_refusal(q) is None):
-        assert q is not None
-        columns = _plan(describer, q)
-        if _bulk_refusal(q, columns) is None:
-            logger.info("query_df: %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0", total, BULK_AUTO_THRESHOLD)
-            return _bulk(pd, sf, soql, q, columns, include_deleted, progress)
     return _rest(pd, sf, soql, q, describer, pages, first, progress)
+
+
+def _count_estimate(sf: Any, q: SelectQuery, include_deleted: bool) -> Optional[int]:
+    """Rows ``q`` will return, from ``SELECT COUNT() FROM <object> [WHERE ...]`` capped by
+    its LIMIT; ``None`` when the count itself fails (the REST path then decides)."""
+    count_soql = f"SELECT COUNT() FROM {q.sobject}" + (f" {q.alias}" if q.alias else "")
+    if q.where:
+        count_soql += f" WHERE {q.where}"
+    try:
+        total = sf.query(count_soql, include_deleted=include_deleted).get("totalSize")
+    except Exception as exc:  # a COUNT() that times out on a huge table must not stop the query
+        logger.debug("query_df: COUNT() estimate failed (%s); staying on REST", type(exc).__name__)
+        return None
+    if not isinstance(total, int):
+        return None
+    return min(total, q.limit) if q.limit is not None else total

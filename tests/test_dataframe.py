@@ -274,7 +274,8 @@ def test_pages_are_streamed_without_loss(sf: Any, org: Any, capsys: pytest.Captu
     total = query_df(sf, "SELECT COUNT() FROM Contact", progress=False).at[0, "count"]
     assert len(df) == total == 1500
     assert df["Id"].is_unique
-    assert len(_page_requests(org)) == math.ceil(1500 / 200) + 1  # + the COUNT()
+    # + the bulk="auto" COUNT() estimate + the COUNT() query above
+    assert len(_page_requests(org)) == math.ceil(1500 / 200) + 2
     assert capsys.readouterr().err == ""
 
 
@@ -376,6 +377,12 @@ def test_bulk_auto_above_threshold(sf: Any, org: Any, monkeypatch: pytest.Monkey
     org.reset_counters()
     small = query_df(sf, soql, progress=False, batch_size=500)  # 2000 rows: far below the default
     assert not any("/jobs/" in r.path for r in org.requests)
+    # the decision came from a COUNT() estimate of the same object and filter
+    assert any(r.path.rstrip("/").endswith("/query") and r.method == "GET" for r in org.requests)
+    monkeypatch.setattr(dataframe, "BULK_AUTO_THRESHOLD", 1000)
+    org.reset_counters()
+    limited = query_df(sf, soql + " LIMIT 900", progress=False)  # LIMIT caps the estimate
+    assert len(limited) == 900 and not any("/jobs/" in r.path for r in org.requests)
     monkeypatch.setattr(dataframe, "BULK_AUTO_THRESHOLD", 1000)
     org.reset_counters()
     big = query_df(sf, soql, progress=False, batch_size=500)
