@@ -9,7 +9,7 @@ messages go to stderr. Typical use from a shell::
     ORG_PID=$!
     until grep -q SF_CA_BUNDLE /tmp/sf-org.env 2>/dev/null; do sleep 0.1; done
     source /tmp/sf-org.env          # SF_USERNAME, SF_CONSUMER_KEY, SF_PRIVATE_KEY_FILE, SF_LOGIN_URL, SF_CA_BUNDLE
-    sfjwt whoami                    # or any client that reads SF_* variables
+    sfjwt check                     # or any client that reads SF_* variables
     kill -INT $ORG_PID
 
 Options: ``--dir FOLDER``, ``--username NAME``, ``--port-login N``, ``--port-instance N``
