@@ -25,6 +25,8 @@ _EXPORTS = {
     "resolve_settings": "settings",
     "Settings": "settings",
     "query_df": "dataframe",
+    "BulkQueryNotSupported": "dataframe",
+    "RequestNotReplayable": "session",
     "RedactingFilter": "_redact",
     "errors": None,
     "SfJwtError": "errors",
@@ -68,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import errors
     from ._redact import RedactingFilter
     from .connect import SalesforceJWT, clear_cache, connect_jwt
-    from .dataframe import query_df
+    from .dataframe import BulkQueryNotSupported, query_df
     from .errors import (
         AppAccessError,
         AssertionExpiredError,
@@ -89,4 +91,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnsupportedGrantTypeError,
     )
     from .exchange import LoginTarget, TokenResponse, resolve_login
+    from .session import RequestNotReplayable
     from .settings import Settings, resolve_settings
