@@ -1,0 +1,108 @@
+"""B5: what importing sfjwt-ext adds on top of simple-salesforce.
+
+    python benchmarks/bench_import.py            # 11 fresh interpreters per statement
+    python benchmarks/bench_import.py --quick    # 1 (smoke test)
+
+Each statement runs in a fresh ``python -X importtime -c ...``; the import time is the sum
+of the top-level ``cumulative`` column of ``-X importtime`` minus the same sum for
+``python -X importtime -c pass`` (the interpreter's own start-up imports). Statements
+alternate run by run; medians are compared.
+
+    import simple_salesforce                 what every simple-salesforce user pays
+    from sfjwt_ext import connect_jwt        what a user of connect_jwt pays (it imports
+                                             simple_salesforce, requests, cryptography ...)
+    import sfjwt_ext                         the package alone (public names are lazy)
+
+Figure: ``from sfjwt_ext import connect_jwt`` minus ``import simple_salesforce``, in ms.
+Target: at most +15 ms. Wall times of the subprocesses (minus ``-c pass``) are reported
+alongside.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import REPO, Figure, Report, base_parser, median  # noqa: E402
+
+STATEMENTS: Dict[str, str] = {
+    "baseline": "pass",
+    "simple_salesforce": "import simple_salesforce",
+    "connect_jwt": "from sfjwt_ext import connect_jwt",
+    "sfjwt_ext": "import sfjwt_ext",
+}
+TARGET_MS = 15.0
+_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
+HEAVY = ("pandas", "tqdm", "argparse", "sfjwt_ext.testing", "sfjwt_ext.cli", "sfjwt_ext.dataframe")
+
+
+def run(statement: str) -> Tuple[float, float, List[str]]:
+    """(top-level cumulative import µs, wall seconds, names of modules imported)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    total = 0
+    modules: List[str] = []
+    for line in out.stderr.splitlines():
+        match = _LINE.match(line)
+        if not match:
+            continue
+        modules.append(match.group(4))
+        if len(match.group(3)) <= 1:  # top level: one space after the bar, no nesting
+            total += int(match.group(2))
+    return float(total), wall, modules
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = base_parser(__doc__.split("\n\n")[0])
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 11)
+    report = Report("bench_import", args)
+    for statement in STATEMENTS.values():  # warm the .pyc files and the OS cache
+        run(statement)
+    us: Dict[str, List[float]] = {k: [] for k in STATEMENTS}
+    wall: Dict[str, List[float]] = {k: [] for k in STATEMENTS}
+    modules: Dict[str, List[str]] = {}
+    names = list(STATEMENTS)
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            total, seconds, imported = run(STATEMENTS[name])
+            us[name].append(total)
+            wall[name].append(seconds)
+            modules[name] = imported
+
+    def ms(name: str) -> float:
+        return (median(us[name]) - median(us["baseline"])) / 1000.0
+
+    def wall_ms(name: str) -> float:
+        return (median(wall[name]) - median(wall["baseline"])) * 1000.0
+
+    heavy = sorted({m for m in modules["sfjwt_ext"] if m.split(".")[0] in HEAVY or m in HEAVY})
+    report.add(Figure(
+        "B5", "import time, from sfjwt_ext import connect_jwt vs import simple_salesforce",
+        ours=ms("connect_jwt"), theirs=ms("simple_salesforce"), unit="ms", target=TARGET_MS,
+        kind="difference",
+        details={
+            "runs": rounds,
+            "import_sfjwt_ext_alone_ms": round(ms("sfjwt_ext"), 1),
+            "wall_connect_jwt_ms": round(wall_ms("connect_jwt"), 1),
+            "wall_simple_salesforce_ms": round(wall_ms("simple_salesforce"), 1),
+            "wall_sfjwt_ext_alone_ms": round(wall_ms("sfjwt_ext"), 1),
+            "heavy_modules_in_import_sfjwt_ext": heavy,
+        },
+        note=f"import sfjwt_ext imported {', '.join(heavy)}" if heavy else "",
+    ))
+    return report.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
