@@ -1,0 +1,451 @@
+"""The ``sfjwt`` command (also ``python -m sfjwt_ext``).
+
+    sfjwt keygen [--out DIR] [--name salesforce] [--days N] [--bits 2048|3072|4096]
+                 [--passphrase-env VAR] [--force]
+    sfjwt check  [--cert FILE]
+    sfjwt query  [SOQL | -] [--include-deleted] [--limit-pages N]
+                 [--format table|csv|json|jsonl] [--output FILE]
+    sfjwt demo
+
+Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``) or an
+output file could not be written; 2 settings, key or usage problems; 3 Salesforce refused the
+login; 4 the token endpoint could not be reached or kept failing (connection errors,
+timeouts, 5xx, 429); 130 interrupted. No traceback for expected failures; ``--verbose`` shows
+one, and DEBUG logs (secrets masked). Nothing ever prompts.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import traceback
+from typing import IO, Any, Dict, Optional, Sequence
+
+from ._version import __version__
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_API", "EXIT_USAGE", "EXIT_AUTH", "EXIT_UNAVAILABLE"]
+
+EXIT_OK = 0
+EXIT_API = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_UNAVAILABLE = 4
+EXIT_INTERRUPTED = 130
+
+EXAMPLES = """\
+examples:
+  sfjwt demo                                    # the whole flow against a local org, no account needed
+  sfjwt keygen --out ~/.sfjwt                   # salesforce.key + salesforce.crt, then the Setup steps
+  export SF_USERNAME=you@acme.com SF_CONSUMER_KEY=3MVG9... SF_PRIVATE_KEY_FILE=~/.sfjwt/salesforce.key
+  sfjwt check --cert ~/.sfjwt/salesforce.crt    # settings, key, login: what to fix if it fails
+  sfjwt query "SELECT Id, Name, Account.Name FROM Contact" --format csv > contacts.csv
+  echo "SELECT COUNT() FROM Account" | sfjwt --profile uat query -
+
+settings come from the options, else SF_* environment variables, else the profile
+(~/.config/sfjwt/config.ini, or SFJWT_CONFIG). exit codes: 0 ok, 1 API error,
+2 settings or key, 3 login refused by Salesforce, 4 token endpoint unreachable.
+"""
+
+CONNECTED_APP_STEPS = """\
+Next, in Salesforce Setup:
+  1. App Manager > New Connected App: enable OAuth Settings, any callback URL,
+     tick "Use digital signatures" and upload {crt}
+     scopes: "Manage user data via APIs (api)" and
+             "Perform requests at any time (refresh_token, offline_access)". Save.
+  2. Manage > Edit Policies: Permitted Users = "Admin approved users are pre-authorized". Save.
+  3. Manage Profiles (or Manage Permission Sets): add the users who will log in.
+  4. View > Manage Consumer Details: copy the Consumer Key.
+  5. export SF_USERNAME=... SF_CONSUMER_KEY=... SF_PRIVATE_KEY_FILE={key}
+     then run: sfjwt check --cert {crt}   (a new app can take ~10 minutes to apply)
+"""
+
+
+class UsageError(Exception):
+    """A command-line mistake that argparse cannot see (exit 2)."""
+
+
+# ---------------------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------------------
+def _common_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand: SUPPRESS defaults, so a value given
+    in either place is never overwritten by the other parser's default."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection (else SF_* environment variables, else the profile)")
+    s = argparse.SUPPRESS
+    group.add_argument("--username", default=s, metavar="NAME", help="Salesforce username (SF_USERNAME)")
+    group.add_argument("--consumer-key", default=s, metavar="KEY", help="Connected App consumer key (SF_CONSUMER_KEY)")
+    group.add_argument("--key-file", default=s, metavar="FILE", help="PEM private key file (SF_PRIVATE_KEY_FILE)")
+    group.add_argument("--domain", default=s, help="login, test, acme.my, or a host (SF_DOMAIN)")
+    group.add_argument("--login-url", default=s, metavar="URL", help="token host, e.g. https://acme.my.salesforce.com (SF_LOGIN_URL)")
+    group.add_argument("--profile", default=s, help="profile of the config file (SF_PROFILE)")
+    group.add_argument("-v", "--verbose", action="store_true", default=s, help="DEBUG logs (secrets masked) and tracebacks")
+    group.add_argument("--version", action="version", version=f"sfjwt {__version__}")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="sfjwt",
+        description="Salesforce OAuth 2.0 JWT bearer login: make keys, diagnose a setup, run SOQL.",
+        epilog=EXAMPLES,
+        formatter_class=formatter,
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    keygen = sub.add_parser(
+        "keygen", parents=[common], formatter_class=formatter,
+        help="make a private key and a self-signed certificate for the Connected App",
+        description="Write NAME.key (private key, mode 0600) and NAME.crt (self-signed X.509, "
+                    "SHA-256) and print the Connected App steps.",
+        epilog="example:\n  sfjwt keygen --out ~/.sfjwt --days 730",
+    )
+    keygen.add_argument("--out", default=".", metavar="DIR", help="folder to write to (default: .)")
+    keygen.add_argument("--name", default="salesforce", help="file name without extension (default: salesforce)")
+    keygen.add_argument("--days", type=_positive_int, default=730, metavar="N", help="certificate validity (default: 730)")
+    keygen.add_argument("--bits", type=int, choices=(2048, 3072, 4096), default=2048, help="RSA key size (default: 2048)")
+    keygen.add_argument("--passphrase-env", metavar="VAR", help="encrypt the key with the passphrase in this environment variable")
+    keygen.add_argument("--force", action="store_true", help="overwrite existing files")
+
+    check = sub.add_parser(
+        "check", parents=[common], formatter_class=formatter,
+        help="show the settings, check the key, log in, and say what to fix",
+        description="The doctor: every setting and where it came from (secrets masked), the key "
+                    "(and that it matches --cert), the login host and aud, then a login.",
+        epilog="example:\n  sfjwt check --cert ~/.sfjwt/salesforce.crt",
+    )
+    check.add_argument("--cert", metavar="FILE", help="the certificate uploaded to the Connected App")
+
+    query = sub.add_parser(
+        "query", parents=[common], formatter_class=formatter,
+        help="run SOQL and print every page",
+        description="Run SOQL, fetch every page (streaming) and print flat rows (Account.Name "
+                    "columns). In csv/json/jsonl, stdout holds only the data.",
+        epilog='examples:\n  sfjwt query "SELECT Id, Name FROM Account" --format csv\n'
+               "  sfjwt query - --format jsonl < accounts.soql",
+    )
+    query.add_argument("soql", nargs="?", default="-", help="the SOQL query; '-' or nothing reads it from stdin")
+    query.add_argument("--include-deleted", action="store_true", help="queryAll: deleted and archived records too")
+    query.add_argument("--limit-pages", type=_positive_int, metavar="N", help="stop after N pages")
+    query.add_argument("--format", choices=("table", "csv", "json", "jsonl"), default="table", help="output format (default: table)")
+    query.add_argument("--output", metavar="FILE", help="write the data to FILE instead of stdout")
+
+    sub.add_parser(
+        "demo", parents=[common], formatter_class=formatter,
+        help="the whole flow against a local org: no account, no network",
+        description="Start a local Salesforce org on 127.0.0.1 with sample data, make a key and a "
+                    "Connected App, log in with connect_jwt, query, expire the session and watch "
+                    "the client log in again by itself; then stop everything.",
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+def _connection_arguments(args: argparse.Namespace) -> Dict[str, Any]:
+    names = {
+        "username": "username", "consumer_key": "consumer_key", "key_file": "private_key_file",
+        "domain": "domain", "login_url": "login_url", "profile": "profile",
+    }
+    return {target: getattr(args, source) for source, target in names.items() if getattr(args, source, None) is not None}
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _setup_logging(verbose: bool) -> None:
+    if not verbose:
+        return
+    from ._redact import RedactingFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("sfjwt_ext")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
+def _exit_code(exc: BaseException) -> int:
+    from simple_salesforce.exceptions import SalesforceError
+
+    from .errors import AuthenticationError, ConfigurationError, PrivateKeyError, TokenEndpointUnavailable
+
+    if isinstance(exc, (ConfigurationError, PrivateKeyError, UsageError)):
+        return EXIT_USAGE
+    if isinstance(exc, AuthenticationError):
+        return EXIT_AUTH
+    if isinstance(exc, TokenEndpointUnavailable):
+        return EXIT_UNAVAILABLE
+    import requests
+
+    if isinstance(exc, requests.exceptions.RequestException):
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, SalesforceError):
+        return EXIT_API
+    return EXIT_API
+
+
+def _describe_error(exc: BaseException) -> str:
+    from simple_salesforce.exceptions import SalesforceError
+
+    from ._redact import redact
+    from .errors import SfJwtError
+
+    if isinstance(exc, (SfJwtError, UsageError)):
+        return redact(str(exc))
+    if isinstance(exc, SalesforceError):
+        content = getattr(exc, "content", None)
+        if isinstance(content, list) and content and isinstance(content[0], dict):
+            parts = [f"{c.get('errorCode', '?')}: {str(c.get('message', '')).strip()}" for c in content]
+            return redact("Salesforce refused the call: " + "; ".join(parts))
+        return redact(f"Salesforce refused the call (HTTP {getattr(exc, 'status', '?')}): {content}")
+    if isinstance(exc, OSError) and not hasattr(exc, "response"):
+        return redact(f"{type(exc).__name__}: {exc}")
+    return redact(str(exc) or type(exc).__name__)
+
+
+# ---------------------------------------------------------------------------------------
+# keygen
+# ---------------------------------------------------------------------------------------
+def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
+    from .keys import fingerprint, load_certificate, write_key_pair
+
+    passphrase: Optional[str] = None
+    if args.passphrase_env:
+        passphrase = os.environ.get(args.passphrase_env)
+        if not passphrase:
+            raise UsageError(
+                f"--passphrase-env {args.passphrase_env}: that environment variable is not set or "
+                f"is empty: export {args.passphrase_env}=... first (the passphrase never goes on the "
+                "command line)"
+            )
+    key_path, cert_path = write_key_pair(
+        args.out, args.name, bits=args.bits, days=args.days, passphrase=passphrase, force=args.force,
+    )
+    cert = load_certificate(cert_path)
+    expires = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
+    out.write(f"private key:  {key_path}  (RSA {args.bits} bits, mode 0600{', encrypted' if passphrase else ''}: keep it secret)\n")
+    out.write(f"certificate:  {cert_path}  (upload this one to Salesforce)\n")
+    out.write(f"  SHA-256 fingerprint: {fingerprint(cert)}\n")
+    out.write(f"  expires:             {expires:%Y-%m-%d %H:%M} UTC\n\n")
+    out.write(CONNECTED_APP_STEPS.format(crt=cert_path, key=key_path))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# check
+# ---------------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
+    from .connect import connect_jwt
+    from .exchange import resolve_login
+    from .keys import fingerprint, key_matches_certificate, load_certificate, load_private_key
+    from .settings import resolve_settings
+
+    arguments = _connection_arguments(args)
+    settings = resolve_settings(**arguments)
+    out.write("settings:\n")
+    for name, shown, source in settings.describe():
+        out.write(f"  {name:<24} {shown}{f'   [{source}]' if source else ''}\n")
+    if settings.config_file is not None:
+        found = "" if os.path.exists(settings.config_file) else ", not found"
+        out.write(f"  (profile file: {settings.config_file}{found})\n")
+    settings.require()
+
+    key = load_private_key(
+        private_key=settings.private_key, private_key_file=settings.private_key_file,
+        passphrase=settings.private_key_passphrase,
+    )
+    out.write(f"key:          RSA {key.key_size} bits, OK\n")
+    if args.cert:
+        cert = load_certificate(args.cert)
+        if not key_matches_certificate(key, cert):
+            raise UsageError(
+                f"the private key does not match the certificate {args.cert}: upload the .crt that "
+                "was made with this key to the Connected App ('Use digital signatures'), or pass "
+                "the matching key with --key-file / SF_PRIVATE_KEY_FILE"
+            )
+        expires = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
+        out.write(f"certificate:  {args.cert} matches the key (SHA-256 {fingerprint(cert)}, expires {expires:%Y-%m-%d})\n")
+    target = resolve_login(domain=settings.domain, login_url=settings.login_url, audience=settings.audience)
+    out.write(f"token URL:    {target.token_url}\n")
+    out.write(f"aud:          {target.audience}{'' if target.audience_derived else '   [given]'}\n")
+    out.flush()
+
+    started = time.monotonic()
+    sf = connect_jwt(**arguments, cache=False)
+    elapsed_ms = (time.monotonic() - started) * 1000.0
+    token = sf.token
+    aud_used = getattr(getattr(sf.refresher, "token_client", None), "audience", None) or target.audience
+    out.write("login:        OK\n")
+    out.write(f"  user:         {sf.username}\n")
+    out.write(f"  user id:      {getattr(token, 'user_id', None) or '?'}\n")
+    out.write(f"  org id:       {getattr(token, 'org_id', None) or '?'}\n")
+    out.write(f"  instance URL: {token.instance_url}\n")
+    out.write(f"  API version:  {sf.sf_version}\n")
+    out.write(f"  login host:   {target.login_url}\n")
+    out.write(f"  aud used:     {aud_used}\n")
+    out.write(f"  time:         {elapsed_ms:.0f} ms\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# query
+# ---------------------------------------------------------------------------------------
+class _Progress:
+    """A one-line record counter on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: Optional[int]) -> None:
+        self.total = total
+        self.done = 0
+        self.shown = False
+
+    def update(self, n: int) -> None:
+        self.done += n
+        of = f"/{self.total}" if self.total is not None else ""
+        sys.stderr.write(f"\r{self.done}{of} records")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _read_soql(args: argparse.Namespace) -> str:
+    soql = args.soql
+    if soql in (None, "-"):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError(
+                "no SOQL given: pass it as an argument (sfjwt query \"SELECT Id FROM Account\") or "
+                "pipe it in (sfjwt query - < query.soql)"
+            )
+        soql = sys.stdin.read()
+    soql = soql.strip()
+    if not soql:
+        raise UsageError("the SOQL query is empty: pass e.g. sfjwt query \"SELECT Id, Name FROM Account\"")
+    return soql
+
+
+def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
+    from ._cli_output import flatten, make_writer, row_values, select_columns
+    from .connect import connect_jwt
+
+    soql = _read_soql(args)
+    sf = connect_jwt(**_connection_arguments(args))
+    columns = select_columns(soql)
+    is_count = columns == ["count"]
+
+    target: IO[str] = out
+    handle: Optional[IO[str]] = None
+    if args.output:
+        handle = open(args.output, "w", encoding="utf-8", newline="")
+        target = handle
+    writer = None
+    pages = 0
+    progress: Optional[_Progress] = None
+    total: Optional[int] = None
+    try:
+        result = sf.query(soql, include_deleted=args.include_deleted)
+        while True:
+            pages += 1
+            total = result.get("totalSize")
+            records = result.get("records") or []
+            if is_count and not records:
+                records = [{"count": total}]
+            for record in records:
+                flat = flatten(record)
+                if writer is None:
+                    columns = columns or list(flat)
+                    writer = make_writer(args.format, target, columns)
+                writer.write(row_values(writer.columns, flat))
+            if progress is None and not result.get("done", True) and sys.stderr.isatty():
+                progress = _Progress(total)
+            if progress is not None:
+                progress.update(len(records))
+            next_url = result.get("nextRecordsUrl")
+            if result.get("done", True) or not next_url:
+                break
+            if args.limit_pages is not None and pages >= args.limit_pages:
+                _err(f"stopped after {pages} page(s) (--limit-pages); more records remain")
+                break
+            result = sf.query_more(next_url, identifier_is_url=True, include_deleted=args.include_deleted)
+        if writer is None:
+            writer = make_writer(args.format, target, columns or [])
+        writer.close()
+    finally:
+        if progress is not None:
+            progress.close()
+        if handle is not None:
+            handle.close()
+    if writer.truncated:
+        _err(f"the table shows the first {writer.rows} records: use --format csv (or json/jsonl) for all of them")
+    noun = "record" if writer.rows == 1 else "records"
+    _err(f"{writer.rows} {noun}" + (f" of {total}" if total is not None and total != writer.rows and not is_count else "")
+         + f", {pages} page{'s' if pages != 1 else ''}" + (f", written to {args.output}" if args.output else ""))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
+    from .demo import run_demo
+
+    return run_demo(out)
+
+
+COMMANDS = {"keygen": cmd_keygen, "check": cmd_check, "query": cmd_query, "demo": cmd_demo}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)  # exits 2 on bad usage
+    verbose = bool(getattr(args, "verbose", False))
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(verbose)
+    out = sys.stdout
+    try:
+        return COMMANDS[args.command](args, out)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (sfjwt query ... | head): not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
+        except OSError:  # pragma: no cover
+            pass
+        return EXIT_OK
+    except Exception as exc:  # every expected failure is one of ours or simple-salesforce's
+        code = _exit_code(exc)
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        prefix = {EXIT_USAGE: "error", EXIT_AUTH: "login refused", EXIT_UNAVAILABLE: "token endpoint unavailable"}.get(code, "error")
+        _err(f"sfjwt {args.command}: {prefix}: {_describe_error(exc)}")
+        if not verbose:
+            _err("(run with --verbose for details)")
+        return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
