@@ -68,3 +68,35 @@ def test_every_environment_variable_is_documented(variable: str) -> None:
     known = set(ENV.values()) | {alias for aliases in ENV_ALIASES.values() for alias in aliases}
     assert variable in known
     assert f"`{variable}`" in _section("`connect_jwt` reference")
+
+
+def test_keygen_command_runs_as_written(tmp_path: Path) -> None:
+    import subprocess
+
+    (keygen,) = [b.strip() for b in _blocks(_section("Connecting a real org"), "bash") if "keygen" in b]
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SF_")}
+    env["HOME"] = str(tmp_path)
+    result = subprocess.run(["bash", "-c", keygen], env=env, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".sfjwt" / "salesforce.key").exists() and (tmp_path / ".sfjwt" / "salesforce.crt").exists()
+
+
+def test_local_org_shell_recipe_runs_as_written(tmp_path: Path) -> None:
+    """The notebook section's recipe: start the org in the background, source its exports,
+    and any client (here `sfjwt check`) logs in to it."""
+    import os
+    import subprocess
+
+    (recipe,) = [b for b in _blocks(_section("In a notebook"), "bash") if "sfjwt_ext.testing" in b]
+    lines = [line for line in recipe.splitlines() if "jupyter" not in line]
+    env_file = tmp_path / "sf-org.env"
+    script = "\n".join(line.replace("/tmp/sf-org.env", str(env_file)) for line in lines)
+    script += '\nsfjwt check > "$CHECK_OUT" 2>&1; status=$?\nkill -INT %1; wait %1\nexit $status\n'
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SF_")}
+    env.update(CHECK_OUT=str(tmp_path / "check.txt"), SFJWT_CONFIG=str(tmp_path / "none.ini"))
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=90,
+                            stdin=subprocess.DEVNULL)
+    check = (tmp_path / "check.txt").read_text()
+    assert result.returncode == 0, (result.stderr, check)
+    assert "login:        OK" in check and "[environment]" in check
