@@ -155,8 +155,9 @@ def test_resolve_settings_gives_settings_or_configuration_error(
             secret = getattr(resolved, name)
             if secret:
                 assert f"{name}='<hidden>'" in text
+                values_only = re.sub(r"\b\w+=", "", text[len("Settings("):])  # field names are not values
                 if len(secret) > 3 and secret not in shown:
-                    assert secret not in text
+                    assert secret not in values_only
         try:
             resolved.require()
         except ConfigurationError:
