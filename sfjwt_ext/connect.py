@@ -20,12 +20,15 @@ over by the refreshing session; its ``verify`` is used unless ``verify=`` is giv
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
 import html
+import os
 import threading
 import time
+import weakref
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 from urllib.parse import urlsplit
@@ -60,11 +63,68 @@ _RESERVED = frozenset(
 )
 
 
+# Settings resolved for the same arguments, environment and profile file (by its stat),
+# so that a cached connect_jwt() -- a notebook cell run again -- costs microseconds.
+_SETTINGS_MEMO: "collections.OrderedDict[Tuple[Any, ...], Any]" = collections.OrderedDict()
+_SETTINGS_MEMO_SIZE = 16
+_CONFIG_ENV = ("SFJWT_CONFIG", "XDG_CONFIG_HOME", "HOME", "APPDATA")
+# A client of the same refresher with the same verify / proxies / timeout shares the first
+# one's RefreshingSession: its connection pool too (no new TLS handshake).
+_SHARED_SESSIONS: "weakref.WeakValueDictionary[Tuple[Any, ...], RefreshingSession]" = weakref.WeakValueDictionary()
+
+
 def clear_cache() -> None:
     """Forget every cached login of this process (clients already made keep working)."""
     with _cache_lock:
         _cache.clear()
         _login_locks.clear()
+        _SETTINGS_MEMO.clear()
+        _SHARED_SESSIONS.clear()
+
+
+def _resolve_settings(arguments: Dict[str, Any]) -> Any:
+    """``settings.resolve_settings`` with a small memo: the key is the arguments, every
+    environment variable settings read, and the profile file's stat (an edit shows).
+    Key text given as an argument is never kept in the memo."""
+    from .settings import ENV, ENV_ALIASES, config_path, resolve_settings
+
+    if arguments.get("private_key") is not None or arguments.get("private_key_passphrase") is not None:
+        return resolve_settings(**arguments)
+    names = [*ENV.values(), *(alias for aliases in ENV_ALIASES.values() for alias in aliases), *_CONFIG_ENV]
+    environment = tuple(os.environ.get(name) for name in names)
+    try:
+        stat = os.stat(config_path())
+        profile_file: Any = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    except OSError:
+        profile_file = None
+    key = (tuple(sorted(arguments.items())), environment, profile_file)
+    with _cache_lock:
+        settings = _SETTINGS_MEMO.get(key)
+        if settings is not None:
+            _SETTINGS_MEMO.move_to_end(key)
+            return settings
+    settings = resolve_settings(**arguments)
+    with _cache_lock:
+        _SETTINGS_MEMO[key] = settings
+        while len(_SETTINGS_MEMO) > _SETTINGS_MEMO_SIZE:
+            _SETTINGS_MEMO.popitem(last=False)
+    return settings
+
+
+def _session_for(
+    refresher: Refresher, *, verify: Any, proxies: Optional[Dict[str, str]], timeout: Any,
+    base: Optional[requests.Session],
+) -> RefreshingSession:
+    if base is not None:  # the caller's own session: its adapters, headers, cookies
+        return RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, base=base)
+    key = (id(refresher), verify, tuple(sorted((proxies or {}).items())), repr(timeout))
+    with _cache_lock:
+        shared = _SHARED_SESSIONS.get(key)
+        if shared is not None and shared.refresher is refresher:
+            return shared
+        shared = RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout)
+        _SHARED_SESSIONS[key] = shared
+        return shared
 
 
 def _instance_from_url(instance_url: str) -> str:
@@ -394,8 +454,6 @@ def connect_jwt(
     """
     from .exchange import resolve_login
     from .keys import load_private_key
-    from .settings import resolve_settings
-
     reserved = sorted(_RESERVED.intersection(salesforce_kwargs))
     if reserved:
         raise TypeError(
@@ -415,7 +473,7 @@ def connect_jwt(
         "version": version,
         "profile": profile,
     }
-    settings = resolve_settings(**{k: v for k, v in arguments.items() if v is not None})
+    settings = _resolve_settings({k: v for k, v in arguments.items() if v is not None})
     settings.require()
 
     if verify is None:
@@ -465,9 +523,7 @@ def connect_jwt(
     else:
         refresher = login()
 
-    refreshing = RefreshingSession(
-        refresher, verify=verify, proxies=proxies, timeout=timeout, base=session
-    )
+    refreshing = _session_for(refresher, verify=verify, proxies=proxies, timeout=timeout, base=session)
     sf = SalesforceJWT(
         refresher=refresher,
         session=refreshing,

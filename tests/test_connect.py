@@ -89,6 +89,42 @@ def test_second_connect_reuses_the_token_and_the_refresher(org: Any) -> None:
     assert org.token_requests == 4
 
 
+def test_reuse_with_the_same_transport_settings_shares_the_connection_pool(org: Any) -> None:
+    kwargs = org.credentials.connect_kwargs()
+    first = connect_jwt(**kwargs)
+    first.query(SOQL)
+    connections = len([r for r in org.requests if r.host == "instance"])
+    again = connect_jwt(**kwargs)  # a notebook cell run again
+    assert again.session is first.session and again.refresher is first.refresher
+    assert connect_jwt(**kwargs, timeout=5).session is not first.session  # other settings: own session
+    again.query(SOQL)
+    assert len([r for r in org.requests if r.host == "instance"]) == connections + 1
+    assert org.token_requests == 1
+
+
+def test_cached_connect_sees_a_changed_environment(org: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    creds = org.credentials
+    for name, value in creds.env().items():
+        monkeypatch.setenv(name, value)
+    first = connect_jwt()
+    assert first.username == creds.username
+    other = org.add_user("second@example.com")
+    assert other
+    monkeypatch.setenv("SF_USERNAME", "second@example.com")
+    second = connect_jwt()  # settings are memoized, but keyed by the environment
+    assert second.username == "second@example.com" and second.refresher is not first.refresher
+    assert org.token_requests == 2
+    # a profile file edited between two calls is read again
+    config = tmp_path / "config.ini"
+    monkeypatch.setenv("SFJWT_CONFIG", str(config))
+    monkeypatch.delenv("SF_USERNAME")
+    config.write_text(f"[default]\nusername = {creds.username}\n")
+    config.chmod(0o600)
+    assert connect_jwt().username == creds.username
+    config.write_text("[default]\nusername = second@example.com\n")
+    assert connect_jwt().username == "second@example.com"
+
+
 def test_failed_login_is_not_cached(org: Any) -> None:
     from sfjwt_ext.errors import AuthenticationError
 
