@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -68,6 +68,8 @@ _RESERVED = frozenset(
 _SETTINGS_MEMO: "collections.OrderedDict[Tuple[Any, ...], Any]" = collections.OrderedDict()
 _SETTINGS_MEMO_SIZE = 16
 _CONFIG_ENV = ("SFJWT_CONFIG", "XDG_CONFIG_HOME", "HOME", "APPDATA")
+_SETTINGS_ENV: List[str] = []  # every variable settings reads; _CONFIG_ENV last
+_CONFIG_PATHS: Dict[Tuple[Optional[str], ...], str] = {}
 # A client of the same refresher with the same verify / proxies / timeout shares the first
 # one's RefreshingSession: its connection pool too (no new TLS handshake).
 _SHARED_SESSIONS: "weakref.WeakValueDictionary[Tuple[Any, ...], RefreshingSession]" = weakref.WeakValueDictionary()
@@ -90,10 +92,16 @@ def _resolve_settings(arguments: Dict[str, Any]) -> Any:
 
     if arguments.get("private_key") is not None or arguments.get("private_key_passphrase") is not None:
         return resolve_settings(**arguments)
-    names = [*ENV.values(), *(alias for aliases in ENV_ALIASES.values() for alias in aliases), *_CONFIG_ENV]
-    environment = tuple(os.environ.get(name) for name in names)
+    if not _SETTINGS_ENV:
+        _SETTINGS_ENV.extend([*ENV.values(), *(a for aliases in ENV_ALIASES.values() for a in aliases), *_CONFIG_ENV])
+    environ = os.environ
+    environment = tuple(environ.get(name) for name in _SETTINGS_ENV)
+    config_env = environment[-len(_CONFIG_ENV):]
+    path = _CONFIG_PATHS.get(config_env)
+    if path is None:
+        path = _CONFIG_PATHS[config_env] = str(config_path())
     try:
-        stat = os.stat(config_path())
+        stat = os.stat(path)
         profile_file: Any = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
     except OSError:
         profile_file = None
