@@ -15,9 +15,11 @@ each statement imported comes from ``sys.modules``.
                                              simple_salesforce, requests, cryptography ...)
     import sfjwt_ext                         the package alone (public names are lazy)
 
-Figure: ``from sfjwt_ext import connect_jwt`` minus ``import simple_salesforce``, in ms.
-Target: at most +15 ms. Wall times of the subprocesses (minus ``-c pass``) are reported
-alongside.
+Figure: what ``from sfjwt_ext import connect_jwt`` adds on top of ``import simple_salesforce``,
+timed in the same interpreter right after simple-salesforce is loaded (the headline: the two
+fresh-interpreter totals differ by about as much as two runs of the same statement do on a
+shared 2-core machine, +-20 ms). Target: at most +15 ms. The fresh-interpreter totals and
+their difference, and ``import sfjwt_ext`` alone, are reported alongside.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ STATEMENTS: Dict[str, str] = {
     "simple_salesforce": "import simple_salesforce",
     "connect_jwt": "from sfjwt_ext import connect_jwt",
     "sfjwt_ext": "import sfjwt_ext",
+    # what sfjwt-ext adds once simple-salesforce is loaded, timed in the same interpreter
+    "added": "import simple_salesforce  # untimed\nfrom sfjwt_ext import connect_jwt",
 }
 TARGET_MS = 15.0
 HEAVY = ("pandas", "tqdm", "argparse", "sfjwt_ext.testing", "sfjwt_ext.cli", "sfjwt_ext.dataframe")
@@ -46,8 +50,10 @@ def run(statement: str) -> Tuple[float, float, List[str]]:
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure imports, not compiling .py files
+    prelude, _, statement = statement.rpartition("  # untimed\n")
     code = (
         "import sys, time\n"
+        f"{prelude}\n"
         "before = set(sys.modules)\n"
         "t = time.perf_counter()\n"
         f"{statement}\n"
@@ -88,12 +94,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         return (median(wall[name]) - median(wall["baseline"])) * 1000.0
 
     heavy = sorted({m for m in modules["sfjwt_ext"] if m.split(".")[0] in HEAVY or m in HEAVY})
+    added = median(us["added"]) / 1000.0
     report.add(Figure(
-        "B5", "import time, from sfjwt_ext import connect_jwt vs import simple_salesforce",
-        ours=ms("connect_jwt"), theirs=ms("simple_salesforce"), unit="ms", target=TARGET_MS,
+        "B5", "import time, from sfjwt_ext import connect_jwt on top of import simple_salesforce",
+        ours=ms("simple_salesforce") + added, theirs=ms("simple_salesforce"), unit="ms", target=TARGET_MS,
         kind="difference",
         details={
             "runs": rounds,
+            "added_in_same_interpreter_ms": round(added, 1),
+            "fresh_interpreter_connect_jwt_ms": round(ms("connect_jwt"), 1),
+            "fresh_interpreter_difference_ms": round(ms("connect_jwt") - ms("simple_salesforce"), 1),
             "import_sfjwt_ext_alone_ms": round(ms("sfjwt_ext"), 1),
             "wall_connect_jwt_ms": round(wall_ms("connect_jwt"), 1),
             "wall_simple_salesforce_ms": round(wall_ms("simple_salesforce"), 1),
