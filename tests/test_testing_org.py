@@ -87,7 +87,7 @@ def api(org: LocalOrg, token: Optional[str], path: str, method: str = "GET", **k
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return requests.request(method, org.instance_url + path, headers=headers, verify=org.ca_file,
-                            timeout=10, **kw)
+                            timeout=kw.pop("timeout", 10), **kw)
 
 
 def assert_invalid_session(r: requests.Response, message: str = "Session expired or invalid") -> None:
@@ -190,6 +190,15 @@ def test_missing_or_garbage_exp_is_invalid_assertion(org: LocalOrg, app_key: Any
     else:
         claims["exp"] = value
     assert token_error(post_token(org, sign(app_key, claims)))["error_description"] == "invalid assertion"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "nan", "inf", "Infinity", "NaN",
+                                   f"{int(time.time()) + 120:_}", "0x7fffffff", ""])
+def test_non_finite_or_non_numeric_exp_is_invalid_assertion(org: LocalOrg, app_key: Any, value: Any) -> None:
+    # NaN compares false with everything: unchecked it would be a token that never expires
+    r = post_token(org, sign(app_key, claims_for(org, exp=value)))
+    assert token_error(r) == {"error": "invalid_grant", "error_description": "invalid assertion"}
+    assert org.sessions == []
 
 
 def test_user_errors(org: LocalOrg, app_key: Any) -> None:
@@ -436,6 +445,22 @@ def test_fault_delay(org: LocalOrg, app_key: Any) -> None:
     assert r.status_code == 200
 
 
+def test_stop_cuts_an_injected_delay_short(tmp_path: Path, app_key: Any) -> None:
+    before = set(threading.enumerate())
+    org = LocalOrg().start()
+    try:
+        org.credentials = org.new_app_with_key(tmp_path)
+        token = login(org, app_key)["access_token"]
+        org.inject_fault("api", delay=120)
+        with pytest.raises(requests.exceptions.ReadTimeout):  # the handler is now inside the delay
+            api(org, token, "/services/data/v62.0/limits", timeout=(5, 0.2))
+    finally:
+        org.stop()
+    # without the cut, stop() would wait for the delay and a handler thread would outlive the org
+    wait_for(lambda: set(threading.enumerate()) <= before, timeout=5)
+    assert org.requests[-1] == RequestRecord("instance", "GET", "/services/data/v62.0/limits", 0)
+
+
 def test_fault_delay_then_status(org: LocalOrg) -> None:
     org.inject_fault("token", delay=0.01, status=500, body={"oops": True})
     r = requests.post(org.token_url, data={"grant_type": JWT_BEARER}, verify=org.ca_file, timeout=10)
@@ -481,6 +506,16 @@ def test_concurrent_logins_are_counted(org: LocalOrg, app_key: Any) -> None:
         t.join()
     assert org.token_requests == 30 and len(org.assertions) == 30
     assert len(set(results)) == 1  # one session for identical logins
+
+
+def test_handler_exception_is_a_500_that_is_observed(org: LocalOrg, app_key: Any) -> None:
+    org.register_apex_route("GET", "/Broken", lambda req: (200, {"x": 1 // 0}))
+    token = login(org, app_key)["access_token"]
+    r = api(org, token, "/services/apexrest/Broken")
+    assert r.status_code == 500
+    assert r.json() == [{"errorCode": "UNKNOWN_EXCEPTION", "message": "An unexpected error occurred in the local org"}]
+    assert org.requests[-1] == RequestRecord("instance", "GET", "/services/apexrest/Broken", 500)
+    assert api(org, token, "/services/data/v62.0/limits").status_code == 200  # still serving
 
 
 # --------------------------------------------------------------------------- apex
@@ -584,6 +619,40 @@ def test_plugin_fixtures(salesforce_org: LocalOrg, salesforce_credentials: OrgCr
     login(salesforce_org, app_key)
 
 
+def _clean_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    for name in ("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS", "PYTEST_PLUGINS"):
+        env.pop(name, None)
+    return env
+
+
+def test_plugin_is_a_pytest11_entry_point_and_cheap_to_import() -> None:
+    from importlib.metadata import entry_points
+
+    eps = entry_points()
+    group = eps.select(group="pytest11") if hasattr(eps, "select") else eps.get("pytest11", [])
+    assert {(ep.name, ep.value) for ep in group} >= {("sfjwt_ext", "sfjwt_ext.testing.plugin")}
+    code = ("import sys; import pytest; before = set(sys.modules); import sfjwt_ext.testing.plugin; "
+            "new = sorted(set(sys.modules) - before); print(new); "
+            "heavy = [m for m in new if m.split('.')[0] in ('requests', 'cryptography', 'simple_salesforce', 'jwt', "
+            "'pandas', 'ssl', 'sqlite3') or m.startswith(('sfjwt_ext.testing.server', 'sfjwt_ext.testing.store', "
+            "'sfjwt_ext.testing.http', 'sfjwt_ext.testing.tls'))]; "
+            "assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_clean_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_pytest_fixtures_lists_the_plugin_fixtures(tmp_path: Path) -> None:
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--fixtures", "-p", "no:cacheprovider", str(tmp_path)],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=120, env=_clean_env())
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    assert "salesforce_org -- " in out and "salesforce_credentials -- " in out
+    assert "sfjwt_ext/testing/plugin.py" in out.replace(os.sep, "/")
+    assert "A fresh local Salesforce org" in out
+
+
 # --------------------------------------------------------------------------- python -m sfjwt_ext.testing
 def test_module_main_prints_exports_and_stops_on_sigint(tmp_path: Path) -> None:
     env = dict(os.environ)
@@ -614,6 +683,14 @@ def test_module_main_prints_exports_and_stops_on_sigint(tmp_path: Path) -> None:
                           data={"grant_type": JWT_BEARER, "assertion": assertion},
                           verify=exports["SF_CA_BUNDLE"], timeout=10)
         assert r.status_code == 200, r.text
+        login_body = r.json()
+        # the sample data is loaded before the export lines are printed
+        count = requests.get(login_body["instance_url"] + "/services/data/v62.0/query",
+                             params={"q": "SELECT COUNT() FROM Opportunity"},
+                             headers={"Authorization": f"Bearer {login_body['access_token']}"},
+                             verify=exports["SF_CA_BUNDLE"], timeout=10)
+        assert count.status_code == 200, count.text
+        assert count.json()["totalSize"] >= 1000
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -67,6 +67,58 @@ def test_organization_and_user_records(org: LocalOrg, get: Any) -> None:
     assert [(u["Id"], u["Username"]) for u in users] == [(org.credentials.user_id, "user@example.com")]
 
 
+def test_organization_and_user_records_have_every_field(org: LocalOrg, get: Any) -> None:
+    org.add_user("ann.lee@example.com", name="Ann Lee", email="ann@example.com", active=False, approved=False)
+    r = get(f"{V}/query", params={"q": "SELECT Id, Name, IsSandbox, InstanceName, OrganizationType, "
+                                       "TrialExpirationDate, NamespacePrefix FROM Organization"})
+    assert r.status_code == 200, r.text
+    (rec,) = r.json()["records"]
+    assert rec["attributes"] == {"type": "Organization", "url": f"{V}/sobjects/Organization/{org.org_id}"}
+    assert rec["Id"] == org.org_id and rec["Name"] == org.name
+    assert rec["IsSandbox"] is False and rec["OrganizationType"] == "Developer Edition"
+    assert isinstance(rec["InstanceName"], str) and rec["InstanceName"]
+    assert "TrialExpirationDate" in rec and "NamespacePrefix" in rec and rec["NamespacePrefix"] is None
+    users = get(f"{V}/query", params={"q": "SELECT Id, Username, Name, Email, IsActive, ProfileId FROM User "
+                                           "ORDER BY Username"}).json()["records"]
+    assert [u["Username"] for u in users] == ["ann.lee@example.com", "user@example.com"]
+    ann = users[0]
+    assert ann["Name"] == "Ann Lee" and ann["Email"] == "ann@example.com" and ann["IsActive"] is False
+    assert all(u["ProfileId"] and u["ProfileId"].startswith("00e") for u in users)
+    assert all(u["IsActive"] is True for u in users[1:])
+    assert get(f"{V}/sobjects/User/{ann['Id']}", params={"fields": "Username,IsActive"}).json()["IsActive"] is False
+
+
+def test_default_page_is_2000_rows(org: LocalOrg, get: Any) -> None:
+    accounts(org, 2001)
+    for path in (f"{V}/query", f"{V}/query/", f"{V}/queryAll", f"{V}/queryAll/"):
+        body = get(path, params={"q": "SELECT Id FROM Account"}).json()
+        assert body["totalSize"] == 2001 and body["done"] is False and len(body["records"]) == 2000
+        assert body["nextRecordsUrl"].startswith(f"{V}/query/01g") and body["nextRecordsUrl"].endswith("-2000")
+        last = get(body["nextRecordsUrl"]).json()
+        assert last["done"] is True and len(last["records"]) == 1 and "nextRecordsUrl" not in last
+    body = get(f"{V}/query", params={"q": "SELECT Id FROM Account"},
+               headers={"Sforce-Query-Options": "batchSize=5000"}).json()  # above the maximum of 2000
+    assert len(body["records"]) == 2000
+
+
+def test_columns_true_shape(get: Any) -> None:
+    body = get(f"{V}/query", params={"q": "SELECT Id, LastName, Account.Name FROM Contact",
+                                     "columns": "true"}).json()
+    assert body["entityName"] == "Contact"
+    cols = body["columnMetadata"]
+    assert [c["columnName"] for c in cols] == ["Id", "LastName", "Account"]
+    for c in cols:
+        assert {"columnName", "displayName", "apexType", "aggregate", "joinColumns"} <= set(c)
+        assert c["aggregate"] is False
+    assert cols[1]["apexType"] == "String" and cols[1]["joinColumns"] == []
+    (join,) = cols[2]["joinColumns"]
+    assert join["columnName"] == "Name" and join["displayName"] == "Account.Name"
+    assert "records" not in body  # metadata only, no rows
+    agg = get(f"{V}/query", params={"q": "SELECT AccountId, COUNT(Id) cnt FROM Contact GROUP BY AccountId",
+                                    "columns": "true"}).json()
+    assert [(c["columnName"], c["aggregate"]) for c in agg["columnMetadata"]] == [("AccountId", False), ("cnt", True)]
+
+
 def test_query_paging_with_next_records_url(org: LocalOrg, get: Any) -> None:
     org.page_size = 300
     accounts(org, 650)

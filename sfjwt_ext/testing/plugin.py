@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @pytest.fixture
 def salesforce_org(tmp_path: "Path") -> Iterator["LocalOrg"]:
+    """A fresh local Salesforce org (sfjwt_ext.testing.LocalOrg) on 127.0.0.1 over HTTPS, with
+    one Connected App and one approved user whose key is on disk; ``.credentials`` holds them."""
     from .server import LocalOrg
 
     org = LocalOrg()
@@ -38,5 +40,6 @@ def salesforce_org(tmp_path: "Path") -> Iterator["LocalOrg"]:
 
 @pytest.fixture
 def salesforce_credentials(salesforce_org: "LocalOrg") -> "OrgCredentials":
+    """The OrgCredentials of ``salesforce_org`` (connect_kwargs() for connect_jwt, env() for SF_*)."""
     assert salesforce_org.credentials is not None
     return salesforce_org.credentials
