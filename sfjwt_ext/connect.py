@@ -84,6 +84,13 @@ def clear_cache() -> None:
         _SHARED_SESSIONS.clear()
 
 
+def _cwd() -> Optional[str]:
+    try:
+        return os.getcwd()
+    except OSError:  # the working directory was removed
+        return None
+
+
 def _resolve_settings(arguments: Dict[str, Any]) -> Any:
     """``settings.resolve_settings`` with a small memo: the key is the arguments, every
     environment variable settings read, and the profile file's stat (an edit shows).
@@ -101,16 +108,30 @@ def _resolve_settings(arguments: Dict[str, Any]) -> Any:
     if path is None:
         path = _CONFIG_PATHS[config_env] = str(config_path())
     try:
-        stat = os.stat(path)
-        profile_file: Any = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        # Its content, not only its stat: two edits within the file system's timestamp
+        # granularity that keep the size would otherwise look the same (a profile is small).
+        with open(path, "rb") as handle:
+            profile_file: Any = hashlib.sha256(handle.read()).digest()
     except OSError:
         profile_file = None
-    key = (tuple(sorted(arguments.items())), environment, profile_file)
+    # The working directory is part of the key: relative paths (SFJWT_CONFIG, the CA
+    # bundle) were checked against it.
+    key = (tuple(sorted(arguments.items())), environment, profile_file, _cwd())
+    try:
+        hash(key)
+    except TypeError:  # an unhashable argument: no memo, resolve_settings says what is wrong
+        return resolve_settings(**arguments)
     with _cache_lock:
         settings = _SETTINGS_MEMO.get(key)
         if settings is not None:
-            _SETTINGS_MEMO.move_to_end(key)
-            return settings
+            bundle = getattr(settings, "ca_bundle", None)
+            if bundle and not os.path.exists(bundle):
+                # deleted since: resolve again, which raises the ConfigurationError naming it
+                del _SETTINGS_MEMO[key]
+                settings = None
+            else:
+                _SETTINGS_MEMO.move_to_end(key)
+                return settings
     settings = resolve_settings(**arguments)
     with _cache_lock:
         _SETTINGS_MEMO[key] = settings
@@ -236,6 +257,7 @@ class SalesforceJWT(Salesforce):
         self.settings = settings
         self.username = username
         self._mdapi = None
+        self._sfjwt_token_lock = threading.Lock()
         token = refresher.token
         super().__init__(
             session_id=token.access_token,
@@ -296,7 +318,16 @@ class SalesforceJWT(Salesforce):
 
     # -- refresh notifications --------------------------------------------------------------
     def _sfjwt_token_changed(self, token: "TokenResponse") -> None:
-        """Called by the refresher (under no lock) after every refresh."""
+        """Called by the refresher (under no lock) after every refresh.
+
+        Two refreshes in quick succession notify from two threads in any order: the client
+        always takes the refresher's *current* token (under its own lock), so a late
+        notification of an older token cannot overwrite a newer one.
+        """
+        with self._sfjwt_token_lock:
+            self._sfjwt_apply_token(self.refresher.token)
+
+    def _sfjwt_apply_token(self, token: "TokenResponse") -> None:
         self.session_id = token.access_token
         self.headers["Authorization"] = "Bearer " + token.access_token
         instance = _instance_from_url(token.instance_url)

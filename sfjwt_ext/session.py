@@ -251,7 +251,10 @@ class Refresher:
             logger.debug("refreshing session %s", _mask(seen_token))
             try:
                 new = self.token_client.fetch()
-            except BaseException as exc:
+            except Exception as exc:
+                # Only errors of the exchange are shared with the waiters: an interrupt
+                # (KeyboardInterrupt, SystemExit) belongs to the thread that received it, and
+                # the next waiter simply tries the refresh itself.
                 self._last_failure = (time.monotonic(), seen_token, exc)
                 logger.warning(
                     "session refresh failed after %.0f ms: %s",

@@ -226,3 +226,38 @@ def test_query_df_delegates(org: Any) -> None:
 def test_reserved_salesforce_arguments_are_refused(org: Any) -> None:
     with pytest.raises(TypeError, match="session_id"):
         connect_jwt(**org.credentials.connect_kwargs(), session_id="x")
+
+
+def test_cached_settings_notice_a_deleted_ca_bundle(org: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from sfjwt_ext.errors import ConfigurationError
+
+    bundle = tmp_path / "org-ca.pem"
+    bundle.write_bytes(open(org.ca_file, "rb").read())
+    for name, value in org.credentials.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SF_CA_BUNDLE", str(bundle))
+    assert connect_jwt().query("SELECT Id FROM Account")["done"]
+    bundle.unlink()
+    # the memoized settings must not hide that the CA bundle is gone
+    with pytest.raises(ConfigurationError, match="SF_CA_BUNDLE"):
+        connect_jwt()
+
+
+def test_cached_settings_see_a_same_size_profile_edit(org: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import os
+
+    creds = org.credentials
+    for name, value in creds.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SF_USERNAME")
+    assert org.add_user("aaaa@example.com") and org.add_user("bbbb@example.com")
+    config = tmp_path / "config.ini"
+    monkeypatch.setenv("SFJWT_CONFIG", str(config))
+    config.write_text("[default]\nusername = aaaa@example.com\n")
+    config.chmod(0o600)
+    stat = os.stat(config)
+    assert connect_jwt().username == "aaaa@example.com"
+    # same size, same inode, same mtime (an edit within the timestamp granularity)
+    config.write_text("[default]\nusername = bbbb@example.com\n")
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert connect_jwt().username == "bbbb@example.com"

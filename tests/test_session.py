@@ -485,3 +485,53 @@ def test_resend_follows_an_instance_that_moved_during_the_refresh(org: Any, sf: 
     assert response.url.startswith(org.instance_url + "/services/data/")  # the resend to the new
     assert sf.base_url.startswith(org.instance_url + "/services/data/")
     assert sf.query(SOQL)["totalSize"] == 3
+
+
+def test_an_interrupt_during_a_refresh_is_not_handed_to_the_waiters() -> None:
+    import sys
+
+    client = _StandInTokenClient([KeyboardInterrupt(), _token("t2")])
+    refresher = Refresher(client, _token("t1"))  # type: ignore[arg-type]
+    client.gate.clear()
+    outcomes: Dict[str, Any] = {}
+
+    def call(name: str) -> None:
+        try:
+            outcomes[name] = refresher.refresh("t1").access_token
+        except BaseException as exc:  # noqa: B902 - KeyboardInterrupt is the point
+            outcomes[name] = exc
+
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    deadline = time.monotonic() + 10
+    while client.requests_made == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    waiter = threading.Thread(target=call, args=("waiter",))
+    waiter.start()
+    # the waiter is inside refresh() (it has noted when it started waiting)
+    while True:
+        assert time.monotonic() < deadline
+        frame = sys._current_frames().get(waiter.ident or -1)
+        if frame is not None and frame.f_code.co_name == "refresh" and "waited_since" in frame.f_locals:
+            break
+        time.sleep(0.01)
+    client.gate.set()
+    first.join(10)
+    waiter.join(10)
+    assert isinstance(outcomes["first"], KeyboardInterrupt)
+    assert outcomes["waiter"] == "t2"  # refreshed itself, not the other thread's Ctrl-C
+    assert client.requests_made == 2
+
+
+def test_a_late_notification_never_puts_an_older_token_back(org: Any, sf: SalesforceJWT) -> None:
+    sf.query(SOQL)
+    old = sf.refresher.token
+    org.expire_all_sessions()
+    sf.query(SOQL)
+    new = sf.refresher.token
+    assert new.access_token != old.access_token
+    # the notification of an earlier refresh arrives after the one of the later refresh
+    sf._sfjwt_token_changed(old)
+    assert sf.session_id == new.access_token
+    assert sf.headers["Authorization"] == "Bearer " + new.access_token
