@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -69,3 +69,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
         if not os.environ.get(name) and os.path.exists(system_bundle):
             os.environ[name] = system_bundle
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_logins() -> Iterator[None]:
+    """Every test starts and ends with an empty connect_jwt() cache: a login cached by one
+    test must not answer another test's org."""
+    from sfjwt_ext.connect import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -13,13 +13,6 @@ from sfjwt_ext.connect import SalesforceJWT, clear_cache, connect_jwt
 from sfjwt_ext.session import RefreshingSession
 
 SOQL = "SELECT Id, Name FROM Account"
-
-
-@pytest.fixture(autouse=True)
-def _no_cached_logins() -> Iterator[None]:
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture

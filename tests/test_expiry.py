@@ -3,21 +3,14 @@ simple-salesforce reaches: REST, SObject CRUD, Apex REST, Tooling, Bulk 1.0, Bul
 the Metadata API (SOAP through zeep)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import requests
 
-from sfjwt_ext.connect import SalesforceJWT, clear_cache, connect_jwt
+from sfjwt_ext.connect import SalesforceJWT, connect_jwt
 
 N_ACCOUNTS = 23
-
-
-@pytest.fixture(autouse=True)
-def _no_cached_logins() -> Iterator[None]:
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture

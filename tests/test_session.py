@@ -15,7 +15,7 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from sfjwt_ext.connect import SalesforceJWT, clear_cache, connect_jwt
+from sfjwt_ext.connect import SalesforceJWT, connect_jwt
 from sfjwt_ext.session import (
     Refresher,
     RefreshingSession,
@@ -25,13 +25,6 @@ from sfjwt_ext.session import (
 )
 
 SOQL = "SELECT Id, Name FROM Account"
-
-
-@pytest.fixture(autouse=True)
-def _no_cached_logins() -> Iterator[None]:
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture

@@ -13,14 +13,14 @@ token client gets ``backoff = 0``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, List
 
 import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
 from sfjwt_ext import connect_jwt
-from sfjwt_ext.connect import SalesforceJWT, clear_cache
+from sfjwt_ext.connect import SalesforceJWT
 from sfjwt_ext.errors import (
     AppAccessError,
     AssertionExpiredError,
@@ -39,13 +39,6 @@ from sfjwt_ext.keys import generate_key_pair
 SOQL = "SELECT Id, Name FROM Account"
 NOW = {"Retry-After": "0"}
 HTML = "<html><body><h1>503 Service Unavailable</h1></body></html>"
-
-
-@pytest.fixture(autouse=True)
-def _no_cached_logins() -> Iterator[None]:
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture
