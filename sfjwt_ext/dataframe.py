@@ -28,7 +28,8 @@ runs a SOQL query with any :class:`simple_salesforce.Salesforce` client and retu
   progress bar (``tqdm.auto``) shows the rows; ``progress=False`` hides it, ``True`` forces it.
 * ``bulk=True`` runs a Bulk API 2.0 query job instead, downloads its CSV parts into a
   temporary directory (removed afterwards) and reads them with pandas (the pyarrow CSV
-  engine when pyarrow is installed): same columns and dtypes as the REST path.
+  engine when pyarrow is installed): same columns and dtypes as the REST path. The
+  progress bar advances part by part, shown (``progress=None``) once a second part is coming.
   ``bulk="auto"`` (the default) first asks ``SELECT COUNT() FROM <object> WHERE <same
   filter>`` (capped by the query's LIMIT) and switches to Bulk 2.0 when that estimate is
   above :data:`BULK_AUTO_THRESHOLD` and the query is one Bulk 2.0 can run.
@@ -752,7 +753,10 @@ def _bulk(pd: Any, sf: Any, soql: str, q: SelectQuery, columns: List[_Column], i
             info = client.get_job(job_id, True)
             total = info.get("numberRecordsProcessed")
             total = int(total) if isinstance(total, (int, float)) else None
-            bar = _Progress(progress is not False, progress is True, total, "rows", "query_df bulk")
+            # progress=None: a bar only once a second part is coming (like the REST path's
+            # "more than one page"); True: from the start; False: never
+            if progress is True:
+                bar = _Progress(True, True, total, "rows", "query_df bulk")
             locator = ""
             while True:
                 fresh_headers()
@@ -763,8 +767,12 @@ def _bulk(pd: Any, sf: Any, soql: str, q: SelectQuery, columns: List[_Column], i
                     os.remove(result["file"])
                 if part is not None and len(part.columns):
                     parts.append(part)
-                bar.update(int(result.get("number_of_records") or 0))
+                done = int(result.get("number_of_records") or 0)
                 locator = result.get("locator") or ""
+                if bar is None and progress is None and locator:
+                    bar = _Progress(True, False, total, "rows", "query_df bulk")
+                if bar is not None:
+                    bar.update(done)
                 if not locator:
                     break
         finally:

@@ -281,7 +281,8 @@ def test_pages_are_streamed_without_loss(sf: Any, org: Any, capsys: pytest.Captu
 
 def test_progress_bar_shown_for_several_pages_only(sf: Any, capsys: pytest.CaptureFixture) -> None:
     query_df(sf, "SELECT Id FROM Contact", batch_size=200)  # default: several pages -> a bar
-    assert "query_df" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "query_df" in err and "/1500" in err  # the total comes from totalSize
     query_df(sf, "SELECT Id FROM Account LIMIT 10")  # one page -> none
     assert capsys.readouterr().err == ""
     query_df(sf, "SELECT Id FROM Account LIMIT 10", progress=True)  # forced
@@ -361,6 +362,48 @@ def test_bulk_temp_files_are_removed(sf: Any, org: Any, tmp_path: Path, monkeypa
     assert len(parts) == 3
     assert all(Path(p).is_relative_to(scratch) for p in parts)
     assert list(scratch.iterdir()) == []
+
+
+def test_bulk_progress_by_part_only_when_there_are_several(sf: Any, org: Any, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _bulk_route_or_skip(org, sf)
+    capsys.readouterr()
+    query_df(sf, "SELECT Id FROM Account", bulk=True)  # 500 rows: one part -> no bar
+    assert capsys.readouterr().err == ""
+    query_df(sf, "SELECT Id FROM Account", bulk=True, progress=True)  # forced
+    assert "query_df bulk" in capsys.readouterr().err
+    monkeypatch.setattr(dataframe, "BULK_PART_RECORDS", 600)
+    df = query_df(sf, "SELECT Id FROM Contact", bulk=True)  # 1500 rows: three parts -> a bar
+    err = capsys.readouterr().err
+    assert "query_df bulk" in err and "/1500" in err  # total from the job, rows counted per part
+    assert len(df) == 1500
+    query_df(sf, "SELECT Id FROM Contact", bulk=True, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_bulk_session_expiring_between_parts_loses_and_doubles_nothing(org: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sf = _connect(org)
+    _bulk_route_or_skip(org, sf)
+    soql = "SELECT Id, Name FROM Contact ORDER BY Id"
+    expected = query_df(sf, soql, progress=False, bulk=False)
+    real = dataframe._read_part
+    seen: List[str] = []
+
+    def expiring(pd_: Any, path: str, engine: Any) -> Any:
+        seen.append(path)
+        if len(seen) == 1:  # after the first part is downloaded, before the second
+            org.expire_all_sessions()
+        return real(pd_, path, engine)
+
+    monkeypatch.setattr(dataframe, "_read_part", expiring)
+    monkeypatch.setattr(dataframe, "BULK_PART_RECORDS", 600)
+    org.reset_counters()
+    before = sf.refresh_count
+    df = query_df(sf, soql, progress=False, bulk=True)
+    assert len(seen) == 3
+    pd.testing.assert_frame_equal(df, expected)
+    assert sf.refresh_count == before + 1
+    assert any(r.status == 401 for r in org.requests)
 
 
 def test_bulk_refuses_what_it_cannot_run(sf: Any) -> None:
