@@ -14,7 +14,9 @@ from typing import IO, Any, Dict, Iterable, List, Optional, Sequence
 
 from ._soql_fields import SoqlParseError, parse_select
 
-__all__ = ["TABLE_MAX_ROWS", "flatten", "select_columns", "row_values", "make_writer", "format_table"]
+__all__ = [
+    "TABLE_MAX_ROWS", "flatten", "select_columns", "canonical_columns", "row_values", "make_writer", "format_table",
+]
 
 #: The table format aligns columns, so it buffers; past this many rows it stops and says so.
 TABLE_MAX_ROWS = 1000
@@ -51,12 +53,36 @@ def select_columns(soql: str) -> Optional[List[str]]:
     return [item.name for item in query.items]
 
 
+def canonical_columns(columns: Sequence[str], flat: Dict[str, Any]) -> List[str]:
+    """``columns`` (the SELECT list's order) spelled as the API spells them in ``flat``, the
+    first record (``select id, account.name`` -> ``Id``, ``Account.Name``); a name the
+    record does not have (under a null parent) keeps the query's spelling."""
+    spelled = {key.lower(): key for key in flat}
+    return [c if c in flat else spelled.get(c.lower(), c) for c in columns]
+
+
 def row_values(columns: Sequence[str], flat: Dict[str, Any]) -> List[Any]:
     """The values of ``flat`` for ``columns``; names match case-insensitively (SOQL is not
     case-sensitive, the API answers with its own spelling); a column under a null parent
-    (``Account.Name`` when ``Account`` is null) is ``None``."""
+    (``Account.Name`` when ``Account`` is null) is ``None``. An aggregate query keys a
+    grouped parent field by its last name (``GROUP BY Account.Name`` -> ``"Name"``, no
+    ``Account`` key at all): that value fills the ``Account.Name`` column."""
     lowered = {key.lower(): value for key, value in flat.items()}
-    return [flat[c] if c in flat else lowered.get(c.lower()) for c in columns]
+    values: List[Any] = []
+    for column in columns:
+        if column in flat:
+            values.append(flat[column])
+            continue
+        name = column.lower()
+        if name in lowered or "." not in name:
+            values.append(lowered.get(name))
+            continue
+        head, leaf = name.split(".", 1)[0], name.rsplit(".", 1)[1]
+        # a REST record always carries its relationship key (the parent, or null): when it
+        # is absent altogether this is an aggregate row keyed by the field's last name
+        has_parent_key = any(key == head or key.startswith(head + ".") for key in lowered)
+        values.append(None if has_parent_key else lowered.get(leaf))
+    return values
 
 
 def _text(value: Any) -> str:
@@ -77,6 +103,11 @@ class Writer:
         self.columns = list(columns)
         self.rows = 0
         self.truncated = False
+
+    @property
+    def full(self) -> bool:
+        """True when the writer takes no more rows (the table's cap): stop fetching."""
+        return False
 
     def write(self, values: Sequence[Any]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -124,8 +155,12 @@ class TableWriter(Writer):
         self.max_rows = max_rows
         self._buffer: List[List[str]] = []
 
+    @property
+    def full(self) -> bool:
+        return len(self._buffer) >= self.max_rows
+
     def write(self, values: Sequence[Any]) -> None:
-        if len(self._buffer) >= self.max_rows:
+        if self.full:
             self.truncated = True
             return
         self._buffer.append([_text(v) for v in values])

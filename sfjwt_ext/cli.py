@@ -7,11 +7,12 @@
                  [--format table|csv|json|jsonl] [--output FILE]
     sfjwt demo
 
-Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``) or an
-output file could not be written; 2 settings, key or usage problems; 3 Salesforce refused the
-login; 4 the token endpoint could not be reached or kept failing (connection errors,
-timeouts, 5xx, 429); 130 interrupted. No traceback for expected failures; ``--verbose`` shows
-one, and DEBUG logs (secrets masked). Nothing ever prompts.
+Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``, its
+message quoted); 2 settings, key, file or usage problems (a missing setting, a bad key, a
+``--cert`` / ``--out`` / ``--output`` path that cannot be read or written); 3 Salesforce
+refused the login; 4 the token endpoint (or the instance) could not be reached or kept failing
+(connection errors, timeouts, 5xx, 429); 130 interrupted. No traceback for expected failures;
+``--verbose`` shows one, and DEBUG logs (secrets masked). Nothing ever prompts.
 """
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ examples:
   echo "SELECT COUNT() FROM Account" | sfjwt --profile uat query -
 
 settings come from the options, else SF_* environment variables, else the profile
-(~/.config/sfjwt/config.ini, or SFJWT_CONFIG). exit codes: 0 ok, 1 API error,
-2 settings or key, 3 login refused by Salesforce, 4 token endpoint unreachable.
+(~/.config/sfjwt/config.ini, or SFJWT_CONFIG). exit codes: 0 ok, 1 API error (e.g.
+MALFORMED_QUERY), 2 settings, key, file or usage, 3 login refused by Salesforce,
+4 token endpoint unreachable or failing, 130 interrupted.
 """
 
 CONNECTED_APP_STEPS = """\
@@ -200,6 +202,8 @@ def _exit_code(exc: BaseException) -> int:
         return EXIT_UNAVAILABLE
     if isinstance(exc, SalesforceError):
         return EXIT_API
+    if isinstance(exc, OSError):  # a local file: --out, --output, --cert ... (not the network)
+        return EXIT_USAGE
     return EXIT_API
 
 
@@ -217,15 +221,31 @@ def _describe_error(exc: BaseException) -> str:
             parts = [f"{c.get('errorCode', '?')}: {str(c.get('message', '')).strip()}" for c in content]
             return redact("Salesforce refused the call: " + "; ".join(parts))
         return redact(f"Salesforce refused the call (HTTP {getattr(exc, 'status', '?')}): {content}")
-    if isinstance(exc, OSError) and not hasattr(exc, "response"):
+    import requests
+
+    if isinstance(exc, requests.exceptions.RequestException):
         return redact(f"{type(exc).__name__}: {exc}")
-    return redact(str(exc) or type(exc).__name__)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename!r}" if exc.filename is not None else ""
+        return redact(f"{exc.strerror or type(exc).__name__}:{where or ' ' + str(exc)}")
+    return redact(f"unexpected {type(exc).__name__}: {exc} (a bug in sfjwt? --verbose shows where)")
+
+
+def _prefix(exc: BaseException, code: int) -> str:
+    from .errors import TokenEndpointUnavailable
+
+    if code == EXIT_AUTH:
+        return "login refused"
+    if code == EXIT_UNAVAILABLE:
+        return "token endpoint unavailable" if isinstance(exc, TokenEndpointUnavailable) else "cannot reach Salesforce"
+    return "error"
 
 
 # ---------------------------------------------------------------------------------------
 # keygen
 # ---------------------------------------------------------------------------------------
 def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
+    from .errors import ConfigurationError
     from .keys import fingerprint, load_certificate, write_key_pair
 
     passphrase: Optional[str] = None
@@ -237,9 +257,14 @@ def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
                 f"is empty: export {args.passphrase_env}=... first (the passphrase never goes on the "
                 "command line)"
             )
-    key_path, cert_path = write_key_pair(
-        args.out, args.name, bits=args.bits, days=args.days, passphrase=passphrase, force=args.force,
-    )
+    try:
+        key_path, cert_path = write_key_pair(
+            args.out, args.name, bits=args.bits, days=args.days, passphrase=passphrase, force=args.force,
+        )
+    except ConfigurationError:  # KeyPairExistsError names the files and --force
+        raise
+    except OSError as exc:
+        raise UsageError(f"cannot write the key pair into --out {args.out!r}: {exc.strerror or exc}") from exc
     cert = load_certificate(cert_path)
     expires = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
     out.write(f"private key:  {key_path}  (RSA {args.bits} bits, mode 0600{', encrypted' if passphrase else ''}: keep it secret)\n")
@@ -344,8 +369,27 @@ def _read_soql(args: argparse.Namespace) -> str:
     return soql
 
 
+def _show_progress(args: argparse.Namespace, out: IO[str]) -> bool:
+    """A progress line on stderr only when stderr is a terminal, and not when the rows are
+    being printed on that same terminal as they arrive (they would tangle)."""
+    if not _isatty(sys.stderr):
+        return False
+    return bool(args.output) or args.format == "table" or not _isatty(out)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
-    from ._cli_output import flatten, make_writer, row_values, select_columns
+    """Rows are written as each page arrives (sf.query, then sf.query_more page by page):
+    nothing but the current page is held, except by the table format, which keeps at most
+    ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` is opened only once Salesforce
+    has answered the first page, so a login or SOQL error leaves an existing file alone."""
+    from ._cli_output import canonical_columns, flatten, make_writer, row_values, select_columns
     from .connect import connect_jwt
 
     soql = _read_soql(args)
@@ -353,17 +397,21 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     columns = select_columns(soql)
     is_count = columns == ["count"]
 
+    result = sf.query(soql, include_deleted=args.include_deleted)
     target: IO[str] = out
     handle: Optional[IO[str]] = None
     if args.output:
-        handle = open(args.output, "w", encoding="utf-8", newline="")
+        try:
+            handle = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise UsageError(f"cannot write --output {args.output!r}: {exc.strerror or exc}") from exc
         target = handle
     writer = None
     pages = 0
     progress: Optional[_Progress] = None
     total: Optional[int] = None
+    stopped = ""
     try:
-        result = sf.query(soql, include_deleted=args.include_deleted)
         while True:
             pages += 1
             total = result.get("totalSize")
@@ -373,18 +421,22 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
             for record in records:
                 flat = flatten(record)
                 if writer is None:
-                    columns = columns or list(flat)
+                    # the SELECT list's order, the API's spelling of each name (select id -> Id)
+                    columns = canonical_columns(columns, flat) if columns else list(flat)
                     writer = make_writer(args.format, target, columns)
                 writer.write(row_values(writer.columns, flat))
-            if progress is None and not result.get("done", True) and sys.stderr.isatty():
+            if progress is None and not result.get("done", True) and _show_progress(args, out):
                 progress = _Progress(total)
             if progress is not None:
                 progress.update(len(records))
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 break
+            if writer is not None and writer.full:  # the table's cap, and more pages remain
+                writer.truncated = True
+                break
             if args.limit_pages is not None and pages >= args.limit_pages:
-                _err(f"stopped after {pages} page(s) (--limit-pages); more records remain")
+                stopped = "limit"
                 break
             result = sf.query_more(next_url, identifier_is_url=True, include_deleted=args.include_deleted)
         if writer is None:
@@ -395,8 +447,11 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
             progress.close()
         if handle is not None:
             handle.close()
+    if stopped == "limit":
+        _err(f"stopped after {pages} page(s) (--limit-pages); more records remain")
     if writer.truncated:
-        _err(f"the table shows the first {writer.rows} records: use --format csv (or json/jsonl) for all of them")
+        _err(f"the table shows the first {writer.rows} records: use --format csv (or json/jsonl, "
+             "with --output FILE) for all of them")
     noun = "record" if writer.rows == 1 else "records"
     _err(f"{writer.rows} {noun}" + (f" of {total}" if total is not None and total != writer.rows and not is_count else "")
          + f", {pages} page{'s' if pages != 1 else ''}" + (f", written to {args.output}" if args.output else ""))
@@ -417,7 +472,10 @@ COMMANDS = {"keygen": cmd_keygen, "check": cmd_check, "query": cmd_query, "demo"
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)  # exits 2 on bad usage
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (2, already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     verbose = bool(getattr(args, "verbose", False))
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -440,8 +498,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = _exit_code(exc)
         if verbose:
             traceback.print_exc(file=sys.stderr)
-        prefix = {EXIT_USAGE: "error", EXIT_AUTH: "login refused", EXIT_UNAVAILABLE: "token endpoint unavailable"}.get(code, "error")
-        _err(f"sfjwt {args.command}: {prefix}: {_describe_error(exc)}")
+        _err(f"sfjwt {args.command}: {_prefix(exc, code)}: {_describe_error(exc)}")
         if not verbose:
             _err("(run with --verbose for details)")
         return code

@@ -7,9 +7,11 @@ re-login, then stops the org and removes the folder.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import time
-from typing import IO, Any, List, Sequence
+from typing import IO, Any, Iterator, List, Sequence
 
 __all__ = ["run_demo"]
 
@@ -48,13 +50,34 @@ def _plural(name: str) -> str:
     return name + ("es" if name.endswith("s") else "s")
 
 
+@contextlib.contextmanager
+def _isolated_environment(folder: str) -> Iterator[None]:
+    """The demo logs in to the local org only: the user's own ``SF_*`` settings and profile
+    file (``SF_PROFILE``, ``SF_PRIVATE_KEY``, ``SF_DOMAIN``, ...) must not leak into it, and a
+    proxy from ``HTTPS_PROXY`` must not be asked to reach 127.0.0.1. Restored afterwards."""
+    saved = dict(os.environ)
+    try:
+        for name in list(os.environ):
+            if name.startswith("SF_"):
+                del os.environ[name]
+        os.environ["SFJWT_CONFIG"] = os.path.join(folder, "no-profiles.ini")  # never created
+        for name in ("NO_PROXY", "no_proxy"):
+            current = os.environ.get(name, "")
+            os.environ[name] = ",".join(filter(None, [current, "127.0.0.1", "localhost"]))
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def run_demo(out: IO[str]) -> int:
     from .connect import connect_jwt
     from .testing import LocalOrg
 
     started = time.monotonic()
     out.write("sfjwt demo: Salesforce's JWT bearer flow against a local org on 127.0.0.1 (no network)\n\n")
-    with tempfile.TemporaryDirectory(prefix="sfjwt-demo-") as folder, LocalOrg() as org:
+    with tempfile.TemporaryDirectory(prefix="sfjwt-demo-") as folder, _isolated_environment(folder), \
+            LocalOrg() as org:
         credentials = org.new_app_with_key(folder, username="demo@example.com")
         counts = org.load_sample_data()
         loaded = ", ".join(f"{n:,} {_plural(name)}" for name, n in counts.items())

@@ -18,6 +18,9 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
     scratch.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SF_")}
     env.update(TMPDIR=str(scratch), SFJWT_CONFIG=str(tmp_path / "none.ini"))
+    # a user's own settings and proxy must not leak into the demo's login to 127.0.0.1
+    env.update(SF_PROFILE="uat", SF_PRIVATE_KEY="not a key", SF_DOMAIN="test",
+               HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="")
     result = subprocess.run(COMMAND + ["demo"], env=env, stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
