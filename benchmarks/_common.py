@@ -234,6 +234,14 @@ def _is_loopback(host: Any) -> bool:
         return False
 
 
+def isolate() -> None:
+    """Loopback only, and none of the user's own SF_* settings: each side gets exactly the
+    local org's settings from the benchmark."""
+    loopback_only()
+    for name in [n for n in os.environ if n.startswith("SF_")]:
+        os.environ.pop(name)
+
+
 def loopback_only() -> None:
     """Refuse to resolve or connect to anything but loopback addresses in this process."""
     global _guard_installed

@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import requests  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
 
-from _common import Figure, OrgProcess, Report, alternate, base_parser, loopback_only, median, trust_org_ca  # noqa: E402
+from _common import Figure, OrgProcess, Report, alternate, base_parser, isolate, median, trust_org_ca  # noqa: E402
 
 SALESFORCE_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
@@ -173,10 +173,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 15)
     only = set(args.only or ["B1", "B2", "B6"])
-    loopback_only()
+    isolate()  # every setting is passed explicitly
     report = Report("bench_login", args)
-    for name in [n for n in os.environ if n.startswith("SF_")]:
-        os.environ.pop(name)  # every setting is passed explicitly
     with OrgProcess(accounts=1) as org:
         trust_org_ca(org)
         if "B1" in only:

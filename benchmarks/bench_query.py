@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import requests  # noqa: E402
 
-from _common import Figure, OrgProcess, Report, alternate, base_parser, loopback_only, median, trust_org_ca  # noqa: E402
+from _common import Figure, OrgProcess, Report, alternate, base_parser, isolate, median, trust_org_ca  # noqa: E402
 
 SOQL = "SELECT Id, Name FROM Account LIMIT 10"
 
@@ -35,10 +35,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     calls = args.calls or (20 if args.quick else 2000)
     block = args.block or (10 if args.quick else 100)
     blocks = max(1, calls // block)
-    loopback_only()
+    isolate()
     report = Report("bench_query", args)
-    for name in [n for n in os.environ if n.startswith("SF_")]:
-        os.environ.pop(name)
 
     from simple_salesforce import Salesforce
 

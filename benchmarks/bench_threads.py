@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import Figure, OrgProcess, Report, base_parser, loopback_only, median, trust_org_ca  # noqa: E402
+from _common import Figure, OrgProcess, Report, base_parser, isolate, median, trust_org_ca  # noqa: E402
 from bench_login import our_login, simple_salesforce_login  # noqa: E402
 
 SOQL = "SELECT Id, Name FROM Account LIMIT 5"
@@ -74,10 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     threads = args.threads or (8 if args.quick else 64)
-    loopback_only()
+    isolate()
     report = Report("bench_threads", args)
-    for name in [n for n in os.environ if n.startswith("SF_")]:
-        os.environ.pop(name)
     with OrgProcess(accounts=5) as org:
         trust_org_ca(org)
         ours_sf = our_login(org, cache=False)
