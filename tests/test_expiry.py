@@ -3,6 +3,8 @@ simple-salesforce reaches: REST, SObject CRUD, Apex REST, Tooling, Bulk 1.0, Bul
 the Metadata API (SOAP through zeep)."""
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -168,3 +170,40 @@ def test_mdapi_created_before_a_refresh_keeps_working(org: Any, sf: SalesforceJW
     assert api.describe_metadata() is not None
     assert [r.status for r in org.requests[since:]] == [200]
     assert org.token_requests == tokens
+
+
+def _package(files: Dict[str, str]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    buffer.seek(0)
+    return buffer
+
+
+def test_deploy_and_retrieve_after_expiry(org: Any, sf: SalesforceJWT) -> None:
+    """deploy/retrieve post raw SOAP envelopes with the session id in the body: the resend
+    carries the new id there."""
+    _mdapi_or_skip(sf)
+    package = _package({
+        "package.xml": '<?xml version="1.0" encoding="UTF-8"?><Package xmlns="http://soap.sforce.com/2006/04/metadata">'
+                       "<types><members>Expiring</members><name>ApexClass</name></types><version>62.0</version></Package>",
+        "classes/Expiring.cls": "public class Expiring { }",
+        "classes/Expiring.cls-meta.xml": "<ApexClass/>",
+    })
+    since = len(org.requests)
+    async_id, state = _expires_then(org, sf, lambda: sf.mdapi.deploy(package, sandbox=False))
+    assert async_id and state in ("Queued", "InProgress", "Succeeded")
+    soap = [r.status for r in org.requests[since:] if "/Soap/m/" in r.path]
+    assert soap == [500, 200]  # the fault, then the resent envelope
+    assert sf.mdapi.check_deploy_status(async_id)[0] == "Succeeded"
+
+    org.expire_all_sessions()
+    since, tokens = len(org.requests), org.token_requests
+    retrieve_id, state = sf.mdapi.retrieve("retrieve", unpackaged={"ApexClass": ["Expiring"]})
+    assert retrieve_id and state == "Queued"
+    assert org.token_requests == tokens + 1
+    assert [r.status for r in org.requests[since:] if "/Soap/m/" in r.path] == [500, 200]
+    state, _error, _messages, zip_bytes = sf.mdapi.retrieve_zip(retrieve_id)
+    assert state == "Succeeded"
+    assert "classes/Expiring.cls" in zipfile.ZipFile(io.BytesIO(zip_bytes)).namelist()
