@@ -476,9 +476,11 @@ def test_ctrl_c_is_exit_130_without_a_traceback(org: Any, env: Dict[str, str]) -
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
-        while org.token_requests == 0 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling for the login (inside main's handler), not waiting on time
-        assert org.token_requests == 1 and proc.poll() is None
+        # poll until the delayed API call has reached the org: the command is then surely
+        # inside main's handler, blocked on the answer (not still logging in or starting up)
+        while org._faults["api"] and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert org.token_requests == 1 and not org._faults["api"] and proc.poll() is None
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
