@@ -537,9 +537,11 @@ def connect_jwt(
             passphrase=settings.private_key_passphrase,
         )
 
+    tls_verify: Union[bool, str] = True if verify is None else verify
+
     def login(key: Any = None) -> Refresher:
         key = load_key() if key is None else key
-        return _login(settings, key, target, verify=verify, proxies=proxies, timeout=timeout)
+        return _login(settings, key, target, verify=tls_verify, proxies=proxies, timeout=timeout)
 
     key_id = _key_source_fingerprint(settings) if cache else None
     if cache and key_id is None:

@@ -83,7 +83,7 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
 
     error: str
     description: str
-    status: Optional[int]
+    status: Optional[int]  # type: ignore[assignment]  # the real HTTP status; None before any answer
     login_url: str
     username: str
     hint: str

@@ -414,7 +414,7 @@ class RefreshingSession(requests.Session):
         self.cookies = base.cookies.copy() if hasattr(base.cookies, "copy") else base.cookies
         self.cert = base.cert
         self.auth = base.auth
-        self.params = dict(base.params or {})
+        self.params = dict(base.params or {})  # type: ignore[arg-type]  # a mapping on any real session
         self.hooks = {event: list(hooks) for event, hooks in (base.hooks or {}).items()}
         self.trust_env = base.trust_env
         self.max_redirects = base.max_redirects
@@ -428,7 +428,7 @@ class RefreshingSession(requests.Session):
         stream: Optional[bool],
         verify: Optional[Union[bool, str]],
         cert: Any,
-    ) -> Dict[str, Any]:
+    ) -> Any:
         # requests replaces verify=None/True by REQUESTS_CA_BUNDLE; when the caller of
         # this request said nothing, the session's own verify (our CA bundle) is the answer.
         if verify is None:
