@@ -9,7 +9,7 @@ import http.server
 import io
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -378,6 +378,21 @@ def _token(value: str, instance: str = "https://127.0.0.1:1") -> Any:
     return SimpleNamespace(access_token=value, instance_url=instance, id="", org_id="00D000000000001")
 
 
+def _run_while_the_token_request_is_held(client: "_StandInTokenClient", call: Callable[[], Any], n: int) -> None:
+    """Start ``n`` threads running ``call``; once the first token request is in (held at the
+    client's gate, so the others pile up behind the refresher's lock), let it finish; join."""
+    threads = [threading.Thread(target=call) for _ in range(n)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while client.requests_made == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    client.gate.set()
+    for t in threads:
+        t.join(10)
+
+
 def test_waiters_share_a_failed_refresh() -> None:
     client = _StandInTokenClient([RuntimeError("token endpoint down"), _token("t3")])
     refresher = Refresher(client, _token("t1"))  # type: ignore[arg-type]
@@ -390,16 +405,7 @@ def test_waiters_share_a_failed_refresh() -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 10
-    while client.requests_made == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    client.gate.set()
-    for t in threads:
-        t.join(10)
+    _run_while_the_token_request_is_held(client, call, 8)
     assert len(errors) == 8 and client.requests_made == 1
     # a later call tries again
     assert refresher.refresh("t1").access_token == "t3"
@@ -411,16 +417,7 @@ def test_same_token_again_is_shared_by_waiters() -> None:
     client = _StandInTokenClient([_token("t1"), _token("t1")])
     refresher = Refresher(client, _token("t1"))  # type: ignore[arg-type]
     client.gate.clear()
-    threads = [threading.Thread(target=refresher.refresh, args=("t1",)) for _ in range(8)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 10
-    while client.requests_made == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    client.gate.set()
-    for t in threads:
-        t.join(10)
+    _run_while_the_token_request_is_held(client, lambda: refresher.refresh("t1"), 8)
     assert client.requests_made == 1
     assert refresher.refresh_count == 1
 
