@@ -174,9 +174,9 @@ class _Parser:
             raise SoqlParseError(f"expected {ch!r} at position {t.pos}, found {t.value!r}")
         return t
 
-    def skip_balanced(self) -> None:
-        """Skip from an opening parenthesis to its match."""
-        depth = 0
+    def skip_balanced(self, depth: int = 0) -> None:
+        """Skip from an opening parenthesis to its match (``depth=1``: from inside one,
+        past its closing parenthesis)."""
         while True:
             t = self.next()
             if t.kind == "punct" and t.value == "(":
@@ -311,13 +311,7 @@ class _Parser:
             path = tuple(t.value.split("."))
             self.i += 1
         # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...)
-        depth = 1
-        while depth:
-            t = self.next()
-            if t.kind == "punct" and t.value == "(":
-                depth += 1
-            elif t.kind == "punct" and t.value == ")":
-                depth -= 1
+        self.skip_balanced(depth=1)
         return path, inner
 
 
