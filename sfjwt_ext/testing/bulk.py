@@ -48,6 +48,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape as _xml_escape
 
+from .ids import to_18
 from .http import HTTPError, Request, Response, empty_response, json_response, text_response, xml_response
 
 __all__ = ["BulkService", "register", "DATALOAD_NS", "METADATA_NS"]
@@ -75,20 +76,7 @@ _DEFAULT_MAX_RECORDS = 50000  # Bulk 2.0 page size when maxRecords is absent (re
 
 # --------------------------------------------------------------------------- small helpers
 
-_SUFFIX_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def _id18(id15: str) -> str:
-    """The case-safe 18-character form of a 15-character Salesforce id."""
-    suffix = ""
-    for chunk in range(3):
-        bits = 0
-        for i, ch in enumerate(id15[chunk * 5:chunk * 5 + 5]):
-            if "A" <= ch <= "Z":
-                bits |= 1 << i
-        suffix += _SUFFIX_CHARS[bits]
-    return id15 + suffix
 
 
 def _make_id(prefix: str, org_id: str, n: int) -> str:
@@ -101,7 +89,7 @@ def _make_id(prefix: str, org_id: str, n: int) -> str:
             break
     pod = (org_id[3:5] if len(org_id) >= 5 else "5g")
     body = prefix + pod + "0" * max(0, 15 - len(prefix) - len(pod) - len(digits)) + digits
-    return _id18(body[-15:] if len(body) > 15 else body)
+    return to_18(body[-15:] if len(body) > 15 else body)
 
 
 def _sf_datetime(ts: float) -> str:

@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from . import tls
+from . import bulk, sample, tls
 from .http import (
     SOAP_CONTENT_TYPE,
     HTTPError,
@@ -49,34 +49,22 @@ from .http import (
     text_response,
     xml_response,
 )
+from .ids import random_id
+from .records import Store
+from .soql import SoqlError
 
 __all__ = ["LocalOrg", "OrgCredentials", "RequestRecord", "ApexRequest", "Session", "ConnectedApp",
-           "OrgUser", "salesforce_id"]
+           "OrgUser"]
 
 log = logging.getLogger("sfjwt_ext.testing.server")
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
-_ID_ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _TOKEN_ALPHABET = string.ascii_letters + string.digits + "._"
-_CHECKSUM_CHARS = string.ascii_uppercase + "012345"
 _V = r"/services/data/v(?P<version>\d+\.\d)"
 _RECORD_ID = r"(?P<record_id>[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?)"
 _SOBJECT = r"(?P<sobject>\w+)"
 _NUMERIC_EXP = re.compile(r"[+-]?\d+(?:\.\d+)?")
-
-
-def salesforce_id(prefix: str) -> str:
-    """A random 18-character Salesforce id with a 3-char key prefix and a valid checksum."""
-    base = prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(15 - len(prefix)))
-    suffix = ""
-    for i in range(3):
-        flags = 0
-        for j, ch in enumerate(base[i * 5:(i + 1) * 5]):
-            if "A" <= ch <= "Z":
-                flags |= 1 << j
-        suffix += _CHECKSUM_CHARS[flags]
-    return base + suffix
 
 
 def _b64url_decode(part: str) -> bytes:
@@ -192,19 +180,6 @@ class _TokenError(Exception):
         self.description = description
 
 
-def _optional_module(name: str) -> Any:
-    """Import ``sfjwt_ext.testing.<name>`` if it exists (it may be written later)."""
-    import importlib
-
-    full = f"{__package__}.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name == full:
-            return None
-        raise
-
-
 class LocalOrg:
     """A local Salesforce org for tests and demos. Use as a context manager or start()/stop().
 
@@ -222,7 +197,7 @@ class LocalOrg:
         self.page_size = page_size
         self.login_rate_limit = login_rate_limit
         self.name = name
-        self.org_id = salesforce_id("00D")
+        self.org_id = random_id("00D")
         self._extra_audiences = list(audiences) if audiences is not None else None
         self._ports = (login_port, instance_port)
         self._lock = threading.RLock()
@@ -249,15 +224,11 @@ class LocalOrg:
         self.token_url = ""
         self.ca_file = ""
         self.credentials: Optional[OrgCredentials] = None
-        store_module = _optional_module("store")
         # the Store creates the Organization record itself (Id = org_id, Name, IsSandbox false, ...)
-        self.store: Any = (store_module.Store(org_id=self.org_id, api_version=api_version, org_name=name)
-                           if store_module else None)
+        self.store = Store(org_id=self.org_id, api_version=api_version, org_name=name)
         self.router = Router()
         self._register_routes()
-        bulk = _optional_module("bulk")
-        if bulk is not None and hasattr(bulk, "register"):
-            bulk.register(self.router, self)
+        self.bulk = bulk.register(self.router, self)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "LocalOrg":
@@ -358,7 +329,7 @@ class LocalOrg:
                 record["ProfileId"] = profile
             user_id = self.store.insert("User", [record])[0]
         if not user_id:
-            user_id = salesforce_id("005")
+            user_id = random_id("005")
         user = OrgUser(user_id, username, approved, active, app_access, display, mail)
         with self._lock:
             self.users[username.lower()] = user
@@ -406,14 +377,7 @@ class LocalOrg:
         return self._require_store().insert(sobject, records)
 
     def load_sample_data(self) -> Dict[str, int]:
-        sample = _optional_module("sample")
-        if sample is None:
-            raise RuntimeError("sfjwt_ext.testing.sample is not available")
-        for name in ("load_sample_data", "load", "load_sample"):
-            fn = getattr(sample, name, None)
-            if callable(fn):
-                return fn(self._require_store())
-        raise RuntimeError("sfjwt_ext.testing.sample has no load_sample_data(store)")
+        return sample.load_sample_data(self.store)
 
     def register_apex_route(self, method: str, path: str, handler: Callable[[ApexRequest], Tuple[int, Any]]) -> None:
         """Serve ``method`` ``/services/apexrest<path>``. ``path`` may end in ``*`` (any rest,
@@ -858,34 +822,14 @@ class LocalOrg:
                                             "message": "The requested resource does not exist"}], status=404))
         return version
 
-    def _require_store(self) -> Any:
-        if self.store is None:
-            raise HTTPError(json_response([{"errorCode": "UNKNOWN_EXCEPTION",
-                                            "message": "the local org's store (sfjwt_ext.testing.store) is missing"}],
-                                          status=500))
+    def _require_store(self) -> Store:
         return self.store
 
-    @staticmethod
-    def _soql_error(exc: Exception) -> Response:
-        to_json = getattr(exc, "to_json", None)
-        if callable(to_json):
-            return json_response(to_json(), status=int(getattr(exc, "status", 400)))
-        code = getattr(exc, "error_code", "UNKNOWN_EXCEPTION")
-        message = getattr(exc, "message", None) or str(exc)
-        return json_response([{"message": message, "errorCode": code}], status=int(getattr(exc, "status", 400)))
-
     def _store_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        store_module = _optional_module("store")
-        soql_error: Any = getattr(store_module, "SoqlError", None) if store_module else None
-        if soql_error is None:
-            soql_module = _optional_module("soql")
-            soql_error = getattr(soql_module, "SoqlError", None) if soql_module else None
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:
-            if soql_error is not None and isinstance(exc, soql_error):
-                raise HTTPError(self._soql_error(exc)) from None
-            raise
+        except SoqlError as exc:
+            raise HTTPError(json_response(exc.to_json(), status=exc.status)) from None
 
     def _versions(self, request: Request) -> Response:
         self.require_session(request)
@@ -965,7 +909,7 @@ class LocalOrg:
         body: Dict[str, Any] = {"totalSize": cursor.total_size, "done": end >= len(cursor.records)}
         if not body["done"]:
             if cursor_id is None:
-                cursor_id = salesforce_id("01g")
+                cursor_id = random_id("01g")
                 with self._lock:
                     self._cursors[cursor_id] = cursor
             body["nextRecordsUrl"] = f"/services/data/v{version}{prefix}/query/{cursor_id}-{end}"
