@@ -14,7 +14,8 @@ from .ids import is_valid_id, to_18
 from .literals import UTC, date_range, format_datetime, parse_date, parse_datetime
 from .schema import (BAD_RELATIONSHIP, BAD_TYPE, FILTER_TYPE_NAMES, NO_SUCH_COLUMN, NUMBER_TYPES, SCHEMA, SCHEMA_LOWER,
                      TEXT_TYPES, FieldDef, ObjectDef, quote_identifier)
-from .soql import Aggregate, BoolOp, Comparison, DateLiteral, FieldRef, Literal, Not, Query, SoqlError, Subquery, error_at
+from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldRef, Literal, Not, Query, SoqlError, Subquery,
+                   error_at)
 
 if TYPE_CHECKING:
     from .records import Store

@@ -8,7 +8,9 @@ login host for ``/services/data``.
 This module holds the org's lifecycle (listeners), its users and connected apps, its
 sessions (``require_session``), the test controls (faults, expiry, revocation) and what
 tests observe (requests, assertions, counters). Each API is its own module with
-``register(router, org)``: :mod:`oauth`, :mod:`rest`, :mod:`bulk`. Handlers check tokens with
+``register(router, org)``: :mod:`oauth`, :mod:`rest`, :mod:`bulk2`, :mod:`bulk1`,
+:mod:`metadata` (their jobs and test controls live on ``org.bulk``, a
+:class:`~.bulk.BulkService`). Handlers check tokens with
 ``org.require_session(request, api="bulk1" | "bulk2" | "soap" | "rest")``.
 
 This module imports nothing of the sfjwt_ext client.
@@ -35,7 +37,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import bulk, oauth, rest, sample, tls
+from . import bulk1, bulk2, metadata, oauth, rest, sample, tls
+from .bulk import BulkService
 from .http import (
     SOAP_CONTENT_TYPE,
     HTTPError,
@@ -168,7 +171,10 @@ class LocalOrg:
         self.router = Router()
         self.oauth = oauth.register(self.router, self)
         self.rest = rest.register(self.router, self)
-        self.bulk = bulk.register(self.router, self)
+        self.bulk = BulkService(self)
+        bulk2.register(self.router, self)
+        bulk1.register(self.router, self)
+        metadata.register(self.router, self)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "LocalOrg":
@@ -259,17 +265,10 @@ class LocalOrg:
         """Add a user (and a User record in the store); returns its 005 id."""
         display = name or username.split("@")[0].replace(".", " ").title()
         mail = email or (username if "@" in username else f"{username}@example.com")
-        user_id = None
-        if self.store is not None:
-            first, _, last = display.rpartition(" ")
-            record = {"Username": username, "FirstName": first or None, "LastName": last or display,
-                      "Email": mail, "IsActive": active}
-            profile = getattr(self.store, "admin_profile_id", None)
-            if profile:
-                record["ProfileId"] = profile
-            user_id = self.store.insert("User", [record])[0]
-        if not user_id:
-            user_id = random_id("005")
+        first, _, last = display.rpartition(" ")
+        record = {"Username": username, "FirstName": first or None, "LastName": last or display,
+                  "Email": mail, "IsActive": active, "ProfileId": self.store.admin_profile_id}
+        user_id = self.store.insert("User", [record])[0]
         user = OrgUser(user_id, username, approved, active, app_access, display, mail)
         with self._lock:
             self.users[username.lower()] = user
