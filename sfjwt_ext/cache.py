@@ -46,14 +46,14 @@ import os
 import threading
 import time
 import weakref
-from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple, Union
 
 import requests.utils
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._fork import ProcessLocal
 from ._redact import get_logger
-from .exchange import LoginTarget, TokenClient, TokenResponse
+from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse
 from .session import Refresher, RefreshingSession
 from .settings import ENV, ENV_ALIASES, Settings, config_path, resolve_settings
 
@@ -80,7 +80,6 @@ MAX_LOGINS = 64
 MAX_SETTINGS = 64
 
 Verify = Union[bool, str]
-Timeout = Union[None, float, Tuple[Optional[float], Optional[float]]]
 PrivateKeySource = Union[str, bytes, rsa.RSAPrivateKey, None]
 
 
@@ -132,7 +131,7 @@ def login_key(
     *,
     verify: Verify,
     proxies: Optional[Mapping[str, str]],
-    timeout: Timeout,
+    timeout: TimeoutType,
 ) -> LoginKey:
     """The cache key of a login: its identity and the transport of its token requests."""
     identity = LoginIdentity(
@@ -189,7 +188,7 @@ def key_source_id(settings: Settings) -> Optional[str]:
     return digest.hexdigest()
 
 
-def settings_key(arguments: Mapping[str, object]) -> Optional[SettingsKey]:
+def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
     """The memo key of ``resolve_settings(**arguments)``: the arguments, every environment
     variable settings reads, the profile file's content (two edits within the file system's
     timestamp granularity keep its stat) and the working directory (relative paths were
@@ -299,7 +298,7 @@ class LoginCache:
         return _ProcessState()
 
     # -- settings ---------------------------------------------------------------------------
-    def settings(self, arguments: Mapping[str, object]) -> Settings:
+    def settings(self, arguments: Mapping[str, Any]) -> Settings:
         """``resolve_settings(**arguments)``, memoized by :func:`settings_key`."""
         key = settings_key(arguments)
         if key is None:

@@ -25,12 +25,13 @@ over by the refreshing session; its ``verify`` is used unless ``verify=`` is giv
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -40,8 +41,8 @@ from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
 from ._redact import RedactingFilter, get_logger, mask_token
-from .cache import Timeout, default_cache, key_fingerprint, key_source_id, log_in, login_key
-from .exchange import LoginTarget, TokenClient, TokenResponse, resolve_login
+from .cache import LoginKey, default_cache, key_fingerprint, key_source_id, log_in, login_key
+from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
 from .keys import load_private_key
 from .session import Refresher, RefreshingSession
 from .settings import SECRETS, Settings
@@ -270,6 +271,33 @@ def _load_key(settings: Settings) -> rsa.RSAPrivateKey:
     )
 
 
+def _tls_verify(verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings) -> Union[bool, str]:
+    """``verify=``, else the caller's ``session.verify`` when changed, else ``SF_CA_BUNDLE``,
+    else True; ``False`` is warned about once per process."""
+    if verify is None:
+        if session is not None and session.verify is not True:
+            verify = session.verify
+        else:
+            verify = settings.ca_bundle or True
+    if verify is False:
+        _warn_insecure()
+    return verify
+
+
+def _login_key(
+    settings: Settings, target: LoginTarget, *, verify: Union[bool, str],
+    proxies: Optional[Dict[str, str]], timeout: TimeoutType,
+) -> Tuple[LoginKey, Optional[rsa.RSAPrivateKey]]:
+    """The cache key, and the key already loaded when its file could not be hashed (loading
+    it raises the PrivateKeyError that says why, or gives its fingerprint)."""
+    key: Optional[rsa.RSAPrivateKey] = None
+    key_id = key_source_id(settings)
+    if key_id is None:
+        key = _load_key(settings)
+        key_id = key_fingerprint(key)
+    return login_key(settings, target, key_id, verify=verify, proxies=proxies, timeout=timeout), key
+
+
 def connect_jwt(
     username: Optional[str] = None,
     consumer_key: Optional[str] = None,
@@ -284,7 +312,7 @@ def connect_jwt(
     session: Optional[requests.Session] = None,
     proxies: Optional[Dict[str, str]] = None,
     verify: Optional[Union[bool, str]] = None,
-    timeout: Timeout = None,
+    timeout: TimeoutType = None,
     cache: bool = True,
     profile: Optional[str] = None,
     **salesforce_kwargs: Any,
@@ -320,41 +348,29 @@ def connect_jwt(
     settings = default_cache.settings({k: v for k, v in arguments.items() if v is not None})
     settings.require()
 
-    tls_verify: Union[bool, str]
-    if verify is not None:
-        tls_verify = verify
-    elif session is not None and session.verify is not True:
-        tls_verify = session.verify
-    else:
-        tls_verify = settings.ca_bundle or True
-    if tls_verify is False:
-        _warn_insecure()
+    tls_verify = _tls_verify(verify, session, settings)
     if proxies is None and session is not None and session.proxies:
         proxies = dict(session.proxies)
     target = resolve_login(domain=settings.domain, login_url=settings.login_url, audience=settings.audience)
 
     def make_client(key: Optional[rsa.RSAPrivateKey] = None) -> TokenClient:
-        return TokenClient(
+        client = functools.partial(
+            TokenClient,
             username=settings.username or "",
             consumer_key=settings.consumer_key or "",
             key=key if key is not None else _load_key(settings),
             target=target,
             verify=tls_verify,
             proxies=proxies,
-            # None: the token client's own default, (connect, read) = (10, 30)
-            **({} if timeout is None else {"timeout": timeout}),
         )
+        # timeout=None: the token client's own default, (connect, read) = (10, 30)
+        return client() if timeout is None else client(timeout=timeout)
 
     def new_session() -> RefreshingSession:
         return RefreshingSession(refresher, verify=tls_verify, proxies=proxies, timeout=timeout, base=session)
 
     if cache:
-        key_id = key_source_id(settings)
-        key: Optional[rsa.RSAPrivateKey] = None
-        if key_id is None:  # an unreadable key file: load_private_key says why
-            key = _load_key(settings)
-            key_id = key_fingerprint(key)
-        cache_key = login_key(settings, target, key_id, verify=tls_verify, proxies=proxies, timeout=timeout)
+        cache_key, key = _login_key(settings, target, verify=tls_verify, proxies=proxies, timeout=timeout)
         refresher, reused = default_cache.login(cache_key, lambda: make_client(key))
         if reused:
             logger.info(
