@@ -38,7 +38,8 @@ from simple_salesforce import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
-from .session import Refresher, RefreshingSession, _make_logger, _mask
+from ._redact import get_logger as _make_logger, mask_token as _mask
+from .session import Refresher, RefreshingSession
 
 if TYPE_CHECKING:  # pragma: no cover
     from .exchange import LoginTarget, TokenResponse
