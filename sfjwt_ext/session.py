@@ -266,7 +266,7 @@ class Refresher:
         self._clients: "weakref.WeakSet[TokenListener]" = weakref.WeakSet()
         # refused sessions (see the class docstring)
         self._unproven: Optional[str] = token.access_token
-        self._refused_token: Optional[str] = None
+        self._refused_generation: int = -1  # the generation whose token was last refused
         self._refusals: int = 0
         self._refused_since: float = 0.0
         self._refusal: Tuple[str, int, str, Any] = ("", 0, "", None)  # url, status, message, content
@@ -311,7 +311,7 @@ class Refresher:
         with self._guard():
             if token == self._unproven:
                 self._unproven = None
-                self._refused_token = None
+                self._refused_generation = -1
                 self._refusals = 0
 
     def refused(self, token: str, answer: requests.Response) -> bool:
@@ -320,14 +320,18 @@ class Refresher:
         with self._guard():
             if token != self.token.access_token or token != self._unproven:
                 return False
-            self._note_refusal(token, answer)
+            self._note_refusal(answer)
             return True
 
-    def _note_refusal(self, token: str, answer: requests.Response) -> None:
-        self._refusal = (answer.url or "", answer.status_code, _salesforce_message(answer),
-                         _content_for_error(answer))
-        if token != self._refused_token:
-            self._refused_token = token
+    def _note_refusal(self, answer: requests.Response) -> None:
+        """Count the refusal of the current token (once per token request). Salesforce
+        giving another reason (a refusal, then a real expiry) starts the count anew."""
+        message = _salesforce_message(answer)
+        if message != self._refusal[2]:
+            self._refusals, self._refused_generation = 0, -1
+        self._refusal = (answer.url or "", answer.status_code, message, _content_for_error(answer))
+        if self._refused_generation != self.generation:
+            self._refused_generation = self.generation
             self._refusals += 1
             self._refused_since = time.monotonic()
 
@@ -357,7 +361,7 @@ class Refresher:
                 raise failure[2]
             if answer is not None and seen_token == self._unproven:
                 # a token just issued, refused at once: count it; stop after a few
-                self._note_refusal(seen_token, answer)
+                self._note_refusal(answer)
                 if (self._refusals >= MAX_REFUSED_TOKENS
                         and time.monotonic() - self._refused_since < REFUSED_RETRY_AFTER):
                     raise self.refusal_error()
@@ -378,7 +382,7 @@ class Refresher:
             self._last_failure = None
             if new.access_token != current.access_token:
                 self._old_tokens.add(_digest(current.access_token))
-                self._unproven = new.access_token
+            self._unproven = new.access_token  # (Salesforce may give the same one again)
             self.token = new
             self.generation += 1
             self.refresh_count += 1
