@@ -39,7 +39,7 @@ from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
 from ._redact import get_logger as _make_logger, mask_token as _mask
-from .session import Refresher, RefreshingSession
+from .session import DEFAULT_RETRIES, Refresher, RefreshingSession
 
 if TYPE_CHECKING:  # pragma: no cover
     from .exchange import LoginTarget, TokenResponse
@@ -143,16 +143,17 @@ def _resolve_settings(arguments: Dict[str, Any]) -> Any:
 
 def _session_for(
     refresher: Refresher, *, verify: Any, proxies: Optional[Dict[str, str]], timeout: Any,
-    base: Optional[requests.Session],
+    base: Optional[requests.Session], retries: int = DEFAULT_RETRIES,
 ) -> RefreshingSession:
     if base is not None:  # the caller's own session: its adapters, headers, cookies
-        return RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, base=base)
-    key = (id(refresher), verify, tuple(sorted((proxies or {}).items())), repr(timeout))
+        return RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, base=base,
+                                 retries=retries)
+    key = (id(refresher), verify, tuple(sorted((proxies or {}).items())), repr(timeout), retries)
     with _cache_lock:
         shared = _SHARED_SESSIONS.get(key)
         if shared is not None and shared.refresher is refresher:
             return shared
-        shared = RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout)
+        shared = RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, retries=retries)
         _SHARED_SESSIONS[key] = shared
         return shared
 
@@ -479,6 +480,7 @@ def connect_jwt(
     proxies: Optional[Dict[str, str]] = None,
     verify: Optional[Union[bool, str]] = None,
     timeout: Any = None,
+    retries: int = DEFAULT_RETRIES,
     cache: bool = True,
     profile: Optional[str] = None,
     **salesforce_kwargs: Any,
@@ -488,7 +490,9 @@ def connect_jwt(
     Every argument left out comes from the environment (``SF_USERNAME``,
     ``SF_CONSUMER_KEY``, ``SF_PRIVATE_KEY_FILE`` ...) or the profile (``profile=`` /
     ``SF_PROFILE``). ``verify`` defaults to ``SF_CA_BUNDLE`` when set, else ``True``.
-    ``timeout`` applies to the token POST and to every API call made without one.
+    ``timeout`` applies to the token POST and to every API call made without one (API
+    calls default to ``sfjwt_ext.session.DEFAULT_API_TIMEOUT``, (10, 130) s). ``retries``:
+    how often a GET/HEAD is sent again after a connection error or 502/503/504 (0: never).
     Extra keyword arguments (``parse_float``, ``object_pairs_hook``) go to
     ``simple_salesforce.Salesforce``.
     """
@@ -565,7 +569,8 @@ def connect_jwt(
     else:
         refresher = login()
 
-    refreshing = _session_for(refresher, verify=verify, proxies=proxies, timeout=timeout, base=session)
+    refreshing = _session_for(refresher, verify=verify, proxies=proxies, timeout=timeout, base=session,
+                              retries=retries)
     sf = SalesforceJWT(
         refresher=refresher,
         session=refreshing,

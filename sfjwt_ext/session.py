@@ -527,11 +527,16 @@ def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
 
 
 def _adapter_has_own_retries(adapter: requests.adapters.BaseAdapter) -> bool:
-    """A caller's adapter (a subclass, or one with ``max_retries``) decides retries itself."""
+    """A caller's own adapter decides retries itself: anything but requests' default
+    ``HTTPAdapter()`` (a subclass, other pool settings, its own ``max_retries``)."""
     if type(adapter) is not requests.adapters.HTTPAdapter:
         return True
-    total = getattr(adapter.max_retries, "total", 0)
-    return total not in (0, False)
+    retries = adapter.max_retries
+    return (
+        retries.total != 0 or retries.read is not False
+        or getattr(adapter, "_pool_maxsize", None) != requests.adapters.DEFAULT_POOLSIZE
+        or getattr(adapter, "_pool_connections", None) != requests.adapters.DEFAULT_POOLSIZE
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -574,11 +579,13 @@ class RefreshingSession(requests.Session):
         self.timeout = DEFAULT_API_TIMEOUT if timeout is None else timeout
         self.retries = int(retries)
         self._process: ProcessLocal[object] = ProcessLocal(object)
+        self._own_adapter: Optional[requests.adapters.HTTPAdapter] = None
         if base is not None:
             self._copy_from(base)
         else:
             # threads share one client: keep more than urllib3's default 10 connections
-            self.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+            self._own_adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
+            self.mount("https://", self._own_adapter)
         self.verify = verify
         if proxies is not None:
             self.proxies = dict(proxies)
@@ -673,7 +680,8 @@ class RefreshingSession(requests.Session):
         return new_response
 
     def _retry_delays(self, request: requests.PreparedRequest) -> Iterator[float]:
-        if self.retries <= 0 or _adapter_has_own_retries(self.get_adapter(request.url or "")):
+        adapter = self.get_adapter(request.url or "")
+        if self.retries <= 0 or (adapter is not self._own_adapter and _adapter_has_own_retries(adapter)):
             return iter(())
         return backoff_delays(self.retries)
 
