@@ -39,7 +39,7 @@ from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
 from ._redact import get_logger as _make_logger, mask_token as _mask
-from .session import DEFAULT_RETRIES, Refresher, RefreshingSession
+from .session import Refresher, RefreshingSession
 
 if TYPE_CHECKING:  # pragma: no cover
     from .exchange import LoginTarget, TokenResponse
@@ -143,7 +143,7 @@ def _resolve_settings(arguments: Dict[str, Any]) -> Any:
 
 def _session_for(
     refresher: Refresher, *, verify: Any, proxies: Optional[Dict[str, str]], timeout: Any,
-    base: Optional[requests.Session], retries: int = DEFAULT_RETRIES,
+    base: Optional[requests.Session], retries: Optional[int] = None,
 ) -> RefreshingSession:
     if base is not None:  # the caller's own session: its adapters, headers, cookies
         return RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, base=base,
@@ -480,7 +480,7 @@ def connect_jwt(
     proxies: Optional[Dict[str, str]] = None,
     verify: Optional[Union[bool, str]] = None,
     timeout: Any = None,
-    retries: int = DEFAULT_RETRIES,
+    retries: Optional[int] = None,
     cache: bool = True,
     profile: Optional[str] = None,
     **salesforce_kwargs: Any,
@@ -492,7 +492,8 @@ def connect_jwt(
     ``SF_PROFILE``). ``verify`` defaults to ``SF_CA_BUNDLE`` when set, else ``True``.
     ``timeout`` applies to the token POST and to every API call made without one (API
     calls default to ``sfjwt_ext.session.DEFAULT_API_TIMEOUT``, (10, 130) s). ``retries``:
-    how often a GET/HEAD is sent again after a connection error or 502/503/504 (0: never).
+    how often a GET/HEAD is sent again after a connection error or 502/503/504 (default 2,
+    0: never).
     Extra keyword arguments (``parse_float``, ``object_pairs_hook``) go to
     ``simple_salesforce.Salesforce``.
     """

@@ -49,7 +49,7 @@ from urllib3.exceptions import NewConnectionError
 
 from ._fork import ProcessLocal
 from ._redact import get_logger, mask_token
-from .errors import SessionRefusedError
+from .errors import ConfigurationError, SessionRefusedError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .exchange import TokenResponse
@@ -572,12 +572,12 @@ class RefreshingSession(requests.Session):
         proxies: Optional[Mapping[str, str]] = None,
         timeout: Any = None,
         base: Optional[requests.Session] = None,
-        retries: int = DEFAULT_RETRIES,
+        retries: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.refresher = refresher
         self.timeout = DEFAULT_API_TIMEOUT if timeout is None else timeout
-        self.retries = int(retries)
+        self.retries = _check_retries(retries)
         self._process: ProcessLocal[object] = ProcessLocal(object)
         self._own_adapter: Optional[requests.adapters.HTTPAdapter] = None
         if base is not None:
@@ -763,6 +763,16 @@ class RefreshingSession(requests.Session):
 
     def __repr__(self) -> str:
         return f"<RefreshingSession {self.refresher!r}>"
+
+
+def _check_retries(retries: Optional[int]) -> int:
+    if retries is None:
+        return DEFAULT_RETRIES
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise ConfigurationError(
+            f"retries= must be a whole number from 0 to 10 (0: never resend), not {retries!r}"
+        )
+    return retries
 
 
 def _limit_exceeded(response: requests.Response) -> bool:

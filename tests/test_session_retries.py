@@ -151,3 +151,11 @@ def test_refreshing_session_default_timeout_without_connect(org: Any, sf: Salesf
     session = RefreshingSession(sf.refresher, verify=sf.session.verify, proxies=None, timeout=None)
     assert session.timeout == DEFAULT_API_TIMEOUT
     assert session.retries == 2
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True, 11])
+def test_retries_must_be_a_small_whole_number(org: Any, sf: SalesforceJWT, bad: Any) -> None:
+    from sfjwt_ext.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="retries="):
+        RefreshingSession(sf.refresher, verify=sf.session.verify, retries=bad)
