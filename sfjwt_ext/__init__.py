@@ -46,6 +46,7 @@ _EXPORTS = {
     "LoginRateExceededError": "errors",
     "UnsupportedGrantTypeError": "errors",
     "TokenEndpointUnavailable": "errors",
+    "SessionRefusedError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -112,6 +112,8 @@ class LoginKey(NamedTuple):
 
 
 SettingsKey = Tuple[object, ...]
+#: A shared session: the login it serves and the retries setting of its clients.
+SessionKey = Tuple[LoginKey, Optional[int]]
 
 # Every variable resolve_settings reads, then those config_path() reads.
 _CONFIG_ENV = ("SFJWT_CONFIG", "XDG_CONFIG_HOME", "HOME", "APPDATA")
@@ -264,7 +266,7 @@ class _ProcessState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.in_flight: Dict[LoginKey, _FirstLogin] = {}
-        self.sessions: "weakref.WeakValueDictionary[LoginKey, RefreshingSession]" = (
+        self.sessions: "weakref.WeakValueDictionary[SessionKey, RefreshingSession]" = (
             weakref.WeakValueDictionary()
         )
 
@@ -383,7 +385,7 @@ class LoginCache:
 
     # -- sessions ---------------------------------------------------------------------------
     def session(
-        self, key: LoginKey, refresher: Refresher, make: Callable[[], RefreshingSession]
+        self, key: SessionKey, refresher: Refresher, make: Callable[[], RefreshingSession]
     ) -> RefreshingSession:
         """The session shared by the live clients of ``refresher`` (made by ``make()``)."""
         state = self._process.get()

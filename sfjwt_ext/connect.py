@@ -313,6 +313,7 @@ def connect_jwt(
     proxies: Optional[Dict[str, str]] = None,
     verify: Optional[Union[bool, str]] = None,
     timeout: TimeoutType = None,
+    retries: Optional[int] = None,
     cache: bool = True,
     profile: Optional[str] = None,
     **salesforce_kwargs: Any,
@@ -322,7 +323,10 @@ def connect_jwt(
     Every argument left out comes from the environment (``SF_USERNAME``,
     ``SF_CONSUMER_KEY``, ``SF_PRIVATE_KEY_FILE`` ...) or the profile (``profile=`` /
     ``SF_PROFILE``). ``verify`` defaults to ``SF_CA_BUNDLE`` when set, else ``True``.
-    ``timeout`` applies to the token POST and to every API call made without one.
+    ``timeout`` applies to the token POST and to every API call made without one (API
+    calls default to ``sfjwt_ext.session.DEFAULT_API_TIMEOUT``, (10, 130) s). ``retries``:
+    how often a GET/HEAD is sent again after a connection error or 502/503/504 (default 2,
+    0: never).
     Extra keyword arguments (``parse_float``, ``object_pairs_hook``) go to
     ``simple_salesforce.Salesforce``.
     """
@@ -367,7 +371,9 @@ def connect_jwt(
         return client() if timeout is None else client(timeout=timeout)
 
     def new_session() -> RefreshingSession:
-        return RefreshingSession(refresher, verify=tls_verify, proxies=proxies, timeout=timeout, base=session)
+        return RefreshingSession(
+            refresher, verify=tls_verify, proxies=proxies, timeout=timeout, base=session, retries=retries
+        )
 
     if cache:
         cache_key, key = _login_key(settings, target, verify=tls_verify, proxies=proxies, timeout=timeout)
@@ -379,7 +385,7 @@ def connect_jwt(
                 mask_token(refresher.access_token),
             )
         # Your own session= is never shared: its adapters, headers and cookies are yours.
-        refreshing = new_session() if session is not None else default_cache.session(cache_key, refresher, new_session)
+        refreshing = new_session() if session is not None else default_cache.session((cache_key, retries), refresher, new_session)
     else:
         refresher = log_in(make_client())
         refreshing = new_session()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple, Type
 
-from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 
 from ._redact import redact
 
@@ -35,6 +35,7 @@ __all__ = [
     "LoginRateExceededError",
     "UnsupportedGrantTypeError",
     "TokenEndpointUnavailable",
+    "SessionRefusedError",
     "error_for",
     "unexpected_response",
 ]
@@ -423,3 +424,35 @@ def unexpected_response(
         username=username,
         hint=hint,
     )
+
+
+class SessionRefusedError(SfJwtError, SalesforceExpiredSession):
+    """Salesforce refused a session it had just issued: the JWT login works, the API call
+    does not (API access off for the profile, no ``api`` OAuth scope, a session locked to
+    another IP). sfjwt-ext stops logging in again for this client, so the refusals cannot
+    use up the user's logins per hour. ``salesforce_message`` is Salesforce's own text.
+
+    It is a :class:`~simple_salesforce.exceptions.SalesforceExpiredSession`, so code that
+    already catches that keeps working.
+    """
+
+    message = (
+        "Salesforce refused a valid, freshly issued session for {url}: {content}"
+    )
+
+    def __init__(self, url: str, status: int, salesforce_message: str, content: Any = None) -> None:
+        super().__init__(url, status, "", content)
+        self.salesforce_message = salesforce_message
+
+    def __str__(self) -> str:
+        quoted = self.salesforce_message or "(no message)"
+        return (
+            f"Salesforce refused a valid, freshly issued session (HTTP {self.status} for "
+            f"{self.url}): {quoted!r}. The JWT login works, but this user's sessions may not "
+            "call the API. Check in Setup: the user's profile or a permission set has "
+            "'API Enabled'; the Connected App's Selected OAuth Scopes include "
+            "'Manage user data via APIs (api)'; Session Settings' 'Lock sessions to the IP "
+            "address from which they originated' (and the profile's Login IP Ranges) allow "
+            "this machine. sfjwt_ext stopped logging in again for this client to protect the "
+            "user's login limit; it tries again once the session is accepted or after 5 minutes."
+        )
