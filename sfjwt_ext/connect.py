@@ -178,12 +178,13 @@ def _key_source_fingerprint(settings: Any) -> Optional[str]:
     identity: a wrong one never rides on a cached session. ``None`` when the source cannot
     be read (the full load then reports why).
     """
+    from .keys import read_key_file
+
     source = settings.private_key if settings.private_key is not None else None
     digest = hashlib.sha256()
     if source is None and settings.private_key_file:
         try:
-            with open(settings.private_key_file, "rb") as handle:
-                digest.update(b"file\0" + handle.read())
+            digest.update(b"file\0" + read_key_file(settings.private_key_file))
         except OSError:
             return None
     elif isinstance(source, str):
@@ -493,6 +494,7 @@ def connect_jwt(
     """
     from .exchange import resolve_login
     from .keys import load_private_key
+    from .settings import check_timeout, check_verify
     reserved = sorted(_RESERVED.intersection(salesforce_kwargs))
     if reserved:
         raise TypeError(
@@ -515,11 +517,16 @@ def connect_jwt(
     settings = _resolve_settings({k: v for k, v in arguments.items() if v is not None})
     settings.require()
 
-    if verify is None:
-        if session is not None and session.verify is not True:
-            verify = session.verify
-        else:
-            verify = getattr(settings, "ca_bundle", None) or True
+    timeout = check_timeout(timeout)
+    trust_env = session is None or session.trust_env  # requests then reads REQUESTS_CA_BUNDLE
+    if verify is None and session is not None and session.verify is not True:
+        verify = check_verify(session.verify, named="session.verify", trust_env=trust_env)
+    elif verify is None:
+        bundle = settings.sources.get("ca_bundle")
+        named = "SF_CA_BUNDLE" if bundle is None or bundle.source == "environment" else f"ca_bundle in {bundle.source}"
+        verify = check_verify(bundle.value if bundle else True, named=named, trust_env=trust_env)
+    else:
+        verify = check_verify(verify, trust_env=trust_env)
     if verify is False:
         _warn_insecure()
     if proxies is None and session is not None and session.proxies:
