@@ -14,6 +14,7 @@ other kind.
 from __future__ import annotations
 
 import configparser
+import errno
 import math
 import numbers
 import os
@@ -24,7 +25,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import platformdirs
 
@@ -183,7 +184,7 @@ def read_small_file(path: Union[str, "os.PathLike[str]"], *, what: str, limit: i
     try:
         fd = os.open(name, flags)
     except OSError as exc:
-        if exc.errno == getattr(__import__("errno"), "ENXIO", None):  # a socket (or a FIFO on some systems)
+        if exc.errno == errno.ENXIO:  # a socket (or a FIFO on some systems)
             raise ConfigurationError(f"{what} {name!r} is a socket, not a regular file: {instead}") from None
         if isinstance(exc, IsADirectoryError):  # Windows
             raise ConfigurationError(f"{what} {name!r} is a directory, not a regular file: {instead}") from None
@@ -700,7 +701,7 @@ _CA_FIX = (
 )
 
 
-def _has_pem_certificate(handle: Any) -> bool:
+def _has_pem_certificate(handle: IO[bytes]) -> bool:
     """A PEM certificate line within the first :data:`_CA_SCAN_LIMIT` bytes (usually the
     first chunk: bundles start with one)."""
     tail = b""
