@@ -53,9 +53,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._fork import ProcessLocal
 from ._redact import get_logger
+from .errors import ConfigurationError, PrivateKeyError
 from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse
+from .keys import read_key_file
 from .session import Refresher, RefreshingSession
-from .settings import ENV, ENV_ALIASES, Settings, config_path, resolve_settings
+from .settings import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
 __all__ = [
     "LoginCache",
@@ -177,9 +179,8 @@ def key_source_id(settings: Settings) -> Optional[str]:
         digest.update(b"object\0" + key_fingerprint(source).encode("ascii"))
     elif settings.private_key_file:
         try:
-            with open(settings.private_key_file, "rb") as handle:
-                digest.update(b"file\0" + handle.read())
-        except OSError:
+            digest.update(b"file\0" + read_key_file(settings.private_key_file))
+        except PrivateKeyError:  # loading the key says what is wrong with the file
             return None
     else:
         return None
@@ -201,10 +202,11 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
         return None
     environment = tuple(os.environ.get(name) for name in _SETTINGS_ENV)
     try:
-        with open(config_path(), "rb") as handle:
-            profile: Optional[bytes] = hashlib.sha256(handle.read()).digest()
-    except OSError:
+        profile: Optional[bytes] = hashlib.sha256(read_profile_file(config_path())).digest()
+    except OSError:  # no profile file
         profile = None
+    except ConfigurationError:  # a FIFO, a device, too big: not memoized, resolve_settings says so
+        return None
     try:
         cwd: Optional[str] = os.getcwd()
     except OSError:  # the working directory was removed

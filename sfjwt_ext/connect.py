@@ -45,7 +45,7 @@ from .cache import LoginKey, default_cache, key_fingerprint, key_source_id, log_
 from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
 from .keys import load_private_key
 from .session import Refresher, RefreshingSession
-from .settings import SECRETS, Settings
+from .settings import SECRETS, Settings, check_timeout, check_verify
 
 __all__ = ["connect_jwt", "SalesforceJWT", "clear_cache"]
 
@@ -273,12 +273,17 @@ def _load_key(settings: Settings) -> rsa.RSAPrivateKey:
 
 def _tls_verify(verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings) -> Union[bool, str]:
     """``verify=``, else the caller's ``session.verify`` when changed, else ``SF_CA_BUNDLE``,
-    else True; ``False`` is warned about once per process."""
-    if verify is None:
-        if session is not None and session.verify is not True:
-            verify = session.verify
-        else:
-            verify = settings.ca_bundle or True
+    else True, each checked by :func:`~sfjwt_ext.settings.check_verify` (which names where the
+    value came from); ``False`` is warned about once per process."""
+    trust_env = session is None or session.trust_env  # requests then reads REQUESTS_CA_BUNDLE
+    if verify is None and session is not None and session.verify is not True:
+        verify = check_verify(session.verify, named="session.verify", trust_env=trust_env)
+    elif verify is None:
+        bundle = settings.sources.get("ca_bundle")
+        named = "SF_CA_BUNDLE" if bundle is None or bundle.source == "environment" else f"ca_bundle in {bundle.source}"
+        verify = check_verify(bundle.value if bundle else True, named=named, trust_env=trust_env)
+    else:
+        verify = check_verify(verify, trust_env=trust_env)
     if verify is False:
         _warn_insecure()
     return verify
@@ -352,6 +357,7 @@ def connect_jwt(
     settings = default_cache.settings({k: v for k, v in arguments.items() if v is not None})
     settings.require()
 
+    timeout = check_timeout(timeout)
     tls_verify = _tls_verify(verify, session, settings)
     if proxies is None and session is not None and session.proxies:
         proxies = dict(session.proxies)
