@@ -4,7 +4,7 @@
                  [--passphrase-env VAR] [--force]
     sfjwt check  [--cert FILE]
     sfjwt query  [SOQL | -] [--include-deleted] [--limit-pages N]
-                 [--format table|csv|json|jsonl] [--output FILE]
+                 [--format table|csv|json|jsonl|parquet] [--output FILE]
     sfjwt demo
 
 Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``, its
@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("soql", nargs="?", default="-", help="the SOQL query; '-' or nothing reads it from stdin")
     query.add_argument("--include-deleted", action="store_true", help="queryAll: deleted and archived records too")
     query.add_argument("--limit-pages", type=_positive_int, metavar="N", help="stop after N pages")
-    query.add_argument("--format", choices=("table", "csv", "json", "jsonl"), default="table", help="output format (default: table)")
+    query.add_argument("--format", choices=("table", "csv", "json", "jsonl", "parquet"), default="table",
+                       help="output format (default: table); parquet needs --output FILE and pyarrow")
     query.add_argument("--output", metavar="FILE", help="write the data to FILE instead of stdout")
 
     sub.add_parser(
@@ -393,6 +394,8 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     from .connect import connect_jwt
 
     soql = _read_soql(args)
+    if args.format == "parquet":
+        return _query_parquet(args, soql)
     sf = connect_jwt(**_connection_arguments(args))
     columns = select_columns(soql)
     is_count = columns == ["count"]
@@ -455,6 +458,22 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     noun = "record" if writer.rows == 1 else "records"
     _err(f"{writer.rows} {noun}" + (f" of {total}" if total is not None and total != writer.rows and not is_count else "")
          + f", {pages} page{'s' if pages != 1 else ''}" + (f", written to {args.output}" if args.output else ""))
+    return EXIT_OK
+
+
+def _query_parquet(args: argparse.Namespace, soql: str) -> int:
+    """--format parquet: query_to_parquet (typed columns, page by page, temp file + rename)."""
+    from .connect import connect_jwt
+    from .dataframe import query_to_parquet
+
+    if not args.output:
+        raise UsageError("--format parquet writes a file: add --output FILE (e.g. --output accounts.parquet)")
+    if args.limit_pages is not None:
+        raise UsageError("--limit-pages does not apply to --format parquet: add a LIMIT to the SOQL instead")
+    sf = connect_jwt(**_connection_arguments(args))
+    rows = query_to_parquet(sf, soql, args.output, include_deleted=args.include_deleted,
+                            progress=None if _isatty(sys.stderr) else False)
+    _err(f"{rows} record{'' if rows == 1 else 's'}, written to {args.output}")
     return EXIT_OK
 
 

@@ -186,3 +186,27 @@ def test_parallel_must_be_a_positive_int(sf: Any) -> None:
     for bad in (0, -1, 1.5, True, "4"):
         with pytest.raises(ValueError, match="parallel must be"):
             query_df(sf, "SELECT Id FROM Account", parallel=bad)
+
+
+def test_cli_format_parquet(sf: Any, org: Any, tmp_path: Path) -> None:
+    import shutil
+
+    command = [shutil.which("sfjwt")] if shutil.which("sfjwt") else [sys.executable, "-m", "sfjwt_ext"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SF_")}
+    env["SFJWT_CONFIG"] = os.devnull + ".none"
+    env.update(org.credentials.env())
+    out = tmp_path / "opps.parquet"
+    result = subprocess.run([*command, "query", OPP, "--format", "parquet", "--output", str(out)], env=env,
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and "2000 records, written to" in result.stderr
+    _same(pd.read_parquet(out), query_df(sf, OPP, progress=False))
+    no_output = subprocess.run([*command, "query", OPP, "--format", "parquet"], env=env, capture_output=True,
+                               text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert no_output.returncode == 2 and "--output FILE" in no_output.stderr
+
+
+def test_salesforcejwt_methods(sf: Any, tmp_path: Path) -> None:
+    soql = "SELECT Id, Name FROM Account ORDER BY Id LIMIT 50"
+    assert sf.query_to_parquet(soql, tmp_path / "a.parquet", progress=False) == 50
+    _same(sf.query_arrow(soql, progress=False).to_pandas(), sf.query_df(soql, progress=False))
