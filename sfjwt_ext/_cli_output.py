@@ -2,22 +2,22 @@
 
 Salesforce records arrive nested (``{"attributes": ..., "Account": {"Name": ...}}``); the
 command prints flat rows with ``Account.Name`` columns, in the order of the SOQL field list,
-without ``attributes``: the flattening, the column order and the grouped-parent quirk are
-:mod:`sfjwt_ext.records`' (``flatten``, ``select_columns``, ``canonical_columns``,
-``row_values``, re-exported here for the command). Writers take rows one at a time, so a result of any size streams
-through without being held in memory (the table writer, which must know column widths,
+without ``attributes``: the columns, their order and spelling, the flattening and the
+grouped-parent quirk are :mod:`sfjwt_ext.records`' (``RowPlan``; ``flatten``,
+``select_columns`` and ``row_values`` are re-exported here for ``demo``). Writers take rows
+one at a time, so a result of any size streams through without being held in memory (the table writer, which must know column widths,
 keeps at most :data:`TABLE_MAX_ROWS`).
 """
 from __future__ import annotations
 
 import csv
 import json
-from typing import IO, Any, Dict, Iterable, List, Optional, Sequence
+from typing import IO, Any, Iterable, List, Sequence
 
-from .records import canonical_columns, flatten, row_values, select_columns
+from .records import flatten, row_values, select_columns
 
 __all__ = [
-    "TABLE_MAX_ROWS", "flatten", "select_columns", "canonical_columns", "row_values", "make_writer", "format_table",
+    "TABLE_MAX_ROWS", "flatten", "select_columns", "row_values", "make_writer", "format_table",
 ]
 
 #: The table format aligns columns, so it buffers; past this many rows it stops and says so.

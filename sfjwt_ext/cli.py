@@ -390,15 +390,16 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     nothing but the current page is held, except by the table format, which keeps at most
     ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` is opened only once Salesforce
     has answered the first page, so a login or SOQL error leaves an existing file alone."""
-    from ._cli_output import canonical_columns, flatten, make_writer, row_values, select_columns
+    from ._cli_output import make_writer
     from .connect import connect_jwt
+    from .records import RowPlan
 
     soql = _read_soql(args)
     if args.format == "parquet":
         return _query_parquet(args, soql)
     sf = connect_jwt(**_connection_arguments(args))
-    columns = select_columns(soql)
-    is_count = columns == ["count"]
+    plan = RowPlan(soql)  # the SELECT list's columns; the records' own keys for FIELDS() / TYPEOF
+    is_count = plan.query is not None and plan.query.is_count
 
     result = sf.query(soql, include_deleted=args.include_deleted)
     target: IO[str] = out
@@ -421,13 +422,12 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
             records = result.get("records") or []
             if is_count and not records:
                 records = [{"count": total}]
-            for record in records:
-                flat = flatten(record)
-                if writer is None:
-                    # the SELECT list's order, the API's spelling of each name (select id -> Id)
-                    columns = canonical_columns(columns, flat) if columns else list(flat)
-                    writer = make_writer(args.format, target, columns)
-                writer.write(row_values(writer.columns, flat))
+            if records and writer is None:
+                # the SELECT list's order, the API's spelling of each name (select id -> Id)
+                writer = make_writer(args.format, target, plan.start(records))
+            if writer is not None:
+                for values in plan.rows(records):
+                    writer.write(values)
             if progress is None and not result.get("done", True) and _show_progress(args, out):
                 progress = _Progress(total)
             if progress is not None:
@@ -443,7 +443,7 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
                 break
             result = sf.query_more(next_url, identifier_is_url=True, include_deleted=args.include_deleted)
         if writer is None:
-            writer = make_writer(args.format, target, columns or [])
+            writer = make_writer(args.format, target, plan.columns or [])
         writer.close()
     finally:
         if progress is not None:

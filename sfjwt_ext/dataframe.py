@@ -48,21 +48,23 @@ import tempfile
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ._soql_fields import SelectQuery, SoqlParseError, parse_select
-from .records import COMPOUND_TYPES as _COMPOUND_TYPES
-from .records import FLOAT_TYPES as _FLOAT_TYPES
-from .records import INT_TYPES as _INT_TYPES
-from .records import OBJECT_TYPES as _OBJECT_TYPES
-from .records import Column as _Column
-from .records import Describer as _Describer
-from .records import column_metadata as _column_metadata
-from .records import columns_from_metadata as _columns_from_metadata
-from .records import extract as _extract
-from .records import flatten
-from .records import flatten_column_metadata as _flatten_column_metadata
-from .records import plan_columns as _plan
-from .records import resolve_nested as _resolve_nested
-from .records import resolve_top_level as _resolve_top_level
-from .records import strip_attributes as _strip_attributes
+from .records import (
+    COMPOUND_TYPES,
+    FLOAT_TYPES,
+    INT_TYPES,
+    OBJECT_TYPES,
+    Column,
+    Describer,
+    extract,
+    flatten,
+    flatten_column_metadata,
+    plan_columns,
+    resolve_nested,
+    resolve_top_level,
+    strip_attributes,
+)
+from .records import column_metadata as _column_metadata  # a module name tests can patch
+from .records import columns_from_metadata as _columns_from_metadata  # noqa: F401 (same)
 
 __all__ = [
     "BULK_AUTO_THRESHOLD", "BULK_PART_RECORDS", "BULK_PARALLEL", "STREAM_ROWS", "BulkQueryNotSupported",
@@ -224,7 +226,7 @@ class _Pages:
         while not sub.get("done", True) and sub.get("nextRecordsUrl"):
             sub = self._get(self.more_url(sub["nextRecordsUrl"]))
             records.extend(sub.get("records") or [])
-        return [_strip_attributes(r) for r in records]
+        return [strip_attributes(r) for r in records]
 
 
 # --------------------------------------------------------------------------- conversion
@@ -286,12 +288,12 @@ def _convert(pd: Any, values: List[Any], sftype: Optional[str], kind: str) -> An
         return _object_array(pd, values)
     t = sftype if sftype is not None else _infer_type(values)
     try:
-        if t in _INT_TYPES:
+        if t in INT_TYPES:
             try:
                 return pd.array(values, dtype="Int64")
             except (TypeError, ValueError):
                 return pd.array(values, dtype="Float64")
-        if t in _FLOAT_TYPES:
+        if t in FLOAT_TYPES:
             return pd.array(values, dtype="Float64")
         if t == "boolean":
             return pd.array(values, dtype="boolean")
@@ -299,7 +301,7 @@ def _convert(pd: Any, values: List[Any], sftype: Optional[str], kind: str) -> An
             return _to_datetime(pd, values, utc=False)
         if t == "datetime":
             return _to_datetime(pd, values, utc=True)
-        if t in _OBJECT_TYPES:
+        if t in OBJECT_TYPES:
             return _object_array(pd, values)
     except (TypeError, ValueError) as exc:
         logger.debug("could not convert to %s (%s); keeping strings", t, exc)
@@ -310,13 +312,13 @@ def _convert_strings(pd: Any, series: Any, sftype: Optional[str]) -> Any:
     """A typed pandas array for a column of CSV strings (Bulk 2.0), matching :func:`_convert`."""
     t = sftype
     try:
-        if t in _INT_TYPES:
+        if t in INT_TYPES:
             floats = series.astype("Float64")
             try:
                 return floats.astype("Int64").array
             except (TypeError, ValueError):
                 return floats.array
-        if t in _FLOAT_TYPES:
+        if t in FLOAT_TYPES:
             return series.astype("Float64").array
         if t == "boolean":
             return series.str.lower().map({"true": True, "false": False, "1": True, "0": False}).astype("boolean").array
@@ -329,7 +331,7 @@ def _convert_strings(pd: Any, series: Any, sftype: Optional[str]) -> Any:
     return series.astype("string").array
 
 
-def _frame(pd: Any, columns: List[_Column]) -> Any:
+def _frame(pd: Any, columns: List[Column]) -> Any:
     data = {col.name: _convert(pd, col.values, col.sftype, col.kind) for col in columns}
     for col in columns:
         col.values = []
@@ -363,13 +365,13 @@ def _dynamic_rows(pages: _Pages, page_iter: Iterator[dict], known: List[str], ba
     return cols
 
 
-def _rest(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: _Describer, pages: _Pages,
+def _rest(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer, pages: _Pages,
           first: dict, progress: Optional[bool]) -> Any:
     frames = list(_rest_frames(pd, sf, soql, q, describer, pages, first, progress, None, "query_df"))
     return frames[0]
 
 
-def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: _Describer, pages: _Pages,
+def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer, pages: _Pages,
                  first: dict, progress: Optional[bool], flush_rows: Optional[int], desc: str) -> Iterator[Any]:
     """Typed frames of the REST result: one in all (``flush_rows=None``), or one per
     ``flush_rows`` rows or more (whole pages), the last one possibly shorter; always at
@@ -385,7 +387,7 @@ def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describe
         if q is None or q.dynamic:
             yield _rest_dynamic(pd, sf, soql, q, describer, pages, first, bar)
             return
-        columns = _plan(describer, q)
+        columns = plan_columns(describer, q)
         child_cols = [c for c in columns if c.kind == "child"]
         value_cols = [c for c in columns if c.kind != "child"]
         nested_pending = [c for c in value_cols if len(c.keys) > 1]
@@ -395,11 +397,11 @@ def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describe
             records = page.get("records") or []
             if records:
                 if not all(c.resolved for c in columns):
-                    _resolve_top_level(columns, records[0])
+                    resolve_top_level(columns, records[0])
                 if nested_pending:
-                    nested_pending = [c for c in nested_pending if not _resolve_nested(c, records)]
+                    nested_pending = [c for c in nested_pending if not resolve_nested(c, records)]
                 for c in value_cols:
-                    c.values.extend(_extract(records, c.keys))
+                    c.values.extend(extract(records, c.keys))
                 for c in child_cols:
                     key = c.keys[0]
                     c.values.extend(pages.child_records(r.get(key)) for r in records)
@@ -416,13 +418,13 @@ def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describe
         bar.close()
 
 
-def _rest_dynamic(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: _Describer,
+def _rest_dynamic(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer,
                   pages: _Pages, first: dict, bar: _Progress) -> Any:
     known: List[str] = []
     entity: Optional[str] = None
     try:
         meta = _column_metadata(sf, soql, pages.include_deleted)
-        known = _flatten_column_metadata(meta.get("columnMetadata") or [])
+        known = flatten_column_metadata(meta.get("columnMetadata") or [])
         entity = meta.get("entityName")
     except Exception as exc:  # the metadata is a nicety: the records still name their columns
         logger.debug("columns=true metadata unavailable: %s", exc)
@@ -444,7 +446,7 @@ def _rest_dynamic(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describ
 # --------------------------------------------------------------------------- Bulk 2.0 path
 
 
-def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[_Column]] = None) -> Optional[str]:
+def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = None) -> Optional[str]:
     """Why Bulk API 2.0 cannot run this query (None: it can)."""
     if q is None:
         return "its SELECT list could not be read"
@@ -457,7 +459,7 @@ def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[_Column]] = N
     if q.offset is not None:
         return "Bulk API 2.0 does not support OFFSET"
     for col in columns or []:
-        if col.sftype in _COMPOUND_TYPES:
+        if col.sftype in COMPOUND_TYPES:
             return f"Bulk API 2.0 does not return compound fields ({col.name} is an {col.sftype}); select its parts"
     return None
 
@@ -631,7 +633,7 @@ def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted
                 logger.debug("could not delete Bulk 2.0 job %s: %s", job_id, exc)
 
 
-def _typed(pd: Any, raw: Any, columns: List[_Column]) -> Any:
+def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
     """The query's columns, typed, from a frame of CSV strings."""
     by_name = {str(c).lower(): c for c in raw.columns}
     n = len(raw)
@@ -643,7 +645,7 @@ def _typed(pd: Any, raw: Any, columns: List[_Column]) -> Any:
     return pd.DataFrame(data)
 
 
-def _bulk(pd: Any, sf: Any, soql: str, q: SelectQuery, columns: List[_Column], include_deleted: bool,
+def _bulk(pd: Any, sf: Any, soql: str, q: SelectQuery, columns: List[Column], include_deleted: bool,
           progress: Optional[bool], parallel: int = 4) -> Any:
     parts = list(_bulk_raw_parts(pd, sf, soql, q, include_deleted, progress, parallel, "query_df"))
     raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else pd.DataFrame())
@@ -673,12 +675,12 @@ class _Route:
             logger.debug("SELECT list not understood (%s): columns will come from the records", exc)
             q = None
         self.q = q
-        self.describer = _Describer(sf)
-        self.columns: List[_Column] = []
+        self.describer = Describer(sf)
+        self.columns: List[Column] = []
         self.bulk = False
         if bulk is True:
             reason = _bulk_refusal(q)
-            self.columns = _plan(self.describer, q) if reason is None and q is not None else []
+            self.columns = plan_columns(self.describer, q) if reason is None and q is not None else []
             reason = reason or _bulk_refusal(q, self.columns)
             if reason is not None:
                 raise BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
@@ -687,7 +689,7 @@ class _Route:
         elif bulk == "auto" and q is not None and _bulk_refusal(q) is None:
             estimate = _count_estimate(sf, q, include_deleted)
             if estimate is not None and estimate > BULK_AUTO_THRESHOLD:
-                self.columns = _plan(self.describer, q)
+                self.columns = plan_columns(self.describer, q)
                 if _bulk_refusal(q, self.columns) is None:
                     logger.info("COUNT() estimate %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0",
                                 estimate, BULK_AUTO_THRESHOLD)

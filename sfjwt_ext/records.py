@@ -10,7 +10,8 @@ Used by :func:`~sfjwt_ext.dataframe.query_df`, :func:`~sfjwt_ext.dataframe.query
   order: parent fields flattened to ``Account.Name``, aggregates named by alias or
   ``expr0``..., their types (COUNT -> int, SUM/AVG -> double, MIN/MAX -> the field's).
   The grouped-parent-field quirk (``GROUP BY Account.Name`` comes back keyed ``"Name"``) is
-  handled here, by the column's key candidates, and in :func:`row_values` for flat rows.
+  handled here, once, by the column's key candidates.
+* :class:`RowPlan`: the same plan as rows of values, for ``sfjwt query``'s writers.
 * :func:`resolve_top_level` / :func:`resolve_nested` fix each column's key path to the
   spelling the records use; :func:`extract` pulls one column's values out of a page.
 * :func:`flatten` flattens one record (``attributes`` dropped) when
@@ -31,7 +32,7 @@ from ._soql_fields import SelectItem, SelectQuery, SoqlParseError, parse_select
 __all__ = [
     "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "Describer", "Column", "plan_columns",
     "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
-    "select_columns", "canonical_columns", "row_values", "flatten_column_metadata", "column_metadata",
+    "select_columns", "row_values", "RowPlan", "flatten_column_metadata", "column_metadata",
     "columns_from_metadata",
 ]
 
@@ -56,20 +57,26 @@ class Describer:
     """Describes objects once per client and answers type / canonical-name questions."""
 
     def __init__(self, sf: Any) -> None:
+        """``sf``: the client whose describe calls (and cache) to use; ``None`` describes
+        nothing (names and keys as the query writes them)."""
         self.sf = sf
-        # sf.__dict__ directly: simple-salesforce's __getattr__ turns unknown names into SFType
-        cache = sf.__dict__.get("_sfjwt_describe_cache")
-        if not isinstance(cache, dict):
-            cache = {}
-            try:
-                sf.__dict__["_sfjwt_describe_cache"] = cache
-            except (AttributeError, TypeError):  # pragma: no cover - objects without __dict__
-                pass
+        cache: Any = {}
+        if sf is not None:
+            # sf.__dict__ directly: simple-salesforce's __getattr__ turns unknown names into SFType
+            cache = sf.__dict__.get("_sfjwt_describe_cache")
+            if not isinstance(cache, dict):
+                cache = {}
+                try:
+                    sf.__dict__["_sfjwt_describe_cache"] = cache
+                except (AttributeError, TypeError):  # pragma: no cover - objects without __dict__
+                    pass
         self.cache: Dict[str, Any] = cache
         self.failed: Dict[str, bool] = {}
         self.indexes: Dict[str, Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]] = {}
 
     def describe(self, sobject: str) -> Optional[dict]:
+        if self.sf is None:  # a plan from the SELECT list alone (the CLI's rows)
+            return None
         key = sobject.lower()
         if key in self.cache:
             return self.cache[key]  # type: ignore[no-any-return]
@@ -367,35 +374,74 @@ def select_columns(soql: str) -> Optional[List[str]]:
     return [item.name for item in query.items]
 
 
-def canonical_columns(columns: Sequence[str], flat: Dict[str, Any]) -> List[str]:
-    """``columns`` (the SELECT list's order) spelled as the API spells them in ``flat``, the
-    first record (``select id, account.name`` -> ``Id``, ``Account.Name``); a name the
-    record does not have (under a null parent) keeps the query's spelling."""
-    spelled = {key.lower(): key for key in flat}
-    return [c if c in flat else spelled.get(c.lower(), c) for c in columns]
-
-
 def row_values(columns: Sequence[str], flat: Dict[str, Any]) -> List[Any]:
-    """The values of ``flat`` for ``columns``; names match case-insensitively (SOQL is not
-    case-sensitive, the API answers with its own spelling); a column under a null parent
-    (``Account.Name`` when ``Account`` is null) is ``None``. An aggregate query keys a
-    grouped parent field by its last name (``GROUP BY Account.Name`` -> ``"Name"``, no
-    ``Account`` key at all): that value fills the ``Account.Name`` column."""
-    lowered = {key.lower(): value for key, value in flat.items()}
+    """The values of ``flat`` (a :func:`flatten`-ed record) for ``columns``; names match
+    case-insensitively (SOQL is not case-sensitive, the API answers with its own spelling);
+    a column the record lacks (under a null parent) is ``None``. For rows whose columns
+    were learnt from the records; a readable SELECT list goes through :class:`RowPlan`."""
+    lowered: Optional[Dict[str, Any]] = None
     values: List[Any] = []
     for column in columns:
         if column in flat:
             values.append(flat[column])
             continue
-        name = column.lower()
-        if name in lowered or "." not in name:
-            values.append(lowered.get(name))
-            continue
-        head, leaf = name.split(".", 1)[0], name.rsplit(".", 1)[1]
-        # a REST record always carries its relationship key (the parent, or null): when it
-        # is absent altogether this is an aggregate row keyed by the field's last name
-        has_parent_key = any(key == head or key.startswith(head + ".") for key in lowered)
-        values.append(None if has_parent_key else lowered.get(leaf))
+        if lowered is None:
+            lowered = {key.lower(): value for key, value in flat.items()}
+        values.append(lowered.get(column.lower()))
     return values
 
 
+class RowPlan:
+    """Records -> rows of values, for writers that stream rows (``sfjwt query``).
+
+    With a readable SELECT list the columns are :func:`plan_columns`' (SELECT order,
+    aggregates by alias / ``exprN``, the grouped-parent quirk), spelled as the records spell
+    them once the first page is seen (``select id`` -> ``Id``). ``FIELDS()``, ``TYPEOF`` or
+    a list the parser cannot read: the keys of the first :func:`flatten`-ed record. A child
+    subquery's value is the list of its records, flattened. ``describer`` (optional) adds
+    describe's spelling before any record is seen; without it nothing is fetched.
+    """
+
+    def __init__(self, soql: str, describer: Optional[Describer] = None) -> None:
+        try:
+            q: Optional[SelectQuery] = parse_select(soql)
+        except SoqlParseError:
+            q = None
+        self.query = q
+        self._plan: Optional[List[Column]] = None
+        if q is not None and not q.dynamic:
+            self._plan = plan_columns(describer or Describer(None), q)
+        self.columns: Optional[List[str]] = None if self._plan is None else [c.name for c in self._plan]
+        self._started = False
+
+    def start(self, records: List[dict]) -> List[str]:
+        """The column names, fixed from the first page (``records``, non-empty)."""
+        if not self._started and records:
+            self._started = True
+            if self._plan is None:
+                self.columns = list(flatten(records[0]))
+            else:
+                resolve_top_level(self._plan, records[0])
+                for col in self._plan:
+                    if len(col.keys) > 1:
+                        resolve_nested(col, records)
+                    if col.kind == "child" or (len(col.keys) == len(col.name.split(".")) and
+                                               ".".join(col.keys).lower() == col.name.lower()):
+                        col.name = ".".join(col.keys)
+                self.columns = [c.name for c in self._plan]
+        return list(self.columns or [])
+
+    def rows(self, records: List[dict]) -> List[List[Any]]:
+        """One list of values per record, in the order of :attr:`columns`."""
+        self.start(records)
+        if self._plan is None:
+            columns = self.columns or []
+            return [row_values(columns, flatten(r)) for r in records]
+        values = []
+        for col in self._plan:
+            if col.kind == "child":
+                key = col.keys[0]
+                values.append([[flatten(c) for c in (r.get(key) or {}).get("records") or []] for r in records])
+            else:
+                values.append(extract(records, col.keys))
+        return [list(row) for row in zip(*values)] if values else [[] for _ in records]
