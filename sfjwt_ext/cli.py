@@ -4,7 +4,7 @@
                  [--passphrase-env VAR] [--force]
     sfjwt check  [--cert FILE]
     sfjwt query  [SOQL | -] [--include-deleted] [--limit-pages N]
-                 [--format table|csv|json|jsonl] [--output FILE]
+                 [--format table|csv|json|jsonl|parquet] [--output FILE]
     sfjwt demo
 
 Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``, its
@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("soql", nargs="?", default="-", help="the SOQL query; '-' or nothing reads it from stdin")
     query.add_argument("--include-deleted", action="store_true", help="queryAll: deleted and archived records too")
     query.add_argument("--limit-pages", type=_positive_int, metavar="N", help="stop after N pages")
-    query.add_argument("--format", choices=("table", "csv", "json", "jsonl"), default="table", help="output format (default: table)")
+    query.add_argument("--format", choices=("table", "csv", "json", "jsonl", "parquet"), default="table",
+                       help="output format (default: table); parquet needs --output FILE and pyarrow")
     query.add_argument("--output", metavar="FILE", help="write the data to FILE instead of stdout")
 
     sub.add_parser(
@@ -515,13 +516,16 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` goes through a temporary file
     renamed at the end (:class:`_OutputFile`), made only once Salesforce has answered the
     first page: a failure at any point leaves an existing file byte for byte as it was."""
-    from ._cli_output import canonical_columns, flatten, make_writer, row_values, select_columns
+    from ._cli_output import make_writer
     from .connect import connect_jwt
+    from .records import RowPlan
 
     soql = _read_soql(args)
+    if args.format == "parquet":
+        return _query_parquet(args, soql)
     sf = connect_jwt(**_connection_arguments(args))
-    columns = select_columns(soql)
-    is_count = columns == ["count"]
+    plan = RowPlan(soql)  # the SELECT list's columns; the records' own keys for FIELDS() / TYPEOF
+    is_count = plan.query is not None and plan.query.is_count
 
     result = sf.query(soql, include_deleted=args.include_deleted)
     target: IO[str] = out
@@ -541,13 +545,12 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
             records = result.get("records") or []
             if is_count and not records:
                 records = [{"count": total}]
-            for record in records:
-                flat = flatten(record)
-                if writer is None:
-                    # the SELECT list's order, the API's spelling of each name (select id -> Id)
-                    columns = canonical_columns(columns, flat) if columns else list(flat)
-                    writer = make_writer(args.format, target, columns)
-                writer.write(row_values(writer.columns, flat))
+            if records and writer is None:
+                # the SELECT list's order, the API's spelling of each name (select id -> Id)
+                writer = make_writer(args.format, target, plan.start(records))
+            if writer is not None:
+                for values in plan.rows(records):
+                    writer.write(values)
             if progress is None and not result.get("done", True) and _show_progress(args, out):
                 progress = _Progress(total)
             if progress is not None:
@@ -563,7 +566,7 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
                 break
             result = sf.query_more(next_url, identifier_is_url=True, include_deleted=args.include_deleted)
         if writer is None:
-            writer = make_writer(args.format, target, columns or [])
+            writer = make_writer(args.format, target, plan.columns or [])
         writer.close()
         if output is not None:
             output.commit()
@@ -580,6 +583,22 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     noun = "record" if writer.rows == 1 else "records"
     _err(f"{writer.rows} {noun}" + (f" of {total}" if total is not None and total != writer.rows and not is_count else "")
          + f", {pages} page{'s' if pages != 1 else ''}" + (f", written to {args.output}" if args.output else ""))
+    return EXIT_OK
+
+
+def _query_parquet(args: argparse.Namespace, soql: str) -> int:
+    """--format parquet: query_to_parquet (typed columns, page by page, temp file + rename)."""
+    from .connect import connect_jwt
+    from .dataframe import query_to_parquet
+
+    if not args.output:
+        raise UsageError("--format parquet writes a file: add --output FILE (e.g. --output accounts.parquet)")
+    if args.limit_pages is not None:
+        raise UsageError("--limit-pages does not apply to --format parquet: add a LIMIT to the SOQL instead")
+    sf = connect_jwt(**_connection_arguments(args))
+    rows = query_to_parquet(sf, soql, args.output, include_deleted=args.include_deleted,
+                            progress=None if _isatty(sys.stderr) else False)
+    _err(f"{rows} record{'' if rows == 1 else 's'}, written to {args.output}")
     return EXIT_OK
 
 

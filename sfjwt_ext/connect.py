@@ -216,6 +216,18 @@ class SalesforceJWT(Salesforce):
 
         return query_df(self, soql, **kw)
 
+    def query_arrow(self, soql: str, **kw: Any) -> Any:
+        """``sfjwt_ext.dataframe.query_arrow(self, soql, **kw)``: a ``pyarrow.Table``."""
+        from .dataframe import query_arrow
+
+        return query_arrow(self, soql, **kw)
+
+    def query_to_parquet(self, soql: str, path: "str | os.PathLike[str]", **kw: Any) -> int:
+        """``sfjwt_ext.dataframe.query_to_parquet(self, soql, path, **kw)``: rows written."""
+        from .dataframe import query_to_parquet
+
+        return query_to_parquet(self, soql, path, **kw)
+
     def _summary(self) -> Dict[str, str]:
         token = self.refresher.token
         logged_in = datetime.fromtimestamp(self.refresher.logged_in_at, tz=timezone.utc)
