@@ -471,7 +471,12 @@ class TokenStore:
                     self.lock_path(identity),
                 )
             except OSError as exc:
-                self._warn("lock", "cannot lock %s (%s): refreshing without the lock", self.lock_path(identity), exc.strerror or exc)
+                self._warn(
+                    "lock",
+                    "cannot lock %s (%s): refreshing without the lock",
+                    self.lock_path(identity),
+                    exc.strerror or exc,
+                )
         try:
             yield held is not None
         finally:
@@ -490,7 +495,9 @@ class TokenStore:
                 self._mark(folder)
             info = os.stat(folder)
         except OSError as exc:
-            self._warn("folder", "cannot create the token cache folder %s (%s): not using it", folder, exc.strerror or exc)
+            self._warn(
+                "folder", "cannot create the token cache folder %s (%s): not using it", folder, exc.strerror or exc
+            )
             return False
         if not stat.S_ISDIR(info.st_mode):
             self._warn("folder", "the token cache folder %s is not a folder: not using it", folder)
