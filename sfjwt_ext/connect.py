@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import html
 import logging
+import os
 import threading
 import time
 from datetime import datetime, timezone

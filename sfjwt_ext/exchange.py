@@ -400,10 +400,12 @@ def _is_https_origin(url: str) -> bool:
         port = parts.port
     except ValueError:
         return False
+    host = parts.hostname
     return (
         parts.scheme.lower() == "https"
-        and bool(parts.hostname)
-        and (_HOST_RE.match(parts.hostname) is not None or _is_ip(parts.hostname))
+        and bool(host)
+        and host is not None
+        and (_HOST_RE.match(host) is not None or _is_ip(host))
         and not (parts.username or parts.password or parts.query or parts.fragment)
         and parts.path in ("", "/")
         and (port is None or 0 < port < 65536)

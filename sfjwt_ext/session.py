@@ -35,14 +35,16 @@ import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from typing import (
-    Any, Dict, Iterator, List, Mapping, MutableMapping, Optional, Protocol, Set, Tuple, Union,
+    Any, Dict, Iterator, List, Mapping, Optional, Protocol, Set, Tuple, Union,
 )
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
 from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
 from requests.utils import rewind_body
 from simple_salesforce.exceptions import SalesforceExpiredSession
 from urllib3.exceptions import NewConnectionError
@@ -55,10 +57,14 @@ from .exchange import TimeoutType, TokenResponse, backoff_delays
 
 
 class TokenSource(Protocol):
-    """What a :class:`Refresher` needs of its token client: ``fetch()`` a new token (the
+    """What a :class:`Refresher` needs of its token client: ``fetch()`` a new token, and
+    ``close()`` its idle connections (the login cache does, on eviction and fork) (the
     :class:`~sfjwt_ext.exchange.TokenClient`, or a cache that wraps one the same way)."""
 
     def fetch(self) -> TokenResponse: ...
+
+    def close(self) -> None:
+        """Close idle connections (the source stays usable)."""
 
 
 class TokenListener(Protocol):
@@ -576,8 +582,8 @@ class RefreshingSession(requests.Session):
         """Take over a caller's session: its mounted adapters (shared, with their pools and
         retries), headers, proxies, cookies, client certificate, auth, hooks, params and
         environment trust. Its ``verify`` is decided by the caller of the constructor."""
-        self.adapters = type(self.adapters)(base.adapters)
-        self.headers = requests.structures.CaseInsensitiveDict(base.headers)
+        self.adapters = OrderedDict(base.adapters)  # what requests.Session keeps them in
+        self.headers = CaseInsensitiveDict(base.headers)
         self.proxies = dict(base.proxies or {})
         self.cookies = base.cookies.copy() if hasattr(base.cookies, "copy") else base.cookies
         self.cert = base.cert
@@ -592,7 +598,7 @@ class RefreshingSession(requests.Session):
     def merge_environment_settings(  # type: ignore[override]
         self,
         url: str,
-        proxies: Optional[MutableMapping[str, str]],
+        proxies: Optional[Dict[str, str]],
         stream: Optional[bool],
         verify: Optional[Union[bool, str]],
         cert: Any,
@@ -706,11 +712,12 @@ class RefreshingSession(requests.Session):
         """A copy of ``request`` to send again (``put_token`` gives it the new token)."""
         retry = request.copy()
         # Cookies the failed answer set go along, as HTTPDigestAuth does.
-        if failed.raw is not None:
-            extract_cookies_to_jar(retry._cookies, request, failed.raw)  # type: ignore[attr-defined]
-            if "Cookie" in retry.headers and len(retry._cookies):  # type: ignore[attr-defined]
+        jar = retry._cookies
+        if failed.raw is not None and jar is not None:
+            extract_cookies_to_jar(jar, request, failed.raw)
+            if "Cookie" in retry.headers and len(jar):
                 del retry.headers["Cookie"]
-            retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+            retry.prepare_cookies(jar)
         if retry.body is not None and not isinstance(retry.body, (bytes, bytearray, str)):
             rewind_body(retry)
         return retry
