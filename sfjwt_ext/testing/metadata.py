@@ -14,7 +14,7 @@ import io
 import time
 import zipfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
 from .bulk import (BulkService, Progress, VERSION_RE, XSI_NS, child, child_text, children, local_name,
@@ -434,7 +434,7 @@ class MetadataApi:
 
 # CustomObject / CustomField deploys (p2-schema) --------------------------------------------
 
-def _field_spec(elem: ET.Element) -> Tuple[str, Dict[str, object]]:
+def _field_spec(elem: ET.Element) -> Tuple[str, Dict[str, Any]]:
     """A CustomField element (``<fields>`` of a .object, or a .field file) -> (name, add_field kwargs)."""
     name = child_text(elem, "fullName") or ""
     name = name.rsplit(".", 1)[-1]   # Account.Legacy_Id__c in a CustomField file
@@ -442,7 +442,7 @@ def _field_spec(elem: ET.Element) -> Tuple[str, Dict[str, object]]:
     def flag(tag: str) -> bool:
         return (child_text(elem, tag) or "false").lower() == "true"
 
-    spec: Dict[str, object] = {"type": child_text(elem, "type") or ""}
+    spec: Dict[str, Any] = {"type": child_text(elem, "type") or ""}
     if child_text(elem, "label"):
         spec["label"] = child_text(elem, "label")
     for tag in ("length", "precision", "scale"):
@@ -479,21 +479,20 @@ def apply_custom_objects(store: Store, files: Dict[str, bytes]) -> Optional[str]
             parts = path.split("/")
             if len(parts) >= 2 and parts[-2] == "objects" and parts[-1].endswith(".object"):
                 root = ET.fromstring(content)
-                objects.setdefault(parts[-1][:-len(".object")], (root, []))
-                objects[parts[-1][:-len(".object")]] = (root, children(root, "fields"))
+                name = parts[-1][:-len(".object")]
+                objects[name] = (root, children(root, "fields") + objects.get(name, (None, []))[1])
             elif len(parts) >= 4 and parts[-4] == "objects" and parts[-2] == "fields" and (
                     parts[-1].endswith(".field-meta.xml") or parts[-1].endswith(".field")):
-                root, fields = objects.setdefault(parts[-3], (None, []))
-                fields.append(ET.fromstring(content))
+                objects.setdefault(parts[-3], (None, []))[1].append(ET.fromstring(content))
     except ET.ParseError as exc:
         return f"An object file is not valid XML: {exc}"
     try:
-        for name, (root, fields) in objects.items():
+        for name, (object_root, fields) in objects.items():
             specs = dict(_field_spec(f) for f in fields)
             if not store.has_object(name):
-                store.define_object(name, fields=specs, label=child_text(root, "label"),
-                                    plural_label=child_text(root, "pluralLabel"),
-                                    name_field_label=child_text(child(root, "nameField"), "label"))
+                store.define_object(name, fields=specs, label=child_text(object_root, "label"),
+                                    plural_label=child_text(object_root, "pluralLabel"),
+                                    name_field_label=child_text(child(object_root, "nameField"), "label"))
                 continue
             existing = {f["name"].lower() for f in store.describe(name)["fields"]}
             new = {fname: spec for fname, spec in specs.items() if fname.lower() not in existing}

@@ -801,11 +801,11 @@ class Store:
         for item in q.select:
             if isinstance(item, Subquery):
                 sub = item.query
-                rel = scope.obj.children.get(sub.sobject.lower())
-                if rel is None or not allow_children:
+                child_rel = scope.obj.children.get(sub.sobject.lower())
+                if child_rel is None or not allow_children:
                     raise error_at("INVALID_TYPE", q.text, sub.sobject_pos,
                                    BAD_CHILD_RELATIONSHIP.format(rel=sub.sobject))
-                rel_name, child_name, fk_name = rel
+                rel_name, child_name, fk_name = child_rel
                 if rel_name.lower() in seen:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos, f"duplicate field selected: {rel_name}")
                 seen.add(rel_name.lower())
@@ -867,7 +867,7 @@ class Store:
         parents = tuple((key, self._builder(p, tooling)) for kind, key, p in node.items if kind == "p")
 
         def build(row: Sequence[Any]) -> dict:
-            rec = {"attributes": {"type": type_name, "url": prefix + row[id_col]}}
+            rec: Dict[str, Any] = {"attributes": {"type": type_name, "url": prefix + row[id_col]}}
             rec.update(zip(keys, row[start:stop]))
             for k in bools:
                 v = rec[k]
@@ -1159,12 +1159,12 @@ class Store:
             for rel in rels:
                 key += (rel.lower(),)
                 prefix.append(rel)
-                col = by_rel.get(key)
-                if col is None:
-                    col = _column(rel, ".".join(prefix), None, aggregate=False, insertable=False, updatable=False)
-                    by_rel[key] = col
-                    target.append(col)
-                target = col["joinColumns"]
+                known = by_rel.get(key)
+                if known is None:
+                    known = _column(rel, ".".join(prefix), None, aggregate=False, insertable=False, updatable=False)
+                    by_rel[key] = known
+                    target.append(known)
+                target = known["joinColumns"]
             target.append(_column(fdef.name, ".".join(prefix + [fdef.name]), fdef.type, aggregate=False,
                                   insertable=fdef.createable, updatable=fdef.updateable, custom=fdef.custom))
         return out
