@@ -471,19 +471,17 @@ def _field_spec(elem: ET.Element) -> Tuple[str, Dict[str, Any]]:
 
 def apply_custom_objects(store: Store, files: Dict[str, bytes]) -> Optional[str]:
     """Create the custom objects and fields a deploy carries: ``objects/X.object`` (Metadata API
-    format: a CustomObject, its ``<fields>``) and ``objects/X/fields/F.field-meta.xml`` (source
-    format). Fields that exist already are left as they are. Returns an error message, or None."""
-    objects: Dict[str, Tuple[Optional[ET.Element], List[ET.Element]]] = {}
+    format: a CustomObject and its ``<fields>``; a CustomField member ``Account.F__c`` travels in
+    ``objects/Account.object``). Fields that exist already are left as they are. Returns an error
+    message, or None."""
+    objects: Dict[str, Tuple[ET.Element, List[ET.Element]]] = {}
     try:
         for path, content in sorted(files.items()):
             parts = path.split("/")
             if len(parts) >= 2 and parts[-2] == "objects" and parts[-1].endswith(".object"):
                 root = ET.fromstring(content)
                 name = parts[-1][:-len(".object")]
-                objects[name] = (root, children(root, "fields") + objects.get(name, (None, []))[1])
-            elif len(parts) >= 4 and parts[-4] == "objects" and parts[-2] == "fields" and (
-                    parts[-1].endswith(".field-meta.xml") or parts[-1].endswith(".field")):
-                objects.setdefault(parts[-3], (None, []))[1].append(ET.fromstring(content))
+                objects[name] = (root, children(root, "fields"))
     except ET.ParseError as exc:
         return f"An object file is not valid XML: {exc}"
     try:
