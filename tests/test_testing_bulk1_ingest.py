@@ -348,3 +348,38 @@ def test_salesforce_bulk_client(salesforce_org: Any, monkeypatch: pytest.MonkeyP
         for chunk in bulk.get_all_results_for_query_batch(b["id"], query_job):
             names.extend(row["Name"] for row in csv.DictReader(io.TextIOWrapper(chunk, "utf-8")))
     assert sorted(names) == ["Sb Renamed", "Sb Two"]
+
+
+# =========================================================================== jsforce (XML jobs, CSV batches)
+
+
+def test_jsforce_bulk_load_and_metadata_retrieve(salesforce_org: Any) -> None:
+    import base64
+    import json
+    import os
+    import shutil
+    import subprocess
+    import zipfile
+
+    js_dir = Path(__file__).resolve().parent / "js"
+    node = shutil.which("node")
+    if node is None or not (js_dir / "node_modules" / "jsforce").is_dir():
+        pytest.skip("node or tests/js/node_modules is missing: run `npm ci --prefix tests/js` (as .ci/run does)")
+    org, creds = salesforce_org, salesforce_org.credentials
+    org.insert("ApexClass", [{"Name": "JsGreeter", "Body": "public class JsGreeter {}", "ApiVersion": 62.0}])
+    env = dict(os.environ, SF_LOGIN_URL=org.login_url, SF_USERNAME=creds.username,
+               SF_CONSUMER_KEY=creds.consumer_key, SF_PRIVATE_KEY_FILE=creds.private_key_file,
+               SF_API_VERSION=str(org.api_version), NODE_EXTRA_CA_CERTS=org.ca_file)
+    proc = subprocess.run([node, str(js_dir / "jsforce_bulk1.js")], cwd=str(js_dir), env=env, capture_output=True,
+                          text=True, timeout=90, stdin=subprocess.DEVNULL)
+    events = {e["event"]: e for e in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))}
+    assert "error" not in events and proc.returncode == 0, (events.get("error"), proc.stderr[-2000:])
+    inserted = events["insert"]["results"]
+    assert [r["success"] for r in inserted] == [True, True, False]
+    assert "REQUIRED_FIELD_MISSING" in str(inserted[2]["errors"])
+    assert [r["success"] for r in events["update"]["results"]] == [True, True]
+    assert _names(org) == ["Js Renamed 0", "Js Renamed 1"]
+    assert events["retrieve"]["success"] in (True, "true")
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(events["retrieve"]["zip"]))) as zf:
+        assert zf.read("unpackaged/classes/JsGreeter.cls") == b"public class JsGreeter {}"
+        assert "unpackaged/package.xml" in zf.namelist()
