@@ -317,7 +317,8 @@ def test_versions_resources_limits(org: LocalOrg, app_key: Any) -> None:
 
 
 def test_every_api_call_needs_a_token(org: LocalOrg) -> None:
-    for path in ("/services/data/", "/services/data/v62.0/", "/services/data/v62.0/limits",
+    # GET /services/data/ (the versions list) is the exception: Salesforce serves it without a token
+    for path in ("/services/data/v62.0/", "/services/data/v62.0/limits",
                  "/services/data/v62.0/query/?q=SELECT+Id+FROM+Account", "/services/data/v62.0/sobjects/"):
         assert_invalid_session(api(org, None, path))
         assert_invalid_session(api(org, "00Dxxxxxxxxxxxxxxx!bogus", path))
