@@ -317,7 +317,8 @@ def test_versions_resources_limits(org: LocalOrg, app_key: Any) -> None:
 
 
 def test_every_api_call_needs_a_token(org: LocalOrg) -> None:
-    for path in ("/services/data/", "/services/data/v62.0/", "/services/data/v62.0/limits",
+    # GET /services/data/ (the versions list) is the exception: Salesforce serves it without a token
+    for path in ("/services/data/v62.0/", "/services/data/v62.0/limits",
                  "/services/data/v62.0/query/?q=SELECT+Id+FROM+Account", "/services/data/v62.0/sobjects/"):
         assert_invalid_session(api(org, None, path))
         assert_invalid_session(api(org, "00Dxxxxxxxxxxxxxxx!bogus", path))
@@ -597,7 +598,7 @@ def test_tls_certificate_names(org: LocalOrg) -> None:
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     assert san.get_values_for_type(x509.DNSName) == ["localhost"]
     localhost_url = org.instance_url.replace("127.0.0.1", "localhost")
-    assert_invalid_session(requests.get(localhost_url + "/services/data/", verify=org.ca_file, timeout=10))
+    assert_invalid_session(requests.get(localhost_url + "/services/data/v62.0/", verify=org.ca_file, timeout=10))
     with pytest.raises(requests.exceptions.SSLError):  # REQUESTS_CA_BUNDLE alone does not trust the org
         requests.get(org.instance_url + "/services/data/", timeout=10)
 

@@ -2,8 +2,8 @@
 
     from sfjwt_ext.testing import LocalOrg
 
-    with LocalOrg() as org:
-        creds = org.new_app_with_key(tmp_path, username="me@example.com")
+    with LocalOrg.with_app() as org:      # started, one Connected App and one approved user
+        creds = org.credentials
         # creds.connect_kwargs() -> connect_jwt(**...), creds.env() -> SF_* variables
 
 Names are imported on first use so that the pytest plugin (loaded for every pytest run)

@@ -1,49 +1,104 @@
-"""Bulk API 1.0 query jobs of the local org (``/services/async/XX.X/job``).
+"""Bulk API 1.0 of the local org (``/services/async/XX.X/job``): query and ingest jobs.
 
 ``X-SFDC-Session``; an expired session -> 400 ``InvalidSessionId`` as JSON or XML, following
 the request's content type.
-    ``POST /services/async/XX.X/job``          create (JSON, XML or CSV jobs)
+    ``POST /services/async/XX.X/job``          create: query, queryAll, insert, update, upsert
+                                               (``externalIdFieldName``), delete, hardDelete;
+                                               contentType JSON, XML or CSV;
+                                               ``Sforce-Enable-PKChunking`` on query jobs
     ``GET|POST .../job/<id>``                  info / close or abort
-    ``POST|GET .../job/<id>/batch``            add a batch (body = SOQL) / list
+    ``POST|GET .../job/<id>/batch``            add a batch (SOQL, or records as CSV/JSON/XML) / list
     ``GET .../batch/<id>``, ``.../batch/<id>/request``, ``.../batch/<id>/result``,
-    ``.../batch/<id>/result/<resultId>``
+    ``.../batch/<id>/result/<resultId>`` (query results)
+
+Answers follow the job's content type (JSON jobs answer JSON, XML and CSV jobs XML, CSV ingest
+results and CSV query results CSV); before a job is known, the request's ``Content-Type``.
+The media types are bare (``application/json``, ``application/xml``, ``text/csv``), as
+Salesforce sends them: salesforce-bulk compares them with ``==``.
+
+Ingest batches change ``org.store`` when they are added, row by row: a bad row fails alone
+with Salesforce's error code (``"Id","Success","Created","Error"`` in CSV results). In CSV,
+an empty value leaves the field alone and ``#N/A`` sets it to null; ``Account.Ext__c``
+columns (and ``{"Account": {"Ext__c": ...}}`` in JSON) name a parent by an external id.
+
+With PK chunking, a query batch becomes ``NotProcessed`` and one batch per ``chunkSize``
+records (by Id) is added, its request the SOQL with an ``Id >= ... AND Id < ...`` range.
 Jobs are kept on ``org.bulk`` (:class:`~.bulk.BulkService`); ``org.bulk.bulk1_result_size``
-is the records per result file."""
+is the records per query result file."""
 
 from __future__ import annotations
 
+import csv
+import datetime as _dt
 import io
 import json
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
-from .bulk import (BulkRefusal, BulkService, CSV_CT, ID_RE, Progress, Rows, VERSION_RE, XSI_NS, authenticate,
-                   child_text, now_ts, render_csv, run_query, sf_datetime, xml_text)
-from .http import HTTPError, Request, Response, Router, json_response, text_response, xml_response
+from .bulk import (BulkRefusal, BulkService, ID_RE, Progress, Rows, VERSION_RE, XSI_NS, authenticate,
+                   child_text, local_name, now_ts, render_csv, run_query, sf_datetime, xml_text)
+from .http import HTTPError, Request, Response, Router
+from .ids import is_valid_id, to_18
 from .oauth import Session
+from .rest import with_api_version
 from .soql import SoqlError
 
 if TYPE_CHECKING:
     from .org import LocalOrg
 
-__all__ = ["Bulk1Api", "Bulk1Job", "Bulk1Batch", "register", "DATALOAD_NS"]
+__all__ = ["Bulk1Api", "Bulk1Job", "Bulk1Batch", "RowResult", "register", "DATALOAD_NS", "MEDIA_TYPES"]
 
 DATALOAD_NS = "http://www.force.com/2009/06/asyncapi/dataload"
+
+#: the Content-Type of each answer format, exactly as Salesforce sends it (no charset)
+MEDIA_TYPES = {"JSON": "application/json", "XML": "application/xml", "CSV": "text/csv"}
+
+QUERY_OPERATIONS = ("query", "queryAll")
+INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
+NULL_VALUE = "#N/A"
+PK_CHUNK_DEFAULT, PK_CHUNK_MAX = 100_000, 250_000
+
+
+@dataclass
+class RowResult:
+    """One ingest row's outcome (a line of the batch results)."""
+
+    id: Optional[str]
+    success: bool
+    created: bool
+    error: Optional[SoqlError] = None
 
 
 @dataclass
 class Bulk1Batch:
     id: str
     job_id: str
-    soql: str
+    soql: str                      # the request body as text (SOQL, or the records)
     created: float
     progress: Progress
     state: str = "Queued"
     state_message: Optional[str] = None
-    rows: Optional[Rows] = None
+    rows: Optional[Rows] = None                    # query batches
+    results: Optional[List[RowResult]] = None      # ingest batches
     result_ids: List[str] = field(default_factory=list)
     modstamp: float = 0.0
+    chunked: bool = False          # PK chunking replaced this batch by chunk batches (NotProcessed)
+
+    @property
+    def processed(self) -> int:
+        if self.state != "Completed":
+            return 0
+        if self.results is not None:
+            return len(self.results)
+        return self.rows.count if self.rows is not None else 0
+
+    @property
+    def failed(self) -> int:
+        if self.state != "Completed" or self.results is None:
+            return 0
+        return sum(1 for r in self.results if not r.success)
 
 
 @dataclass
@@ -58,7 +113,22 @@ class Bulk1Job:
     api_version: str
     state: str = "Open"
     modstamp: float = 0.0
+    external_id_field: Optional[str] = None
+    pk_chunk_size: Optional[int] = None
+    pk_start_row: Optional[str] = None
     batches: List[Bulk1Batch] = field(default_factory=list)
+
+    @property
+    def answers(self) -> str:
+        """The format of this job's answers: JSON for JSON jobs, XML otherwise."""
+        return "JSON" if self.content_type == "JSON" else "XML"
+
+
+class BatchFailure(Exception):
+    """The whole batch fails (state Failed) with this state message."""
+
+
+# --------------------------------------------------------------------------- rendering
 
 
 def _xml_scalar(value: Any) -> Any:
@@ -67,6 +137,12 @@ def _xml_scalar(value: Any) -> Any:
     if value is False:
         return "false"
     return value
+
+
+def _xml_datetime(ts: float) -> str:
+    """jobInfo/batchInfo XML dates: ``2015-12-15T21:41:45.000Z`` (JSON has ``+0000``)."""
+    d = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 
 
 def _record_xml(record: dict, tag: str) -> str:
@@ -92,23 +168,321 @@ def _records_xml(records: List[dict]) -> str:
             + "".join(_record_xml(r, "records") for r in records) + "</queryResult>")
 
 
+def _answer(fmt: str, body: Any, status: int = 200) -> Response:
+    """``body`` (JSON data, or an XML/CSV document) with Salesforce's bare media type."""
+    if fmt == "JSON":
+        data = json.dumps(body, separators=(",", ":"), default=str).encode("utf-8")
+    else:
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    return Response(status=status, body=data, headers={}, content_type=MEDIA_TYPES[fmt])
+
+
 def bulk1_error_response(fmt: str, code: str, message: str, status: int = 400) -> Response:
     """Bulk API 1.0's error body, as JSON or as XML in the dataload namespace."""
     if fmt == "JSON":
-        return json_response({"exceptionCode": code, "exceptionMessage": message}, status=status)
+        return _answer("JSON", {"exceptionCode": code, "exceptionMessage": message}, status)
     doc = (f'<?xml version="1.0" encoding="UTF-8"?><error\n   xmlns="{DATALOAD_NS}">\n'
            f" <exceptionCode>{xml_text(code)}</exceptionCode>\n"
            f" <exceptionMessage>{xml_text(message)}</exceptionMessage>\n</error>")
-    return xml_response(doc, status=status)
+    return _answer("XML", doc, status)
+
+
+def _error_text(error: SoqlError) -> str:
+    """The CSV results' Error column: ``CODE:message:Field1,Field2 --``."""
+    return f"{error.error_code}:{error.message}:{','.join(error.fields)} --"
+
+
+def _results_csv(results: List[RowResult]) -> str:
+    rows = [[r.id or "", "true" if r.success else "false", "true" if r.created else "false",
+             _error_text(r.error) if r.error else ""] for r in results]
+    return render_csv(["Id", "Success", "Created", "Error"], rows, ",", "\n")
+
+
+def _results_json(results: List[RowResult]) -> List[Dict[str, Any]]:
+    return [{"success": r.success, "created": r.created, "id": r.id,
+             "errors": [] if r.error is None else [{"statusCode": r.error.error_code, "message": r.error.message,
+                                                    "fields": list(r.error.fields)}]}
+            for r in results]
+
+
+def _results_xml(results: List[RowResult]) -> str:
+    parts = []
+    for r in results:
+        errors = ""
+        if r.error is not None:
+            errors = ("<errors>" + "".join(f"<fields>{xml_text(f)}</fields>" for f in r.error.fields)
+                      + f"<message>{xml_text(r.error.message)}</message>"
+                      f"<statusCode>{xml_text(r.error.error_code)}</statusCode></errors>")
+        ident = f"<id>{r.id}</id>" if r.id else '<id xsi:nil="true"/>'
+        parts.append(f"<result>{errors}{ident}<success>{_xml_scalar(r.success)}</success>"
+                     f"<created>{_xml_scalar(r.created)}</created></result>")
+    return (f'<?xml version="1.0" encoding="UTF-8"?><results xmlns="{DATALOAD_NS}" xmlns:xsi="{XSI_NS}">'
+            + "".join(parts) + "</results>")
+
+
+# --------------------------------------------------------------------------- ingest rows
+
+
+def parse_records(content_type: str, body: bytes) -> List[Dict[str, Any]]:
+    """An ingest batch's records. CSV: empty values are left out, ``#N/A`` is null, a column
+    ``Rel.Field`` becomes ``{"Rel": {"Field": value}}``. Raises ``BatchFailure``."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BatchFailure("InvalidBatch : Failed to parse the batch: it is not UTF-8") from None
+    if content_type == "JSON":
+        try:
+            data = json.loads(text or "null")
+        except ValueError as exc:
+            raise BatchFailure(f"InvalidBatch : Failed to parse JSON: {exc}") from None
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise BatchFailure("InvalidBatch : Failed to parse JSON: expected an array of records")
+        return [{k: v for k, v in r.items() if k != "attributes"} for r in data]
+    if content_type == "XML":
+        try:
+            root = ET.fromstring(body or b"<sObjects/>")
+        except ET.ParseError as exc:
+            raise BatchFailure(f"InvalidBatch : Failed to parse XML: {exc}") from None
+        return [_xml_record(elem) for elem in root if local_name(elem.tag) == "sObject"]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header:
+        raise BatchFailure("InvalidBatch : Failed to parse CSV header")
+    records = []
+    for line in reader:
+        if not line:
+            continue
+        record: Dict[str, Any] = {}
+        for name, value in zip(header, line):
+            if value == "":
+                continue
+            parsed: Any = None if value == NULL_VALUE else value
+            rel, dot, leaf = name.partition(".")
+            if dot:
+                record.setdefault(rel, {})[leaf] = parsed
+            else:
+                record[name] = parsed
+        records.append(record)
+    return records
+
+
+def _xml_record(elem: ET.Element) -> Dict[str, Any]:
+    record: Dict[str, Any] = {}
+    for item in elem:
+        name = local_name(item.tag)
+        if len(item):
+            record[name] = _xml_record(item)
+        elif item.get(f"{{{XSI_NS}}}nil") == "true":
+            record[name] = None
+        else:
+            record[name] = item.text or ""
+    return record
+
+
+def _soql_literal(ftype: str, value: Any) -> str:
+    text = str(value)
+    if ftype in ("int", "double", "currency", "percent") and re.fullmatch(r"[+-]?\d+(?:\.\d+)?", text.strip()):
+        return text.strip()
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class RowWriter:
+    """Applies one ingest batch's records to the store the way Salesforce does, row by row."""
+
+    def __init__(self, org: LocalOrg, job: Bulk1Job) -> None:
+        self.store = org.store
+        self.job = job
+        described = self.store.describe(job.object)
+        self.sobject: str = described["name"]
+        self.fields: Dict[str, Dict[str, Any]] = {f["name"].lower(): f for f in described["fields"]}
+        self.relationships = {f["relationshipName"].lower(): f for f in described["fields"]
+                              if f.get("relationshipName")}
+
+    def check_columns(self, records: List[Dict[str, Any]]) -> None:
+        """A column the object does not have fails the whole batch, as in Salesforce."""
+        seen = set()
+        for record in records:
+            for key, value in record.items():
+                lower = str(key).lower()
+                if lower in seen:
+                    continue
+                seen.add(lower)
+                if lower in self.fields or (isinstance(value, dict) and lower in self.relationships):
+                    continue
+                raise BatchFailure(f"InvalidBatch : Field name not found : {key}")
+
+    def apply(self, records: List[Dict[str, Any]]) -> List[RowResult]:
+        if self.job.operation == "insert":
+            try:   # the common case in one store call; a bad row sends us row by row
+                values = [self._parents(r) for r in records]
+                return [RowResult(rid, True, True) for rid in self.store.insert(self.sobject, values)]
+            except SoqlError:
+                pass
+        return [self._one(record) for record in records]
+
+    def _one(self, record: Dict[str, Any]) -> RowResult:
+        try:
+            return self._write(self._parents(record))
+        except SoqlError as exc:
+            return RowResult(None, False, False, exc)
+
+    def _write(self, values: Dict[str, Any]) -> RowResult:
+        op = self.job.operation
+        if op == "insert":
+            return RowResult(self.store.insert(self.sobject, [values])[0], True, True)
+        if op == "upsert":
+            return self._upsert(values)
+        record_id = self._record_id(values)
+        try:
+            if op == "update":
+                self.store.update(self.sobject, record_id, {k: v for k, v in values.items() if k.lower() != "id"})
+            else:   # delete, hardDelete (the store keeps deleted rows for queryAll)
+                self.store.delete(self.sobject, record_id)
+        except SoqlError as exc:
+            if exc.error_code == "NOT_FOUND":
+                raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields=[]) from None
+            raise
+        return RowResult(record_id, True, False)
+
+    def _record_id(self, values: Dict[str, Any]) -> str:
+        raw = next((v for k, v in values.items() if k.lower() == "id"), None)
+        if raw in (None, ""):
+            call = "an update" if self.job.operation == "update" else "a delete"
+            raise SoqlError("MISSING_ARGUMENT", f"Id not specified in {call} call", fields=[])
+        text = str(raw)
+        if not is_valid_id(text):
+            raise SoqlError("MALFORMED_ID", f"{self.sobject} ID: id value of incorrect type: {text}", fields=["Id"])
+        return to_18(text)
+
+    def _upsert(self, values: Dict[str, Any]) -> RowResult:
+        ext = self.fields[str(self.job.external_id_field).lower()]
+        value = next((v for k, v in values.items() if k.lower() == ext["name"].lower()), None)
+        rest = {k: v for k, v in values.items() if k.lower() != ext["name"].lower()}
+        if ext["type"] == "id":
+            if value in (None, ""):
+                return RowResult(self.store.insert(self.sobject, [rest])[0], True, True)
+            record_id = self._record_id({"Id": value})
+            self._update_existing(record_id, rest)
+            return RowResult(record_id, True, False)
+        if value in (None, ""):
+            raise SoqlError("MISSING_ARGUMENT", f"{ext['name']} not specified", fields=[ext["name"]])
+        ids = self._ids_by(self.sobject, ext, value)
+        if len(ids) > 1:
+            raise SoqlError("DUPLICATE_EXTERNAL_ID", f"{ext['name']}: more than one record found for external id "
+                                                     f"field: [{', '.join(ids)}]", fields=[ext["name"]])
+        if ids:
+            self.store.update(self.sobject, ids[0], rest)
+            return RowResult(ids[0], True, False)
+        return RowResult(self.store.insert(self.sobject, [dict(rest, **{ext["name"]: value})])[0], True, True)
+
+    def _update_existing(self, record_id: str, values: Dict[str, Any]) -> None:
+        try:
+            self.store.update(self.sobject, record_id, values)
+        except SoqlError as exc:
+            if exc.error_code == "NOT_FOUND":
+                raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields=[]) from None
+            raise
+
+    def _ids_by(self, sobject: str, described: Dict[str, Any], value: Any) -> List[str]:
+        rows = self.store.query(f"SELECT Id FROM {sobject} WHERE {described['name']} = "
+                                f"{_soql_literal(described['type'], value)}").records
+        return [r["Id"] for r in rows]
+
+    def _parents(self, record: Dict[str, Any]) -> Dict[str, Any]:
+        """``{"Account": {"Ext__c": v}}`` -> ``{"AccountId": <that Account's id>}``."""
+        if not any(isinstance(v, dict) for v in record.values()):
+            return record
+        out: Dict[str, Any] = {}
+        for key, value in record.items():
+            reference = self.relationships.get(str(key).lower()) if isinstance(value, dict) else None
+            if reference is None:
+                out[key] = value
+                continue
+            lookup = {k: v for k, v in value.items() if k != "attributes"}
+            if len(lookup) != 1:
+                raise SoqlError("INVALID_FIELD", f"The relationship {key} must name exactly one external id field",
+                                fields=[reference["name"]])
+            (ext_name, ext_value), = lookup.items()
+            out[reference["name"]] = None if ext_value in (None, "") else self._parent_id(reference, ext_name,
+                                                                                            ext_value)
+        return out
+
+    def _parent_id(self, reference: Dict[str, Any], ext_name: str, value: Any) -> str:
+        target = reference["referenceTo"][0]
+        described = {f["name"].lower(): f for f in self.store.describe(target)["fields"]}.get(ext_name.lower())
+        if described is None or not (described["type"] == "id" or described.get("externalId")
+                                     or described.get("idLookup")):
+            raise SoqlError("INVALID_FIELD", f"Field {ext_name} is not an external id field of {target}",
+                            fields=[reference["name"]])
+        ids = self._ids_by(target, described, value)
+        if not ids:
+            raise SoqlError("INVALID_FIELD", f"Foreign key external ID: {value} not found for field {ext_name} "
+                                             f"in entity {target}", fields=[])
+        if len(ids) > 1:
+            raise SoqlError("DUPLICATE_EXTERNAL_ID", f"{ext_name}: more than one record found for external id "
+                                                     f"field: [{', '.join(ids)}]", fields=[ext_name])
+        return ids[0]
+
+
+# --------------------------------------------------------------------------- PK chunking
+
+
+_PK_CHUNK_RE = re.compile(r"chunkSize\s*=\s*(\d+)", re.I)
+_PK_START_RE = re.compile(r"startRow\s*=\s*(\w+)", re.I)
+_SIMPLE_SOQL = re.compile(r"^(?P<head>\s*SELECT\s.+?\sFROM\s+\w+)(?:\s+WHERE\s+(?P<where>.+?))?\s*$", re.I | re.S)
+
+
+def pk_chunking(header: Optional[str]) -> Tuple[Optional[int], Optional[str]]:
+    """``Sforce-Enable-PKChunking``: ``true``, ``chunkSize=N``, ``chunkSize=N; startRow=Id`` or
+    ``false``/absent -> (chunk size or None, start row or None). ValueError for a bad size."""
+    text = (header or "").strip()
+    if not text or text.lower() == "false":
+        return None, None
+    size_match = _PK_CHUNK_RE.search(text)
+    size = int(size_match.group(1)) if size_match else PK_CHUNK_DEFAULT
+    if not 1 <= size <= PK_CHUNK_MAX:
+        raise ValueError(f"Invalid chunk size: {size}: it must be between 1 and {PK_CHUNK_MAX}")
+    start = _PK_START_RE.search(text)
+    return size, start.group(1) if start else None
+
+
+def chunk_queries(org: LocalOrg, job: Bulk1Job, soql_text: str) -> List[str]:
+    """The SOQL of each PK chunk: the query with an Id range of ``job.pk_chunk_size`` records."""
+    match = _SIMPLE_SOQL.match(soql_text)
+    if match is None or re.search(r"\b(ORDER\s+BY|LIMIT|OFFSET|GROUP\s+BY)\b", soql_text, re.I):
+        raise BatchFailure("InvalidBatch : Failed to process query: PK chunking supports SELECT ... FROM ... "
+                           "[WHERE ...] only")
+    _cols, rows = org.store.query_flat(f"SELECT Id FROM {job.object}", include_deleted=job.operation == "queryAll")
+    ids = sorted(str(r[0]) for r in rows)
+    if job.pk_start_row and is_valid_id(job.pk_start_row):
+        first = to_18(job.pk_start_row)
+        ids = [i for i in ids if i >= first]
+    size = int(job.pk_chunk_size or PK_CHUNK_DEFAULT)
+    starts = ids[::size] or [""]
+    where = match.group("where")
+    queries = []
+    for n, start in enumerate(starts):
+        bounds = []
+        if start:
+            bounds.append(f"Id >= '{start}'")
+        if n + 1 < len(starts):
+            bounds.append(f"Id < '{starts[n + 1]}'")
+        condition = " AND ".join(bounds + ([f"({where})"] if where else []))
+        queries.append(match.group("head") + (f" WHERE {condition}" if condition else ""))
+    return queries
+
+
+# --------------------------------------------------------------------------- handlers
 
 
 class Bulk1Api:
     """The Bulk API 1.0 handlers of one org."""
+
     _JOB_XML_ORDER = ["id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
-                      "concurrencyMode", "contentType", "numberBatchesQueued", "numberBatchesInProgress",
-                      "numberBatchesCompleted", "numberBatchesFailed", "numberBatchesTotal",
-                      "numberRecordsProcessed", "numberRetries", "apiVersion", "numberRecordsFailed",
-                      "totalProcessingTime", "apiActiveProcessingTime", "apexProcessingTime"]
+                      "externalIdFieldName", "concurrencyMode", "contentType", "numberBatchesQueued",
+                      "numberBatchesInProgress", "numberBatchesCompleted", "numberBatchesFailed",
+                      "numberBatchesTotal", "numberRecordsProcessed", "numberRetries", "apiVersion",
+                      "numberRecordsFailed", "totalProcessingTime", "apiActiveProcessingTime", "apexProcessingTime"]
 
     _BATCH_XML_ORDER = ["id", "jobId", "state", "stateMessage", "createdDate", "systemModstamp",
                         "numberRecordsProcessed", "numberRecordsFailed", "totalProcessingTime",
@@ -118,47 +492,41 @@ class Bulk1Api:
         self.org = org
         self.service: BulkService = org.bulk
 
-    def _bulk1_format(self, request: Request, job: Optional[Bulk1Job] = None) -> str:
-        ct = request.content_type
-        if "json" in ct:
-            return "JSON"
-        if "xml" in ct:
-            return "XML"
-        if job is not None and job.content_type == "JSON":
-            return "JSON"
-        return "XML"
+    # ----------------------------------------------------------------- lookups
 
-    def _bulk1_error(self, fmt: str, code: str, message: str, status: int = 400) -> Response:
-        return bulk1_error_response(fmt, code, message, status)
+    @staticmethod
+    def _request_format(request: Request) -> str:
+        """Before a job is known, answers follow the request's Content-Type (XML by default)."""
+        return "JSON" if "json" in request.content_type else "XML"
 
-    def _bulk1_auth(self, request: Request) -> Session:
-        return authenticate(self.org, request, "bulk1", request.header("X-SFDC-Session"))
-
-    def _bulk1_job(self, request: Request, fmt: str) -> Bulk1Job:
+    def _context(self, request: Request) -> Tuple[Bulk1Job, str]:
+        """Authenticate, find the job; (job, the job's answer format)."""
+        fmt = self._request_format(request)
+        authenticate(self.org, request, "bulk1", request.header("X-SFDC-Session"))
         job_id = request.match.group("job") if request.match else ""
         with self.service._lock:
-            job = self.service.bulk1_jobs.get(job_id)
+            job = self.service.bulk1_jobs.get(job_id) or self.service.bulk1_jobs.get(
+                to_18(job_id) if len(job_id) == 15 else "")
         if job is None:
-            raise HTTPError(self._bulk1_error(fmt, "InvalidJob", f"Invalid job id: {job_id}"))
-        return job
+            raise HTTPError(bulk1_error_response(fmt, "InvalidJob", f"Invalid job id: {job_id}"))
+        return job, job.answers
 
-    def _bulk1_batch(self, request: Request, job: Bulk1Job, fmt: str) -> Bulk1Batch:
+    def _batch(self, request: Request, job: Bulk1Job) -> Bulk1Batch:
         batch_id = request.match.group("batch") if request.match else ""
         with self.service._lock:
             for batch in job.batches:
-                if batch.id == batch_id:
+                if batch.id == batch_id or batch.id[:15] == batch_id:
                     return batch
-        raise HTTPError(self._bulk1_error(fmt, "InvalidBatch", f"Invalid batch id: {batch_id}"))
+        raise HTTPError(bulk1_error_response(job.answers, "InvalidBatch", f"Invalid batch id: {batch_id}"))
 
-    def _bulk1_job_dict(self, job: Bulk1Job) -> Dict[str, Any]:
+    # ----------------------------------------------------------------- info bodies
+
+    def _job_dict(self, job: Bulk1Job) -> Dict[str, Any]:
         with self.service._lock:
             batches = list(job.batches)
         counts = {"Queued": 0, "InProgress": 0, "Completed": 0, "Failed": 0, "NotProcessed": 0}
-        processed = 0
         for b in batches:
             counts[b.state] = counts.get(b.state, 0) + 1
-            if b.state == "Completed" and b.rows is not None:
-                processed += b.rows.count
         return {
             "apexProcessingTime": 0,
             "apiActiveProcessingTime": 0,
@@ -168,7 +536,7 @@ class Bulk1Api:
             "contentType": job.content_type,
             "createdById": job.created_by,
             "createdDate": sf_datetime(job.created),
-            "externalIdFieldName": None,
+            "externalIdFieldName": job.external_id_field,
             "fastPathEnabled": False,
             "id": job.id,
             "numberBatchesCompleted": counts["Completed"],
@@ -176,8 +544,8 @@ class Bulk1Api:
             "numberBatchesInProgress": counts["InProgress"],
             "numberBatchesQueued": counts["Queued"],
             "numberBatchesTotal": len(batches),
-            "numberRecordsFailed": 0,
-            "numberRecordsProcessed": processed,
+            "numberRecordsFailed": sum(b.failed for b in batches),
+            "numberRecordsProcessed": sum(b.processed for b in batches),
             "numberRetries": 0,
             "object": job.object,
             "operation": job.operation,
@@ -186,214 +554,264 @@ class Bulk1Api:
             "totalProcessingTime": 0,
         }
 
-    def _bulk1_job_response(self, job: Bulk1Job, fmt: str, status: int = 200) -> Response:
-        data = self._bulk1_job_dict(job)
+    def _job_response(self, job: Bulk1Job, fmt: str, status: int = 200) -> Response:
+        data = self._job_dict(job)
         if fmt == "JSON":
-            return json_response(data, status=status)
-        parts = [f"<{k}>{xml_text(_xml_scalar(data[k]))}</{k}>" for k in self._JOB_XML_ORDER]
-        doc = (f'<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="{DATALOAD_NS}">'
-               + "".join(parts) + "</jobInfo>")
-        return xml_response(doc, status=status)
+            return _answer("JSON", data, status)
+        data["createdDate"] = _xml_datetime(job.created)
+        data["systemModstamp"] = _xml_datetime(job.modstamp or job.created)
+        parts = [f"<{k}>{xml_text(_xml_scalar(data[k]))}</{k}>" for k in self._JOB_XML_ORDER
+                 if data[k] is not None]
+        return _answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="{DATALOAD_NS}">'
+                              + "".join(parts) + "</jobInfo>", status)
 
-    def _bulk1_batch_dict(self, batch: Bulk1Batch) -> Dict[str, Any]:
-        processed = batch.rows.count if (batch.state == "Completed" and batch.rows) else 0
-        data: Dict[str, Any] = {
+    def _batch_dict(self, batch: Bulk1Batch) -> Dict[str, Any]:
+        return {
             "apexProcessingTime": 0,
             "apiActiveProcessingTime": 0,
             "createdDate": sf_datetime(batch.created),
             "id": batch.id,
             "jobId": batch.job_id,
-            "numberRecordsFailed": 0,
-            "numberRecordsProcessed": processed,
+            "numberRecordsFailed": batch.failed,
+            "numberRecordsProcessed": batch.processed,
             "state": batch.state,
             "stateMessage": batch.state_message,
             "systemModstamp": sf_datetime(batch.modstamp or batch.created),
             "totalProcessingTime": 0,
         }
-        return data
 
     def _batch_xml(self, batch: Bulk1Batch) -> str:
-        data = self._bulk1_batch_dict(batch)
-        parts = [f"<{k}>{xml_text(_xml_scalar(data[k]))}</{k}>" for k in self._BATCH_XML_ORDER
-                 if not (k == "stateMessage" and data[k] is None)]
-        return "".join(parts)
+        data = self._batch_dict(batch)
+        data["createdDate"] = _xml_datetime(batch.created)
+        data["systemModstamp"] = _xml_datetime(batch.modstamp or batch.created)
+        return "".join(f"<{k}>{xml_text(_xml_scalar(data[k]))}</{k}>" for k in self._BATCH_XML_ORDER
+                       if not (k == "stateMessage" and data[k] is None))
 
-    def _bulk1_batch_response(self, batch: Bulk1Batch, fmt: str, status: int = 200) -> Response:
+    def _batch_response(self, batch: Bulk1Batch, fmt: str, status: int = 200) -> Response:
         if fmt == "JSON":
-            return json_response(self._bulk1_batch_dict(batch), status=status)
-        doc = (f'<?xml version="1.0" encoding="UTF-8"?><batchInfo xmlns="{DATALOAD_NS}">'
-               + self._batch_xml(batch) + "</batchInfo>")
-        return xml_response(doc, status=status)
+            return _answer("JSON", self._batch_dict(batch), status)
+        return _answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><batchInfo xmlns="{DATALOAD_NS}">'
+                              + self._batch_xml(batch) + "</batchInfo>", status)
 
-    def bulk1_create_job(self, request: Request) -> Response:
-        fmt = self._bulk1_format(request)
-        session = self._bulk1_auth(request)
+    # ----------------------------------------------------------------- jobs
+
+    def create_job(self, request: Request) -> Response:
+        fmt = self._request_format(request)
+        session = authenticate(self.org, request, "bulk1", request.header("X-SFDC-Session"))
+        names = ("operation", "object", "contentType", "concurrencyMode", "externalIdFieldName")
         if fmt == "JSON":
             try:
                 body = json.loads(request.body.decode("utf-8") or "null")
             except ValueError:
-                return self._bulk1_error(fmt, "InvalidJob", "Unable to parse the job: invalid JSON")
+                return bulk1_error_response(fmt, "InvalidJob", "Unable to parse the job: invalid JSON")
             if not isinstance(body, dict):
-                return self._bulk1_error(fmt, "InvalidJob", "Unable to parse the job: expected a JSON object")
-            spec = {k: body.get(k) for k in ("operation", "object", "contentType", "concurrencyMode")}
+                return bulk1_error_response(fmt, "InvalidJob", "Unable to parse the job: expected a JSON object")
+            spec = {k: body.get(k) for k in names}
         else:
             try:
                 root = ET.fromstring(request.body or b"<x/>")
             except ET.ParseError as exc:
-                return self._bulk1_error(fmt, "InvalidXML", f"Unable to parse XML: {exc}")
-            spec = {k: child_text(root, k) for k in ("operation", "object", "contentType", "concurrencyMode")}
-        operation = spec.get("operation")
-        if operation not in ("query", "queryAll"):
-            return self._bulk1_error(fmt, "InvalidJob",
-                                     f"The local org supports only query and queryAll Bulk API 1.0 jobs, not {operation}")
-        obj = spec.get("object")
-        if not obj or not self.org.store.has_object(str(obj)):
-            return self._bulk1_error(fmt, "InvalidJob", f"Unable to find object: {obj}")
-        content_type = str(spec.get("contentType") or ("JSON" if fmt == "JSON" else "XML")).upper()
-        if content_type not in ("JSON", "XML", "CSV"):
-            return self._bulk1_error(fmt, "InvalidJob", f"Invalid content type: {content_type}")
-        mode = spec.get("concurrencyMode")
-        concurrency = "Serial" if str(mode) in ("1", "Serial", "serial") else "Parallel"
-        now = now_ts()
-        job = Bulk1Job(id=self.service._new_id("750"), operation=str(operation), object=str(obj),
-                       content_type=content_type, concurrency=concurrency,
-                       created_by=session.user_id, created=now, modstamp=now,
-                       api_version=self.service._api_version(request))
+                return bulk1_error_response(fmt, "InvalidXML", f"Unable to parse XML: {exc}")
+            spec = {k: child_text(root, k) for k in names}
+        try:
+            job = self._new_job(request, session, spec, fmt)
+        except BatchFailure as exc:
+            return bulk1_error_response(fmt, "InvalidJob", str(exc))
         with self.service._lock:
             self.service.bulk1_jobs[job.id] = job
             self.service.jobs_created["bulk1"] += 1
-        return self._bulk1_job_response(job, fmt, status=201)
+        return self._job_response(job, fmt, status=201)   # no job yet: the request's format
 
-    def bulk1_job(self, request: Request) -> Response:
-        fmt0 = self._bulk1_format(request)
-        self._bulk1_auth(request)
-        job = self._bulk1_job(request, fmt0)
-        fmt = self._bulk1_format(request, job)
+    def _new_job(self, request: Request, session: Session, spec: Dict[str, Any], fmt: str) -> Bulk1Job:
+        operation = str(spec.get("operation") or "")
+        if operation not in QUERY_OPERATIONS + INGEST_OPERATIONS:
+            raise BatchFailure(f"Invalid operation: {operation or 'none given'}: use one of "
+                               f"{', '.join(QUERY_OPERATIONS + INGEST_OPERATIONS)}")
+        obj = str(spec.get("object") or "")
+        if not obj or not self.org.store.has_object(obj):
+            raise BatchFailure(f"Unable to find object: {obj}")
+        obj = self.org.store.object_name(obj)
+        content_type = str(spec.get("contentType") or ("JSON" if fmt == "JSON" else "XML")).upper()
+        if content_type not in MEDIA_TYPES:
+            raise BatchFailure(f"Invalid content type: {content_type}: the local org takes JSON, XML or CSV")
+        external = spec.get("externalIdFieldName")
+        if operation == "upsert":
+            fields = {f["name"].lower(): f for f in self.org.store.describe(obj)["fields"]}
+            described = fields.get(str(external or "").lower())
+            if not external:
+                raise BatchFailure("External ID field name is required for upsert: set externalIdFieldName")
+            if described is None or not (described["type"] == "id" or described.get("externalId")
+                                         or described.get("idLookup")):
+                raise BatchFailure(f"Field name provided, {external} is not an External ID or indexed field "
+                                   f"for {obj}")
+            external = described["name"]
+        try:
+            chunk, start = pk_chunking(request.header("Sforce-Enable-PKChunking")) \
+                if operation in QUERY_OPERATIONS else (None, None)
+        except ValueError as exc:
+            raise BatchFailure(str(exc)) from None
+        mode = spec.get("concurrencyMode")
+        now = now_ts()
+        return Bulk1Job(id=self.service._new_id("750"), operation=operation, object=obj,
+                        content_type=content_type,
+                        concurrency="Serial" if str(mode) in ("1", "Serial", "serial") else "Parallel",
+                        created_by=session.user_id, created=now, modstamp=now,
+                        api_version=self.service._api_version(request),
+                        external_id_field=str(external) if operation == "upsert" else None,
+                        pk_chunk_size=chunk, pk_start_row=start)
+
+    def job(self, request: Request) -> Response:
+        job, fmt = self._context(request)
         if request.method == "POST":
-            if fmt == "JSON":
-                try:
-                    body = json.loads(request.body.decode("utf-8") or "null")
-                except ValueError:
-                    body = None
-                state = body.get("state") if isinstance(body, dict) else None
-            else:
-                try:
-                    state = child_text(ET.fromstring(request.body or b"<x/>"), "state")
-                except ET.ParseError:
-                    state = None
+            state = self._requested_state(request)
             if state not in ("Closed", "Aborted"):
-                return self._bulk1_error(fmt, "InvalidJobState", f"Invalid job state: {state}")
+                return bulk1_error_response(fmt, "InvalidJobState", f"Invalid job state: {state}")
             with self.service._lock:
                 if job.state != "Open" and job.state != state:
-                    return self._bulk1_error(fmt, "InvalidJobState",
-                                             f"Job {job.id} is {job.state} and cannot be {state}")
+                    return bulk1_error_response(fmt, "InvalidJobState",
+                                                f"Job {job.id} is {job.state} and cannot be {state}")
                 job.state = str(state)
                 job.modstamp = now_ts()
-        return self._bulk1_job_response(job, fmt)
+        return self._job_response(job, fmt)
 
-    def bulk1_add_batch(self, request: Request) -> Response:
-        fmt0 = self._bulk1_format(request)
-        self._bulk1_auth(request)
-        job = self._bulk1_job(request, fmt0)
-        fmt = self._bulk1_format(request, job)
-        if job.state != "Open":
-            return self._bulk1_error(fmt, "InvalidJobState", f"Job {job.id} is {job.state}: it accepts no batches")
-        soql_text = request.text().strip()
-        now = now_ts()
-        batch = Bulk1Batch(id=self.service._new_id("751"), job_id=job.id, soql=soql_text, created=now, modstamp=now,
-                           progress=Progress(self.service.hold_polls))
+    def _requested_state(self, request: Request) -> Optional[str]:
+        if self._request_format(request) == "JSON":
+            try:
+                body = json.loads(request.body.decode("utf-8") or "null")
+            except ValueError:
+                return None
+            return body.get("state") if isinstance(body, dict) else None
         try:
-            rows = run_query(self.org, soql_text, job.operation == "queryAll", "bulk1",
-                              records=job.content_type != "CSV", flat=job.content_type == "CSV")
-            if rows.entity.lower() != job.object.lower():
-                raise BulkRefusal(f"InvalidBatch : Failed to process query: the query is on {rows.entity}, "
-                                   f"the job on {job.object}")
-            batch.rows = rows
-            size = max(1, int(self.service.bulk1_result_size))
-            n_results = max(1, -(-rows.count // size))
-            batch.result_ids = [self.service._new_id("752")[:15] for _ in range(n_results)]
-        except BulkRefusal as exc:
-            batch.state = "Failed"
-            batch.state_message = str(exc) if str(exc).startswith(("InvalidBatch", "FeatureNotEnabled")) \
-                else f"InvalidBatch : {exc}"
-        except SoqlError as exc:
-            batch.state = "Failed"
-            batch.state_message = f"InvalidBatch : Failed to process query: {exc.error_code}: {exc.message}"
+            return child_text(ET.fromstring(request.body or b"<x/>"), "state")
+        except ET.ParseError:
+            return None
+
+    # ----------------------------------------------------------------- batches
+
+    def add_batch(self, request: Request) -> Response:
+        job, fmt = self._context(request)
+        if job.state != "Open":
+            return bulk1_error_response(fmt, "InvalidJobState", f"Job {job.id} is {job.state}: it accepts no batches")
+        now = now_ts()
+        batch = Bulk1Batch(id=self.service._new_id("751"), job_id=job.id, soql=request.text(), created=now,
+                           modstamp=now, progress=Progress(self.service.hold_polls))
+        extra: List[Bulk1Batch] = []
+        try:
+            if job.operation in QUERY_OPERATIONS:
+                batch.soql = batch.soql.strip()
+                if job.pk_chunk_size:
+                    batch.chunked = True
+                    extra = [self._query_batch(job, soql) for soql in chunk_queries(self.org, job, batch.soql)]
+                else:
+                    self._run_query(job, batch)
+            else:
+                writer = RowWriter(self.org, job)
+                records = parse_records(job.content_type, request.body)
+                writer.check_columns(records)
+                batch.results = writer.apply(records)
+        except BatchFailure as exc:
+            batch.state, batch.state_message = "Failed", str(exc)
         with self.service._lock:
             job.batches.append(batch)
+            job.batches.extend(extra)
             job.modstamp = now
-        return self._bulk1_batch_response(batch, fmt, status=201)
+        return self._batch_response(batch, fmt, status=201)
 
-    def _bulk1_advance(self, batch: Bulk1Batch) -> None:
+    def _query_batch(self, job: Bulk1Job, soql_text: str) -> Bulk1Batch:
+        now = now_ts()
+        batch = Bulk1Batch(id=self.service._new_id("751"), job_id=job.id, soql=soql_text, created=now,
+                           modstamp=now, progress=Progress(self.service.hold_polls))
+        try:
+            self._run_query(job, batch)
+        except BatchFailure as exc:
+            batch.state, batch.state_message = "Failed", str(exc)
+        return batch
+
+    def _run_query(self, job: Bulk1Job, batch: Bulk1Batch) -> None:
+        try:
+            rows = run_query(self.org, batch.soql, job.operation == "queryAll", "bulk1",
+                             records=job.content_type != "CSV", flat=job.content_type == "CSV")
+        except BulkRefusal as exc:
+            text = str(exc)
+            raise BatchFailure(text if text.startswith(("InvalidBatch", "FeatureNotEnabled"))
+                               else f"InvalidBatch : {text}") from None
+        except SoqlError as exc:
+            raise BatchFailure(f"InvalidBatch : Failed to process query: {exc.error_code}: {exc.message}") from None
+        if rows.entity.lower() != job.object.lower():
+            raise BatchFailure(f"InvalidBatch : Failed to process query: the query is on {rows.entity}, "
+                               f"the job on {job.object}")
+        with_api_version(rows.records, self.org.store.api_version, job.api_version)
+        batch.rows = rows
+        size = max(1, int(self.service.bulk1_result_size))
+        batch.result_ids = [self.service._new_id("752")[:15] for _ in range(max(1, -(-rows.count // size)))]
+
+    def _advance(self, batch: Bulk1Batch) -> None:
         with self.service._lock:
             if batch.state in ("Queued", "InProgress"):
-                batch.state = "Completed" if batch.progress.poll() else "InProgress"
+                if batch.progress.poll():
+                    batch.state = "NotProcessed" if batch.chunked else "Completed"
+                else:
+                    batch.state = "InProgress"
                 batch.modstamp = now_ts()
 
-    def bulk1_batches(self, request: Request) -> Response:
-        fmt0 = self._bulk1_format(request)
-        self._bulk1_auth(request)
-        job = self._bulk1_job(request, fmt0)
-        fmt = self._bulk1_format(request, job)
+    def batches(self, request: Request) -> Response:
+        job, fmt = self._context(request)
         with self.service._lock:
             batches = list(job.batches)
         if fmt == "JSON":
-            return json_response({"batchInfo": [self._bulk1_batch_dict(b) for b in batches]})
-        doc = (f'<?xml version="1.0" encoding="UTF-8"?><batchInfoList xmlns="{DATALOAD_NS}">'
-               + "".join(f"<batchInfo>{self._batch_xml(b)}</batchInfo>" for b in batches)
-               + "</batchInfoList>")
-        return xml_response(doc)
+            return _answer("JSON", {"batchInfo": [self._batch_dict(b) for b in batches]})
+        return _answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><batchInfoList xmlns="{DATALOAD_NS}">'
+                              + "".join(f"<batchInfo>{self._batch_xml(b)}</batchInfo>" for b in batches)
+                              + "</batchInfoList>")
 
-    def bulk1_batch(self, request: Request) -> Response:
-        fmt0 = self._bulk1_format(request)
-        self._bulk1_auth(request)
-        job = self._bulk1_job(request, fmt0)
-        fmt = self._bulk1_format(request, job)
-        batch = self._bulk1_batch(request, job, fmt)
-        self._bulk1_advance(batch)
-        return self._bulk1_batch_response(batch, fmt)
+    def batch(self, request: Request) -> Response:
+        job, fmt = self._context(request)
+        batch = self._batch(request, job)
+        self._advance(batch)
+        return self._batch_response(batch, fmt)
 
-    def bulk1_batch_request(self, request: Request) -> Response:
-        fmt0 = self._bulk1_format(request)
-        self._bulk1_auth(request)
-        job = self._bulk1_job(request, fmt0)
-        batch = self._bulk1_batch(request, job, self._bulk1_format(request, job))
-        return text_response(batch.soql, content_type="text/plain;charset=UTF-8")
+    def batch_request(self, request: Request) -> Response:
+        job, _fmt = self._context(request)
+        batch = self._batch(request, job)
+        if job.operation in QUERY_OPERATIONS:
+            return Response(status=200, body=batch.soql.encode("utf-8"), headers={},
+                            content_type="text/plain")
+        return Response(status=200, body=batch.soql.encode("utf-8"), headers={},
+                        content_type=MEDIA_TYPES[job.content_type])
 
-    def bulk1_result_list(self, request: Request) -> Response:
-        fmt0 = self._bulk1_format(request)
-        self._bulk1_auth(request)
-        job = self._bulk1_job(request, fmt0)
-        fmt = self._bulk1_format(request, job)
-        batch = self._bulk1_batch(request, job, fmt)
+    def result_list(self, request: Request) -> Response:
+        """Query batches: the result ids. Ingest batches: one result per record."""
+        job, fmt = self._context(request)
+        batch = self._batch(request, job)
         if batch.state == "Failed":
-            return self._bulk1_error(fmt, "InvalidBatch", f"Batch {batch.id} failed: {batch.state_message}")
+            return bulk1_error_response(fmt, "InvalidBatch", f"Batch {batch.id} failed: {batch.state_message}")
         if batch.state != "Completed":
-            return self._bulk1_error(fmt, "InvalidBatch", "Batch not completed")
+            return bulk1_error_response(fmt, "InvalidBatch", "Batch not completed")
+        if batch.results is not None:
+            if job.content_type == "CSV":
+                return _answer("CSV", _results_csv(batch.results))
+            if job.content_type == "JSON":
+                return _answer("JSON", _results_json(batch.results))
+            return _answer("XML", _results_xml(batch.results))
         if fmt == "JSON":
-            return json_response(list(batch.result_ids))
-        doc = (f'<?xml version="1.0" encoding="UTF-8"?><result-list xmlns="{DATALOAD_NS}">'
-               + "".join(f"<result>{r}</result>" for r in batch.result_ids) + "</result-list>")
-        return xml_response(doc)
+            return _answer("JSON", list(batch.result_ids))
+        return _answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><result-list xmlns="{DATALOAD_NS}">'
+                              + "".join(f"<result>{r}</result>" for r in batch.result_ids) + "</result-list>")
 
-    def bulk1_result(self, request: Request) -> Response:
-        fmt0 = self._bulk1_format(request)
-        self._bulk1_auth(request)
-        job = self._bulk1_job(request, fmt0)
-        fmt = self._bulk1_format(request, job)
-        batch = self._bulk1_batch(request, job, fmt)
+    def result(self, request: Request) -> Response:
+        job, fmt = self._context(request)
+        batch = self._batch(request, job)
         result_id = request.match.group("result") if request.match else ""
         if batch.state != "Completed" or result_id not in batch.result_ids or batch.rows is None:
-            return self._bulk1_error(fmt, "InvalidBatch", f"Invalid result id: {result_id}")
+            return bulk1_error_response(fmt, "InvalidBatch", f"Invalid result id: {result_id}")
         index = batch.result_ids.index(result_id)
         size = max(1, int(self.service.bulk1_result_size))
         lo, hi = index * size, index * size + size
         if job.content_type == "JSON":
-            return json_response(batch.rows.records[lo:hi])
+            return _answer("JSON", batch.rows.records[lo:hi])
         if job.content_type == "CSV":
-            body = render_csv(batch.rows.columns, batch.rows.rows[lo:hi], ",", "\n")
-            return text_response(body, content_type=CSV_CT)
-        return xml_response(_records_xml(batch.rows.records[lo:hi]))
+            return _answer("CSV", render_csv(batch.rows.columns, batch.rows.rows[lo:hi], ",", "\n"))
+        return _answer("XML", _records_xml(batch.rows.records[lo:hi]))
 
 
 def register(router: Router, org: LocalOrg) -> Bulk1Api:
@@ -402,13 +820,13 @@ def register(router: Router, org: LocalOrg) -> Bulk1Api:
     v1 = rf"/services/async/{VERSION_RE}/job"
     job1 = v1 + rf"/(?P<job>{ID_RE})"
     batch1 = job1 + rf"/batch/(?P<batch>{ID_RE})"
-    router.add("instance", "POST", v1, api.bulk1_create_job)
-    router.add("instance", "GET", job1, api.bulk1_job)
-    router.add("instance", "POST", job1, api.bulk1_job)
-    router.add("instance", "POST", job1 + "/batch", api.bulk1_add_batch)
-    router.add("instance", "GET", job1 + "/batch", api.bulk1_batches)
-    router.add("instance", "GET", batch1, api.bulk1_batch)
-    router.add("instance", "GET", batch1 + "/request", api.bulk1_batch_request)
-    router.add("instance", "GET", batch1 + "/result", api.bulk1_result_list)
-    router.add("instance", "GET", batch1 + rf"/result/(?P<result>{ID_RE})", api.bulk1_result)
+    router.add("instance", "POST", v1, api.create_job)
+    router.add("instance", "GET", job1, api.job)
+    router.add("instance", "POST", job1, api.job)
+    router.add("instance", "POST", job1 + "/batch", api.add_batch)
+    router.add("instance", "GET", job1 + "/batch", api.batches)
+    router.add("instance", "GET", batch1, api.batch)
+    router.add("instance", "GET", batch1 + "/request", api.batch_request)
+    router.add("instance", "GET", batch1 + "/result", api.result_list)
+    router.add("instance", "GET", batch1 + rf"/result/(?P<result>{ID_RE})", api.result)
     return api

@@ -207,16 +207,34 @@ class MetadataApi:
                 + f"<type>{xml_text(type_name)}</type></result>")
 
     def _components(self) -> List[Tuple[str, str, str, float]]:
-        """(type, fullName, fileName, timestamp) of everything listMetadata knows."""
+        """(type, fullName, fileName, timestamp) of everything listMetadata knows: the objects,
+        the Apex classes of the store (what the Tooling API lists) and what was deployed."""
         comps: List[Tuple[str, str, str, float]] = []
         created = now_ts()
         names = [s["name"] for s in self.org.store.describe_global()["sobjects"]]
         for name in names:
             comps.append(("CustomObject", name, f"objects/{name}.object", created))
+        for name in self._apex_classes():
+            comps.append(("ApexClass", name, f"classes/{name}.cls", created))
         with self.service._lock:
             for (type_name, full_name), (file_name, _content, ts) in self.service.deployed.items():
                 comps.append((type_name, full_name, file_name, ts))
         return comps
+
+    def _apex_classes(self) -> Dict[str, Tuple[bytes, str]]:
+        """The store's ApexClass records (Tooling's view): name -> (body, apiVersion)."""
+        records = self.org.store.query("SELECT Name, Body, ApiVersion FROM ApexClass WHERE Status = 'Active'").records
+        return {str(r["Name"]): (str(r["Body"] or "").encode("utf-8"), f"{float(r['ApiVersion'] or 62.0):.1f}")
+                for r in records}
+
+    def _content(self, type_name: str, full_name: str, deployed: Dict[Tuple[str, str], Tuple[str, bytes, float]],
+                 apex: Dict[str, Tuple[bytes, str]]) -> bytes:
+        """A component's file: deployed bytes win, then the store's Apex class body."""
+        if (type_name, full_name) in deployed:
+            return deployed[(type_name, full_name)][1]
+        if type_name == "ApexClass" and full_name in apex:
+            return apex[full_name][0]
+        return b""
 
     def _md_list(self, op: ET.Element, session: Session, request: Request) -> Response:
         wanted = [(child_text(q, "type") or "", child_text(q, "folder")) for q in children(op, "queries")]
@@ -243,13 +261,14 @@ class MetadataApi:
         known = {(t, n) for t, n, _f, _ts in self._components()}
         with self.service._lock:
             deployed = dict(self.service.deployed)
+        apex = self._apex_classes() if type_name == "ApexClass" else {}
         records = []
         for name in names:
             if (type_name, name) not in known:
                 records.append(f'<records xsi:type="{xml_text(type_name)}"/>')
                 continue
             inner = f"<fullName>{xml_text(name)}</fullName>"
-            content = deployed.get((type_name, name), ("", b"", 0.0))[1]
+            content = self._content(type_name, name, deployed, apex)
             if type_name in ("ApexClass", "ApexTrigger", "ApexPage", "ApexComponent"):
                 inner += (f"<content>{base64.b64encode(content).decode()}</content>"
                           f"<apiVersion>{xml_text(self.service._api_version(request))}</apiVersion>")
@@ -357,14 +376,19 @@ class MetadataApi:
         return soap_ok("checkDeployStatusResponse", f"<result>{result}</result>")
 
     def _md_retrieve(self, op: ET.Element, session: Session, request: Request) -> Response:
+        """retrieve: the WSDL (and simple-salesforce) wrap the request as ``<retrieveRequest>``,
+        jsforce and the Salesforce CLI as ``<request>``. Without ``singlePackage`` true the zip
+        holds everything under ``unpackaged/``, as Salesforce does."""
         rr = child(op, "retrieveRequest")
+        if rr is None:
+            rr = child(op, "request")
         unpackaged = child(rr, "unpackaged")
         wanted: List[Tuple[str, List[str]]] = []
         for t in children(unpackaged, "types"):
             name = child_text(t, "name") or ""
             members = [m.text.strip() for m in children(t, "members") if m.text]
             wanted.append((name, members))
-        single = (child_text(rr, "singlePackage") or "true").lower() == "true"
+        single = (child_text(rr, "singlePackage") or "false").lower() == "true"
         api_version = child_text(rr, "apiVersion") or self.service._api_version(request)
         now = now_ts()
         req = AsyncMetadata(id=self.service._new_id("09S"), kind="retrieve", created=now,
@@ -372,6 +396,7 @@ class MetadataApi:
         buf = io.BytesIO()
         prefix = "" if single else "unpackaged/"
         comps = self._components()
+        apex = self._apex_classes()
         with self.service._lock:
             deployed = dict(self.service.deployed)
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -382,13 +407,20 @@ class MetadataApi:
                 for c_type, full_name, file_name, _ts in comps:
                     if c_type != type_name:
                         continue
-                    if "*" in members or full_name in members:
+                    if ("*" in members or full_name in members) and full_name not in matched:
                         matched.append(full_name)
-                        content = deployed.get((c_type, full_name), (file_name, b"", 0.0))[1]
+                        content = self._content(c_type, full_name, deployed, apex)
                         if not content and c_type == "CustomObject":
                             content = (f'<?xml version="1.0" encoding="UTF-8"?>\n<CustomObject xmlns="{METADATA_NS}">'
                                        f"<label>{xml_text(full_name)}</label></CustomObject>\n").encode()
                         zf.writestr(prefix + file_name, content)
+                        if c_type == "ApexClass":
+                            version = apex.get(full_name, (b"", api_version))[1]
+                            zf.writestr(prefix + file_name + "-meta.xml",
+                                        '<?xml version="1.0" encoding="UTF-8"?>\n'
+                                        f'<ApexClass xmlns="{METADATA_NS}">\n'
+                                        f"    <apiVersion>{xml_text(version)}</apiVersion>\n"
+                                        "    <status>Active</status>\n</ApexClass>\n")
                         req.components.append((c_type, full_name, file_name))
                 for member in members:
                     if member != "*" and member not in matched:

@@ -231,13 +231,38 @@ class OAuthService:
         return json_response(self._identity_body(user))
 
     def _userinfo(self, request: Request) -> Response:
+        """OpenID Connect claims (``sub`` is the identity URL), not the identity body: the
+        identity's own names (``id``, ``username``, ``display_name``, ``first_name``...) are absent."""
         session = self._identity_session(request)
         user = self.org._users_by_id[session.user_id]
-        body = self._identity_body(user)
-        body.update({"sub": body["id"], "preferred_username": user.username, "nickname": body["nick_name"],
-                     "name": user.name, "given_name": body["first_name"], "family_name": body["last_name"],
-                     "zoneinfo": body["timezone"]})
-        return json_response(body)
+        identity = self._identity_body(user)
+        updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.issued_at))
+        return json_response({
+            "sub": identity["id"],
+            "user_id": user.user_id,
+            "organization_id": self.org.org_id,
+            "preferred_username": user.username,
+            "nickname": identity["nick_name"],
+            "name": user.name,
+            "email": user.email,
+            "email_verified": True,
+            "given_name": identity["first_name"],
+            "family_name": identity["last_name"],
+            "zoneinfo": identity["timezone"],
+            "photos": identity["photos"],
+            "profile": identity["urls"]["profile"],
+            "picture": identity["photos"]["picture"],
+            "address": {"country": "US"},
+            "is_salesforce_integration_user": False,
+            "urls": identity["urls"],
+            "active": user.active,
+            "user_type": "STANDARD",
+            "language": "en_US",
+            "locale": "en_US",
+            "utcOffset": identity["utcOffset"],
+            "updated_at": updated,
+            "is_app_installed": True,
+        })
 
 
 def register(router: Router, org: LocalOrg) -> OAuthService:

@@ -177,6 +177,22 @@ class LocalOrg:
         bulk1.register(self.router, self)
         metadata.register(self.router, self)
 
+    @classmethod
+    def with_app(cls, folder: Any = None, *, username: str = "user@example.com", **options: Any) -> "LocalOrg":
+        """A started org with one Connected App and one approved user, their ``OrgCredentials``
+        in ``org.credentials`` (what the ``salesforce_org`` fixture gives a test). The key pair
+        is written into ``folder`` (default: the org's own temp folder, removed by ``stop()``).
+        ``options`` go to ``LocalOrg(...)``. Use it as a context manager, or call ``stop()``."""
+        org = cls(**options)
+        org.start()
+        try:
+            target = folder if folder is not None else os.path.join(str(org._tmpdir), "app")
+            org.credentials = org.new_app_with_key(target, username=username)
+        except BaseException:
+            org.stop()
+            raise
+        return org
+
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "LocalOrg":
         self.start()

@@ -21,7 +21,7 @@ from .soql import SoqlError
 if TYPE_CHECKING:
     from .org import LocalOrg
 
-__all__ = ["RestApi", "ApexRequest", "register"]
+__all__ = ["RestApi", "ApexRequest", "register", "with_api_version"]
 
 _V = r"/services/data/v(?P<version>\d+\.\d)"
 _RECORD_ID = r"(?P<record_id>[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?)"
@@ -34,6 +34,30 @@ def _version_label(version: str) -> str:
     season = ("Winter", "Summer", "Spring")[k % 3]
     year = 25 - (k + 2) // 3
     return f"{season} '{year:02d}"
+
+
+def with_api_version(data: Any, stored: str, version: str) -> Any:
+    """``data`` (records or a describe body) with every ``/services/data/v<stored>/`` URL
+    naming ``version`` instead: Salesforce writes ``attributes.url`` and describe's ``urls`` in
+    the API version of the request. Changes the dicts in place (they are built per request)."""
+    if version == stored:
+        return data
+    old, new = f"/services/data/v{stored}/", f"/services/data/v{version}/"
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return new + value[len(old):] if value.startswith(old) else value
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, (str, dict, list)):
+                    value[key] = fix(item)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, (str, dict, list)):
+                    value[i] = fix(item)
+        return value
+
+    return fix(data)
 
 
 @dataclass
@@ -112,7 +136,7 @@ class RestApi:
             raise HTTPError(json_response(exc.to_json(), status=exc.status)) from None
 
     def _versions(self, request: Request) -> Response:
-        self.org.require_session(request)
+        """``GET /services/data/``: the versions list, which Salesforce serves without a token."""
         top = int(float(self.org.api_version))
         return json_response([{"label": _version_label(f"{v}.0"), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
                               for v in range(31, top + 1)])
@@ -195,7 +219,7 @@ class RestApi:
         assert request.match is not None
         include_deleted = request.match.group("kind") == "queryAll"
         result = self._store_call(store.query, q, include_deleted=include_deleted, **tooling)
-        records = list(result.records)
+        records = with_api_version(list(result.records), store.api_version, v)
         return self._page(v, "/tooling" if "/tooling/" in request.path else "",
                           _Cursor(records, int(result.total_size), self._batch_size(request), time.monotonic()), 0)
 
@@ -239,20 +263,22 @@ class RestApi:
 
     def _describe_global(self, request: Request) -> Response:
         self.org.require_session(request)
-        self._version(request)
-        return json_response(self._store_call(self.org.store.describe_global))
+        v = self._version(request)
+        return json_response(with_api_version(self._store_call(self.org.store.describe_global),
+                                              self.org.store.api_version, v))
 
     def _describe(self, request: Request) -> Response:
         self.org.require_session(request)
-        self._version(request)
+        v = self._version(request)
         name = self._sobject_name(request)
-        return json_response(self._store_call(self.org.store.describe, name))
+        return json_response(with_api_version(self._store_call(self.org.store.describe, name),
+                                              self.org.store.api_version, v))
 
     def _sobject_info(self, request: Request) -> Response:
         self.org.require_session(request)
-        self._version(request)
+        v = self._version(request)
         name = self._sobject_name(request)
-        full = self._store_call(self.org.store.describe, name)
+        full = with_api_version(self._store_call(self.org.store.describe, name), self.org.store.api_version, v)
         basic = {k: v for k, v in full.items() if k not in ("fields", "childRelationships", "recordTypeInfos",
                                                              "supportedScopes", "namedLayoutInfos",
                                                              "actionOverrides")}
@@ -273,13 +299,13 @@ class RestApi:
 
     def _get(self, request: Request) -> Response:
         self.org.require_session(request)
-        self._version(request)
+        v = self._version(request)
         name = self._sobject_name(request)
         assert request.match is not None
         fields_param = request.query.get("fields")
         fields = [f.strip() for f in fields_param.split(",") if f.strip()] if fields_param else None
-        return json_response(self._store_call(self.org.store.get, name, request.match.group("record_id"),
-                                              fields))
+        record = self._store_call(self.org.store.get, name, request.match.group("record_id"), fields)
+        return json_response(with_api_version(record, self.org.store.api_version, v))
 
     def _update(self, request: Request) -> Response:
         self.org.require_session(request)
