@@ -30,6 +30,7 @@ MAX_TREE_RECORDS = 200
 ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                "message": "Record rolled back because not all records were valid and the request was using "
                           "AllOrNone header", "fields": []}
+BATCH_HALTED = {"errorCode": "BATCH_PROCESSING_HALTED", "message": "Batch processing halted per user request"}
 HALTED = "The transaction was rolled back since another operation in the same transaction failed."
 _V = r"/services/data/v(?P<version>\d+\.\d+)/composite"
 _REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
@@ -231,7 +232,7 @@ class CompositeService:
                   headers: Optional[Dict[str, str]] = None) -> Response:
         if not url.startswith("/services/data/"):
             return json_response([{"errorCode": "INVALID_INPUT", "message": f"Invalid URL: {url}"}], status=400)
-        sub_headers = Headers(dict(request.headers))
+        sub_headers = Headers({k: v for k, v in request.headers.items() if k.lower() != "content-length"})
         for key, value in (headers or {}).items():
             sub_headers[key] = value
         data = b""
@@ -341,8 +342,7 @@ class CompositeService:
         halted = False
         for sub in subrequests:
             if halted:
-                results.append({"statusCode": 412, "result": [{"errorCode": "BATCH_PROCESSING_HALTED",
-                                                                "message": "Batch processing halted per user request"}]})
+                results.append({"statusCode": 412, "result": [dict(BATCH_HALTED)]})
                 continue
             url = "/services/data/" + str(sub.get("url", "")).lstrip("/")
             response = self._dispatch(request, str(sub.get("method", "GET")).upper(), url, sub.get("richInput"))

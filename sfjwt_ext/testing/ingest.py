@@ -20,7 +20,7 @@ import io
 import itertools
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .dml import MultipleMatches, Schema, check_id, parent_id, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response, text_response
@@ -39,6 +39,8 @@ NULL_VALUE = "#N/A"
 _V = r"/services/data/v(?P<version>\d+\.\d+)/jobs/ingest"
 _JOB = _V + r"/(?P<job>[A-Za-z0-9]{15,18})"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# one CSV column: (external id field of a relationship column, the field, the relationship's reference field)
+Column = Tuple[str, Optional[Dict[str, Any]], Optional[Dict[str, Any]]]
 
 
 @dataclass
@@ -291,7 +293,8 @@ class IngestService:
             return None
         crlf = first > 0 and text[first - 1] == "\r"
         if crlf != (job.line_ending == "CRLF"):
-            return f"ClientInputError : LineEnding is invalid on user data. Current LineEnding setting is {job.line_ending}"
+            return ("ClientInputError : LineEnding is invalid on user data. Current LineEnding setting is "
+                    f"{job.line_ending}")
         return None
 
     def _process(self, job: IngestJob) -> None:
@@ -299,7 +302,7 @@ class IngestService:
         header, rows = self._rows(job)
         problem = self._line_ending_error(job)
         schema = Schema(self.org.store) if self.org.store is not None else None
-        columns: List[Tuple[str, Optional[Dict[str, Any]], Optional[Dict[str, Any]]]] = []
+        columns: List[Column] = []
         if problem is None and schema is not None:
             fields = schema.fields(job.object)
             for name in header:
@@ -325,8 +328,8 @@ class IngestService:
             else:
                 job.results = results
 
-    def _apply(self, job: IngestJob, schema: Schema, header: List[str],
-               columns: List[Tuple[str, Optional[Dict[str, Any]], Optional[Dict[str, Any]]]], row: List[str]) -> RowResult:
+    def _apply(self, job: IngestJob, schema: Schema, header: List[str], columns: List[Column],
+               row: List[str]) -> RowResult:
         result = RowResult(row=list(row) + [""] * (len(header) - len(row)))
         store = schema.store
         values: Dict[str, Any] = {}
@@ -344,13 +347,15 @@ class IngestService:
                 assert described is not None
                 values[described["name"]] = None if value == NULL_VALUE else value
             if job.operation == "insert":
-                result.record_id = self._typed(lambda: store.insert(job.object, [values])[0])
+                result.record_id = self._typed(lambda: store.insert(job.object, [values])[0], values, schema,
+                                               job.object)
                 result.created = True
             elif job.operation == "update":
                 if not record_id:
                     raise SoqlError("MISSING_ARGUMENT", "Id not specified in an update call")
                 result.record_id = check_id(job.object, record_id)
-                self._typed(lambda: self._existing(store.update, job.object, record_id, values))
+                self._typed(lambda: self._existing(store.update, job.object, record_id, values), values, schema,
+                            job.object)
             elif job.operation in ("delete", "hardDelete"):
                 if not record_id:
                     raise SoqlError("MISSING_ARGUMENT", "Id not specified in a delete call")
@@ -372,10 +377,12 @@ class IngestService:
     def _upsert(self, job: IngestJob, schema: Schema, values: Dict[str, Any], record_id: str) -> Tuple[str, bool]:
         assert job.external_id is not None
         if job.external_id == "Id":
-            return self._typed(lambda: upsert(schema, job.object, "Id", record_id or None, values))
+            return self._typed(lambda: upsert(schema, job.object, "Id", record_id or None, values), values, schema,
+                               job.object)
         key = next((k for k in values if k.lower() == job.external_id.lower()), None)
         value = values.pop(key) if key else None
-        return self._typed(lambda: upsert(schema, job.object, job.external_id or "", value, values))
+        return self._typed(lambda: upsert(schema, job.object, job.external_id or "", value, values), values, schema,
+                           job.object)
 
     @staticmethod
     def _existing(call: Any, sobject: str, record_id: str, *args: Any) -> Any:
@@ -388,17 +395,18 @@ class IngestService:
             raise
 
     @staticmethod
-    def _typed(call: Any) -> Any:
-        """The store's JSON type errors as the Bulk API words them."""
+    def _typed(call: Callable[[], Any], values: Dict[str, Any], schema: Schema, sobject: str) -> Any:
+        """The store's JSON type errors as the Bulk API words them (the CSV value is a string)."""
         try:
             return call()
         except SoqlError as exc:
-            if exc.error_code == "JSON_PARSER_ERROR":
-                name = exc.fields[0] if exc.fields else ""
-                value = exc.message.split("value ", 1)[1].split(" or request", 1)[0] if "value " in exc.message else ""
-                raise SoqlError("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not of required type: {value}",
-                                fields=list(exc.fields)) from None
-            raise
+            if exc.error_code != "JSON_PARSER_ERROR" or not exc.fields:
+                raise
+            name = exc.fields[0]
+            described = schema.fields(sobject).get(name)
+            label = described["label"] if described else name
+            raise SoqlError("INVALID_TYPE_ON_FIELD_IN_RECORD",
+                            f"{label}: value not of required type: {values.get(name)}", fields=[name]) from None
 
 
 def register(router: Any, org: "LocalOrg") -> IngestService:

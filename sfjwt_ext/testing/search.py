@@ -242,7 +242,8 @@ def run_search(store: Store, search: Search) -> Dict[str, Any]:
             if target.fields:  # still check the fields the way SOQL does
                 store.query(f"SELECT {', '.join(target.fields)} FROM {sobject} LIMIT 0")
             continue
-        soql = f"SELECT {', '.join(target.fields or ['Id'])} FROM {sobject} WHERE Id IN ({', '.join(repr(i) for i in ids)})"
+        quoted = ", ".join(f"'{i}'" for i in ids)
+        soql = f"SELECT {', '.join(target.fields or ['Id'])} FROM {sobject} WHERE Id IN ({quoted})"
         if target.where:
             soql += f" AND ({target.where})"
         if target.order_by:

@@ -61,7 +61,13 @@ def _expire_after(org: Any, sf: SalesforceJWT, matches: Callable[[requests.Respo
 
 def _hold_polls(org: Any, polls: int) -> None:
     """Keep new ingest jobs InProgress for ``polls`` status polls."""
-    org.bulk.hold_polls = polls
+    org.ingest.hold_polls = polls
+
+
+def _polls(org: Any) -> int:
+    """Status polls of ingest jobs the org answered."""
+    return sum(1 for r in org.requests if r.method == "GET" and r.status == 200
+               and r.path.rstrip("/").split("/jobs/ingest/")[-1].count("/") == 0 and "/jobs/ingest/" in r.path)
 
 
 def _insert_and_check(org: Any, sf: SalesforceJWT) -> None:
@@ -81,6 +87,7 @@ def test_one_expiry_in_the_middle_of_an_ingest_job(salesforce_org: Any, sf: Sale
     before = salesforce_org.token_requests
     _insert_and_check(salesforce_org, sf)
     assert len(fired) == 1
+    assert _polls(salesforce_org) >= 3, "the job was still InProgress while it was polled"
     assert salesforce_org.token_requests - before == 1
     assert sf.refresher.refresh_count == 1
 
