@@ -638,7 +638,7 @@ def test_plugin_is_a_pytest11_entry_point_and_cheap_to_import() -> None:
     code = ("import sys; import pytest; before = set(sys.modules); import sfjwt_ext.testing.plugin; "
             "new = sorted(set(sys.modules) - before); print(new); "
             "heavy = [m for m in new if m.split('.')[0] in ('requests', 'cryptography', 'simple_salesforce', 'jwt', "
-            "'pandas', 'ssl', 'sqlite3') or m.startswith(('sfjwt_ext.testing.server', 'sfjwt_ext.testing.store', "
+            "'pandas', 'ssl', 'sqlite3') or m.startswith(('sfjwt_ext.testing.org', 'sfjwt_ext.testing.records', "
             "'sfjwt_ext.testing.http', 'sfjwt_ext.testing.tls'))]; "
             "assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_clean_env())

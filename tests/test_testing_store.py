@@ -10,7 +10,10 @@ import pytest
 
 from sfjwt_ext.testing import sample
 from sfjwt_ext.testing.soql import SoqlError
-from sfjwt_ext.testing.store import OPPORTUNITY_STAGES, Store, format_datetime, is_valid_id, to_18
+from sfjwt_ext.testing.ids import is_valid_id, to_18
+from sfjwt_ext.testing.literals import format_datetime
+from sfjwt_ext.testing.records import Store
+from sfjwt_ext.testing.schema import OPPORTUNITY_STAGES
 
 ORG_ID = "00D5g000004qR2y"
 NOW = datetime(2024, 3, 15, 12, 30, tzinfo=timezone.utc)

@@ -15,11 +15,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "LocalOrg": "server",
-    "OrgCredentials": "server",
-    "RequestRecord": "server",
-    "ApexRequest": "server",
-    "Session": "server",
+    "LocalOrg": "org",
+    "OrgCredentials": "org",
+    "RequestRecord": "org",
+    "ApexRequest": "rest",
+    "Session": "oauth",
     "Request": "http",
     "Response": "http",
     "HTTPError": "http",
@@ -45,4 +45,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from .http import HTTPError, Request, Response, Router
-    from .server import ApexRequest, LocalOrg, OrgCredentials, RequestRecord, Session
+    from .oauth import Session
+    from .org import LocalOrg, OrgCredentials, RequestRecord
+    from .rest import ApexRequest

@@ -38,7 +38,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-sample-data", action="store_true", help="start with an empty org")
     args = parser.parse_args(argv)
 
-    from .server import LocalOrg
+    from .org import LocalOrg
 
     stop = threading.Event()
 

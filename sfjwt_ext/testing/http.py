@@ -1,7 +1,7 @@
 """A small threaded HTTPS server framework for the local org.
 
 This module knows nothing about Salesforce. It gives the rest of ``sfjwt_ext.testing``
-(``server.py``, ``bulk.py``) four things:
+(``org.py`` and the API modules) four things:
 
 ``Request``
     What a handler receives: ``method``, ``path`` (no query string), ``query`` (first value

@@ -19,14 +19,14 @@ import pytest
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
-    from .server import LocalOrg, OrgCredentials
+    from .org import LocalOrg, OrgCredentials
 
 
 @pytest.fixture
 def salesforce_org(tmp_path: "Path") -> Iterator["LocalOrg"]:
     """A fresh local Salesforce org (sfjwt_ext.testing.LocalOrg) on 127.0.0.1 over HTTPS, with
     one Connected App and one approved user whose key is on disk; ``.credentials`` holds them."""
-    from .server import LocalOrg
+    from .org import LocalOrg
 
     org = LocalOrg()
     org.start()

@@ -1,0 +1,256 @@
+"""Bulk API 2.0 query jobs of the local org (``/services/data/vXX.X/jobs/query``).
+
+``Authorization: Bearer``; an expired session -> 401 ``INVALID_SESSION_ID`` JSON.
+    ``POST   .../jobs/query``              create (operation query | queryAll)
+    ``GET    .../jobs/query``              list
+    ``GET    .../jobs/query/<id>``         status
+    ``PATCH  .../jobs/query/<id>``         ``{"state": "Aborted"}``
+    ``DELETE .../jobs/query/<id>``         delete (204)
+    ``GET    .../jobs/query/<id>/results`` CSV page; ``maxRecords`` / ``locator`` params,
+                                           ``Sforce-Locator`` ("null" on the last page) and
+                                           ``Sforce-NumberOfRecords``
+Jobs are kept on ``org.bulk`` (:class:`~.bulk.BulkService`)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, Optional
+from xml.etree import ElementTree as ET
+
+from .bulk import (BulkRefusal, BulkService, CSV_CT, ID_RE, Progress, Rows, VERSION_RE, authenticate, now_ts,
+                   render_csv, run_query, sf_datetime)
+from .http import HTTPError, Request, Response, Router, empty_response, json_response, text_response
+from .oauth import Session
+from .soql import SoqlError
+
+if TYPE_CHECKING:
+    from .org import LocalOrg
+
+__all__ = ["Bulk2Api", "Bulk2Job", "register"]
+
+_DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
+_LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+_DEFAULT_MAX_RECORDS = 50000  # Bulk 2.0 page size when maxRecords is absent (real: ~ 1 GB of CSV)
+
+
+def _bearer(request: Request) -> Optional[str]:
+    auth = request.header("Authorization") or ""
+    parts = auth.split(None, 1)
+    if len(parts) == 2 and parts[0].lower() in ("bearer", "oauth"):
+        return parts[1].strip()
+    return None
+
+
+@dataclass
+class Bulk2Job:
+    id: str
+    operation: str
+    object: str
+    query: str
+    created_by: str
+    created: float
+    api_version: str
+    line_ending: str
+    column_delimiter: str
+    progress: Progress
+    rows: Optional[Rows] = None
+    state: str = "UploadComplete"
+    modstamp: float = 0.0
+    error: Optional[str] = None
+
+    def info(self, *, full: bool) -> Dict[str, Any]:
+        data: Dict[str, Any] = {
+            "id": self.id,
+            "operation": self.operation,
+            "object": self.object,
+            "createdById": self.created_by,
+            "createdDate": sf_datetime(self.created),
+            "systemModstamp": sf_datetime(self.modstamp or self.created),
+            "state": self.state,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(self.api_version),
+        }
+        if full:
+            data["jobType"] = "V2Query"
+        data["lineEnding"] = self.line_ending
+        data["columnDelimiter"] = self.column_delimiter
+        if full:
+            done = self.state == "JobComplete"
+            data["numberRecordsProcessed"] = self.rows.count if (done and self.rows) else 0
+            data["retries"] = 0
+            data["totalProcessingTime"] = 0 if not done else 12
+            data["isPkChunkingSupported"] = True
+            if self.error:
+                data["errorMessage"] = self.error
+        return data
+
+
+def _encode_locator(offset: int) -> str:
+    return base64.b64encode(str(offset).encode("ascii")).decode("ascii").rstrip("=")
+
+
+def _decode_locator(locator: str) -> Optional[int]:
+    try:
+        padded = locator + "=" * (-len(locator) % 4)
+        value = int(base64.b64decode(padded.encode("ascii"), validate=True).decode("ascii"))
+    except (ValueError, UnicodeError):
+        return None
+    return value if value >= 0 else None
+
+
+class Bulk2Api:
+    """The Bulk API 2.0 query handlers of one org."""
+    def __init__(self, org: LocalOrg) -> None:
+        self.org = org
+        self.service: BulkService = org.bulk
+
+    def _bulk2_auth(self, request: Request) -> Session:
+        return authenticate(self.org, request, "rest", _bearer(request))
+
+    @staticmethod
+    def _bulk2_error(status: int, code: str, message: str) -> Response:
+        return json_response([{"errorCode": code, "message": message}], status=status)
+
+    def _bulk2_job(self, request: Request) -> Bulk2Job:
+        job_id = request.match.group("job") if request.match else ""
+        with self.service._lock:
+            job = self.service.bulk2_jobs.get(job_id)
+        if job is None:
+            raise HTTPError(self._bulk2_error(404, "NOT_FOUND", "The requested resource does not exist"))
+        return job
+
+    def bulk2_create(self, request: Request) -> Response:
+        session = self._bulk2_auth(request)
+        body = request.json()
+        if not isinstance(body, dict):
+            return self._bulk2_error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        operation = body.get("operation")
+        if operation not in ("query", "queryAll"):
+            return self._bulk2_error(400, "INVALIDJOB",
+                                     f"InvalidJob : Invalid operation: {operation}. Query jobs support query and queryAll")
+        query = body.get("query")
+        if not isinstance(query, str) or not query.strip():
+            return self._bulk2_error(400, "INVALIDJOB", "InvalidJob : The query is required for query jobs")
+        delimiter = str(body.get("columnDelimiter") or "COMMA")
+        line_ending = str(body.get("lineEnding") or "LF")
+        if delimiter not in _DELIMITERS:
+            return self._bulk2_error(400, "INVALIDJOB", f"InvalidJob : Invalid column delimiter: {delimiter}")
+        if line_ending not in _LINE_ENDINGS:
+            return self._bulk2_error(400, "INVALIDJOB", f"InvalidJob : Invalid line ending: {line_ending}")
+        content_type = body.get("contentType", "CSV")
+        if content_type != "CSV":
+            return self._bulk2_error(400, "INVALIDJOB", f"InvalidJob : Invalid content type: {content_type}")
+        try:
+            rows = run_query(self.org, query, operation == "queryAll", "bulk2", records=False)
+        except BulkRefusal as exc:
+            return self._bulk2_error(400, "INVALIDJOB", str(exc))
+        except SoqlError as exc:
+            return json_response(exc.to_json(), status=400)
+        now = now_ts()
+        job = Bulk2Job(id=self.service._new_id("750"), operation=operation, object=rows.entity, query=query,
+                       created_by=session.user_id, created=now, modstamp=now,
+                       api_version=self.service._api_version(request), line_ending=line_ending,
+                       column_delimiter=delimiter, progress=Progress(self.service.hold_polls), rows=rows)
+        with self.service._lock:
+            self.service.bulk2_jobs[job.id] = job
+            self.service.jobs_created["bulk2"] += 1
+        return json_response(job.info(full=False), status=200)
+
+    def _bulk2_advance(self, job: Bulk2Job) -> None:
+        with self.service._lock:
+            if job.state in ("UploadComplete", "InProgress"):
+                if job.progress.poll():
+                    job.state = "JobComplete"
+                else:
+                    job.state = "InProgress"
+                job.modstamp = now_ts()
+
+    def bulk2_status(self, request: Request) -> Response:
+        self._bulk2_auth(request)
+        job = self._bulk2_job(request)
+        self._bulk2_advance(job)
+        return json_response(job.info(full=True))
+
+    def bulk2_list(self, request: Request) -> Response:
+        self._bulk2_auth(request)
+        with self.service._lock:
+            jobs = sorted(self.service.bulk2_jobs.values(), key=lambda j: j.created)
+        records = [j.info(full=True) for j in jobs]
+        for rec in records:
+            for key in ("numberRecordsProcessed", "retries", "totalProcessingTime", "isPkChunkingSupported",
+                        "errorMessage"):
+                rec.pop(key, None)
+        return json_response({"done": True, "records": records, "nextRecordsUrl": None})
+
+    def bulk2_patch(self, request: Request) -> Response:
+        self._bulk2_auth(request)
+        job = self._bulk2_job(request)
+        body = request.json()
+        state = body.get("state") if isinstance(body, dict) else None
+        if state != "Aborted":
+            return self._bulk2_error(400, "INVALIDJOBSTATE",
+                                     f"InvalidJobState : Invalid state for a query job: {state}")
+        with self.service._lock:
+            if job.state in ("JobComplete", "Failed", "Aborted"):
+                return self._bulk2_error(400, "INVALIDJOBSTATE",
+                                         f"InvalidJobState : Job is already in state {job.state}")
+            job.state = "Aborted"
+            job.modstamp = now_ts()
+        return json_response(job.info(full=False))
+
+    def bulk2_delete(self, request: Request) -> Response:
+        self._bulk2_auth(request)
+        job = self._bulk2_job(request)
+        with self.service._lock:
+            if job.state in ("UploadComplete", "InProgress"):
+                return self._bulk2_error(400, "INVALIDJOBSTATE",
+                                         "InvalidJobState : Job must be in a final state (JobComplete, Aborted or Failed) to be deleted")
+            self.service.bulk2_jobs.pop(job.id, None)
+        return empty_response(204)
+
+    def bulk2_results(self, request: Request) -> Response:
+        self._bulk2_auth(request)
+        job = self._bulk2_job(request)
+        if job.state != "JobComplete":
+            return self._bulk2_error(400, "API_ERROR" if job.state != "Aborted" else "INVALIDJOBSTATE",
+                                     f"Job {job.id} is not in a state that allows results: {job.state}")
+        raw_max = request.query.get("maxRecords")
+        max_records = _DEFAULT_MAX_RECORDS
+        if raw_max not in (None, ""):
+            try:
+                max_records = int(str(raw_max))
+            except ValueError:
+                return self._bulk2_error(400, "API_ERROR", f"Invalid maxRecords: {raw_max}")
+            if max_records <= 0:
+                return self._bulk2_error(400, "API_ERROR", f"Invalid maxRecords: {raw_max}")
+        offset = 0
+        locator = request.query.get("locator")
+        if locator not in (None, "", "null"):
+            offset = _decode_locator(str(locator))
+            if offset is None:
+                return self._bulk2_error(400, "INVALIDLOCATOR", f"Invalid locator: {locator}")
+        assert job.rows is not None
+        page = job.rows.rows[offset:offset + max_records]
+        next_offset = offset + len(page)
+        next_locator = _encode_locator(next_offset) if next_offset < len(job.rows.rows) else "null"
+        body = render_csv(job.rows.columns, page, _DELIMITERS[job.column_delimiter],
+                           _LINE_ENDINGS[job.line_ending])
+        headers = {"Sforce-Locator": next_locator, "Sforce-NumberOfRecords": str(len(page))}
+        return text_response(body, status=200, headers=headers, content_type=CSV_CT)
+
+
+def register(router: Router, org: LocalOrg) -> Bulk2Api:
+    """Add the Bulk API 2.0 query job routes for ``org`` to ``router``."""
+    api = Bulk2Api(org)
+    v2 = rf"/services/data/v{VERSION_RE}/jobs/query"
+    job2 = v2 + rf"/(?P<job>{ID_RE})"
+    router.add("instance", "POST", v2, api.bulk2_create)
+    router.add("instance", "GET", v2, api.bulk2_list)
+    router.add("instance", "GET", job2, api.bulk2_status)
+    router.add("instance", "PATCH", job2, api.bulk2_patch)
+    router.add("instance", "DELETE", job2, api.bulk2_delete)
+    router.add("instance", "GET", job2 + "/results", api.bulk2_results)
+    return api

@@ -1,0 +1,335 @@
+"""SOQL -> SQL: compiles a parsed :class:`~.soql.Query` against the schema.
+
+Identifiers in the SQL come only from the schema (:func:`~.schema.quote_identifier`);
+values are always ``?`` parameters. The store (:mod:`records`) runs the SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
+
+from . import soql as _soql
+from .ids import is_valid_id, to_18
+from .literals import UTC, date_range, format_datetime, parse_date, parse_datetime
+from .schema import (BAD_RELATIONSHIP, BAD_TYPE, FILTER_TYPE_NAMES, NO_SUCH_COLUMN, NUMBER_TYPES, SCHEMA, SCHEMA_LOWER,
+                     TEXT_TYPES, FieldDef, ObjectDef, quote_identifier)
+from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldRef, Literal, Not, Query, SoqlError, Subquery,
+                   error_at)
+
+if TYPE_CHECKING:
+    from .records import Store
+
+# --------------------------------------------------------------------------- compiler
+
+
+class Node:
+    """One record object in the output: the root, a parent (``Account``) or a child row."""
+
+    def __init__(self, obj: ObjectDef, alias: str) -> None:
+        self.obj = obj
+        self.alias = alias
+        self.items: List[Tuple[str, str, Any]] = []  # (kind 'v'|'p'|'c', key, payload)
+        self.parents: Dict[str, "Node"] = {}
+        self.id_col = 0
+        self.start = 0
+        self.stop = 0
+        self.fk_col = 0  # child rows: the column holding the parent id
+
+
+class ChildPlan:
+    def __init__(self, rel: str, obj: ObjectDef, fk: FieldDef, query: Query) -> None:
+        self.rel = rel
+        self.obj = obj
+        self.fk = fk
+        self.query = query
+
+
+class Scope:
+    """Name resolution for one FROM object: joins to parents are added on demand."""
+
+    def __init__(self, comp: "Compiler", obj: ObjectDef, query: Query) -> None:
+        self.comp = comp
+        self.obj = obj
+        self.query = query
+        self.alias = comp.new_alias()
+        self.joins: Dict[Tuple[str, ...], Tuple[str, ObjectDef]] = {}
+        self.join_sql: List[str] = []
+
+    def join(self, rels: Sequence[str], pos: int) -> Tuple[str, ObjectDef, List[str]]:
+        """Resolve relationship names from this object; returns (alias, object, canonical names)."""
+        alias, obj = self.alias, self.obj
+        canonical: List[str] = []
+        key: Tuple[str, ...] = ()
+        for rel in rels:
+            fk = obj.relationships.get(rel.lower())
+            if fk is None or not fk.external:
+                raise error_at("INVALID_FIELD", self.query.text, pos, BAD_RELATIONSHIP.format(rel=rel))
+            key = key + (rel.lower(),)
+            canonical.append(fk.relationship_name or rel)
+            parent = SCHEMA[fk.reference_to or ""]
+            if key not in self.joins:
+                new_alias = self.comp.new_alias()
+                self.join_sql.append(
+                    f"LEFT JOIN {quote_identifier(parent.name)} AS {new_alias} ON {new_alias}.\"Id\" = {alias}.{quote_identifier(fk.name)}")
+                self.joins[key] = (new_alias, parent)
+            alias, obj = self.joins[key]
+        return alias, obj, canonical
+
+    def resolve(self, ref: FieldRef) -> Tuple[str, FieldDef, List[str], str, ObjectDef]:
+        """-> (sql expression, field, canonical relationship names, table alias, object of the field)."""
+        path = list(ref.path)
+        if len(path) > 1 and path[0].lower() in (self.obj.name.lower(), (self.query.alias or "").lower()) \
+                and path[0].lower() not in self.obj.relationships:
+            path = path[1:]
+        alias, obj, rels = self.join(path[:-1], ref.pos)
+        fdef = obj.by_lower.get(path[-1].lower())
+        if fdef is None or not fdef.external:
+            raise error_at("INVALID_FIELD", self.query.text, ref.pos,
+                           NO_SUCH_COLUMN.format(col=path[-1], entity=obj.name))
+        return f"{alias}.{quote_identifier(fdef.name)}", fdef, rels, alias, obj
+
+
+class Compiler:
+    """Compiles one SOQL statement (with its semi-join and child subqueries) to SQL."""
+
+    def __init__(self, store: "Store", query: Query, tooling: bool, include_deleted: bool) -> None:
+        self.store = store
+        self.query = query
+        self.tooling = tooling
+        self.include_deleted = include_deleted
+        self.n = 0
+        self.today = store.now().date()
+
+    def new_alias(self) -> str:
+        alias = f"t{self.n}"
+        self.n += 1
+        return alias
+
+    # objects --------------------------------------------------------------
+    def object(self, name: str, pos: int, text: str) -> ObjectDef:
+        obj = SCHEMA_LOWER.get(name.lower())
+        if obj is None or not (obj.tooling_api if self.tooling else obj.data_api):
+            raise error_at("INVALID_TYPE", text, pos, BAD_TYPE.format(name=name))
+        return obj
+
+    def base_filter(self, scope: Scope) -> List[str]:
+        if self.include_deleted or not scope.obj.by_lower["isdeleted"].external:
+            return []
+        return [f"{scope.alias}.\"IsDeleted\" = 0"]
+
+    # conditions -----------------------------------------------------------
+    def condition(self, scope: Scope, cond: Any, params: List[Any], negated: bool = False) -> str:
+        if isinstance(cond, BoolOp):
+            joiner = f" {cond.op} "
+            return "(" + joiner.join(self.condition(scope, c, params, negated) for c in cond.items) + ")"
+        if isinstance(cond, Not):
+            return "(NOT " + self.condition(scope, cond.item, params, not negated) + ")"
+        assert isinstance(cond, Comparison)
+        sql = self.comparison(scope, cond, params)
+        # SOQL is two-valued: under NOT a comparison with a null field is false, not unknown
+        return f"IFNULL({sql}, 0)" if negated else sql
+
+    def comparison(self, scope: Scope, cmp: Comparison, params: List[Any]) -> str:
+        text = self.query.text
+        if isinstance(cmp.left, Aggregate):
+            expr, ftype, fname = self.aggregate_expr(scope, cmp.left)
+        else:
+            expr, fdef, _, _, _ = scope.resolve(cmp.left)
+            ftype, fname = fdef.type, fdef.name
+        collate = " COLLATE NOCASE" if ftype in TEXT_TYPES and ftype not in ("id", "reference") else ""
+        op = cmp.op
+        if op in ("IN", "NOT IN", "INCLUDES", "EXCLUDES"):
+            if op in ("INCLUDES", "EXCLUDES"):
+                raise error_at("INVALID_FIELD", text, cmp.pos,
+                               f"{op} operator is only valid on multi-select picklist fields")
+            if isinstance(cmp.value, Subquery):
+                sub_sql = self.semi_join(scope, cmp.value, params)
+                if op == "IN":
+                    return f"{expr} IN ({sub_sql})"
+                return f"({expr} IS NULL OR {expr} NOT IN ({sub_sql}))"
+            values = cmp.value if isinstance(cmp.value, list) else [cmp.value]
+            parts: List[str] = []
+            has_null = False
+            for v in values:
+                if isinstance(v, Literal) and v.kind == "null":
+                    has_null = True
+                    continue
+                if isinstance(v, DateLiteral):
+                    start, end = self.date_bounds(v, ftype, fname, v.pos)
+                    params.extend([start, end])
+                    parts.append(f"({expr} >= ? AND {expr} < ?)")
+                    continue
+                params.append(self.coerce(v, ftype, fname))
+                parts.append("?")
+            plain = [p for p in parts if p == "?"]
+            ranges = [p for p in parts if p != "?"]
+            tests: List[str] = []
+            if plain:
+                tests.append(f"{expr}{collate} IN ({', '.join(plain)})")
+            tests.extend(ranges)
+            if has_null:
+                tests.append(f"{expr} IS NULL")
+            positive = "(" + " OR ".join(tests) + ")" if tests else "0"
+            if op == "IN":
+                return positive
+            if has_null:
+                return f"(NOT {positive})"
+            return f"({expr} IS NULL OR NOT {positive})"
+        value = cmp.value
+        assert not isinstance(value, (list, Subquery))
+        if isinstance(value, Literal) and value.kind == "null":
+            if op == "=":
+                return f"({expr} IS NULL)"
+            if op == "!=":
+                return f"({expr} IS NOT NULL)"
+            raise error_at("MALFORMED_QUERY", text, value.pos, f"unexpected token: 'null'")
+        if op == "LIKE":
+            if not (isinstance(value, Literal) and value.kind == "string"):
+                raise error_at("MALFORMED_QUERY", text, value.pos, "LIKE requires a string value")
+            if ftype not in TEXT_TYPES or ftype in ("id", "reference"):
+                raise error_at("INVALID_FIELD", text, cmp.pos,
+                               f"invalid operator on {'id' if ftype in ('id', 'reference') else ftype} field: "
+                               f"{fname}")
+            params.append(value.like)
+            return f"({expr} LIKE ? ESCAPE '\\')"
+        if isinstance(value, DateLiteral):
+            start, end = self.date_bounds(value, ftype, fname, value.pos)
+            if op == "=":
+                params.extend([start, end])
+                return f"({expr} >= ? AND {expr} < ?)"
+            if op == "!=":
+                params.extend([start, end])
+                return f"({expr} IS NULL OR {expr} < ? OR {expr} >= ?)"
+            bound, sql_op = {"<": (start, "<"), "<=": (end, "<"), ">": (end, ">="), ">=": (start, ">=")}[op]
+            params.append(bound)
+            return f"({expr} {sql_op} ?)"
+        if ftype == "boolean" and op not in ("=", "!="):
+            raise error_at("INVALID_FIELD", text, cmp.pos, f"invalid operator on boolean field: {fname}")
+        params.append(self.coerce(value, ftype, fname))
+        if op == "!=":
+            # SOQL's != also matches nulls
+            return f"({expr} IS NOT ?{collate})"
+        return f"({expr} {op} ?{collate})"
+
+    def coerce(self, v: Any, ftype: str, fname: str) -> Any:
+        """A literal as the parameter for a field of type ``ftype`` (with Salesforce's type errors)."""
+        text = self.query.text
+        type_name = FILTER_TYPE_NAMES.get(ftype, "string")
+
+        def bad() -> SoqlError:
+            if type_name == "string":
+                return error_at("INVALID_FIELD", text, v.pos,
+                                f"value of filter criterion for field '{fname}' must be of type string and should "
+                                f"be enclosed in quotes")
+            return error_at("INVALID_FIELD", text, v.pos,
+                            f"value of filter criterion for field '{fname}' must be of type {type_name} and should "
+                            f"not be enclosed in quotes")
+
+        if isinstance(v, DateLiteral):
+            raise bad()
+        kind, value = v.kind, v.value
+        if ftype in ("id", "reference"):
+            if kind != "string":
+                raise bad()
+            if not is_valid_id(value):
+                raise error_at("INVALID_QUERY_FILTER_OPERATOR", text, v.pos, f"invalid ID field: {value}")
+            return to_18(value)
+        if ftype in TEXT_TYPES:
+            if kind != "string":
+                raise bad()
+            return value
+        if ftype == "boolean":
+            if kind != "boolean":
+                raise bad()
+            return 1 if value else 0
+        if ftype in NUMBER_TYPES:
+            if kind != "number":
+                raise bad()
+            return value
+        if ftype == "date":
+            if kind != "date":
+                raise bad()
+            if parse_date(value) is None:
+                raise error_at("INVALID_FIELD", text, v.pos, f"invalid date: {value}")
+            return value
+        if ftype == "datetime":
+            if kind != "datetime":
+                raise bad()
+            dt = parse_datetime(value)
+            if dt is None:
+                raise error_at("INVALID_FIELD", text, v.pos, f"invalid date: {value}")
+            return format_datetime(dt)
+        raise bad()
+
+    def date_bounds(self, lit: DateLiteral, ftype: str, fname: str, pos: int) -> Tuple[str, str]:
+        if ftype not in ("date", "datetime"):
+            raise error_at("INVALID_FIELD", self.query.text, pos,
+                           f"value of filter criterion for field '{fname}' must be of type "
+                           f"{FILTER_TYPE_NAMES.get(ftype, 'string')} and should not be enclosed in quotes")
+        start, end = date_range(lit, self.today)
+        if ftype == "date":
+            return start.isoformat(), end.isoformat()
+        return (format_datetime(datetime(start.year, start.month, start.day, tzinfo=UTC)),
+                format_datetime(datetime(end.year, end.month, end.day, tzinfo=UTC)))
+
+    def semi_join(self, outer: Scope, sub: Subquery, params: List[Any]) -> str:
+        q = sub.query
+        if len(q.select) != 1 or not isinstance(q.select[0], FieldRef) or q.is_aggregate:
+            raise error_at("MALFORMED_QUERY", self.query.text, sub.pos,
+                           "semi join sub-selects can only select one Id or reference field")
+        obj = self.object(q.sobject, q.sobject_pos, self.query.text)
+        scope = Scope(self, obj, q)
+        expr, fdef, _, _, _ = scope.resolve(q.select[0])
+        if fdef.type not in ("id", "reference"):
+            raise error_at("INVALID_FIELD", self.query.text, q.select[0].pos,
+                           "The selected field in a semi join sub-select must be an Id or a reference field")
+        where = self.base_filter(scope) + [f"{expr} IS NOT NULL"]
+        if q.where is not None:
+            where.append(self.condition(scope, q.where, params))
+        sql = f"SELECT {expr} FROM {quote_identifier(obj.name)} AS {scope.alias} {' '.join(scope.join_sql)} WHERE " + " AND ".join(where)
+        if q.limit is not None:
+            sql += f" LIMIT {int(q.limit)}"
+        return sql
+
+    # aggregates -----------------------------------------------------------
+    def aggregate_expr(self, scope: Scope, agg: Aggregate) -> Tuple[str, str, str]:
+        """-> (sql, result field type, display name)."""
+        if agg.field is None:
+            return "COUNT(*)", "int", "COUNT()"
+        expr, fdef, _, _, _ = scope.resolve(agg.field)
+        fn = agg.function
+        display = f"{fn}({agg.field.name})"
+        if fn == "COUNT":
+            return f"COUNT({expr})", "int", display
+        if fn == "COUNT_DISTINCT":
+            return f"COUNT(DISTINCT {expr})", "int", display
+        if fn in ("SUM", "AVG"):
+            if fdef.type not in NUMBER_TYPES:
+                raise error_at("INVALID_FIELD", self.query.text, agg.pos,
+                               f"field {fdef.name} does not support aggregate operator {fn}")
+            return f"{fn}({expr})", ("double" if fn == "AVG" else fdef.type), display
+        if fdef.type in ("boolean", "textarea"):
+            raise error_at("INVALID_FIELD", self.query.text, agg.pos,
+                           f"field {fdef.name} does not support aggregate operator {fn}")
+        return f"{fn}({expr})", fdef.type, display
+
+    def order_sql(self, scope: Scope, items: Sequence[_soql.OrderItem]) -> List[str]:
+        out: List[str] = []
+        for item in items:
+            if isinstance(item.expr, Aggregate):
+                expr, ftype, _ = self.aggregate_expr(scope, item.expr)
+            else:
+                expr, fdef, _, _, _ = scope.resolve(item.expr)
+                ftype = fdef.type
+            nulls_first = item.effective_nulls_first
+            # sqlite: nulls sort first ascending, last descending; add a key only when that differs
+            if nulls_first != (not item.descending):
+                out.append(f"({expr} IS NULL) {'DESC' if nulls_first else 'ASC'}")
+            collate = " COLLATE NOCASE" if ftype in TEXT_TYPES and ftype not in ("id", "reference") else ""
+            out.append(f"{expr}{collate} {'DESC' if item.descending else 'ASC'}")
+        return out
+
+
+# --------------------------------------------------------------------------- store
+

@@ -1,0 +1,118 @@
+"""Dates as Salesforce writes them, and SOQL's relative date literals (``LAST_N_DAYS:7``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import Optional, Tuple
+
+from .soql import DateLiteral
+
+__all__ = ["UTC", "format_datetime", "parse_datetime", "parse_date", "date_range"]
+
+UTC = timezone.utc
+
+
+
+def format_datetime(dt: datetime) -> str:
+    """Salesforce's JSON datetime: ``2024-01-31T10:00:00.000+0000`` (always UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
+
+
+_DT_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+    r"\s*(Z|z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+def parse_datetime(text: str) -> Optional[datetime]:
+    m = _DT_RE.match(text.strip())
+    if not m:
+        return None
+    y, mo, d, hh, mi, ss, frac, tz = m.groups()
+    try:
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0), micro, tzinfo=UTC)
+    except ValueError:
+        return None
+    if tz and tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        dt = dt - sign * offset
+    return dt
+
+
+def parse_date(text: str) -> Optional[str]:
+    try:
+        return date.fromisoformat(text.strip()[:10]).isoformat() if len(text.strip()) == 10 else None
+    except ValueError:
+        return None
+
+
+def _add_months(d: date, months: int) -> date:
+    total = d.year * 12 + (d.month - 1) + months
+    y, m = divmod(total, 12)
+    return date(y, m + 1, 1)
+
+
+def date_range(lit: DateLiteral, today: date) -> Tuple[date, date]:
+    """[start, end) of a relative date literal (weeks start on Sunday, calendar quarters)."""
+    name, n = lit.name, lit.n or 0
+    day = timedelta(days=1)
+    week_start = today - timedelta(days=(today.weekday() + 1) % 7)
+    month_start = today.replace(day=1)
+    quarter_start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    year_start = date(today.year, 1, 1)
+    fixed = {
+        "YESTERDAY": (today - day, today),
+        "TODAY": (today, today + day),
+        "TOMORROW": (today + day, today + 2 * day),
+        "LAST_WEEK": (week_start - 7 * day, week_start),
+        "THIS_WEEK": (week_start, week_start + 7 * day),
+        "NEXT_WEEK": (week_start + 7 * day, week_start + 14 * day),
+        "LAST_MONTH": (_add_months(month_start, -1), month_start),
+        "THIS_MONTH": (month_start, _add_months(month_start, 1)),
+        "NEXT_MONTH": (_add_months(month_start, 1), _add_months(month_start, 2)),
+        "LAST_90_DAYS": (today - 90 * day, today + day),
+        "NEXT_90_DAYS": (today + day, today + 91 * day),
+        "LAST_QUARTER": (_add_months(quarter_start, -3), quarter_start),
+        "THIS_QUARTER": (quarter_start, _add_months(quarter_start, 3)),
+        "NEXT_QUARTER": (_add_months(quarter_start, 3), _add_months(quarter_start, 6)),
+        "LAST_YEAR": (date(today.year - 1, 1, 1), year_start),
+        "THIS_YEAR": (year_start, date(today.year + 1, 1, 1)),
+        "NEXT_YEAR": (date(today.year + 1, 1, 1), date(today.year + 2, 1, 1)),
+    }
+    if name in fixed:
+        return fixed[name]
+    unit_start = {"DAYS": today, "WEEKS": week_start, "MONTHS": month_start, "QUARTERS": quarter_start,
+                  "YEARS": year_start}
+    unit = name.rsplit("_", 1)[1] if not name.endswith("_AGO") else name.split("_")[1]
+
+    def shift(d: date, k: int) -> date:
+        if unit == "DAYS":
+            return d + k * day
+        if unit == "WEEKS":
+            return d + 7 * k * day
+        if unit == "MONTHS":
+            return _add_months(d, k)
+        if unit == "QUARTERS":
+            return _add_months(d, 3 * k)
+        return date(d.year + k, 1, 1)
+
+    start = unit_start[unit]
+    if name.startswith("LAST_N_"):
+        # days: the last n days including today; other units: the n units before the current one
+        if unit == "DAYS":
+            return today - n * day, today + day
+        return shift(start, -n), start
+    if name.startswith("NEXT_N_"):
+        if unit == "DAYS":
+            return today + day, today + (n + 1) * day
+        return shift(start, 1), shift(start, n + 1)
+    # N_<unit>_AGO
+    return shift(start, -n), shift(start, -n + 1)
+

@@ -1,0 +1,435 @@
+"""The SOAP Metadata API of the local org (``POST /services/Soap/m/XX.X/...``).
+
+Session id in the envelope's SessionHeader; an expired session -> HTTP 500 fault
+``sf:INVALID_SESSION_ID``. describeMetadata, listMetadata, readMetadata, deploy,
+checkDeployStatus, retrieve, checkRetrieveStatus. Deployed components and async requests are
+kept on ``org.bulk`` (:class:`~.bulk.BulkService`)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import io
+import time
+import zipfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from xml.etree import ElementTree as ET
+
+from .bulk import (BulkService, Progress, VERSION_RE, XSI_NS, child, child_text, children, local_name,
+                   make_id, now_ts, xml_text)
+from .http import HTTPError, Request, Response, Router, xml_response
+from .oauth import Session
+
+if TYPE_CHECKING:
+    from .org import LocalOrg
+
+__all__ = ["MetadataApi", "AsyncMetadata", "register", "METADATA_NS"]
+
+METADATA_NS = "http://soap.sforce.com/2006/04/metadata"
+SOAPENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP_CT = "text/xml;charset=UTF-8"
+
+
+def _iso_datetime(ts: float) -> str:
+    """SOAP's xsd:dateTime: ``2024-05-01T12:00:00.000Z``."""
+    d = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class AsyncMetadata:
+    id: str
+    kind: str  # "deploy" | "retrieve"
+    created: float
+    created_by: str
+    progress: Progress
+    check_only: bool = False
+    ignore_warnings: bool = False
+    rollback_on_error: bool = True
+    components: List[Tuple[str, str, str]] = field(default_factory=list)  # (type, fullName, fileName)
+    error: Optional[str] = None
+    zip_bytes: bytes = b""
+    messages: List[Tuple[str, str]] = field(default_factory=list)
+    done: bool = False
+
+
+# metadata folder -> (type, suffix, metaFile, inFolder)
+_METADATA_TYPES: List[Tuple[str, str, Optional[str], bool, bool]] = [
+    ("ApexClass", "classes", "cls", True, False),
+    ("ApexTrigger", "triggers", "trigger", True, False),
+    ("ApexPage", "pages", "page", True, False),
+    ("ApexComponent", "components", "component", True, False),
+    ("CustomObject", "objects", "object", False, False),
+    ("CustomLabels", "labels", "labels", False, False),
+    ("CustomTab", "tabs", "tab", False, False),
+    ("Layout", "layouts", "layout", False, False),
+    ("PermissionSet", "permissionsets", "permissionset", False, False),
+    ("Profile", "profiles", "profile", False, False),
+    ("StaticResource", "staticresources", "resource", True, False),
+    ("LightningComponentBundle", "lwc", None, False, False),
+    ("Flow", "flows", "flow", False, False),
+    ("Report", "reports", "report", False, True),
+    ("Dashboard", "dashboards", "dashboard", False, True),
+    ("EmailTemplate", "email", "email", True, True),
+    ("Document", "documents", None, True, True),
+]
+
+
+_TYPE_BY_DIR = {d: t for t, d, _s, _m, _f in _METADATA_TYPES}
+_DIR_BY_TYPE = {t: (d, s) for t, d, s, _m, _f in _METADATA_TYPES}
+
+
+def soap_ok(element: str, inner: str) -> Response:
+    doc = ('<?xml version="1.0" encoding="UTF-8"?>'
+           f'<soapenv:Envelope xmlns:soapenv="{SOAPENV_NS}" xmlns="{METADATA_NS}" xmlns:xsi="{XSI_NS}">'
+           f"<soapenv:Body><{element}>{inner}</{element}></soapenv:Body></soapenv:Envelope>")
+    return xml_response(doc, status=200, content_type=SOAP_CT)
+
+
+def soap_fault(faultcode: str, faultstring: str, *, status: int = 500, exception_code: Optional[str] = None,
+               exception_message: Optional[str] = None) -> Response:
+    """A SOAP 1.1 fault as the Metadata API sends it (HTTP 500, text/xml)."""
+    detail = ""
+    if exception_code:
+        detail = (f'<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault">'
+                  f"<sf:exceptionCode>{xml_text(exception_code)}</sf:exceptionCode>"
+                  f"<sf:exceptionMessage>{xml_text(exception_message or '')}</sf:exceptionMessage>"
+                  "</sf:UnexpectedErrorFault></detail>")
+    doc = ('<?xml version="1.0" encoding="UTF-8"?>'
+           f'<soapenv:Envelope xmlns:soapenv="{SOAPENV_NS}" xmlns:sf="{METADATA_NS}" xmlns:xsi="{XSI_NS}">'
+           f"<soapenv:Body><soapenv:Fault><faultcode>{xml_text(faultcode)}</faultcode>"
+           f"<faultstring>{xml_text(faultstring)}</faultstring>{detail}</soapenv:Fault></soapenv:Body></soapenv:Envelope>")
+    return xml_response(doc, status=status, content_type=SOAP_CT)
+
+
+def _session_hash(token: Optional[str]) -> str:
+    """What Salesforce prints after 'missing session hash:' (a digest, never the token)."""
+    return base64.b64encode(hashlib.sha256((token or "").encode("utf-8")).digest()).decode("ascii")
+
+
+def invalid_session_soap_fault(token: Optional[str], reason: str = "expired") -> Response:
+    if reason == "not_valid_for_api":
+        message = "This session is not valid for use with the API"
+    elif token:
+        message = ("Invalid Session ID found in SessionHeader: Illegal Session. Session not found, "
+                   f"missing session hash: {_session_hash(token)}\n"
+                   "This error usually occurs after a session expires or a user logs out.")
+    else:
+        message = "Invalid Session ID found in SessionHeader: Illegal Session"
+    return soap_fault("sf:INVALID_SESSION_ID", f"INVALID_SESSION_ID: {message}", status=500,
+                      exception_code="INVALID_SESSION_ID", exception_message=message)
+
+
+def _user_name(session: Session, org: LocalOrg) -> str:
+    for user in list(org.users.values()):
+        if user.user_id == session.user_id:
+            return user.name or user.username or "Local Org User"
+    return "Local Org User"
+
+
+def _authenticate_soap(org: LocalOrg, request: Request, token: Optional[str]) -> Session:
+    """Check ``token`` with ``org.require_session``; raise ``HTTPError`` with the Metadata API's fault.
+
+    Its ``sf`` prefix is the metadata namespace and its text is the one Salesforce gives for an
+    expired session ("... Illegal Session. Session not found, missing session hash: ...").
+    """
+    try:
+        return org.require_session(request, api="soap", token=token or "")
+    except HTTPError:
+        reason = "not_valid_for_api" if org.reject_sessions else "expired"
+        raise HTTPError(invalid_session_soap_fault(token, reason)) from None
+
+
+class MetadataApi:
+    """The SOAP Metadata API handlers of one org."""
+    def __init__(self, org: LocalOrg) -> None:
+        self.org = org
+        self.service: BulkService = org.bulk
+
+    def soap_metadata(self, request: Request) -> Response:
+        try:
+            root = ET.fromstring(request.body or b"")
+        except ET.ParseError:
+            return soap_fault("soapenv:Client", "Unable to parse the SOAP envelope", status=500)
+        header = child(root, "Header")
+        body = child(root, "Body")
+        session_header = child(header, "SessionHeader")
+        session_id = child_text(session_header, "sessionId")
+        session = _authenticate_soap(self.org, request, session_id)
+        if body is None or len(body) == 0:
+            return soap_fault("soapenv:Client", "No operation in the SOAP Body", status=500)
+        op = body[0]
+        name = local_name(op.tag)
+        handler = {
+            "describeMetadata": self._md_describe,
+            "listMetadata": self._md_list,
+            "deploy": self._md_deploy,
+            "checkDeployStatus": self._md_check_deploy,
+            "retrieve": self._md_retrieve,
+            "checkRetrieveStatus": self._md_check_retrieve,
+            "readMetadata": self._md_read,
+        }.get(name)
+        if handler is None:
+            return soap_fault("sf:INVALID_OPERATION",
+                              f"INVALID_OPERATION: The local org does not implement the Metadata API call {name}",
+                              status=500)
+        return handler(op, session, request)
+
+    def _md_describe(self, op: ET.Element, session: Session, request: Request) -> Response:
+        objs = []
+        for type_name, directory, suffix, meta, in_folder in _METADATA_TYPES:
+            objs.append(
+                "<metadataObjects>"
+                + ("<childXmlNames>CustomField</childXmlNames><childXmlNames>ValidationRule</childXmlNames>"
+                   if type_name == "CustomObject" else "")
+                + f"<directoryName>{directory}</directoryName><inFolder>{str(in_folder).lower()}</inFolder>"
+                + f"<metaFile>{str(meta).lower()}</metaFile>"
+                + (f"<suffix>{suffix}</suffix>" if suffix else "")
+                + f"<xmlName>{type_name}</xmlName></metadataObjects>")
+        result = ("".join(objs) + "<organizationNamespace></organizationNamespace>"
+                  "<partialSaveAllowed>true</partialSaveAllowed><testRequired>false</testRequired>")
+        return soap_ok("describeMetadataResponse", f"<result>{result}</result>")
+
+    def _file_properties(self, type_name: str, full_name: str, file_name: str, ts: float, user_id: str,
+                         user_name: str, record_id: str, manageable: bool = True) -> str:
+        return ("<result>"
+                f"<createdById>{xml_text(user_id)}</createdById><createdByName>{xml_text(user_name)}</createdByName>"
+                f"<createdDate>{_iso_datetime(ts)}</createdDate><fileName>{xml_text(file_name)}</fileName>"
+                f"<fullName>{xml_text(full_name)}</fullName><id>{xml_text(record_id)}</id>"
+                f"<lastModifiedById>{xml_text(user_id)}</lastModifiedById>"
+                f"<lastModifiedByName>{xml_text(user_name)}</lastModifiedByName>"
+                f"<lastModifiedDate>{_iso_datetime(ts)}</lastModifiedDate>"
+                + ("<manageableState>unmanaged</manageableState>" if manageable else "")
+                + f"<type>{xml_text(type_name)}</type></result>")
+
+    def _components(self) -> List[Tuple[str, str, str, float]]:
+        """(type, fullName, fileName, timestamp) of everything listMetadata knows."""
+        comps: List[Tuple[str, str, str, float]] = []
+        created = now_ts()
+        names = [s["name"] for s in self.org.store.describe_global()["sobjects"]]
+        for name in names:
+            comps.append(("CustomObject", name, f"objects/{name}.object", created))
+        with self.service._lock:
+            for (type_name, full_name), (file_name, _content, ts) in self.service.deployed.items():
+                comps.append((type_name, full_name, file_name, ts))
+        return comps
+
+    def _md_list(self, op: ET.Element, session: Session, request: Request) -> Response:
+        wanted = [(child_text(q, "type") or "", child_text(q, "folder")) for q in children(op, "queries")]
+        user_id = session.user_id
+        user_name = _user_name(session, self.org)
+        parts = []
+        seen = set()
+        for type_name, full_name, file_name, ts in self._components():
+            if not any(type_name == t for t, _f in wanted):
+                continue
+            if (type_name, full_name) in seen:
+                continue
+            seen.add((type_name, full_name))
+            rid = make_id("01p" if type_name == "ApexClass" else "01I", self.service._org_id(),
+                           int(hashlib.sha256(f"{type_name}/{full_name}".encode()).hexdigest()[:8], 16))
+            parts.append(self._file_properties(type_name, full_name, file_name, ts, user_id, user_name, rid))
+        return soap_ok("listMetadataResponse", "".join(parts))
+
+    def _md_read(self, op: ET.Element, session: Session, request: Request) -> Response:
+        """readMetadata: deployed Apex with its content; other known components with their
+        fullName; unknown names as an empty record of the type (as Salesforce answers)."""
+        type_name = child_text(op, "type") or ""
+        names = [e.text.strip() for e in children(op, "fullNames") if e.text]
+        known = {(t, n) for t, n, _f, _ts in self._components()}
+        with self.service._lock:
+            deployed = dict(self.service.deployed)
+        records = []
+        for name in names:
+            if (type_name, name) not in known:
+                records.append(f'<records xsi:type="{xml_text(type_name)}"/>')
+                continue
+            inner = f"<fullName>{xml_text(name)}</fullName>"
+            content = deployed.get((type_name, name), ("", b"", 0.0))[1]
+            if type_name in ("ApexClass", "ApexTrigger", "ApexPage", "ApexComponent"):
+                inner += (f"<content>{base64.b64encode(content).decode()}</content>"
+                          f"<apiVersion>{xml_text(self.service._api_version(request))}</apiVersion>")
+                if type_name in ("ApexClass", "ApexTrigger"):
+                    inner += "<status>Active</status>"
+            elif type_name == "CustomObject":
+                inner += f"<label>{xml_text(name)}</label>"
+            records.append(f'<records xsi:type="{xml_text(type_name)}">{inner}</records>')
+        return soap_ok("readMetadataResponse", f"<result>{''.join(records)}</result>")
+
+    def _md_deploy(self, op: ET.Element, session: Session, request: Request) -> Response:
+        zip_b64 = child_text(op, "ZipFile") or ""
+        options = child(op, "DeployOptions")
+
+        def flag(name: str, default: bool = False) -> bool:
+            value = child_text(options, name)
+            return default if value is None else value.lower() == "true"
+
+        now = now_ts()
+        req = AsyncMetadata(id=self.service._new_id("0Af"), kind="deploy", created=now, created_by=session.user_id,
+                            progress=Progress(self.service.hold_polls), check_only=flag("checkOnly"),
+                            ignore_warnings=flag("ignoreWarnings"), rollback_on_error=flag("rollbackOnError", True))
+        try:
+            raw = base64.b64decode(zip_b64, validate=False)
+            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+                files = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+        except (ValueError, zipfile.BadZipFile) as exc:
+            req.error = f"The zip file is not valid: {exc}"
+            files = {}
+        staged: Dict[Tuple[str, str], Tuple[str, bytes, float]] = {}
+        for path, content in files.items():
+            parts = path.split("/")
+            if parts[-1] == "package.xml" or parts[-1].endswith("-meta.xml") or len(parts) < 2:
+                continue
+            directory = parts[-2]
+            type_name = _TYPE_BY_DIR.get(directory)
+            if type_name is None:
+                req.messages.append((path, f"Unknown type name '{directory}' specified in package.xml"))
+                continue
+            full_name = parts[-1].rsplit(".", 1)[0]
+            file_name = f"{directory}/{parts[-1]}"
+            req.components.append((type_name, full_name, file_name))
+            staged[(type_name, full_name)] = (file_name, content, now)
+        if not files and req.error is None:
+            req.error = "No package.xml found"
+        if not req.check_only and req.error is None:
+            with self.service._lock:
+                self.service.deployed.update(staged)
+        with self.service._lock:
+            self.service.metadata_requests[req.id] = req
+            self.service.jobs_created["deploy"] += 1
+        return soap_ok("deployResponse",
+                       f"<result><done>false</done><id>{req.id}</id><state>Queued</state></result>")
+
+    def _md_request(self, op: ET.Element, kind: str) -> AsyncMetadata:
+        req_id = child_text(op, "asyncProcessId") or ""
+        with self.service._lock:
+            req = self.service.metadata_requests.get(req_id)
+        if req is None or req.kind != kind:
+            raise HTTPError(soap_fault("sf:INVALID_ID_FIELD", f"INVALID_ID_FIELD: Invalid id: {req_id}", status=500))
+        return req
+
+    def _md_check_deploy(self, op: ET.Element, session: Session, request: Request) -> Response:
+        req = self._md_request(op, "deploy")
+        with self.service._lock:
+            complete = req.progress.poll()
+        user_id = session.user_id
+        user_name = _user_name(session, self.org)
+        total = len(req.components)
+        if not complete:
+            status, done, success, deployed = "InProgress", False, False, 0
+        elif req.error:
+            status, done, success, deployed = "Failed", True, False, 0
+        else:
+            status, done, success, deployed = "Succeeded", True, True, total
+        details = ""
+        if complete:
+            for type_name, full_name, file_name in req.components:
+                details += ("<componentSuccesses><changed>true</changed>"
+                            f"<componentType>{xml_text(type_name)}</componentType><created>true</created>"
+                            f"<createdDate>{_iso_datetime(req.created)}</createdDate><deleted>false</deleted>"
+                            f"<fileName>{xml_text(file_name)}</fileName><fullName>{xml_text(full_name)}</fullName>"
+                            "<success>true</success></componentSuccesses>")
+        result = (f"<checkOnly>{str(req.check_only).lower()}</checkOnly>"
+                  + (f"<completedDate>{_iso_datetime(now_ts())}</completedDate>" if done else "")
+                  + f"<createdBy>{xml_text(user_id)}</createdBy><createdByName>{xml_text(user_name)}</createdByName>"
+                  f"<createdDate>{_iso_datetime(req.created)}</createdDate>"
+                  f"<details>{details}</details><done>{str(done).lower()}</done>"
+                  + (f"<errorMessage>{xml_text(req.error)}</errorMessage>" if (done and req.error) else "")
+                  + (f"<errorStatusCode>UNKNOWN_EXCEPTION</errorStatusCode>" if (done and req.error) else "")
+                  + f"<id>{req.id}</id><ignoreWarnings>{str(req.ignore_warnings).lower()}</ignoreWarnings>"
+                  f"<lastModifiedDate>{_iso_datetime(now_ts())}</lastModifiedDate>"
+                  f"<numberComponentErrors>{1 if (done and req.error) else 0}</numberComponentErrors>"
+                  f"<numberComponentsDeployed>{deployed}</numberComponentsDeployed>"
+                  f"<numberComponentsTotal>{total}</numberComponentsTotal>"
+                  "<numberTestErrors>0</numberTestErrors><numberTestsCompleted>0</numberTestsCompleted>"
+                  "<numberTestsTotal>0</numberTestsTotal>"
+                  f"<rollbackOnError>{str(req.rollback_on_error).lower()}</rollbackOnError>"
+                  "<runTestsEnabled>false</runTestsEnabled>"
+                  f"<startDate>{_iso_datetime(req.created)}</startDate>"
+                  + ("" if done else "<stateDetail>Processing Type: ApexClass</stateDetail>")
+                  + f"<status>{status}</status><success>{str(success).lower()}</success>")
+        return soap_ok("checkDeployStatusResponse", f"<result>{result}</result>")
+
+    def _md_retrieve(self, op: ET.Element, session: Session, request: Request) -> Response:
+        rr = child(op, "retrieveRequest")
+        unpackaged = child(rr, "unpackaged")
+        wanted: List[Tuple[str, List[str]]] = []
+        for t in children(unpackaged, "types"):
+            name = child_text(t, "name") or ""
+            members = [m.text.strip() for m in children(t, "members") if m.text]
+            wanted.append((name, members))
+        single = (child_text(rr, "singlePackage") or "true").lower() == "true"
+        api_version = child_text(rr, "apiVersion") or self.service._api_version(request)
+        now = now_ts()
+        req = AsyncMetadata(id=self.service._new_id("09S"), kind="retrieve", created=now,
+                            created_by=session.user_id, progress=Progress(self.service.hold_polls))
+        buf = io.BytesIO()
+        prefix = "" if single else "unpackaged/"
+        comps = self._components()
+        with self.service._lock:
+            deployed = dict(self.service.deployed)
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            package = ['<?xml version="1.0" encoding="UTF-8"?>',
+                       f'<Package xmlns="{METADATA_NS}">']
+            for type_name, members in wanted:
+                matched = []
+                for c_type, full_name, file_name, _ts in comps:
+                    if c_type != type_name:
+                        continue
+                    if "*" in members or full_name in members:
+                        matched.append(full_name)
+                        content = deployed.get((c_type, full_name), (file_name, b"", 0.0))[1]
+                        if not content and c_type == "CustomObject":
+                            content = (f'<?xml version="1.0" encoding="UTF-8"?>\n<CustomObject xmlns="{METADATA_NS}">'
+                                       f"<label>{xml_text(full_name)}</label></CustomObject>\n").encode()
+                        zf.writestr(prefix + file_name, content)
+                        req.components.append((c_type, full_name, file_name))
+                for member in members:
+                    if member != "*" and member not in matched:
+                        req.messages.append((f"{prefix}package.xml",
+                                             f"Entity of type '{type_name}' named '{member}' cannot be found"))
+                if matched:
+                    package.append("    <types>")
+                    package.extend(f"        <members>{xml_text(m)}</members>" for m in sorted(matched))
+                    package.append(f"        <name>{xml_text(type_name)}</name>")
+                    package.append("    </types>")
+            package.append(f"    <version>{xml_text(api_version)}</version>")
+            package.append("</Package>")
+            zf.writestr(prefix + "package.xml", "\n".join(package) + "\n")
+        req.zip_bytes = buf.getvalue()
+        with self.service._lock:
+            self.service.metadata_requests[req.id] = req
+            self.service.jobs_created["retrieve"] += 1
+        return soap_ok("retrieveResponse",
+                       f"<result><done>false</done><id>{req.id}</id><state>Queued</state></result>")
+
+    def _md_check_retrieve(self, op: ET.Element, session: Session, request: Request) -> Response:
+        req = self._md_request(op, "retrieve")
+        include_zip = (child_text(op, "includeZip") or "true").lower() == "true"
+        with self.service._lock:
+            complete = req.progress.poll()
+        user_id = session.user_id
+        user_name = _user_name(session, self.org)
+        if not complete:
+            result = f"<done>false</done><id>{req.id}</id><status>InProgress</status><success>false</success>"
+            return soap_ok("checkRetrieveStatusResponse", f"<result>{result}</result>")
+        props = "".join(
+            self._file_properties(t, n, f, req.created, user_id, user_name,
+                                  make_id("01p", self.service._org_id(), i + 1)).replace("<result>", "<fileProperties>")
+            .replace("</result>", "</fileProperties>")
+            for i, (t, n, f) in enumerate(req.components))
+        messages = "".join(f"<messages><fileName>{xml_text(f)}</fileName><problem>{xml_text(p)}</problem></messages>"
+                           for f, p in req.messages)
+        result = (f"<done>true</done>{props}<id>{req.id}</id>{messages}"
+                  "<status>Succeeded</status><success>true</success>"
+                  + (f"<zipFile>{base64.b64encode(req.zip_bytes).decode()}</zipFile>" if include_zip else ""))
+        return soap_ok("checkRetrieveStatusResponse", f"<result>{result}</result>")
+
+
+def register(router: Router, org: LocalOrg) -> MetadataApi:
+    """Add the SOAP Metadata API route for ``org`` to ``router``."""
+    api = MetadataApi(org)
+    router.add("instance", "POST", rf"/services/Soap/m/{VERSION_RE}(?:/.*)?", api.soap_metadata)
+    return api

@@ -1,0 +1,252 @@
+"""The local org's OAuth endpoints on the login host: the JWT bearer token endpoint,
+revoke, the identity URL (``/id/<org>/<user>``) and ``/services/oauth2/userinfo``.
+
+The session table itself belongs to :class:`~.org.LocalOrg` (``org.sessions``,
+``org.require_session``, ``org.expire_all_sessions``): every API checks tokens there.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from .http import HTTPError, Request, Response, Router, empty_response, json_response
+
+if TYPE_CHECKING:
+    from .org import LocalOrg, OrgUser
+
+__all__ = ["OAuthService", "Session", "register", "JWT_BEARER", "TOKEN_ALPHABET", "b64url_decode"]
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+TOKEN_ALPHABET = string.ascii_letters + string.digits + "._"
+_NUMERIC_EXP = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def b64url_decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+@dataclass
+class Session:
+    token: str = field(repr=False)
+    user_id: str
+    consumer_key: str
+    issued_at: float
+    last_used: float
+    valid: bool = True
+
+
+class _TokenError(Exception):
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.description = description
+
+
+class OAuthService:
+    """The token, revoke, identity and userinfo handlers of one org."""
+
+    def __init__(self, org: LocalOrg) -> None:
+        self.org = org
+
+    def _token(self, request: Request) -> Response:
+        form = request.form()
+        try:
+            session = self._login(form)
+        except _TokenError as exc:
+            return json_response({"error": exc.error, "error_description": exc.description}, status=400)
+        user = self.org._users_by_id[session.user_id]
+        return json_response({
+            "access_token": session.token,
+            "scope": "api full",
+            "instance_url": self.org.instance_url,
+            "id": f"{self.org.login_url}/id/{self.org.org_id}/{user.user_id}",
+            "token_type": "Bearer",
+        })
+
+    def _login(self, form: Dict[str, str]) -> Session:
+        if form.get("grant_type") != JWT_BEARER:
+            raise _TokenError("unsupported_grant_type", "grant type not supported")
+        assertion = form.get("assertion") or ""
+        parts = assertion.split(".")
+        try:
+            if len(parts) != 3:
+                raise ValueError("not a JWS")
+            header = json.loads(b64url_decode(parts[0]))
+            claims = json.loads(b64url_decode(parts[1]))
+            signature = b64url_decode(parts[2])
+            if not isinstance(header, dict) or not isinstance(claims, dict):
+                raise ValueError("not objects")
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise _TokenError("invalid_grant", "invalid assertion") from None
+        with self.org._lock:
+            app = self.org.apps.get(str(claims.get("iss") or ""))
+        if app is None:
+            raise _TokenError("invalid_client_id", "client identifier invalid")
+        if header.get("alg") != "RS256":
+            raise _TokenError("invalid_grant", "invalid assertion")
+        try:
+            app.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"),
+                                  padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError, UnicodeEncodeError):
+            raise _TokenError("invalid_grant", "invalid assertion") from None
+        aud = claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        accepted = self.org.audiences
+        if not any(isinstance(a, str) and a.rstrip("/") in accepted for a in auds):
+            raise _TokenError("invalid_grant", "audience is invalid")
+        exp = self._parse_exp(claims.get("exp"))
+        if exp is None:
+            raise _TokenError("invalid_grant", "invalid assertion")
+        if exp + self.org.exp_leeway < time.time():
+            raise _TokenError("invalid_grant", "expired authorization code")
+        with self.org._lock:
+            user = self.org.users.get(str(claims.get("sub") or "").lower())
+            if user is None:
+                raise _TokenError("invalid_grant", "invalid user")
+            if not user.active:
+                raise _TokenError("invalid_grant", "inactive user")
+            if not user.approved:
+                raise _TokenError("invalid_grant", "user hasn't approved this consumer")
+            if not user.app_access:
+                raise _TokenError("invalid_app_access", "user is not admin approved to access this app")
+            now_wall = time.time()
+            if self.org.login_rate_limit is not None:
+                logins = self.org._logins[user.user_id]
+                while logins and logins[0] < now_wall - 3600:
+                    logins.popleft()
+                if len(logins) >= self.org.login_rate_limit:
+                    raise _TokenError("rate_limit_exceeded", "number of logins exceeded")
+                logins.append(now_wall)
+            key = (user.user_id, app.consumer_key)
+            existing = self.org._session_by_login.get(key)
+            if existing is not None and self.org._session_state(existing.token) is not None:
+                return existing
+            token = self.org.org_id[:15] + "!" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(96))
+            now = time.monotonic()
+            session = Session(token=token, user_id=user.user_id, consumer_key=app.consumer_key,
+                              issued_at=now_wall, last_used=now)
+            self.org._sessions[token] = session
+            self.org._session_by_login[key] = session
+            return session
+
+    @staticmethod
+    def _parse_exp(value: Any) -> Optional[float]:
+        """``exp`` as seconds since the epoch: an int, a float, a numeric string or
+        milliseconds (either form); None for anything else, including NaN and infinities
+        (JSON ``NaN`` / ``Infinity`` or the strings "nan" / "inf" must not mean "never expires")."""
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, str):
+            text = value.strip()
+            if not _NUMERIC_EXP.fullmatch(text):
+                return None
+            value = float(text)
+        if not isinstance(value, (int, float)):
+            return None
+        value = float(value)
+        if not math.isfinite(value):
+            return None
+        if value > 10 ** 11:
+            value /= 1000.0
+        return value
+
+    def _revoke_endpoint(self, request: Request) -> Response:
+        token = request.form().get("token") or request.query.get("token")
+        with self.org._lock:
+            known = token in self.org._sessions
+        if not known:
+            return json_response({"error": "unsupported_token_type", "error_description": "this token type is not supported"},
+                                 status=400)
+        self.org.revoke(token or "")
+        return empty_response(200)
+
+    def _identity_session(self, request: Request) -> Session:
+        token = self.org._bearer(request) or request.query.get("oauth_token")
+        if self.org.reject_sessions:
+            raise HTTPError(self.org._session_error(request, "rest", "This session is not valid for use with the REST API"))
+        session = self.org._session_state(token)
+        if session is None:
+            raise HTTPError(json_response([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
+                                          status=401))
+        return session
+
+    def _identity_body(self, user: OrgUser) -> Dict[str, Any]:
+        first, _, last = user.name.rpartition(" ")
+        base = self.org.instance_url
+        return {
+            "id": f"{self.org.login_url}/id/{self.org.org_id}/{user.user_id}",
+            "asserted_user": True,
+            "user_id": user.user_id,
+            "organization_id": self.org.org_id,
+            "username": user.username,
+            "nick_name": user.username.split("@")[0],
+            "display_name": user.name,
+            "email": user.email,
+            "email_verified": True,
+            "first_name": first or None,
+            "last_name": last or user.name,
+            "timezone": "America/Los_Angeles",
+            "photos": {"picture": f"{base}/profilephoto/005/F", "thumbnail": f"{base}/profilephoto/005/T"},
+            "active": user.active,
+            "user_type": "STANDARD",
+            "language": "en_US",
+            "locale": "en_US",
+            "utcOffset": -28800000,
+            "is_app_installed": True,
+            "urls": {
+                "enterprise": f"{base}/services/Soap/c/{{version}}/{self.org.org_id[:15]}",
+                "metadata": f"{base}/services/Soap/m/{{version}}/{self.org.org_id[:15]}",
+                "partner": f"{base}/services/Soap/u/{{version}}/{self.org.org_id[:15]}",
+                "rest": f"{base}/services/data/v{{version}}/",
+                "sobjects": f"{base}/services/data/v{{version}}/sobjects/",
+                "search": f"{base}/services/data/v{{version}}/search/",
+                "query": f"{base}/services/data/v{{version}}/query/",
+                "recent": f"{base}/services/data/v{{version}}/recent/",
+                "tooling_soap": f"{base}/services/Soap/T/{{version}}/{self.org.org_id[:15]}",
+                "tooling_rest": f"{base}/services/data/v{{version}}/tooling/",
+                "profile": f"{base}/{user.user_id}",
+                "custom_domain": base,
+            },
+        }
+
+    def _identity(self, request: Request) -> Response:
+        self._identity_session(request)
+        assert request.match is not None
+        user = self.org._users_by_id.get(request.match.group("user"))
+        if user is None or request.match.group("org") not in (self.org.org_id, self.org.org_id[:15]):
+            return json_response([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+                                 status=404)
+        return json_response(self._identity_body(user))
+
+    def _userinfo(self, request: Request) -> Response:
+        session = self._identity_session(request)
+        user = self.org._users_by_id[session.user_id]
+        body = self._identity_body(user)
+        body.update({"sub": body["id"], "preferred_username": user.username, "nickname": body["nick_name"],
+                     "name": user.name, "given_name": body["first_name"], "family_name": body["last_name"],
+                     "zoneinfo": body["timezone"]})
+        return json_response(body)
+
+
+def register(router: Router, org: LocalOrg) -> OAuthService:
+    """Add the OAuth routes (token, revoke, identity, userinfo) for ``org`` to ``router``."""
+    api = OAuthService(org)
+    add = router.add
+    add("login", "POST", r"/services/oauth2/token/?", api._token)
+    add("*", "POST", r"/services/oauth2/revoke/?", api._revoke_endpoint)
+    add("*", "GET", r"/services/oauth2/revoke/?", api._revoke_endpoint)
+    add("login", "GET", r"/id/(?P<org>\w+)/(?P<user>\w+)/?", api._identity)
+    add("*", "GET", r"/services/oauth2/userinfo/?", api._userinfo)
+    return api

@@ -1,0 +1,527 @@
+"""``LocalOrg``: a local Salesforce org over HTTPS on 127.0.0.1.
+
+Two TLS listeners with ephemeral ports: the *login host* (``login_url``: token endpoint,
+identity, userinfo, revoke) and the *instance host* (``instance_url``: REST, Tooling, Apex
+REST, Bulk and SOAP Metadata). A client that ignores ``instance_url`` gets 404 from the
+login host for ``/services/data``.
+
+This module holds the org's lifecycle (listeners), its users and connected apps, its
+sessions (``require_session``), the test controls (faults, expiry, revocation) and what
+tests observe (requests, assertions, counters). Each API is its own module with
+``register(router, org)``: :mod:`oauth`, :mod:`rest`, :mod:`bulk2`, :mod:`bulk1`,
+:mod:`metadata` (their jobs and test controls live on ``org.bulk``, a
+:class:`~.bulk.BulkService`). Handlers check tokens with
+``org.require_session(request, api="bulk1" | "bulk2" | "soap" | "rest")``.
+
+This module imports nothing of the sfjwt_ext client.
+"""
+from __future__ import annotations
+
+import binascii
+import collections
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import string
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+from xml.sax.saxutils import escape as xml_escape
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from . import bulk1, bulk2, metadata, oauth, rest, sample, tls
+from .bulk import BulkService
+from .http import (
+    SOAP_CONTENT_TYPE,
+    HTTPError,
+    Request,
+    Response,
+    Router,
+    ServerThread,
+    json_response,
+    xml_response,
+)
+from .ids import random_id
+from .oauth import TOKEN_ALPHABET, Session, b64url_decode
+from .records import Store
+from .rest import ApexRequest
+
+__all__ = ["LocalOrg", "OrgCredentials", "RequestRecord", "ApexRequest", "Session", "ConnectedApp",
+           "OrgUser"]
+
+log = logging.getLogger("sfjwt_ext.testing.org")
+
+DEFAULT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    host: str      # "login" | "instance"
+    method: str
+    path: str
+    status: int    # 0 when the connection was dropped
+
+
+@dataclass
+class ConnectedApp:
+    consumer_key: str
+    name: str
+    public_key: rsa.RSAPublicKey
+
+
+@dataclass
+class OrgUser:
+    user_id: str
+    username: str
+    approved: bool = True
+    active: bool = True
+    app_access: bool = True
+    name: str = ""
+    email: str = ""
+
+
+@dataclass
+class _Fault:
+    status: Optional[int]
+    body: bytes
+    content_type: Optional[str]
+    headers: Dict[str, str]
+    drop: bool
+    delay: float
+
+
+@dataclass
+class OrgCredentials:
+    """Everything a client needs to log in to a ``LocalOrg`` as one user of one app."""
+
+    username: str
+    consumer_key: str
+    private_key_file: str
+    certificate_file: str
+    login_url: str
+    ca_file: str
+    user_id: str
+
+    def connect_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments for ``connect_jwt``."""
+        return {"username": self.username, "consumer_key": self.consumer_key,
+                "private_key_file": self.private_key_file, "login_url": self.login_url,
+                "verify": self.ca_file}
+
+    def env(self) -> Dict[str, str]:
+        """The ``SF_*`` environment variables for the same login."""
+        return {"SF_USERNAME": self.username, "SF_CONSUMER_KEY": self.consumer_key,
+                "SF_PRIVATE_KEY_FILE": self.private_key_file, "SF_LOGIN_URL": self.login_url,
+                "SF_CA_BUNDLE": self.ca_file}
+
+
+class LocalOrg:
+    """A local Salesforce org for tests and demos. Use as a context manager or start()/stop().
+
+    See docs/architecture.md for the contract. Beyond it: ``router`` (the ``http.Router``),
+    ``require_session(request, api=...)`` (token check for route handlers), ``users``,
+    ``apps``, ``exp_leeway`` (seconds of clock skew tolerated on ``exp``, default 5).
+    """
+
+    exp_leeway: float = 5.0
+
+    def __init__(self, *, audiences: Optional[Iterable[str]] = None, page_size: int = 2000,
+                 login_rate_limit: Optional[int] = None, api_version: str = "62.0",
+                 login_port: int = 0, instance_port: int = 0, name: str = "sfjwt local org") -> None:
+        self.api_version = api_version
+        self.page_size = page_size
+        self.login_rate_limit = login_rate_limit
+        self.name = name
+        self.org_id = random_id("00D")
+        self._extra_audiences = list(audiences) if audiences is not None else None
+        self._ports = (login_port, instance_port)
+        self._lock = threading.RLock()
+        self.apps: Dict[str, ConnectedApp] = {}
+        self.users: Dict[str, OrgUser] = {}          # by username (lower-cased)
+        self._users_by_id: Dict[str, OrgUser] = {}
+        self._sessions: Dict[str, Session] = {}
+        self._session_by_login: Dict[Tuple[str, str], Session] = {}
+        self._logins: Dict[str, Deque[float]] = collections.defaultdict(collections.deque)
+        self._faults: Dict[str, Deque[_Fault]] = {"token": collections.deque(), "api": collections.deque(),
+                                                  "identity": collections.deque()}
+        self.inactivity_timeout: Optional[float] = None
+        self.reject_sessions: bool = False
+        self.requests: List[RequestRecord] = []
+        self.assertions: List[Tuple[dict, dict]] = []
+        self.token_requests = 0
+        self.api_requests = 0
+        self._tmpdir: Optional[str] = None
+        self._servers: List[ServerThread] = []
+        self._stopping = threading.Event()  # set by stop(): wakes handlers sleeping in an injected delay
+        self.login_url = ""
+        self.instance_url = ""
+        self.token_url = ""
+        self.ca_file = ""
+        self.credentials: Optional[OrgCredentials] = None
+        # the Store creates the Organization record itself (Id = org_id, Name, IsSandbox false, ...)
+        self.store = Store(org_id=self.org_id, api_version=api_version, org_name=name)
+        self.router = Router()
+        self.oauth = oauth.register(self.router, self)
+        self.rest = rest.register(self.router, self)
+        self.bulk = BulkService(self)
+        bulk2.register(self.router, self)
+        bulk1.register(self.router, self)
+        metadata.register(self.router, self)
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "LocalOrg":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self._servers else "stopped"
+        return f"<LocalOrg {self.org_id} {state} login_url={self.login_url!r} instance_url={self.instance_url!r}>"
+
+    @property
+    def running(self) -> bool:
+        return bool(self._servers)
+
+    def start(self) -> "LocalOrg":
+        if self._servers:
+            return self
+        context = tls.server_ssl_context()
+        self._stopping.clear()
+        self._tmpdir = tempfile.mkdtemp(prefix="sfjwt-local-org-")
+        self.ca_file = tls.write_ca_file(self._tmpdir)
+        servers = []
+        try:
+            for role, port in zip(("login", "instance"), self._ports):
+                servers.append(ServerThread(role=role, app=self._app, ssl_context=context, context=self, port=port))
+        except BaseException:
+            for s in servers:
+                s.server.server_close()
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            raise
+        for s in servers:
+            s.start()
+        self._servers = servers
+        self.login_url = f"https://127.0.0.1:{servers[0].port}"
+        self.instance_url = f"https://127.0.0.1:{servers[1].port}"
+        self.token_url = self.login_url + "/services/oauth2/token"
+        return self
+
+    def stop(self) -> None:
+        servers, self._servers = self._servers, []
+        self._stopping.set()  # a handler in an injected delay drops its connection now
+        for s in servers:
+            s.request_stop()
+        for s in servers:
+            s.stop()
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    @property
+    def audiences(self) -> List[str]:
+        base = list(self._extra_audiences) if self._extra_audiences is not None else list(DEFAULT_AUDIENCES)
+        if self.login_url and self._extra_audiences is None:
+            base.insert(0, self.login_url)
+        return [a.rstrip("/") for a in base]
+
+    # ------------------------------------------------------------------ setup
+    def create_app(self, *, certificate: Any = None, public_key: Any = None, name: str = "sfjwt test app") -> str:
+        """Register a Connected App with "Use digital signatures"; returns its consumer key.
+
+        ``certificate``: an ``x509.Certificate`` or PEM (str/bytes); ``public_key``: an RSA
+        public key object or PEM.
+        """
+        if certificate is not None:
+            if not isinstance(certificate, x509.Certificate):
+                data = certificate.encode() if isinstance(certificate, str) else bytes(certificate)
+                certificate = x509.load_pem_x509_certificate(data)
+            key = certificate.public_key()
+        elif public_key is not None:
+            if isinstance(public_key, (str, bytes)):
+                data = public_key.encode() if isinstance(public_key, str) else public_key
+                public_key = serialization.load_pem_public_key(data)
+            key = public_key
+        else:
+            raise ValueError("create_app needs certificate= or public_key= (the app's 'Use digital signatures' cert)")
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ValueError("Salesforce Connected Apps need an RSA certificate for RS256")
+        consumer_key = "3MVG9" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(80))
+        with self._lock:
+            self.apps[consumer_key] = ConnectedApp(consumer_key, name, key)
+        return consumer_key
+
+    def add_user(self, username: str, *, approved: bool = True, active: bool = True, app_access: bool = True,
+                 name: Optional[str] = None, email: Optional[str] = None) -> str:
+        """Add a user (and a User record in the store); returns its 005 id."""
+        display = name or username.split("@")[0].replace(".", " ").title()
+        mail = email or (username if "@" in username else f"{username}@example.com")
+        first, _, last = display.rpartition(" ")
+        record = {"Username": username, "FirstName": first or None, "LastName": last or display,
+                  "Email": mail, "IsActive": active, "ProfileId": self.store.admin_profile_id}
+        user_id = self.store.insert("User", [record])[0]
+        user = OrgUser(user_id, username, approved, active, app_access, display, mail)
+        with self._lock:
+            self.users[username.lower()] = user
+            self._users_by_id[user_id] = user
+            self._users_by_id[user_id[:15]] = user
+        return user_id
+
+    def set_user(self, username: str, **changes: Any) -> None:
+        """Change ``approved`` / ``active`` / ``app_access`` of an existing user."""
+        with self._lock:
+            user = self.users[username.lower()]
+            for key, value in changes.items():
+                if not hasattr(user, key):
+                    raise AttributeError(key)
+                setattr(user, key, value)
+
+    def new_app_with_key(self, folder: Any, *, username: str = "user@example.com",
+                         fresh_key: bool = False) -> OrgCredentials:
+        """Write ``salesforce.key`` (0600) and ``salesforce.crt`` into ``folder``, register an
+        app with that certificate and an approved user; returns the credentials. The RSA key
+        pair is shared by the whole process unless ``fresh_key=True``."""
+        key, cert = tls.new_app_key_pair() if fresh_key else tls.app_key_pair()
+        folder = os.fspath(folder)
+        os.makedirs(folder, exist_ok=True)
+        key_file = os.path.join(folder, "salesforce.key")
+        cert_file = os.path.join(folder, "salesforce.crt")
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+        os.chmod(key_file, 0o600)
+        with open(cert_file, "wb") as fh:
+            fh.write(cert.public_bytes(serialization.Encoding.PEM))
+        consumer_key = self.create_app(certificate=cert)
+        existing = self.users.get(username.lower())
+        user_id = existing.user_id if existing else self.add_user(username)
+        if not self.login_url:
+            raise RuntimeError("start the org before new_app_with_key (login_url and ca_file are not known yet)")
+        return OrgCredentials(username=username, consumer_key=consumer_key, private_key_file=key_file,
+                              certificate_file=cert_file, login_url=self.login_url, ca_file=self.ca_file,
+                              user_id=user_id)
+
+    def insert(self, sobject: str, records: List[dict]) -> List[str]:
+        return self.store.insert(sobject, records)
+
+    def load_sample_data(self) -> Dict[str, int]:
+        return sample.load_sample_data(self.store)
+
+    def register_apex_route(self, method: str, path: str, handler: Callable[[ApexRequest], Tuple[int, Any]]) -> None:
+        """Serve ``method`` ``/services/apexrest<path>``. ``path`` may end in ``*`` (any rest,
+        like Apex's urlMapping). ``handler(ApexRequest) -> (status, data)``: data is JSON
+        serialised unless it is str/bytes (sent as text) or None (empty body)."""
+        self.rest.add_apex_route(method, path, handler)
+
+    # ------------------------------------------------------------------ controls
+    def expire_all_sessions(self) -> None:
+        with self._lock:
+            for s in self._sessions.values():
+                s.valid = False
+
+    def revoke(self, access_token: str) -> None:
+        with self._lock:
+            s = self._sessions.get(access_token)
+            if s is not None:
+                s.valid = False
+
+    def inject_fault(self, endpoint: str, *, count: int = 1, status: Optional[int] = None, body: Any = b"",
+                     content_type: Optional[str] = "text/html", headers: Optional[Dict[str, str]] = None,
+                     drop: bool = False, delay: float = 0.0) -> None:
+        """The next ``count`` requests of ``endpoint`` ("token" | "api" | "identity") get this
+        fault: ``drop`` closes the connection unanswered; else ``status`` with ``body``;
+        ``delay`` sleeps first (with neither status nor drop, the normal answer follows)."""
+        if endpoint not in self._faults:
+            raise ValueError(f"endpoint must be 'token', 'api' or 'identity', not {endpoint!r}")
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            if content_type == "text/html":
+                content_type = "application/json;charset=UTF-8"
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        fault = _Fault(status, bytes(body or b""), content_type, dict(headers or {}), drop, float(delay))
+        with self._lock:
+            for _ in range(count):
+                self._faults[endpoint].append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            for q in self._faults.values():
+                q.clear()
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.requests = []
+            self.assertions = []
+            self.token_requests = 0
+            self.api_requests = 0
+
+    @property
+    def sessions(self) -> List[Session]:
+        with self._lock:
+            return list(self._sessions.values())
+
+    # ------------------------------------------------------------------ sessions
+    def _session_state(self, token: Optional[str]) -> Optional[Session]:
+        """The live session for ``token`` (timer reset), or None."""
+        if not token:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            s = self._sessions.get(token)
+            if s is None or not s.valid:
+                return None
+            timeout = self.inactivity_timeout
+            if timeout is not None and now - s.last_used > timeout:
+                s.valid = False
+                return None
+            s.last_used = now
+            return s
+
+    def is_session_valid(self, access_token: str) -> bool:
+        """Whether ``access_token`` would be accepted now (does not reset the inactivity timer)."""
+        with self._lock:
+            s = self._sessions.get(access_token)
+            if s is None or not s.valid:
+                return False
+            timeout = self.inactivity_timeout
+            return timeout is None or time.monotonic() - s.last_used <= timeout
+
+    @staticmethod
+    def _bearer(request: Request) -> Optional[str]:
+        auth = request.headers.get("Authorization") or ""
+        scheme, _, value = auth.strip().partition(" ")
+        if scheme.lower() in ("bearer", "oauth") and value.strip():
+            return value.strip()
+        return None
+
+    def require_session(self, request: Request, api: str = "rest", token: Optional[str] = None) -> Session:
+        """Check the request's token for an API flavour; raise ``HTTPError`` with the error
+        Salesforce gives for that API when it is missing, unknown, expired or revoked.
+
+        api: "rest" (also Tooling, Apex REST, Bulk 2.0) -> 401 JSON INVALID_SESSION_ID;
+        "bulk1" -> 400 ``InvalidSessionId`` (token from ``X-SFDC-Session``), XML or JSON like
+        the request; "soap" -> 500 SOAP fault INVALID_SESSION_ID (token from ``<sessionId>``
+        in the envelope unless ``token=`` is given).
+        """
+        if token is None:
+            if api == "bulk1":
+                token = request.headers.get("X-SFDC-Session") or self._bearer(request)
+            elif api == "soap":
+                m = re.search(rb"<(?:\w+:)?sessionId>\s*([^<\s]+)\s*</(?:\w+:)?sessionId>", request.body)
+                token = m.group(1).decode("utf-8", "replace") if m else None
+            else:
+                token = self._bearer(request)
+        if self.reject_sessions:
+            raise HTTPError(self._session_error(request, api, "This session is not valid for use with the REST API"))
+        session = self._session_state(token)
+        if session is None:
+            raise HTTPError(self._session_error(request, api, "Session expired or invalid"))
+        with self._lock:
+            self.api_requests += 1
+        return session
+
+    def _session_error(self, request: Request, api: str, message: str) -> Response:
+        if api == "bulk1":
+            wants_json = "json" in request.content_type or (
+                "json" in (request.headers.get("Accept") or "") and "xml" not in request.content_type)
+            text = "Invalid session id" if message.startswith("Session expired") else message
+            if wants_json:
+                return json_response({"exceptionCode": "InvalidSessionId", "exceptionMessage": text}, status=400)
+            return xml_response(
+                '<?xml version="1.0" encoding="UTF-8"?><error xmlns="http://www.force.com/2009/06/asyncapi/dataload">'
+                f"<exceptionCode>InvalidSessionId</exceptionCode><exceptionMessage>{xml_escape(text)}"
+                "</exceptionMessage></error>", status=400)
+        if api == "soap":
+            text = ("INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session"
+                    if message.startswith("Session expired") else f"INVALID_SESSION_ID: {message}")
+            return xml_response(
+                '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+                'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+                'xmlns:sf="urn:fault.partner.soap.sforce.com" '
+                'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault>'
+                f"<faultcode>sf:INVALID_SESSION_ID</faultcode><faultstring>{xml_escape(text)}</faultstring>"
+                '<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault">'
+                "<sf:exceptionCode>INVALID_SESSION_ID</sf:exceptionCode>"
+                f"<sf:exceptionMessage>{xml_escape(text)}</sf:exceptionMessage>"
+                "</sf:UnexpectedErrorFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>",
+                status=500, content_type=SOAP_CONTENT_TYPE)
+        return json_response([{"message": message, "errorCode": "INVALID_SESSION_ID"}], status=401,
+                             headers={"WWW-Authenticate": 'Token'})
+
+    # ------------------------------------------------------------------ request pipeline
+    @staticmethod
+    def _endpoint(request: Request) -> Optional[str]:
+        path = request.path.rstrip("/")
+        if request.role == "login" and path == "/services/oauth2/token":
+            return "token"
+        if path.startswith("/id/") or path == "/services/oauth2/userinfo":
+            return "identity"
+        if request.role == "instance":
+            return "api"
+        return None
+
+    def _app(self, request: Request) -> Response:
+        endpoint = self._endpoint(request)
+        if endpoint == "token" and request.method == "POST":
+            with self._lock:
+                self.token_requests += 1
+            self._record_assertion(request.form().get("assertion"))
+        fault = None
+        with self._lock:
+            if endpoint is not None and self._faults[endpoint]:
+                fault = self._faults[endpoint].popleft()
+        response: Optional[Response] = None
+        if fault is not None:
+            # the injected latency itself; stop() cuts it short so no handler thread outlives the org
+            if fault.delay > 0 and self._stopping.wait(fault.delay):
+                response = Response.dropped()
+            elif fault.drop:
+                response = Response.dropped()
+            elif fault.status is not None:
+                response = Response(status=fault.status, body=fault.body, headers=dict(fault.headers),
+                                    content_type=fault.content_type)
+        if response is None:
+            try:
+                response = self.router.dispatch(request)
+            except Exception:  # a bug in a handler (e.g. a test's Apex route): 500, and still observed
+                log.exception("handler failed for %s %s", request.method, request.path)
+                response = json_response([{"errorCode": "UNKNOWN_EXCEPTION",
+                                           "message": "An unexpected error occurred in the local org"}], status=500)
+        if endpoint == "api" and not response.drop:
+            response.headers.setdefault("Sforce-Limit-Info", f"api-usage={self.api_requests}/15000")
+        with self._lock:
+            self.requests.append(RequestRecord(request.role, request.method, request.path,
+                                               0 if response.drop else response.status))
+        return response
+
+    def _record_assertion(self, assertion: Optional[str]) -> None:
+        header: dict = {}
+        claims: dict = {}
+        if assertion:
+            parts = assertion.split(".")
+            try:
+                header = json.loads(b64url_decode(parts[0]))
+            except (ValueError, binascii.Error, IndexError):
+                header = {}
+            try:
+                claims = json.loads(b64url_decode(parts[1]))
+            except (ValueError, binascii.Error, IndexError):
+                claims = {}
+        with self._lock:
+            self.assertions.append((header if isinstance(header, dict) else {},
+                                    claims if isinstance(claims, dict) else {}))
+
+
+
