@@ -22,7 +22,7 @@ from .http import Headers, HTTPError, Request, Response, json_response
 from .soql import SoqlError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import LocalOrg
+    from .org import LocalOrg
 
 MAX_COLLECTION = 200
 MAX_SUBREQUESTS = 25

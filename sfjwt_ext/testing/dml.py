@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .soql import SoqlError
-from .store import Store, is_valid_id
+from .ids import is_valid_id
+from .records import Store
 
 _NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 _ID_SHAPE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -101,10 +102,10 @@ def find_ids(schema: Schema, sobject: str, field_name: str, value: Any) -> List[
 
 def resolve_parents(schema: Schema, sobject: str, values: Dict[str, Any]) -> Dict[str, Any]:
     """``values`` with every ``{"Rel": {"ExtField": v}}`` replaced by the reference field's id."""
-    fields = schema.fields(sobject)
     out: Dict[str, Any] = {}
     for key, value in values.items():
-        reference = fields.relationships.get(str(key).lower()) if isinstance(value, dict) else None
+        # describe only when a value is an object: plain writes pay nothing
+        reference = schema.fields(sobject).relationships.get(str(key).lower()) if isinstance(value, dict) else None
         if reference is None:
             out[key] = value
             continue

@@ -16,7 +16,7 @@ from .http import HTTPError, Request, Response, empty_response, json_response
 from .soql import SoqlError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import LocalOrg
+    from .org import LocalOrg
 
 CREATED_FLAG_SINCE = 46.0  # from this API version an update by upsert answers 200 with "created": false
 _V = r"/services/data/v(?P<version>\d+\.\d+)"

@@ -10,25 +10,26 @@ naming an unknown field, or line endings that do not match the job, fail the who
 Salesforce does. Columns are whatever fields describe reports, so custom fields just work;
 ``Rel.ExtField`` columns name a parent by its external id.
 
-``IngestService.hold_polls`` keeps new jobs InProgress for that many status polls (tests of
-clients that poll). Shapes and sources: docs/testing-org-writes.md.
+``org.bulk.hold_polls`` keeps new jobs InProgress for that many status polls, as it does for
+the other async jobs. The jobs live in ``org.ingest`` (an :class:`IngestService`). Shapes and sources: docs/testing-org-writes.md.
 """
 from __future__ import annotations
 
 import csv
 import io
-import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
+from .bulk import Progress
 from .dml import MultipleMatches, Schema, check_id, parent_id, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response, text_response
 from .soql import SoqlError
-from .store import format_datetime, to_18
+from .ids import random_id
+from .literals import format_datetime
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import LocalOrg
+    from .org import LocalOrg
 
 CSV_CONTENT_TYPE = "text/csv;charset=UTF-8"
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
@@ -38,7 +39,6 @@ FINAL_STATES = ("JobComplete", "Failed", "Aborted")
 NULL_VALUE = "#N/A"
 _V = r"/services/data/v(?P<version>\d+\.\d+)/jobs/ingest"
 _JOB = _V + r"/(?P<job>[A-Za-z0-9]{15,18})"
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # one CSV column: (external id field of a relationship column, the field, the relationship's reference field)
 Column = Tuple[str, Optional[Dict[str, Any]], Optional[Dict[str, Any]]]
 
@@ -62,7 +62,7 @@ class IngestJob:
     api_version: str
     line_ending: str
     column_delimiter: str
-    polls_left: int
+    progress: Progress
     state: str = "Open"
     modstamp: str = ""
     data: Optional[bytes] = None
@@ -116,20 +116,10 @@ class IngestService:
 
     def __init__(self, org: "LocalOrg") -> None:
         self.org = org
-        self.hold_polls = 0
         self._lock = threading.Lock()
         self._jobs: Dict[str, IngestJob] = {}
-        self._counter = itertools.count(1)
 
     # ------------------------------------------------------------------ helpers
-    def _new_job_id(self) -> str:
-        n = next(self._counter)
-        digits = ""
-        for _ in range(10):
-            n, r = divmod(n, 62)
-            digits = _BASE62[r] + digits
-        return to_18("750" + "5i" + digits)
-
     def _job(self, request: Request) -> IngestJob:
         assert request.match is not None
         with self._lock:
@@ -183,9 +173,10 @@ class IngestService:
         if str(body.get("contentType") or "CSV") != "CSV":
             raise _error(400, "INVALIDJOB", f"InvalidJob : Invalid content type: {body.get('contentType')}")
         now = self._now()
-        job = IngestJob(id=self._new_job_id(), operation=operation, object=sobject, external_id=external_id,
+        job = IngestJob(id=random_id("750"), operation=operation, object=sobject, external_id=external_id,
                         created_by=user_id, created=now, api_version=request.match.group("version"),
-                        line_ending=line_ending, column_delimiter=delimiter, polls_left=self.hold_polls)
+                        line_ending=line_ending, column_delimiter=delimiter,
+                        progress=Progress(self.org.bulk.hold_polls))
         with self._lock:
             self._jobs[job.id] = job
         return json_response(job.info(full=False))
@@ -233,11 +224,10 @@ class IngestService:
         job = self._job(request)
         with self._lock:
             if job.state in ("UploadComplete", "InProgress"):
-                if job.polls_left > 0:
-                    job.polls_left -= 1
-                    job.state = "InProgress"
-                else:
+                if job.progress.poll():
                     job.state = "Failed" if job.error_message else "JobComplete"
+                else:
+                    job.state = "InProgress"
                 job.modstamp = self._now()
             return json_response(job.info(full=True))
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .http import Request, Response, json_response
 from .soql import SoqlError
-from .store import Store
+from .records import Store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import LocalOrg
+    from .org import LocalOrg
 
 DEFAULT_LIMIT = 2000
 SCOPES = {"ALL": ("string", "textarea", "email", "phone", "url", "combobox"), "NAME": (), "EMAIL": ("email",),

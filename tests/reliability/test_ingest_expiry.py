@@ -61,7 +61,7 @@ def _expire_after(org: Any, sf: SalesforceJWT, matches: Callable[[requests.Respo
 
 def _hold_polls(org: Any, polls: int) -> None:
     """Keep new ingest jobs InProgress for ``polls`` status polls."""
-    org.ingest.hold_polls = polls
+    org.bulk.hold_polls = polls
 
 
 def _polls(org: Any) -> int:
