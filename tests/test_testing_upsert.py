@@ -10,7 +10,7 @@ from simple_salesforce.exceptions import SalesforceMoreThanOneRecord, Salesforce
 
 from sfjwt_ext.connect import SalesforceJWT, connect_jwt
 
-from _writes import add_external_id
+from _writes import add_external_id, run_writes
 
 
 def _connect(org: Any, **kwargs: Any) -> SalesforceJWT:
@@ -113,3 +113,12 @@ def test_a_parent_named_by_external_id_in_a_write_body(salesforce_org: Any, sf: 
     assert response.status_code == 400
     [error] = response.json()
     assert error["errorCode"] == "INVALID_FIELD" and "P-404" in error["message"]
+
+
+def test_jsforce_upsert_by_external_id(salesforce_org: Any, sf: SalesforceJWT) -> None:
+    add_external_id(salesforce_org)
+    events = run_writes(salesforce_org, ["upsert"], SF_PREFIX="JS Up")
+    assert events["upsert"]["many"] == [{"success": True, "created": True}, {"success": True, "created": True}]
+    assert events["upsert"]["one"] == {"success": True, "created": False}
+    rows = sf.query("SELECT Name, Legacy_Id__c FROM Account ORDER BY Legacy_Id__c")["records"]
+    assert [(r["Legacy_Id__c"], r["Name"]) for r in rows] == [("J-1", "JS Up 1, again"), ("J-2", "JS Up 2")]

@@ -54,6 +54,14 @@ def _word(text: str) -> Matcher:
     return match
 
 
+def _both(left: Matcher, right: Matcher, negate: bool) -> Matcher:
+    """``left AND right`` (``left AND NOT right`` when ``negate``)."""
+    def match(tokens: List[str]) -> bool:
+        return left(tokens) and (not right(tokens) if negate else right(tokens))
+
+    return match
+
+
 class _TermParser:
     """``or := and (OR and)*``; ``and := unit ((AND [NOT] | AND NOT | <nothing>) unit)*``."""
 
@@ -93,10 +101,7 @@ class _TermParser:
             if (self.peek() or "").upper() == "NOT":
                 self.take()
                 negate = True
-            right = self.unit()
-            left = result
-            result = (lambda t, l=left, r=right: l(t) and not r(t)) if negate else (
-                lambda t, l=left, r=right: l(t) and r(t))
+            result = _both(result, self.unit(), negate)
         return result
 
     def unit(self) -> Matcher:

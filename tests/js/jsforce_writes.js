@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Writes through jsforce against the local org: Bulk API 2.0 ingest
-// (bulk2.loadAndWaitForResults), sObject Collections (sobject(...).create/update/destroy with
-// arrays) and SOSL (conn.search). Used by tests/test_testing_ingest.py,
-// tests/test_testing_composite.py and tests/test_testing_search.py.
+// (bulk2.loadAndWaitForResults), sObject Collections (sobject(...).create/update/destroy/upsert
+// with arrays), upsert by external id and SOSL (conn.search). Used by tests/test_testing_ingest.py,
+// tests/test_testing_composite.py, tests/test_testing_upsert.py and tests/test_testing_search.py.
 //
 // Input (environment): SF_LOGIN_URL, SF_USERNAME, SF_CONSUMER_KEY, SF_PRIVATE_KEY_FILE,
-// SF_API_VERSION, SF_STEPS (comma list of bulk2 | collections | search), SF_PREFIX (names of
+// SF_API_VERSION, SF_STEPS (comma list of bulk2 | collections | upsert | search), SF_PREFIX (names of
 // the records written), SF_SOSL (for search). Trust for the org's CA: NODE_EXTRA_CA_CERTS.
 // Output: one JSON object per line ({"event": <step> | "login" | "error"}). Nothing secret.
 'use strict';
@@ -90,6 +90,22 @@ async function collections(conn, prefix) {
   });
 }
 
+async function upsert(conn, prefix) {
+  const account = conn.sobject('Account');
+  // an array goes through sObject Collections (PATCH /composite/sobjects/Account/Legacy_Id__c)
+  const many = await account.upsert([
+    { Legacy_Id__c: 'J-1', Name: `${prefix} 1` },
+    { Legacy_Id__c: 'J-2', Name: `${prefix} 2` },
+  ], 'Legacy_Id__c');
+  // one record goes to /sobjects/Account/Legacy_Id__c/J-1
+  const one = await account.upsert({ Legacy_Id__c: 'J-1', Name: `${prefix} 1, again` }, 'Legacy_Id__c');
+  emit({
+    event: 'upsert',
+    many: many.map((r) => ({ success: r.success, created: r.created })),
+    one: { success: one.success, created: one.created },
+  });
+}
+
 async function search(conn) {
   const result = await conn.search(required('SF_SOSL'));
   emit({
@@ -105,6 +121,7 @@ async function main() {
   for (const step of steps) {
     if (step === 'bulk2') await bulk2(conn, prefix);
     else if (step === 'collections') await collections(conn, prefix);
+    else if (step === 'upsert') await upsert(conn, prefix);
     else if (step === 'search') await search(conn);
     else throw new Error(`unknown step ${step}`);
   }
