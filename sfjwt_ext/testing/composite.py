@@ -68,7 +68,6 @@ class CompositeService:
 
     @property
     def _schema(self) -> Schema:
-        assert self.org.store is not None
         return Schema(self.org.store)
 
     def _auth(self, request: Request) -> str:
@@ -202,7 +201,7 @@ class CompositeService:
 
     def collection_retrieve(self, request: Request) -> Response:
         self._auth(request)
-        assert request.match is not None and self.org.store is not None
+        assert request.match is not None
         if request.method == "POST":
             body = request.json()
             ids = body.get("ids") if isinstance(body, dict) else None
@@ -275,7 +274,6 @@ class CompositeService:
         if not all_or_none:
             run()
             return json_response({"compositeResponse": answers})
-        assert self.org.store is not None
         try:
             with self.org.store.atomic():
                 run()
@@ -353,7 +351,7 @@ class CompositeService:
     # ------------------------------------------------------------------ tree
     def tree(self, request: Request) -> Response:
         self._auth(request)
-        assert request.match is not None and self.org.store is not None
+        assert request.match is not None
         body = request.json()
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list) or not records:

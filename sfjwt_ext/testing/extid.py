@@ -29,7 +29,7 @@ class ExternalIdRoutes:
 
     def _context(self, request: Request) -> Dict[str, Any]:
         self.org.require_session(request)
-        assert request.match is not None and self.org.store is not None
+        assert request.match is not None
         version = request.match.group("version")
         if not 20.0 <= float(version) <= float(self.org.api_version):
             raise HTTPError(json_response([{"errorCode": "NOT_FOUND",

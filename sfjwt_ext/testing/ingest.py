@@ -64,6 +64,7 @@ class IngestJob:
     column_delimiter: str
     progress: Progress
     state: str = "Open"
+    closing: bool = False
     modstamp: str = ""
     data: Optional[bytes] = None
     columns: List[str] = field(default_factory=list)
@@ -129,7 +130,6 @@ class IngestService:
         return job
 
     def _now(self) -> str:
-        assert self.org.store is not None
         return format_datetime(self.org.store.now())
 
     def _session(self, request: Request) -> str:
@@ -138,7 +138,7 @@ class IngestService:
     # ------------------------------------------------------------------ routes
     def create(self, request: Request) -> Response:
         user_id = self._session(request)
-        assert request.match is not None and self.org.store is not None
+        assert request.match is not None
         body = request.json()
         if not isinstance(body, dict):
             raise _error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
@@ -199,25 +199,26 @@ class IngestService:
         job = self._job(request)
         body = request.json()
         state = body.get("state") if isinstance(body, dict) else None
-        with self._lock:
-            if state == "UploadComplete":
-                if job.state != "Open":
+        if state == "UploadComplete":
+            with self._lock:
+                if job.state != "Open" or job.closing:
                     raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Job {job.id} is in state {job.state}, "
                                                          f"only an Open job can be closed")
+                job.closing = True
+            self._process(job)  # the rows land before anyone can see the job closed
+            with self._lock:
                 job.state = "UploadComplete"
-            elif state == "Aborted":
-                if job.state in FINAL_STATES:
-                    raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Aborting already {job.state} Job "
-                                                         f"not allowed")
-                job.state = "Aborted"
-                job.unprocessed = self._rows(job)[1] if job.data is not None and not job.results else []
-            else:
-                raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Invalid state: {state}")
+                job.modstamp = self._now()
+                return json_response(job.info(full=False))
+        if state != "Aborted":
+            raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Invalid state: {state}")
+        with self._lock:
+            if job.state in FINAL_STATES or job.closing:
+                raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Aborting already {job.state} Job not allowed")
+            job.state = "Aborted"
+            job.columns, job.unprocessed = self._rows(job) if job.data is not None else ([], [])
             job.modstamp = self._now()
-            answer = job.info(full=False)
-        if state == "UploadComplete":
-            self._process(job)
-        return json_response(answer)
+            return json_response(job.info(full=False))
 
     def status(self, request: Request) -> Response:
         self._session(request)
@@ -291,9 +292,9 @@ class IngestService:
         """Apply the uploaded rows to the store (outside the job lock: the store has its own)."""
         header, rows = self._rows(job)
         problem = self._line_ending_error(job)
-        schema = Schema(self.org.store) if self.org.store is not None else None
+        schema = Schema(self.org.store)
         columns: List[Column] = []
-        if problem is None and schema is not None:
+        if problem is None:
             fields = schema.fields(job.object)
             for name in header:
                 described = fields.get(name)
@@ -303,13 +304,10 @@ class IngestService:
                     problem = f"InvalidBatch : Field name not found : {name}"
                     break
                 columns.append((ext_field, described, reference))
-            if problem is None and job.operation in ("update", "delete", "hardDelete") and not any(
-                    d is not None and d["type"] == "id" for _, d, _ in columns):
-                problem = "InvalidBatch : The Id field is required for update and delete operations"
-        results: List[RowResult] = []
-        if problem is None and schema is not None:
-            for row in rows:
-                results.append(self._apply(job, schema, header, columns, row))
+        if problem is None and job.operation in ("update", "delete", "hardDelete") and not any(
+                d is not None and d["type"] == "id" for _, d, _ in columns):
+            problem = "InvalidBatch : The Id field is required for update and delete operations"
+        results = [] if problem is not None else [self._apply(job, schema, header, columns, row) for row in rows]
         with self._lock:
             job.columns = header
             if problem is not None:

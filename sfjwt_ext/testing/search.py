@@ -296,7 +296,6 @@ class SearchRoutes:
 
     def _answer(self, request: Request, make: Callable[[], Search]) -> Response:
         self.org.require_session(request)
-        assert self.org.store is not None
         try:
             return json_response(run_search(self.org.store, make()))
         except SoqlError as exc:
