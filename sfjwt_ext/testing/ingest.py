@@ -11,7 +11,8 @@ Salesforce does. Columns are whatever fields describe reports, so custom fields 
 ``Rel.ExtField`` columns name a parent by its external id.
 
 ``org.bulk.hold_polls`` keeps new jobs InProgress for that many status polls, as it does for
-the other async jobs. The jobs live in ``org.ingest`` (an :class:`IngestService`). Shapes and sources: docs/testing-org-writes.md.
+the other async jobs. The jobs live in ``org.ingest`` (an :class:`IngestService`). Shapes and
+sources: docs/testing-org-writes.md.
 """
 from __future__ import annotations
 
