@@ -228,3 +228,14 @@ def test_jsforce_arrays_go_through_collections(salesforce_org: Any, sf: Salesfor
     paths = [(r.method, r.path.rstrip("/")) for r in salesforce_org.requests if r.host == "instance"]
     assert ("POST", f"/services/data/v{salesforce_org.api_version}/composite/sobjects") in paths
     assert ("DELETE", f"/services/data/v{salesforce_org.api_version}/composite/sobjects") in paths
+
+
+def test_jsforce_composite_tree_and_batch(salesforce_org: Any, sf: SalesforceJWT) -> None:
+    events = run_writes(salesforce_org, ["composite"], SF_PREFIX="JS Comp")
+    composite = events["composite"]
+    assert composite["graph"] == [201, 201]
+    assert composite["tree"] == {"hasErrors": False, "refs": ["root", "leaf"]}
+    assert composite["batch"] == [[200, 2]]
+    assert _names(sf) == ["JS Comp Parent", "JS Comp Tree"]
+    kid = sf.query("SELECT Account.Name FROM Contact WHERE LastName = 'JS Comp Kid'")["records"][0]
+    assert kid["Account"]["Name"] == "JS Comp Parent"

@@ -110,3 +110,4 @@ def test_jsforce_search(org: Any) -> None:
     events = run_writes(org, ["search"], SF_SOSL="FIND {Zebra} RETURNING Account(Id, Name), Contact(Id, Name)")
     names = sorted((r["type"], r["Name"]) for r in events["search"]["records"])
     assert names == [("Account", "Quiet Corp"), ("Account", "Zebra Logistics"), ("Contact", "Zed Zebra")]
+    assert events["search"]["parameterized"] == ["Quiet Corp", "Zebra Logistics"]

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Writes through jsforce against the local org: Bulk API 2.0 ingest
 // (bulk2.loadAndWaitForResults), sObject Collections (sobject(...).create/update/destroy/upsert
-// with arrays), upsert by external id and SOSL (conn.search). Used by tests/test_testing_ingest.py,
+// with arrays), upsert by external id, composite / tree / batch (conn.requestPost), SOSL
+// (conn.search) and parameterizedSearch. Used by tests/test_testing_ingest.py,
 // tests/test_testing_composite.py, tests/test_testing_upsert.py and tests/test_testing_search.py.
 //
 // Input (environment): SF_LOGIN_URL, SF_USERNAME, SF_CONSUMER_KEY, SF_PRIVATE_KEY_FILE,
-// SF_API_VERSION, SF_STEPS (comma list of bulk2 | collections | upsert | search), SF_PREFIX (names of
-// the records written), SF_SOSL (for search). Trust for the org's CA: NODE_EXTRA_CA_CERTS.
+// SF_API_VERSION, SF_STEPS (comma list of bulk2 | collections | upsert | composite | search),
+// SF_PREFIX (names of the records written), SF_SOSL (for search). Trust for the org's CA:
+// NODE_EXTRA_CA_CERTS.
 // Output: one JSON object per line ({"event": <step> | "login" | "error"}). Nothing secret.
 'use strict';
 
@@ -106,11 +108,39 @@ async function upsert(conn, prefix) {
   });
 }
 
+async function composite(conn, prefix) {
+  const v = `/services/data/v${conn.version}`;
+  const graph = await conn.requestPost(`${v}/composite`, {
+    allOrNone: true,
+    compositeRequest: [
+      { method: 'POST', url: `${v}/sobjects/Account`, referenceId: 'acct', body: { Name: `${prefix} Parent` } },
+      { method: 'POST', url: `${v}/sobjects/Contact`, referenceId: 'kid',
+        body: { LastName: `${prefix} Kid`, AccountId: '@{acct.id}' } },
+    ],
+  });
+  const tree = await conn.requestPost(`${v}/composite/tree/Account`, {
+    records: [{ attributes: { type: 'Account', referenceId: 'root' }, Name: `${prefix} Tree`,
+      Contacts: { records: [{ attributes: { type: 'Contact', referenceId: 'leaf' }, LastName: `${prefix} Leaf` }] } }],
+  });
+  const batch = await conn.requestPost(`${v}/composite/batch`, {
+    batchRequests: [{ method: 'GET', url: `v${conn.version}/query?q=SELECT+COUNT()+FROM+Contact` }],
+  });
+  emit({
+    event: 'composite',
+    graph: graph.compositeResponse.map((r) => r.httpStatusCode),
+    tree: { hasErrors: tree.hasErrors, refs: tree.results.map((r) => r.referenceId) },
+    batch: batch.results.map((r) => [r.statusCode, r.result.totalSize]),
+  });
+}
+
 async function search(conn) {
   const result = await conn.search(required('SF_SOSL'));
+  const params = await conn.requestGet(
+    `/services/data/v${conn.version}/parameterizedSearch?q=Zebra&sobject=Account&Account.fields=Id,Name`);
   emit({
     event: 'search',
     records: result.searchRecords.map((r) => ({ type: r.attributes.type, Id: r.Id, Name: r.Name })),
+    parameterized: params.searchRecords.map((r) => r.Name).sort(),
   });
 }
 
@@ -122,6 +152,7 @@ async function main() {
     if (step === 'bulk2') await bulk2(conn, prefix);
     else if (step === 'collections') await collections(conn, prefix);
     else if (step === 'upsert') await upsert(conn, prefix);
+    else if (step === 'composite') await composite(conn, prefix);
     else if (step === 'search') await search(conn);
     else throw new Error(`unknown step ${step}`);
   }
