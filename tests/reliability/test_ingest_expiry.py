@@ -109,3 +109,19 @@ def test_four_expiries_in_one_job_cost_four_token_requests(salesforce_org: Any, 
     assert all(len(f) == 1 for f in fired)
     assert salesforce_org.token_requests - before == 4
     assert sf.refresher.refresh_count == 4
+
+
+def test_parallel_jobs_share_one_refresh(salesforce_org: Any, sf: SalesforceJWT) -> None:
+    """simple-salesforce runs several ingest jobs on threads (``concurrency=``); one expiry
+    while they are in flight costs one token request for all of them."""
+    _hold_polls(salesforce_org, 1)
+    fired = _expire_after(salesforce_org, sf, _is_create)
+    before = salesforce_org.token_requests
+    records = [{"Name": f"Parallel {i:04d}"} for i in range(300)]
+    results = sf.bulk2.Account.insert(records=records, batch_size=100, concurrency=3, wait=0)
+    assert len(fired) == 1
+    assert sorted(r["numberRecordsProcessed"] for r in results) == [100, 100, 100]
+    names = [r["Name"] for r in sf.query_all("SELECT Name FROM Account WHERE Name LIKE 'Parallel %'")["records"]]
+    assert sorted(names) == [f"Parallel {i:04d}" for i in range(300)]
+    assert len(sf.session.get(sf.base_url + "jobs/ingest").json()["records"]) == 3
+    assert salesforce_org.token_requests - before == 1
