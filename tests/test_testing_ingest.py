@@ -111,10 +111,19 @@ def test_simple_salesforce_update_upsert_delete_and_hard_delete(salesforce_org: 
     assert created == {"Upserted 2": "false", "Upserted new": "true"}
     assert sf.Account.get(ids[2])["Name"] == "Upserted 2"
 
+    [again] = sf.bulk2.Account.upsert(records=[{"Id": "001000000000000AAA", "Name": "x"}, {"Id": "bad", "Name": "y"}],
+                                      external_id_field="Id", wait=0)
+    errors = sorted(r["sf__Error"].split(":")[0] for r in _rows(sf.bulk2.Account.get_failed_records(again["job_id"])))
+    assert errors == ["INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID"]
+
     [deleted] = sf.bulk2.Account.delete(records=[{"Id": ids[0]}], wait=0)
     assert deleted["numberRecordsProcessed"] == 1 and deleted["numberRecordsFailed"] == 0
     assert "Renamed 0" not in _names(sf, "%")
     assert "Renamed 0" in _names(sf, "%", all_rows=True)  # soft delete: queryAll still sees it
+
+    [gone] = sf.bulk2.Account.upsert(records=[{"Id": ids[0], "Name": "Back?"}], external_id_field="Id", wait=0)
+    [error] = _rows(sf.bulk2.Account.get_failed_records(gone["job_id"]))
+    assert error["sf__Error"].startswith("ENTITY_IS_DELETED:")
 
     [hard] = sf.bulk2.Account.hard_delete(records=[{"Id": ids[3]}], wait=0)
     assert hard["numberRecordsFailed"] == 0

@@ -151,7 +151,12 @@ def upsert(schema: Schema, sobject: str, field_name: str, value: Any, values: Di
     if ids:
         schema.store.update(fields.sobject, ids[0], values)
         return ids[0], False
-    if update_only or (is_id and value not in (None, "")):
+    if is_id and value not in (None, ""):
+        text = check_id(fields.sobject, value)
+        if schema.store.query(f"SELECT Id FROM {fields.sobject} WHERE Id = '{text}'", include_deleted=True).records:
+            raise SoqlError("ENTITY_IS_DELETED", "entity is deleted", 404)
+        raise SoqlError("NOT_FOUND", "The requested resource does not exist", 404)
+    if update_only:
         raise SoqlError("NOT_FOUND", "The requested resource does not exist", 404)
     new_values = dict(values)
     if not is_id:

@@ -366,8 +366,8 @@ class IngestService:
     def _upsert(self, job: IngestJob, schema: Schema, values: Dict[str, Any], record_id: str) -> Tuple[str, bool]:
         assert job.external_id is not None
         if job.external_id == "Id":
-            return self._typed(lambda: upsert(schema, job.object, "Id", record_id or None, values), values, schema,
-                               job.object)
+            return self._typed(lambda: self._existing(lambda _o, _i: upsert(schema, _o, "Id", _i or None, values),
+                                                      job.object, record_id), values, schema, job.object)
         key = next((k for k in values if k.lower() == job.external_id.lower()), None)
         value = values.pop(key) if key else None
         return self._typed(lambda: upsert(schema, job.object, job.external_id or "", value, values), values, schema,
