@@ -25,6 +25,8 @@ _EXPORTS = {
     "resolve_settings": "settings",
     "Settings": "settings",
     "query_df": "dataframe",
+    "query_arrow": "dataframe",
+    "query_to_parquet": "dataframe",
     "BulkQueryNotSupported": "dataframe",
     "RequestNotReplayable": "session",
     "RedactingFilter": "_redact",
@@ -46,6 +48,7 @@ _EXPORTS = {
     "LoginRateExceededError": "errors",
     "UnsupportedGrantTypeError": "errors",
     "TokenEndpointUnavailable": "errors",
+    "SessionRefusedError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -70,7 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import errors
     from ._redact import RedactingFilter
     from .connect import SalesforceJWT, clear_cache, connect_jwt
-    from .dataframe import BulkQueryNotSupported, query_df
+    from .dataframe import BulkQueryNotSupported, query_arrow, query_df, query_to_parquet
     from .errors import (
         AppAccessError,
         AssertionExpiredError,

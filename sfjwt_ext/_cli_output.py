@@ -1,88 +1,27 @@
-"""Record flattening and the writers of ``sfjwt query`` (table, csv, json, jsonl).
+"""The writers of ``sfjwt query`` (table, csv, json, jsonl; parquet via :mod:`sfjwt_ext.dataframe`).
 
 Salesforce records arrive nested (``{"attributes": ..., "Account": {"Name": ...}}``); the
 command prints flat rows with ``Account.Name`` columns, in the order of the SOQL field list,
-without ``attributes``. Writers take rows one at a time, so a result of any size streams
-through without being held in memory (the table writer, which must know column widths,
+without ``attributes``: the columns, their order and spelling, the flattening and the
+grouped-parent quirk are :mod:`sfjwt_ext.records`' (``RowPlan``; ``flatten``,
+``select_columns`` and ``row_values`` are re-exported here for ``demo``). Writers take rows
+one at a time, so a result of any size streams through without being held in memory (the table writer, which must know column widths,
 keeps at most :data:`TABLE_MAX_ROWS`).
 """
 from __future__ import annotations
 
 import csv
 import json
-from typing import IO, Any, Dict, Iterable, List, Optional, Sequence
+from typing import IO, Any, Iterable, List, Sequence
 
-from ._soql_fields import SoqlParseError, parse_select
+from .records import flatten, row_values, select_columns
 
 __all__ = [
-    "TABLE_MAX_ROWS", "flatten", "select_columns", "canonical_columns", "row_values", "make_writer", "format_table",
+    "TABLE_MAX_ROWS", "flatten", "select_columns", "row_values", "make_writer", "format_table",
 ]
 
 #: The table format aligns columns, so it buffers; past this many rows it stops and says so.
 TABLE_MAX_ROWS = 1000
-
-
-def flatten(record: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """``{"Account": {"Name": "x"}}`` -> ``{"Account.Name": "x"}``; ``attributes`` dropped;
-    a child subquery becomes a list of flattened records; a null parent stays ``None``."""
-    out: Dict[str, Any] = {}
-    for key, value in record.items():
-        if key == "attributes":
-            continue
-        name = prefix + key
-        if isinstance(value, dict) and "records" in value and "totalSize" in value:
-            out[name] = [flatten(r) for r in value.get("records") or []]
-        elif isinstance(value, dict) and "attributes" in value:
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
-def select_columns(soql: str) -> Optional[List[str]]:
-    """Column names in the order of the SELECT list, or None when they can only be known
-    from the records (``FIELDS()``, ``TYPEOF``, or a list this parser cannot read)."""
-    try:
-        query = parse_select(soql)
-    except SoqlParseError:
-        return None
-    if query.dynamic:
-        return None
-    if query.is_count:
-        return ["count"]
-    return [item.name for item in query.items]
-
-
-def canonical_columns(columns: Sequence[str], flat: Dict[str, Any]) -> List[str]:
-    """``columns`` (the SELECT list's order) spelled as the API spells them in ``flat``, the
-    first record (``select id, account.name`` -> ``Id``, ``Account.Name``); a name the
-    record does not have (under a null parent) keeps the query's spelling."""
-    spelled = {key.lower(): key for key in flat}
-    return [c if c in flat else spelled.get(c.lower(), c) for c in columns]
-
-
-def row_values(columns: Sequence[str], flat: Dict[str, Any]) -> List[Any]:
-    """The values of ``flat`` for ``columns``; names match case-insensitively (SOQL is not
-    case-sensitive, the API answers with its own spelling); a column under a null parent
-    (``Account.Name`` when ``Account`` is null) is ``None``. An aggregate query keys a
-    grouped parent field by its last name (``GROUP BY Account.Name`` -> ``"Name"``, no
-    ``Account`` key at all): that value fills the ``Account.Name`` column."""
-    lowered = {key.lower(): value for key, value in flat.items()}
-    values: List[Any] = []
-    for column in columns:
-        if column in flat:
-            values.append(flat[column])
-            continue
-        name = column.lower()
-        if name in lowered or "." not in name:
-            values.append(lowered.get(name))
-            continue
-        head, leaf = name.split(".", 1)[0], name.rsplit(".", 1)[1]
-        # a REST record always carries its relationship key (the parent, or null): when it
-        # is absent altogether this is an aggregate row keyed by the field's last name
-        has_parent_key = any(key == head or key.startswith(head + ".") for key in lowered)
-        values.append(None if has_parent_key else lowered.get(leaf))
-    return values
 
 
 def _text(value: Any) -> str:

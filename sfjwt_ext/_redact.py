@@ -1,7 +1,9 @@
 """Keep secrets out of log lines: access tokens, JWTs (assertions) and PEM private keys.
 
 * :func:`redact` masks every secret found in a string.
-* :func:`mask_token` shows one access token as ``00D…abcd``.
+* :func:`excerpt` is the start of a long text (an error body) on one line, cut first and
+  then masked, so its cost does not grow with the text.
+* :func:`mask_token` shows one access token as ``00D…abcd`` (the one masker of a token).
 * :class:`RedactingFilter` is a :class:`logging.Filter` that formats the record's message,
   masks it, and masks the exception text too.
 * :func:`get_logger` returns a logger of the ``sfjwt_ext`` tree with a
@@ -15,22 +17,39 @@ import logging
 import re
 from typing import Any
 
-__all__ = ["RedactingFilter", "redact", "mask_token", "get_logger", "PACKAGE_LOGGER"]
+__all__ = ["RedactingFilter", "redact", "excerpt", "mask_token", "get_logger", "PACKAGE_LOGGER"]
 
 PACKAGE_LOGGER = "sfjwt_ext"
 
+# Every pattern runs in linear time: no quantifier can give back characters that another
+# one then rescans (that made a 300 KB body of ``eyJ`` text take ~30 s, issue 9 item 3).
+#
 # A Salesforce access token / session id: the 15- or 18-character org id, '!', then the
-# opaque part. '!' may appear URL-encoded as %21.
+# opaque part. '!' may appear URL-encoded as %21. (Bounded prefix: each start costs O(1).)
 _TOKEN_RE = re.compile(r"00D[A-Za-z0-9]{12,15}(?:!|%21)[A-Za-z0-9._\-]+")
 # A JWT (JWS compact form): base64url header '.' payload '.' signature; headers and claims
-# are JSON objects, so both start with 'eyJ'.
-_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]*\.eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*")
+# are JSON objects, so both start with 'eyJ'. A match may begin only where a base64url run
+# begins (the look-behind); group 1 is the run's text before its first 'eyJ' (kept), and
+# ``(?=(X*))\N`` takes a run whole without giving any of it back (an atomic group, which
+# Python < 3.11 lacks). So each run is scanned a bounded number of times.
+_B64 = r"[A-Za-z0-9_\-]"
+_JWT_RE = re.compile(
+    rf"(?<!{_B64})(?=({_B64}*?)eyJ)\1"
+    rf"eyJ(?=({_B64}*))\2\.eyJ(?=({_B64}*))\3\.(?=({_B64}*))\4"
+)
 # A PEM private key block (PKCS#1, PKCS#8, encrypted, EC ...), also with literal "\n"
 # sequences or truncated before its END line.
 _PEM_RE = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)",
     re.DOTALL,
 )
+# Characters a token or a JWT is made of: a cut inside a run of them may leave a piece of a
+# secret that no pattern recognises any more.
+# (Matched on the reversed text, from its start: linear.)
+_SECRET_RUN_RE = re.compile(r"[A-Za-z0-9._\-!%]+")
+#: How far past an excerpt's end :func:`excerpt` reads, so that a secret which starts
+#: inside the excerpt is still seen whole (a PEM key is ~1.7-3.3 KB, a JWT under 2 KB).
+_EXCERPT_MARGIN = 4096
 
 JWT_MASK = "<JWT redacted>"
 PEM_MASK = "<private key redacted>"
@@ -56,10 +75,38 @@ def redact(text: Any) -> str:
     if "PRIVATE KEY" in text:
         text = _PEM_RE.sub(PEM_MASK, text)
     if "eyJ" in text:
-        text = _JWT_RE.sub(JWT_MASK, text)
+        text = _JWT_RE.sub(lambda m: m.group(1) + JWT_MASK, text)
     if "00D" in text:
         text = _TOKEN_RE.sub(lambda m: mask_token(m.group(0)), text)
     return text
+
+
+def excerpt(text: Any, limit: int) -> str:
+    """The start of ``text`` on one line, secrets masked, at most ``limit`` characters
+    (then ``…``). Cuts first, then masks: the cost depends on ``limit``, not on the size
+    of ``text``. ``bytes`` are decoded as UTF-8 (bad bytes replaced).
+
+    The cut is made ``_EXCERPT_MARGIN`` characters past ``limit``, and a run of token/JWT
+    characters that the cut splits is dropped, so a secret that starts inside the excerpt
+    is masked whole or not shown at all.
+    """
+    end = limit + _EXCERPT_MARGIN
+    if isinstance(text, (bytes, bytearray)):  # a UTF-8 character is at most 4 bytes
+        decoded = bytes(text[: end * 4]).decode("utf-8", "replace")
+        head = decoded[:end]
+        cut = len(decoded) > end or len(text) > end * 4
+    else:
+        text = text if isinstance(text, str) else str(text)
+        head = text[:end]
+        cut = len(text) > end
+    if cut:  # the last run may be a piece of a secret: drop it
+        tail = _SECRET_RUN_RE.match(head[::-1])
+        if tail:
+            head = head[: len(head) - tail.end()]
+    line = " ".join(redact(head).split())
+    if len(line) > limit or (cut and line):
+        return line[:limit] + "…"
+    return line if line or not cut else "…"
 
 
 class RedactingFilter(logging.Filter):

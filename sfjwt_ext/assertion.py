@@ -6,14 +6,17 @@ key ~1 ms (PyJWT given PEM text would parse it on every call).
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional
+from typing import Dict, Optional, Union
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .errors import ConfigurationError, PrivateKeyError
 
-__all__ = ["build_claims", "sign_assertion", "MAX_LIFETIME", "ALGORITHM"]
+__all__ = ["build_claims", "sign_assertion", "Claims", "MAX_LIFETIME", "ALGORITHM"]
+
+#: ``iss``, ``sub``, ``aud`` (strings) and ``exp`` (an integer).
+Claims = Dict[str, Union[str, int]]
 
 #: Salesforce refuses an ``exp`` more than 3 minutes ahead.
 MAX_LIFETIME = 180
@@ -28,7 +31,7 @@ def build_claims(
     audience: str,
     lifetime: int = MAX_LIFETIME,
     now: Optional[float] = None,
-) -> Dict[str, Any]:
+) -> Claims:
     """The claims ``iss`` (consumer key), ``sub`` (username), ``aud`` and ``exp``
     (``int(now) + lifetime``, an integer, at most 180 seconds ahead)."""
     for value, argument in (
@@ -52,7 +55,7 @@ def build_claims(
     }
 
 
-def sign_assertion(key: rsa.RSAPrivateKey, claims: Dict[str, Any]) -> str:
+def sign_assertion(key: rsa.RSAPrivateKey, claims: Claims) -> str:
     """The compact JWS of ``claims`` signed RS256 with ``key`` (a loaded RSA key object)."""
     if not isinstance(key, rsa.RSAPrivateKey):
         raise PrivateKeyError(

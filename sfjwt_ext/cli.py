@@ -4,7 +4,7 @@
                  [--passphrase-env VAR] [--force]
     sfjwt check  [--cert FILE]
     sfjwt query  [SOQL | -] [--include-deleted] [--limit-pages N]
-                 [--format table|csv|json|jsonl] [--output FILE]
+                 [--format table|csv|json|jsonl|parquet] [--output FILE]
     sfjwt demo
 
 Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``, its
@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
+import stat
 import sys
 import time
 import traceback
 from typing import IO, Any, Dict, Optional, Sequence
+from urllib.parse import urlencode
 
 from ._version import __version__
 
@@ -108,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  sfjwt keygen --out ~/.sfjwt --days 730",
     )
     keygen.add_argument("--out", default=".", metavar="DIR", help="folder to write to (default: .)")
-    keygen.add_argument("--name", default="salesforce", help="file name without extension (default: salesforce)")
-    keygen.add_argument("--days", type=_positive_int, default=730, metavar="N", help="certificate validity (default: 730)")
+    keygen.add_argument("--name", type=_file_name, default="salesforce", help="file name without extension (default: salesforce)")
+    keygen.add_argument("--days", type=_days, default=730, metavar="N", help="certificate validity, 1 to 36500 (default: 730)")
     keygen.add_argument("--bits", type=int, choices=(2048, 3072, 4096), default=2048, help="RSA key size (default: 2048)")
     keygen.add_argument("--passphrase-env", metavar="VAR", help="encrypt the key with the passphrase in this environment variable")
     keygen.add_argument("--force", action="store_true", help="overwrite existing files")
@@ -134,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("soql", nargs="?", default="-", help="the SOQL query; '-' or nothing reads it from stdin")
     query.add_argument("--include-deleted", action="store_true", help="queryAll: deleted and archived records too")
     query.add_argument("--limit-pages", type=_positive_int, metavar="N", help="stop after N pages")
-    query.add_argument("--format", choices=("table", "csv", "json", "jsonl"), default="table", help="output format (default: table)")
+    query.add_argument("--format", choices=("table", "csv", "json", "jsonl", "parquet"), default="table",
+                       help="output format (default: table); parquet needs --output FILE and pyarrow")
     query.add_argument("--output", metavar="FILE", help="write the data to FILE instead of stdout")
 
     sub.add_parser(
@@ -155,6 +159,32 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
     return value
+
+
+def _days(text: str) -> int:
+    from .keys import MAX_DAYS
+
+    value = _positive_int(text)
+    if value > MAX_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is more than {MAX_DAYS} days (100 years): a certificate cannot be valid past "
+            "the year 9999, and a new one can be uploaded at any time"
+        )
+    return value
+
+
+def _file_name(text: str) -> str:
+    from .errors import ConfigurationError
+    from .keys import check_pair_name
+
+    try:
+        check_pair_name(text)
+    except ConfigurationError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a file name: give the name without folder or extension (--name prod "
+            "writes prod.key and prod.crt) and the folder with --out"
+        ) from None
+    return text
 
 
 # ---------------------------------------------------------------------------------------
@@ -354,6 +384,14 @@ class _Progress:
             sys.stderr.write("\n")
 
 
+#: Salesforce refuses a REST request whose URI and headers together pass 16,384 bytes
+#: (HTTP 414 or 431, an HTML page; Salesforce Help 000386264). ``sf.query`` sends the SOQL
+#: in the URL of a GET, so a longer query is refused here, before any connection. The room
+#: is for the host, the path and the headers (the bearer token, the user agent ...).
+QUERY_URI_LIMIT = 16_384
+_QUERY_URI_ROOM = 1_000
+
+
 def _read_soql(args: argparse.Namespace) -> str:
     soql = args.soql
     if soql in (None, "-"):
@@ -362,10 +400,36 @@ def _read_soql(args: argparse.Namespace) -> str:
                 "no SOQL given: pass it as an argument (sfjwt query \"SELECT Id FROM Account\") or "
                 "pipe it in (sfjwt query - < query.soql)"
             )
-        soql = sys.stdin.read()
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        if isinstance(data, bytes):
+            try:
+                soql = data.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise UsageError(
+                    f"the SOQL on stdin is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                    f"{exc.start}): save the query as UTF-8 (e.g. `iconv -f latin1 -t utf-8 "
+                    "query.soql`)"
+                ) from None
+        else:
+            soql = data
+    try:
+        soql.encode("utf-8")
+    except UnicodeEncodeError as exc:  # undecodable bytes in argv come as lone surrogates
+        raise UsageError(
+            f"the SOQL argument is not valid UTF-8 (at character {exc.start}): pass it as UTF-8 text, "
+            "or pipe a UTF-8 file in (sfjwt query - < query.soql)"
+        ) from None
     soql = soql.strip()
     if not soql:
         raise UsageError("the SOQL query is empty: pass e.g. sfjwt query \"SELECT Id, Name FROM Account\"")
+    encoded = len(urlencode({"q": soql}))
+    if encoded + _QUERY_URI_ROOM > QUERY_URI_LIMIT:
+        raise UsageError(
+            f"the query is too long for a GET: {len(soql):,} characters, {encoded:,} bytes in the URL, "
+            f"and Salesforce refuses a request whose URI and headers pass {QUERY_URI_LIMIT:,} bytes; "
+            "shorten it (fewer fields, split a long IN (...) list over several queries) or run it "
+            "as a Bulk API 2.0 query job (sf.bulk2), which sends the SOQL in the request body"
+        )
     return soql
 
 
@@ -384,28 +448,91 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+class _OutputFile:
+    """``--output FILE``: the rows go to a temporary file in FILE's folder (``.FILE.<random>.tmp``,
+    created with the mode a new FILE would get, or FILE's own mode), which is renamed over
+    FILE only once every page is written (:meth:`commit`, after an fsync). Any failure,
+    Ctrl-C included, removes the temporary file (:meth:`discard`): FILE stays as it was.
+
+    Symbolic links are followed (the link stays, the file it names is replaced). A FILE
+    that exists and is not a regular file (``/dev/stdout``, a FIFO) is written directly:
+    there is nothing there to keep, and replacing it would be wrong."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.path = os.path.realpath(name)
+        self.temp: Optional[str] = None
+        try:
+            try:
+                info: Optional[os.stat_result] = os.stat(self.path)
+            except FileNotFoundError:
+                info = None
+            if info is not None and stat.S_ISDIR(info.st_mode):
+                raise UsageError(f"--output {name!r} is a folder: give a file name in it")
+            if info is not None and not stat.S_ISREG(info.st_mode):
+                self.handle: IO[str] = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                return
+            fd = self._create_temp()
+            if info is not None and hasattr(os, "fchmod"):
+                os.fchmod(fd, stat.S_IMODE(info.st_mode))
+        except OSError as exc:
+            raise UsageError(f"cannot write --output {name!r}: {exc.strerror or exc}") from exc
+        self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def _create_temp(self) -> int:
+        folder, base = os.path.split(self.path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        while True:
+            temp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+            try:
+                fd = os.open(temp, flags, 0o666)  # the umask applies, as for any new file
+            except FileExistsError:  # pragma: no cover - 32 random bits
+                continue
+            self.temp = temp
+            return fd
+
+    def commit(self) -> None:
+        self.handle.flush()
+        if self.temp is not None:
+            os.fsync(self.handle.fileno())
+        self.handle.close()
+        if self.temp is not None:
+            os.replace(self.temp, self.path)
+            self.temp = None
+
+    def discard(self) -> None:
+        self.handle.close()
+        if self.temp is not None:
+            try:
+                os.unlink(self.temp)
+            except OSError:  # pragma: no cover - already gone
+                pass
+            self.temp = None
+
+
 def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     """Rows are written as each page arrives (sf.query, then sf.query_more page by page):
     nothing but the current page is held, except by the table format, which keeps at most
-    ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` is opened only once Salesforce
-    has answered the first page, so a login or SOQL error leaves an existing file alone."""
-    from ._cli_output import canonical_columns, flatten, make_writer, row_values, select_columns
+    ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` goes through a temporary file
+    renamed at the end (:class:`_OutputFile`), made only once Salesforce has answered the
+    first page: a failure at any point leaves an existing file byte for byte as it was."""
+    from ._cli_output import make_writer
     from .connect import connect_jwt
+    from .records import RowPlan
 
     soql = _read_soql(args)
+    if args.format == "parquet":
+        return _query_parquet(args, soql)
     sf = connect_jwt(**_connection_arguments(args))
-    columns = select_columns(soql)
-    is_count = columns == ["count"]
+    plan = RowPlan(soql)  # the SELECT list's columns; the records' own keys for FIELDS() / TYPEOF
+    is_count = plan.query is not None and plan.query.is_count
 
     result = sf.query(soql, include_deleted=args.include_deleted)
     target: IO[str] = out
-    handle: Optional[IO[str]] = None
+    output: Optional[_OutputFile] = None
     if args.output:
-        try:
-            handle = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise UsageError(f"cannot write --output {args.output!r}: {exc.strerror or exc}") from exc
-        target = handle
+        output = _OutputFile(args.output)
+        target = output.handle
     writer = None
     pages = 0
     progress: Optional[_Progress] = None
@@ -418,13 +545,12 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
             records = result.get("records") or []
             if is_count and not records:
                 records = [{"count": total}]
-            for record in records:
-                flat = flatten(record)
-                if writer is None:
-                    # the SELECT list's order, the API's spelling of each name (select id -> Id)
-                    columns = canonical_columns(columns, flat) if columns else list(flat)
-                    writer = make_writer(args.format, target, columns)
-                writer.write(row_values(writer.columns, flat))
+            if records and writer is None:
+                # the SELECT list's order, the API's spelling of each name (select id -> Id)
+                writer = make_writer(args.format, target, plan.start(records))
+            if writer is not None:
+                for values in plan.rows(records):
+                    writer.write(values)
             if progress is None and not result.get("done", True) and _show_progress(args, out):
                 progress = _Progress(total)
             if progress is not None:
@@ -440,13 +566,15 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
                 break
             result = sf.query_more(next_url, identifier_is_url=True, include_deleted=args.include_deleted)
         if writer is None:
-            writer = make_writer(args.format, target, columns or [])
+            writer = make_writer(args.format, target, plan.columns or [])
         writer.close()
+        if output is not None:
+            output.commit()
     finally:
         if progress is not None:
             progress.close()
-        if handle is not None:
-            handle.close()
+        if output is not None:
+            output.discard()  # after a commit: nothing left to do
     if stopped == "limit":
         _err(f"stopped after {pages} page(s) (--limit-pages); more records remain")
     if writer.truncated:
@@ -455,6 +583,22 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     noun = "record" if writer.rows == 1 else "records"
     _err(f"{writer.rows} {noun}" + (f" of {total}" if total is not None and total != writer.rows and not is_count else "")
          + f", {pages} page{'s' if pages != 1 else ''}" + (f", written to {args.output}" if args.output else ""))
+    return EXIT_OK
+
+
+def _query_parquet(args: argparse.Namespace, soql: str) -> int:
+    """--format parquet: query_to_parquet (typed columns, page by page, temp file + rename)."""
+    from .connect import connect_jwt
+    from .dataframe import query_to_parquet
+
+    if not args.output:
+        raise UsageError("--format parquet writes a file: add --output FILE (e.g. --output accounts.parquet)")
+    if args.limit_pages is not None:
+        raise UsageError("--limit-pages does not apply to --format parquet: add a LIMIT to the SOQL instead")
+    sf = connect_jwt(**_connection_arguments(args))
+    rows = query_to_parquet(sf, soql, args.output, include_deleted=args.include_deleted,
+                            progress=None if _isatty(sys.stderr) else False)
+    _err(f"{rows} record{'' if rows == 1 else 's'}, written to {args.output}")
     return EXIT_OK
 
 

@@ -47,9 +47,29 @@ import os
 import tempfile
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ._soql_fields import SelectItem, SelectQuery, SoqlParseError, parse_select
+from ._soql_fields import SelectQuery, SoqlParseError, parse_select
+from .records import (
+    COMPOUND_TYPES,
+    FLOAT_TYPES,
+    INT_TYPES,
+    OBJECT_TYPES,
+    Column,
+    Describer,
+    extract,
+    flatten,
+    flatten_column_metadata,
+    plan_columns,
+    resolve_nested,
+    resolve_top_level,
+    strip_attributes,
+)
+from .records import column_metadata as _column_metadata  # a module name tests can patch
+from .records import columns_from_metadata as _columns_from_metadata  # noqa: F401 (same)
 
-__all__ = ["BULK_AUTO_THRESHOLD", "BULK_PART_RECORDS", "BulkQueryNotSupported", "query_df"]
+__all__ = [
+    "BULK_AUTO_THRESHOLD", "BULK_PART_RECORDS", "BULK_PARALLEL", "STREAM_ROWS", "BulkQueryNotSupported",
+    "query_df", "query_arrow", "query_to_parquet",
+]
 
 logger = logging.getLogger("sfjwt_ext.dataframe")
 
@@ -61,18 +81,14 @@ BULK_AUTO_THRESHOLD = 200_000
 BULK_PART_RECORDS = 50_000
 #: First wait before polling a Bulk 2.0 job's state (simple-salesforce then backs off to 2 s).
 BULK_POLL_SECONDS = 0.2
+#: Bulk 2.0 result pages downloaded at once (``parallel=``) when the API has ``resultPages``.
+BULK_PARALLEL = 4
+#: ``query_to_parquet`` / ``query_arrow`` on REST: rows gathered before a frame is typed and
+#: written (one Parquet row group).
+STREAM_ROWS = 50_000
 
 _PIP_HINT = "pip install 'sfjwt-ext[pandas]'"
-
-_INT_TYPES = frozenset({"int", "long"})
-_FLOAT_TYPES = frozenset({"double", "currency", "percent"})
-_OBJECT_TYPES = frozenset({"address", "location", "anytype", "complexvalue", "json"})
-_COMPOUND_TYPES = frozenset({"address", "location"})
-_INT_FUNCTIONS = frozenset({
-    "COUNT", "COUNT_DISTINCT", "GROUPING", "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR",
-    "DAY_IN_MONTH", "DAY_IN_WEEK", "DAY_IN_YEAR", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR",
-    "HOUR_IN_DAY", "WEEK_IN_MONTH", "WEEK_IN_YEAR",
-})
+_ARROW_HINT = "pip install 'sfjwt-ext[arrow]'"
 
 
 class BulkQueryNotSupported(ValueError):
@@ -132,244 +148,6 @@ class _Progress:
             self.bar.close()
             self.bar = None
 
-
-# --------------------------------------------------------------------------- describe
-
-
-class _Describer:
-    """Describes objects once per client and answers type / canonical-name questions."""
-
-    def __init__(self, sf: Any) -> None:
-        self.sf = sf
-        # sf.__dict__ directly: simple-salesforce's __getattr__ turns unknown names into SFType
-        cache = sf.__dict__.get("_sfjwt_describe_cache")
-        if not isinstance(cache, dict):
-            cache = {}
-            try:
-                sf.__dict__["_sfjwt_describe_cache"] = cache
-            except (AttributeError, TypeError):  # pragma: no cover - objects without __dict__
-                pass
-        self.cache: Dict[str, Any] = cache
-        self.failed: Dict[str, bool] = {}
-        self.indexes: Dict[str, Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]] = {}
-
-    def describe(self, sobject: str) -> Optional[dict]:
-        key = sobject.lower()
-        if key in self.cache:
-            return self.cache[key]  # type: ignore[no-any-return]
-        if key in self.failed:
-            return None
-        try:
-            result = getattr(self.sf, sobject).describe()
-        except Exception as exc:  # any API error: fall back to types inferred from the values
-            logger.debug("describe(%s) failed: %s; inferring types from values", sobject, exc)
-            self.failed[key] = True
-            return None
-        self.cache[key] = result
-        return result  # type: ignore[no-any-return]
-
-    def index(self, sobject: str) -> Optional[Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]]:
-        key = sobject.lower()
-        if key not in self.indexes:
-            d = self.describe(sobject)
-            if d is None:
-                return None
-            fields = {f["name"].lower(): f for f in d.get("fields") or [] if f.get("name")}
-            rels = {f["relationshipName"].lower(): f for f in d.get("fields") or [] if f.get("relationshipName")}
-            children = {c["relationshipName"].lower(): c for c in d.get("childRelationships") or []
-                        if c.get("relationshipName")}
-            self.indexes[key] = (fields, rels, children)
-        return self.indexes[key]
-
-    def resolve(self, sobject: str, path: Sequence[str]) -> Tuple[Tuple[str, ...], Optional[str]]:
-        """(canonical key path, describe type of the leaf or None) for a dotted field path."""
-        keys: List[str] = []
-        objects = [sobject]
-        for i, part in enumerate(path):
-            last = i == len(path) - 1
-            found: Optional[dict] = None
-            next_objects: List[str] = []
-            for obj in objects:
-                idx = self.index(obj)
-                if idx is None:
-                    continue
-                fields, rels, _ = idx
-                if last:
-                    found = fields.get(part.lower())
-                else:
-                    found = rels.get(part.lower())
-                    if found is None and part.lower() in fields and fields[part.lower()].get("referenceTo"):
-                        found = fields[part.lower()]  # e.g. a custom Account__c written as Account__r
-                if found is not None:
-                    break
-            if found is None:
-                return tuple(keys) + tuple(path[i:]), None
-            if last:
-                keys.append(found["name"])
-                return tuple(keys), str(found.get("type") or "").lower() or None
-            keys.append(found.get("relationshipName") or part)
-            next_objects = list(found.get("referenceTo") or [])
-            if not next_objects:
-                return tuple(keys) + tuple(path[i + 1:]), None
-            objects = next_objects
-        return tuple(keys), None
-
-    def child_relationship(self, sobject: str, name: str) -> Tuple[str, Optional[str]]:
-        idx = self.index(sobject)
-        if idx is not None:
-            child = idx[2].get(name.lower())
-            if child is not None:
-                return child["relationshipName"], child.get("childSObject")
-        return name, None
-
-
-# --------------------------------------------------------------------------- column plan
-
-
-class _Column:
-    """One output column: where its values sit in a record and what type they get."""
-
-    __slots__ = ("name", "keys", "candidates", "sftype", "kind", "values", "resolved", "csv_names")
-
-    def __init__(self, name: str, keys: Tuple[str, ...], sftype: Optional[str], kind: str = "value",
-                 candidates: Sequence[Tuple[str, ...]] = ()) -> None:
-        self.name = name
-        self.keys = keys
-        self.candidates = [keys, *[c for c in candidates if c != keys]]
-        self.sftype = sftype
-        self.kind = kind  # value | child
-        self.values: List[Any] = []
-        self.resolved = False
-        self.csv_names = {name.lower(), ".".join(keys).lower()}
-
-
-def _function_type(d: _Describer, sobject: str, item: SelectItem) -> Optional[str]:
-    func = item.func or ""
-    if func in ("FORMAT", "TOLABEL"):
-        return "string"
-    if func == "CONVERTCURRENCY":
-        return "currency"
-    if func == "DAY_ONLY":
-        return "date"
-    if func in _INT_FUNCTIONS:
-        return "int"
-    if func in ("SUM", "AVG"):
-        return "double"
-    if func in ("MIN", "MAX") and item.path:
-        return d.resolve(sobject, item.path)[1]
-    if item.inner:
-        return _function_type(d, sobject, SelectItem("function", item.name, item.path, func=item.inner))
-    return None
-
-
-def _plan(d: _Describer, q: SelectQuery) -> List[_Column]:
-    columns: List[_Column] = []
-    seen = set()
-    aggregate = q.is_aggregate
-    for item in q.items:
-        if item.kind == "field":
-            keys, sftype = d.resolve(q.sobject, item.path)
-            if aggregate:
-                # Salesforce keys a grouped parent field by its last name (Account.Name -> "Name")
-                name = item.alias or ".".join(keys)
-                col = _Column(name, (item.alias,) if item.alias else (keys[-1],), sftype,
-                              candidates=[keys, (".".join(keys),), (".".join(item.path),)])
-            else:
-                col = _Column(".".join(keys), keys, sftype)
-        elif item.kind == "function":
-            sftype = _function_type(d, q.sobject, item)
-            if not aggregate and item.path and not item.alias and item.name == ".".join(item.path):
-                keys, _ = d.resolve(q.sobject, item.path)  # toLabel(x) / FORMAT(x): keyed by the field
-                col = _Column(".".join(keys), keys, sftype)
-            else:
-                col = _Column(item.name, (item.name,), sftype)
-        elif item.kind == "subquery":
-            rel, _ = d.child_relationship(q.sobject, item.name)
-            col = _Column(rel, (rel,), None, kind="child")
-        else:  # dynamic: the caller handles it
-            continue
-        if col.name.lower() in seen:
-            continue
-        seen.add(col.name.lower())
-        columns.append(col)
-    return columns
-
-
-def _resolve_top_level(columns: List[_Column], record: dict) -> None:
-    """Pick each column's key path from the candidates, matching the record's keys (any case)."""
-    lower = {k.lower(): k for k in record}
-    for col in columns:
-        if col.resolved:
-            continue
-        for cand in col.candidates:
-            first = cand[0]
-            if first in record:
-                col.keys = cand
-                break
-            if first.lower() in lower:
-                col.keys = (lower[first.lower()],) + tuple(cand[1:])
-                break
-        col.resolved = True
-
-
-def _resolve_nested(col: _Column, records: List[dict]) -> bool:
-    """Fix the case of a parent path's inner keys from a record that has the parent.
-
-    True once a record with a non-null parent was seen (nothing more to learn).
-    """
-    for rec in records[:200]:
-        value: Any = rec
-        fixed: List[str] = []
-        for key in col.keys[:-1]:
-            if not isinstance(value, dict):
-                break
-            if key not in value:
-                match = next((k for k in value if k.lower() == key.lower()), None)
-                if match is None:
-                    break
-                key = match
-            fixed.append(key)
-            value = value[key]
-        else:
-            if isinstance(value, dict):
-                leaf = col.keys[-1]
-                if leaf not in value:
-                    leaf = next((k for k in value if k.lower() == leaf.lower()), leaf)
-                col.keys = tuple(fixed) + (leaf,)
-                return True
-    return False
-
-
-# --------------------------------------------------------------------------- value extraction
-
-
-def _strip_attributes(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "records" in value and "totalSize" in value and "done" in value:
-            return [_strip_attributes(r) for r in value.get("records") or []]
-        return {k: _strip_attributes(v) for k, v in value.items() if k != "attributes"}
-    if isinstance(value, list):
-        return [_strip_attributes(v) for v in value]
-    return value
-
-
-def _extract(records: List[dict], keys: Tuple[str, ...]) -> List[Any]:
-    if len(keys) == 1:
-        k = keys[0]
-        return [r.get(k) for r in records]
-    if len(keys) == 2:
-        k0, k1 = keys
-        return [None if (p := r.get(k0)) is None else p.get(k1) for r in records]
-    out: List[Any] = []
-    append = out.append
-    for r in records:
-        value: Any = r
-        for k in keys:
-            value = value.get(k)
-            if value is None:
-                break
-        append(value)
-    return out
 
 
 class _Pages:
@@ -448,7 +226,7 @@ class _Pages:
         while not sub.get("done", True) and sub.get("nextRecordsUrl"):
             sub = self._get(self.more_url(sub["nextRecordsUrl"]))
             records.extend(sub.get("records") or [])
-        return [_strip_attributes(r) for r in records]
+        return [strip_attributes(r) for r in records]
 
 
 # --------------------------------------------------------------------------- conversion
@@ -510,12 +288,12 @@ def _convert(pd: Any, values: List[Any], sftype: Optional[str], kind: str) -> An
         return _object_array(pd, values)
     t = sftype if sftype is not None else _infer_type(values)
     try:
-        if t in _INT_TYPES:
+        if t in INT_TYPES:
             try:
                 return pd.array(values, dtype="Int64")
             except (TypeError, ValueError):
                 return pd.array(values, dtype="Float64")
-        if t in _FLOAT_TYPES:
+        if t in FLOAT_TYPES:
             return pd.array(values, dtype="Float64")
         if t == "boolean":
             return pd.array(values, dtype="boolean")
@@ -523,7 +301,7 @@ def _convert(pd: Any, values: List[Any], sftype: Optional[str], kind: str) -> An
             return _to_datetime(pd, values, utc=False)
         if t == "datetime":
             return _to_datetime(pd, values, utc=True)
-        if t in _OBJECT_TYPES:
+        if t in OBJECT_TYPES:
             return _object_array(pd, values)
     except (TypeError, ValueError) as exc:
         logger.debug("could not convert to %s (%s); keeping strings", t, exc)
@@ -534,13 +312,13 @@ def _convert_strings(pd: Any, series: Any, sftype: Optional[str]) -> Any:
     """A typed pandas array for a column of CSV strings (Bulk 2.0), matching :func:`_convert`."""
     t = sftype
     try:
-        if t in _INT_TYPES:
+        if t in INT_TYPES:
             floats = series.astype("Float64")
             try:
                 return floats.astype("Int64").array
             except (TypeError, ValueError):
                 return floats.array
-        if t in _FLOAT_TYPES:
+        if t in FLOAT_TYPES:
             return series.astype("Float64").array
         if t == "boolean":
             return series.str.lower().map({"true": True, "false": False, "1": True, "0": False}).astype("boolean").array
@@ -553,46 +331,13 @@ def _convert_strings(pd: Any, series: Any, sftype: Optional[str]) -> Any:
     return series.astype("string").array
 
 
-def _frame(pd: Any, columns: List[_Column]) -> Any:
+def _frame(pd: Any, columns: List[Column]) -> Any:
     data = {col.name: _convert(pd, col.values, col.sftype, col.kind) for col in columns}
     for col in columns:
         col.values = []
     if not data:
         return pd.DataFrame()
     return pd.DataFrame(data)
-
-
-# --------------------------------------------------------------------------- columns=true
-
-
-def _flatten_column_metadata(entries: Sequence[dict], prefix: str = "") -> List[str]:
-    names: List[str] = []
-    for entry in entries or []:
-        name = entry.get("columnName") or entry.get("displayName") or ""
-        joins = entry.get("joinColumns") or []
-        if joins and not _is_child_column(entry):
-            names.extend(_flatten_column_metadata(joins, prefix + name + "."))
-        else:
-            names.append(prefix + name)
-    return names
-
-
-def _is_child_column(entry: dict) -> bool:
-    # a child subquery's metadata carries its columns under joinColumns, like a parent
-    # relationship does; Salesforce tells them apart with "aggregate": true
-    return bool(entry.get("aggregate")) and bool(entry.get("joinColumns"))
-
-
-def _column_metadata(sf: Any, soql: str, include_deleted: bool = False) -> dict:
-    """The query endpoint's ``columns=true`` answer: column metadata, no records."""
-    url = sf.base_url + ("queryAll/" if include_deleted else "query/")
-    resp = sf._call_salesforce("GET", url, name="query", params={"q": soql, "columns": "true"})
-    return json.loads(resp.content)  # type: ignore[no-any-return]
-
-
-def _columns_from_metadata(sf: Any, soql: str, include_deleted: bool = False) -> List[str]:
-    """Column names (parents flattened to ``Account.Name``) from ``columns=true`` metadata."""
-    return _flatten_column_metadata(_column_metadata(sf, soql, include_deleted).get("columnMetadata") or [])
 
 
 # --------------------------------------------------------------------------- REST path
@@ -603,25 +348,10 @@ def _dynamic_rows(pages: _Pages, page_iter: Iterator[dict], known: List[str], ba
     cols: Dict[str, List[Any]] = {name: [] for name in known}
     n = 0
 
-    def flatten(rec: dict, prefix: str, row: Dict[str, Any]) -> None:
-        for k, v in rec.items():
-            if k == "attributes":
-                continue
-            name = prefix + k
-            if isinstance(v, dict) and "records" in v and "totalSize" in v:
-                row[name] = pages.child_records(v)
-            elif isinstance(v, dict) and "attributes" in v:
-                flatten(v, name + ".", row)
-            elif v is None and any(c.startswith(name + ".") for c in cols):
-                continue  # a null parent: its known sub-columns stay null
-            else:
-                row[name] = v
-
     for page in page_iter:
         records = page.get("records") or []
         for rec in records:
-            row: Dict[str, Any] = {}
-            flatten(rec, "", row)
+            row = flatten(rec, children=pages.child_records, known=cols)
             for name, value in row.items():
                 col = cols.get(name)
                 if col is None:
@@ -635,46 +365,66 @@ def _dynamic_rows(pages: _Pages, page_iter: Iterator[dict], known: List[str], ba
     return cols
 
 
-def _rest(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: _Describer, pages: _Pages,
+def _rest(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer, pages: _Pages,
           first: dict, progress: Optional[bool]) -> Any:
+    frames = list(_rest_frames(pd, sf, soql, q, describer, pages, first, progress, None, "query_df"))
+    return frames[0]
+
+
+def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer, pages: _Pages,
+                 first: dict, progress: Optional[bool], flush_rows: Optional[int], desc: str) -> Iterator[Any]:
+    """Typed frames of the REST result: one in all (``flush_rows=None``), or one per
+    ``flush_rows`` rows or more (whole pages), the last one possibly shorter; always at
+    least one (an empty result gives an empty, typed frame)."""
     total = first.get("totalSize")
     if q is not None and q.is_count:
-        return pd.DataFrame({q.items[0].name: pd.array([int(total or 0)], dtype="Int64")})
+        pages.close()
+        yield pd.DataFrame({q.items[0].name: pd.array([int(total or 0)], dtype="Int64")})
+        return
     show = progress is True or (progress is None and not first.get("done", True))
-    bar = _Progress(show, progress is True, total if isinstance(total, int) else None, "rows", "query_df")
+    bar = _Progress(show, progress is True, total if isinstance(total, int) else None, "rows", desc)
     try:
         if q is None or q.dynamic:
-            return _rest_dynamic(pd, sf, soql, q, describer, pages, first, bar)
-        columns = _plan(describer, q)
+            yield _rest_dynamic(pd, sf, soql, q, describer, pages, first, bar)
+            return
+        columns = plan_columns(describer, q)
         child_cols = [c for c in columns if c.kind == "child"]
         value_cols = [c for c in columns if c.kind != "child"]
         nested_pending = [c for c in value_cols if len(c.keys) > 1]
+        buffered = 0
+        yielded = False
         for page in pages.iterate(first):
             records = page.get("records") or []
             if records:
                 if not all(c.resolved for c in columns):
-                    _resolve_top_level(columns, records[0])
+                    resolve_top_level(columns, records[0])
                 if nested_pending:
-                    nested_pending = [c for c in nested_pending if not _resolve_nested(c, records)]
+                    nested_pending = [c for c in nested_pending if not resolve_nested(c, records)]
                 for c in value_cols:
-                    c.values.extend(_extract(records, c.keys))
+                    c.values.extend(extract(records, c.keys))
                 for c in child_cols:
                     key = c.keys[0]
                     c.values.extend(pages.child_records(r.get(key)) for r in records)
+                buffered += len(records)
             bar.update(len(records))
-        return _frame(pd, columns)
+            if flush_rows is not None and buffered >= flush_rows:
+                buffered = 0
+                yielded = True
+                yield _frame(pd, columns)
+        if buffered or not yielded:
+            yield _frame(pd, columns)
     finally:
         pages.close()
         bar.close()
 
 
-def _rest_dynamic(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: _Describer,
+def _rest_dynamic(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer,
                   pages: _Pages, first: dict, bar: _Progress) -> Any:
     known: List[str] = []
     entity: Optional[str] = None
     try:
         meta = _column_metadata(sf, soql, pages.include_deleted)
-        known = _flatten_column_metadata(meta.get("columnMetadata") or [])
+        known = flatten_column_metadata(meta.get("columnMetadata") or [])
         entity = meta.get("entityName")
     except Exception as exc:  # the metadata is a nicety: the records still name their columns
         logger.debug("columns=true metadata unavailable: %s", exc)
@@ -696,7 +446,7 @@ def _rest_dynamic(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describ
 # --------------------------------------------------------------------------- Bulk 2.0 path
 
 
-def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[_Column]] = None) -> Optional[str]:
+def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = None) -> Optional[str]:
     """Why Bulk API 2.0 cannot run this query (None: it can)."""
     if q is None:
         return "its SELECT list could not be read"
@@ -709,7 +459,7 @@ def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[_Column]] = N
     if q.offset is not None:
         return "Bulk API 2.0 does not support OFFSET"
     for col in columns or []:
-        if col.sftype in _COMPOUND_TYPES:
+        if col.sftype in COMPOUND_TYPES:
             return f"Bulk API 2.0 does not return compound fields ({col.name} is an {col.sftype}); select its parts"
     return None
 
@@ -724,84 +474,230 @@ def _read_part(pd: Any, path: str, engine: Optional[str]) -> Any:
         return None
 
 
-def _bulk(pd: Any, sf: Any, soql: str, q: SelectQuery, columns: List[_Column], include_deleted: bool,
-          progress: Optional[bool]) -> Any:
+class _BulkResults:
+    """The CSV result pages of a finished Bulk 2.0 query job, downloaded into ``folder``.
+
+    ``parallel > 1`` on API 58.0 and later: ``GET jobs/query/{id}/resultPages`` answers up to
+    five ``resultPages[].resultUrl`` at a time (plus ``nextRecordsUrl`` and ``done``); up
+    to ``parallel`` of those pages download at once on ``sf.session`` (so the session's
+    token swap and refresh apply), gzip-compressed (``Accept-Encoding: gzip``; requests
+    inflates it). Pages are handed out in order. ``parallel=1``, an older API version, or a
+    404 from ``resultPages`` use the sequential ``Sforce-Locator`` chain instead.
+    """
+
+    def __init__(self, sf: Any, client: Any, job_id: str, folder: str, parallel: int) -> None:
+        self.sf = sf
+        self.client = client
+        self.job_id = job_id
+        self.folder = folder
+        self.parallel = parallel
+        #: "parallel" or "locator": which protocol the last parts() used
+        self.mode = ""
+
+    def parts(self) -> Iterator[Tuple[str, int, bool]]:
+        """(CSV file, records in it, more parts coming); the caller removes each file."""
+        batch = self._first_batch() if self.parallel > 1 and _api_version(self.sf) >= 58.0 else None
+        if batch is None:
+            self.mode = "locator"
+            return self._locator_chain()
+        self.mode = "parallel"
+        return self._parallel(*batch)
+
+    # -- sequential: Sforce-Locator
+    def _locator_chain(self) -> Iterator[Tuple[str, int, bool]]:
+        locator = ""
+        while True:
+            result = self.client.download_job_data(self.folder, self.job_id, locator, BULK_PART_RECORDS,
+                                                   chunk_size=1 << 16)
+            locator = result.get("locator") or ""
+            yield result["file"], int(result.get("number_of_records") or 0), bool(locator)
+            if not locator:
+                return
+
+    # -- parallel: resultPages
+    def _url(self, path: str) -> str:
+        return path if path.startswith("https://") else f"https://{self.sf.sf_instance}{path}"
+
+    def _batch(self, url: str) -> Tuple[List[str], Optional[str]]:
+        resp = self.sf._call_salesforce("GET", url, name="resultPages", headers={"Accept": "application/json"})
+        body = json.loads(resp.content)
+        urls = [self._url(p["resultUrl"]) for p in body.get("resultPages") or [] if p.get("resultUrl")]
+        # the guide's example says nextRecordsUrl, its table nextRecordUrl: take either
+        nxt = body.get("nextRecordsUrl") or body.get("nextRecordUrl")
+        return urls, (None if body.get("done", True) or not nxt else self._url(nxt))
+
+    def _first_batch(self) -> Optional[Tuple[List[str], Optional[str]]]:
+        from simple_salesforce.exceptions import SalesforceResourceNotFound
+
+        try:
+            return self._batch(f"{self.sf.base_url}jobs/query/{self.job_id}/resultPages")
+        except SalesforceResourceNotFound:
+            logger.debug("resultPages not available for job %s: using the Sforce-Locator chain", self.job_id)
+            return None
+
+    def _download(self, url: str) -> Tuple[str, int]:
+        if BULK_PART_RECORDS and "maxRecords=" not in url:
+            url += ("&" if "?" in url else "?") + f"maxRecords={BULK_PART_RECORDS}"
+        fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                resp = self.sf._call_salesforce("GET", url, name="results", stream=True,
+                                                headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
+                try:
+                    for chunk in resp.iter_content(chunk_size=1 << 16):
+                        fh.write(chunk)
+                finally:
+                    resp.close()
+        except BaseException:
+            os.remove(path)
+            raise
+        return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
+
+    def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[str, int, bool]]:
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending: "deque[Any]" = deque()
+        queue = deque(urls)
+        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="sfjwt-bulk-results")
+        try:
+            while True:
+                while len(pending) < self.parallel and (queue or nxt):
+                    if not queue and nxt:
+                        more, nxt = self._batch(nxt)
+                        queue.extend(more)
+                        continue
+                    pending.append(pool.submit(self._download, queue.popleft()))
+                if not pending:
+                    return
+                path, n = pending.popleft().result()
+                yield path, n, bool(pending or queue or nxt)
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True)
+            for future in pending:  # downloaded but never handed out (an error, a closed generator)
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    try:
+                        os.remove(future.result()[0])
+                    except OSError:
+                        pass
+
+
+def _api_version(sf: Any) -> float:
+    try:
+        return float(getattr(sf, "sf_version", "0") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted: bool, progress: Optional[bool],
+                    parallel: int, desc: str) -> Iterator[Any]:
+    """The job's result parts as frames of strings (one per part; empty parts skipped)."""
     from simple_salesforce.bulk2 import Operation
 
-    handler = getattr(sf.bulk2, q.sobject)
-    client = handler._client
+    # no token juggling here: the client's session puts the current token on every request
+    client = getattr(sf.bulk2, q.sobject)._client
     operation = Operation.query_all if include_deleted else Operation.query
-
-    def fresh_headers() -> None:
-        # the handler snapshots the token: give it the current one before each call, so a
-        # refreshed session is not met by one 401 per request
-        session_id = getattr(sf, "session_id", None)
-        if session_id:
-            client.headers["Authorization"] = "Bearer " + session_id
-
     engine = "pyarrow" if _has_pyarrow() else None
-    parts: List[Any] = []
     bar: Optional[_Progress] = None
     with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
-        fresh_headers()
         job = client.create_job(operation, soql)
         job_id = job["id"]
         try:
-            fresh_headers()
             client.wait_for_job(job_id, True, BULK_POLL_SECONDS)
-            fresh_headers()
             info = client.get_job(job_id, True)
             total = info.get("numberRecordsProcessed")
             total = int(total) if isinstance(total, (int, float)) else None
             # progress=None: a bar only once a second part is coming (like the REST path's
             # "more than one page"); True: from the start; False: never
             if progress is True:
-                bar = _Progress(True, True, total, "rows", "query_df bulk")
-            locator = ""
-            while True:
-                fresh_headers()
-                result = client.download_job_data(folder, job_id, locator, BULK_PART_RECORDS, chunk_size=1 << 16)
+                bar = _Progress(True, True, total, "rows", desc + " bulk")
+            for path, done, more in _BulkResults(sf, client, job_id, folder, parallel).parts():
                 try:
-                    part = _read_part(pd, result["file"], engine)
+                    part = _read_part(pd, path, engine)
                 finally:
-                    os.remove(result["file"])
-                if part is not None and len(part.columns):
-                    parts.append(part)
-                done = int(result.get("number_of_records") or 0)
-                locator = result.get("locator") or ""
-                if bar is None and progress is None and locator:
-                    bar = _Progress(True, False, total, "rows", "query_df bulk")
+                    os.remove(path)
+                if bar is None and progress is None and more:
+                    bar = _Progress(True, False, total, "rows", desc + " bulk")
                 if bar is not None:
                     bar.update(done)
-                if not locator:
-                    break
+                if part is not None and len(part.columns):
+                    yield part
         finally:
             if bar is not None:
                 bar.close()
             try:
-                fresh_headers()
                 client.delete_job(job_id, True)
             except Exception as exc:  # results expire on their own; deleting is a courtesy
                 logger.debug("could not delete Bulk 2.0 job %s: %s", job_id, exc)
-    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else pd.DataFrame())
+
+
+def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
+    """The query's columns, typed, from a frame of CSV strings."""
     by_name = {str(c).lower(): c for c in raw.columns}
     n = len(raw)
     data = {}
     for col in columns:
         source = next((by_name[k] for k in col.csv_names if k in by_name), None)
-        if source is None:
-            series = pd.Series([None] * n, dtype="string")
-        else:
-            series = raw[source]
+        series = pd.Series([None] * n, dtype="string") if source is None else raw[source]
         data[col.name] = _convert_strings(pd, series, col.sftype)
     return pd.DataFrame(data)
+
+
+def _bulk(pd: Any, sf: Any, soql: str, q: SelectQuery, columns: List[Column], include_deleted: bool,
+          progress: Optional[bool], parallel: int = 4) -> Any:
+    parts = list(_bulk_raw_parts(pd, sf, soql, q, include_deleted, progress, parallel, "query_df"))
+    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else pd.DataFrame())
+    return _typed(pd, raw, columns)
 
 
 # --------------------------------------------------------------------------- public
 
 
+class _Route:
+    """How a query runs: its parsed SELECT list, its columns, and REST or Bulk 2.0."""
+
+    def __init__(self, sf: Any, soql: str, include_deleted: bool, bulk: Any, progress: Optional[bool],
+                 parallel: int) -> None:
+        if bulk not in (True, False, "auto"):
+            raise ValueError(f"bulk must be True, False or 'auto', not {bulk!r}")
+        if progress not in (None, True, False):
+            raise ValueError(f"progress must be None, True or False, not {progress!r}")
+        if not isinstance(soql, str) or not soql.strip():
+            raise ValueError("soql must be a non-empty SOQL query string")
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+            raise ValueError(f"parallel must be a whole number of simultaneous downloads >= 1 (1: one "
+                             f"after another), not {parallel!r}")
+        try:
+            q: Optional[SelectQuery] = parse_select(soql)
+        except SoqlParseError as exc:
+            logger.debug("SELECT list not understood (%s): columns will come from the records", exc)
+            q = None
+        self.q = q
+        self.describer = Describer(sf)
+        self.columns: List[Column] = []
+        self.bulk = False
+        if bulk is True:
+            reason = _bulk_refusal(q)
+            self.columns = plan_columns(self.describer, q) if reason is None and q is not None else []
+            reason = reason or _bulk_refusal(q, self.columns)
+            if reason is not None:
+                raise BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
+                                            f"or bulk='auto'.")
+            self.bulk = True
+        elif bulk == "auto" and q is not None and _bulk_refusal(q) is None:
+            estimate = _count_estimate(sf, q, include_deleted)
+            if estimate is not None and estimate > BULK_AUTO_THRESHOLD:
+                self.columns = plan_columns(self.describer, q)
+                if _bulk_refusal(q, self.columns) is None:
+                    logger.info("COUNT() estimate %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0",
+                                estimate, BULK_AUTO_THRESHOLD)
+                    self.bulk = True
+
+
 def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
-             bulk: Any = "auto", batch_size: Optional[int] = None) -> Any:
+             bulk: Any = "auto", batch_size: Optional[int] = None, parallel: int = BULK_PARALLEL) -> Any:
     """Run ``soql`` and return a :class:`pandas.DataFrame` (see the module docstring).
 
     :param sf: a :class:`simple_salesforce.Salesforce` client, e.g. from ``connect_jwt()``.
@@ -813,40 +709,141 @@ def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Opt
         cannot) or ``False`` (always the REST query API).
     :param batch_size: REST page size to ask for (``Sforce-Query-Options: batchSize=``,
         200-2000; Salesforce treats it as a hint).
+    :param parallel: Bulk 2.0 result pages downloaded at once (``resultPages``, API 58.0+);
+        ``1`` follows the ``Sforce-Locator`` chain one page after another.
     """
     pd = _pandas()
-    if bulk not in (True, False, "auto"):
-        raise ValueError(f"bulk must be True, False or 'auto', not {bulk!r}")
-    if progress not in (None, True, False):
-        raise ValueError(f"progress must be None, True or False, not {progress!r}")
-    if not isinstance(soql, str) or not soql.strip():
-        raise ValueError("soql must be a non-empty SOQL query string")
-    try:
-        q: Optional[SelectQuery] = parse_select(soql)
-    except SoqlParseError as exc:
-        logger.debug("SELECT list not understood (%s): columns will come from the records", exc)
-        q = None
-    describer = _Describer(sf)
-    if bulk is True:
-        reason = _bulk_refusal(q)
-        columns = _plan(describer, q) if reason is None and q is not None else []
-        reason = reason or _bulk_refusal(q, columns)
-        if reason is not None:
-            raise BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
-                                        f"or bulk='auto'.")
-        assert q is not None
-        return _bulk(pd, sf, soql, q, columns, include_deleted, progress)
-    if bulk == "auto" and q is not None and _bulk_refusal(q) is None:
-        estimate = _count_estimate(sf, q, include_deleted)
-        if estimate is not None and estimate > BULK_AUTO_THRESHOLD:
-            columns = _plan(describer, q)
-            if _bulk_refusal(q, columns) is None:
-                logger.info("query_df: COUNT() estimate %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0",
-                            estimate, BULK_AUTO_THRESHOLD)
-                return _bulk(pd, sf, soql, q, columns, include_deleted, progress)
+    route = _Route(sf, soql, include_deleted, bulk, progress, parallel)
+    if route.bulk:
+        assert route.q is not None
+        return _bulk(pd, sf, soql, route.q, route.columns, include_deleted, progress, parallel)
     pages = _Pages(sf, soql, include_deleted, batch_size)
     first = pages.first()
-    return _rest(pd, sf, soql, q, describer, pages, first, progress)
+    return _rest(pd, sf, soql, route.q, route.describer, pages, first, progress)
+
+
+def _frames(pd: Any, sf: Any, soql: str, include_deleted: bool, progress: Optional[bool], bulk: Any,
+            batch_size: Optional[int], parallel: int, desc: str) -> Iterator[Any]:
+    """The result as typed pandas frames of about :data:`STREAM_ROWS` rows each (Bulk 2.0:
+    one per result page), the same columns and dtypes as :func:`query_df`; at least one."""
+    route = _Route(sf, soql, include_deleted, bulk, progress, parallel)
+    if route.bulk:
+        assert route.q is not None
+        empty = True
+        for raw in _bulk_raw_parts(pd, sf, soql, route.q, include_deleted, progress, parallel, desc):
+            empty = False
+            yield _typed(pd, raw, route.columns)
+        if empty:
+            yield _typed(pd, pd.DataFrame(), route.columns)
+        return
+    pages = _Pages(sf, soql, include_deleted, batch_size)
+    first = pages.first()
+    yield from _rest_frames(pd, sf, soql, route.q, route.describer, pages, first, progress, STREAM_ROWS, desc)
+
+
+# --------------------------------------------------------------------------- Arrow and Parquet
+
+
+def _pyarrow(what: str) -> Tuple[Any, Any]:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise ImportError(f"{what} needs pyarrow: {_ARROW_HINT}") from exc
+    return pyarrow, pyarrow.parquet
+
+
+def _tables(pa: Any, frames: Iterator[Any]) -> Iterator[Any]:
+    """Arrow tables of the frames, all with the first one's schema."""
+    schema = None
+    for frame in frames:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if schema is None:
+            schema = table.schema
+        elif not table.schema.equals(schema, check_metadata=False):
+            try:
+                table = table.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError) as exc:
+                raise ValueError(f"a later page of the result does not fit the columns of the first "
+                                 f"({exc}); use query_df for this query") from exc
+        yield table
+
+
+def query_arrow(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
+                bulk: Any = "auto", batch_size: Optional[int] = None, parallel: int = BULK_PARALLEL) -> Any:
+    """Run ``soql`` and return a :class:`pyarrow.Table` with the columns and types of
+    :func:`query_df` (``table.to_pandas()`` gives its dtypes back; polars: ``pl.from_arrow``).
+    The arguments are :func:`query_df`'s."""
+    pa, _ = _pyarrow("query_arrow")
+    pd = _pandas()
+    tables = list(_tables(pa, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size, parallel,
+                                      "query_arrow")))
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def query_to_parquet(sf: Any, soql: str, path: "str | os.PathLike[str]", *, include_deleted: bool = False,
+                     progress: Optional[bool] = None, bulk: Any = "auto", batch_size: Optional[int] = None,
+                     parallel: int = BULK_PARALLEL, compression: str = "snappy") -> int:
+    """Run ``soql`` and write the result to the Parquet file ``path``; return the rows written.
+
+    Written page by page with :class:`pyarrow.parquet.ParquetWriter` (one row group per
+    Bulk 2.0 result page, or per :data:`STREAM_ROWS` REST rows), so memory stays that of
+    one page whatever the number of rows. The columns and types are :func:`query_df`'s:
+    ``pd.read_parquet(path)`` equals ``query_df(sf, soql)``. The file is written next to
+    ``path`` under a temporary name and renamed at the end: a query that fails leaves an
+    existing ``path`` untouched. The other arguments are :func:`query_df`'s.
+    """
+    pa, pq = _pyarrow("query_to_parquet")
+    pd = _pandas()
+    target = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise ValueError(f"query_to_parquet: the folder of path {os.fspath(path)!r} does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".part", dir=folder)
+    os.close(fd)
+    writer = None
+    rows = 0
+    try:
+        for table in _tables(pa, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size, parallel,
+                                         "query_to_parquet")):
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
+            writer.write_table(table)
+            rows += table.num_rows
+        assert writer is not None  # _frames yields at least one frame
+        writer.close()
+        writer = None
+        _umask_permissions(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # the original error is the one to report
+                pass
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    return rows
+
+
+def _umask_permissions(path: str) -> None:
+    """mkstemp makes the file 0600: give it the mode a plain open() would have (0666 & ~umask)."""
+    if os.name != "posix":
+        return
+    umask = None
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    if umask is None:
+        return
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _count_estimate(sf: Any, q: SelectQuery, include_deleted: bool) -> Optional[int]:

@@ -3,7 +3,7 @@
 Every exception says what went wrong *and* what to change where (which argument, which
 ``SF_*`` environment variable, which Salesforce Setup screen). Nothing secret (key,
 passphrase, assertion, access token) is ever put into a message: bodies quoted from the
-token endpoint go through :func:`sfjwt_ext._redact.redact` first.
+token endpoint go through :func:`sfjwt_ext._redact.excerpt` first (cut, then masked).
 
 :class:`AuthenticationError` is also simple-salesforce's
 :class:`~simple_salesforce.exceptions.SalesforceAuthenticationFailed`, so code that already
@@ -11,11 +11,12 @@ catches that keeps working.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import Any, Dict, Optional, Tuple, Type, Union
 
-from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 
-from ._redact import redact
+from ._redact import excerpt
+from ._urls import host_of
 
 __all__ = [
     "SfJwtError",
@@ -35,12 +36,16 @@ __all__ = [
     "LoginRateExceededError",
     "UnsupportedGrantTypeError",
     "TokenEndpointUnavailable",
+    "SessionRefusedError",
     "error_for",
     "unexpected_response",
 ]
 
 #: How many characters of an unexpected response body go into a message.
 BODY_EXCERPT_CHARS = 200
+#: ... of the last cause of a TokenEndpointUnavailable, and of Salesforce's description.
+CAUSE_EXCERPT_CHARS = 300
+DESCRIPTION_EXCERPT_CHARS = 1000
 
 
 class SfJwtError(Exception):
@@ -59,11 +64,6 @@ class PrivateKeyError(SfJwtError):
 
 class KeyFilePermissionWarning(UserWarning):
     """A private key or profile file is readable by group or others (``chmod 600`` it)."""
-
-
-def _host_of(login_url: str) -> str:
-    rest = login_url.split("://", 1)[-1]
-    return rest.split("/", 1)[0].lower()
 
 
 class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
@@ -116,7 +116,7 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
         return self.default_hint.format(
             username=self.username or "the user",
             login_url=self.login_url or "the login host",
-            host=_host_of(self.login_url) if self.login_url else "the login host",
+            host=host_of(self.login_url) if self.login_url else "the login host",
         )
 
     def _message(self) -> str:
@@ -285,7 +285,7 @@ class TokenEndpointUnavailable(SfJwtError):
         self,
         login_url: str,
         attempts: int,
-        last_cause: Any = None,
+        last_cause: Union[BaseException, str, None] = None,
         *,
         hint: Optional[str] = None,
     ) -> None:
@@ -300,9 +300,7 @@ class TokenEndpointUnavailable(SfJwtError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        cause = redact(str(self.last_cause)) if self.last_cause is not None else "unknown"
-        if len(cause) > 300:
-            cause = cause[:300] + "…"
+        cause = excerpt(str(self.last_cause), CAUSE_EXCERPT_CHARS) if self.last_cause is not None else "unknown"
         plural = "attempt" if self.attempts == 1 else "attempts"
         return (
             f"The token endpoint at {self.login_url} failed after {self.attempts} {plural} "
@@ -378,7 +376,7 @@ def error_for(
     cls = _class_for(error, description)
     return cls(
         error or "unknown_error",
-        redact(description or ""),
+        excerpt(description or "", DESCRIPTION_EXCERPT_CHARS),
         status=status,
         login_url=login_url,
         username=username,
@@ -387,29 +385,27 @@ def error_for(
 
 def unexpected_response(
     status: Optional[int],
-    body: Any,
+    body: Union[bytes, str, None],
     *,
     login_url: str = "",
     username: str = "",
     reason: str = "",
     content_type: str = "",
+    show_body: bool = True,
 ) -> AuthenticationError:
     """An ``unexpected_response`` :class:`AuthenticationError` for a token endpoint answer
     that is not Salesforce's JSON (a proxy's HTML page, JSON without ``access_token`` ...).
-    Shows the status and the start of the body, secrets masked."""
-    if isinstance(body, bytes):
-        text = body.decode("utf-8", "replace")
-    else:
-        text = "" if body is None else str(body)
-    excerpt = redact(text.strip())
-    excerpt = " ".join(excerpt.split())  # one line
-    if len(excerpt) > BODY_EXCERPT_CHARS:
-        excerpt = excerpt[:BODY_EXCERPT_CHARS] + "…"
+    Shows the status and the start of the body (cut, then secrets masked); with
+    ``show_body=False`` (JSON that may hold a token in an odd place) no body at all."""
+    shown = excerpt(b"" if body is None or not show_body else body, BODY_EXCERPT_CHARS)  # cut, then masked
     what = reason or "the answer is not Salesforce's token JSON"
     ctype = f", Content-Type {content_type}" if content_type else ""
-    description = f"HTTP {status}{ctype}, {what}; body starts: {excerpt!r}" if excerpt else (
-        f"HTTP {status}{ctype}, {what}; empty body"
-    )
+    if not show_body:
+        description = f"HTTP {status}{ctype}, {what}; body not shown (it may hold a token)"
+    elif shown:
+        description = f"HTTP {status}{ctype}, {what}; body starts: {shown!r}"
+    else:
+        description = f"HTTP {status}{ctype}, {what}; empty body"
     hint = (
         "the login host did not answer like Salesforce's token endpoint: check domain= / "
         "login_url= (SF_DOMAIN / SF_LOGIN_URL) and any proxy (proxies=, HTTPS_PROXY) or "
@@ -423,3 +419,35 @@ def unexpected_response(
         username=username,
         hint=hint,
     )
+
+
+class SessionRefusedError(SfJwtError, SalesforceExpiredSession):
+    """Salesforce refused a session it had just issued: the JWT login works, the API call
+    does not (API access off for the profile, no ``api`` OAuth scope, a session locked to
+    another IP). sfjwt-ext stops logging in again for this client, so the refusals cannot
+    use up the user's logins per hour. ``salesforce_message`` is Salesforce's own text.
+
+    It is a :class:`~simple_salesforce.exceptions.SalesforceExpiredSession`, so code that
+    already catches that keeps working.
+    """
+
+    message = (
+        "Salesforce refused a valid, freshly issued session for {url}: {content}"
+    )
+
+    def __init__(self, url: str, status: int, salesforce_message: str, content: Any = None) -> None:
+        super().__init__(url, status, "", content)
+        self.salesforce_message = salesforce_message
+
+    def __str__(self) -> str:
+        quoted = self.salesforce_message or "(no message)"
+        return (
+            f"Salesforce refused a valid, freshly issued session (HTTP {self.status} for "
+            f"{self.url}): {quoted!r}. The JWT login works, but this user's sessions may not "
+            "call the API. Check in Setup: the user's profile or a permission set has "
+            "'API Enabled'; the Connected App's Selected OAuth Scopes include "
+            "'Manage user data via APIs (api)'; Session Settings' 'Lock sessions to the IP "
+            "address from which they originated' (and the profile's Login IP Ranges) allow "
+            "this machine. sfjwt_ext stopped logging in again for this client to protect the "
+            "user's login limit; it tries again once the session is accepted or after 5 minutes."
+        )

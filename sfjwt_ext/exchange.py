@@ -12,9 +12,23 @@ Rules
   and the login URL itself for any other host (an Experience Cloud site, the local org).
   ``audience`` replaces it.
 * Only ``https://``, except plain ``http://`` to 127.0.0.1, localhost and [::1].
-* Transient failures (5xx, 429, timeouts, dropped connections) are retried, up to
-  ``max_attempts`` requests in all, with exponential backoff and full jitter, inside a total
-  time budget. Every ``invalid_*`` answer and the login rate limit fail at once.
+* Hosts that serve an org but do not log in (``acme.lightning.force.com``,
+  ``acme.my.salesforce-setup.com``, ``acme--c.vf.force.com``, instance hosts such as
+  ``na123.salesforce.com``) are refused with the ``domain=`` to use instead. A sandbox My
+  Domain has ``--`` in its first label (``acme--uat``) or ``.sandbox.`` in its host; the
+  ``xn--`` of a punycode label does not count.
+* Transient failures (5xx, 408, 425, 429, timeouts, dropped connections) are retried, up
+  to ``max_attempts`` requests in all, with exponential backoff and full jitter (capped at
+  ``MAX_BACKOFF`` seconds, or the server's ``Retry-After``), inside a total time budget that
+  holds whatever the answer's size (bodies are read up to ``MAX_BODY_BYTES`` and quoted cut
+  first, then masked). Every ``invalid_*`` answer and the login rate limit fail at once.
+* A 200 answer is a token only when ``access_token`` is a non-empty string and
+  ``instance_url`` an https URL; anything else is ``unexpected_response``.
+* Secrets stay out of stack frames: the assertion is made, sent and dropped inside one
+  helper (:meth:`TokenClient._post`), and the sent request's body is cleared, so a traceback
+  with ``capture_locals=True`` never shows it.
+* Fork-aware: the HTTP pool and the lock of a :class:`TokenClient` are per process
+  (:class:`~sfjwt_ext._fork.ProcessLocal`): a forked child opens its own connections.
 * A TLS certificate that cannot be verified is not retried: it raises
   :class:`~sfjwt_ext.errors.TokenEndpointUnavailable` (``attempts=1``, ``last_cause`` the
   ``requests.exceptions.SSLError``) whose hint names ``verify=`` / ``SF_CA_BUNDLE``.
@@ -22,20 +36,26 @@ Rules
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
+import os
 import random
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from email.utils import parsedate_to_datetime
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._redact import get_logger, mask_token, redact
+from ._fork import ProcessLocal
+from ._redact import excerpt, get_logger, mask_token
+from ._urls import host_of, is_loopback
 from .assertion import build_claims, sign_assertion
+from .keys import load_private_key
 from .errors import (
     AudienceInvalidError,
     AuthenticationError,
@@ -65,7 +85,6 @@ TOKEN_PATH = "/services/oauth2/token"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_DOMAIN = "login"
 
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*$")
 
 
@@ -98,14 +117,9 @@ class LoginTarget:
         return (urlsplit(self.token_url).hostname or "").lower()
 
 
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _is_sandbox_name(label: str) -> bool:
+    """``acme--uat`` names a sandbox; the ``xn--`` that starts a punycode label does not."""
+    return "--" in (label[4:] if label.startswith("xn--") else label)
 
 
 def _host_kind(host: str) -> str:
@@ -116,10 +130,53 @@ def _host_kind(host: str) -> str:
         return "test"
     if host.endswith(".my.salesforce.com"):
         first = host.split(".", 1)[0]
-        if host.endswith(".sandbox.my.salesforce.com") or "--" in first:
+        if host.endswith(".sandbox.my.salesforce.com") or _is_sandbox_name(first):
             return "sandbox_my_domain"
         return "my_domain"
     return "other"
+
+
+# Hosts of an org that are not its login host: (suffix, what it is, first label ends in a
+# "--<package>" part to drop). A sandbox's have ".sandbox" before the suffix.
+_APP_HOSTS: Tuple[Tuple[str, str, bool], ...] = (
+    (".lightning.force.com", "the Lightning Experience host", False),
+    (".my.salesforce-setup.com", "the Setup host", False),
+    (".vf.force.com", "a Visualforce host", True),
+    (".visual.force.com", "a Visualforce host", True),
+    (".visualforce.com", "a Visualforce host", True),
+)
+# na123.salesforce.com, cs42, eu12, um5, usa2s, gs0: one server of many, not a login host
+_INSTANCE_HOST_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,3}[a-z]?\.salesforce\.com$")
+_MY_DOMAIN_ADVICE = (
+    "domain='login' (production) or domain='test' (sandbox), or the org's My Domain, "
+    "e.g. domain='acme.my' (SF_DOMAIN), login_url='https://acme.my.salesforce.com' (SF_LOGIN_URL)"
+)
+
+
+def _refuse_app_host(host: str, argument: str, value: str) -> None:
+    """Raise ConfigurationError when ``host`` serves an org but does not log in, naming the
+    ``domain=`` to use instead."""
+    said = f"{argument}={value!r}"
+    if _INSTANCE_HOST_RE.match(host):
+        raise ConfigurationError(
+            f"{said} is an instance host (one Salesforce server), not a login host: use "
+            + _MY_DOMAIN_ADVICE
+        )
+    for suffix, what, has_package in _APP_HOSTS:
+        if not host.endswith(suffix):
+            continue
+        sandbox = host.endswith(".sandbox" + suffix)
+        name = host.split(".", 1)[0]
+        if has_package:  # acme--c, acme--uat--c: the My Domain name, then "--" and a package
+            name, sep, _package = name.rpartition("--")
+            name = name if sep else ""
+        if not name or name in ("c", "sandbox"):
+            raise ConfigurationError(f"{said} is {what} of an org, not a login host: use " + _MY_DOMAIN_ADVICE)
+        domain = name + (".sandbox.my" if sandbox else ".my")
+        raise ConfigurationError(
+            f"{said} is {what} of an org, not a login host: use domain={domain!r} (SF_DOMAIN), "
+            f"or login_url='https://{domain}.salesforce.com' (SF_LOGIN_URL)"
+        )
 
 
 def _derived_audience(kind: str, origin: str) -> str:
@@ -135,7 +192,7 @@ def _suggest_domain(host: str) -> str:
     host = host.lower()
     if host in ("login.salesforce.com", "test.salesforce.com"):
         return host.split(".", 1)[0]
-    if host.endswith(".my.salesforce.com") and not host.endswith(".sandbox.my.salesforce.com"):
+    if host.endswith(".my.salesforce.com"):
         return host[: -len(".salesforce.com")]
     return host
 
@@ -165,7 +222,7 @@ def _parse_url(value: str, argument: str) -> Tuple[str, str, str]:
         )
     if scheme == "https":
         pass
-    elif scheme == "http" and _is_loopback(host):
+    elif scheme == "http" and is_loopback(host):
         pass
     elif scheme == "http":
         raise ConfigurationError(
@@ -184,6 +241,7 @@ def _parse_url(value: str, argument: str) -> Tuple[str, str, str]:
 def _target_from_url(value: str, argument: str) -> Tuple[str, str, str]:
     """(kind, origin, token_url) for a URL-shaped value."""
     scheme, host, origin = _parse_url(value, argument)
+    _refuse_app_host(host, argument, value)
     kind = _host_kind(host) if scheme == "https" else "other"
     if kind != "other" and urlsplit(value).port not in (None, 443):
         kind = "other"
@@ -293,16 +351,86 @@ class TokenResponse:
     __str__ = __repr__
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, issued_at: Optional[float] = None) -> "TokenResponse":
-        """From the token endpoint's JSON (which must contain access_token and instance_url)."""
+    def from_json(cls, data: Mapping[str, object], *, issued_at: Optional[float] = None) -> "TokenResponse":
+        """From the token endpoint's JSON. Raises ValueError (whose text never quotes a
+        token) unless ``access_token`` is a non-empty string and ``instance_url`` an https
+        URL; ``id``, ``scope`` and ``token_type`` are kept only when they are strings."""
+        problem = _token_json_problem(data)
+        if problem:
+            raise ValueError(problem)
+
+        def text(name: str, default: str = "") -> str:
+            value = data.get(name)
+            return value if isinstance(value, str) and value else default
+
         return cls(
-            access_token=str(data["access_token"]),
-            instance_url=str(data["instance_url"]).rstrip("/"),
-            id=str(data.get("id") or ""),
-            scope=str(data.get("scope") or ""),
-            token_type=str(data.get("token_type") or "Bearer"),
+            access_token=text("access_token"),
+            instance_url=text("instance_url").rstrip("/"),
+            id=text("id"),
+            scope=text("scope"),
+            token_type=text("token_type", "Bearer"),
             issued_at=time.time() if issued_at is None else issued_at,
         )
+
+
+def _kind_of(value: object) -> str:
+    """What a JSON value is, without quoting it (it may be a token)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a blank string" if not value.strip() else "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _is_https_origin(url: str) -> bool:
+    """``https://host[:port]`` (a trailing ``/`` allowed), nothing else."""
+    if len(url) > 300:  # a host name is at most 253 characters
+        return False
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme.lower() == "https"
+        and bool(parts.hostname)
+        and (_HOST_RE.match(parts.hostname) is not None or _is_ip(parts.hostname))
+        and not (parts.username or parts.password or parts.query or parts.fragment)
+        and parts.path in ("", "/")
+        and (port is None or 0 < port < 65536)
+    )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _token_json_problem(data: Mapping[str, object]) -> Optional[str]:
+    """Why ``data`` is not a token answer (a text that quotes no value but a masked
+    instance_url), or None when it is one."""
+    missing = [name for name in ("access_token", "instance_url") if data.get(name) in (None, "")]
+    if missing:
+        return f"JSON without {' and '.join(missing)}"
+    token, url = data.get("access_token"), data.get("instance_url")
+    if not isinstance(token, str) or not token.strip():
+        return f"access_token is {_kind_of(token)}, not a non-empty string"
+    if not isinstance(url, str):
+        return f"instance_url is {_kind_of(url)}, not an https URL"
+    if not _is_https_origin(url):
+        return f"instance_url {excerpt(url, 120)!r} is not an https URL (https://host[:port])"
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -310,14 +438,48 @@ class TokenResponse:
 # ---------------------------------------------------------------------------------------
 TimeoutType = Union[None, float, Tuple[Optional[float], Optional[float]]]
 
+#: The longest wait between two attempts (unless the server's Retry-After asks for more).
+MAX_BACKOFF = 8.0
+#: How much of an answer is read: a token answer is under 2 KB, an error page a few KB.
+MAX_BODY_BYTES = 64 * 1024
+
 _RATE_LIMIT_CODES = {"rate_limit_exceeded", "login_rate_exceeded"}
-_RETRY_STATUSES = {408, 429}
-_CERT_ERROR_MARKERS = ("certificate verify failed", "certificate_verify_failed", "hostname", "self signed", "self-signed", "unable to get local issuer")
+_RETRY_STATUSES = {408, 425, 429}
+_RETRY_ERRORS = (
+    requests.exceptions.ConnectionError,  # refused, reset, dropped (and SSLError, see below)
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_CERT_ERROR_MARKERS = (
+    "certificate verify failed", "certificate_verify_failed", "hostname", "self signed",
+    "self-signed", "unable to get local issuer",
+)
 
 
 def _is_cert_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(marker in text for marker in _CERT_ERROR_MARKERS)
+
+
+def _can_retry(outcome: Union[requests.Response, BaseException]) -> bool:
+    """Whether a failed attempt may be tried again: a 408/425/429/5xx answer (the caller
+    has ruled out Salesforce's permanent error codes), a timeout, a dropped or refused
+    connection, a TLS failure other than an unverifiable certificate."""
+    if isinstance(outcome, requests.Response):
+        return outcome.status_code in _RETRY_STATUSES or outcome.status_code >= 500
+    if isinstance(outcome, requests.exceptions.SSLError):
+        return not _is_cert_error(outcome)
+    return isinstance(outcome, _RETRY_ERRORS)
+
+
+def _delays(base: float, cap: float = MAX_BACKOFF) -> Iterator[float]:
+    """Seconds to wait before each attempt: none before the first, then exponential backoff
+    with full jitter (``uniform(0, min(cap, base * 2**n))``), for ever; the caller takes as
+    many as it makes attempts."""
+    yield 0.0
+    for n in itertools.count():
+        yield random.uniform(0.0, min(cap, base * 2.0 ** min(n, 32)))
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:
@@ -330,32 +492,57 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
     except ValueError:
         pass
     try:
-        from email.utils import parsedate_to_datetime
-
-        when = parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
-class _Transient(Exception):
-    """An attempt that may be retried (internal)."""
+def _read_body(response: requests.Response, deadline: float) -> bytes:
+    """At most ``MAX_BODY_BYTES`` of the (streamed) answer, read before ``deadline``."""
+    chunks: List[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=16 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES or time.monotonic() > deadline:
+            break
+    return b"".join(chunks)[:MAX_BODY_BYTES]
 
-    def __init__(self, cause: Any, retry_after: Optional[float] = None) -> None:
+
+class _Transient(Exception):
+    """An attempt that may be retried (internal); ``cause`` is a cleaned exception or a
+    short, masked description of the answer."""
+
+    def __init__(self, cause: Union[BaseException, str], retry_after: Optional[float] = None) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.retry_after = retry_after
 
 
+class _Pool:
+    """What a process must not share with a forked child: the plain session (its pooled
+    TLS connections) of the token POSTs, and the lock of the client's counters."""
+
+    def __init__(self, verify: Union[bool, str], proxies: Mapping[str, str]) -> None:
+        self.lock = threading.Lock()
+        self.session = requests.Session()
+        self.session.verify = verify
+        if proxies:
+            self.session.proxies.update(proxies)
+        self.session.headers.update({"Accept": "application/json"})
+
+
 class TokenClient:
     """Signs an assertion and exchanges it for an access token.
 
-    Owns a plain :class:`requests.Session` (never the refreshing one). ``verify`` (True,
-    False or a CA bundle path) and ``proxies`` are passed on every request, so
-    ``REQUESTS_CA_BUNDLE`` in the environment cannot override a private CA. ``timeout`` is
-    ``(connect, read)`` seconds or one number; every request also ends within the total
-    ``total_budget``. Up to ``max_attempts`` requests for transient failures, with
-    exponential backoff (base ``backoff`` seconds) and full jitter. Thread-safe.
+    Owns a plain :class:`requests.Session` (never the refreshing one), one per process
+    (a forked child makes its own). ``verify`` (True, False or a CA bundle path) and
+    ``proxies`` are passed on every request, so ``REQUESTS_CA_BUNDLE`` in the environment
+    cannot override a private CA. ``timeout`` is ``(connect, read)`` seconds or one number;
+    every request also ends within the total ``total_budget``. Up to ``max_attempts``
+    requests for transient failures, with exponential backoff (base ``backoff`` seconds,
+    at most ``MAX_BACKOFF``) and full jitter. Thread-safe. :meth:`close` closes the idle
+    connections; a closed client still works (the next fetch opens a new connection).
     """
 
     def __init__(
@@ -363,7 +550,7 @@ class TokenClient:
         *,
         username: str,
         consumer_key: str,
-        key: rsa.RSAPrivateKey,
+        key: Union[rsa.RSAPrivateKey, str, bytes],
         target: LoginTarget,
         verify: Union[bool, str] = True,
         proxies: Optional[Mapping[str, str]] = None,
@@ -377,16 +564,13 @@ class TokenClient:
             raise ConfigurationError("username= (SF_USERNAME) is required for the JWT login")
         if not consumer_key:
             raise ConfigurationError("consumer_key= (SF_CONSUMER_KEY) is required for the JWT login")
+        if isinstance(key, (str, bytes)):
+            key = _load_key(key)  # parse once, here; no frame keeps the text
         if not isinstance(key, rsa.RSAPrivateKey):
-            if isinstance(key, (str, bytes)):
-                from .keys import load_private_key  # parse once, here
-
-                key = load_private_key(private_key=key)
-            else:
-                raise PrivateKeyError(
-                    f"TokenClient needs an RSA private key object, not {type(key).__name__}: "
-                    "load it with sfjwt_ext.keys.load_private_key()"
-                )
+            raise PrivateKeyError(
+                f"TokenClient needs an RSA private key object, not {type(key).__name__}: "
+                "load it with sfjwt_ext.keys.load_private_key()"
+            )
         if not isinstance(target, LoginTarget):
             raise ConfigurationError("target= must be a LoginTarget from sfjwt_ext.exchange.resolve_login()")
         if max_attempts < 1:
@@ -405,20 +589,14 @@ class TokenClient:
         self.lifetime = lifetime
         self._key = key
         self._audience = target.audience
-        self._audience_switched = False
-        self._lock = threading.Lock()
         self._requests_made = 0
-        self._session = requests.Session()
-        self._session.verify = self.verify
-        if self.proxies:
-            self._session.proxies.update(self.proxies)
-        self._session.headers.update({"Accept": "application/json"})
+        self._pool: ProcessLocal[_Pool] = ProcessLocal(lambda: _Pool(self.verify, self.proxies))
 
     # -- public ---------------------------------------------------------------------------
     @property
     def requests_made(self) -> int:
         """How many token POSTs this client has sent (for tests and diagnostics)."""
-        with self._lock:
+        with self._pool.get().lock:
             return self._requests_made
 
     @property
@@ -432,15 +610,20 @@ class TokenClient:
 
     @property
     def session(self) -> requests.Session:
-        return self._session
+        """This process's plain session for the token POSTs."""
+        return self._pool.get().session
 
     def close(self) -> None:
-        self._session.close()
+        """Close this process's idle connections (never a parent's: nothing is written on
+        an inherited socket). The client stays usable: a later fetch reconnects."""
+        pool = self._pool.peek()
+        if pool is not None:
+            pool.session.close()
 
     def __enter__(self) -> "TokenClient":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -458,70 +641,78 @@ class TokenClient:
         started = time.monotonic()
         deadline = started + self.total_budget
         attempts = 0
-        last_cause: Any = None
-        audience_retry_used = False
-        while True:
-            if attempts >= self.max_attempts:
+        failure: Optional[_Transient] = None
+        switched = False  # the one login/test audience switch of this fetch
+        for delay in itertools.islice(_delays(self.backoff), self.max_attempts):
+            if failure is not None and not self._wait(failure, delay, deadline, attempts):
                 break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                last_cause = last_cause or f"total time budget of {self.total_budget:g} s exhausted"
+            if time.monotonic() >= deadline:
                 break
             attempts += 1
-            audience = self._audience
+            before = self._audience
             try:
-                token = self._attempt(audience, remaining, attempts)
-            except AudienceInvalidError as exc:
-                other = self._other_audience(audience)
-                if other is None or audience_retry_used:
-                    raise
-                audience_retry_used = True
-                attempts -= 1  # the one extra try does not use up a retry
-                log.warning(
-                    "Salesforce refused aud=%s for %s at %s (audience is invalid); trying aud=%s "
-                    "once. Set audience= (SF_AUDIENCE) to skip this extra login.",
-                    audience, self.username, self.target.login_url, other,
-                )
-                with self._lock:
-                    if self._audience == audience:
-                        self._audience = other
-                continue
+                return self._logged(self._try(deadline, attempts, may_switch=not switched), started)
             except _Transient as exc:
-                last_cause = exc.cause
-                if attempts >= self.max_attempts:
-                    break
-                delay = exc.retry_after
-                if delay is None:
-                    delay = random.uniform(0.0, self.backoff * (2 ** (attempts - 1)))
-                remaining = deadline - time.monotonic()
-                if delay >= remaining:
-                    log.info(
-                        "token endpoint %s: not retrying (wait %.2f s exceeds the remaining "
-                        "budget of %.2f s)", self.target.login_url, delay, max(0.0, remaining),
-                    )
-                    break
-                log.info(
-                    "token endpoint %s failed (%s); retry %d/%d in %.2f s",
-                    self.target.login_url, _describe(exc.cause), attempts + 1, self.max_attempts, delay,
-                )
-                if delay > 0:
-                    time.sleep(delay)
-                continue
-            if audience != self.target.audience:
-                log.warning(
-                    "JWT login of %s succeeded with aud=%s (not %s): set audience=%r "
-                    "(SF_AUDIENCE) to avoid the extra login",
-                    self.username, audience, self.target.audience, audience,
-                )
-            log.info(
-                "JWT login of %s at %s: org %s, instance %s, %.0f ms",
-                self.username, self.target.login_url, token.org_id or "?", token.instance_url,
-                (time.monotonic() - started) * 1000.0,
-            )
-            return token
-        raise TokenEndpointUnavailable(self.target.login_url, attempts, last_cause)
+                failure = exc
+            finally:
+                switched = switched or self._audience != before
+        cause = failure.cause if failure else f"total time budget of {self.total_budget:g} s exhausted"
+        raise TokenEndpointUnavailable(self.target.login_url, attempts, cause)
 
     # -- internals -----------------------------------------------------------------------
+    def _wait(self, failure: _Transient, delay: float, deadline: float, attempts: int) -> bool:
+        """Sleep before the next attempt (the server's Retry-After, else ``delay``); False
+        when that wait would end past the budget."""
+        wait = delay if failure.retry_after is None else failure.retry_after
+        remaining = deadline - time.monotonic()
+        if wait >= remaining:
+            log.info(
+                "token endpoint %s: not retrying (wait %.2f s exceeds the remaining budget of "
+                "%.2f s)", self.target.login_url, wait, max(0.0, remaining),
+            )
+            return False
+        log.info(
+            "token endpoint %s failed (%s); retry %d/%d in %.2f s", self.target.login_url,
+            excerpt(str(failure.cause), 200), attempts + 1, self.max_attempts, wait,
+        )
+        if wait > 0:
+            time.sleep(wait)
+        return True
+
+    def _try(self, deadline: float, attempt: int, *, may_switch: bool) -> TokenResponse:
+        """One attempt; when Salesforce refuses a derived login/test ``aud``, one more
+        request with the other one right away (it does not count as a retry)."""
+        audience = self._audience
+        try:
+            return self._attempt(audience, deadline, attempt)
+        except AudienceInvalidError:
+            other = self._other_audience(audience) if may_switch else None
+            if other is None:
+                raise
+        log.warning(
+            "Salesforce refused aud=%s for %s at %s (audience is invalid); trying aud=%s "
+            "once. Set audience= (SF_AUDIENCE) to skip this extra login.",
+            audience, self.username, self.target.login_url, other,
+        )
+        with self._pool.get().lock:
+            if self._audience == audience:
+                self._audience = other
+        return self._attempt(other, deadline, attempt)
+
+    def _logged(self, token: TokenResponse, started: float) -> TokenResponse:
+        if self._audience != self.target.audience:
+            log.warning(
+                "JWT login of %s succeeded with aud=%s (not %s): set audience=%r "
+                "(SF_AUDIENCE) to avoid the extra login",
+                self.username, self._audience, self.target.audience, self._audience,
+            )
+        log.info(
+            "JWT login of %s at %s: org %s, instance %s, %.0f ms",
+            self.username, self.target.login_url, token.org_id or "?", token.instance_url,
+            (time.monotonic() - started) * 1000.0,
+        )
+        return token
+
     def _other_audience(self, audience: str) -> Optional[str]:
         if not self.target.audience_derived:
             return None
@@ -545,109 +736,116 @@ class TokenClient:
             read = remaining if read_t is None else float(read_t)
         return (max(0.001, min(connect, remaining)), max(0.001, min(read, remaining)))
 
-    def _attempt(self, audience: str, remaining: float, attempt: int) -> TokenResponse:
-        claims = build_claims(
-            consumer_key=self.consumer_key,
-            username=self.username,
-            audience=audience,
-            lifetime=self.lifetime,
+    def _attempt(self, audience: str, deadline: float, attempt: int) -> TokenResponse:
+        log.debug(
+            "POST %s (attempt %d/%d, aud %s, user %s)",
+            self.target.token_url, attempt, self.max_attempts, audience, self.username,
         )
-        assertion = sign_assertion(self._key, claims)
-        url = self.target.token_url
-        log.debug("POST %s (attempt %d/%d, aud %s, user %s)", url, attempt, self.max_attempts, audience, self.username)
-        with self._lock:
+        with self._pool.get().lock:
             self._requests_made += 1
         try:
-            response = self._session.post(
-                url,
-                data={"grant_type": GRANT_TYPE, "assertion": assertion},
-                timeout=self._request_timeout(remaining),
-                verify=self.verify,
-                proxies=self.proxies or None,
-                allow_redirects=False,
-            )
-        except requests.exceptions.SSLError as exc:
-            if _is_cert_error(exc):
-                raise TokenEndpointUnavailable(
-                    self.target.login_url, attempt, _clean_exception(exc), hint=self._tls_hint()
-                ) from None
-            raise _Transient(_clean_exception(exc)) from None
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError,
-        ) as exc:
-            raise _Transient(_clean_exception(exc)) from None
+            response = self._post(audience, deadline)
         except requests.exceptions.RequestException as exc:
-            raise TokenEndpointUnavailable(self.target.login_url, attempt, _clean_exception(exc)) from None
+            raise self._failure(exc, attempt) from None
         try:
-            return self._handle(response)
+            return self._handle(response, _read_body(response, deadline))
+        except requests.exceptions.RequestException as exc:
+            raise self._failure(exc, attempt) from None
         finally:
             response.close()
 
-    def _handle(self, response: requests.Response) -> TokenResponse:
+    def _post(self, audience: str, deadline: float) -> requests.Response:
+        """Sign an assertion for ``audience`` and POST it (streamed, no redirects). The
+        assertion exists only in this frame's form, which is emptied before anything
+        returns or raises, and the sent request's body is cleared: no frame, traceback or
+        response keeps it."""
+        claims = build_claims(
+            consumer_key=self.consumer_key, username=self.username, audience=audience,
+            lifetime=self.lifetime,
+        )
+        form = {"grant_type": GRANT_TYPE, "assertion": sign_assertion(self._key, claims)}
+        try:
+            response = self.session.post(
+                self.target.token_url,
+                data=form,
+                timeout=self._request_timeout(deadline - time.monotonic()),
+                verify=self.verify,
+                proxies=self.proxies or None,
+                allow_redirects=False,
+                stream=True,
+            )
+        finally:
+            form.clear()
+        if response.request is not None:
+            response.request.body = None
+        return response
+
+    def _failure(self, exc: requests.exceptions.RequestException, attempt: int) -> Exception:
+        """The exception for a request that failed: :class:`_Transient` when it may be
+        retried, else :class:`TokenEndpointUnavailable` (a TLS hint for certificates)."""
+        if _can_retry(exc):
+            return _Transient(_clean_exception(exc))
+        hint = self._tls_hint() if isinstance(exc, requests.exceptions.SSLError) else None
+        return TokenEndpointUnavailable(self.target.login_url, attempt, _clean_exception(exc), hint=hint)
+
+    def _handle(self, response: requests.Response, body: Optional[bytes] = None) -> TokenResponse:
+        """The token in ``response`` (its ``body`` as read; ``response.content`` if None),
+        or the exception for it. The body leaves this frame before anything is raised."""
+        outcome = self._judge(response, response.content if body is None else body)
+        del body  # a refused answer's traceback must not show a 200 body (it may hold a token)
+        if isinstance(outcome, TokenResponse):
+            return outcome
+        raise outcome
+
+    def _judge(self, response: requests.Response, body: bytes) -> Union[TokenResponse, Exception]:
         status = response.status_code
         content_type = response.headers.get("Content-Type", "")
-        try:
-            body = response.content
-        except requests.exceptions.RequestException as exc:
-            raise _Transient(_clean_exception(exc)) from None
         log.debug("token endpoint %s answered HTTP %d (%d bytes)", self.target.login_url, status, len(body))
-        data: Any = None
+        data: object = None
         try:
             data = json.loads(body.decode("utf-8")) if body else None
         except (ValueError, UnicodeDecodeError):
             data = None
         error_code = ""
+        description = ""
         if isinstance(data, dict) and data.get("error"):
             error_code = str(data.get("error") or "")
+            description = str(data.get("error_description") or "")
         elif isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("errorCode"):
             # REST-style [{"errorCode","message"}] (e.g. LOGIN_RATE_EXCEEDED from a gateway)
-            data = {"error": data[0].get("errorCode"), "error_description": data[0].get("message", "")}
-            error_code = str(data["error"])
+            error_code = str(data[0].get("errorCode"))
+            description = str(data[0].get("message", ""))
 
         if status == 200:
             if not isinstance(data, dict):
-                raise self._unexpected(status, body, content_type, "not JSON")
-            missing = [name for name in ("access_token", "instance_url") if not data.get(name)]
-            if missing:
-                raise self._unexpected(
-                    status, body, content_type, f"JSON without {' and '.join(missing)}"
-                )
+                return self._unexpected(status, body, content_type, "not JSON")
             try:
                 return TokenResponse.from_json(data)
-            except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
-                raise self._unexpected(status, body, content_type, f"unusable JSON ({exc})") from None
+            except ValueError as exc:  # the reason quotes no token; neither does the body
+                return self._unexpected(status, None, content_type, str(exc))
 
-        description = str(data.get("error_description") or "") if isinstance(data, dict) else ""
-        permanent = error_code and (
-            error_code.lower().startswith("invalid_")
-            or error_code.lower() in _RATE_LIMIT_CODES
+        code = error_code.lower()
+        permanent = bool(code) and (
+            code.startswith("invalid_")
+            or code in _RATE_LIMIT_CODES
             or "login_rate_exceeded" in description.lower()
-            or error_code.lower() == "unsupported_grant_type"
+            or code == "unsupported_grant_type"
         )
-        transient_status = status in _RETRY_STATUSES or status >= 500
-        if permanent or (error_code and not transient_status):
-            raise error_for(
-                error_code,
-                description,
-                status=status,
-                login_url=self.target.login_url,
+        if permanent or (error_code and not _can_retry(response)):
+            return error_for(
+                error_code, description, status=status, login_url=self.target.login_url,
                 username=self.username,
             )
-        if transient_status:
-            excerpt = " ".join(redact(body.decode("utf-8", "replace")).split())[:120]
-            cause = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
-            raise _Transient(cause, _retry_after(response.headers.get("Retry-After")))
+        if _can_retry(response):
+            shown = excerpt(body, 120)  # cut first, then masked: linear in 120, not in the body
+            cause = f"HTTP {status}" + (f": {shown}" if shown else "")
+            return _Transient(cause, _retry_after(response.headers.get("Retry-After")))
         if 300 <= status < 400:
-            location = response.headers.get("Location", "")
-            raise self._unexpected(
-                status, body, content_type, f"a redirect to {location or '(no Location)'}"
-            )
-        raise self._unexpected(status, body, content_type, "not Salesforce's error JSON")
+            location = excerpt(response.headers.get("Location", ""), 200)
+            return self._unexpected(status, body, content_type, f"a redirect to {location or '(no Location)'}")
+        return self._unexpected(status, body, content_type, "not Salesforce's error JSON")
 
-    def _unexpected(self, status: int, body: bytes, content_type: str, reason: str) -> AuthenticationError:
+    def _unexpected(self, status: int, body: Optional[bytes], content_type: str, reason: str) -> AuthenticationError:
         return unexpected_response(
             status,
             body,
@@ -655,14 +853,13 @@ class TokenClient:
             username=self.username,
             reason=reason,
             content_type=content_type.split(";", 1)[0].strip(),
+            show_body=body is not None,
         )
 
     def _tls_hint(self) -> str:
         if isinstance(self.verify, str):
             using = f"the CA bundle {self.verify!r} (verify= / SF_CA_BUNDLE)"
         else:
-            import os
-
             bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
             using = f"REQUESTS_CA_BUNDLE={bundle!r}" if bundle else "the default CA bundle (certifi)"
         return (
@@ -673,15 +870,32 @@ class TokenClient:
         )
 
 
-def _describe(cause: Any) -> str:
-    return redact(str(cause))[:200]
+def _load_key(text: Union[str, bytes]) -> rsa.RSAPrivateKey:
+    """Parse PEM text; on failure the text is gone from this frame before the error
+    leaves it."""
+    try:
+        return load_private_key(private_key=text)
+    except PrivateKeyError:
+        del text
+        raise
 
 
 def _clean_exception(exc: BaseException) -> BaseException:
     """The exception without its traceback and without the prepared request (whose body
-    holds the assertion), keeping the message and type."""
-    exc.__traceback__ = None
-    if isinstance(exc, requests.exceptions.RequestException):
-        exc.request = None
-        exc.response = None
+    held the assertion), keeping the message and type; likewise every exception it
+    carries (its cause, context and arguments: urllib3's errors inside requests')."""
+    seen: List[BaseException] = []
+    todo: List[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is done for done in seen):
+            continue
+        seen.append(current)
+        current.__traceback__ = None
+        if isinstance(current, requests.exceptions.RequestException):
+            current.request = None
+            current.response = None
+        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
     return exc

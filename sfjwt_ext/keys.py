@@ -25,10 +25,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from .errors import ConfigurationError, PrivateKeyError
-from .settings import check_file_permissions
+from .settings import check_file_permissions, read_small_file
 
 __all__ = [
     "load_private_key",
+    "read_key_file",
+    "check_pair_name",
+    "KEY_MAX_BYTES",
+    "MAX_DAYS",
     "repair_pem",
     "generate_key_pair",
     "write_key_pair",
@@ -42,6 +46,12 @@ __all__ = [
 
 #: Salesforce needs RSA keys of at least 2048 bits.
 MIN_KEY_BITS = 2048
+#: A PEM RSA key of 4096 bits is ~3.3 KB (a bundle with its certificate chain a few more):
+#: a key file over 64 KiB is not one.
+KEY_MAX_BYTES = 64 * 1024
+#: The longest certificate validity ``generate_key_pair`` makes: 100 years (an X.509 date
+#: cannot pass 9999-12-31 anyway).
+MAX_DAYS = 36500
 
 PathLike = Union[str, "os.PathLike[str]"]
 Passphrase = Union[str, bytes, None]
@@ -339,16 +349,21 @@ def load_private_key(
     return _check_key(private_key, "private_key=")
 
 
-def _load_file(path_value: PathLike, passphrase: Passphrase) -> rsa.RSAPrivateKey:
+def read_key_file(path_value: PathLike) -> bytes:
+    """The bytes of the key file ``path_value`` (``~`` expanded): a regular file of at most
+    :data:`KEY_MAX_BYTES`. Opened without blocking and checked on the open descriptor, so
+    ``/dev/zero`` or a FIFO raise at once. Raises :class:`PrivateKeyError` saying what was
+    found (no such file, permission denied, a directory, a FIFO, a device, N bytes) and what
+    to give instead; never blocks, never reads more than the cap."""
     path = Path(os.path.expanduser(str(path_value)))
-    where = f"the key file {str(path)!r}"
+    instead = (
+        f"pass the path of the .key file (PEM, a few KB) as {_FILE_SOURCE}, or its text in "
+        "SF_PRIVATE_KEY (e.g. SF_PRIVATE_KEY=\"$(vault read ...)\" rather than a pipe)"
+    )
     try:
-        if path.is_dir():
-            raise PrivateKeyError(
-                f"{str(path)!r} is a directory, not a key file: pass the path of the .key file "
-                f"as {_FILE_SOURCE}"
-            )
-        data = path.read_bytes()
+        return read_small_file(path, what="the key file", limit=KEY_MAX_BYTES, instead=instead)
+    except ConfigurationError as exc:
+        raise PrivateKeyError(str(exc)) from None
     except FileNotFoundError:
         raise PrivateKeyError(
             f"no such file: {str(path)!r} (from {_FILE_SOURCE}); check the path"
@@ -361,7 +376,12 @@ def _load_file(path_value: PathLike, passphrase: Passphrase) -> rsa.RSAPrivateKe
         ) from None
     except OSError as exc:
         raise PrivateKeyError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    key = _load_from_bytes(data, where, passphrase)
+
+
+def _load_file(path_value: PathLike, passphrase: Passphrase) -> rsa.RSAPrivateKey:
+    path = Path(os.path.expanduser(str(path_value)))
+    data = read_key_file(path)
+    key = _load_from_bytes(data, f"the key file {str(path)!r}", passphrase)
     check_file_permissions(path, stacklevel=4)
     return key
 
@@ -378,6 +398,11 @@ def generate_key_pair(
         raise ConfigurationError(f"bits={bits}: Salesforce needs RSA keys of at least {MIN_KEY_BITS} bits")
     if days < 1:
         raise ConfigurationError(f"days={days}: the certificate must be valid for at least one day")
+    if days > MAX_DAYS:
+        raise ConfigurationError(
+            f"days={days}: at most {MAX_DAYS} (100 years); a certificate's dates cannot pass the "
+            "year 9999, and Salesforce lets you upload a new one at any time"
+        )
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -434,6 +459,41 @@ def _write_atomic(path: Path, data: bytes, mode: int, force: bool) -> None:
         raise
 
 
+def check_pair_name(name: object) -> None:
+    """``name`` is a file name: not empty, no path separator, not ``.`` or ``..``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(
+            f"name={name!r}: give the file name without extension, e.g. name='salesforce' "
+            "(--name salesforce)"
+        )
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    if any(sep in name for sep in separators) or "\0" in name or name in (".", ".."):
+        raise ConfigurationError(
+            f"name={name!r} is not a plain file name (no '/', not '.' or '..'): put the folder in "
+            "out_dir= (--out) and the file name without extension in name= (--name)"
+        )
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents with mode 0700 (a key lives there);
+    folders that exist already are left as they are."""
+    missing: List[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile (another keygen): fine if it is a folder
+            if not folder.is_dir():
+                raise
+    if not directory.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(directory))
+
+
 def write_key_pair(
     out_dir: PathLike,
     name: str = "salesforce",
@@ -448,6 +508,7 @@ def write_key_pair(
     encrypted with ``passphrase`` if given) and ``<out_dir>/<name>.crt``. Refuses to
     overwrite either file unless ``force`` (:class:`KeyPairExistsError`, a
     ``FileExistsError`` and a :class:`ConfigurationError`)."""
+    check_pair_name(name)
     directory = Path(os.path.expanduser(str(out_dir)))
     key_path = directory / f"{name}.key"
     cert_path = directory / f"{name}.crt"
@@ -459,7 +520,7 @@ def write_key_pair(
                 f"{'s' if len(existing) == 1 else ''}: pass force=True (--force) to replace, "
                 "or choose another name / directory"
             )
-    directory.mkdir(parents=True, exist_ok=True)
+    _make_private_dirs(directory)
     key, cert = generate_key_pair(bits=bits, days=days, common_name=common_name)
     password = _passphrase_bytes(passphrase)
     encryption: serialization.KeySerializationEncryption = (

@@ -29,13 +29,15 @@ Two objects, one concept each (the credentials / transport split of google-auth)
 """
 from __future__ import annotations
 
-import collections
-import logging
+import hashlib
+import random
 import re
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Mapping, MutableMapping, Optional, Set, Tuple, Union
+from typing import (
+    TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, MutableMapping, Optional, Protocol, Set, Tuple, Union,
+)
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -43,50 +45,62 @@ import requests.adapters
 from requests.cookies import extract_cookies_to_jar
 from requests.utils import rewind_body
 from simple_salesforce.exceptions import SalesforceExpiredSession
+from urllib3.exceptions import NewConnectionError
+
+from ._fork import ProcessLocal
+from ._redact import get_logger, mask_token
+from .errors import ConfigurationError, SessionRefusedError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .exchange import TokenClient, TokenResponse
+    from .exchange import TokenResponse
+
+
+class TokenSource(Protocol):
+    """What a :class:`Refresher` needs of its token client: ``fetch()`` a new token (the
+    :class:`~sfjwt_ext.exchange.TokenClient`, or a cache that wraps one the same way)."""
+
+    def fetch(self) -> "TokenResponse": ...
+
+
+class TokenListener(Protocol):
+    """A client told about a new token (``SalesforceJWT``)."""
+
+    def _sfjwt_token_changed(self, token: "TokenResponse") -> None: ...
 
 __all__ = [
     "Refresher",
     "RefreshingSession",
     "RequestNotReplayable",
     "expiry_signal",
+    "backoff_delays",
     "MAX_REFRESHES_PER_REQUEST",
+    "DEFAULT_API_TIMEOUT",
+    "DEFAULT_RETRIES",
 ]
 
-
-def _make_logger(name: str) -> logging.Logger:
-    try:  # the redacting logger of _redact.py when it exists
-        from ._redact import get_logger  # type: ignore[attr-defined]
-    except Exception:  # pragma: no cover - _redact.py without get_logger
-        return logging.getLogger(name)
-    try:
-        return get_logger(name)  # type: ignore[no-any-return]
-    except Exception:  # pragma: no cover
-        return logging.getLogger(name)
-
-
-logger = _make_logger("sfjwt_ext.session")
-
-
-def _mask(token: Optional[str]) -> str:
-    """``00D…abcd``: never log a whole token."""
-    try:
-        from ._redact import mask_token
-
-        return str(mask_token(token))
-    except Exception:  # pragma: no cover - fallback while _redact.py is missing
-        if not token:
-            return "<none>"
-        return f"{token[:3]}…{token[-4:]}" if len(token) > 12 else "…"
-
+logger = get_logger("sfjwt_ext.session")
 
 #: A request is refreshed and resent at most this many times.
 MAX_REFRESHES_PER_REQUEST = 1
 
-#: How many tokens of older generations a refresher remembers (to swap them out).
-_OLD_TOKENS_KEPT = 32
+#: (connect, read) seconds for an API call made without ``timeout=``: Salesforce answers or
+#: times out a SOQL query within about 120 s, so the read timeout leaves room for it.
+DEFAULT_API_TIMEOUT: Tuple[float, float] = (10.0, 130.0)
+
+#: Retries of an idempotent request (GET, HEAD) on a connection error or 502/503/504:
+#: 2 retries = at most 3 attempts.
+DEFAULT_RETRIES = 2
+
+#: The first delay between attempts, doubled each time (with +-20 % jitter).
+RETRY_FIRST_DELAY = 0.5
+
+#: After this many freshly issued tokens in a row were refused, no more token requests...
+MAX_REFUSED_TOKENS = 2
+#: ...until one is accepted, or this many seconds have passed (then one more try).
+REFUSED_RETRY_AFTER = 300.0
+
+_IDEMPOTENT = frozenset({"GET", "HEAD"})
+_RETRY_STATUSES = frozenset({502, 503, 504})
 
 Origin = Tuple[str, str, int]
 
@@ -117,18 +131,35 @@ def _https_origin(url: str) -> Optional[Origin]:
     return "https", host, port
 
 
+def _path_of(url: str) -> str:
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
+
+
+def _digest(token: str) -> bytes:
+    """Old tokens are remembered by their SHA-256 only: no old secret stays in memory."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
 # ---------------------------------------------------------------------------------------
 # expiry signals
 # ---------------------------------------------------------------------------------------
 _BULK1_EXPIRED = re.compile(rb"exceptionCode[\"'\s:>]*InvalidSessionId")
 _SOAP_EXPIRED = re.compile(rb"faultcode>[^<]*INVALID_SESSION_ID")
+_BULK1_PATH = "/services/async/"
+_SOAP_PATH = "/services/Soap/"
 
 
 def expiry_signal(response: requests.Response) -> Optional[str]:
     """Which API said "session expired" in ``response``: "rest", "bulk", "soap" or None.
 
-    Only error statuses are looked at (their bodies are small), so a successful streamed
-    download is never read here.
+    Each API's signal counts only on that API's URLs: Bulk 1.0's ``InvalidSessionId`` (HTTP
+    400) on ``/services/async/``, a SOAP fault ``INVALID_SESSION_ID`` (HTTP 500) on
+    ``/services/Soap/``; HTTP 401 ``INVALID_SESSION_ID`` anywhere (REST, Apex REST,
+    Tooling, Bulk 2.0, identity). Only error statuses are looked at (their bodies are
+    small), so a successful streamed download is never read here.
     """
     status = response.status_code
     if status not in (400, 401, 500):
@@ -139,13 +170,47 @@ def expiry_signal(response: requests.Response) -> Optional[str]:
         return None
     if not content:
         return None
-    if status == 401 and b"INVALID_SESSION_ID" in content:
-        return "rest"
-    if status == 400 and _BULK1_EXPIRED.search(content):
+    if status == 401:
+        return "rest" if b"INVALID_SESSION_ID" in content else None
+    path = _path_of(response.url or "")
+    if status == 400 and _BULK1_PATH in path and _BULK1_EXPIRED.search(content):
         return "bulk"
-    if status == 500 and _SOAP_EXPIRED.search(content):
+    if status == 500 and _SOAP_PATH in path and _SOAP_EXPIRED.search(content):
         return "soap"
     return None
+
+
+_MESSAGE_PATTERNS = (
+    re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"'),
+    re.compile(r'"exceptionMessage"\s*:\s*"((?:[^"\\]|\\.)*)"'),
+    re.compile(r"<(?:\w+:)?exceptionMessage>([^<]*)<"),
+    re.compile(r"<faultstring>([^<]*)<"),
+)
+
+
+def _salesforce_message(response: requests.Response) -> str:
+    """Salesforce's own words in an error answer (REST ``message``, Bulk
+    ``exceptionMessage``, SOAP ``faultstring``), at most 300 characters."""
+    try:
+        text = response.content.decode("utf-8", "replace")
+    except Exception:
+        return ""
+    for pattern in _MESSAGE_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return " ".join(match.group(1).split())[:300]
+    return " ".join(text.split())[:300]
+
+
+def backoff_delays(
+    retries: int, first: float = RETRY_FIRST_DELAY, multiplier: float = 2.0, jitter: float = 0.2
+) -> Iterator[float]:
+    """The waits before each retry: ``first``, then multiplied each time, +-``jitter``
+    (google-auth's ``_exponential_backoff``). Exhausted after ``retries`` delays."""
+    delay = first
+    for _ in range(max(0, retries)):
+        yield delay * (1.0 + random.uniform(-jitter, jitter))
+        delay *= multiplier
 
 
 class RequestNotReplayable(SalesforceExpiredSession):
@@ -176,22 +241,40 @@ class Refresher:
     Otherwise one token request is made. Waiters also share a *failure*: when the refresh
     they waited for raised, they raise the same error instead of hammering a token endpoint
     that is down.
+
+    A token is *unproven* from the moment it is fetched until an API call with it succeeds
+    (``accepted``). When unproven tokens are refused ``MAX_REFUSED_TOKENS`` times in a row,
+    ``refresh`` raises :class:`~sfjwt_ext.errors.SessionRefusedError` instead of logging in
+    again, until a token is accepted or ``REFUSED_RETRY_AFTER`` seconds have passed.
+
+    The lock lives in a :class:`~sfjwt_ext._fork.ProcessLocal`: a forked child gets a new
+    one, and forgets a refresh that was in flight in a thread of its parent.
     """
 
-    def __init__(self, token_client: "TokenClient", token: "TokenResponse") -> None:
+    def __init__(self, token_client: TokenSource, token: "TokenResponse") -> None:
         self.token_client = token_client
         self.token: TokenResponse = token
         self.generation: int = 0
         self.refresh_count: int = 0
         self.logged_in_at: float = time.time()
-        self.refreshed_at: Optional[float] = None
-        self._lock = threading.Lock()
-        self._old_tokens: Deque[str] = collections.deque(maxlen=_OLD_TOKENS_KEPT)
+        self._lock: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
+        self._old_tokens: Set[bytes] = set()  # SHA-256 of every token handed out before
         self._instance_origins: Set[Origin] = set()
         self._remember_instance(token)
         self._last_success: float = time.monotonic()
-        self._last_failure: Optional[Tuple[float, str, BaseException]] = None
-        self._clients: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._last_failure: Optional[Tuple[float, str, Exception]] = None
+        self._clients: "weakref.WeakSet[TokenListener]" = weakref.WeakSet()
+        # refused sessions (see the class docstring)
+        self._unproven: Optional[str] = token.access_token
+        self._refused_generation: int = -1  # the generation whose token was last refused
+        self._refusals: int = 0
+        self._refused_since: float = 0.0
+        self._refusal: Tuple[str, int, str, Any] = ("", 0, "", None)  # url, status, message, content
+
+    def _guard(self) -> threading.Lock:
+        if self._lock.forked():
+            self._last_failure = None  # the parent's refresh never finishes in this process
+        return self._lock.get()
 
     # -- what the session asks ------------------------------------------------------------
     @property
@@ -199,14 +282,9 @@ class Refresher:
         return self.token.access_token
 
     def is_old_token(self, token: str) -> bool:
-        """True when ``token`` is one this refresher handed out before the current one."""
-        return token != self.token.access_token and token in self._old_tokens
-
-    def old_tokens(self) -> List[str]:
-        return list(self._old_tokens)
-
-    def is_known_token(self, token: str) -> bool:
-        return token == self.token.access_token or token in self._old_tokens
+        """True when ``token`` is one this refresher handed out before the current one
+        (however many refreshes ago)."""
+        return token != self.token.access_token and _digest(token) in self._old_tokens
 
     def is_instance_url(self, url: str) -> bool:
         origin = _origin(url)
@@ -220,25 +298,59 @@ class Refresher:
         return url == base or url.startswith(base + "?") or url.startswith(base + "/")
 
     # -- clients --------------------------------------------------------------------------
-    def attach(self, client: Any) -> None:
+    def attach(self, client: TokenListener) -> None:
         """Keep a weak reference to ``client``; it gets ``_sfjwt_token_changed(token)``."""
-        with self._lock:
+        with self._guard():
             self._clients.add(client)
 
-    def clients(self) -> List[Any]:
-        return list(self._clients)
+    # -- refused sessions -----------------------------------------------------------------
+    def accepted(self, token: str) -> None:
+        """An API call with ``token`` succeeded: it is proven, refusals are forgotten."""
+        if token != self._unproven:  # the common case: no lock
+            return
+        with self._guard():
+            if token == self._unproven:
+                self._unproven = None
+                self._refused_generation = -1
+                self._refusals = 0
+
+    def refused(self, token: str, answer: requests.Response) -> bool:
+        """A just-issued ``token`` got the expiry signal; True when it is counted as refused
+        (it is the current, still unproven token)."""
+        with self._guard():
+            if token != self.token.access_token or token != self._unproven:
+                return False
+            self._note_refusal(answer)
+            return True
+
+    def _note_refusal(self, answer: requests.Response) -> None:
+        """Count the refusal of the current token (once per token request). Salesforce
+        giving another reason (a refusal, then a real expiry) starts the count anew."""
+        message = _salesforce_message(answer)
+        if message != self._refusal[2]:
+            self._refusals, self._refused_generation = 0, -1
+        self._refusal = (answer.url or "", answer.status_code, message, _content_for_error(answer))
+        if self._refused_generation != self.generation:
+            self._refused_generation = self.generation
+            self._refusals += 1
+            self._refused_since = time.monotonic()
+
+    def refusal_error(self) -> SessionRefusedError:
+        url, status, message, content = self._refusal
+        return SessionRefusedError(url, status, message, content)
 
     # -- refresh --------------------------------------------------------------------------
-    def refresh(self, seen_token: str) -> "TokenResponse":
+    def refresh(self, seen_token: str, *, answer: Optional[requests.Response] = None) -> "TokenResponse":
         """Return a token newer than ``seen_token``, making at most one token request for
-        all threads that ask at the same time."""
+        all threads that ask at the same time. ``answer``: the response that said the
+        session expired (quoted when the session is refused)."""
         waited_since = time.monotonic()
-        with self._lock:
+        with self._guard():
             current = self.token
             if current.access_token != seen_token:
                 logger.debug(
                     "token %s already replaced by %s (generation %d)",
-                    _mask(seen_token), _mask(current.access_token), self.generation,
+                    mask_token(seen_token), mask_token(current.access_token), self.generation,
                 )
                 return current
             if self._last_success > waited_since:
@@ -247,8 +359,14 @@ class Refresher:
             failure = self._last_failure
             if failure is not None and failure[0] > waited_since and failure[1] == seen_token:
                 raise failure[2]
+            if answer is not None and seen_token == self._unproven:
+                # a token just issued, refused at once: count it; stop after a few
+                self._note_refusal(answer)
+                if (self._refusals >= MAX_REFUSED_TOKENS
+                        and time.monotonic() - self._refused_since < REFUSED_RETRY_AFTER):
+                    raise self.refusal_error()
             started = time.monotonic()
-            logger.debug("refreshing session %s", _mask(seen_token))
+            logger.debug("refreshing session %s", mask_token(seen_token))
             try:
                 new = self.token_client.fetch()
             except Exception as exc:
@@ -263,11 +381,11 @@ class Refresher:
                 raise
             self._last_failure = None
             if new.access_token != current.access_token:
-                self._old_tokens.append(current.access_token)
+                self._old_tokens.add(_digest(current.access_token))
+            self._unproven = new.access_token  # (Salesforce may give the same one again)
             self.token = new
             self.generation += 1
             self.refresh_count += 1
-            self.refreshed_at = time.time()
             self._last_success = time.monotonic()
             self._remember_instance(new)
             clients = list(self._clients)
@@ -292,7 +410,7 @@ class Refresher:
     def __repr__(self) -> str:
         return (
             f"<Refresher {getattr(self.token_client, 'username', '?')} "
-            f"token={_mask(self.token.access_token)} generation={self.generation} "
+            f"token={mask_token(self.token.access_token)} generation={self.generation} "
             f"refreshes={self.refresh_count}>"
         )
 
@@ -305,13 +423,14 @@ def _host_of(url: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# RefreshingSession
+# which token goes on a request
 # ---------------------------------------------------------------------------------------
 _TOKEN_HEADERS = ("Authorization", "X-SFDC-Session")
-_SESSION_ID_MARKERS = ("sessionId>", "sessionId&gt;")
+# a SOAP <sessionId> (also XML-escaped inside another envelope)
+_SOAP_SESSION_ID = re.compile(rb"(sessionId(?:>|&gt;)\s*)([^<&\s]+)")
 
 
-def _header_token(name: str, value: Any) -> Optional[str]:
+def _header_token(name: str, value: Union[str, bytes]) -> Optional[str]:
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     if not isinstance(value, str):
@@ -328,30 +447,59 @@ def _header_token(name: str, value: Any) -> Optional[str]:
     return value or None
 
 
-def _replace_in_body(body: Any, old: str, new: str) -> Any:
-    if isinstance(body, bytes):
-        return body.replace(old.encode("utf-8"), new.encode("utf-8"))
-    if isinstance(body, bytearray):
-        return bytes(body).replace(old.encode("utf-8"), new.encode("utf-8"))
-    if isinstance(body, str):
-        return body.replace(old, new)
-    return body
+def _swap_body_tokens(body: Union[bytes, bytearray, str], refresher: Refresher, current: str) -> Union[bytes, str]:
+    """``body`` with every old token of ``refresher`` in a SOAP ``<sessionId>`` replaced by
+    ``current`` (``body`` itself when there is none)."""
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    new = current.encode("utf-8")
+
+    def swap(match: "re.Match[bytes]") -> bytes:
+        if refresher.is_old_token(match.group(2).decode("utf-8", "replace")):
+            return match.group(1) + new
+        return match.group(0)
+
+    swapped = _SOAP_SESSION_ID.sub(swap, raw)
+    if swapped == raw:
+        return body if not isinstance(body, bytearray) else raw
+    return swapped.decode("utf-8") if isinstance(body, str) else swapped
 
 
-def _body_contains(body: Any, token: str) -> bool:
-    if isinstance(body, (bytes, bytearray)):
-        return token.encode("utf-8") in body
-    if isinstance(body, str):
-        return token in body
-    return False
+def put_token(request: requests.PreparedRequest, refresher: Refresher) -> Optional[str]:
+    """The one place that decides which token goes on a request to our hosts.
 
-
-def _looks_like_soap(body: Any) -> bool:
-    if isinstance(body, (bytes, bytearray)):
-        return any(marker.encode("ascii") in body for marker in _SESSION_ID_MARKERS)
-    if isinstance(body, str):
-        return any(marker in body for marker in _SESSION_ID_MARKERS)
-    return False
+    Our token of an older generation, wherever it is (``Authorization``,
+    ``X-SFDC-Session``, a SOAP ``<sessionId>``), becomes the current one; a request that
+    carries no token gets ``Authorization: Bearer <current>``; somebody else's token is
+    left alone. Returns the token the request now carries, or None when it carries none of
+    ours (then an expiry answer is not ours to handle)."""
+    current = refresher.access_token
+    headers = request.headers
+    sent: Optional[str] = None
+    has_token_header = False
+    for name in _TOKEN_HEADERS:
+        if name not in headers:
+            continue
+        has_token_header = True
+        value = headers[name]
+        token = _header_token(name, value)
+        if token is None:
+            continue
+        if token == current:
+            sent = current
+        elif refresher.is_old_token(token):
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            headers[name] = text.replace(token, current)
+            sent = current
+    if not has_token_header:
+        headers["Authorization"] = "Bearer " + current
+        sent = current
+    body = request.body
+    if isinstance(body, (bytes, bytearray)) and b"sessionId" in body or isinstance(body, str) and "sessionId" in body:
+        swapped = _swap_body_tokens(body, refresher, current)
+        if swapped is not body:
+            request.body = swapped
+            request.prepare_content_length(swapped)
+    return sent
 
 
 def body_is_replayable(request: requests.PreparedRequest) -> bool:
@@ -370,17 +518,50 @@ def body_is_replayable(request: requests.PreparedRequest) -> bool:
     return False
 
 
+def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
+    """The connection failed before the request left (refused, DNS, connect timeout)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError)
+
+
+def _adapter_has_own_retries(adapter: requests.adapters.BaseAdapter) -> bool:
+    """A caller's own adapter decides retries itself: anything but requests' default
+    ``HTTPAdapter()`` (a subclass, other pool settings, its own ``max_retries``)."""
+    if type(adapter) is not requests.adapters.HTTPAdapter:
+        return True
+    retries = adapter.max_retries
+    return (
+        retries.total != 0 or retries.read is not False
+        or getattr(adapter, "_pool_maxsize", None) != requests.adapters.DEFAULT_POOLSIZE
+        or getattr(adapter, "_pool_connections", None) != requests.adapters.DEFAULT_POOLSIZE
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# RefreshingSession
+# ---------------------------------------------------------------------------------------
 class RefreshingSession(requests.Session):
     """A ``requests.Session`` that keeps a Salesforce session alive (see module docstring).
 
     Also:
 
-    * ``timeout`` -- used for every request that is sent without one.
+    * ``timeout`` -- used for every request that is sent without one; ``None`` means
+      :data:`DEFAULT_API_TIMEOUT` (an API call never waits forever).
+    * ``retries`` -- GET and HEAD are sent again after a connection error or a 502/503/504,
+      up to ``retries`` times with :func:`backoff_delays`; any request whose connection
+      failed before it was sent, too. A request that may have reached Salesforce (a POST
+      whose connection dropped) is never resent; ``REQUEST_LIMIT_EXCEEDED`` is not retried.
+      ``retries=0``, or the caller's own adapter (``base=`` with a custom adapter or one
+      with ``max_retries``), turns it off.
     * ``verify`` -- honoured even when ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is set
       (plain requests lets those variables override ``Session.verify``); a ``verify=``
       passed with a single request still wins.
     * a redirect that leaves the instance host loses ``Authorization`` *and*
       ``X-SFDC-Session``.
+    * after ``os.fork()`` the child drops the pooled connections it inherited (closed
+      without a byte written on them) and opens its own.
     """
 
     def __init__(
@@ -391,15 +572,20 @@ class RefreshingSession(requests.Session):
         proxies: Optional[Mapping[str, str]] = None,
         timeout: Any = None,
         base: Optional[requests.Session] = None,
+        retries: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.refresher = refresher
-        self.timeout = timeout
+        self.timeout = DEFAULT_API_TIMEOUT if timeout is None else timeout
+        self.retries = _check_retries(retries)
+        self._process: ProcessLocal[object] = ProcessLocal(object)
+        self._own_adapter: Optional[requests.adapters.HTTPAdapter] = None
         if base is not None:
             self._copy_from(base)
         else:
             # threads share one client: keep more than urllib3's default 10 connections
-            self.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+            self._own_adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
+            self.mount("https://", self._own_adapter)
         self.verify = verify
         if proxies is not None:
             self.proxies = dict(proxies)
@@ -408,7 +594,7 @@ class RefreshingSession(requests.Session):
         """Take over a caller's session: its mounted adapters (shared, with their pools and
         retries), headers, proxies, cookies, client certificate, auth, hooks, params and
         environment trust. Its ``verify`` is decided by the caller of the constructor."""
-        self.adapters = collections.OrderedDict(base.adapters)
+        self.adapters = type(self.adapters)(base.adapters)
         self.headers = requests.structures.CaseInsensitiveDict(base.headers)
         self.proxies = dict(base.proxies or {})
         self.cookies = base.cookies.copy() if hasattr(base.cookies, "copy") else base.cookies
@@ -435,98 +621,107 @@ class RefreshingSession(requests.Session):
             verify = self.verify
         return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
+    # -- fork ---------------------------------------------------------------------------------
+    def _drop_inherited_connections(self) -> None:
+        """In a forked child: forget the parent's pooled sockets. ``PoolManager.clear()``
+        closes them; closing a socket writes nothing (no TLS close_notify), so the parent's
+        connections stay intact."""
+        for adapter in self.adapters.values():
+            managers = [getattr(adapter, "poolmanager", None)]
+            managers.extend((getattr(adapter, "proxy_manager", None) or {}).values())
+            for manager in managers:
+                if manager is not None:
+                    manager.clear()
+        logger.debug("forked child: dropped the connections inherited from the parent")
+
     # -- sending ------------------------------------------------------------------------------
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if kwargs.get("timeout") is None and self.timeout is not None:
+        if self._process.forked():
+            self._drop_inherited_connections()
+        if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         return self._send(request, kwargs, 0)
 
     def _send(
         self, request: requests.PreparedRequest, kwargs: Dict[str, Any], refreshes: int
     ) -> requests.Response:
-        sent_token = self._authorize(request)
-        response = super().send(request, **dict(kwargs))
-        if (
-            sent_token is None
-            or refreshes >= MAX_REFRESHES_PER_REQUEST
-            or response.history  # redirects were followed: each hop handled its own answer
-        ):
+        url = request.url or ""
+        sent_token = put_token(request, self.refresher) if self._wants_token(url) else None
+        response = self._send_with_retries(request, kwargs)
+        if sent_token is None or response.history:
+            # not ours, or redirects were followed: each hop handled its own answer
             return response
         signal = expiry_signal(response)
         if signal is None:
+            if response.status_code < 400:
+                self.refresher.accepted(sent_token)
             return response
         logger.debug(
             "%s %s: session %s expired (%s signal, HTTP %d)",
-            request.method, _host_of(request.url or ""), _mask(sent_token), signal,
-            response.status_code,
+            request.method, _host_of(url), mask_token(sent_token), signal, response.status_code,
         )
+        if refreshes >= MAX_REFRESHES_PER_REQUEST:
+            if self.refresher.refused(sent_token, response):
+                response.close()
+                raise self.refresher.refusal_error()
+            return response
         replayable = body_is_replayable(request)
         # Consume and release the failed response before anything else goes out.
         response.close()
-        token = self.refresher.refresh(sent_token)
+        token = self.refresher.refresh(sent_token, answer=response)
         if not replayable:
             raise RequestNotReplayable(
                 response.url, response.status_code, "", _content_for_error(response)
             )
-        retry = self._copy_for_resend(request, response, sent_token, token.access_token)
+        retry = self._copy_for_resend(request, response)
         self._follow_instance(retry, token.instance_url)
         new_response = self._send(retry, kwargs, refreshes + 1)
         new_response.history = [*response.history, response, *new_response.history]
         return new_response
 
+    def _retry_delays(self, request: requests.PreparedRequest) -> Iterator[float]:
+        adapter = self.get_adapter(request.url or "")
+        if self.retries <= 0 or (adapter is not self._own_adapter and _adapter_has_own_retries(adapter)):
+            return iter(())
+        return backoff_delays(self.retries)
+
+    def _send_with_retries(self, request: requests.PreparedRequest, kwargs: Dict[str, Any]) -> requests.Response:
+        """Send; again after a blip when that cannot do a request twice (see class doc)."""
+        delays = self._retry_delays(request)
+        idempotent = (request.method or "GET").upper() in _IDEMPOTENT
+        while True:
+            try:
+                response = super().send(request, **kwargs)
+            except requests.exceptions.SSLError:
+                raise  # a certificate problem does not go away by itself
+            except requests.exceptions.ConnectionError as exc:
+                if not (idempotent or (_never_sent(exc) and body_is_replayable(request))):
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                logger.info("%s %s: %s; retrying in %.1f s", request.method,
+                            _host_of(request.url or ""), type(exc).__name__, delay)
+                if request.body is not None and not isinstance(request.body, (bytes, bytearray, str)):
+                    rewind_body(request)
+                time.sleep(delay)
+                continue
+            if idempotent and response.status_code in _RETRY_STATUSES and not _limit_exceeded(response):
+                delay = next(delays, None)
+                if delay is None:
+                    return response
+                logger.info("%s %s: HTTP %d; retrying in %.1f s", request.method,
+                            _host_of(request.url or ""), response.status_code, delay)
+                response.close()
+                time.sleep(delay)
+                continue
+            return response
+
     def _wants_token(self, url: str) -> bool:
         return self.refresher.is_instance_url(url) or self.refresher.is_identity_url(url)
 
-    def _authorize(self, request: requests.PreparedRequest) -> Optional[str]:
-        """Put the current token on a request to our hosts; return the token it carries
-        (None when the request does not carry one of ours: then it is left alone)."""
-        url = request.url or ""
-        if not self._wants_token(url):
-            return None
-        refresher = self.refresher
-        current = refresher.access_token
-        headers = request.headers
-        sent: Optional[str] = None
-        foreign = False
-        for name in _TOKEN_HEADERS:
-            if name not in headers:
-                continue
-            value = headers[name]
-            token = _header_token(name, value)
-            if token is None:
-                foreign = True
-                continue
-            if token == current:
-                sent = current
-            elif refresher.is_old_token(token):
-                if isinstance(value, bytes):
-                    value = value.decode("latin-1")
-                headers[name] = value.replace(token, current)
-                sent = current
-            else:
-                foreign = True  # somebody else's token: not ours to touch
-        if sent is None and not foreign and not any(name in headers for name in _TOKEN_HEADERS):
-            headers["Authorization"] = "Bearer " + current
-            sent = current
-        body = request.body
-        if _looks_like_soap(body):
-            changed = False
-            for old in refresher.old_tokens():
-                if old != current and _body_contains(body, old):
-                    body = _replace_in_body(body, old, current)
-                    changed = True
-            if changed:
-                request.body = body
-                request.prepare_content_length(body)
-        return sent
-
-    def _copy_for_resend(
-        self,
-        request: requests.PreparedRequest,
-        failed: requests.Response,
-        old: str,
-        new: str,
-    ) -> requests.PreparedRequest:
+    def _copy_for_resend(self, request: requests.PreparedRequest, failed: requests.Response) -> requests.PreparedRequest:
+        """A copy of ``request`` to send again (``put_token`` gives it the new token)."""
         retry = request.copy()
         # Cookies the failed answer set go along, as HTTPDigestAuth does.
         if failed.raw is not None:
@@ -534,17 +729,7 @@ class RefreshingSession(requests.Session):
             if "Cookie" in retry.headers and len(retry._cookies):  # type: ignore[attr-defined]
                 del retry.headers["Cookie"]
             retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
-        for name in _TOKEN_HEADERS:
-            value = retry.headers.get(name)
-            if isinstance(value, bytes):
-                value = value.decode("latin-1")
-            if isinstance(value, str) and old in value:
-                retry.headers[name] = value.replace(old, new)
-        if isinstance(retry.body, (bytes, bytearray, str)):
-            if old != new and _body_contains(retry.body, old):
-                retry.body = _replace_in_body(retry.body, old, new)
-                retry.prepare_content_length(retry.body)
-        elif retry.body is not None:
+        if retry.body is not None and not isinstance(retry.body, (bytes, bytearray, str)):
             rewind_body(retry)
         return retry
 
@@ -578,6 +763,23 @@ class RefreshingSession(requests.Session):
 
     def __repr__(self) -> str:
         return f"<RefreshingSession {self.refresher!r}>"
+
+
+def _check_retries(retries: Optional[int]) -> int:
+    if retries is None:
+        return DEFAULT_RETRIES
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise ConfigurationError(
+            f"retries= must be a whole number from 0 to 10 (0: never resend), not {retries!r}"
+        )
+    return retries
+
+
+def _limit_exceeded(response: requests.Response) -> bool:
+    try:
+        return b"REQUEST_LIMIT_EXCEEDED" in response.content
+    except Exception:
+        return False
 
 
 def _content_for_error(response: requests.Response) -> Any:

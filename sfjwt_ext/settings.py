@@ -14,14 +14,20 @@ other kind.
 from __future__ import annotations
 
 import configparser
+import errno
+import math
+import numbers
 import os
+import posixpath
 import re
 import stat
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import platformdirs
 
 from .errors import ConfigurationError, KeyFilePermissionWarning
 
@@ -33,6 +39,11 @@ __all__ = [
     "resolve_settings",
     "config_path",
     "check_file_permissions",
+    "read_small_file",
+    "read_profile_file",
+    "check_timeout",
+    "check_verify",
+    "PROFILE_MAX_BYTES",
 ]
 
 #: setting name -> environment variable
@@ -109,21 +120,111 @@ def _mask(name: str, value: Any) -> str:
 # files
 # ---------------------------------------------------------------------------------------
 def config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
-    """The profile file: ``SFJWT_CONFIG``, else ``$XDG_CONFIG_HOME/sfjwt/config.ini`` or
-    ``~/.config/sfjwt/config.ini`` (Linux and other POSIX), ``~/Library/Application
-    Support/sfjwt/config.ini`` (macOS), ``%APPDATA%\\sfjwt\\config.ini`` (Windows)."""
+    """The profile file: ``SFJWT_CONFIG``, else ``config.ini`` in the user's config folder
+    as ``platformdirs.user_config_dir("sfjwt")`` names it: ``$XDG_CONFIG_HOME/sfjwt`` or
+    ``~/.config/sfjwt`` (Linux and other POSIX), ``~/Library/Application Support/sfjwt``
+    (macOS; ``$XDG_CONFIG_HOME/sfjwt`` when that is set), ``%APPDATA%\\sfjwt`` (Windows).
+
+    ``XDG_CONFIG_HOME`` is read from ``environ`` (an absolute path, as the XDG spec says;
+    a relative one is ignored), so a mapping passed in decides on its own."""
     env = os.environ if environ is None else environ
     explicit = env.get("SFJWT_CONFIG")
     if explicit:
         return Path(os.path.expanduser(explicit))
-    if sys.platform == "win32":
-        base = env.get("APPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Roaming")
-        return Path(base) / "sfjwt" / "config.ini"
-    if sys.platform == "darwin" and not env.get("XDG_CONFIG_HOME"):
-        return Path(os.path.expanduser("~")) / "Library" / "Application Support" / "sfjwt" / "config.ini"
-    xdg = env.get("XDG_CONFIG_HOME")
-    base_dir = Path(xdg) if xdg else Path(os.path.expanduser("~")) / ".config"
-    return base_dir / "sfjwt" / "config.ini"
+    return _user_config_dir(env) / "config.ini"
+
+
+def _user_config_dir(env: Mapping[str, str]) -> Path:
+    if sys.platform != "win32":
+        xdg = env.get("XDG_CONFIG_HOME") or ""
+        if posixpath.isabs(xdg):
+            return Path(xdg) / "sfjwt"
+        if env is not os.environ and sys.platform != "darwin" and posixpath.isabs(
+            os.environ.get("XDG_CONFIG_HOME") or ""
+        ):
+            # platformdirs reads this process's XDG_CONFIG_HOME, which ``env`` leaves out:
+            # the XDG default applies
+            return Path(os.path.expanduser("~")) / ".config" / "sfjwt"
+    return Path(platformdirs.user_config_dir("sfjwt", appauthor=False, roaming=True))
+
+
+#: A profile file is a few hundred bytes; anything over this is not one.
+PROFILE_MAX_BYTES = 1024 * 1024
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+def read_small_file(path: Union[str, "os.PathLike[str]"], *, what: str, limit: int, instead: str) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    Opened without blocking (``O_NONBLOCK``: a FIFO with no writer does not hang), then
+    checked on the open descriptor (``fstat``, no race with a rename): a directory, a FIFO,
+    a device (``/dev/zero`` would be read until memory runs out) or a socket raise
+    :class:`ConfigurationError` saying what was found, ``what`` it should be and ``instead``
+    (what to give). So does a file over ``limit`` bytes. ``OSError`` (missing file,
+    permission denied) is left to the caller, which knows the setting to name."""
+    name = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(name, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket (or a FIFO on some systems)
+            raise ConfigurationError(f"{what} {name!r} is a socket, not a regular file: {instead}") from None
+        if isinstance(exc, IsADirectoryError):  # Windows
+            raise ConfigurationError(f"{what} {name!r} is a directory, not a regular file: {instead}") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigurationError(f"{what} {name!r} is {_kind_of(info.st_mode)}, not a regular file: {instead}")
+        if info.st_size > limit:
+            raise ConfigurationError(
+                f"{what} {name!r} is {_size(info.st_size)}, more than the {_size(limit)} such a file can be: "
+                f"is it the right file? {instead}"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        chunks: List[bytes] = []
+        total = 0
+        while total <= limit:  # the file may grow after the fstat: never read past the cap
+            chunk = handle.read(limit + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise ConfigurationError(
+                f"{what} {name!r} grew past {_size(limit)} while being read: {instead}"
+            )
+        return b"".join(chunks)
+
+
+def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
+    """The bytes of the profile file (:func:`read_small_file`, cap :data:`PROFILE_MAX_BYTES`).
+    :class:`ConfigurationError` names ``SFJWT_CONFIG`` for anything that is not a small
+    regular file; ``OSError`` for a missing or unreadable one."""
+    return read_small_file(
+        path, what="the profile file", limit=PROFILE_MAX_BYTES,
+        instead="set SFJWT_CONFIG to the path of an INI file of profiles (a regular file of a few lines)",
+    )
 
 
 def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:
@@ -152,7 +253,7 @@ def _read_profiles(path: Path) -> configparser.ConfigParser:
     )
     parser.optionxform = str.lower  # type: ignore[assignment,method-assign]
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_profile_file(path).decode("utf-8-sig")
     except PermissionError:
         raise ConfigurationError(
             f"cannot read the profile file {str(path)!r}: permission denied (set SFJWT_CONFIG to "
@@ -192,7 +293,7 @@ def _load_profile(
     path: Path, name: Optional[str], named_by: Optional[str]
 ) -> Tuple[Dict[str, str], Optional[str]]:
     """(values by setting name, profile name) from the profile file; ``{}`` when none applies."""
-    if not path.is_file():
+    if not path.exists() or str(path) == os.devnull:  # SFJWT_CONFIG=/dev/null: no profiles
         if name is not None:
             raise ConfigurationError(
                 f"profile {name!r} ({named_by}) was asked for, but there is no profile file at "
@@ -538,3 +639,149 @@ def _describe_source(name: str, setting: Setting) -> str:
     if setting.source == "environment":
         return ENV[name]
     return setting.source
+
+
+# ---------------------------------------------------------------------------------------
+# timeout= and verify= (connect_jwt's transport arguments)
+# ---------------------------------------------------------------------------------------
+Timeout = Union[float, Tuple[float, float]]
+_TIMEOUT_FIX = "pass a number of seconds (timeout=30) or a (connect, read) pair (timeout=(10, 120))"
+
+
+def _seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
+        if value is None:
+            raise ConfigurationError(
+                f"timeout= has None as its {what} time: that waits forever (a half-open connection "
+                f"blocks for good); {_TIMEOUT_FIX}"
+            )
+        raise ConfigurationError(f"timeout= has {value!r} ({kind}) as its {what} time: {_TIMEOUT_FIX}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigurationError(
+            f"timeout= has {value!r} as its {what} time: it must be a positive, finite number of "
+            f"seconds; {_TIMEOUT_FIX}"
+        )
+    return seconds
+
+
+def check_timeout(value: object) -> Optional[Timeout]:
+    """``timeout=`` as requests takes it: ``None`` (the defaults), a positive finite number
+    of seconds (``float``), or a ``(connect, read)`` pair of them (a list is taken as the
+    pair). Anything else (``'5'``, ``True``, ``0``, ``-1``, ``nan``, ``inf``, ``(1,)``,
+    ``(5, -1)``, ``(5, None)``) raises :class:`ConfigurationError` naming ``timeout=``."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ConfigurationError(
+                f"timeout={tuple(value)!r} has {len(value)} value{'s' if len(value) != 1 else ''}: "
+                f"{_TIMEOUT_FIX}"
+            )
+        return (_seconds(value[0], "connect"), _seconds(value[1], "read"))
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
+        raise ConfigurationError(f"timeout={value!r} is {kind}: {_TIMEOUT_FIX}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigurationError(
+            f"timeout={value!r}: it must be a positive, finite number of seconds; {_TIMEOUT_FIX}"
+        )
+    return seconds
+
+
+_CERT_RE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
+_CA_SCAN_CHUNK = 64 * 1024
+_CA_SCAN_LIMIT = 64 * 1024 * 1024
+_CA_FIX = (
+    "give verify= / SF_CA_BUNDLE (ca_bundle in a profile) the path of a PEM file of trusted CA "
+    "certificates ('-----BEGIN CERTIFICATE-----'), or a folder prepared with c_rehash; or leave "
+    "it unset for the system's CAs"
+)
+
+
+def _has_pem_certificate(handle: IO[bytes]) -> bool:
+    """A PEM certificate line within the first :data:`_CA_SCAN_LIMIT` bytes (usually the
+    first chunk: bundles start with one)."""
+    tail = b""
+    read = 0
+    while read < _CA_SCAN_LIMIT:
+        chunk = handle.read(_CA_SCAN_CHUNK)
+        if not chunk:
+            return False
+        read += len(chunk)
+        if _CERT_RE.search(tail + chunk):
+            return True
+        tail = chunk[-40:]
+    return False
+
+
+def _check_ca_bundle(path: str, named: str, fix: str) -> None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigurationError(f"{named} names {path!r}, which does not exist: {fix}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{named} names {path!r}, which cannot be read ({exc.strerror or exc}): {fix}") from None
+    if stat.S_ISDIR(info.st_mode):
+        return  # a c_rehash folder: OpenSSL looks certificates up by hash when it needs them
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigurationError(f"{named} names {path!r}, which is {_kind_of(info.st_mode)}: {fix}")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ConfigurationError(f"{named} names {path!r}, which cannot be read ({exc.strerror or exc}): {fix}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
+        os.close(fd)
+        raise ConfigurationError(f"{named} names {path!r}, which is not a regular file: {fix}")
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        if not _has_pem_certificate(handle):
+            raise ConfigurationError(
+                f"{named} names {path!r} ({_size(info.st_size)}), which holds no PEM certificate "
+                "(no '-----BEGIN CERTIFICATE-----' line; a DER .cer converts with `openssl x509 "
+                f"-inform der -in ca.cer -out ca.pem`): {fix}"
+            )
+
+
+def check_verify(
+    verify: object,
+    *,
+    named: str = "verify=",
+    trust_env: bool = True,
+    environ: Optional[Mapping[str, str]] = None,
+) -> Union[bool, str]:
+    """``verify=`` checked before any connection: ``True`` / ``False``, or the path (``str``
+    or path-like, ``~`` expanded) of an existing PEM file holding a certificate, or of a
+    c_rehash folder. ``named`` says where the value came from (``verify=``, ``SF_CA_BUNDLE``,
+    ``profile:<name>``). With ``True`` and ``trust_env``, requests replaces it by
+    ``REQUESTS_CA_BUNDLE`` (else ``CURL_CA_BUNDLE``): that file is checked the same way and
+    named. Raises :class:`ConfigurationError`; returns the value to use."""
+    if isinstance(verify, bool):
+        if verify and trust_env:
+            env = os.environ if environ is None else environ
+            for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+                value = env.get(variable)
+                if value:  # requests: os.environ.get("REQUESTS_CA_BUNDLE") or ...("CURL_CA_BUNDLE")
+                    _check_ca_bundle(
+                        value,
+                        f"{variable} (which requests uses when verify= is left at its default)",
+                        f"fix or unset {variable}, or pass verify= / SF_CA_BUNDLE the path of a PEM "
+                        "file of trusted CA certificates",
+                    )
+                    break
+        return verify
+    if isinstance(verify, os.PathLike):
+        verify = os.fspath(verify)
+    if not isinstance(verify, str):
+        raise ConfigurationError(
+            f"{named} is {verify!r} (of type {type(verify).__name__}): it must be True, False or the path of "
+            f"a CA bundle; {_CA_FIX}"
+        )
+    if not verify.strip():
+        raise ConfigurationError(f"{named} is an empty string: {_CA_FIX}")
+    path = os.path.expanduser(verify)
+    where = named if named == "verify=" else f"{named} (verify=)"
+    _check_ca_bundle(path, where, _CA_FIX)
+    return path

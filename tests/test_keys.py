@@ -175,10 +175,14 @@ def test_unreadable_file_message(key, tmp_path, monkeypatch):
     # runs as root too: the OS refusal is simulated at the file-reading call
     path = write(tmp_path / "locked.key", pem(key))
 
-    def refuse(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    def refuse(name, *args, **kwargs):
+        if os.fspath(name) == str(path):
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)  # the key file is opened with os.open (O_NONBLOCK)
     with pytest.raises(PrivateKeyError) as info:
         load_private_key(private_key_file=path)
     assert "permission denied" in str(info.value) and str(path) in str(info.value)

@@ -332,8 +332,14 @@ def test_timeout_applies_when_the_caller_gives_none(org: Any) -> None:
     assert sf.query(SOQL, timeout=10)["totalSize"] == 3
 
 
-def _response(status: int, body: bytes, content_type: str = "application/json") -> requests.Response:
+BULK1_URL = "https://acme.my.salesforce.com/services/async/62.0/job"
+SOAP_URL = "https://acme.my.salesforce.com/services/Soap/m/62.0"
+
+
+def _response(status: int, body: bytes, content_type: str = "application/json",
+              url: str = "https://acme.my.salesforce.com/services/data/v62.0/query") -> requests.Response:
     r = requests.Response()
+    r.url = url
     r.status_code = status
     r._content = body
     r.headers["Content-Type"] = content_type
@@ -342,11 +348,12 @@ def _response(status: int, body: bytes, content_type: str = "application/json") 
 
 def test_expiry_signals() -> None:
     assert expiry_signal(_response(401, b'[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]')) == "rest"
-    assert expiry_signal(_response(400, b'{"exceptionCode":"InvalidSessionId","exceptionMessage":"x"}')) == "bulk"
+    assert expiry_signal(_response(400, b'{"exceptionCode":"InvalidSessionId","exceptionMessage":"x"}',
+                                   url=BULK1_URL)) == "bulk"
     assert expiry_signal(_response(400, b"<error><exceptionCode>InvalidSessionId</exceptionCode></error>",
-                                   "application/xml")) == "bulk"
+                                   "application/xml", url=BULK1_URL)) == "bulk"
     assert expiry_signal(_response(500, b"<soapenv:Fault><faultcode>sf:INVALID_SESSION_ID</faultcode></soapenv:Fault>",
-                                   "text/xml")) == "soap"
+                                   "text/xml", url=SOAP_URL)) == "soap"
     assert expiry_signal(_response(401, b'[{"errorCode":"INVALID_AUTH_HEADER"}]')) is None
     assert expiry_signal(_response(400, b'[{"errorCode":"MALFORMED_QUERY"}]')) is None
     assert expiry_signal(_response(200, b'INVALID_SESSION_ID')) is None

@@ -246,8 +246,8 @@ def test_permanent_error_at_refresh_then_the_same_client_recovers(org: Any, sf: 
 
 def test_dropped_api_connection_is_not_a_refresh(org: Any, sf: SalesforceJWT) -> None:
     """A dropped API connection is the caller's to handle (requests raises); it never costs
-    a login, and the next call works."""
-    org.inject_fault("api", count=1, drop=True)
+    a login, and the next call works. (A GET is tried 3 times: every attempt is dropped.)"""
+    org.inject_fault("api", count=3, drop=True)
     before = org.token_requests
     with pytest.raises(requests.exceptions.ConnectionError):
         sf.query(SOQL)

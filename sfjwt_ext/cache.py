@@ -1,0 +1,418 @@
+"""The login cache: one object that owns every login of this process, with one lock.
+
+``connect_jwt()`` asks :data:`default_cache` (a :class:`LoginCache`) for
+
+* the **settings** of a call (``LoginCache.settings``): resolved once per arguments,
+  environment, profile file content and working directory, so a notebook cell that is run
+  again costs microseconds;
+* the **login** of a :class:`LoginKey` (``LoginCache.login``): a
+  :class:`~sfjwt_ext.session.Refresher`, made by one token request however many threads ask
+  at once. Threads that wait for a first login share its outcome, the failure included
+  (32 threads against a token endpoint that answers 503 make one caller's retries, not 32);
+  a failed login is never kept;
+* the **session** of a login (``LoginCache.session``): clients of one login share one
+  :class:`~sfjwt_ext.session.RefreshingSession` (and its connection pool) while one of them
+  is alive; the cache holds it weakly.
+
+What a key is made of is decided here, in the key makers (:func:`login_key`,
+:func:`key_source_id`, :func:`settings_key`), and nowhere else. A :class:`LoginKey` is the
+:class:`LoginIdentity` a token belongs to (user, Consumer Key, token URL, audience, key) plus
+the :class:`Transport` its token requests are made with (``verify``, proxies, timeout and the
+environment's proxies / CA bundle): a login made with ``verify=False`` is never reused by a
+client that asked for ``verify="/path/ca.pem"``, and every refresh goes out the way its
+client asked.
+
+Bounded: at most ``max_logins`` logins (:data:`MAX_LOGINS`, 64) and ``max_settings``
+resolved settings (:data:`MAX_SETTINGS`, 64), least recently used first out. An evicted
+login's token client is closed (its idle TLS connection goes); a client still using that
+login keeps working (its next refresh opens a new connection).
+
+Fork-aware: the lock, the first logins in flight and the shared sessions live in a
+:class:`~sfjwt_ext._fork.ProcessLocal`. A forked child gets a fresh lock and forgets the
+parent's logins in flight (their threads do not exist in the child: it logs in itself) and
+the parent's sessions; the logins it keeps (their tokens stay valid) first close the pooled
+connections inherited from the parent, so the child's token requests open their own.
+
+A second store plugs in as ``LoginCache(store=...)``, any object with the
+:class:`TokenStore` methods: a first login asks it for a token of the login's identity
+before making a token request, and hands it every token it fetched (the on-disk token cache
+shared by processes is such a store).
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import threading
+import time
+import weakref
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple, Union
+
+import requests.utils
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ._fork import ProcessLocal
+from ._redact import get_logger
+from .errors import ConfigurationError, PrivateKeyError
+from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse
+from .keys import read_key_file
+from .session import Refresher, RefreshingSession
+from .settings import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
+
+__all__ = [
+    "LoginCache",
+    "LoginIdentity",
+    "LoginKey",
+    "Transport",
+    "TokenStore",
+    "default_cache",
+    "login_key",
+    "key_source_id",
+    "key_fingerprint",
+    "log_in",
+    "MAX_LOGINS",
+    "MAX_SETTINGS",
+]
+
+logger = get_logger("sfjwt_ext.cache")
+
+#: Logins kept per process (least recently used out first; each holds one idle TLS connection).
+MAX_LOGINS = 64
+#: Resolved settings kept per process.
+MAX_SETTINGS = 64
+
+Verify = Union[bool, str]
+PrivateKeySource = Union[str, bytes, rsa.RSAPrivateKey, None]
+
+
+# ---------------------------------------------------------------------------------------
+# keys
+# ---------------------------------------------------------------------------------------
+class LoginIdentity(NamedTuple):
+    """Whose token: the same identity gets the same session from Salesforce. ``key_id`` is
+    :func:`key_source_id` (never key material)."""
+
+    username: str
+    consumer_key: str
+    token_url: str
+    audience: str
+    key_id: str
+
+
+class Transport(NamedTuple):
+    """How the token requests of a login are made."""
+
+    verify: Verify                          # True, False or an absolute CA bundle path
+    proxies: Tuple[Tuple[str, str], ...]    # the proxies= given, sorted
+    timeout: str                            # repr of timeout= (None: the token client's default)
+    environment: Tuple[Tuple[str, str], ...]  # proxies and CA bundle the environment adds
+
+
+class LoginKey(NamedTuple):
+    identity: LoginIdentity
+    transport: Transport
+
+
+SettingsKey = Tuple[object, ...]
+#: A shared session: the login it serves and the retries setting of its clients.
+SessionKey = Tuple[LoginKey, Optional[int]]
+
+# Every variable resolve_settings reads, then those config_path() reads.
+_CONFIG_ENV = ("SFJWT_CONFIG", "XDG_CONFIG_HOME", "HOME", "APPDATA")
+_SETTINGS_ENV = (
+    *ENV.values(),
+    *(alias for aliases in ENV_ALIASES.values() for alias in aliases),
+    *_CONFIG_ENV,
+)
+# What requests adds to a request made with verify=True when the environment is trusted.
+_CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def login_key(
+    settings: Settings,
+    target: LoginTarget,
+    key_id: str,
+    *,
+    verify: Verify,
+    proxies: Optional[Mapping[str, str]],
+    timeout: TimeoutType,
+) -> LoginKey:
+    """The cache key of a login: its identity and the transport of its token requests."""
+    identity = LoginIdentity(
+        str(settings.username), str(settings.consumer_key), target.token_url, target.audience, key_id
+    )
+    if isinstance(verify, str):
+        verify = os.path.abspath(os.path.expanduser(verify))
+    environment = dict(requests.utils.get_environ_proxies(target.token_url))
+    if verify is True:
+        environment.update((name, os.environ[name]) for name in _CA_BUNDLE_ENV if os.environ.get(name))
+    transport = Transport(
+        verify,
+        tuple(sorted((proxies or {}).items())),
+        repr(timeout),
+        tuple(sorted(environment.items())),
+    )
+    return LoginKey(identity, transport)
+
+
+def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
+    """SHA-256 of a loaded key's public numbers."""
+    numbers = key.public_key().public_numbers()
+    return hashlib.sha256(f"{numbers.n:x}:{numbers.e:x}".encode("ascii")).hexdigest()
+
+
+def key_source_id(settings: Settings) -> Optional[str]:
+    """Identify the key by what the user gave, without parsing it.
+
+    Parsing a PEM key costs ~50 ms (cryptography validates it); hashing its bytes costs
+    microseconds, so a cached ``connect_jwt()`` skips the parse. The passphrase is part of
+    the identity: a wrong one never rides on a cached session. ``None`` when the key file
+    cannot be read (loading the key then reports why).
+    """
+    source: PrivateKeySource = settings.private_key
+    digest = hashlib.sha256()
+    if isinstance(source, str):
+        digest.update(b"text\0" + source.encode("utf-8", "surrogatepass"))
+    elif isinstance(source, (bytes, bytearray)):
+        digest.update(b"bytes\0" + bytes(source))
+    elif isinstance(source, rsa.RSAPrivateKey):
+        digest.update(b"object\0" + key_fingerprint(source).encode("ascii"))
+    elif settings.private_key_file:
+        try:
+            digest.update(b"file\0" + read_key_file(settings.private_key_file))
+        except PrivateKeyError:  # loading the key says what is wrong with the file
+            return None
+    else:
+        return None
+    passphrase: Union[str, bytes, None] = settings.private_key_passphrase
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8", "surrogatepass")
+    digest.update(b"\0pass\0" + (hashlib.sha256(passphrase).digest() if passphrase else b""))
+    return digest.hexdigest()
+
+
+def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
+    """The memo key of ``resolve_settings(**arguments)``: the arguments, every environment
+    variable settings reads, the profile file's content (two edits within the file system's
+    timestamp granularity keep its stat) and the working directory (relative paths were
+    checked against it). ``None``: not memoized (key text or a passphrase among the
+    arguments is never kept; an unhashable argument is left to resolve_settings to refuse).
+    """
+    if arguments.get("private_key") is not None or arguments.get("private_key_passphrase") is not None:
+        return None
+    environment = tuple(os.environ.get(name) for name in _SETTINGS_ENV)
+    try:
+        profile: Optional[bytes] = hashlib.sha256(read_profile_file(config_path())).digest()
+    except OSError:  # no profile file
+        profile = None
+    except ConfigurationError:  # a FIFO, a device, too big: not memoized, resolve_settings says so
+        return None
+    try:
+        cwd: Optional[str] = os.getcwd()
+    except OSError:  # the working directory was removed
+        cwd = None
+    key = (tuple(sorted(arguments.items())), environment, profile, cwd)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+# ---------------------------------------------------------------------------------------
+# first logins
+# ---------------------------------------------------------------------------------------
+class TokenStore(Protocol):
+    """A second place for tokens, looked up by login identity (e.g. a cache on disk shared
+    by processes). Neither method may raise for a broken store: log and answer None."""
+
+    def load(self, identity: LoginIdentity) -> Optional[TokenResponse]:
+        """A token of ``identity`` to use without a token request, or None."""
+
+    def save(self, identity: LoginIdentity, token: TokenResponse) -> None:
+        """Keep ``token``, just fetched for ``identity``."""
+
+
+def log_in(client: TokenClient, token: Optional[TokenResponse] = None) -> Refresher:
+    """The refresher of a first login: ``token`` when given, else one ``client.fetch()``.
+    A failed login closes the client."""
+    if token is None:
+        started = time.monotonic()
+        try:
+            token = client.fetch()
+        except BaseException:
+            client.close()
+            raise
+        # exchange.py logs the login at INFO; this is the step.
+        logger.debug(
+            "logged in %s (org %s) in %.0f ms",
+            client.username, token.org_id or "?", (time.monotonic() - started) * 1000.0,
+        )
+    return Refresher(client, token)
+
+
+class _FirstLogin:
+    """A first login in flight: its waiters get its refresher or its exception."""
+
+    __slots__ = ("done", "refresher", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.refresher: Optional[Refresher] = None
+        self.error: Optional[Exception] = None
+
+
+class _ProcessState:
+    """What belongs to one process: the lock, first logins in flight, shared sessions."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight: Dict[LoginKey, _FirstLogin] = {}
+        self.sessions: "weakref.WeakValueDictionary[SessionKey, RefreshingSession]" = (
+            weakref.WeakValueDictionary()
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# the cache
+# ---------------------------------------------------------------------------------------
+class LoginCache:
+    """Logins, settings and shared sessions of one process (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        max_logins: int = MAX_LOGINS,
+        max_settings: int = MAX_SETTINGS,
+        store: Optional[TokenStore] = None,
+    ) -> None:
+        if max_logins < 1 or max_settings < 1:
+            raise ValueError("max_logins and max_settings must be at least 1")
+        self.max_logins = max_logins
+        self.max_settings = max_settings
+        self.store = store
+        self._logins: "collections.OrderedDict[LoginKey, Refresher]" = collections.OrderedDict()
+        self._settings: "collections.OrderedDict[SettingsKey, Settings]" = collections.OrderedDict()
+        self._process: ProcessLocal[_ProcessState] = ProcessLocal(self._new_process)
+
+    def _new_process(self) -> _ProcessState:
+        # Runs in __init__, and in a forked child before any thread there sees the state.
+        for refresher in list(self._logins.values()):
+            refresher.token_client.close()  # drop the parent's pooled connections, unwritten
+        return _ProcessState()
+
+    # -- settings ---------------------------------------------------------------------------
+    def settings(self, arguments: Mapping[str, Any]) -> Settings:
+        """``resolve_settings(**arguments)``, memoized by :func:`settings_key`."""
+        key = settings_key(arguments)
+        if key is None:
+            return resolve_settings(**arguments)
+        lock = self._process.get().lock
+        with lock:
+            settings = self._settings.get(key)
+            if settings is not None:
+                if settings.ca_bundle and not os.path.exists(settings.ca_bundle):
+                    # deleted since: resolve again, which raises the error naming it
+                    del self._settings[key]
+                    settings = None
+                else:
+                    self._settings.move_to_end(key)
+        if settings is not None:
+            return settings
+        settings = resolve_settings(**arguments)
+        with lock:
+            self._settings[key] = settings
+            while len(self._settings) > self.max_settings:
+                self._settings.popitem(last=False)
+        return settings
+
+    # -- logins -----------------------------------------------------------------------------
+    def login(self, key: LoginKey, make_client: Callable[[], TokenClient]) -> Tuple[Refresher, bool]:
+        """``(refresher, reused)`` for ``key``: the cached login, or one first login for all
+        threads asking at once (``make_client()`` is called by the one that logs in). Its
+        waiters get its refresher, or raise its exception; an interrupt
+        (``KeyboardInterrupt``) stays with its thread and a waiter logs in instead."""
+        while True:
+            state = self._process.get()
+            with state.lock:
+                refresher = self._logins.get(key)
+                if refresher is not None:
+                    self._logins.move_to_end(key)
+                    return refresher, True
+                flight = state.in_flight.get(key)
+                if flight is None:
+                    flight = state.in_flight[key] = _FirstLogin()
+                    break
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            if flight.refresher is not None:
+                return flight.refresher, True
+        evicted: List[Refresher] = []
+        try:
+            refresher = self._first_login(key.identity, make_client)
+        except Exception as exc:
+            flight.error = exc
+            raise
+        else:
+            flight.refresher = refresher
+            with state.lock:
+                self._logins[key] = refresher
+                while len(self._logins) > self.max_logins:
+                    evicted.append(self._logins.popitem(last=False)[1])
+        finally:
+            with state.lock:
+                if state.in_flight.get(key) is flight:
+                    del state.in_flight[key]
+            flight.done.set()
+        for old in evicted:
+            old.token_client.close()
+        return refresher, False
+
+    def _first_login(self, identity: LoginIdentity, make_client: Callable[[], TokenClient]) -> Refresher:
+        client = make_client()
+        stored = self.store.load(identity) if self.store is not None else None
+        refresher = log_in(client, stored)
+        if self.store is not None and stored is None:
+            self.store.save(identity, refresher.token)
+        return refresher
+
+    def get(self, key: LoginKey) -> Optional[Refresher]:
+        """The cached login of ``key`` (not counted as a use)."""
+        with self._process.get().lock:
+            return self._logins.get(key)
+
+    def __len__(self) -> int:
+        return len(self._logins)
+
+    # -- sessions ---------------------------------------------------------------------------
+    def session(
+        self, key: SessionKey, refresher: Refresher, make: Callable[[], RefreshingSession]
+    ) -> RefreshingSession:
+        """The session shared by the live clients of ``refresher`` (made by ``make()``)."""
+        state = self._process.get()
+        with state.lock:
+            shared = state.sessions.get(key)
+            if shared is None or shared.refresher is not refresher:
+                shared = state.sessions[key] = make()
+            return shared
+
+    # -- all of it --------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget every login, memoized settings and shared session (clients already made
+        keep working; the forgotten logins' idle token connections are closed)."""
+        state = self._process.get()
+        with state.lock:
+            logins = list(self._logins.values())
+            self._logins.clear()
+            self._settings.clear()
+            state.sessions.clear()
+        for refresher in logins:
+            refresher.token_client.close()
+
+    def __repr__(self) -> str:
+        return f"<LoginCache logins={len(self._logins)}/{self.max_logins} settings={len(self._settings)}/{self.max_settings}>"
+
+
+#: The cache ``connect_jwt()`` uses.
+default_cache = LoginCache()

@@ -1,0 +1,447 @@
+"""The record engine: Salesforce JSON records -> named, typed columns, in one place.
+
+Used by :func:`~sfjwt_ext.dataframe.query_df`, :func:`~sfjwt_ext.dataframe.query_arrow`,
+:func:`~sfjwt_ext.dataframe.query_to_parquet` and the writers of ``sfjwt query``.
+
+* :class:`Describer` describes each object once per client (cached on the client in
+  ``sf._sfjwt_describe_cache``) and resolves a dotted field path (``account.owner.name``)
+  to the API's spelling and the leaf's describe type.
+* :func:`plan_columns` turns a parsed SELECT list into :class:`Column` objects in SELECT
+  order: parent fields flattened to ``Account.Name``, aggregates named by alias or
+  ``expr0``..., their types (COUNT -> int, SUM/AVG -> double, MIN/MAX -> the field's).
+  The grouped-parent-field quirk (``GROUP BY Account.Name`` comes back keyed ``"Name"``) is
+  handled here, once, by the column's key candidates.
+* :class:`RowPlan`: the same plan as rows of values, for ``sfjwt query``'s writers.
+* :func:`resolve_top_level` / :func:`resolve_nested` fix each column's key path to the
+  spelling the records use; :func:`extract` pulls one column's values out of a page.
+* :func:`flatten` flattens one record (``attributes`` dropped) when
+  the columns can only be learnt from the records (``FIELDS()``, ``TYPEOF``).
+* :func:`flatten_column_metadata` / :func:`column_metadata`: the ``columns=true`` answer.
+
+Nothing here imports pandas or pyarrow: values stay JSON values; typing them into arrays
+is the caller's job, by :attr:`Column.sftype` (see :data:`INT_TYPES` and friends).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
+
+from ._soql_fields import SelectItem, SelectQuery, SoqlParseError, parse_select
+
+__all__ = [
+    "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "Describer", "Column", "plan_columns",
+    "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
+    "select_columns", "row_values", "RowPlan", "flatten_column_metadata", "column_metadata",
+    "columns_from_metadata",
+]
+
+logger = logging.getLogger("sfjwt_ext.records")
+
+INT_TYPES = frozenset({"int", "long"})
+FLOAT_TYPES = frozenset({"double", "currency", "percent"})
+OBJECT_TYPES = frozenset({"address", "location", "anytype", "complexvalue", "json"})
+COMPOUND_TYPES = frozenset({"address", "location"})
+_INT_FUNCTIONS = frozenset({
+    "COUNT", "COUNT_DISTINCT", "GROUPING", "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR",
+    "DAY_IN_MONTH", "DAY_IN_WEEK", "DAY_IN_YEAR", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR",
+    "HOUR_IN_DAY", "WEEK_IN_MONTH", "WEEK_IN_YEAR",
+})
+
+
+
+# --------------------------------------------------------------------------- describe
+
+
+class Describer:
+    """Describes objects once per client and answers type / canonical-name questions."""
+
+    def __init__(self, sf: Any) -> None:
+        """``sf``: the client whose describe calls (and cache) to use; ``None`` describes
+        nothing (names and keys as the query writes them)."""
+        self.sf = sf
+        cache: Any = {}
+        if sf is not None:
+            # sf.__dict__ directly: simple-salesforce's __getattr__ turns unknown names into SFType
+            cache = sf.__dict__.get("_sfjwt_describe_cache")
+            if not isinstance(cache, dict):
+                cache = {}
+                try:
+                    sf.__dict__["_sfjwt_describe_cache"] = cache
+                except (AttributeError, TypeError):  # pragma: no cover - objects without __dict__
+                    pass
+        self.cache: Dict[str, Any] = cache
+        self.failed: Dict[str, bool] = {}
+        self.indexes: Dict[str, Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]] = {}
+
+    def describe(self, sobject: str) -> Optional[dict]:
+        if self.sf is None:  # a plan from the SELECT list alone (the CLI's rows)
+            return None
+        key = sobject.lower()
+        if key in self.cache:
+            return self.cache[key]  # type: ignore[no-any-return]
+        if key in self.failed:
+            return None
+        try:
+            result = getattr(self.sf, sobject).describe()
+        except Exception as exc:  # any API error: fall back to types inferred from the values
+            logger.debug("describe(%s) failed: %s; inferring types from values", sobject, exc)
+            self.failed[key] = True
+            return None
+        self.cache[key] = result
+        return result  # type: ignore[no-any-return]
+
+    def index(self, sobject: str) -> Optional[Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]]:
+        key = sobject.lower()
+        if key not in self.indexes:
+            d = self.describe(sobject)
+            if d is None:
+                return None
+            fields = {f["name"].lower(): f for f in d.get("fields") or [] if f.get("name")}
+            rels = {f["relationshipName"].lower(): f for f in d.get("fields") or [] if f.get("relationshipName")}
+            children = {c["relationshipName"].lower(): c for c in d.get("childRelationships") or []
+                        if c.get("relationshipName")}
+            self.indexes[key] = (fields, rels, children)
+        return self.indexes[key]
+
+    def resolve(self, sobject: str, path: Sequence[str]) -> Tuple[Tuple[str, ...], Optional[str]]:
+        """(canonical key path, describe type of the leaf or None) for a dotted field path."""
+        keys: List[str] = []
+        objects = [sobject]
+        for i, part in enumerate(path):
+            last = i == len(path) - 1
+            found: Optional[dict] = None
+            next_objects: List[str] = []
+            for obj in objects:
+                idx = self.index(obj)
+                if idx is None:
+                    continue
+                fields, rels, _ = idx
+                if last:
+                    found = fields.get(part.lower())
+                else:
+                    found = rels.get(part.lower())
+                    if found is None and part.lower() in fields and fields[part.lower()].get("referenceTo"):
+                        found = fields[part.lower()]  # e.g. a custom Account__c written as Account__r
+                if found is not None:
+                    break
+            if found is None:
+                return tuple(keys) + tuple(path[i:]), None
+            if last:
+                keys.append(found["name"])
+                return tuple(keys), str(found.get("type") or "").lower() or None
+            keys.append(found.get("relationshipName") or part)
+            next_objects = list(found.get("referenceTo") or [])
+            if not next_objects:
+                return tuple(keys) + tuple(path[i + 1:]), None
+            objects = next_objects
+        return tuple(keys), None
+
+    def child_relationship(self, sobject: str, name: str) -> Tuple[str, Optional[str]]:
+        idx = self.index(sobject)
+        if idx is not None:
+            child = idx[2].get(name.lower())
+            if child is not None:
+                return child["relationshipName"], child.get("childSObject")
+        return name, None
+
+
+# --------------------------------------------------------------------------- column plan
+
+
+class Column:
+    """One output column: where its values sit in a record and what type they get."""
+
+    __slots__ = ("name", "keys", "candidates", "sftype", "kind", "values", "resolved", "csv_names")
+
+    def __init__(self, name: str, keys: Tuple[str, ...], sftype: Optional[str], kind: str = "value",
+                 candidates: Sequence[Tuple[str, ...]] = ()) -> None:
+        self.name = name
+        self.keys = keys
+        self.candidates = [keys, *[c for c in candidates if c != keys]]
+        self.sftype = sftype
+        self.kind = kind  # value | child
+        self.values: List[Any] = []
+        self.resolved = False
+        self.csv_names = {name.lower(), ".".join(keys).lower()}
+
+
+def _function_type(d: Describer, sobject: str, item: SelectItem) -> Optional[str]:
+    func = item.func or ""
+    if func in ("FORMAT", "TOLABEL"):
+        return "string"
+    if func == "CONVERTCURRENCY":
+        return "currency"
+    if func == "DAY_ONLY":
+        return "date"
+    if func in _INT_FUNCTIONS:
+        return "int"
+    if func in ("SUM", "AVG"):
+        return "double"
+    if func in ("MIN", "MAX") and item.path:
+        return d.resolve(sobject, item.path)[1]
+    if item.inner:
+        return _function_type(d, sobject, SelectItem("function", item.name, item.path, func=item.inner))
+    return None
+
+
+def plan_columns(d: Describer, q: SelectQuery) -> List[Column]:
+    columns: List[Column] = []
+    seen = set()
+    aggregate = q.is_aggregate
+    for item in q.items:
+        if item.kind == "field":
+            keys, sftype = d.resolve(q.sobject, item.path)
+            if aggregate:
+                # Salesforce keys a grouped parent field by its last name (Account.Name -> "Name")
+                name = item.alias or ".".join(keys)
+                col = Column(name, (item.alias,) if item.alias else (keys[-1],), sftype,
+                              candidates=[keys, (".".join(keys),), (".".join(item.path),)])
+            else:
+                col = Column(".".join(keys), keys, sftype)
+        elif item.kind == "function":
+            sftype = _function_type(d, q.sobject, item)
+            if not aggregate and item.path and not item.alias and item.name == ".".join(item.path):
+                keys, _ = d.resolve(q.sobject, item.path)  # toLabel(x) / FORMAT(x): keyed by the field
+                col = Column(".".join(keys), keys, sftype)
+            else:
+                col = Column(item.name, (item.name,), sftype)
+        elif item.kind == "subquery":
+            rel, _ = d.child_relationship(q.sobject, item.name)
+            col = Column(rel, (rel,), None, kind="child")
+        else:  # dynamic: the caller handles it
+            continue
+        if col.name.lower() in seen:
+            continue
+        seen.add(col.name.lower())
+        columns.append(col)
+    return columns
+
+
+def resolve_top_level(columns: List[Column], record: dict) -> None:
+    """Pick each column's key path from the candidates, matching the record's keys (any case)."""
+    lower = {k.lower(): k for k in record}
+    for col in columns:
+        if col.resolved:
+            continue
+        for cand in col.candidates:
+            first = cand[0]
+            if first in record:
+                col.keys = cand
+                break
+            if first.lower() in lower:
+                col.keys = (lower[first.lower()],) + tuple(cand[1:])
+                break
+        col.resolved = True
+
+
+def resolve_nested(col: Column, records: List[dict]) -> bool:
+    """Fix the case of a parent path's inner keys from a record that has the parent.
+
+    True once a record with a non-null parent was seen (nothing more to learn).
+    """
+    for rec in records[:200]:
+        value: Any = rec
+        fixed: List[str] = []
+        for key in col.keys[:-1]:
+            if not isinstance(value, dict):
+                break
+            if key not in value:
+                match = next((k for k in value if k.lower() == key.lower()), None)
+                if match is None:
+                    break
+                key = match
+            fixed.append(key)
+            value = value[key]
+        else:
+            if isinstance(value, dict):
+                leaf = col.keys[-1]
+                if leaf not in value:
+                    leaf = next((k for k in value if k.lower() == leaf.lower()), leaf)
+                col.keys = tuple(fixed) + (leaf,)
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------- value extraction
+
+
+def strip_attributes(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "records" in value and "totalSize" in value and "done" in value:
+            return [strip_attributes(r) for r in value.get("records") or []]
+        return {k: strip_attributes(v) for k, v in value.items() if k != "attributes"}
+    if isinstance(value, list):
+        return [strip_attributes(v) for v in value]
+    return value
+
+
+def extract(records: List[dict], keys: Tuple[str, ...]) -> List[Any]:
+    if len(keys) == 1:
+        k = keys[0]
+        return [r.get(k) for r in records]
+    if len(keys) == 2:
+        k0, k1 = keys
+        return [None if (p := r.get(k0)) is None else p.get(k1) for r in records]
+    out: List[Any] = []
+    append = out.append
+    for r in records:
+        value: Any = r
+        for k in keys:
+            value = value.get(k)
+            if value is None:
+                break
+        append(value)
+    return out
+
+
+# --------------------------------------------------------------------------- columns=true
+
+
+def flatten_column_metadata(entries: Sequence[dict], prefix: str = "") -> List[str]:
+    names: List[str] = []
+    for entry in entries or []:
+        name = entry.get("columnName") or entry.get("displayName") or ""
+        joins = entry.get("joinColumns") or []
+        if joins and not _is_child_column(entry):
+            names.extend(flatten_column_metadata(joins, prefix + name + "."))
+        else:
+            names.append(prefix + name)
+    return names
+
+
+def _is_child_column(entry: dict) -> bool:
+    # a child subquery's metadata carries its columns under joinColumns, like a parent
+    # relationship does; Salesforce tells them apart with "aggregate": true
+    return bool(entry.get("aggregate")) and bool(entry.get("joinColumns"))
+
+
+def column_metadata(sf: Any, soql: str, include_deleted: bool = False) -> dict:
+    """The query endpoint's ``columns=true`` answer: column metadata, no records."""
+    url = sf.base_url + ("queryAll/" if include_deleted else "query/")
+    resp = sf._call_salesforce("GET", url, name="query", params={"q": soql, "columns": "true"})
+    return json.loads(resp.content)  # type: ignore[no-any-return]
+
+
+def columns_from_metadata(sf: Any, soql: str, include_deleted: bool = False) -> List[str]:
+    """Column names (parents flattened to ``Account.Name``) from ``columns=true`` metadata."""
+    return flatten_column_metadata(column_metadata(sf, soql, include_deleted).get("columnMetadata") or [])
+
+
+
+def flatten(record: Dict[str, Any], prefix: str = "", *,
+            children: Optional[Callable[[Dict[str, Any]], List[Any]]] = None,
+            known: Collection[str] = ()) -> Dict[str, Any]:
+    """``{"Account": {"Name": "x"}}`` -> ``{"Account.Name": "x"}``; ``attributes`` dropped.
+
+    A child subquery becomes a list: ``children(subquery_result)`` when given (query_df
+    follows the child's own pages and keeps nested dicts), else its records flattened. A null
+    parent stays ``None`` under its own name, unless ``known`` has columns under it
+    (``Account.Name`` known, ``Account`` null): then it is left out, so those stay null.
+    """
+    out: Dict[str, Any] = {}
+    _flatten_into(record, prefix, out, children, known)
+    return out
+
+
+def _flatten_into(record: Dict[str, Any], prefix: str, out: Dict[str, Any],
+                  children: Optional[Callable[[Dict[str, Any]], List[Any]]], known: Collection[str]) -> None:
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        name = prefix + key
+        if isinstance(value, dict) and "records" in value and "totalSize" in value:
+            out[name] = children(value) if children is not None else [flatten(r) for r in value.get("records") or []]
+        elif isinstance(value, dict) and "attributes" in value:
+            _flatten_into(value, name + ".", out, children, known)
+        elif value is None and known and any(c.startswith(name + ".") for c in known):
+            continue
+        else:
+            out[name] = value
+
+
+def select_columns(soql: str) -> Optional[List[str]]:
+    """Column names in the order of the SELECT list, or None when they can only be known
+    from the records (``FIELDS()``, ``TYPEOF``, or a list this parser cannot read)."""
+    try:
+        query = parse_select(soql)
+    except SoqlParseError:
+        return None
+    if query.dynamic:
+        return None
+    if query.is_count:
+        return ["count"]
+    return [item.name for item in query.items]
+
+
+def row_values(columns: Sequence[str], flat: Dict[str, Any]) -> List[Any]:
+    """The values of ``flat`` (a :func:`flatten`-ed record) for ``columns``; names match
+    case-insensitively (SOQL is not case-sensitive, the API answers with its own spelling);
+    a column the record lacks (under a null parent) is ``None``. For rows whose columns
+    were learnt from the records; a readable SELECT list goes through :class:`RowPlan`."""
+    lowered: Optional[Dict[str, Any]] = None
+    values: List[Any] = []
+    for column in columns:
+        if column in flat:
+            values.append(flat[column])
+            continue
+        if lowered is None:
+            lowered = {key.lower(): value for key, value in flat.items()}
+        values.append(lowered.get(column.lower()))
+    return values
+
+
+class RowPlan:
+    """Records -> rows of values, for writers that stream rows (``sfjwt query``).
+
+    With a readable SELECT list the columns are :func:`plan_columns`' (SELECT order,
+    aggregates by alias / ``exprN``, the grouped-parent quirk), spelled as the records spell
+    them once the first page is seen (``select id`` -> ``Id``). ``FIELDS()``, ``TYPEOF`` or
+    a list the parser cannot read: the keys of the first :func:`flatten`-ed record. A child
+    subquery's value is the list of its records, flattened. ``describer`` (optional) adds
+    describe's spelling before any record is seen; without it nothing is fetched.
+    """
+
+    def __init__(self, soql: str, describer: Optional[Describer] = None) -> None:
+        try:
+            q: Optional[SelectQuery] = parse_select(soql)
+        except SoqlParseError:
+            q = None
+        self.query = q
+        self._plan: Optional[List[Column]] = None
+        if q is not None and not q.dynamic:
+            self._plan = plan_columns(describer or Describer(None), q)
+        self.columns: Optional[List[str]] = None if self._plan is None else [c.name for c in self._plan]
+        self._started = False
+
+    def start(self, records: List[dict]) -> List[str]:
+        """The column names, fixed from the first page (``records``, non-empty)."""
+        if not self._started and records:
+            self._started = True
+            if self._plan is None:
+                self.columns = list(flatten(records[0]))
+            else:
+                resolve_top_level(self._plan, records[0])
+                for col in self._plan:
+                    if len(col.keys) > 1:
+                        resolve_nested(col, records)
+                    if col.kind == "child" or (len(col.keys) == len(col.name.split(".")) and
+                                               ".".join(col.keys).lower() == col.name.lower()):
+                        col.name = ".".join(col.keys)
+                self.columns = [c.name for c in self._plan]
+        return list(self.columns or [])
+
+    def rows(self, records: List[dict]) -> List[List[Any]]:
+        """One list of values per record, in the order of :attr:`columns`."""
+        self.start(records)
+        if self._plan is None:
+            columns = self.columns or []
+            return [row_values(columns, flatten(r)) for r in records]
+        values = []
+        for col in self._plan:
+            if col.kind == "child":
+                key = col.keys[0]
+                values.append([[flatten(c) for c in (r.get(key) or {}).get("records") or []] for r in records])
+            else:
+                values.append(extract(records, col.keys))
+        return [list(row) for row in zip(*values)] if values else [[] for _ in records]

@@ -1,0 +1,560 @@
+"""The on-disk token cache shared by processes: one encrypted file per login identity.
+
+Many processes of one job (cron runs, a pool, Airflow tasks, Dask workers) log in as the
+same user through the same Connected App. A :class:`TokenStore` lets them share one access
+token through a folder, so a whole machine makes one token request per expiry.
+
+* An entry is keyed by a :class:`CacheIdentity`: username, consumer key, token URL, audience
+  and the SHA-256 of the *public* key (so it does not matter whether the key came from a
+  file, PEM text or DER). The file name is a hash of the identity: no name in clear.
+* The token is encrypted with AES-256-GCM under a key derived (HKDF-SHA256) from the RSA
+  private key's secret exponent. Reading an entry needs the private key, which could log
+  in anyway. The identity and the plaintext header are the associated data, so an entry
+  copied under another identity, a changed header byte or another key's entry does not
+  decrypt. An entry never holds the private key, the passphrase or a JWT.
+* Each file starts with a plaintext header (username, masked consumer key, token URL,
+  audience, key fingerprint, instance URL, org and user ids, issue time; never a token):
+  :meth:`TokenStore.entries` lists identities without any key.
+* Folder 0700 (created so; a wider folder is tightened when it is ours, else a warning;
+  a folder other users can write to is not used), files 0600, written atomically
+  (temporary file in the same folder, fsync, :func:`os.replace`): a reader sees the old
+  entry or the new one, never a torn file.
+* :meth:`TokenStore.lock` is a cross-process lock per entry (``filelock``) around a
+  refresh, with a timeout; the OS drops the lock of a process that dies.
+* Nothing here raises for a bad disk: a corrupt, truncated, foreign or undecryptable entry,
+  a read-only, unwritable or full folder is logged once per store and reason as a warning,
+  and the operation returns ``None`` / ``False``: the caller logs in without the cache.
+
+File layout (version 1)::
+
+    b"SFJWT-TC" | version (1 byte) | header length (4 bytes, big-endian) | header (JSON)
+    | nonce (12 bytes) | AES-256-GCM ciphertext of the token JSON, with its 16-byte tag
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
+
+import filelock
+import platformdirs
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ._fork import ProcessLocal
+from ._redact import get_logger
+from .exchange import TokenResponse
+
+__all__ = [
+    "CacheIdentity",
+    "EntryInfo",
+    "TokenStore",
+    "default_folder",
+    "key_fingerprint",
+    "MAGIC",
+    "FORMAT_VERSION",
+    "DEFAULT_LOCK_TIMEOUT",
+    "ENTRY_SUFFIX",
+]
+
+log = get_logger("sfjwt_ext.tokencache")
+
+MAGIC = b"SFJWT-TC"
+FORMAT_VERSION = 1
+ENTRY_SUFFIX = ".token"
+LOCK_SUFFIX = ".lock"
+TEMP_SUFFIX = ".tmp"
+#: Longer than a token request may take with its retries (TokenClient's budget is 60 s),
+#: so a waiter does not give up on a live holder that is still logging in.
+DEFAULT_LOCK_TIMEOUT = 90.0
+#: No entry is anywhere near this; a bigger file is not ours.
+MAX_ENTRY_BYTES = 64 * 1024
+
+_NONCE_BYTES = 12
+_PREFIX = len(MAGIC) + 1 + 4
+_HKDF_SALT = b"sfjwt-ext token cache v1"
+_HKDF_INFO = b"AES-256-GCM key for token cache entries"
+_TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(TokenResponse))
+_CACHEDIR_TAG = "CACHEDIR.TAG"
+_CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+_POSIX = os.name == "posix"
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: How the bytes of an entry reach its temporary file (a seam for tests: a full disk).
+Writer = Callable[[int, bytes], None]
+
+
+def default_folder() -> Path:
+    """The user's cache folder for sfjwt (``~/.cache/sfjwt`` under XDG)."""
+    return Path(platformdirs.user_cache_dir("sfjwt", appauthor=False))
+
+
+def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
+    """``sha256:<hex>`` of the public key (DER SubjectPublicKeyInfo): the key's identity,
+    the same however the private key was given."""
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def _mask_consumer_key(value: str) -> str:
+    return f"{value[:5]}…{value[-4:]}" if len(value) > 12 else "…"
+
+
+@dataclass(frozen=True)
+class CacheIdentity:
+    """Who an entry logs in as. ``key_id`` is :func:`key_fingerprint` of the key."""
+
+    username: str
+    consumer_key: str
+    token_url: str
+    audience: str
+    key_id: str
+
+    @classmethod
+    def for_key(
+        cls, *, username: str, consumer_key: str, token_url: str, audience: str, key: rsa.RSAPrivateKey
+    ) -> "CacheIdentity":
+        return cls(username, consumer_key, token_url, audience, key_fingerprint(key))
+
+    def canonical(self) -> bytes:
+        """The identity as the bytes that name the file and bind the ciphertext."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    @property
+    def entry_name(self) -> str:
+        """The entry's file name stem: a hash of the identity (no username in clear)."""
+        return hashlib.sha256(self.canonical()).hexdigest()[:32]
+
+    def __repr__(self) -> str:
+        return (
+            f"CacheIdentity(username={self.username!r}, consumer_key={_mask_consumer_key(self.consumer_key)!r}, "
+            f"token_url={self.token_url!r}, audience={self.audience!r}, key_id={self.key_id[:19]!r})"
+        )
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """What :meth:`TokenStore.entries` shows of one file, read without any key (never a
+    token). ``problem`` is empty for a readable entry, else why it cannot be used."""
+
+    path: Path
+    username: str = ""
+    consumer_key: str = ""  # masked
+    token_url: str = ""
+    audience: str = ""
+    key_id: str = ""
+    instance_url: str = ""
+    org_id: str = ""
+    user_id: str = ""
+    issued_at: float = 0.0
+    written_at: float = 0.0
+    problem: str = ""
+
+    @property
+    def age(self) -> float:
+        """Seconds since the token was issued."""
+        return max(0.0, time.time() - self.issued_at) if self.issued_at else 0.0
+
+
+class _Unusable(Exception):
+    """An entry file that cannot be used; ``reason`` keys the warn-once set."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _derive_key(key: rsa.RSAPrivateKey) -> bytes:
+    secret = key.private_numbers().d
+    material = secret.to_bytes((secret.bit_length() + 7) // 8, "big")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO).derive(material)
+
+
+def _header_for(identity: CacheIdentity, token: TokenResponse) -> bytes:
+    header = {
+        "username": identity.username,
+        "consumer_key": _mask_consumer_key(identity.consumer_key),
+        "token_url": identity.token_url,
+        "audience": identity.audience,
+        "key_id": identity.key_id,
+        "instance_url": token.instance_url,
+        "org_id": token.org_id,
+        "user_id": token.user_id,
+        "issued_at": token.issued_at,
+        "written_at": time.time(),
+    }
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _split(blob: bytes) -> Tuple[dict, bytes, bytes, bytes]:
+    """(header, authenticated prefix, nonce, ciphertext) of an entry file, or _Unusable."""
+    if not blob:
+        raise _Unusable("truncated", "the file is empty")
+    if not blob.startswith(MAGIC):
+        if MAGIC.startswith(blob):
+            raise _Unusable("truncated", "the file ends inside its header")
+        raise _Unusable("foreign", "not an sfjwt token cache file")
+    if len(blob) < _PREFIX:
+        raise _Unusable("truncated", "the file ends inside its header")
+    version = blob[len(MAGIC)]
+    if version != FORMAT_VERSION:
+        raise _Unusable("version", f"format version {version} (this sfjwt-ext reads {FORMAT_VERSION})")
+    length = int.from_bytes(blob[len(MAGIC) + 1 : _PREFIX], "big")
+    end = _PREFIX + length
+    if len(blob) < end + _NONCE_BYTES + 16:
+        raise _Unusable("truncated", "the file is shorter than its header says")
+    try:
+        header = json.loads(blob[_PREFIX:end].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _Unusable("corrupt", "its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise _Unusable("corrupt", "its header is not a JSON object")
+    return header, blob[:end], blob[end : end + _NONCE_BYTES], blob[end + _NONCE_BYTES :]
+
+
+def _info_from(path: Path, header: dict) -> EntryInfo:
+    def text(name: str) -> str:
+        value = header.get(name)
+        return value if isinstance(value, str) else ""
+
+    def number(name: str) -> float:
+        value = header.get(name)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+    return EntryInfo(
+        path=path,
+        username=text("username"),
+        consumer_key=text("consumer_key"),
+        token_url=text("token_url"),
+        audience=text("audience"),
+        key_id=text("key_id"),
+        instance_url=text("instance_url"),
+        org_id=text("org_id"),
+        user_id=text("user_id"),
+        issued_at=number("issued_at"),
+        written_at=number("written_at"),
+    )
+
+
+class TokenStore:
+    """One cache folder. Thread- and process-safe; every method returns instead of raising
+    for a disk problem (logged once per store and reason)."""
+
+    def __init__(
+        self,
+        folder: Optional[PathLike] = None,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        writer: Optional[Writer] = None,
+    ) -> None:
+        self._default = folder is None
+        self.folder = default_folder() if folder is None else Path(folder).expanduser()
+        self.lock_timeout = lock_timeout
+        self._writer: Writer = writer or _write_all
+        self._guard: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
+        self._warned: Set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"TokenStore({str(self.folder)!r})"
+
+    def __reduce__(self) -> Tuple[type, Tuple[Optional[str]], Dict[str, float]]:
+        # The folder and the timeout travel; per-process state (the lock, what was
+        # warned about) and a test writer do not.
+        return (TokenStore, (None if self._default else str(self.folder),), {"lock_timeout": self.lock_timeout})
+
+    def __setstate__(self, state: Dict[str, float]) -> None:
+        self.lock_timeout = state["lock_timeout"]
+
+    # -- paths ---------------------------------------------------------------------------
+    def entry_path(self, identity: CacheIdentity) -> Path:
+        return self.folder / (identity.entry_name + ENTRY_SUFFIX)
+
+    def lock_path(self, identity: CacheIdentity) -> Path:
+        return self.folder / (identity.entry_name + LOCK_SUFFIX)
+
+    # -- reading -------------------------------------------------------------------------
+    def load(self, identity: CacheIdentity, key: rsa.RSAPrivateKey) -> Optional[TokenResponse]:
+        """The cached token of ``identity``, or ``None`` (no entry, or an unusable one:
+        logged once). ``key`` must be the key of ``identity`` (ValueError otherwise: a
+        caller's mistake, not a disk problem)."""
+        self._check_key(identity, key)
+        path = self.entry_path(identity)
+        try:
+            blob = self._read(path)
+            if blob is None:
+                return None
+            header, prefix, nonce, sealed = _split(blob)
+            try:
+                plain = AESGCM(_derive_key(key)).decrypt(nonce, sealed, prefix + identity.canonical())
+            except InvalidTag:
+                raise _Unusable(
+                    "undecryptable", "it does not decrypt with this key and identity (tampered, or another key's)"
+                ) from None
+            return self._token_from(plain)
+        except _Unusable as problem:
+            self._warn(f"{problem.reason}:{path.name}", "ignoring the token cache entry %s: %s", path, problem.detail)
+            return None
+
+    def _read(self, path: Path) -> Optional[bytes]:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(path, flags)
+        except (FileNotFoundError, NotADirectoryError):  # no entry (or no folder) yet
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _Unusable("foreign", "it is a symbolic link") from None
+            raise _Unusable("unreadable", f"it cannot be read ({exc.strerror or exc})") from None
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                blob = handle.read(MAX_ENTRY_BYTES + 1)
+        except OSError as exc:
+            raise _Unusable("unreadable", f"it cannot be read ({exc.strerror or exc})") from None
+        if len(blob) > MAX_ENTRY_BYTES:
+            raise _Unusable("foreign", f"it is larger than {MAX_ENTRY_BYTES} bytes")
+        return blob
+
+    @staticmethod
+    def _token_from(plain: bytes) -> TokenResponse:
+        try:
+            data = json.loads(plain.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise _Unusable("corrupt", "its content is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            raise _Unusable("corrupt", "its content is not a token")
+        fields = {name: data[name] for name in _TOKEN_FIELDS if name in data}
+        try:
+            return TokenResponse(**fields)
+        except (TypeError, ValueError):
+            raise _Unusable("corrupt", "its content is not a token") from None
+
+    def entries(self) -> List[EntryInfo]:
+        """Every entry file of the folder, from its plaintext header (no key needed, no
+        token shown); unusable files come with ``problem`` set. Sorted by username."""
+        found: List[EntryInfo] = []
+        for name in self._names():
+            if not name.endswith(ENTRY_SUFFIX):
+                continue
+            path = self.folder / name
+            try:
+                blob = self._read(path)
+                if blob is None:  # removed meanwhile
+                    continue
+                header = _split(blob)[0]
+            except _Unusable as problem:
+                found.append(EntryInfo(path=path, problem=problem.detail))
+                continue
+            found.append(_info_from(path, header))
+        return sorted(found, key=lambda info: (info.username, info.token_url, str(info.path)))
+
+    # -- writing -------------------------------------------------------------------------
+    def store(self, identity: CacheIdentity, key: rsa.RSAPrivateKey, token: TokenResponse) -> bool:
+        """Write ``token`` as the entry of ``identity`` (atomically). False when it could
+        not be written (logged once)."""
+        self._check_key(identity, key)
+        if not self._prepare():
+            return False
+        payload = {name: getattr(token, name) for name in _TOKEN_FIELDS}
+        header = _header_for(identity, token)
+        prefix = MAGIC + bytes([FORMAT_VERSION]) + len(header).to_bytes(4, "big") + header
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = AESGCM(_derive_key(key)).encrypt(
+            nonce, json.dumps(payload, separators=(",", ":")).encode("utf-8"), prefix + identity.canonical()
+        )
+        return self._replace(self.entry_path(identity), prefix + nonce + sealed)
+
+    def _replace(self, path: Path, data: bytes) -> bool:
+        temp = ""
+        try:
+            fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TEMP_SUFFIX, dir=self.folder)
+            try:
+                self._writer(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, path)
+            temp = ""
+            return True
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+            self._warn(
+                f"write:{name}",
+                "cannot write the token cache entry %s (%s): logging in without the cache",
+                path,
+                exc.strerror or exc,
+            )
+            return False
+        finally:
+            if temp:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+
+    def discard(self, identity: CacheIdentity) -> bool:
+        """Remove the entry of ``identity``; True if one was removed."""
+        return self._unlink(self.entry_path(identity))
+
+    def clear(self) -> int:
+        """Remove every entry (and leftover temporary file); how many entries went.
+        Lock files stay: removing one a process waits on would let two refresh at once."""
+        removed = 0
+        for name in self._names():
+            if name.endswith(ENTRY_SUFFIX):
+                removed += self._unlink(self.folder / name)
+            elif name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                self._unlink(self.folder / name)
+        return removed
+
+    def _names(self) -> List[str]:
+        try:
+            return sorted(os.listdir(self.folder))
+        except (FileNotFoundError, NotADirectoryError):  # no folder yet: nothing cached
+            return []
+        except OSError as exc:
+            self._warn("list", "cannot list the token cache folder %s: %s", self.folder, exc.strerror or exc)
+            return []
+
+    def _unlink(self, path: Path) -> bool:
+        try:
+            os.unlink(path)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            self._warn(f"remove:{path.name}", "cannot remove %s: %s", path, exc.strerror or exc)
+            return False
+
+    # -- locking -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, identity: CacheIdentity, timeout: Optional[float] = None) -> Iterator[bool]:
+        """Hold the cross-process lock of ``identity``'s entry (around a refresh: re-read,
+        log in only if nobody else did, store). Yields True when held; False after
+        ``timeout`` seconds (default :attr:`lock_timeout`) or when the folder is unusable
+        (logged once): the caller goes on without the lock."""
+        held: Optional[filelock.BaseFileLock] = None
+        if self._prepare():
+            candidate = filelock.FileLock(
+                str(self.lock_path(identity)),
+                timeout=self.lock_timeout if timeout is None else timeout,
+                mode=0o600,
+            )
+            try:
+                candidate.acquire()
+                held = candidate
+            except filelock.Timeout:
+                self._warn(
+                    "lock-timeout",
+                    "waited %.0f s for the token cache lock %s: refreshing without it",
+                    self.lock_timeout if timeout is None else timeout,
+                    self.lock_path(identity),
+                )
+            except OSError as exc:
+                self._warn(
+                    "lock",
+                    "cannot lock %s (%s): refreshing without the lock",
+                    self.lock_path(identity),
+                    exc.strerror or exc,
+                )
+        try:
+            yield held is not None
+        finally:
+            if held is not None:
+                held.release()
+
+    # -- the folder ----------------------------------------------------------------------
+    def _prepare(self) -> bool:
+        """Make sure the folder exists, is 0700 when it is ours, and is not writable by
+        other users. False (logged once) when it cannot be used."""
+        folder = self.folder
+        try:
+            created = not folder.exists()
+            if created:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+                self._mark(folder)
+            info = os.stat(folder)
+        except OSError as exc:
+            self._warn(
+                "folder", "cannot create the token cache folder %s (%s): not using it", folder, exc.strerror or exc
+            )
+            return False
+        if not stat.S_ISDIR(info.st_mode):
+            self._warn("folder", "the token cache folder %s is not a folder: not using it", folder)
+            return False
+        if not _POSIX or not info.st_mode & 0o077:
+            return True
+        if info.st_uid == os.getuid() and (created or self._default or self._is_marked(folder)):
+            try:
+                os.chmod(folder, 0o700)
+                return True
+            except OSError as exc:
+                self._warn("folder-mode", "cannot chmod 700 the token cache folder %s: %s", folder, exc.strerror or exc)
+        if info.st_mode & 0o022:
+            self._warn(
+                "folder-mode",
+                "the token cache folder %s can be written by other users (mode %o): not using it; "
+                "`chmod 700` it or pass another token_cache= folder",
+                folder,
+                stat.S_IMODE(info.st_mode),
+            )
+            return False
+        self._warn(
+            "folder-mode",
+            "the token cache folder %s can be read by other users (mode %o); its files stay 0600 "
+            "and encrypted, but `chmod 700` it",
+            folder,
+            stat.S_IMODE(info.st_mode),
+        )
+        return True
+
+    @staticmethod
+    def _mark(folder: Path) -> None:
+        # CACHEDIR.TAG tells backup tools to skip the folder, and us that we made it.
+        with contextlib.suppress(OSError):
+            fd = os.open(folder / _CACHEDIR_TAG, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(_CACHEDIR_SIGNATURE + "\n# sfjwt-ext token cache: https://bford.info/cachedir/\n")
+
+    @staticmethod
+    def _is_marked(folder: Path) -> bool:
+        try:
+            with open(folder / _CACHEDIR_TAG, encoding="utf-8", errors="replace") as handle:
+                return handle.read(len(_CACHEDIR_SIGNATURE)) == _CACHEDIR_SIGNATURE
+        except OSError:
+            return False
+
+    # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _check_key(identity: CacheIdentity, key: rsa.RSAPrivateKey) -> None:
+        if key_fingerprint(key) != identity.key_id:
+            raise ValueError("the key is not the key of this CacheIdentity (build it with CacheIdentity.for_key)")
+
+    def _warn(self, reason: str, message: str, *args: object) -> None:
+        with self._guard.get():
+            first = reason not in self._warned
+            self._warned.add(reason)
+        if first:
+            log.warning(message, *args)
+        else:
+            log.debug(message, *args)

@@ -1,0 +1,161 @@
+"""API calls never hang forever and survive a blip (issue 9, item 16).
+
+Before: no timeout at all on an API call made without ``timeout=``; a 503 or a dropped
+connection on a GET was the caller's problem. After: a default (connect, read) timeout;
+GET/HEAD tried up to 3 times on a connection error or 502/503/504; a POST that may have
+reached Salesforce is never resent; REQUEST_LIMIT_EXCEEDED is not retried; ``retries=0``
+or the caller's own adapter turns it off. Requests are counted at the org."""
+from __future__ import annotations
+
+from typing import Any, List
+
+import pytest
+import requests
+import requests.adapters
+from simple_salesforce.exceptions import SalesforceError
+
+from sfjwt_ext.connect import SalesforceJWT, connect_jwt
+from sfjwt_ext.session import DEFAULT_API_TIMEOUT, RefreshingSession, backoff_delays
+
+SOQL = "SELECT Id FROM Account"
+
+
+@pytest.fixture
+def org(salesforce_org: Any) -> Any:
+    salesforce_org.insert("Account", [{"Name": f"Acme {i}"} for i in range(3)])
+    return salesforce_org
+
+
+@pytest.fixture
+def sf(org: Any) -> SalesforceJWT:
+    client = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
+    client.query(SOQL)
+    return client
+
+
+def _api_statuses(org: Any, since: int) -> List[int]:
+    return [r.status for r in org.requests[since:] if r.host == "instance"]
+
+
+def test_api_calls_have_a_default_timeout_a_long_query_fits_in(org: Any, sf: SalesforceJWT) -> None:
+    assert sf.session.timeout == DEFAULT_API_TIMEOUT
+    connect, read = DEFAULT_API_TIMEOUT
+    assert 0 < connect <= 30 and read > 120  # Salesforce answers or times out a query in ~120 s
+    own = connect_jwt(**org.credentials.connect_kwargs(), cache=False, timeout=7)
+    assert own.session.timeout == 7
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_get_is_retried_on_a_gateway_error(org: Any, sf: SalesforceJWT, status: int) -> None:
+    org.inject_fault("api", count=2, status=status, body=b"<html>busy</html>")
+    since = len(org.requests)
+    assert sf.query(SOQL)["totalSize"] == 3
+    assert _api_statuses(org, since) == [status, status, 200]
+
+
+def test_a_get_gives_up_after_3_attempts(org: Any, sf: SalesforceJWT) -> None:
+    org.inject_fault("api", count=5, status=503, body=b"<html>down</html>")
+    since = len(org.requests)
+    with pytest.raises(SalesforceError):
+        sf.query(SOQL)
+    assert _api_statuses(org, since) == [503, 503, 503]
+    org.clear_faults()
+
+
+def test_a_dropped_get_is_retried(org: Any, sf: SalesforceJWT) -> None:
+    org.inject_fault("api", count=1, drop=True)
+    since, tokens = len(org.requests), org.token_requests
+    assert sf.query(SOQL)["totalSize"] == 3
+    assert _api_statuses(org, since) == [0, 200]
+    assert org.token_requests == tokens
+
+
+def test_a_dropped_post_is_never_resent(org: Any, sf: SalesforceJWT) -> None:
+    org.inject_fault("api", count=1, drop=True)
+    since = len(org.requests)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        sf.Account.create({"Name": "Once"})
+    assert _api_statuses(org, since) == [0]
+    assert sf.query("SELECT Id FROM Account WHERE Name = 'Once'")["totalSize"] == 0
+
+
+def test_a_post_answered_503_is_not_resent(org: Any, sf: SalesforceJWT) -> None:
+    org.inject_fault("api", count=1, status=503, body=b"busy")
+    since = len(org.requests)
+    with pytest.raises(SalesforceError):
+        sf.Account.create({"Name": "Once"})
+    assert _api_statuses(org, since) == [503]
+
+
+def test_request_limit_exceeded_is_not_retried(org: Any, sf: SalesforceJWT) -> None:
+    body = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    org.inject_fault("api", count=3, status=503, body=body)
+    since = len(org.requests)
+    with pytest.raises(SalesforceError):
+        sf.query(SOQL)
+    assert _api_statuses(org, since) == [503]
+    org.clear_faults()
+
+
+def test_retries_0_turns_retrying_off(org: Any) -> None:
+    sf = connect_jwt(**org.credentials.connect_kwargs(), cache=False, retries=0)
+    sf.query(SOQL)
+    org.inject_fault("api", count=1, status=503, body=b"busy")
+    since = len(org.requests)
+    with pytest.raises(SalesforceError):
+        sf.query(SOQL)
+    assert _api_statuses(org, since) == [503]
+
+
+def test_the_callers_own_adapter_decides_retries(org: Any) -> None:
+    mine = requests.Session()
+    mine.mount("https://", requests.adapters.HTTPAdapter(max_retries=0, pool_maxsize=4))
+    sf = connect_jwt(**org.credentials.connect_kwargs(), cache=False, session=mine)
+    sf.query(SOQL)
+    org.inject_fault("api", count=1, status=503, body=b"busy")
+    since = len(org.requests)
+    with pytest.raises(SalesforceError):
+        sf.query(SOQL)
+    assert _api_statuses(org, since) == [503]
+
+
+def test_a_callers_session_with_default_adapters_gets_retries(org: Any) -> None:
+    sf = connect_jwt(**org.credentials.connect_kwargs(), cache=False, session=requests.Session())
+    sf.query(SOQL)
+    org.inject_fault("api", count=1, status=503, body=b"busy")
+    since = len(org.requests)
+    assert sf.query(SOQL)["totalSize"] == 3
+    assert _api_statuses(org, since) == [503, 200]
+
+
+def test_a_read_timeout_is_not_retried(org: Any) -> None:
+    sf = connect_jwt(**org.credentials.connect_kwargs(), cache=False, timeout=0.3)
+    sf.query(SOQL)
+    org.inject_fault("api", count=1, delay=1.5)
+    api_before = org.api_requests
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        sf.query(SOQL)
+    org.clear_faults()
+    assert sf.query(SOQL, timeout=10)["totalSize"] == 3
+    assert org.api_requests - api_before <= 2  # the timed-out one (if served) and the last
+
+
+def test_backoff_delays_grow_and_end() -> None:
+    delays = list(backoff_delays(3, first=1.0, jitter=0.0))
+    assert delays == [1.0, 2.0, 4.0]
+    assert list(backoff_delays(0)) == []
+    assert all(0.4 <= d <= 0.6 for d in backoff_delays(50, first=0.5, multiplier=1.0))
+
+
+def test_refreshing_session_default_timeout_without_connect(org: Any, sf: SalesforceJWT) -> None:
+    session = RefreshingSession(sf.refresher, verify=sf.session.verify, proxies=None, timeout=None)
+    assert session.timeout == DEFAULT_API_TIMEOUT
+    assert session.retries == 2
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True, 11])
+def test_retries_must_be_a_small_whole_number(org: Any, sf: SalesforceJWT, bad: Any) -> None:
+    from sfjwt_ext.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="retries="):
+        RefreshingSession(sf.refresher, verify=sf.session.verify, retries=bad)
