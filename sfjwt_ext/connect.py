@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import html
 import logging
+import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -41,6 +42,7 @@ from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
 from ._redact import RedactingFilter, get_logger, mask_token
+from ._urls import host_of
 from .cache import LoginKey, default_cache, key_fingerprint, key_source_id, log_in, login_key
 from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
 from .keys import load_private_key
@@ -74,13 +76,6 @@ def _instance_from_url(instance_url: str) -> str:
     if parts.port not in (None, 443):
         instance += f":{parts.port}"
     return instance
-
-
-def _host(url: str) -> str:
-    try:
-        return urlsplit(url).netloc or url
-    except ValueError:  # pragma: no cover
-        return url
 
 
 def _masked_settings(settings: Settings) -> Settings:
@@ -131,7 +126,7 @@ class SalesforceJWT(Salesforce):
         )
         self.auth_type = "jwt-bearer"
         if login_target is not None:
-            self.auth_site = f"{urlsplit(login_target.token_url).scheme}://{_host(login_target.token_url)}"
+            self.auth_site = login_target.login_url
         refresher.attach(self)
         if refresher.token is not token:  # refreshed between the two lines above
             self._sfjwt_token_changed(refresher.token)
@@ -236,7 +231,7 @@ class SalesforceJWT(Salesforce):
             "org": token.org_id or "?",
             "instance": f"https://{self.sf_instance}",
             "version": str(self.sf_version),
-            "login host": _host(self.login_target.token_url) if self.login_target is not None else "?",
+            "login host": host_of(self.login_target.token_url) if self.login_target is not None else "?",
             "logged in": logged_in.strftime("%Y-%m-%d %H:%M:%S UTC"),
             "refreshes": str(self.refresher.refresh_count),
         }
@@ -315,6 +310,12 @@ def _login_key(
     return login_key(settings, target, key_id, verify=verify, proxies=proxies, timeout=timeout), key
 
 
+def _settings(**arguments: Optional[str]) -> Settings:
+    """The resolved settings of connect_jwt's arguments (those given); the arguments,
+    secrets among them, go with this frame."""
+    return default_cache.settings({name: value for name, value in arguments.items() if value is not None})
+
+
 def connect_jwt(
     username: Optional[str] = None,
     consumer_key: Optional[str] = None,
@@ -354,19 +355,14 @@ def connect_jwt(
             "remove that argument"
         )
     started = time.monotonic()
-    arguments = {
-        "username": username,
-        "consumer_key": consumer_key,
-        "private_key": private_key,
-        "private_key_file": private_key_file,
-        "private_key_passphrase": private_key_passphrase,
-        "domain": domain,
-        "login_url": login_url,
-        "audience": audience,
-        "version": version,
-        "profile": profile,
-    }
-    settings = default_cache.settings({k: v for k, v in arguments.items() if v is not None})
+    settings = _settings(
+        username=username, consumer_key=consumer_key, private_key=private_key,
+        private_key_file=private_key_file, private_key_passphrase=private_key_passphrase,
+        domain=domain, login_url=login_url, audience=audience, version=version, profile=profile,
+    )
+    # The key text and passphrase now live in ``settings`` only (masked in its repr): no
+    # frame of connect_jwt keeps them for a traceback's locals (issue 9 item 14).
+    del private_key, private_key_passphrase
     settings.require()
 
     timeout = check_timeout(timeout)
@@ -399,7 +395,7 @@ def connect_jwt(
         if reused:
             logger.info(
                 "reusing the session of %s at %s (org %s, token %s)",
-                settings.username, _host(target.token_url), refresher.token.org_id or "?",
+                settings.username, host_of(target.token_url), refresher.token.org_id or "?",
                 mask_token(refresher.access_token),
             )
         # Your own session= is never shared: its adapters, headers and cookies are yours.

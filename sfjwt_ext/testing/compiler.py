@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 from . import soql as _soql
 from .ids import is_valid_id, to_18
 from .literals import UTC, date_range, format_datetime, parse_date, parse_datetime
-from .schema import (BAD_RELATIONSHIP, BAD_TYPE, FILTER_TYPE_NAMES, NO_SUCH_COLUMN, NUMBER_TYPES, SCHEMA, SCHEMA_LOWER,
-                     TEXT_TYPES, FieldDef, ObjectDef, quote_identifier)
-from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldRef, Literal, Not, Query, SoqlError, Subquery,
-                   error_at)
+from .schema import (BAD_RELATIONSHIP, BAD_TYPE, FILTER_TYPE_NAMES, NO_SUCH_COLUMN, NUMBER_TYPES, TEXT_TYPES,
+                     FieldDef, ObjectDef, quote_identifier)
+from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldFunction, FieldRef, Literal, Not, Query, SoqlError,
+                   Subquery, error_at)
 
 if TYPE_CHECKING:
     from .records import Store
@@ -67,7 +67,7 @@ class Scope:
                 raise error_at("INVALID_FIELD", self.query.text, pos, BAD_RELATIONSHIP.format(rel=rel))
             key = key + (rel.lower(),)
             canonical.append(fk.relationship_name or rel)
-            parent = SCHEMA[fk.reference_to or ""]
+            parent = self.comp.store.schema[fk.reference_to or ""]
             if key not in self.joins:
                 new_alias = self.comp.new_alias()
                 self.join_sql.append(
@@ -76,8 +76,14 @@ class Scope:
             alias, obj = self.joins[key]
         return alias, obj, canonical
 
-    def resolve(self, ref: FieldRef) -> Tuple[str, FieldDef, List[str], str, ObjectDef]:
-        """-> (sql expression, field, canonical relationship names, table alias, object of the field)."""
+    def resolve(self, ref: "FieldRef | FieldFunction") -> Tuple[str, FieldDef, List[str], str, ObjectDef]:
+        """-> (sql expression, field, canonical relationship names, table alias, object of the field).
+
+        For a field function the field is a stand-in of the function's result type (named
+        ``CALENDAR_YEAR(CloseDate)``; ``toLabel(x)`` keeps x's name and type).
+        """
+        if isinstance(ref, FieldFunction):
+            return self._resolve_function(ref)
         path = list(ref.path)
         if len(path) > 1 and path[0].lower() in (self.obj.name.lower(), (self.query.alias or "").lower()) \
                 and path[0].lower() not in self.obj.relationships:
@@ -87,7 +93,70 @@ class Scope:
         if fdef is None or not fdef.external:
             raise error_at("INVALID_FIELD", self.query.text, ref.pos,
                            NO_SUCH_COLUMN.format(col=path[-1], entity=obj.name))
+        if fdef.compound:
+            return _compound_sql(alias, fdef), fdef, rels, alias, obj
         return f"{alias}.{quote_identifier(fdef.name)}", fdef, rels, alias, obj
+
+    def _resolve_function(self, fn: FieldFunction) -> Tuple[str, FieldDef, List[str], str, ObjectDef]:
+        expr, fdef, rels, alias, obj = self.resolve(fn.field)
+        text = self.query.text
+        name = fn.function
+        if name == "CONVERTTIMEZONE":
+            if fdef.type != "datetime":
+                raise error_at("INVALID_FIELD", text, fn.pos,
+                               f"convertTimezone() can only be applied to datetime fields: {fdef.name}")
+            return expr, fdef, rels, alias, obj   # the org's time zone is GMT
+        if name == "TOLABEL":
+            if fdef.type != "picklist" and not (obj.name == "RecordType" and fdef.name == "Name"):
+                raise error_at("INVALID_FIELD", text, fn.pos,
+                               f"toLabel() can only be applied to picklist fields: {fdef.name}")
+            return expr, fdef, rels, alias, obj   # labels are the values in this org
+        if fdef.type not in ("date", "datetime") or (name in ("HOUR_IN_DAY", "DAY_ONLY")
+                                                      and fdef.type != "datetime"):
+            wanted = "datetime" if name in ("HOUR_IN_DAY", "DAY_ONLY") else "date or datetime"
+            raise error_at("INVALID_FIELD", text, fn.pos,
+                           f"{name} can only be applied to {wanted} fields: {fdef.name}")
+        sql = date_function_sql(name, expr, self.comp.store.fiscal_year_start_month)
+        result = FieldDef(f"{name}({fdef.name})", "date" if name == "DAY_ONLY" else "int", label=f"{name}({fdef.label})",
+                          createable=False, updateable=False, calculated=True)
+        return sql, result, rels, alias, obj
+
+
+def _compound_sql(alias: str, fdef: FieldDef) -> str:
+    """A compound field (BillingAddress) as one JSON object, null when every component is."""
+    parts = sorted(fdef.compound)
+    cols = [f"{alias}.{quote_identifier(col)}" for _key, col in parts]
+    pairs = ", ".join(f"'{key}', {col}" for (key, _c), col in zip(parts, cols))
+    return f"(CASE WHEN COALESCE({', '.join(cols)}) IS NULL THEN NULL ELSE json_object({pairs}) END)"
+
+
+def date_function_sql(name: str, expr: str, fiscal_start_month: int = 1) -> str:
+    """SQL computing a SOQL date function of a stored date (``YYYY-MM-DD``) or datetime (GMT) text."""
+    d = f"substr({expr}, 1, 19)"
+
+    def part(fmt: str) -> str:
+        return f"CAST(strftime('{fmt}', {d}) AS INTEGER)"
+
+    m0 = int(fiscal_start_month)
+    month = part("%m")
+    fiscal_month = f"((({month}) - {m0} + 12) % 12 + 1)"
+    table = {
+        "CALENDAR_YEAR": part("%Y"),
+        "CALENDAR_MONTH": month,
+        "CALENDAR_QUARTER": f"(({month} + 2) / 3)",
+        "DAY_IN_MONTH": part("%d"),
+        "DAY_IN_WEEK": f"({part('%w')} + 1)",
+        "DAY_IN_YEAR": part("%j"),
+        "DAY_ONLY": f"substr({expr}, 1, 10)",
+        "HOUR_IN_DAY": part("%H"),
+        "WEEK_IN_MONTH": f"(({part('%d')} - 1) / 7 + 1)",
+        "WEEK_IN_YEAR": f"(({part('%j')} - 1) / 7 + 1)",
+        "FISCAL_MONTH": fiscal_month,
+        "FISCAL_QUARTER": f"(({fiscal_month} + 2) / 3)",
+        "FISCAL_YEAR": (part("%Y") if m0 == 1 else
+                        f"({part('%Y')} + CASE WHEN {month} >= {m0} THEN 1 ELSE 0 END)"),
+    }
+    return table[name]
 
 
 class Compiler:
@@ -108,7 +177,7 @@ class Compiler:
 
     # objects --------------------------------------------------------------
     def object(self, name: str, pos: int, text: str) -> ObjectDef:
-        obj = SCHEMA_LOWER.get(name.lower())
+        obj = self.store.schema.get(name)
         if obj is None or not (obj.tooling_api if self.tooling else obj.data_api):
             raise error_at("INVALID_TYPE", text, pos, BAD_TYPE.format(name=name))
         return obj
@@ -267,7 +336,7 @@ class Compiler:
             raise error_at("INVALID_FIELD", self.query.text, pos,
                            f"value of filter criterion for field '{fname}' must be of type "
                            f"{FILTER_TYPE_NAMES.get(ftype, 'string')} and should not be enclosed in quotes")
-        start, end = date_range(lit, self.today)
+        start, end = date_range(lit, self.today, self.store.fiscal_year_start_month)
         if ftype == "date":
             return start.isoformat(), end.isoformat()
         return (format_datetime(datetime(start.year, start.month, start.day, tzinfo=UTC)),

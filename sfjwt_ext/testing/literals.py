@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 
 from .soql import DateLiteral
 
-__all__ = ["UTC", "format_datetime", "parse_datetime", "parse_date", "date_range"]
+__all__ = ["UTC", "format_datetime", "parse_datetime", "parse_date", "date_range", "fiscal_year_start"]
 
 UTC = timezone.utc
 
@@ -59,9 +59,43 @@ def _add_months(d: date, months: int) -> date:
     return date(y, m + 1, 1)
 
 
-def date_range(lit: DateLiteral, today: date) -> Tuple[date, date]:
-    """[start, end) of a relative date literal (weeks start on Sunday, calendar quarters)."""
+def fiscal_year_start(today: date, start_month: int = 1) -> date:
+    """The first day of the fiscal year holding ``today`` (standard fiscal years begin on the 1st of
+    ``start_month``; a new org's is January)."""
+    year = today.year if today.month >= start_month else today.year - 1
+    return date(year, start_month, 1)
+
+
+def _fiscal_range(name: str, n: int, today: date, start_month: int) -> Tuple[date, date]:
+    fy = fiscal_year_start(today, start_month)
+    months_in = (today.year - fy.year) * 12 + today.month - fy.month
+    fq = _add_months(fy, 3 * (months_in // 3))
+    if "QUARTER" in name:
+        start, months = fq, 3
+    else:
+        start, months = fy, 12
+    if name.startswith("THIS_"):
+        k, count = 0, 1
+    elif name.startswith("LAST_N_"):
+        k, count = -n, n
+    elif name.startswith("NEXT_N_"):
+        k, count = 1, n
+    elif name.startswith("LAST_"):
+        k, count = -1, 1
+    elif name.startswith("NEXT_"):
+        k, count = 1, 1
+    else:  # N_FISCAL_..._AGO
+        k, count = -n, 1
+    first = _add_months(start, k * months)
+    return first, _add_months(first, count * months)
+
+
+def date_range(lit: DateLiteral, today: date, fiscal_start_month: int = 1) -> Tuple[date, date]:
+    """[start, end) of a relative date literal (weeks start on Sunday, calendar quarters; fiscal
+    literals use standard fiscal years starting on the 1st of ``fiscal_start_month``)."""
     name, n = lit.name, lit.n or 0
+    if "FISCAL" in name:
+        return _fiscal_range(name, n, today, fiscal_start_month)
     day = timedelta(days=1)
     week_start = today - timedelta(days=(today.weekday() + 1) % 7)
     month_start = today.replace(day=1)

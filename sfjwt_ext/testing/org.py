@@ -52,6 +52,7 @@ from .http import (
 from .ids import random_id
 from .oauth import TOKEN_ALPHABET, Session, b64url_decode
 from .records import Store
+from .schema import FieldDef, ObjectDef
 from .rest import ApexRequest
 
 __all__ = ["LocalOrg", "OrgCredentials", "RequestRecord", "ApexRequest", "Session", "ConnectedApp",
@@ -321,6 +322,25 @@ class LocalOrg:
 
     def load_sample_data(self) -> Dict[str, int]:
         return sample.load_sample_data(self.store)
+
+    # custom schema (p2-schema) -------------------------------------------------
+    def add_field(self, sobject: str, name: str, *, type: str, **options: Any) -> FieldDef:
+        """Add the custom field ``name`` to ``sobject`` (standard or custom), as Setup would.
+
+        ``type``: string/text, textarea, longtextarea, email, phone, url, number/double (``precision``,
+        ``scale``), int, currency, percent, date, datetime, boolean/checkbox, picklist (``values``),
+        reference/lookup (``reference_to``; ``relationship_name`` defaults to ``X__r``,
+        ``child_relationship`` to the object's plural). Also ``label``, ``length``, ``external_id``,
+        ``unique``, ``case_sensitive``, ``required``, ``default``, ``description``.
+        Raises ``SchemaError`` (a ValueError) naming the argument to fix.
+        """
+        return self.store.add_field(sobject, name, type=type, **options)
+
+    def define_object(self, name: str, *, fields: Optional[Dict[str, Dict[str, Any]]] = None,
+                      label: Optional[str] = None, plural_label: Optional[str] = None) -> ObjectDef:
+        """Create the custom object ``name`` (``Widget__c``: Id, Name, OwnerId, audit fields) with
+        ``fields``: field name -> ``add_field``'s keyword arguments."""
+        return self.store.define_object(name, fields=fields, label=label, plural_label=plural_label)
 
     def register_apex_route(self, method: str, path: str, handler: Callable[[ApexRequest], Tuple[int, Any]]) -> None:
         """Serve ``method`` ``/services/apexrest<path>``. ``path`` may end in ``*`` (any rest,

@@ -1,6 +1,7 @@
 """The local org's records: an in-memory SQLite database behind a Salesforce-shaped API.
 
-Objects and fields come from a fixed schema (:data:`SCHEMA`).  SOQL is parsed by
+Objects and fields come from the store's own :class:`~.schema.Schema` (the standard objects
+plus the custom objects and fields a test adds: ``add_field``, ``define_object``).  SOQL is parsed by
 :mod:`soql` and compiled to SQL whose identifiers come only from the schema and
 whose values are always ``?`` parameters.  Results come back in the JSON shapes
 of Salesforce's REST API (query, describe, ``columns=true``).
@@ -15,16 +16,18 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import soql as _soql
 from .ids import is_valid_id, new_id, to_18
 from .compiler import ChildPlan, Compiler, Node, Scope
 from .literals import UTC, format_datetime, parse_date, parse_datetime
-from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, NO_SUCH_COLUMN, NUMBER_TYPES, SCHEMA,
-                     SCHEMA_LOWER, SOAP_TYPES, SQL_TYPES, STAGES, TEXT_TYPES, FieldDef, ObjectDef, quote_identifier)
-from .soql import Aggregate, FieldRef, Query, SoqlError, Subquery, error_at
+from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN,
+                     NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGES, TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError,
+                     custom_object, make_field, quote_identifier)
+from .soql import (DATE_FUNCTIONS, Aggregate, FieldFunction, FieldRef, FieldsMacro, Query, SelectItem, SoqlError,
+                   Subquery, error_at)
 
 __all__ = ["Store", "QueryResult"]
 
@@ -47,6 +50,10 @@ class Store:
         self.api_version = api_version
         self.org_id = to_18(org_id) if len(org_id) == 15 else org_id
         self._lock = threading.RLock()
+        #: this store's objects and fields (guarded by the store's lock)
+        self.schema = Schema(self._lock)
+        #: the month standard fiscal years start in (FISCAL_YEAR(), THIS_FISCAL_QUARTER...)
+        self.fiscal_year_start_month = 1
         self._conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode = OFF")
         self._conn.execute("PRAGMA synchronous = OFF")
@@ -57,6 +64,8 @@ class Store:
         self.default_owner_id: Optional[str] = None
         self._create_tables()
         now = format_datetime(self.now())
+        #: when this org began (earliestDateAvailable of GET .../deleted)
+        self.created_date = now
         with self._lock:
             self._conn.execute(
                 'INSERT INTO "Organization" ("Id", "Name", "IsSandbox", "InstanceName", "OrganizationType", '
@@ -64,6 +73,9 @@ class Store:
                 (self.org_id, org_name, "LOCAL1", "Developer Edition", now, now, now))
         self.admin_profile_id, self.standard_profile_id = self.insert(
             "Profile", [{"Name": "System Administrator"}, {"Name": "Standard User"}])
+        self.standard_pricebook_id = self.insert("Pricebook2", [{"Name": "Standard Price Book", "IsActive": True}])[0]
+        with self._lock:
+            self._conn.execute('UPDATE "Pricebook2" SET "IsStandard" = 1 WHERE "Id" = ?', (self.standard_pricebook_id,))
 
     # basics ---------------------------------------------------------------
     def now(self) -> datetime:
@@ -71,29 +83,84 @@ class Store:
 
     def _create_tables(self) -> None:
         with self._lock:
-            for obj in SCHEMA.values():
-                cols = []
-                for f in obj.fields:
-                    sql_type = SQL_TYPES.get(f.type, "TEXT")
-                    cols.append(f"{quote_identifier(f.name)} {sql_type}" + (" PRIMARY KEY" if f.name == "Id" else ""))
-                self._conn.execute(f"CREATE TABLE {quote_identifier(obj.name)} ({', '.join(cols)})")
-                for f in obj.fields:
-                    if f.type == "reference":
-                        self._conn.execute(
-                            f"CREATE INDEX {quote_identifier('ix_' + obj.name + '_' + f.name)} ON {quote_identifier(obj.name)} ({quote_identifier(f.name)})")
+            for obj in self.schema.objects():
+                self._create_table(obj)
+
+    def _create_table(self, obj: ObjectDef) -> None:
+        cols = []
+        for f in obj.stored_fields:
+            sql_type = SQL_TYPES.get(f.type, "TEXT")
+            cols.append(f"{quote_identifier(f.name)} {sql_type}" + (" PRIMARY KEY" if f.name == "Id" else ""))
+        self._conn.execute(f"CREATE TABLE {quote_identifier(obj.name)} ({', '.join(cols)})")
+        for f in obj.stored_fields:
+            self._index(obj, f)
+
+    def _index(self, obj: ObjectDef, f: FieldDef) -> None:
+        if f.type == "reference" or f.external_id or f.unique:
+            self._conn.execute(f"CREATE INDEX {quote_identifier('ix_' + obj.name + '_' + f.name)} ON "
+                               f"{quote_identifier(obj.name)} ({quote_identifier(f.name)}"
+                               f"{'' if f.case_sensitive or f.type not in TEXT_TYPES else ' COLLATE NOCASE'})")
+
+    # custom schema ----------------------------------------------------------
+    def add_field(self, sobject: str, name: str, **spec: Any) -> FieldDef:
+        """Add a custom field (``make_field``'s keyword arguments) to ``sobject``: describe, SOQL,
+        writes and Bulk see it at once; existing records hold null (or the default of a checkbox)."""
+        with self._lock:
+            obj = self.schema.get(sobject)
+            if obj is None or not obj.data_api:
+                raise SchemaError(f"add_field({sobject!r}, ...): no such object; define a custom one with "
+                                  f"define_object({sobject!r}, fields=...)")
+            f, child = make_field(name, **spec)
+            self.schema.add_field(obj, f, child)
+            try:
+                self._conn.execute(f"ALTER TABLE {quote_identifier(obj.name)} ADD COLUMN {quote_identifier(f.name)} "
+                                   f"{SQL_TYPES.get(f.type, 'TEXT')}")
+                if f.type == "boolean":
+                    self._conn.execute(f"UPDATE {quote_identifier(obj.name)} SET {quote_identifier(f.name)} = ?",
+                                       (1 if f.default else 0,))
+                self._index(obj, f)
+            except BaseException:
+                obj.fields.remove(f)
+                obj.reindex()
+                raise
+            return f
+
+    def define_object(self, name: str, *, fields: Optional[Dict[str, Dict[str, Any]]] = None,
+                      label: Optional[str] = None, plural_label: Optional[str] = None,
+                      name_field_label: Optional[str] = None) -> ObjectDef:
+        """Create a custom object (Id, Name, OwnerId, audit fields) with ``fields``: field name ->
+        ``add_field``'s keyword arguments. A field of a bad spec leaves no object behind."""
+        specs = dict(fields or {})
+        for fname, spec in specs.items():
+            if not isinstance(spec, dict) or "type" not in spec:
+                raise SchemaError(f"fields={{{fname!r}: ...}}: each value is add_field's keyword arguments, e.g. "
+                                  f"{{'type': 'currency'}}")
+        with self._lock:
+            obj = custom_object(name, self.schema.new_key_prefix(), label=label, plural_label=plural_label,
+                                name_field_label=name_field_label)
+            made = [make_field(fname, **spec) for fname, spec in specs.items()]  # all checked before any change
+            for f, _child in made:
+                if f.reference_to and f.reference_to.lower() != name.lower() and self.schema.get(f.reference_to) is None:
+                    raise SchemaError(f"reference_to={f.reference_to!r} for {f.name}: no such object (define it "
+                                      f"first with define_object)")
+            self.schema.add_object(obj)
+            self._create_table(obj)
+            for f, child in made:
+                self.add_field(obj.name, f.name, **specs[f.name])
+            return obj
 
     def new_id(self, sobject: str) -> str:
         obj = self._object(sobject)
         return new_id(obj.key_prefix, next(self._counter))
 
     def _object(self, name: str, *, tooling: bool = False) -> ObjectDef:
-        obj = SCHEMA_LOWER.get(str(name).lower())
+        obj = self.schema.get(name)
         if obj is None or not (obj.tooling_api if tooling else obj.data_api):
             raise SoqlError("NOT_FOUND", "The requested resource does not exist", 404)
         return obj
 
     def has_object(self, name: str, *, tooling: bool = False) -> bool:
-        obj = SCHEMA_LOWER.get(str(name).lower())
+        obj = self.schema.get(name)
         return obj is not None and (obj.tooling_api if tooling else obj.data_api)
 
     def object_name(self, name: str) -> str:
@@ -166,8 +233,8 @@ class Store:
             if not isinstance(value, str) or not is_valid_id(value):
                 raise SoqlError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {value}", fields=[f.name])
             value = to_18(value)
-            target = SCHEMA[f.reference_to] if f.reference_to else obj
-            if not value.startswith(target.key_prefix):
+            targets = [self.schema[t] for t in f.reference_targets] or [obj]
+            if not any(value.startswith(t.key_prefix) for t in targets):
                 raise SoqlError("FIELD_INTEGRITY_EXCEPTION", f"{f.label}: id value of incorrect type: {value}",
                                 fields=[f.name])
             return value
@@ -195,10 +262,100 @@ class Store:
             row["IsClosed"] = 1 if str(row.get("Status") or "").lower() == "closed" else 0
         elif obj.name == "Lead":
             row["IsConverted"] = 1 if row.get("Status") == "Closed - Converted" else 0
+        elif obj.name == "Task":
+            row["IsClosed"] = 1 if row.get("Status") == "Completed" else 0
+            row["IsHighPriority"] = 1 if row.get("Priority") == "High" else 0
+        elif obj.name == "Event":
+            self._derive_event(row)
+        elif obj.name == "PricebookEntry":
+            product = self._values("Product2", row.get("Product2Id"), ("Name", "ProductCode"))
+            row["Name"], row["ProductCode"] = product.get("Name"), product.get("ProductCode")
+        elif obj.name == "OpportunityLineItem":
+            self._derive_line_item(row)
         elif obj.name == "ApexClass":
             body = row.get("Body") or ""
             row["IsValid"] = 1
             row["LengthWithoutComments"] = len(re.sub(r"/\*.*?\*/|//[^\n]*", "", body, flags=re.S))
+
+    def _values(self, sobject: str, record_id: Any, columns: Sequence[str]) -> Dict[str, Any]:
+        """Some columns of one record (empty when ``record_id`` is None or names nothing)."""
+        if not record_id:
+            return {}
+        obj = self.schema[sobject]
+        cols = [obj.by_lower[c.lower()].name for c in columns]
+        row = self._conn.execute(f"SELECT {', '.join(quote_identifier(c) for c in cols)} FROM "
+                                 f"{quote_identifier(obj.name)} WHERE \"Id\" = ?", (record_id,)).fetchone()
+        return dict(zip(cols, row)) if row else {}
+
+    @staticmethod
+    def _derive_event(row: Dict[str, Any]) -> None:
+        start = row.get("StartDateTime") or row.get("ActivityDateTime")
+        if not start:
+            return
+        row["StartDateTime"] = row["ActivityDateTime"] = start
+        row["ActivityDate"] = start[:10]
+        begin = parse_datetime(start)
+        if begin is None:
+            return
+        if row.get("EndDateTime"):
+            end = parse_datetime(row["EndDateTime"])
+            if end is not None:
+                row["DurationInMinutes"] = int((end - begin).total_seconds() // 60)
+        elif row.get("DurationInMinutes") is not None:
+            row["EndDateTime"] = format_datetime(begin + timedelta(minutes=int(row["DurationInMinutes"])))
+
+    def _derive_line_item(self, row: Dict[str, Any]) -> None:
+        entry = self._values("PricebookEntry", row.get("PricebookEntryId"), ("Product2Id", "UnitPrice"))
+        if entry:
+            row["Product2Id"] = entry["Product2Id"]
+            row["ListPrice"] = entry["UnitPrice"]
+            if row.get("UnitPrice") is None and row.get("TotalPrice") is None:
+                row["UnitPrice"] = entry["UnitPrice"]
+        product = self._values("Product2", row.get("Product2Id"), ("Name", "ProductCode"))
+        opportunity = self._values("Opportunity", row.get("OpportunityId"), ("Name",))
+        row["ProductCode"] = product.get("ProductCode")
+        row["Name"] = " ".join(p for p in (opportunity.get("Name"), product.get("Name")) if p) or None
+        quantity = row.get("Quantity")
+        if quantity is not None:
+            if row.get("UnitPrice") is not None:
+                row["TotalPrice"] = round(float(quantity) * float(row["UnitPrice"]), 2)
+            elif row.get("TotalPrice") is not None and quantity:
+                row["UnitPrice"] = round(float(row["TotalPrice"]) / float(quantity), 2)
+
+    def _check_rules(self, obj: ObjectDef, values: Dict[str, Any]) -> None:
+        """Salesforce's own validation of a few standard objects."""
+        if obj.name == "PricebookEntry" and values.get("Pricebook2Id") != self.standard_pricebook_id:
+            standard = self._conn.execute(
+                'SELECT 1 FROM "PricebookEntry" WHERE "Pricebook2Id" = ? AND "Product2Id" = ? AND "IsDeleted" = 0',
+                (self.standard_pricebook_id, values.get("Product2Id"))).fetchone()
+            if standard is None:
+                raise SoqlError("STANDARD_PRICE_NOT_DEFINED",
+                                "Before creating a custom price, create a standard price.", fields=[])
+        if obj.name == "OpportunityLineItem" and not values.get("PricebookEntryId") and not values.get("Product2Id"):
+            raise SoqlError("REQUIRED_FIELD_MISSING", "Required fields are missing: [PricebookEntryId]",
+                            fields=["PricebookEntryId"])
+
+    def _check_unique(self, obj: ObjectDef, values: Dict[str, Any], record_id: Optional[str],
+                      seen: Dict[str, set]) -> None:
+        """DUPLICATE_VALUE when a unique field's value is held by another live record (or earlier in
+        the same call); text compares case-insensitively unless the field is case sensitive."""
+        for f in obj.fields:
+            value = values.get(f.name)
+            if not f.unique or value in (None, ""):
+                continue
+            fold = f.type in TEXT_TYPES and not f.case_sensitive
+            key = str(value).lower() if fold else value
+            if key in seen.setdefault(f.name, set()):
+                raise SoqlError("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on record "
+                                                   f"with id: <unknown>", fields=[f.name])
+            live = ' AND "IsDeleted" = 0' if obj.by_lower["isdeleted"].external else ""
+            row = self._conn.execute(
+                f"SELECT \"Id\" FROM {quote_identifier(obj.name)} WHERE {quote_identifier(f.name)} = ?"
+                f"{' COLLATE NOCASE' if fold else ''} AND \"Id\" IS NOT ?{live} LIMIT 1", (value, record_id)).fetchone()
+            if row is not None:
+                raise SoqlError("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on record "
+                                                   f"with id: {row[0][:15]}", fields=[f.name])
+            seen[f.name].add(key)
 
     def _prepare(self, obj: ObjectDef, record: Dict[str, Any], *, creating: bool) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -232,9 +389,10 @@ class Store:
         if not obj.createable:
             raise SoqlError("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type {obj.name} does not support insert")
         now = format_datetime(self.now())
-        columns = [f.name for f in obj.fields]
+        columns = [f.name for f in obj.stored_fields]
         rows: List[Tuple[Any, ...]] = []
         ids: List[str] = []
+        seen: Dict[str, set] = {}
         with self._lock:
             for record in records:
                 values = self._prepare(obj, record, creating=True)
@@ -255,6 +413,9 @@ class Store:
                     values["CaseNumber"] = f"{next(self._case_numbers):08d}"
                 if obj.name == "User" and not values.get("Alias"):
                     values["Alias"] = (str(values.get("FirstName") or "")[:1] + str(values.get("LastName")))[:8]
+                self._check_rules(obj, values)
+                self._check_unique(obj, values, None, seen)
+                values["CreatedById"] = values["LastModifiedById"] = self.default_owner_id
                 values["CreatedDate"] = values.get("CreatedDate") or now
                 values["LastModifiedDate"] = values.get("LastModifiedDate") or values["CreatedDate"]
                 values["SystemModstamp"] = values["LastModifiedDate"]
@@ -316,7 +477,7 @@ class Store:
             raise SoqlError("NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {record_id}",
                             404)
         rid = to_18(record_id)
-        cols = [f.name for f in obj.fields]
+        cols = [f.name for f in obj.stored_fields]
         with self._lock:
             cur = self._conn.execute(
                 f"SELECT {', '.join(quote_identifier(c) for c in cols)} FROM {quote_identifier(obj.name)} WHERE \"Id\" = ?", (rid,))
@@ -329,6 +490,12 @@ class Store:
         if f.type == "boolean" and value is not None:
             return bool(value)
         return value
+
+    @staticmethod
+    def _compound_value(f: FieldDef, row: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """A compound field as the REST API shows it: a JSON object, or null when all parts are."""
+        parts = {key: row.get(col) for key, col in sorted(f.compound)}
+        return parts if any(v is not None for v in parts.values()) else None
 
     def get(self, sobject: str, record_id: str, fields: Optional[Sequence[str]] = None, *,
             tooling: bool = False) -> dict:
@@ -348,7 +515,7 @@ class Store:
             wanted = obj.public_fields
         out: dict = {"attributes": {"type": obj.name, "url": self.sobject_url(obj.name, row["Id"], tooling=tooling)}}
         for f in wanted:
-            out[f.name] = self._output_value(f, row[f.name])
+            out[f.name] = self._compound_value(f, row) if f.compound else self._output_value(f, row[f.name])
         return out
 
     def update(self, sobject: str, record_id: str, values: Dict[str, Any]) -> None:
@@ -360,6 +527,7 @@ class Store:
             if row.get("IsDeleted") and obj.by_lower["isdeleted"].external:
                 raise SoqlError("ENTITY_IS_DELETED", "entity is deleted", 404)
             changes = self._prepare(obj, values, creating=False)
+            self._check_unique(obj, changes, row["Id"], {})
             missing = [k for k, v in changes.items() if v in (None, "") and obj.by_lower[k.lower()].required]
             if missing:
                 raise SoqlError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
@@ -368,7 +536,9 @@ class Store:
             self._derive(obj, row)
             now = format_datetime(self.now())
             row["LastModifiedDate"] = row["SystemModstamp"] = now
-            cols = [f.name for f in obj.fields if f.name != "Id"]
+            if "lastmodifiedbyid" in obj.by_lower:
+                row["LastModifiedById"] = self.default_owner_id
+            cols = [f.name for f in obj.stored_fields if f.name != "Id"]
             self._conn.execute(
                 f"UPDATE {quote_identifier(obj.name)} SET {', '.join(quote_identifier(c) + ' = ?' for c in cols)} WHERE \"Id\" = ?",
                 [row[c] for c in cols] + [row["Id"]])
@@ -442,13 +612,60 @@ class Store:
                 cur = self._conn.execute(
                     f"SELECT \"Id\" FROM {quote_identifier(child)} WHERE \"IsDeleted\" = 0 AND \"AccountId\" IN "
                     f"(SELECT value FROM json_each(?))", (json.dumps(ids),))
-                self._soft_delete(SCHEMA[child], [r[0] for r in cur.fetchall()], now)
+                self._soft_delete(self.schema[child], [r[0] for r in cur.fetchall()], now)
 
     def count(self, sobject: str, *, include_deleted: bool = False) -> int:
         obj = self._object(sobject)
         where = "" if include_deleted or not obj.by_lower["isdeleted"].external else ' WHERE "IsDeleted" = 0'
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM {quote_identifier(obj.name)}{where}").fetchone()[0])
+
+    # replication ----------------------------------------------------------
+    def _replication_window(self, start: str, end: str) -> Tuple[str, str]:
+        """``start``/``end`` of GET .../updated or .../deleted as stored datetimes (seconds dropped)."""
+        bounds = []
+        for name, text in (("start", start), ("end", end)):
+            dt = parse_datetime(text or "")
+            if dt is None:
+                raise SoqlError("INVALID_REPLICATION_DATE" if text else "MISSING_ARGUMENT",
+                                f"{name}: a dateTime like 2024-05-01T00:00:00+00:00 is needed, got {text!r}"
+                                if text else f"Missing required parameter: {name}")
+            bounds.append(dt.replace(second=0, microsecond=0))
+        if bounds[0] > bounds[1]:
+            raise SoqlError("INVALID_REPLICATION_DATE", "EndDate must chronologically succeed startDate")
+        return format_datetime(bounds[0]), format_datetime(bounds[1])
+
+    def updated(self, sobject: str, start: str, end: str) -> dict:
+        """GET /sobjects/X/updated/?start=&end=: ids of live records whose SystemModstamp is in [start, end)."""
+        obj = self._object(sobject)
+        lo, hi = self._replication_window(start, end)
+        live = ' AND "IsDeleted" = 0' if obj.by_lower["isdeleted"].external else ""
+        with self._lock:
+            rows = self._conn.execute(f'SELECT "Id" FROM {quote_identifier(obj.name)} WHERE "SystemModstamp" >= ? '
+                                      f'AND "SystemModstamp" < ?{live} ORDER BY "SystemModstamp", rowid',
+                                      (lo, hi)).fetchall()
+        return {"ids": [r[0] for r in rows], "latestDateCovered": hi}
+
+    def deleted(self, sobject: str, start: str, end: str) -> dict:
+        """GET /sobjects/X/deleted/?start=&end=: records deleted (to the recycle bin) in [start, end)."""
+        obj = self._object(sobject)
+        lo, hi = self._replication_window(start, end)
+        rows: List[Any] = []
+        if obj.by_lower["isdeleted"].external:
+            with self._lock:
+                rows = self._conn.execute(f'SELECT "Id", "SystemModstamp" FROM {quote_identifier(obj.name)} WHERE '
+                                          f'"IsDeleted" = 1 AND "SystemModstamp" >= ? AND "SystemModstamp" < ? '
+                                          f'ORDER BY "SystemModstamp", rowid', (lo, hi)).fetchall()
+        return {"deletedRecords": [{"id": rid, "deletedDate": when} for rid, when in rows],
+                "earliestDateAvailable": self.created_date, "latestDateCovered": hi}
+
+    def record_counts(self, names: Optional[Sequence[str]] = None) -> dict:
+        """GET /limits/recordCount[?sObjects=A,B]: live records per object; unknown names are left out."""
+        if names is None:
+            objs = [o for o in self.schema.objects() if o.data_api]
+        else:
+            objs = [o for o in (self.schema.get(n.strip()) for n in names if n.strip()) if o is not None and o.data_api]
+        return {"sObjects": [{"count": self.count(o.name), "name": o.name} for o in objs]}
 
     # describe -------------------------------------------------------------
     def _object_urls(self, obj: ObjectDef, tooling: bool) -> Dict[str, str]:
@@ -459,7 +676,7 @@ class Store:
     def _global_entry(self, obj: ObjectDef, tooling: bool) -> dict:
         return {
             "activateable": False, "associateEntityType": None, "associateParentEntity": None,
-            "createable": obj.createable, "custom": False, "customSetting": False, "deepCloneable": False,
+            "createable": obj.createable, "custom": obj.custom, "customSetting": False, "deepCloneable": False,
             "deletable": obj.deletable, "deprecatedAndHidden": False, "feedEnabled": obj.name in ("Account", "Contact",
                                                                                                  "Opportunity", "Case",
                                                                                                  "Lead", "User"),
@@ -473,29 +690,41 @@ class Store:
 
     def describe_global(self, *, tooling: bool = False) -> dict:
         """GET /sobjects (or /tooling/sobjects)."""
-        objs = [o for o in SCHEMA.values() if (o.tooling_api if tooling else o.data_api)]
+        objs = [o for o in self.schema.objects() if (o.tooling_api if tooling else o.data_api)]
         return {"encoding": "UTF-8", "maxBatchSize": 200,
                 "sobjects": [self._global_entry(o, tooling) for o in sorted(objs, key=lambda o: o.name)]}
 
     def _describe_field(self, obj: ObjectDef, f: FieldDef) -> dict:
         t = f.type
         text = t in TEXT_TYPES
+        out = self._describe_field_base(obj, f, t, text)
+        if f.compound:
+            out.update({"aggregatable": False, "filterable": False, "groupable": False, "sortable": False,
+                        "nillable": True, "permissionable": False})
+        if t == "reference" and len(f.reference_targets) > 1:
+            out["referenceTo"] = list(f.reference_targets)
+            out["polymorphicForeignKey"] = True
+        return out
+
+    def _describe_field_base(self, obj: ObjectDef, f: FieldDef, t: str, text: bool) -> dict:
         return {
             "aggregatable": t not in ("textarea", "boolean"), "aiPredictionField": False, "autoNumber": f.name == "CaseNumber",
             "byteLength": f.length * 3 if text else 0, "calculated": f.calculated, "calculatedFormula": None,
-            "cascadeDelete": False, "caseSensitive": False, "compoundFieldName": None, "controllerName": None,
-            "createable": f.createable, "custom": False,
+            "cascadeDelete": False, "caseSensitive": f.case_sensitive, "compoundFieldName": f.compound_name,
+            "controllerName": None, "createable": f.createable, "custom": f.custom,
             "defaultValue": (bool(f.default) if t == "boolean" and f.default is not None else
                              (False if t == "boolean" else None)),
             "defaultValueFormula": None, "defaultedOnCreate": f.default is not None or t == "boolean" or f.name in (
                 "Id", "OwnerId") or f.name in AUDIT_FIELDS,
             "dependentPicklist": False, "deprecatedAndHidden": False,
             "digits": 9 if t == "int" else 0, "displayLocationInDecimal": False, "encrypted": False,
-            "externalId": False, "extraTypeInfo": None, "filterable": t != "textarea", "filteredLookupInfo": None,
+            "externalId": f.external_id, "extraTypeInfo": None, "filterable": t != "textarea",
+            "filteredLookupInfo": None,
             "formulaTreatNullNumberAsZero": False, "groupable": t not in ("double", "currency", "percent", "textarea",
                                                                           "datetime"),
-            "highScaleNumber": False, "htmlFormatted": False, "idLookup": t == "id" or f.name in ("Username", "Email")
-            and obj.name == "User", "inlineHelpText": None, "label": f.label, "length": f.length if text else 0,
+            "highScaleNumber": False, "htmlFormatted": False,
+            "idLookup": t == "id" or f.external_id or f.unique or (f.name in ("Username", "Email") and obj.name == "User"),
+            "inlineHelpText": f.description, "label": f.label, "length": f.length if text else 0,
             "mask": None, "maskType": None, "name": f.name, "nameField": f.name_field, "namePointing": False,
             "nillable": f.nillable, "permissionable": f.nillable and f.createable and t != "id",
             "picklistValues": [{"active": True, "defaultValue": v == f.default, "label": v, "validFor": None,
@@ -505,8 +734,26 @@ class Store:
             "relationshipName": f.relationship_name, "relationshipOrder": None,
             "restrictedDelete": False, "restrictedPicklist": False, "scale": f.scale, "searchPrefilterable": False,
             "soapType": SOAP_TYPES[t], "sortable": t != "textarea", "type": t,
-            "unique": f.name == "Username", "updateable": f.updateable, "writeRequiresMasterRead": False,
+            "unique": f.unique or (f.name == "Username" and obj.name == "User"), "updateable": f.updateable,
+            "writeRequiresMasterRead": False,
         }
+
+    def _record_type_infos(self, obj: ObjectDef, tooling: bool) -> List[dict]:
+        """The Master record type every layoutable object has, then the active RecordType rows."""
+        if tooling or not obj.createable:
+            return []
+        base = self.sobject_url(obj.name)
+        infos = [{"active": True, "available": True, "defaultRecordTypeMapping": True, "developerName": "Master",
+                  "master": True, "name": "Master", "recordTypeId": MASTER_RECORD_TYPE_ID,
+                  "urls": {"layout": f"{base}/describe/layouts/{MASTER_RECORD_TYPE_ID}"}}]
+        with self._lock:
+            rows = self._conn.execute('SELECT "Id", "Name", "DeveloperName" FROM "RecordType" WHERE "SobjectType" = ? '
+                                      'AND "IsActive" = 1 ORDER BY "Name"', (obj.name,)).fetchall()
+        for rid, name, dev in rows:
+            infos.insert(len(infos) - 1, {"active": True, "available": True, "defaultRecordTypeMapping": False,
+                                          "developerName": dev, "master": False, "name": name, "recordTypeId": rid,
+                                          "urls": {"layout": f"{base}/describe/layouts/{rid}"}})
+        return infos
 
     def describe(self, sobject: str, *, tooling: bool = False) -> dict:
         """GET /sobjects/<type>/describe.  Unknown type: SoqlError NOT_FOUND (404)."""
@@ -514,7 +761,8 @@ class Store:
         out = self._global_entry(obj, tooling)
         children = []
         for rel, child, fk in obj.children.values():
-            children.append({"cascadeDelete": obj.name == "Account" and child != "Case", "childSObject": child,
+            children.append({"cascadeDelete": obj.name == "Account" and child in ("Contact", "Opportunity"),
+                             "childSObject": child,
                              "deprecatedAndHidden": False, "field": fk, "junctionIdListNames": [],
                              "junctionReferenceTo": [], "relationshipName": rel, "restrictedDelete": False})
         out.update({
@@ -522,7 +770,8 @@ class Store:
             "defaultImplementation": None, "extendedBy": None, "extendsInterfaces": None,
             "fields": [self._describe_field(obj, f) for f in obj.public_fields], "implementedBy": None,
             "implementsInterfaces": None, "listviewable": None, "lookupLayoutable": None, "namedLayoutInfos": [],
-            "networkScopeFieldName": None, "recordTypeInfos": [], "searchLayoutable": not tooling,
+            "networkScopeFieldName": None, "recordTypeInfos": self._record_type_infos(obj, tooling),
+            "searchLayoutable": not tooling,
             "sobjectDescribeOption": "FULL", "supportedScopes": [{"label": "All records", "name": "everything"}],
         })
         urls = dict(out["urls"])
@@ -538,11 +787,47 @@ class Store:
         q = _soql.parse(soql)
         comp = Compiler(self, q, tooling, include_deleted)
         obj = comp.object(q.sobject, q.sobject_pos, q.text)
+        self._expand_fields(q, obj, q)
         if q.is_count_only:
             return self._count_query(comp, obj, q)
         if q.is_aggregate:
             return self._aggregate_query(comp, obj, q)
         return self._record_query(comp, obj, q)
+
+    def _expand_fields(self, q: Query, obj: ObjectDef, top: Query, *, bulk: bool = False) -> None:
+        """Replace FIELDS(ALL|STANDARD|CUSTOM) by the fields they stand for (also in subqueries).
+
+        FIELDS(ALL) and FIELDS(CUSTOM) are unbounded: Salesforce wants LIMIT 200 or less with
+        them, and Bulk API refuses them. Bulk skips compound fields FIELDS(STANDARD) would select.
+        """
+        items: List[SelectItem] = []
+        for item in q.select:
+            if isinstance(item, Subquery):
+                rel = obj.children.get(item.query.sobject.lower())
+                if rel is not None:
+                    self._expand_fields(item.query, self.schema[rel[1]], top)
+                items.append(item)
+                continue
+            if not isinstance(item, FieldsMacro):
+                items.append(item)
+                continue
+            if q.is_aggregate:
+                raise error_at("MALFORMED_QUERY", top.text, item.pos,
+                               "FIELDS() cannot be used in an aggregate query")
+            if item.kind != "STANDARD":
+                if bulk:
+                    raise SoqlError("INVALIDJOB", f"FIELDS({item.kind}) is not supported in Bulk API queries: "
+                                                  f"use FIELDS(STANDARD) or name the fields")
+                if q.limit is None or q.limit > 200:
+                    raise error_at("MALFORMED_QUERY", top.text, item.pos,
+                                   "The SOQL FIELDS function must have a LIMIT of at most 200")
+            for f in obj.public_fields:
+                if (item.kind == "STANDARD" and f.custom) or (item.kind == "CUSTOM" and not f.custom):
+                    continue
+                if bulk and f.compound:
+                    continue
+                items.append(FieldRef((f.name,), item.pos))
+        q.select = items
 
     # plain records
     def _plan(self, comp: Compiler, scope: Scope, q: Query, allow_children: bool
@@ -553,21 +838,25 @@ class Store:
         for item in q.select:
             if isinstance(item, Subquery):
                 sub = item.query
-                rel = scope.obj.children.get(sub.sobject.lower())
-                if rel is None or not allow_children:
+                child_rel = scope.obj.children.get(sub.sobject.lower())
+                if child_rel is None or not allow_children:
                     raise error_at("INVALID_TYPE", q.text, sub.sobject_pos,
                                    BAD_CHILD_RELATIONSHIP.format(rel=sub.sobject))
-                rel_name, child_name, fk_name = rel
+                rel_name, child_name, fk_name = child_rel
                 if rel_name.lower() in seen:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos, f"duplicate field selected: {rel_name}")
                 seen.add(rel_name.lower())
-                child_obj = SCHEMA[child_name]
+                child_obj = self.schema[child_name]
                 plan = ChildPlan(rel_name, child_obj, child_obj.by_lower[fk_name.lower()], sub)
                 children.append(plan)
                 root.items.append(("c", rel_name, plan))
                 continue
             if isinstance(item, Aggregate):  # pragma: no cover - handled by is_aggregate
                 raise error_at("MALFORMED_QUERY", q.text, item.pos, "unexpected aggregate")
+            if isinstance(item, FieldFunction) and item.function != "TOLABEL":
+                raise error_at("MALFORMED_QUERY", q.text, item.pos,
+                               f"{item.function}() in the SELECT list needs a GROUP BY of it")
+            assert not isinstance(item, FieldsMacro)
             expr, fdef, rels, alias, fobj = scope.resolve(item)
             full = ".".join(rels + [fdef.name])
             if full.lower() in seen:
@@ -611,15 +900,19 @@ class Store:
         keys = tuple(key for _k, key, _p in node.items)
         start, stop, id_col = node.start, node.stop, node.id_col
         bools = tuple(key for kind, key, p in node.items if kind == "v" and p[1].type == "boolean")
+        jsons = tuple(key for kind, key, p in node.items if kind == "v" and p[1].compound)
         parents = tuple((key, self._builder(p, tooling)) for kind, key, p in node.items if kind == "p")
 
         def build(row: Sequence[Any]) -> dict:
-            rec = {"attributes": {"type": type_name, "url": prefix + row[id_col]}}
+            rec: Dict[str, Any] = {"attributes": {"type": type_name, "url": prefix + row[id_col]}}
             rec.update(zip(keys, row[start:stop]))
             for k in bools:
                 v = rec[k]
                 if v is not None:
                     rec[k] = v == 1
+            for k in jsons:
+                if rec[k] is not None:
+                    rec[k] = json.loads(rec[k])
             for k, b in parents:
                 if rec[k] is not None:
                     rec[k] = b(row)
@@ -756,11 +1049,16 @@ class Store:
                     n += 1
                 out.append((key, sql, ftype, display, True))
             else:
+                assert not isinstance(item, FieldsMacro)
                 expr, fdef, rels, _, _ = scope.resolve(item)
                 if expr not in grouped:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos,
                                    f"Field must be grouped or aggregated: {fdef.name}")
-                out.append((item.alias or fdef.name, expr, fdef.type, ".".join(rels + [fdef.name]), False))
+                key = item.alias
+                if key is None and isinstance(item, FieldFunction) and item.function in DATE_FUNCTIONS:
+                    key = f"expr{n}"
+                    n += 1
+                out.append((key or fdef.name, expr, fdef.type, ".".join(rels + [fdef.name]), False))
             if out[-1][0].lower() in keys:
                 raise error_at("MALFORMED_QUERY", q.text, getattr(item, "pos", 0),
                                f"duplicate alias: {out[-1][0]}")
@@ -819,6 +1117,7 @@ class Store:
         q = _soql.parse(soql)
         comp = Compiler(self, q, False, include_deleted)
         obj = comp.object(q.sobject, q.sobject_pos, q.text)
+        self._expand_fields(q, obj, q, bulk=True)
         if any(isinstance(i, Subquery) for i in q.select):
             raise SoqlError("INVALIDJOB", "Cannot process query with relationship subqueries in Bulk API")
         if q.is_count_only:
@@ -836,10 +1135,15 @@ class Store:
             exprs = []
             seen: set = set()
             for item in q.select:
-                assert isinstance(item, FieldRef)
+                assert isinstance(item, (FieldRef, FieldFunction))
                 if item.alias:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos, f"unexpected token: '{item.alias}'")
+                if isinstance(item, FieldFunction) and item.function != "TOLABEL":
+                    raise error_at("MALFORMED_QUERY", q.text, item.pos,
+                                   f"{item.function}() in the SELECT list needs a GROUP BY of it")
                 expr, fdef, rels, _, _ = scope.resolve(item)
+                if fdef.compound:
+                    raise SoqlError("FUNCTIONALITY_NOT_ENABLED", "Selecting compound data not supported in Bulk Query")
                 name = ".".join(rels + [fdef.name])
                 if name.lower() in seen:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos, f"duplicate field selected: {name}")
@@ -857,6 +1161,7 @@ class Store:
         q = _soql.parse(soql)
         comp = Compiler(self, q, tooling, False)
         obj = comp.object(q.sobject, q.sobject_pos, q.text)
+        self._expand_fields(q, obj, q)
         scope = Scope(comp, obj, q)
         columns: List[dict] = []
         if q.is_count_only:
@@ -878,12 +1183,12 @@ class Store:
         for item in q.select:
             if isinstance(item, Subquery):
                 rel_name, child, _fk = scope.obj.children[item.query.sobject.lower()]
-                child_scope = Scope(comp, SCHEMA[child], item.query)
+                child_scope = Scope(comp, self.schema[child], item.query)
                 col = _column(rel_name, rel_name, None, aggregate=True, insertable=False, updatable=False)
                 col["joinColumns"] = self._columns_for(comp, child_scope, item.query)
                 out.append(col)
                 continue
-            assert isinstance(item, FieldRef)
+            assert isinstance(item, (FieldRef, FieldFunction))
             _expr, fdef, rels, _alias, _obj = scope.resolve(item)
             target = out
             key: Tuple[str, ...] = ()
@@ -891,14 +1196,14 @@ class Store:
             for rel in rels:
                 key += (rel.lower(),)
                 prefix.append(rel)
-                col = by_rel.get(key)
-                if col is None:
-                    col = _column(rel, ".".join(prefix), None, aggregate=False, insertable=False, updatable=False)
-                    by_rel[key] = col
-                    target.append(col)
-                target = col["joinColumns"]
+                known = by_rel.get(key)
+                if known is None:
+                    known = _column(rel, ".".join(prefix), None, aggregate=False, insertable=False, updatable=False)
+                    by_rel[key] = known
+                    target.append(known)
+                target = known["joinColumns"]
             target.append(_column(fdef.name, ".".join(prefix + [fdef.name]), fdef.type, aggregate=False,
-                                  insertable=fdef.createable, updatable=fdef.updateable))
+                                  insertable=fdef.createable, updatable=fdef.updateable, custom=fdef.custom))
         return out
 
 
@@ -919,13 +1224,13 @@ def _csv_expr(expr: str, ftype: str) -> str:
 
 
 def _column(name: str, display: str, ftype: Optional[str], *, aggregate: bool, insertable: bool,
-            updatable: bool) -> dict:
+            updatable: bool, custom: bool = False) -> dict:
     return {
         "aggregate": aggregate,
         "apexType": APEX_TYPES.get(ftype) if ftype else None,
         "booleanType": ftype == "boolean",
         "columnName": name,
-        "custom": False,
+        "custom": custom,
         "displayName": display,
         "foreignKeyName": None,
         "insertable": insertable,

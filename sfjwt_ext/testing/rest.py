@@ -158,6 +158,22 @@ class RestApi:
             "MassEmail": lim(10), "SingleEmail": lim(15), "StreamingApiConcurrentClients": lim(20),
         })
 
+    # replication and record counts (p2-schema)
+    def _record_count(self, request: Request) -> Response:
+        self.org.require_session(request)
+        self._version(request)
+        names = request.query.get("sObjects")
+        return json_response(self.org.store.record_counts(names.split(",") if names is not None else None))
+
+    def _replication(self, request: Request) -> Response:
+        self.org.require_session(request)
+        self._version(request)
+        name = self._sobject_name(request)
+        assert request.match is not None
+        call = self.org.store.updated if request.match.group("kind") == "updated" else self.org.store.deleted
+        return json_response(self._store_call(call, name, request.query.get("start") or "",
+                                              request.query.get("end") or ""))
+
     def _batch_size(self, request: Request) -> int:
         size = self.org.page_size
         options = request.headers.get("Sforce-Query-Options") or ""
@@ -297,6 +313,8 @@ def register(router: Router, org: LocalOrg) -> RestApi:
     add("instance", "GET", r"/services/data/?", api._versions)
     add("instance", "GET", _V + r"/?", api._resources)
     add("instance", "GET", _V + r"/limits/?", api._limits)
+    add("instance", "GET", _V + r"/limits/recordCount/?", api._record_count)
+    add("instance", "GET", _V + r"/sobjects/" + _SOBJECT + r"/(?P<kind>updated|deleted)/?", api._replication)
     add("instance", "GET", _V + r"/(?P<kind>query|queryAll)/?", api._query)
     add("instance", "GET", _V + r"/(?:query|queryAll)/(?P<cursor>01g\w{15})-(?P<offset>\d+)/?", api._query_more)
     add("instance", "GET", _V + r"/tooling/(?P<kind>query|queryAll)/?", api._query)

@@ -112,7 +112,7 @@ def load_sample_data(store: Store, *, owner_ids: Optional[Sequence[str]] = None,
         stage = rng.choices(OPPORTUNITY_STAGES, weights=_STAGE_WEIGHTS)[0]
         close = date(2023, 1, 1) + timedelta(days=rng.randrange(0, 3 * 365))
         opp_rows.append({
-            "Name": f"{names[account_id].split(' #')[0]} - {rng.choice(_PRODUCTS)} {i + 1}",
+            "Name": f"{str(names[account_id]).split(' #')[0]} - {rng.choice(_PRODUCTS)} {i + 1}",
             "AccountId": account_id,
             "Amount": float(rng.randrange(5, 2000) * 500) if rng.random() > 0.1 else None,
             "StageName": stage[0],

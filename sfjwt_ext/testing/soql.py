@@ -26,7 +26,10 @@ __all__ = [
     "BoolOp",
     "Not",
     "OrderItem",
+    "FieldFunction",
+    "FieldsMacro",
     "AGGREGATE_FUNCTIONS",
+    "DATE_FUNCTIONS",
     "DATE_LITERALS",
     "DATE_LITERALS_N",
     "error_at",
@@ -87,6 +90,16 @@ KEYWORDS = frozenset(
 )
 
 AGGREGATE_FUNCTIONS = frozenset({"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"})
+#: Date functions of one date or datetime field (SELECT with GROUP BY, WHERE, GROUP BY, HAVING, ORDER BY).
+DATE_FUNCTIONS = frozenset(
+    {
+        "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK", "DAY_IN_YEAR",
+        "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY", "WEEK_IN_MONTH",
+        "WEEK_IN_YEAR",
+    }
+)
+#: Functions of one field: the date functions, toLabel() and convertTimezone() (inside a date function).
+FIELD_FUNCTIONS = DATE_FUNCTIONS | {"TOLABEL", "CONVERTTIMEZONE"}
 
 #: Date literals standing for a range of days relative to today.
 DATE_LITERALS = frozenset(
@@ -94,6 +107,8 @@ DATE_LITERALS = frozenset(
         "YESTERDAY", "TODAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "NEXT_WEEK", "LAST_MONTH",
         "THIS_MONTH", "NEXT_MONTH", "LAST_90_DAYS", "NEXT_90_DAYS", "THIS_QUARTER",
         "LAST_QUARTER", "NEXT_QUARTER", "THIS_YEAR", "LAST_YEAR", "NEXT_YEAR",
+        "THIS_FISCAL_QUARTER", "LAST_FISCAL_QUARTER", "NEXT_FISCAL_QUARTER",
+        "THIS_FISCAL_YEAR", "LAST_FISCAL_YEAR", "NEXT_FISCAL_YEAR",
     }
 )
 #: Date literals taking ``:n``.
@@ -102,6 +117,8 @@ DATE_LITERALS_N = frozenset(
         "LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO", "LAST_N_WEEKS", "NEXT_N_WEEKS", "N_WEEKS_AGO",
         "LAST_N_MONTHS", "NEXT_N_MONTHS", "N_MONTHS_AGO", "LAST_N_YEARS", "NEXT_N_YEARS",
         "N_YEARS_AGO", "LAST_N_QUARTERS", "NEXT_N_QUARTERS", "N_QUARTERS_AGO",
+        "LAST_N_FISCAL_QUARTERS", "NEXT_N_FISCAL_QUARTERS", "N_FISCAL_QUARTERS_AGO",
+        "LAST_N_FISCAL_YEARS", "NEXT_N_FISCAL_YEARS", "N_FISCAL_YEARS_AGO",
     }
 )
 
@@ -290,6 +307,40 @@ class Aggregate:
 
 
 @dataclass
+class FieldFunction:
+    """``toLabel(Industry)``, ``CALENDAR_YEAR(CloseDate)``, ``DAY_ONLY(convertTimezone(CreatedDate))``."""
+
+    function: str  # upper case
+    field: Union[FieldRef, "FieldFunction"]
+    alias: Optional[str] = None
+    pos: int = 0
+
+    @property
+    def field_ref(self) -> FieldRef:
+        inner = self.field
+        while isinstance(inner, FieldFunction):
+            inner = inner.field
+        return inner
+
+    @property
+    def path(self) -> Tuple[str, ...]:
+        return self.field_ref.path
+
+    @property
+    def name(self) -> str:
+        inner = self.field.name if isinstance(self.field, FieldRef) else self.field.name
+        return f"{self.function}({inner})"
+
+
+@dataclass
+class FieldsMacro:
+    """``FIELDS(ALL)``, ``FIELDS(STANDARD)``, ``FIELDS(CUSTOM)`` in a SELECT list."""
+
+    kind: str  # ALL | STANDARD | CUSTOM
+    pos: int = 0
+
+
+@dataclass
 class Subquery:
     """A child-relationship subquery in the SELECT list, or a semi-join in WHERE."""
 
@@ -326,7 +377,7 @@ class Comparison:
     For IN / NOT IN ``value`` is a list of literals or a :class:`Subquery` (semi-join).
     """
 
-    left: Union[FieldRef, Aggregate]
+    left: Union[FieldRef, Aggregate, FieldFunction]
     op: str
     value: Union[Value, List[Value], Subquery]
     pos: int = 0
@@ -348,7 +399,7 @@ Condition = Union[Comparison, BoolOp, Not]
 
 @dataclass
 class OrderItem:
-    expr: Union[FieldRef, Aggregate]
+    expr: Union[FieldRef, Aggregate, FieldFunction]
     descending: bool = False
     nulls_first: Optional[bool] = None  # None: Salesforce default (ASC first, DESC last)
 
@@ -357,7 +408,7 @@ class OrderItem:
         return (not self.descending) if self.nulls_first is None else self.nulls_first
 
 
-SelectItem = Union[FieldRef, Aggregate, Subquery]
+SelectItem = Union[FieldRef, Aggregate, Subquery, FieldFunction, FieldsMacro]
 
 
 @dataclass
@@ -367,7 +418,7 @@ class Query:
     sobject_pos: int = 0
     alias: Optional[str] = None
     where: Optional[Condition] = None
-    group_by: List[FieldRef] = field(default_factory=list)
+    group_by: List[Union[FieldRef, FieldFunction]] = field(default_factory=list)
     having: Optional[Condition] = None
     order_by: List[OrderItem] = field(default_factory=list)
     limit: Optional[int] = None
@@ -472,10 +523,10 @@ class _Parser:
             self.expect_kw("BY")
             if self.is_kw("ROLLUP", "CUBE"):
                 raise self.error(detail=f"{self.tok.value} is not supported by the local test org")
-            q.group_by.append(self.field_ref())
+            q.group_by.append(self.field_expr())
             while self.is_punct(","):
                 self.advance()
-                q.group_by.append(self.field_ref())
+                q.group_by.append(self.field_expr())
         if self.accept_kw("HAVING"):
             if not q.group_by:
                 raise self.error(self.tokens[self.i - 1], "HAVING requires GROUP BY")
@@ -504,7 +555,7 @@ class _Parser:
         if q.is_aggregate:
             return
         for item in q.select:
-            if isinstance(item, FieldRef) and item.alias:
+            if isinstance(item, (FieldRef, FieldFunction)) and item.alias:
                 tok = next(t for t in self.tokens if t.kind == "IDENT" and t.value == item.alias and t.pos > item.pos)
                 raise self.error(tok)
 
@@ -539,10 +590,17 @@ class _Parser:
             if self.tok.kind == "IDENT" and "." not in self.tok.value:
                 agg.alias = self.advance().value
             return agg
-        if t.kind == "IDENT" and self.peek().kind == "PUNCT" and self.peek().value == "(":
-            raise error_at("MALFORMED_QUERY", self.text, t.pos,
-                           f"function {t.value.upper()} is not supported by the local test org")
-        ref = self.field_ref()
+        if t.kind == "IDENT" and t.value.upper() == "FIELDS" and self.peek().kind == "PUNCT" \
+                and self.peek().value == "(":
+            self.advance()
+            self.advance()
+            kind = self.tok
+            if kind.kind != "IDENT" or kind.value.upper() not in ("ALL", "STANDARD", "CUSTOM"):
+                raise self.error(kind)
+            self.advance()
+            self.expect_punct(")")
+            return FieldsMacro(kind.value.upper(), t.pos)
+        ref: Union[FieldRef, FieldFunction] = self.field_expr()
         # an alias is an identifier followed by ',' or FROM; anything else is a syntax error
         if self.tok.kind == "IDENT" and "." not in self.tok.value:
             nxt = self.peek()
@@ -563,6 +621,27 @@ class _Parser:
         self.expect_punct(")")
         return Aggregate(fn, ref, None, name_tok.pos)
 
+    def field_expr(self) -> Union[FieldRef, FieldFunction]:
+        """A field, or a field function (``toLabel(x)``, ``CALENDAR_YEAR(x)``) around one."""
+        t = self.tok
+        if t.kind == "IDENT" and self.peek().kind == "PUNCT" and self.peek().value == "(":
+            name = t.value.upper()
+            if "." in t.value or name not in FIELD_FUNCTIONS:
+                raise error_at("MALFORMED_QUERY", self.text, t.pos,
+                               f"function {name} is not supported by the local test org")
+            self.advance()
+            self.advance()
+            inner = self.field_expr()
+            self.expect_punct(")")
+            if name == "CONVERTTIMEZONE" and isinstance(inner, FieldFunction):
+                raise error_at("MALFORMED_QUERY", self.text, t.pos, "convertTimezone() takes a field")
+            if isinstance(inner, FieldFunction) and not (name in DATE_FUNCTIONS
+                                                         and inner.function == "CONVERTTIMEZONE"):
+                raise error_at("MALFORMED_QUERY", self.text, inner.pos,
+                               f"{inner.function}() can not be used inside {t.value}()")
+            return FieldFunction(name, inner, None, t.pos)
+        return self.field_ref()
+
     def field_ref(self) -> FieldRef:
         t = self.tok
         if t.kind != "IDENT":
@@ -573,9 +652,9 @@ class _Parser:
     def order_item(self) -> OrderItem:
         t = self.tok
         if t.kind == "IDENT" and t.value.upper() in AGGREGATE_FUNCTIONS and self.peek().kind == "PUNCT" and self.peek().value == "(":
-            expr: Union[FieldRef, Aggregate] = self.aggregate()
+            expr: Union[FieldRef, Aggregate, FieldFunction] = self.aggregate()
         else:
-            expr = self.field_ref()
+            expr = self.field_expr()
         item = OrderItem(expr)
         if self.accept_kw("DESC"):
             item.descending = True
@@ -615,14 +694,14 @@ class _Parser:
 
     def comparison(self, allow_aggregates: bool) -> Comparison:
         t = self.tok
-        left: Union[FieldRef, Aggregate]
+        left: Union[FieldRef, Aggregate, FieldFunction]
         if t.kind == "IDENT" and t.value.upper() in AGGREGATE_FUNCTIONS and self.peek().kind == "PUNCT" and self.peek().value == "(":
             if not allow_aggregates:
                 raise error_at("MALFORMED_QUERY", self.text, t.pos,
                                "Aggregate functions are not allowed in the WHERE clause; use HAVING")
             left = self.aggregate()
         else:
-            left = self.field_ref()
+            left = self.field_expr()
         op_tok = self.tok
         if op_tok.kind == "OP":
             self.advance()
