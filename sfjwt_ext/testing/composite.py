@@ -17,7 +17,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .dml import MultipleMatches, Schema, check_id, resolve_parents, save_error, upsert
+from .dml import MultipleMatches, DescribeCache, check_id, resolve_parents, save_error, upsert
 from .http import Headers, HTTPError, Request, Response, json_response
 from .soql import SoqlError
 
@@ -67,8 +67,8 @@ class CompositeService:
         self.org = org
 
     @property
-    def _schema(self) -> Schema:
-        return Schema(self.org.store)
+    def _cache(self) -> DescribeCache:
+        return DescribeCache(self.org.store)
 
     def _auth(self, request: Request) -> str:
         self.org.require_session(request)
@@ -95,15 +95,15 @@ class CompositeService:
         return str(sobject)
 
     def _each(self, items: List[Any], all_or_none: bool,
-              one: Callable[[Schema, Any], Dict[str, Any]]) -> List[Dict[str, Any]]:
+              one: Callable[[DescribeCache, Any], Dict[str, Any]]) -> List[Dict[str, Any]]:
         """One SaveResult per item; with ``all_or_none`` a failure rolls every write back."""
-        schema = self._schema
+        cache = self._cache
         results: List[Dict[str, Any]] = []
 
         def run() -> None:
             for item in items:
                 try:
-                    results.append(one(schema, item))
+                    results.append(one(cache, item))
                 except MultipleMatches as exc:
                     results.append({"success": False, "errors": [save_error(SoqlError(
                         "DUPLICATE_EXTERNAL_ID", f"{exc.field_name}: more than one record found for external id "
@@ -117,31 +117,31 @@ class CompositeService:
             run()
             return results
         try:
-            with schema.store.atomic():
+            with cache.store.atomic():
                 run()
         except _Rollback:
             return [r if not r["success"] else {"success": False, "errors": [dict(ROLLED_BACK)]} for r in results]
         return results
 
-    def _create_one(self, schema: Schema, record: Dict[str, Any]) -> Dict[str, Any]:
+    def _create_one(self, cache: DescribeCache, record: Dict[str, Any]) -> Dict[str, Any]:
         sobject = self._type(record)
-        values = resolve_parents(schema, sobject, {k: v for k, v in record.items() if k != "attributes"})
-        return {"id": schema.store.insert(sobject, [values])[0], "success": True, "errors": []}
+        values = resolve_parents(cache, sobject, {k: v for k, v in record.items() if k != "attributes"})
+        return {"id": cache.store.insert(sobject, [values])[0], "success": True, "errors": []}
 
-    def _update_one(self, schema: Schema, record: Dict[str, Any]) -> Dict[str, Any]:
+    def _update_one(self, cache: DescribeCache, record: Dict[str, Any]) -> Dict[str, Any]:
         sobject = self._type(record)
         values = {k: v for k, v in record.items() if k != "attributes" and k.lower() != "id"}
         raw_id = next((v for k, v in record.items() if k.lower() == "id"), None)
         if not raw_id:
             raise SoqlError("MISSING_ARGUMENT", "Id not specified in an update call", fields=["Id"])
         record_id = check_id(sobject, raw_id)
-        self._existing(lambda: schema.store.update(sobject, record_id, resolve_parents(schema, sobject, values)))
+        self._existing(lambda: cache.store.update(sobject, record_id, resolve_parents(cache, sobject, values)))
         return {"id": record_id, "success": True, "errors": []}
 
-    def _delete_one(self, schema: Schema, raw_id: str) -> Dict[str, Any]:
+    def _delete_one(self, cache: DescribeCache, raw_id: str) -> Dict[str, Any]:
         record_id = check_id("Record", raw_id)
-        sobject = self._sobject_of(schema, record_id)
-        self._existing(lambda: schema.store.delete(sobject, record_id))
+        sobject = self._sobject_of(cache, record_id)
+        self._existing(lambda: cache.store.delete(sobject, record_id))
         return {"id": record_id, "success": True, "errors": []}
 
     @staticmethod
@@ -154,9 +154,9 @@ class CompositeService:
             raise
 
     @staticmethod
-    def _sobject_of(schema: Schema, record_id: str) -> str:
+    def _sobject_of(cache: DescribeCache, record_id: str) -> str:
         prefix = record_id[:3]
-        for entry in schema.store.describe_global()["sobjects"]:
+        for entry in cache.store.describe_global()["sobjects"]:
             if entry.get("keyPrefix") == prefix:
                 return str(entry["name"])
         raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
@@ -177,14 +177,14 @@ class CompositeService:
         sobject, ext_field = request.match.group("sobject"), request.match.group("field")
         records, all_or_none = self._records(request)
         try:
-            self._schema.fields(sobject).external_id(ext_field)
+            self._cache.fields(sobject).external_id(ext_field)
         except SoqlError as exc:
             return json_response(exc.to_json(), status=exc.status)
 
-        def one(schema: Schema, record: Dict[str, Any]) -> Dict[str, Any]:
+        def one(cache: DescribeCache, record: Dict[str, Any]) -> Dict[str, Any]:
             values = {k: v for k, v in record.items() if k != "attributes"}
             value = next((v for k, v in values.items() if k.lower() == ext_field.lower()), None)
-            record_id, created = upsert(schema, sobject, ext_field, value, values)
+            record_id, created = upsert(cache, sobject, ext_field, value, values)
             return {"id": record_id, "success": True, "errors": [], "created": created}
 
         return json_response(self._each(records, all_or_none, one))
@@ -358,12 +358,12 @@ class CompositeService:
             raise _bad_request("JSON_PARSER_ERROR", "records is required")
         if self._count(records) > MAX_TREE_RECORDS:
             raise _bad_request("EXCEEDED_ID_LIMIT", f"The tree may hold at most {MAX_TREE_RECORDS} records")
-        schema = self._schema
+        cache = self._cache
         results: List[Dict[str, Any]] = []
         try:
             with self.org.store.atomic():
                 for record in records:
-                    self._plant(schema, request.match.group("sobject"), record, None, results)
+                    self._plant(cache, request.match.group("sobject"), record, None, results)
         except _Rollback:
             return json_response({"hasErrors": True, "results": [r for r in results if "errors" in r]}, status=400)
         return json_response({"hasErrors": False, "results": results}, status=201)
@@ -377,7 +377,7 @@ class CompositeService:
                     total += self._count(value["records"])
         return total
 
-    def _plant(self, schema: Schema, sobject: str, record: Dict[str, Any], parent: Optional[Tuple[str, str]],
+    def _plant(self, cache: DescribeCache, sobject: str, record: Dict[str, Any], parent: Optional[Tuple[str, str]],
                results: List[Dict[str, Any]]) -> None:
         attributes = record.get("attributes") or {}
         reference_id = attributes.get("referenceId")
@@ -387,13 +387,13 @@ class CompositeService:
             values[parent[0]] = parent[1]
         try:
             sobject = str(attributes.get("type") or sobject)
-            new_id = schema.store.insert(sobject, [resolve_parents(schema, sobject, values)])[0]
+            new_id = cache.store.insert(sobject, [resolve_parents(cache, sobject, values)])[0]
         except SoqlError as exc:
             results.append({"referenceId": reference_id, "errors": [save_error(exc)]})
             raise _Rollback() from None
         results.append({"referenceId": reference_id, "id": new_id})
         relationships = {c["relationshipName"].lower(): c
-                         for c in schema.store.describe(sobject)["childRelationships"] if c.get("relationshipName")}
+                         for c in cache.store.describe(sobject)["childRelationships"] if c.get("relationshipName")}
         for name, value in children.items():
             relation = relationships.get(name.lower())
             if relation is None:
@@ -401,7 +401,7 @@ class CompositeService:
                     "INVALID_FIELD", f"No such relationship '{name}' on sobject of type {sobject}"))]})
                 raise _Rollback()
             for child in value["records"]:
-                self._plant(schema, relation["childSObject"], child, (relation["field"], new_id), results)
+                self._plant(cache, relation["childSObject"], child, (relation["field"], new_id), results)
 
 
 def register(router: Any, org: "LocalOrg") -> CompositeService:

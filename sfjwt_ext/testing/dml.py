@@ -63,7 +63,7 @@ class Fields:
         return described
 
 
-class Schema:
+class DescribeCache:
     """``Fields`` per object for the length of one request (describe is not cheap)."""
 
     def __init__(self, store: Store) -> None:
@@ -85,35 +85,35 @@ def soql_literal(described: Dict[str, Any], value: Any) -> str:
     return f"'{text}'"
 
 
-def find_ids(schema: Schema, sobject: str, field_name: str, value: Any) -> List[str]:
+def find_ids(cache: DescribeCache, sobject: str, field_name: str, value: Any) -> List[str]:
     """Ids of the live records whose external id ``field_name`` equals ``value``."""
-    fields = schema.fields(sobject)
+    fields = cache.fields(sobject)
     described = fields.external_id(field_name)
     if described["type"] == "id":
         text = str(value)
         if not _ID_SHAPE.fullmatch(text) or not is_valid_id(text):
             return []
-        rows = schema.store.query(f"SELECT Id FROM {fields.sobject} WHERE Id = '{text}'").records
+        rows = cache.store.query(f"SELECT Id FROM {fields.sobject} WHERE Id = '{text}'").records
     else:
-        rows = schema.store.query(f"SELECT Id FROM {fields.sobject} WHERE {described['name']} = "
+        rows = cache.store.query(f"SELECT Id FROM {fields.sobject} WHERE {described['name']} = "
                                   f"{soql_literal(described, value)}").records
     return [r["Id"] for r in rows]
 
 
-def resolve_parents(schema: Schema, sobject: str, values: Dict[str, Any]) -> Dict[str, Any]:
+def resolve_parents(cache: DescribeCache, sobject: str, values: Dict[str, Any]) -> Dict[str, Any]:
     """``values`` with every ``{"Rel": {"ExtField": v}}`` replaced by the reference field's id."""
     out: Dict[str, Any] = {}
     for key, value in values.items():
         # describe only when a value is an object: plain writes pay nothing
-        reference = schema.fields(sobject).relationships.get(str(key).lower()) if isinstance(value, dict) else None
+        reference = cache.fields(sobject).relationships.get(str(key).lower()) if isinstance(value, dict) else None
         if reference is None:
             out[key] = value
             continue
-        out[reference["name"]] = parent_id(schema, reference, {k: v for k, v in value.items() if k != "attributes"})
+        out[reference["name"]] = parent_id(cache, reference, {k: v for k, v in value.items() if k != "attributes"})
     return out
 
 
-def parent_id(schema: Schema, reference: Dict[str, Any], lookup: Dict[str, Any]) -> Optional[str]:
+def parent_id(cache: DescribeCache, reference: Dict[str, Any], lookup: Dict[str, Any]) -> Optional[str]:
     """The id of the parent that ``lookup`` (one external id field and its value) names."""
     if len(lookup) != 1:
         raise SoqlError("INVALID_FIELD", f"The relationship {reference['relationshipName']} must name exactly one "
@@ -122,7 +122,7 @@ def parent_id(schema: Schema, reference: Dict[str, Any], lookup: Dict[str, Any])
     if ext_value in (None, ""):
         return None
     target = reference["referenceTo"][0]
-    ids = find_ids(schema, target, ext_field, ext_value)
+    ids = find_ids(cache, target, ext_field, ext_value)
     if not ids:
         raise SoqlError("INVALID_FIELD", f"Foreign key external ID: {ext_value} not found for field {ext_field} "
                                          f"in entity {target}", fields=[])
@@ -132,12 +132,12 @@ def parent_id(schema: Schema, reference: Dict[str, Any], lookup: Dict[str, Any])
     return ids[0]
 
 
-def upsert(schema: Schema, sobject: str, field_name: str, value: Any, values: Dict[str, Any], *,
+def upsert(cache: DescribeCache, sobject: str, field_name: str, value: Any, values: Dict[str, Any], *,
            update_only: bool = False) -> Tuple[str, bool]:
     """Create or update the record whose ``field_name`` is ``value``; ``(id, created)``."""
-    fields = schema.fields(sobject)
+    fields = cache.fields(sobject)
     described = fields.external_id(field_name)
-    values = resolve_parents(schema, sobject, {k: v for k, v in values.items() if k != "attributes"})
+    values = resolve_parents(cache, sobject, {k: v for k, v in values.items() if k != "attributes"})
     values = {k: v for k, v in values.items() if str(k).lower() != described["name"].lower()}
     is_id = described["type"] == "id"
     if value in (None, ""):
@@ -145,15 +145,15 @@ def upsert(schema: Schema, sobject: str, field_name: str, value: Any, values: Di
             raise SoqlError("MISSING_ARGUMENT", f"{described['name']} not specified", fields=[described["name"]])
         ids: List[str] = []
     else:
-        ids = find_ids(schema, sobject, described["name"], value)
+        ids = find_ids(cache, sobject, described["name"], value)
     if len(ids) > 1:
         raise MultipleMatches(fields.sobject, described["name"], ids)
     if ids:
-        schema.store.update(fields.sobject, ids[0], values)
+        cache.store.update(fields.sobject, ids[0], values)
         return ids[0], False
     if is_id and value not in (None, ""):
         text = check_id(fields.sobject, value)
-        if schema.store.query(f"SELECT Id FROM {fields.sobject} WHERE Id = '{text}'", include_deleted=True).records:
+        if cache.store.query(f"SELECT Id FROM {fields.sobject} WHERE Id = '{text}'", include_deleted=True).records:
             raise SoqlError("ENTITY_IS_DELETED", "entity is deleted", 404)
         raise SoqlError("NOT_FOUND", "The requested resource does not exist", 404)
     if update_only:
@@ -161,7 +161,7 @@ def upsert(schema: Schema, sobject: str, field_name: str, value: Any, values: Di
     new_values = dict(values)
     if not is_id:
         new_values[described["name"]] = value
-    return schema.store.insert(fields.sobject, [new_values])[0], True
+    return cache.store.insert(fields.sobject, [new_values])[0], True
 
 
 def check_id(sobject_label: str, value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List
 
-from .dml import MultipleMatches, Schema, find_ids, upsert
+from .dml import MultipleMatches, DescribeCache, find_ids, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response
 from .soql import SoqlError
 
@@ -41,14 +41,14 @@ class ExternalIdRoutes:
                                             "message": "The requested resource does not exist"}], status=404))
         groups = request.match.groupdict()
         return {"version": version, "sobject": store.object_name(sobject), "field": groups.get("field") or "Id",
-                "value": groups.get("value"), "schema": Schema(store)}
+                "value": groups.get("value"), "cache": DescribeCache(store)}
 
     @staticmethod
     def _url(version: str, sobject: str, record_id: str) -> str:
         return f"/services/data/v{version}/sobjects/{sobject}/{record_id}"
 
     def _one(self, c: Dict[str, Any]) -> str:
-        ids: List[str] = find_ids(c["schema"], c["sobject"], c["field"], c["value"])
+        ids: List[str] = find_ids(c["cache"], c["sobject"], c["field"], c["value"])
         if len(ids) > 1:
             raise HTTPError(json_response([self._url(c["version"], c["sobject"], i) for i in ids], status=300))
         if not ids:
@@ -61,14 +61,14 @@ class ExternalIdRoutes:
             record_id = self._one(c)
             fields_param = request.query.get("fields")
             fields = [f.strip() for f in fields_param.split(",") if f.strip()] if fields_param else None
-            return json_response(c["schema"].store.get(c["sobject"], record_id, fields))
+            return json_response(c["cache"].store.get(c["sobject"], record_id, fields))
         except SoqlError as exc:
             return json_response(exc.to_json(), status=exc.status)
 
     def delete(self, request: Request) -> Response:
         c = self._context(request)
         try:
-            c["schema"].store.delete(c["sobject"], self._one(c))
+            c["cache"].store.delete(c["sobject"], self._one(c))
         except SoqlError as exc:
             return json_response(exc.to_json(), status=exc.status)
         return empty_response(204)
@@ -86,7 +86,7 @@ class ExternalIdRoutes:
                                    "errorCode": "JSON_PARSER_ERROR"}], status=400)
         update_only = (request.query.get("updateOnly") or "").lower() == "true"
         try:
-            record_id, created = upsert(c["schema"], c["sobject"], c["field"], c["value"], values,
+            record_id, created = upsert(c["cache"], c["sobject"], c["field"], c["value"], values,
                                         update_only=update_only)
         except MultipleMatches as exc:
             return json_response([self._url(c["version"], c["sobject"], i) for i in exc.ids], status=300)

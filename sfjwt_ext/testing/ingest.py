@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .bulk import Progress
-from .dml import MultipleMatches, Schema, check_id, parent_id, upsert
+from .dml import MultipleMatches, DescribeCache, check_id, parent_id, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response, text_response
 from .soql import SoqlError
 from .ids import random_id
@@ -159,7 +159,7 @@ class IngestService:
                 raise _error(400, "INVALIDJOB", "InvalidJob : External ID was blank for upsert; set "
                                                 "externalIdFieldName")
             try:
-                external_id = Schema(store).fields(sobject).external_id(str(external_id))["name"]
+                external_id = DescribeCache(store).fields(sobject).external_id(str(external_id))["name"]
             except SoqlError:
                 raise _error(400, "INVALIDJOB", f"InvalidJob : Field name provided, {external_id} does not match an "
                                                 f"External ID, Salesforce Id, or indexed field for {sobject}") from None
@@ -293,10 +293,10 @@ class IngestService:
         """Apply the uploaded rows to the store (outside the job lock: the store has its own)."""
         header, rows = self._rows(job)
         problem = self._line_ending_error(job)
-        schema = Schema(self.org.store)
+        cache = DescribeCache(self.org.store)
         columns: List[Column] = []
         if problem is None:
-            fields = schema.fields(job.object)
+            fields = cache.fields(job.object)
             for name in header:
                 described = fields.get(name)
                 rel_name, _, ext_field = name.partition(".")
@@ -308,7 +308,7 @@ class IngestService:
         if problem is None and job.operation in ("update", "delete", "hardDelete") and not any(
                 d is not None and d["type"] == "id" for _, d, _ in columns):
             problem = "InvalidBatch : The Id field is required for update and delete operations"
-        results = [] if problem is not None else [self._apply(job, schema, header, columns, row) for row in rows]
+        results = [] if problem is not None else [self._apply(job, cache, header, columns, row) for row in rows]
         with self._lock:
             job.columns = header
             if problem is not None:
@@ -317,10 +317,10 @@ class IngestService:
             else:
                 job.results = results
 
-    def _apply(self, job: IngestJob, schema: Schema, header: List[str], columns: List[Column],
+    def _apply(self, job: IngestJob, cache: DescribeCache, header: List[str], columns: List[Column],
                row: List[str]) -> RowResult:
         result = RowResult(row=list(row) + [""] * (len(header) - len(row)))
-        store = schema.store
+        store = cache.store
         values: Dict[str, Any] = {}
         record_id = ""
         try:
@@ -331,19 +331,19 @@ class IngestService:
                     record_id = value
                     continue
                 if reference is not None:
-                    values[reference["name"]] = parent_id(schema, reference, {ext_field: value})
+                    values[reference["name"]] = parent_id(cache, reference, {ext_field: value})
                     continue
                 assert described is not None
                 values[described["name"]] = None if value == NULL_VALUE else value
             if job.operation == "insert":
-                result.record_id = self._typed(lambda: store.insert(job.object, [values])[0], values, schema,
+                result.record_id = self._typed(lambda: store.insert(job.object, [values])[0], values, cache,
                                                job.object)
                 result.created = True
             elif job.operation == "update":
                 if not record_id:
                     raise SoqlError("MISSING_ARGUMENT", "Id not specified in an update call")
                 result.record_id = check_id(job.object, record_id)
-                self._typed(lambda: self._existing(store.update, job.object, record_id, values), values, schema,
+                self._typed(lambda: self._existing(store.update, job.object, record_id, values), values, cache,
                             job.object)
             elif job.operation in ("delete", "hardDelete"):
                 if not record_id:
@@ -352,7 +352,7 @@ class IngestService:
                 remove = store.hard_delete if job.operation == "hardDelete" else store.delete
                 self._existing(remove, job.object, record_id)
             else:
-                result.record_id, result.created = self._upsert(job, schema, values, record_id)
+                result.record_id, result.created = self._upsert(job, cache, values, record_id)
         except MultipleMatches as exc:
             result.error = _bulk_error(SoqlError(
                 "DUPLICATE_EXTERNAL_ID", f"{exc.field_name}: more than one record found for external id field: "
@@ -363,14 +363,14 @@ class IngestService:
             result.record_id = ""
         return result
 
-    def _upsert(self, job: IngestJob, schema: Schema, values: Dict[str, Any], record_id: str) -> Tuple[str, bool]:
+    def _upsert(self, job: IngestJob, cache: DescribeCache, values: Dict[str, Any], record_id: str) -> Tuple[str, bool]:
         assert job.external_id is not None
         if job.external_id == "Id":
-            return self._typed(lambda: self._existing(lambda _o, _i: upsert(schema, _o, "Id", _i or None, values),
-                                                      job.object, record_id), values, schema, job.object)
+            return self._typed(lambda: self._existing(lambda _o, _i: upsert(cache, _o, "Id", _i or None, values),
+                                                      job.object, record_id), values, cache, job.object)
         key = next((k for k in values if k.lower() == job.external_id.lower()), None)
         value = values.pop(key) if key else None
-        return self._typed(lambda: upsert(schema, job.object, job.external_id or "", value, values), values, schema,
+        return self._typed(lambda: upsert(cache, job.object, job.external_id or "", value, values), values, cache,
                            job.object)
 
     @staticmethod
@@ -384,7 +384,7 @@ class IngestService:
             raise
 
     @staticmethod
-    def _typed(call: Callable[[], Any], values: Dict[str, Any], schema: Schema, sobject: str) -> Any:
+    def _typed(call: Callable[[], Any], values: Dict[str, Any], cache: DescribeCache, sobject: str) -> Any:
         """The store's JSON type errors as the Bulk API words them (the CSV value is a string)."""
         try:
             return call()
@@ -392,7 +392,7 @@ class IngestService:
             if exc.error_code != "JSON_PARSER_ERROR" or not exc.fields:
                 raise
             name = exc.fields[0]
-            described = schema.fields(sobject).get(name)
+            described = cache.fields(sobject).get(name)
             label = described["label"] if described else name
             raise SoqlError("INVALID_TYPE_ON_FIELD_IN_RECORD",
                             f"{label}: value not of required type: {values.get(name)}", fields=[name]) from None
