@@ -1,7 +1,7 @@
 """Helpers shared by the write tests (ingest, upsert, composite, search); not a test module.
 
 - ``run_writes``: run tests/js/jsforce_writes.js (jsforce, a client we did not write).
-- ``add_external_id``: give an object an external id field through the org's custom schema.
+- ``add_external_id``: give an object an external id field (``org.add_field``).
 """
 from __future__ import annotations
 
@@ -55,8 +55,6 @@ def run_writes(org: Any, steps: List[str], **extra: str) -> Dict[str, Dict[str, 
 
 
 def add_external_id(org: Any, sobject: str = "Account", name: str = "Legacy_Id__c", *, unique: bool = True) -> str:
-    """Add an external id text field (custom schema: ``org.add_field``)."""
-    if not hasattr(org, "add_field"):
-        pytest.skip("needs the org's custom schema (org.add_field, issue 10 item 3): not built yet")
+    """Add an external id text field to ``sobject`` (the org's custom schema)."""
     org.add_field(sobject, name, type="string", external_id=True, unique=unique)
     return name

@@ -273,6 +273,16 @@ def test_upsert_by_external_id_and_relationship_column(salesforce_org: Any, sf: 
     assert contact["Account"]["Name"] == "Brand new"
 
 
+def test_a_duplicate_unique_value_fails_its_row(salesforce_org: Any, sf: SalesforceJWT) -> None:
+    add_external_id(salesforce_org, "Account")
+    [result] = sf.bulk2.Account.insert(records=[{"Name": "First", "Legacy_Id__c": "U-1"},
+                                                {"Name": "Second", "Legacy_Id__c": "U-1"}], wait=0)
+    assert result["numberRecordsFailed"] == 1
+    [failed] = _rows(sf.bulk2.Account.get_failed_records(result["job_id"]))
+    assert failed["Name"] == "Second" and failed["sf__Error"].startswith("DUPLICATE_VALUE:")
+    assert _names(sf, "%") == ["First"]
+
+
 def test_custom_fields_added_later_are_ingested(salesforce_org: Any, sf: SalesforceJWT) -> None:
     add_external_id(salesforce_org, "Account", "Batch_Code__c")
     [result] = sf.bulk2.Account.insert(records=[{"Name": "Custom", "Batch_Code__c": "B-7"}], wait=0)
