@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import select
 import time
 from typing import Any, Dict, Iterator
@@ -220,9 +221,20 @@ def _established_to(port: int) -> int:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/net/tcp"), reason="Linux /proc only")
-def test_close_closes_idle_token_connections_and_the_client_still_works(org: Any, key: Any) -> None:
+def test_close_closes_idle_token_connections_and_the_client_still_works(tmp_path: Path) -> None:
+    # An org of its own: the module's org has idle connections of earlier tests' clients,
+    # which the garbage collector may close while this test counts.
+    from sfjwt_ext.testing import LocalOrg
+
+    with LocalOrg() as own:
+        own.credentials = own.new_app_with_key(tmp_path, username="eve@example.com")
+        _count_token_connections_across_close(own, load_private_key(private_key_file=own.credentials.private_key_file))
+
+
+def _count_token_connections_across_close(org: Any, key: Any) -> None:
     port = int(org.login_url.rsplit(":", 1)[1])
     before = _established_to(port)
+    assert before == 0
     client = _client(org, key)
     client.fetch()
     assert _established_to(port) == before + 1  # kept open for the next refresh
