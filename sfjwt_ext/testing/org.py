@@ -37,7 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import bulk1, bulk2, metadata, oauth, rest, sample, tls
+from . import bulk1, bulk2, composite, extid, ingest, metadata, oauth, rest, sample, search, tls
 from .bulk import BulkService
 from .http import (
     SOAP_CONTENT_TYPE,
@@ -176,6 +176,10 @@ class LocalOrg:
         bulk2.register(self.router, self)
         bulk1.register(self.router, self)
         metadata.register(self.router, self)
+        self.ingest = ingest.register(self.router, self)
+        extid.register(self.router, self)
+        composite.register(self.router, self)
+        search.register(self.router, self)
 
     @classmethod
     def with_app(cls, folder: Any = None, *, username: str = "user@example.com", **options: Any) -> "LocalOrg":

@@ -14,9 +14,10 @@ import json
 import re
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import soql as _soql
 from .ids import is_valid_id, new_id, to_18
@@ -559,6 +560,42 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def hard_delete(self, sobject: str, record_id: str) -> None:
+        """Bulk hardDelete: the record is gone for good (queryAll does not see it); the children
+        a delete cascades to are deleted as by ``delete``."""
+        obj = self._object(sobject)
+        if not obj.deletable:
+            raise SoqlError("METHOD_NOT_ALLOWED", "HTTP Method 'DELETE' not allowed. Allowed are GET,PATCH,HEAD", 405)
+        with self._lock:
+            row = self._fetch_row(obj, record_id)
+            if row.get("IsDeleted"):
+                raise SoqlError("ENTITY_IS_DELETED", "entity is deleted", 404)
+            now = format_datetime(self.now())
+            self._conn.execute("BEGIN")
+            try:
+                self._soft_delete(obj, [row["Id"]], now)
+                self._conn.execute(f"DELETE FROM {quote_identifier(obj.name)} WHERE \"Id\" = ?", (row["Id"],))
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """All the writes made in the block, or none: an exception leaving it restores every record
+        as it was (allOrNone, composite/tree). Other threads' writes wait for the block."""
+        with self._lock:
+            snapshot = sqlite3.connect(":memory:")
+            try:
+                self._conn.backup(snapshot)
+                try:
+                    yield
+                except BaseException:
+                    snapshot.backup(self._conn)
+                    raise
+            finally:
+                snapshot.close()
 
     def _soft_delete(self, obj: ObjectDef, ids: List[str], now: str) -> None:
         if not ids:

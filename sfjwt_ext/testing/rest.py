@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
+from .dml import DescribeCache, resolve_parents
 from .http import HTTPError, Request, Response, Router, empty_response, json_response, text_response
 from .ids import random_id
 from .soql import SoqlError
@@ -293,6 +294,7 @@ class RestApi:
             return json_response([{"message": "Can not deserialize SObject out of START_ARRAY token",
                                    "errorCode": "JSON_PARSER_ERROR"}], status=400)
         values.pop("attributes", None)
+        values = self._store_call(resolve_parents, DescribeCache(self.org.store), name, values)
         new_id = self._store_call(self.org.store.insert, name, [values])[0]
         return json_response({"id": new_id, "success": True, "errors": []}, status=201,
                              headers={"Location": f"{request.path.rstrip('/')}/{new_id}"})
@@ -316,6 +318,7 @@ class RestApi:
             return json_response([{"message": "Can not deserialize SObject", "errorCode": "JSON_PARSER_ERROR"}],
                                  status=400)
         values.pop("attributes", None)
+        values = self._store_call(resolve_parents, DescribeCache(self.org.store), name, values)
         assert request.match is not None
         self._store_call(self.org.store.update, name, request.match.group("record_id"), values)
         return empty_response(204)

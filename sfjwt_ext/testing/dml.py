@@ -1,0 +1,177 @@
+"""Record writes shared by the write APIs (Bulk 2.0 ingest, composite, external-id routes).
+
+What the store does for one record (insert, update, delete) is the store's business; this
+module adds what every write API needs on top, the way Salesforce does it:
+
+- ``Fields``: an object's fields as describe reports them (so custom fields added later are
+  seen), looked up case-insensitively; the external id fields; relationship names.
+- ``find_ids`` / ``upsert``: records by an external id (``Id`` counts as one), with
+  ``MultipleMatches`` for several and NOT_FOUND for a field that is no external id.
+- ``resolve_parents``: a parent named by its external id in a write body
+  (``{"Account": {"Legacy_Id__c": "X"}}``) becomes the reference field (``AccountId``).
+- ``save_error``: a ``SoqlError`` as the per-record error Salesforce puts in a 200 answer.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from .soql import SoqlError
+from .ids import is_valid_id
+from .records import Store
+
+_NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
+_ID_SHAPE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+
+class MultipleMatches(Exception):
+    """Several records carry the external id value (REST answers 300, Bulk DUPLICATE_EXTERNAL_ID)."""
+
+    def __init__(self, sobject: str, field_name: str, ids: List[str]) -> None:
+        super().__init__(f"{sobject}.{field_name}: {len(ids)} matches")
+        self.sobject = sobject
+        self.field_name = field_name
+        self.ids = ids
+
+
+@dataclass
+class Fields:
+    """One object's fields as describe gives them, by lower-cased name and relationship name."""
+
+    sobject: str
+    by_lower: Dict[str, Dict[str, Any]]
+    relationships: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, store: Store, sobject: str) -> "Fields":
+        described = store.describe(sobject)
+        by_lower = {f["name"].lower(): f for f in described["fields"]}
+        relationships = {f["relationshipName"].lower(): f for f in described["fields"] if f.get("relationshipName")}
+        return cls(described["name"], by_lower, relationships)
+
+    def get(self, name: str) -> Optional[Dict[str, Any]]:
+        return self.by_lower.get(name.lower())
+
+    def external_id(self, name: str) -> Dict[str, Any]:
+        """The field ``name`` if it can identify a record (Id, an external id or idLookup field)."""
+        described = self.get(name)
+        if described is None or not (described["type"] == "id" or described.get("externalId")
+                                     or described.get("idLookup")):
+            raise SoqlError("NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {name}",
+                            404)
+        return described
+
+
+class DescribeCache:
+    """``Fields`` per object for the length of one request (describe is not cheap)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._fields: Dict[str, Fields] = {}
+
+    def fields(self, sobject: str) -> Fields:
+        key = sobject.lower()
+        if key not in self._fields:
+            self._fields[key] = Fields.of(self.store, sobject)
+        return self._fields[key]
+
+
+def soql_literal(described: Dict[str, Any], value: Any) -> str:
+    """``value`` written as a SOQL literal for a comparison with the field ``described``."""
+    if described["type"] in _NUMBER_TYPES and re.fullmatch(r"[+-]?\d+(?:\.\d+)?", str(value).strip()):
+        return str(value).strip()
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def find_ids(cache: DescribeCache, sobject: str, field_name: str, value: Any) -> List[str]:
+    """Ids of the live records whose external id ``field_name`` equals ``value``."""
+    fields = cache.fields(sobject)
+    described = fields.external_id(field_name)
+    if described["type"] == "id":
+        text = str(value)
+        if not _ID_SHAPE.fullmatch(text) or not is_valid_id(text):
+            return []
+        rows = cache.store.query(f"SELECT Id FROM {fields.sobject} WHERE Id = '{text}'").records
+    else:
+        rows = cache.store.query(f"SELECT Id FROM {fields.sobject} WHERE {described['name']} = "
+                                  f"{soql_literal(described, value)}").records
+    return [r["Id"] for r in rows]
+
+
+def resolve_parents(cache: DescribeCache, sobject: str, values: Dict[str, Any]) -> Dict[str, Any]:
+    """``values`` with every ``{"Rel": {"ExtField": v}}`` replaced by the reference field's id."""
+    out: Dict[str, Any] = {}
+    for key, value in values.items():
+        # describe only when a value is an object: plain writes pay nothing
+        reference = cache.fields(sobject).relationships.get(str(key).lower()) if isinstance(value, dict) else None
+        if reference is None:
+            out[key] = value
+            continue
+        out[reference["name"]] = parent_id(cache, reference, {k: v for k, v in value.items() if k != "attributes"})
+    return out
+
+
+def parent_id(cache: DescribeCache, reference: Dict[str, Any], lookup: Dict[str, Any]) -> Optional[str]:
+    """The id of the parent that ``lookup`` (one external id field and its value) names."""
+    if len(lookup) != 1:
+        raise SoqlError("INVALID_FIELD", f"The relationship {reference['relationshipName']} must name exactly one "
+                                         f"external id field", fields=[reference["name"]])
+    (ext_field, ext_value), = lookup.items()
+    if ext_value in (None, ""):
+        return None
+    target = reference["referenceTo"][0]
+    ids = find_ids(cache, target, ext_field, ext_value)
+    if not ids:
+        raise SoqlError("INVALID_FIELD", f"Foreign key external ID: {ext_value} not found for field {ext_field} "
+                                         f"in entity {target}", fields=[])
+    if len(ids) > 1:
+        raise SoqlError("DUPLICATE_EXTERNAL_ID", f"{ext_field}: more than one record found for external id field: "
+                                                 f"[{', '.join(ids)}]", fields=[ext_field])
+    return ids[0]
+
+
+def upsert(cache: DescribeCache, sobject: str, field_name: str, value: Any, values: Dict[str, Any], *,
+           update_only: bool = False) -> Tuple[str, bool]:
+    """Create or update the record whose ``field_name`` is ``value``; ``(id, created)``."""
+    fields = cache.fields(sobject)
+    described = fields.external_id(field_name)
+    values = resolve_parents(cache, sobject, {k: v for k, v in values.items() if k != "attributes"})
+    values = {k: v for k, v in values.items() if str(k).lower() != described["name"].lower()}
+    is_id = described["type"] == "id"
+    if value in (None, ""):
+        if not is_id:
+            raise SoqlError("MISSING_ARGUMENT", f"{described['name']} not specified", fields=[described["name"]])
+        ids: List[str] = []
+    else:
+        ids = find_ids(cache, sobject, described["name"], value)
+    if len(ids) > 1:
+        raise MultipleMatches(fields.sobject, described["name"], ids)
+    if ids:
+        cache.store.update(fields.sobject, ids[0], values)
+        return ids[0], False
+    if is_id and value not in (None, ""):
+        text = check_id(fields.sobject, value)
+        if cache.store.query(f"SELECT Id FROM {fields.sobject} WHERE Id = '{text}'", include_deleted=True).records:
+            raise SoqlError("ENTITY_IS_DELETED", "entity is deleted", 404)
+        raise SoqlError("NOT_FOUND", "The requested resource does not exist", 404)
+    if update_only:
+        raise SoqlError("NOT_FOUND", "The requested resource does not exist", 404)
+    new_values = dict(values)
+    if not is_id:
+        new_values[described["name"]] = value
+    return cache.store.insert(fields.sobject, [new_values])[0], True
+
+
+def check_id(sobject_label: str, value: Any) -> str:
+    """``value`` if it has the shape of a record id, else MALFORMED_ID as Salesforce words it."""
+    text = str(value or "")
+    if not _ID_SHAPE.fullmatch(text) or not is_valid_id(text):
+        raise SoqlError("MALFORMED_ID", f"{sobject_label} ID: id value of incorrect type: {text}", fields=["Id"])
+    return text
+
+
+def save_error(exc: SoqlError) -> Dict[str, Any]:
+    """The ``{"statusCode", "message", "fields"}`` entry of a SaveResult's ``errors``."""
+    return {"statusCode": exc.error_code, "message": exc.message, "fields": list(exc.fields)}
