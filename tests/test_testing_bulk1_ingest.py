@@ -130,6 +130,10 @@ def test_insert_update_upsert_delete_hard_delete_through_simple_salesforce(sf: A
     live = {r["Id"] for r in org.store.query("SELECT Id FROM Account").records}
     assert ids[3] not in live and ids[4] not in live and ids[0] in live
     assert org.store.count("Account") == 4
+    # queryAll sees the soft-deleted row in the recycle bin, never the hard-deleted one
+    every = {r["Id"]: r["IsDeleted"] for r in sf.query_all("SELECT Id, IsDeleted FROM Account",
+                                                             include_deleted=True)["records"]}
+    assert every.get(ids[3]) is True and ids[4] not in every
 
 
 def test_a_bad_row_fails_alone_with_salesforces_error(sf: Any, salesforce_org: Any) -> None:
