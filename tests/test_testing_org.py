@@ -221,6 +221,16 @@ def test_user_errors(org: LocalOrg, app_key: Any) -> None:
     login(org, app_key, sub="noaccess@example.com")
 
 
+def test_set_user_active_is_the_user_records_is_active(org: LocalOrg, app_key: Any) -> None:
+    user_id = org.add_user("leaver@example.com")
+    org.set_user("leaver@example.com", active=False)
+    assert org.store.get("User", user_id)["IsActive"] is False
+    assert token_error(post_token(org, sign(app_key, claims_for(org, sub="leaver@example.com")))) == {
+        "error": "invalid_grant", "error_description": "inactive user"}
+    org.set_user("leaver@example.com", active=True)
+    assert org.store.get("User", user_id)["IsActive"] is True
+
+
 def test_username_is_case_insensitive(org: LocalOrg, app_key: Any) -> None:
     login(org, app_key, sub=USER.upper())
 
@@ -389,6 +399,8 @@ def test_require_session_flavours(org: LocalOrg, app_key: Any) -> None:
     assert xml.status_code == 400 and "<exceptionCode>InvalidSessionId</exceptionCode>" in xml.text
     js = api(org, None, "/test/bulk1", "POST", headers={"X-SFDC-Session": "bad", "Content-Type": "application/json"})
     assert js.status_code == 400 and js.json()["exceptionCode"] == "InvalidSessionId"
+    # bare media types, as every other Bulk 1.0 answer (salesforce-bulk compares them with ==)
+    assert (xml.headers["Content-Type"], js.headers["Content-Type"]) == ("application/xml", "application/json")
     envelope = ('<?xml version="1.0"?><env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">'
                 '<env:Header><SessionHeader><sessionId>{}</sessionId></SessionHeader></env:Header>'
                 '<env:Body/></env:Envelope>')
