@@ -658,6 +658,22 @@ def test_plugin_is_a_pytest11_entry_point_and_cheap_to_import() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_the_org_imports_nothing_of_the_client() -> None:
+    """Every import in sfjwt_ext/testing is of a sibling (``from .x``) or of a third-party package."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "sfjwt_ext" / "testing"
+    outside = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level > 1 or (node.level == 0 and node.module and
+                                                                        node.module.split(".")[0] == "sfjwt_ext")):
+                outside.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "sfjwt_ext" for a in node.names):
+                outside.append(f"{path.name}:{node.lineno}")
+    assert len(list(folder.glob("*.py"))) > 20 and outside == []
+
+
 def test_pytest_fixtures_lists_the_plugin_fixtures(tmp_path: Path) -> None:
     (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     proc = subprocess.run([sys.executable, "-m", "pytest", "--fixtures", "-p", "no:cacheprovider", str(tmp_path)],

@@ -331,11 +331,11 @@ class RowWriter:
         record_id = self._record_id(record)
         if op == "update":
             values = self._parents({k: v for k, v in record.items() if k.lower() != "id"})
-            existing(self.store.update, self.sobject, record_id, values)
+            existing(lambda: self.store.update(self.sobject, record_id, values))
         elif op == "hardDelete":
-            existing(self.store.hard_delete, self.sobject, record_id)
+            existing(lambda: self.store.hard_delete(self.sobject, record_id))
         else:   # delete: the store keeps the row for queryAll
-            existing(self.store.delete, self.sobject, record_id)
+            existing(lambda: self.store.delete(self.sobject, record_id))
         return RowResult(record_id, True, False)
 
     def _record_id(self, values: Dict[str, Any]) -> str:
@@ -350,8 +350,7 @@ class RowWriter:
         value = next((v for k, v in record.items() if k.lower() == ext["name"].lower()), None)
         if ext["type"] == "id" and value not in (None, ""):
             value = to_18(check_id(self.sobject, value))
-        record_id, created = existing(lambda _o, _i: upsert(self.cache, _o, ext["name"], _i, record),
-                                      self.sobject, value)
+        record_id, created = existing(lambda: upsert(self.cache, self.sobject, ext["name"], value, record))
         return RowResult(record_id, True, created)
 
 

@@ -185,10 +185,10 @@ def save_error(exc: SoqlError) -> Dict[str, Any]:
     return {"statusCode": exc.error_code, "message": exc.message, "fields": list(exc.fields)}
 
 
-def existing(call: Callable[..., _T], sobject: str, record_id: str, *args: Any) -> _T:
-    """``call(sobject, record_id, *args)``: a well-formed id that is not there is a bad cross reference."""
+def existing(call: Callable[[], _T]) -> _T:
+    """``call()``, a write to a record by id: a well-formed id that is not there is a bad cross reference."""
     try:
-        return call(sobject, record_id, *args)
+        return call()
     except SoqlError as exc:
         if exc.error_code == "NOT_FOUND":
             raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id") from None

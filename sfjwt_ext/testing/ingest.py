@@ -338,14 +338,14 @@ class IngestService:
                 if not record_id:
                     raise SoqlError("MISSING_ARGUMENT", "Id not specified in an update call")
                 result.record_id = check_id(job.object, record_id)
-                self._typed(lambda: existing(store.update, job.object, record_id, values), values, cache,
+                self._typed(lambda: existing(lambda: store.update(job.object, record_id, values)), values, cache,
                             job.object)
             elif job.operation in ("delete", "hardDelete"):
                 if not record_id:
                     raise SoqlError("MISSING_ARGUMENT", "Id not specified in a delete call")
                 result.record_id = check_id(job.object, record_id)
                 remove = store.hard_delete if job.operation == "hardDelete" else store.delete
-                existing(remove, job.object, record_id)
+                existing(lambda: remove(job.object, record_id))
             else:
                 result.record_id, result.created = self._upsert(job, cache, values, record_id)
         except MultipleMatches as exc:
@@ -359,8 +359,8 @@ class IngestService:
     def _upsert(self, job: IngestJob, cache: DescribeCache, values: Dict[str, Any], record_id: str) -> Tuple[str, bool]:
         assert job.external_id is not None
         if job.external_id == "Id":
-            return self._typed(lambda: existing(lambda _o, _i: upsert(cache, _o, "Id", _i or None, values),
-                                                      job.object, record_id), values, cache, job.object)
+            return self._typed(lambda: existing(lambda: upsert(cache, job.object, "Id", record_id or None, values)),
+                               values, cache, job.object)
         key = next((k for k in values if k.lower() == job.external_id.lower()), None)
         value = values.pop(key) if key else None
         return self._typed(lambda: upsert(cache, job.object, job.external_id or "", value, values), values, cache,
