@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .bulk import Progress
+from .bulk import Progress, render_csv
 from .dml import MultipleMatches, DescribeCache, bulk_error_text, check_id, existing, parent_id, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response, text_response
 from .soql import SoqlError
@@ -101,11 +101,8 @@ def _error(status: int, code: str, message: str) -> HTTPError:
 
 
 def _render(header: List[str], rows: List[List[str]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
+    """Result CSV as Salesforce writes it: comma, LF, every value quoted."""
+    return render_csv(header, rows, ",", "\n")
 
 
 class IngestService:
