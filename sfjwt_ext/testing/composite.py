@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .dml import MultipleMatches, DescribeCache, check_id, existing, resolve_parents, save_error, upsert
 from .http import Headers, HTTPError, Request, Response, json_response
+from .rest import with_api_version
 from .soql import SoqlError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -191,7 +192,7 @@ class CompositeService:
         return json_response(self._each(ids, _flag(request.query.get("allOrNone")), self._delete_one))
 
     def collection_retrieve(self, request: Request) -> Response:
-        self._auth(request)
+        version = self._auth(request)
         assert request.match is not None
         if request.method == "POST":
             body = request.json()
@@ -215,7 +216,7 @@ class CompositeService:
                     out.append(None)
         except SoqlError as exc:
             return json_response(exc.to_json(), status=exc.status)
-        return json_response(out)
+        return json_response(with_api_version(out, store.api_version, version))
 
     # ------------------------------------------------------------------ subrequests
     def _dispatch(self, request: Request, method: str, url: str, body: Any,
