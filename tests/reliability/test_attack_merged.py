@@ -117,6 +117,22 @@ def test_a_refused_session_used_by_rest_and_metadata_in_turn_is_not_a_login_stor
     assert org.token_requests - before <= 2
 
 
+def test_after_refusals_by_rest_and_metadata_a_real_expiry_met_by_metadata_refreshes(org: Any) -> None:
+    sf = connect_jwt(**_kwargs(org))
+    sf.query(SOQL)
+    mdapi = sf.mdapi
+    org.reject_sessions = True
+    for i in range(6):
+        with pytest.raises(Exception):
+            sf.query(SOQL) if i % 2 else mdapi.describe_metadata()
+    org.reject_sessions = False
+    org.expire_all_sessions()
+    before = org.token_requests
+    assert mdapi.describe_metadata() is not None
+    assert sf.query(SOQL)["totalSize"] == 3
+    assert org.token_requests - before == 1
+
+
 def test_a_refused_session_used_by_rest_and_bulk1_in_turn_is_not_a_login_storm(org: Any) -> None:
     sf = connect_jwt(**_kwargs(org))
     sf.query(SOQL)
@@ -185,7 +201,35 @@ def test_a_refresh_that_fails_keeps_no_access_token_in_our_frames(org: Any) -> N
     org.inject_fault("token", count=5, status=503, body="down", headers=NOW)
     with pytest.raises(TokenEndpointUnavailable) as info:
         sf.query(SOQL)
-    _assert_no_token(_our_locals(info.value), old)
+    text = _our_locals(info.value)
+    _assert_no_token(text, old)
+    assert not JWT_RE.search(text)
+
+
+def test_waiters_of_a_failed_first_login_with_pem_text_keep_no_secret_in_our_frames(org: Any) -> None:
+    pem = Path(org.credentials.private_key_file).read_text()
+    kwargs = _kwargs(org, private_key=pem)
+    del kwargs["private_key_file"]
+    org.inject_fault("token", count=100, status=503, body="down", headers=NOW)
+    errors = _run_threads(8, lambda i: connect_jwt(**kwargs))
+    assert len(errors) == 8 and org.token_requests == 3
+    for error in errors:
+        text = _our_locals(error)
+        assert not JWT_RE.search(text)
+        assert "PRIVATE KEY" not in text
+        for line in pem.splitlines()[1:-1]:
+            assert line not in text
+
+
+def test_two_clients_of_one_login_keep_their_own_retries(org: Any) -> None:
+    retrying = connect_jwt(**_kwargs(org))
+    plain = connect_jwt(**_kwargs(org, retries=0))
+    assert plain.refresher is retrying.refresher
+    org.inject_fault("api", count=1, status=503, body="busy")
+    with pytest.raises(Exception):
+        plain.query(SOQL)
+    org.inject_fault("api", count=1, status=503, body="busy")
+    assert retrying.query(SOQL)["totalSize"] == 3
 
 
 def test_a_refused_session_keeps_no_access_token_in_our_frames(org: Any) -> None:
@@ -327,7 +371,9 @@ def test_handlers_of_two_clients_of_one_login_survive_100_refreshes_done_by_eith
     assert len(bulk_a.Account.query(SOQL)) == 3
     assert mdapi_a.describe_metadata() is not None
     assert b.query(SOQL)["totalSize"] == 3
-    assert bulk2_b is not None and org.token_requests == 101
+    rows = "".join(bulk2_b.Account.query(SOQL))
+    assert rows.count("Attack ") == 3
+    assert org.token_requests == 101
 
 
 # ---------------------------------------------------------------------------------------
