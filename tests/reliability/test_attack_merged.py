@@ -582,3 +582,43 @@ def test_debug_logs_of_refreshes_faults_and_metadata_hold_no_secret(org: Any, ca
         assert line not in text
     for token in tokens:
         assert token not in text
+
+
+# ---------------------------------------------------------------------------------------
+# the other new error path: a streamed body that cannot be resent after a refresh
+# ---------------------------------------------------------------------------------------
+def test_a_streamed_post_after_an_expiry_is_not_resent_and_its_error_shows_no_token(org: Any) -> None:
+    from sfjwt_ext.session import RequestNotReplayable
+
+    sf = connect_jwt(**_kwargs(org))
+    sf.query(SOQL)
+    old = sf.session_id
+    echoed = "00D" + "C" * 15 + "!AQ" + "z" * 90
+    org.inject_fault("api", count=1, status=401,
+                     body=[{"errorCode": "INVALID_SESSION_ID", "message": f"Session expired: {echoed}"}])
+    before = org.token_requests
+
+    def body() -> Iterator[bytes]:
+        yield b'{"Name": "streamed"}'
+
+    with pytest.raises(RequestNotReplayable) as info:
+        sf.session.post(sf.base_url + "sobjects/Account/", data=body(),
+                        headers={"Content-Type": "application/json"})
+    assert org.token_requests - before == 1  # refreshed once, not resent
+    for shown in (str(info.value), repr(info.value)):
+        assert echoed not in shown and old not in shown
+    _assert_no_token(_our_locals(info.value), old, sf.session_id)
+    assert sf.query(SOQL)["totalSize"] == 3
+
+
+def test_200_threads_first_login_after_a_dropped_connection_make_two_token_requests(org: Any) -> None:
+    org.inject_fault("token", count=1, drop=True)
+    kwargs = _kwargs(org)
+    barrier = threading.Barrier(200)
+
+    def connect(i: int) -> None:
+        barrier.wait(30)
+        connect_jwt(**kwargs)
+
+    assert not _run_threads(200, connect, seconds=90)
+    assert org.token_requests == 2
