@@ -649,7 +649,10 @@ def _seconds(value: object, what: str) -> float:
                 f"blocks for good); {_TIMEOUT_FIX}"
             )
         raise ConfigurationError(f"timeout= has {value!r} ({kind}) as its {what} time: {_TIMEOUT_FIX}")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        seconds = math.inf
     if not math.isfinite(seconds) or seconds <= 0:
         raise ConfigurationError(
             f"timeout= has {value!r} as its {what} time: it must be a positive, finite number of "
@@ -675,7 +678,10 @@ def check_timeout(value: object) -> Optional[Timeout]:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
         raise ConfigurationError(f"timeout={value!r} is {kind}: {_TIMEOUT_FIX}")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        seconds = math.inf
     if not math.isfinite(seconds) or seconds <= 0:
         raise ConfigurationError(
             f"timeout={value!r}: it must be a positive, finite number of seconds; {_TIMEOUT_FIX}"
@@ -709,6 +715,17 @@ def _has_pem_certificate(handle: IO[bytes]) -> bool:
     return False
 
 
+_HASHED_NAME_RE = re.compile(r"^[0-9a-f]{8}\.r?[0-9]+$")
+
+
+def _has_hashed_certificates(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(_HASHED_NAME_RE.match(entry.name) for entry in entries)
+    except OSError:
+        return False
+
+
 def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     try:
         info = os.stat(path)
@@ -717,7 +734,13 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     except OSError as exc:
         raise ConfigurationError(f"{named} names {path!r}, which cannot be read ({exc.strerror or exc}): {fix}") from None
     if stat.S_ISDIR(info.st_mode):
-        return  # a c_rehash folder: OpenSSL looks certificates up by hash when it needs them
+        # a c_rehash folder: OpenSSL looks certificates up by their hash names (<hash>.0)
+        if not _has_hashed_certificates(path):
+            raise ConfigurationError(
+                f"{named} names the folder {path!r}, which holds no certificates by hash name "
+                f"(<hash>.0, made by c_rehash / openssl rehash): {fix}"
+            )
+        return
     if not stat.S_ISREG(info.st_mode):
         raise ConfigurationError(f"{named} names {path!r}, which is {_kind_of(info.st_mode)}: {fix}")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
