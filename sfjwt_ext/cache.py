@@ -36,7 +36,15 @@ connections inherited from the parent, so the child's token requests open their 
 A second store plugs in as ``LoginCache(store=...)``, any object with the
 :class:`TokenStore` methods: a first login asks it for a token of the login's identity
 before making a token request, and hands it every token it fetched (the on-disk token cache
-shared by processes is such a store).
+shared by processes plugs in differently: see below).
+
+The token cache shared by processes (``connect_jwt(token_cache=...)``) is part of the login:
+its folder is the third field of the :class:`LoginKey`, and the login's token source is a
+:class:`~sfjwt_ext.tokencache.SharedTokenSource` wrapping the token client, so the first
+login and every refresh read the entry, and log in under its lock only when it holds
+nothing newer. :meth:`LoginCache.disk_store` keeps one store per folder (so each problem is
+warned about once per process). ``login(key, make_client, token=...)`` starts a login from a
+token in hand (an unpickled client's): no token request.
 """
 from __future__ import annotations
 

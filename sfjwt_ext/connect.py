@@ -16,6 +16,14 @@ once for one login make one token request and share its outcome, a failure inclu
 :func:`clear_cache` empties it. The cache (bounded, fork-aware) is
 :data:`sfjwt_ext.cache.default_cache`.
 
+Many processes: ``token_cache=True`` (or a folder, ``SF_TOKEN_CACHE``, the profile's
+``token_cache``) shares the token through an encrypted folder
+(:mod:`sfjwt_ext.tokencache`): the login and every refresh go through a
+:class:`~sfjwt_ext.tokencache.SharedTokenSource`, so N processes make one token request per
+expiry. A :class:`SalesforceJWT` pickles (:meth:`SalesforceJWT.__reduce__`): the pickle
+carries the token and where the key comes from, never the key; unpickling makes no token
+request, and the first refresh loads the key in that process.
+
 Your own ``session=``: ``sf.session`` is always a :class:`~sfjwt_ext.session.RefreshingSession`
 (that is what keeps every API, bulk and metadata included, alive). When you pass a
 ``requests.Session``, its mounted adapters (shared: same pools, same retry policy),
