@@ -252,9 +252,8 @@ class LoginSource(TokenSource, Protocol):
     a source wrapping one (the token cache's
     :class:`~sfjwt_ext.tokencache.SharedTokenSource`, an unpickled client's key loader)."""
 
-    username: str
-
-    def close(self) -> None: ...
+    @property
+    def username(self) -> str: ...
 
 
 def log_in(client: LoginSource, token: Optional[TokenResponse] = None) -> Refresher:

@@ -52,6 +52,7 @@ from simple_salesforce.metadata import SfdcMetadataApi
 
 from ._fork import ProcessLocal
 from ._redact import RedactingFilter, get_logger, mask_token
+from ._urls import host_of
 from .cache import LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key
 from .errors import ConfigurationError, PrivateKeyError
 from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
@@ -114,13 +115,6 @@ def _instance_from_url(instance_url: str) -> str:
     return instance
 
 
-def _host(url: str) -> str:
-    try:
-        return urlsplit(url).netloc or url
-    except ValueError:  # pragma: no cover
-        return url
-
-
 def _masked_settings(settings: Settings) -> Settings:
     """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
     object lives in the token client, nothing else keeps secrets."""
@@ -170,7 +164,7 @@ class SalesforceJWT(Salesforce):
         )
         self.auth_type = "jwt-bearer"
         if login_target is not None:
-            self.auth_site = f"{urlsplit(login_target.token_url).scheme}://{_host(login_target.token_url)}"
+            self.auth_site = login_target.login_url
         refresher.attach(self)
         if refresher.token is not token:  # refreshed between the two lines above
             self._sfjwt_token_changed(refresher.token)
@@ -289,7 +283,7 @@ class SalesforceJWT(Salesforce):
             "org": token.org_id or "?",
             "instance": f"https://{self.sf_instance}",
             "version": str(self.sf_version),
-            "login host": _host(self.login_target.token_url) if self.login_target is not None else "?",
+            "login host": host_of(self.login_target.token_url) if self.login_target is not None else "?",
             "logged in": logged_in.strftime("%Y-%m-%d %H:%M:%S UTC"),
             "refreshes": str(self.refresher.refresh_count),
         }
@@ -420,7 +414,8 @@ class _ClientState:
 
 
 def _named(settings: Settings, name: str) -> str:
-    source = settings.source_of(name)
+    setting = settings.sources.get(name)
+    source = setting.source if setting is not None else None
     if source == "argument":
         return f"{name}="
     if source == "environment":
@@ -556,6 +551,12 @@ def _restore_client(state: _ClientState) -> SalesforceJWT:
     return sf
 
 
+def _settings(**arguments: Any) -> Settings:
+    """The resolved settings of connect_jwt's arguments (those given); the arguments,
+    secrets among them, go with this frame."""
+    return default_cache.settings({name: value for name, value in arguments.items() if value is not None})
+
+
 def connect_jwt(
     username: Optional[str] = None,
     consumer_key: Optional[str] = None,
@@ -603,20 +604,15 @@ def connect_jwt(
             "remove that argument"
         )
     started = time.monotonic()
-    arguments = {
-        "username": username,
-        "consumer_key": consumer_key,
-        "private_key": private_key,
-        "private_key_file": private_key_file,
-        "private_key_passphrase": private_key_passphrase,
-        "domain": domain,
-        "login_url": login_url,
-        "audience": audience,
-        "version": version,
-        "profile": profile,
-        "token_cache": token_cache,
-    }
-    settings = default_cache.settings({k: v for k, v in arguments.items() if v is not None})
+    settings = _settings(
+        username=username, consumer_key=consumer_key, private_key=private_key,
+        private_key_file=private_key_file, private_key_passphrase=private_key_passphrase,
+        domain=domain, login_url=login_url, audience=audience, version=version, profile=profile,
+        token_cache=token_cache,
+    )
+    # The key text and passphrase now live in ``settings`` only (masked in its repr): no
+    # frame of connect_jwt keeps them for a traceback's locals (issue 9 item 14).
+    del private_key, private_key_passphrase
     settings.require()
 
     timeout = check_timeout(timeout)
@@ -652,7 +648,7 @@ def connect_jwt(
         if reused:
             logger.info(
                 "reusing the session of %s at %s (org %s, token %s)",
-                settings.username, _host(target.token_url), refresher.token.org_id or "?",
+                settings.username, host_of(target.token_url), refresher.token.org_id or "?",
                 mask_token(refresher.access_token),
             )
         # Your own session= is never shared: its adapters, headers and cookies are yours.

@@ -13,6 +13,10 @@ import tempfile
 import time
 from typing import IO, Any, Iterator, List, Sequence
 
+from ._cli_output import flatten, format_table, row_values, select_columns
+from .connect import SalesforceJWT, connect_jwt
+from .testing import LocalOrg
+
 __all__ = ["run_demo"]
 
 QUERIES = [
@@ -27,17 +31,13 @@ QUERIES = [
 ]
 
 
-def _rows(sf: Any, soql: str) -> List[Sequence[Any]]:
-    from ._cli_output import flatten, row_values, select_columns
-
+def _rows(sf: SalesforceJWT, soql: str) -> List[Sequence[Any]]:
     result = sf.query(soql)
     columns = select_columns(soql) or []
     return [columns] + [row_values(columns, flatten(r)) for r in result["records"]]
 
 
 def _table(out: IO[str], rows: List[Sequence[Any]]) -> None:
-    from ._cli_output import format_table
-
     columns, body = rows[0], rows[1:]
     shown = [[f"{v:,.0f}" if isinstance(v, float) else v for v in row] for row in body]
     for line in format_table(columns, shown).splitlines():
@@ -71,9 +71,6 @@ def _isolated_environment(folder: str) -> Iterator[None]:
 
 
 def run_demo(out: IO[str]) -> int:
-    from .connect import connect_jwt
-    from .testing import LocalOrg
-
     started = time.monotonic()
     out.write("sfjwt demo: Salesforce's JWT bearer flow against a local org on 127.0.0.1 (no network)\n\n")
     with tempfile.TemporaryDirectory(prefix="sfjwt-demo-") as folder, _isolated_environment(folder), \

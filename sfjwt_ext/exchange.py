@@ -71,6 +71,7 @@ __all__ = [
     "TokenResponse",
     "TokenClient",
     "resolve_login",
+    "backoff_delays",
     "LOGIN_AUDIENCE",
     "TEST_AUDIENCE",
     "TOKEN_PATH",
@@ -399,10 +400,12 @@ def _is_https_origin(url: str) -> bool:
         port = parts.port
     except ValueError:
         return False
+    host = parts.hostname
     return (
         parts.scheme.lower() == "https"
-        and bool(parts.hostname)
-        and (_HOST_RE.match(parts.hostname) is not None or _is_ip(parts.hostname))
+        and bool(host)
+        and host is not None
+        and (_HOST_RE.match(host) is not None or _is_ip(host))
         and not (parts.username or parts.password or parts.query or parts.fragment)
         and parts.path in ("", "/")
         and (port is None or 0 < port < 65536)
@@ -473,13 +476,17 @@ def _can_retry(outcome: Union[requests.Response, BaseException]) -> bool:
     return isinstance(outcome, _RETRY_ERRORS)
 
 
-def _delays(base: float, cap: float = MAX_BACKOFF) -> Iterator[float]:
-    """Seconds to wait before each attempt: none before the first, then exponential backoff
-    with full jitter (``uniform(0, min(cap, base * 2**n))``), for ever; the caller takes as
-    many as it makes attempts."""
-    yield 0.0
+def backoff_delays(
+    first: float, *, multiplier: float = 2.0, cap: float = MAX_BACKOFF, jitter: float = 1.0
+) -> Iterator[float]:
+    """Seconds to wait before each retry, for ever (the caller takes as many as it retries;
+    google-auth's ``_exponential_backoff``): ``first``, multiplied by ``multiplier`` each
+    time, at most ``cap``; ``jitter`` is the part of each wait that may be taken off at
+    random (1.0: full jitter, ``uniform(0, d)``; 0.0: none). The one backoff of the package:
+    the token client's and the API session's retries."""
     for n in itertools.count():
-        yield random.uniform(0.0, min(cap, base * 2.0 ** min(n, 32)))
+        delay = min(cap, first * multiplier ** min(n, 64))
+        yield random.uniform(delay * (1.0 - jitter), delay)
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:
@@ -643,7 +650,8 @@ class TokenClient:
         attempts = 0
         failure: Optional[_Transient] = None
         switched = False  # the one login/test audience switch of this fetch
-        for delay in itertools.islice(_delays(self.backoff), self.max_attempts):
+        # no wait before the first attempt, then the backoff
+        for delay in itertools.islice(itertools.chain((0.0,), backoff_delays(self.backoff)), self.max_attempts):
             if failure is not None and not self._wait(failure, delay, deadline, attempts):
                 break
             if time.monotonic() >= deadline:

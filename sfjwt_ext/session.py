@@ -30,49 +30,53 @@ Two objects, one concept each (the credentials / transport split of google-auth)
 from __future__ import annotations
 
 import hashlib
-import random
+import itertools
 import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from typing import (
-    TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, MutableMapping, Optional, Protocol, Set, Tuple, Union,
+    Any, Dict, Iterator, List, Mapping, Optional, Protocol, Set, Tuple, Union,
 )
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
 from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
 from requests.utils import rewind_body
 from simple_salesforce.exceptions import SalesforceExpiredSession
 from urllib3.exceptions import NewConnectionError
 
 from ._fork import ProcessLocal
 from ._redact import get_logger, mask_token
+from ._urls import host_of
 from .errors import ConfigurationError, SessionRefusedError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .exchange import TokenResponse
+from .exchange import TimeoutType, TokenResponse, backoff_delays
 
 
 class TokenSource(Protocol):
-    """What a :class:`Refresher` needs of its token client: ``fetch()`` a new token (the
+    """What a :class:`Refresher` needs of its token client: ``fetch()`` a new token, and
+    ``close()`` its idle connections (the login cache does, on eviction and fork) (the
     :class:`~sfjwt_ext.exchange.TokenClient`, or a cache that wraps one the same way)."""
 
-    def fetch(self) -> "TokenResponse": ...
+    def fetch(self) -> TokenResponse: ...
+
+    def close(self) -> None:
+        """Close idle connections (the source stays usable)."""
 
 
 class TokenListener(Protocol):
     """A client told about a new token (``SalesforceJWT``)."""
 
-    def _sfjwt_token_changed(self, token: "TokenResponse") -> None: ...
+    def _sfjwt_token_changed(self, token: TokenResponse) -> None: ...
 
 __all__ = [
     "Refresher",
     "RefreshingSession",
     "RequestNotReplayable",
     "expiry_signal",
-    "backoff_delays",
     "MAX_REFRESHES_PER_REQUEST",
     "DEFAULT_API_TIMEOUT",
     "DEFAULT_RETRIES",
@@ -91,8 +95,10 @@ DEFAULT_API_TIMEOUT: Tuple[float, float] = (10.0, 130.0)
 #: 2 retries = at most 3 attempts.
 DEFAULT_RETRIES = 2
 
-#: The first delay between attempts, doubled each time (with +-20 % jitter).
+#: The first delay between attempts, doubled each time (at most ``MAX_BACKOFF``, 8 s), of
+#: which up to ``RETRY_JITTER`` (20 %) is taken off at random.
 RETRY_FIRST_DELAY = 0.5
+RETRY_JITTER = 0.2
 
 #: After this many freshly issued tokens in a row were refused, no more token requests...
 MAX_REFUSED_TOKENS = 2
@@ -202,17 +208,6 @@ def _salesforce_message(response: requests.Response) -> str:
     return " ".join(text.split())[:300]
 
 
-def backoff_delays(
-    retries: int, first: float = RETRY_FIRST_DELAY, multiplier: float = 2.0, jitter: float = 0.2
-) -> Iterator[float]:
-    """The waits before each retry: ``first``, then multiplied each time, +-``jitter``
-    (google-auth's ``_exponential_backoff``). Exhausted after ``retries`` delays."""
-    delay = first
-    for _ in range(max(0, retries)):
-        yield delay * (1.0 + random.uniform(-jitter, jitter))
-        delay *= multiplier
-
-
 class RequestNotReplayable(SalesforceExpiredSession):
     """The session had expired and was refreshed, but the request was not sent again.
 
@@ -251,7 +246,7 @@ class Refresher:
     one, and forgets a refresh that was in flight in a thread of its parent.
     """
 
-    def __init__(self, token_client: TokenSource, token: "TokenResponse") -> None:
+    def __init__(self, token_client: TokenSource, token: TokenResponse) -> None:
         self.token_client = token_client
         self.token: TokenResponse = token
         self.generation: int = 0
@@ -340,7 +335,7 @@ class Refresher:
         return SessionRefusedError(url, status, message, content)
 
     # -- refresh --------------------------------------------------------------------------
-    def refresh(self, seen_token: str, *, answer: Optional[requests.Response] = None) -> "TokenResponse":
+    def refresh(self, seen_token: str, *, answer: Optional[requests.Response] = None) -> TokenResponse:
         """Return a token newer than ``seen_token``, making at most one token request for
         all threads that ask at the same time. ``answer``: the response that said the
         session expired (quoted when the session is refused)."""
@@ -393,7 +388,7 @@ class Refresher:
         logger.info(
             "refreshed the Salesforce session of %s at %s (org %s) in %.0f ms, refresh #%d",
             getattr(self.token_client, "username", "?"),
-            _host_of(new.instance_url), getattr(new, "org_id", "?"), elapsed_ms, self.refresh_count,
+            host_of(new.instance_url), getattr(new, "org_id", "?"), elapsed_ms, self.refresh_count,
         )
         for client in clients:
             try:
@@ -402,7 +397,7 @@ class Refresher:
                 logger.exception("could not hand the new token to %s", type(client).__name__)
         return new
 
-    def _remember_instance(self, token: "TokenResponse") -> None:
+    def _remember_instance(self, token: TokenResponse) -> None:
         origin = _https_origin(token.instance_url)
         if origin is not None:
             self._instance_origins.add(origin)
@@ -413,13 +408,6 @@ class Refresher:
             f"token={mask_token(self.token.access_token)} generation={self.generation} "
             f"refreshes={self.refresh_count}>"
         )
-
-
-def _host_of(url: str) -> str:
-    try:
-        return urlsplit(url).netloc or url
-    except ValueError:  # pragma: no cover
-        return url
 
 
 # ---------------------------------------------------------------------------------------
@@ -550,7 +538,7 @@ class RefreshingSession(requests.Session):
     * ``timeout`` -- used for every request that is sent without one; ``None`` means
       :data:`DEFAULT_API_TIMEOUT` (an API call never waits forever).
     * ``retries`` -- GET and HEAD are sent again after a connection error or a 502/503/504,
-      up to ``retries`` times with :func:`backoff_delays`; any request whose connection
+      up to ``retries`` times with :func:`~sfjwt_ext.exchange.backoff_delays`; any request whose connection
       failed before it was sent, too. A request that may have reached Salesforce (a POST
       whose connection dropped) is never resent; ``REQUEST_LIMIT_EXCEEDED`` is not retried.
       ``retries=0``, or the caller's own adapter (``base=`` with a custom adapter or one
@@ -570,7 +558,7 @@ class RefreshingSession(requests.Session):
         *,
         verify: Union[bool, str] = True,
         proxies: Optional[Mapping[str, str]] = None,
-        timeout: Any = None,
+        timeout: TimeoutType = None,
         base: Optional[requests.Session] = None,
         retries: Optional[int] = None,
     ) -> None:
@@ -594,8 +582,8 @@ class RefreshingSession(requests.Session):
         """Take over a caller's session: its mounted adapters (shared, with their pools and
         retries), headers, proxies, cookies, client certificate, auth, hooks, params and
         environment trust. Its ``verify`` is decided by the caller of the constructor."""
-        self.adapters = type(self.adapters)(base.adapters)
-        self.headers = requests.structures.CaseInsensitiveDict(base.headers)
+        self.adapters = OrderedDict(base.adapters)  # what requests.Session keeps them in
+        self.headers = CaseInsensitiveDict(base.headers)
         self.proxies = dict(base.proxies or {})
         self.cookies = base.cookies.copy() if hasattr(base.cookies, "copy") else base.cookies
         self.cert = base.cert
@@ -610,7 +598,7 @@ class RefreshingSession(requests.Session):
     def merge_environment_settings(  # type: ignore[override]
         self,
         url: str,
-        proxies: Optional[MutableMapping[str, str]],
+        proxies: Optional[Dict[str, str]],
         stream: Optional[bool],
         verify: Optional[Union[bool, str]],
         cert: Any,
@@ -658,7 +646,7 @@ class RefreshingSession(requests.Session):
             return response
         logger.debug(
             "%s %s: session %s expired (%s signal, HTTP %d)",
-            request.method, _host_of(url), mask_token(sent_token), signal, response.status_code,
+            request.method, host_of(url), mask_token(sent_token), signal, response.status_code,
         )
         if refreshes >= MAX_REFRESHES_PER_REQUEST:
             if self.refresher.refused(sent_token, response):
@@ -683,7 +671,7 @@ class RefreshingSession(requests.Session):
         adapter = self.get_adapter(request.url or "")
         if self.retries <= 0 or (adapter is not self._own_adapter and _adapter_has_own_retries(adapter)):
             return iter(())
-        return backoff_delays(self.retries)
+        return itertools.islice(backoff_delays(RETRY_FIRST_DELAY, jitter=RETRY_JITTER), self.retries)
 
     def _send_with_retries(self, request: requests.PreparedRequest, kwargs: Dict[str, Any]) -> requests.Response:
         """Send; again after a blip when that cannot do a request twice (see class doc)."""
@@ -701,7 +689,7 @@ class RefreshingSession(requests.Session):
                 if delay is None:
                     raise
                 logger.info("%s %s: %s; retrying in %.1f s", request.method,
-                            _host_of(request.url or ""), type(exc).__name__, delay)
+                            host_of(request.url or ""), type(exc).__name__, delay)
                 if request.body is not None and not isinstance(request.body, (bytes, bytearray, str)):
                     rewind_body(request)
                 time.sleep(delay)
@@ -711,7 +699,7 @@ class RefreshingSession(requests.Session):
                 if delay is None:
                     return response
                 logger.info("%s %s: HTTP %d; retrying in %.1f s", request.method,
-                            _host_of(request.url or ""), response.status_code, delay)
+                            host_of(request.url or ""), response.status_code, delay)
                 response.close()
                 time.sleep(delay)
                 continue
@@ -724,11 +712,12 @@ class RefreshingSession(requests.Session):
         """A copy of ``request`` to send again (``put_token`` gives it the new token)."""
         retry = request.copy()
         # Cookies the failed answer set go along, as HTTPDigestAuth does.
-        if failed.raw is not None:
-            extract_cookies_to_jar(retry._cookies, request, failed.raw)  # type: ignore[attr-defined]
-            if "Cookie" in retry.headers and len(retry._cookies):  # type: ignore[attr-defined]
+        jar = retry._cookies
+        if failed.raw is not None and jar is not None:
+            extract_cookies_to_jar(jar, request, failed.raw)
+            if "Cookie" in retry.headers and len(jar):
                 del retry.headers["Cookie"]
-            retry.prepare_cookies(retry._cookies)  # type: ignore[attr-defined]
+            retry.prepare_cookies(jar)
         if retry.body is not None and not isinstance(retry.body, (bytes, bytearray, str)):
             rewind_body(retry)
         return retry
@@ -744,7 +733,7 @@ class RefreshingSession(requests.Session):
             return
         parts = urlsplit(url)
         request.url = urlunsplit((parts.scheme, urlsplit(instance_url).netloc, parts.path, parts.query, parts.fragment))
-        logger.info("resending to the new instance %s", _host_of(instance_url))
+        logger.info("resending to the new instance %s", host_of(instance_url))
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         """requests drops ``Authorization`` when a redirect changes host; we also drop

@@ -393,10 +393,6 @@ class Settings:
             raise AttributeError(f"Settings are read-only: {name}")
         object.__setattr__(self, name, value)
 
-    def source_of(self, name: str) -> Optional[str]:
-        setting = self.sources.get(name)
-        return setting.source if setting is not None else None
-
     def require(self) -> None:
         """Raise :class:`ConfigurationError` naming the argument, environment variable and
         CLI flag of every missing required setting (username, consumer key, private key)."""
@@ -448,10 +444,6 @@ class Settings:
                 shown = str(setting.value)
             rows.append((name, shown, setting.source))
         return rows
-
-    def as_kwargs(self) -> Dict[str, Any]:
-        """The set values by name (for passing on); includes secrets, so never log it."""
-        return {name: getattr(self, name) for name in _ARGUMENT_NAMES if getattr(self, name) is not None}
 
     def __repr__(self) -> str:
         parts = [f"{name}={_mask(name, getattr(self, name))}" for name in _ARGUMENT_NAMES]

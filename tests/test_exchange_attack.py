@@ -19,7 +19,7 @@ from sfjwt_ext.exchange import (
     MAX_BACKOFF,
     TokenClient,
     _can_retry,
-    _delays,
+    backoff_delays,
     resolve_login,
 )
 from sfjwt_ext.keys import load_private_key
@@ -234,9 +234,8 @@ def test_close_closes_idle_token_connections_and_the_client_still_works(org: Any
 
 
 # -- the retry policy's parts ---------------------------------------------------------------
-def test_delays_start_at_zero_grow_and_are_capped() -> None:
-    delays = _delays(1.0)
-    assert next(delays) == 0.0
+def test_backoff_delays_grow_and_are_capped() -> None:
+    delays = backoff_delays(1.0)
     firsts = [next(delays) for _ in range(40)]
     assert all(0.0 <= d <= MAX_BACKOFF for d in firsts)
     assert firsts[0] <= 1.0 and firsts[1] <= 2.0

@@ -125,8 +125,6 @@ def test_connect_jwt_refused_keeps_no_jwt_in_frames(salesforce_org: Any, pem: st
     _assert_clean(info.value, pem)
 
 
-@pytest.mark.xfail(strict=True, reason="connect_jwt's own frame keeps private_key= and its arguments dict "
-                   "(connect.py, not exchange.py): remove this mark once connect_jwt drops them")
 def test_connect_jwt_with_pem_text_keeps_no_pem_or_jwt_in_frames(salesforce_org: Any, pem: str) -> None:
     """The PEM passed as ``private_key=``: no frame of ours keeps it after the key is
     loaded (connect_jwt's own arguments included)."""

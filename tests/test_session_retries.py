@@ -7,6 +7,7 @@ reached Salesforce is never resent; REQUEST_LIMIT_EXCEEDED is not retried; ``ret
 or the caller's own adapter turns it off. Requests are counted at the org."""
 from __future__ import annotations
 
+import itertools
 from typing import Any, List
 
 import pytest
@@ -15,7 +16,8 @@ import requests.adapters
 from simple_salesforce.exceptions import SalesforceError
 
 from sfjwt_ext.connect import SalesforceJWT, connect_jwt
-from sfjwt_ext.session import DEFAULT_API_TIMEOUT, RefreshingSession, backoff_delays
+from sfjwt_ext.exchange import backoff_delays
+from sfjwt_ext.session import DEFAULT_API_TIMEOUT, RETRY_FIRST_DELAY, RETRY_JITTER, RefreshingSession
 
 SOQL = "SELECT Id FROM Account"
 
@@ -141,10 +143,20 @@ def test_a_read_timeout_is_not_retried(org: Any) -> None:
 
 
 def test_backoff_delays_grow_and_end() -> None:
-    delays = list(backoff_delays(3, first=1.0, jitter=0.0))
+    delays = list(itertools.islice(backoff_delays(1.0, jitter=0.0), 3))
     assert delays == [1.0, 2.0, 4.0]
-    assert list(backoff_delays(0)) == []
-    assert all(0.4 <= d <= 0.6 for d in backoff_delays(50, first=0.5, multiplier=1.0))
+    assert list(itertools.islice(backoff_delays(0.5, jitter=0.2, multiplier=1.0), 0)) == []
+    assert all(0.4 <= d <= 0.5 for d in itertools.islice(backoff_delays(0.5, jitter=0.2, multiplier=1.0), 50))
+
+
+def test_session_retries_take_retries_delays_from_the_one_backoff(sf: SalesforceJWT) -> None:
+    session = RefreshingSession(sf.refresher, retries=3)
+    request = requests.Request("GET", sf.base_url).prepare()
+    delays = list(session._retry_delays(request))
+    assert len(delays) == 3
+    assert all(RETRY_FIRST_DELAY * 2 ** n * (1 - RETRY_JITTER) <= d <= RETRY_FIRST_DELAY * 2 ** n
+               for n, d in enumerate(delays))
+    assert list(RefreshingSession(sf.refresher, retries=0)._retry_delays(request)) == []
 
 
 def test_refreshing_session_default_timeout_without_connect(org: Any, sf: SalesforceJWT) -> None:
