@@ -5,7 +5,8 @@
     python benchmarks/run_all.py --json       # everything as one JSON object
 
 Runs bench_login.py (B1, B2, B6), bench_threads.py (B3), bench_query.py (B4),
-bench_import.py (B5) and, when present, bench_query_df.py, each in its own process with
+bench_import.py (B5), bench_token_cache.py (B11, B12, B13) and, when present,
+bench_query_df.py, each in its own process with
 ``--json``. Prints the machine (nproc, Python, date) and a table: figure, ours, theirs,
 ratio, target, met?. Exits 1 when a script failed (or, with ``--strict``, when a target
 was missed).
@@ -25,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["bench_login.py", "bench_threads.py", "bench_query.py", "bench_import.py", "bench_query_df.py"]
+SCRIPTS = ["bench_login.py", "bench_threads.py", "bench_query.py", "bench_import.py", "bench_token_cache.py",
+           "bench_query_df.py"]
 TIMEOUT = 1800
 
 
@@ -70,6 +72,8 @@ def _rows_from_figures(data: Dict[str, Any]) -> List[Dict[str, str]]:
                 ours, theirs = ours + " / call", theirs + " / call"
         elif f["kind"] == "difference":
             ours, theirs, ratio = _ms(f["ours"]), _ms(f["theirs"]), f"{f['value']:+.1f} ms"
+        elif f["kind"] == "count" and f["unit"] == "requests":  # B12, B13
+            ours, theirs, ratio = f"{int(f['ours'])} token request(s)", f"{int(f['theirs'])} token requests", "n/a"
         else:  # B3
             threads = details.get("threads", "?")
             ours = f"{int(f['ours'])} token request(s), {min(details.get('ours_successes', [0]))}/{threads} ok"
