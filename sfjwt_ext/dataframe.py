@@ -530,14 +530,16 @@ class _BulkResults:
         from simple_salesforce.exceptions import SalesforceResourceNotFound
 
         try:
-            return self._batch(f"{self.sf.base_url}jobs/query/{self.job_id}/resultPages")
+            # maxRecords here: the org cuts the pages at that size and names it in every resultUrl
+            return self._batch(f"{self.sf.base_url}jobs/query/{self.job_id}/resultPages"
+                               f"?maxRecords={BULK_PART_RECORDS}")
         except SalesforceResourceNotFound:
             logger.debug("resultPages not available for job %s: using the Sforce-Locator chain", self.job_id)
             return None
 
     def _download(self, url: str) -> Tuple[str, int]:
-        if BULK_PART_RECORDS and "maxRecords=" not in url:
-            url += ("&" if "?" in url else "?") + f"maxRecords={BULK_PART_RECORDS}"
+        # the resultUrl as given: its locator points at a page boundary of the org's choosing,
+        # so another maxRecords here would skip or repeat rows
         fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=self.folder)
         try:
             with os.fdopen(fd, "wb") as fh:
