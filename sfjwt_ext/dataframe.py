@@ -537,23 +537,20 @@ class _BulkResults:
             logger.debug("resultPages not available for job %s: using the Sforce-Locator chain", self.job_id)
             return None
 
+    def result_urls(self) -> Optional[List[str]]:
+        """Every page's ``resultUrl`` (following ``nextRecordsUrl``), or ``None`` when the org
+        has no ``resultPages`` (API before 58.0, or a 404)."""
+        batch = self._first_batch() if _api_version(self.sf) >= 58.0 else None
+        if batch is None:
+            return None
+        urls, nxt = batch
+        while nxt:
+            more, nxt = self._batch(nxt)
+            urls.extend(more)
+        return urls
+
     def _download(self, url: str) -> Tuple[str, int]:
-        # the resultUrl as given: its locator points at a page boundary of the org's choosing,
-        # so another maxRecords here would skip or repeat rows
-        fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                resp = self.sf._call_salesforce("GET", url, name="results", stream=True,
-                                                headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
-                try:
-                    for chunk in resp.iter_content(chunk_size=1 << 16):
-                        fh.write(chunk)
-                finally:
-                    resp.close()
-        except BaseException:
-            os.remove(path)
-            raise
-        return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
+        return _download_page(self.sf, url, self.folder)
 
     def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[str, int, bool]]:
         from collections import deque
@@ -584,6 +581,66 @@ class _BulkResults:
                         os.remove(future.result()[0])
                     except OSError:
                         pass
+
+
+def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
+    """One result page (a ``resultUrl``) into a new file in ``folder``: (file, records)."""
+    # the resultUrl as given: its locator points at a page boundary of the org's choosing,
+    # so another maxRecords here would skip or repeat rows
+    fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            resp = sf._call_salesforce("GET", url, name="results", stream=True,
+                                       headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
+            try:
+                for chunk in resp.iter_content(chunk_size=1 << 16):
+                    fh.write(chunk)
+            finally:
+                resp.close()
+    except BaseException:
+        os.remove(path)
+        raise
+    return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
+
+
+def _bulk_page_frame(sf: Any, url: str, columns: List[Column]) -> Any:
+    """One Bulk 2.0 result page as a typed frame (the columns and dtypes of :func:`query_df`)."""
+    pd = _pandas()
+    with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
+        path, _ = _download_page(sf, url, folder)
+        raw = _read_part(pd, path, "pyarrow" if _has_pyarrow() else None)
+    return _typed(pd, raw if raw is not None else pd.DataFrame(), columns)
+
+
+def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Column], str, List[str]]:
+    """Run ``soql`` as a Bulk 2.0 job to completion: (its columns, the job id, every page's
+    resultUrl). The job is left in place for the pages to be downloaded (by anyone holding
+    the client); :class:`BulkQueryNotSupported` when Bulk 2.0 cannot run the query,
+    ``ValueError`` when the org has no ``resultPages`` (API before 58.0)."""
+    from simple_salesforce.bulk2 import Operation
+
+    route = _Route(sf, soql, include_deleted, True, False, 1)
+    assert route.q is not None
+    client = getattr(sf.bulk2, route.q.sobject)._client
+    job_id = client.create_job(Operation.query_all if include_deleted else Operation.query, soql)["id"]
+    try:
+        client.wait_for_job(job_id, True, BULK_POLL_SECONDS)
+        urls = _BulkResults(sf, client, job_id, "", BULK_PARALLEL).result_urls()
+    except BaseException:
+        _delete_job(client, job_id)
+        raise
+    if urls is None:
+        _delete_job(client, job_id)
+        raise ValueError(f"this needs Bulk 2.0 resultPages (API 58.0 or later; the client uses "
+                         f"{getattr(sf, 'sf_version', '?')}): connect with version='58.0' or later")
+    return route.columns, job_id, urls
+
+
+def _delete_job(client: Any, job_id: str) -> None:
+    try:
+        client.delete_job(job_id, True)
+    except Exception as exc:  # results expire on their own; deleting is a courtesy
+        logger.debug("could not delete Bulk 2.0 job %s: %s", job_id, exc)
 
 
 def _api_version(sf: Any) -> float:
@@ -629,10 +686,7 @@ def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted
         finally:
             if bar is not None:
                 bar.close()
-            try:
-                client.delete_job(job_id, True)
-            except Exception as exc:  # results expire on their own; deleting is a courtesy
-                logger.debug("could not delete Bulk 2.0 job %s: %s", job_id, exc)
+            _delete_job(client, job_id)
 
 
 def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
