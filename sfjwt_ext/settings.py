@@ -4,7 +4,8 @@ A profile is a section of an INI file (``config_path()``); ``[default]`` applies
 profile is named (``profile=`` / ``SF_PROFILE``). Its keys are the ``SF_*`` names in lower
 case without ``SF_``: ``username``, ``consumer_key`` (or ``client_id``),
 ``private_key_file``, ``domain``, ``login_url``, ``audience``, ``api_version``,
-``ca_bundle``. The key text and its passphrase never go into a profile.
+``ca_bundle``, ``token_cache`` (``1``/``true`` or a folder; a relative folder is relative
+to the profile file's). The key text and its passphrase never go into a profile.
 
 Groups resolve as a whole: the private key (``private_key`` / ``private_key_file``) and the
 login host (``domain`` / ``login_url``) come entirely from the highest-precedence source
@@ -43,6 +44,7 @@ __all__ = [
     "read_profile_file",
     "check_timeout",
     "check_verify",
+    "token_cache_value",
     "PROFILE_MAX_BYTES",
 ]
 
@@ -59,6 +61,7 @@ ENV: Dict[str, str] = {
     "version": "SF_API_VERSION",
     "ca_bundle": "SF_CA_BUNDLE",
     "profile": "SF_PROFILE",
+    "token_cache": "SF_TOKEN_CACHE",
 }
 #: setting name -> further environment variables accepted for it
 ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"consumer_key": ("SF_CLIENT_ID",)}
@@ -74,6 +77,7 @@ PROFILE_KEYS: Dict[str, str] = {
     "audience": "audience",
     "api_version": "version",
     "ca_bundle": "ca_bundle",
+    "token_cache": "token_cache",
 }
 _FORBIDDEN_PROFILE_KEYS = ("private_key", "private_key_passphrase")
 
@@ -334,7 +338,7 @@ def _load_profile(
                 f"profile [{wanted}] in {str(path)!r} sets both consumer_key and client_id to "
                 "different values: keep one"
             )
-        if setting == "private_key_file":
+        if setting == "private_key_file" or setting == "token_cache" and value.lower() not in _SWITCH_WORDS:
             value = _profile_relative(value, path)
         values[setting] = value
     return values, wanted
@@ -366,6 +370,7 @@ class Settings:
     version: Optional[str]
     ca_bundle: Optional[str]
     profile: Optional[str]
+    token_cache: Union[bool, str, None]  # after resolve_settings: True, False or an absolute folder
     sources: Dict[str, Setting]
     config_file: Optional[Path]
 
@@ -602,7 +607,7 @@ def resolve_settings(
     else:
         sources["domain"] = Setting("domain", DEFAULTS["domain"], "default")
 
-    for name in ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle"):
+    for name in ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle", "token_cache"):
         take(name)
     if used_profile is not None or "profile" in args or "profile" in env_values:
         if "profile" in args:
@@ -627,10 +632,42 @@ def resolve_settings(
                 "exist: fix verify= / ca_bundle= / SF_CA_BUNDLE (a PEM file of trusted CAs)"
             )
         sources["ca_bundle"] = Setting("ca_bundle", bundle, setting.source)
+    if "token_cache" in sources:
+        setting = sources["token_cache"]
+        sources["token_cache"] = Setting(
+            "token_cache", token_cache_value(setting.value, _describe_source("token_cache", setting)), setting.source
+        )
     for name in ("username", "consumer_key"):
         if name in sources and not isinstance(sources[name].value, str):
             raise ConfigurationError(f"{name}= must be a string, not {type(sources[name].value).__name__}")
     return Settings(sources, config_file=path, empty_env=empty_env)
+
+
+_SWITCH_ON = ("1", "true", "yes", "on")
+_SWITCH_OFF = ("0", "false", "no", "off")
+_SWITCH_WORDS = _SWITCH_ON + _SWITCH_OFF
+
+
+def token_cache_value(value: object, named: str = "token_cache=") -> Union[bool, str]:
+    """``token_cache`` as connect_jwt uses it: True (the default folder), False (off) or
+    the absolute path of a folder. Strings ``1``/``true``/``yes``/``on`` and
+    ``0``/``false``/``no``/``off`` (any case) are switches; any other string is a folder
+    (``~`` expanded). ConfigurationError names ``named`` for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"{named} must be True, False or the path of a folder, not {type(value).__name__} "
+            "(token_cache= / SF_TOKEN_CACHE: 1 or a path turns the shared token cache on, 0 off)"
+        )
+    text = value.strip()
+    if text.lower() in _SWITCH_ON:
+        return True
+    if text.lower() in _SWITCH_OFF or not text:
+        return False
+    return os.path.abspath(os.path.expanduser(text))
 
 
 def _describe_source(name: str, setting: Setting) -> str:
