@@ -7,7 +7,6 @@ cluster is closed by its fixture, so a deadlock fails instead of hanging.
 """
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ pd = pytest.importorskip("pandas")
 dd = pytest.importorskip("dask.dataframe")
 
 from sfjwt_ext import dataframe  # noqa: E402  (after the skips)
-from sfjwt_ext.dask import SharedClient, read_soql  # noqa: E402
+from sfjwt_ext.dask import read_soql  # noqa: E402
 from sfjwt_ext.dataframe import BulkQueryNotSupported, query_df  # noqa: E402
 
 SOQL = ("SELECT Id, Name, Amount, Probability, StageName, CloseDate, IsWon, CreatedDate, "
@@ -112,42 +111,25 @@ def test_an_old_api_version_names_the_fix(org: Any) -> None:
     assert all(j.query != soql for j in org.bulk.bulk2_jobs.values())  # the job it ran is deleted
 
 
-def test_shared_client_is_unpickled_once_per_process() -> None:
-    payload = {"stand-in": "client"}  # any picklable object: what matters is how often it is unpacked
-    shared = SharedClient(payload)
-    data = pickle.dumps(shared)
-    first, second = pickle.loads(data), pickle.loads(data)
-    assert first is not second
-    assert first.get() is second.get()  # one client for every task of this read_soql in a process
-    assert first.get() == payload and first.get() is not payload
-    assert shared.get() is payload  # the caller keeps its own client
-    other = pickle.loads(pickle.dumps(SharedClient(payload)))
-    assert other.get() is not first.get()  # another read_soql, another client
-    assert "stand-in" not in repr(first)
+def test_a_client_that_does_not_pickle_is_refused_before_the_job(org: Any) -> None:
+    import requests
+    from simple_salesforce import Salesforce
 
-
-def test_an_unpicklable_client_names_the_fix() -> None:
-    shared = SharedClient(threading.Lock())
-    with pytest.raises(TypeError, match="connect_jwt"):
-        pickle.dumps(shared)
+    sf = _connect(org)
+    session = requests.Session()
+    session.hooks["response"].append(lambda r, *a, **k: r)  # a lambda: this session cannot pickle
+    plain = Salesforce(instance_url=org.instance_url, session_id=sf.session_id, session=session)
+    before = org.bulk.jobs_created["bulk2"]
+    with pytest.raises(TypeError, match="does not pickle.*connect_jwt"):
+        read_soql("SELECT Id FROM Account", sf=plain)
+    assert org.bulk.jobs_created["bulk2"] == before
 
 
 # --------------------------------------------------------------------------- on a process cluster
 
 
-def _client_pickles(org: Any) -> Optional[str]:
-    try:
-        pickle.dumps(_connect(org))
-    except TypeError as exc:
-        return str(exc)
-    return None
-
-
 @pytest.fixture(scope="module")
 def cluster(org: Any) -> Iterator[Any]:
-    reason = _client_pickles(org)
-    if reason is not None:
-        pytest.skip(f"the client does not pickle yet ({reason})")
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(processes=True, n_workers=4, threads_per_worker=1, host="127.0.0.1",
                                   dashboard_address=None, worker_dashboard_address=None,
