@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ._soql_fields import SelectQuery, SoqlParseError, parse_select
@@ -594,7 +595,7 @@ def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
                                        headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
             try:
                 for chunk in resp.iter_content(chunk_size=1 << 16):
-                    fh.write(chunk)
+                    fh.write(chunk.replace(b"\x00", b""))  # as simple-salesforce's filter_null_bytes
             finally:
                 resp.close()
     except BaseException:
@@ -624,7 +625,7 @@ def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Col
     client = getattr(sf.bulk2, route.q.sobject)._client
     job_id = client.create_job(Operation.query_all if include_deleted else Operation.query, soql)["id"]
     try:
-        client.wait_for_job(job_id, True, BULK_POLL_SECONDS)
+        _wait_for_job(client, job_id)
         urls = _BulkResults(sf, client, job_id, "", BULK_PARALLEL).result_urls()
     except BaseException:
         _delete_job(client, job_id)
@@ -634,6 +635,29 @@ def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Col
         raise ValueError(f"this needs Bulk 2.0 resultPages (API 58.0 or later; the client uses "
                          f"{getattr(sf, 'sf_version', '?')}): connect with version='58.0' or later")
     return route.columns, job_id, urls
+
+
+def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[str, Any]:
+    """Poll a query job until it is complete; its final info (``numberRecordsProcessed``).
+
+    simple-salesforce's ``wait_for_job`` throws the final info away, which cost one more
+    ``get_job`` round trip for the row total; this keeps it. Backs off from
+    :data:`BULK_POLL_SECONDS` to 2 s between polls, like simple-salesforce."""
+    from simple_salesforce.exceptions import SalesforceOperationError
+
+    deadline = time.monotonic() + timeout
+    delay = BULK_POLL_SECONDS
+    while True:
+        time.sleep(delay)
+        info: Dict[str, Any] = client.get_job(job_id, True)
+        state = info.get("state")
+        if state == "JobComplete":
+            return info
+        if state in ("Aborted", "Failed"):
+            raise SalesforceOperationError(f"Job failure. Response content: {info.get('errorMessage') or info}")
+        if time.monotonic() >= deadline:
+            raise SalesforceOperationError(f"Job timeout. Job status: {state}")
+        delay = min(delay * 2, 2.0)
 
 
 def _delete_job(client: Any, job_id: str) -> None:
@@ -664,8 +688,7 @@ def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted
         job = client.create_job(operation, soql)
         job_id = job["id"]
         try:
-            client.wait_for_job(job_id, True, BULK_POLL_SECONDS)
-            info = client.get_job(job_id, True)
+            info = _wait_for_job(client, job_id)
             total = info.get("numberRecordsProcessed")
             total = int(total) if isinstance(total, (int, float)) else None
             # progress=None: a bar only once a second part is coming (like the REST path's

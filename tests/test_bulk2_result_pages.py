@@ -423,3 +423,20 @@ def test_query_df_parallel_equals_sequential(org: Any, monkeypatch: pytest.Monke
     seq = query_df(sf, soql, bulk=True, progress=False, parallel=1)
     pd.testing.assert_frame_equal(par, seq)
     assert len(par) == 2000 and par["Id"].is_unique
+
+
+@pytest.mark.parametrize("delimiter,line_ending", [(",", "\n"), ("\t", "\r\n"), ("|", "\n"), (";", "\r\n")])
+def test_render_page_writes_what_render_csv_writes(delimiter: str, line_ending: str) -> None:
+    from sfjwt_ext.testing.bulk import render_csv
+    from sfjwt_ext.testing.bulk2 import render_page
+
+    columns = ["Id", "Name", 'Odd "col"', "Amount", "IsWon", "N"]
+    mixed = [
+        ["006A", 'say "hi"', "a,b;c|d\te", 1.0, True, 3],
+        ["006B", "line\nbreak\r\nhere", "", 0.1, False, None],
+        ["006C", None, "ünïcödé", 1e16, None, -2],
+        ["006D", "", '"', 2.5e-7, True, 0],
+    ]
+    plain = [["006E", "x", "y", "1.5", "true", "3"], ["006F", "", "", "", "", ""]]
+    for rows in (mixed, plain, [], [["only", "one", "row", "1", "false", "2"]]):
+        assert render_page(columns, rows, delimiter, line_ending) == render_csv(columns, rows, delimiter, line_ending)

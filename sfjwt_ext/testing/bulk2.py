@@ -14,13 +14,14 @@ Jobs are kept on ``org.bulk`` (:class:`~.bulk.BulkService`)."""
 from __future__ import annotations
 
 import base64
+import itertools
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from xml.etree import ElementTree as ET
 
-from .bulk import (BulkRefusal, BulkService, CSV_CT, ID_RE, Progress, Rows, VERSION_RE, authenticate, now_ts,
-                   render_csv, run_query, sf_datetime)
+from .bulk import (BulkRefusal, BulkService, CSV_CT, ID_RE, Progress, Rows, VERSION_RE, _csv_value, authenticate,
+                   now_ts, run_query, sf_datetime)
 from .http import (HTTPError, Request, Response, Router, accepts_gzip, empty_response, json_response,
                    text_response)
 from .oauth import Session
@@ -29,7 +30,7 @@ from .soql import SoqlError
 if TYPE_CHECKING:
     from .org import LocalOrg
 
-__all__ = ["Bulk2Api", "Bulk2Job", "ResultRequest", "register"]
+__all__ = ["Bulk2Api", "Bulk2Job", "ResultRequest", "register", "render_page"]
 
 _DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 _LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
@@ -99,6 +100,39 @@ class Bulk2Job:
             if self.error:
                 data["errorMessage"] = self.error
         return data
+
+
+def _column_texts(values: Sequence[Any]) -> List[str]:
+    """The CSV texts of one column's values, as ``bulk._csv_value`` gives them, unquoted and
+    with ``"`` doubled. Column by column, so the common cases run at C speed."""
+    kinds = set(map(type, values))
+    if kinds <= {str}:
+        texts: List[str] = list(values)
+    elif kinds <= {str, int, float, type(None)}:  # str(float) is repr(float): "1.0", "0.1"
+        texts = ["" if v is None else v if type(v) is str else str(v) for v in values]
+    elif kinds <= {bool, type(None)}:
+        texts = ["" if v is None else ("true" if v else "false") for v in values]
+    else:
+        texts = [_csv_value(v) for v in values]
+    if '"' in "".join(texts):
+        texts = [t.replace('"', '""') for t in texts]
+    return texts
+
+
+def render_page(columns: Sequence[str], rows: Sequence[Sequence[Any]], delimiter: str, line_ending: str) -> str:
+    """Bulk CSV exactly as :func:`.bulk.render_csv` writes it (every value double-quoted,
+    nulls empty), several times faster: a result page of 50,000 rows is what a parallel
+    download asks the server for four at a time."""
+    sep = '"' + delimiter + '"'
+    lines = ['"' + sep.join(_column_texts(list(columns))) + '"']
+    if rows:
+        values = list(itertools.chain.from_iterable(rows))
+        if set(map(type, values)) <= {str} and '"' not in "".join(values):  # the usual page: as is
+            lines.extend(['"' + sep.join(row) + '"' for row in rows])
+        else:
+            texts = [_column_texts(col) for col in zip(*rows)]
+            lines.extend(['"' + sep.join(cells) + '"' for cells in zip(*texts)])
+    return line_ending.join(lines) + line_ending
 
 
 def _encode_locator(offset: int) -> str:
@@ -271,8 +305,8 @@ class Bulk2Api:
         page = job.rows.rows[offset:offset + max_records]
         next_offset = offset + len(page)
         next_locator = _encode_locator(next_offset) if next_offset < len(job.rows.rows) else "null"
-        body = render_csv(job.rows.columns, page, _DELIMITERS[job.column_delimiter],
-                          _LINE_ENDINGS[job.line_ending])
+        body = render_page(job.rows.columns, page, _DELIMITERS[job.column_delimiter],
+                           _LINE_ENDINGS[job.line_ending])
         headers = {"Sforce-Locator": next_locator, "Sforce-NumberOfRecords": str(len(page))}
         response = text_response(body, status=200, headers=headers, content_type=CSV_CT)
         response.compress = True  # the server gzips it when Accept-Encoding allows (http._write)
