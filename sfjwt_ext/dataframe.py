@@ -554,27 +554,40 @@ class _BulkResults:
         return _download_page(self.sf, url, self.folder)
 
     def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[str, int, bool]]:
+        """Up to ``parallel`` downloads in flight, handed out in page order; the next
+        ``resultPages`` batch is asked for in the background while the last URLs of the
+        current one download, so the pipeline never waits a round trip for URLs."""
         from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
 
-        pending: "deque[Any]" = deque()
+        pending: "deque[Future[Tuple[str, int]]]" = deque()
         queue = deque(urls)
-        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="sfjwt-bulk-results")
+        batch: "Optional[Future[Tuple[List[str], Optional[str]]]]" = None
+        # one worker more than downloads: a resultPages call never waits for a download slot
+        pool = ThreadPoolExecutor(max_workers=self.parallel + 1, thread_name_prefix="sfjwt-bulk-results")
         try:
             while True:
-                while len(pending) < self.parallel and (queue or nxt):
-                    if not queue and nxt:
-                        more, nxt = self._batch(nxt)
+                if nxt and batch is None and len(queue) <= self.parallel:
+                    batch, nxt = pool.submit(self._batch, nxt), None
+                while len(pending) < self.parallel and (queue or batch is not None):
+                    if not queue:
+                        assert batch is not None
+                        more, nxt = batch.result()
+                        batch = None
                         queue.extend(more)
+                        if nxt and len(queue) <= self.parallel:
+                            batch, nxt = pool.submit(self._batch, nxt), None
                         continue
                     pending.append(pool.submit(self._download, queue.popleft()))
                 if not pending:
                     return
                 path, n = pending.popleft().result()
-                yield path, n, bool(pending or queue or nxt)
+                yield path, n, bool(pending or queue or nxt or batch is not None)
         finally:
             for future in pending:
                 future.cancel()
+            if batch is not None:
+                batch.cancel()
             pool.shutdown(wait=True)
             for future in pending:  # downloaded but never handed out (an error, a closed generator)
                 if future.done() and not future.cancelled() and future.exception() is None:
