@@ -304,7 +304,10 @@ def test_a_huge_integer_timeout_pair_is_a_configuration_error() -> None:
 # item 6 + cache + session retries: 32 first logins against a token endpoint that is down
 # ---------------------------------------------------------------------------------------
 def test_32_threads_first_login_while_503_make_one_callers_retries(org: Any) -> None:
-    org.inject_fault("token", count=200, status=503, body="down", headers=NOW)
+    # Each failing answer is held 0.5 s, so the first caller's three attempts outlast the
+    # start of all 32 threads even on a loaded machine (a thread that arrives after a failed
+    # login is over makes its own, by design).
+    org.inject_fault("token", count=200, status=503, body="down", headers=NOW, delay=0.5)
     kwargs = _kwargs(org)
     errors = _run_threads(32, lambda i: connect_jwt(**kwargs))
     assert len(errors) == 32 and all(isinstance(e, TokenEndpointUnavailable) for e in errors)
