@@ -677,24 +677,25 @@ Timeout = Union[float, Tuple[float, float]]
 _TIMEOUT_FIX = "pass a number of seconds (timeout=30) or a (connect, read) pair (timeout=(10, 120))"
 
 
-def _seconds(value: object, what: str) -> float:
+def _seconds(value: object, what: Optional[str] = None) -> float:
+    """One timeout value in seconds; ``what`` names its place in a pair ("connect", "read")."""
+    said = f"timeout={value!r}" if what is None else f"timeout= has {value!r} as its {what} time"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
         if value is None:
             raise ConfigurationError(
                 f"timeout= has None as its {what} time: that waits forever (a half-open connection "
                 f"blocks for good); {_TIMEOUT_FIX}"
             )
+        kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
+        if what is None:
+            raise ConfigurationError(f"timeout={value!r} is {kind}: {_TIMEOUT_FIX}")
         raise ConfigurationError(f"timeout= has {value!r} ({kind}) as its {what} time: {_TIMEOUT_FIX}")
     try:
         seconds = float(value)
     except OverflowError:  # an int too large for a float (10**400)
         seconds = math.inf
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(
-            f"timeout= has {value!r} as its {what} time: it must be a positive, finite number of "
-            f"seconds; {_TIMEOUT_FIX}"
-        )
+        raise ConfigurationError(f"{said}: it must be a positive, finite number of seconds; {_TIMEOUT_FIX}")
     return seconds
 
 
@@ -712,18 +713,7 @@ def check_timeout(value: object) -> Optional[Timeout]:
                 f"{_TIMEOUT_FIX}"
             )
         return (_seconds(value[0], "connect"), _seconds(value[1], "read"))
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
-        raise ConfigurationError(f"timeout={value!r} is {kind}: {_TIMEOUT_FIX}")
-    try:
-        seconds = float(value)
-    except OverflowError:  # an int too large for a float (10**400)
-        seconds = math.inf
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(
-            f"timeout={value!r}: it must be a positive, finite number of seconds; {_TIMEOUT_FIX}"
-        )
-    return seconds
+    return _seconds(value)
 
 
 _CERT_RE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
