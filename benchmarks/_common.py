@@ -71,6 +71,7 @@ with tempfile.TemporaryDirectory(prefix="sfjwt-bench-") as folder:
         if opportunities:
             from sfjwt_ext.testing.sample import generate_opportunities
             generate_opportunities(org.store, opportunities)
+        org.api_latency = float(options.get("api_latency") or 0.0)  # seconds added to every API answer
         print(json.dumps({
             "env": creds.env(),
             "username": creds.username,
@@ -107,7 +108,8 @@ class OrgProcess:
     """A :class:`sfjwt_ext.testing.LocalOrg` in a child process.
 
     ``OrgProcess(accounts=10)`` inserts 10 Accounts; ``sample_data=True`` loads the sample
-    data set; ``opportunities=N`` generates N Opportunities. Use as a context manager.
+    data set; ``opportunities=N`` generates N Opportunities; ``api_latency=S`` makes the org
+    answer every API request S seconds late. Use as a context manager.
     """
 
     def __init__(self, *, startup_timeout: float = 60.0, **options: Any) -> None:

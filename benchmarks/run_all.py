@@ -5,8 +5,10 @@
     python benchmarks/run_all.py --json       # everything as one JSON object
 
 Runs bench_login.py (B1, B2, B6), bench_threads.py (B3), bench_query.py (B4),
-bench_import.py (B5) and, when present, bench_query_df.py, each in its own process with
-``--json``. Prints the machine (nproc, Python, date) and a table: figure, ours, theirs,
+bench_import.py (B5), bench_query_df.py (B7, B8), bench_parquet_memory.py (B9, B10),
+bench_token_cache.py (B11, B12, B13) and bench_bulk_parallel.py (B14; 1,000,000 rows at
+1 s latency: several minutes), each in its own process with ``--json``. Prints the machine
+(nproc, Python, date) and a table: figure, ours, theirs,
 ratio, target, met?. Exits 1 when a script failed (or, with ``--strict``, when a target
 was missed).
 """
@@ -25,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["bench_login.py", "bench_threads.py", "bench_query.py", "bench_import.py", "bench_query_df.py"]
+SCRIPTS = ["bench_login.py", "bench_threads.py", "bench_query.py", "bench_import.py", "bench_query_df.py",
+           "bench_parquet_memory.py", "bench_token_cache.py", "bench_bulk_parallel.py"]
 TIMEOUT = 1800
 
 
@@ -62,7 +65,11 @@ def _rows_from_figures(data: Dict[str, Any]) -> List[Dict[str, str]]:
     rows = []
     for f in data.get("figures", []):
         details = f.get("details", {})
-        if f["kind"] == "ratio":
+        if f["kind"] == "ratio" and f.get("unit") == "s":
+            ours, theirs, ratio = f"{f['ours']:.1f} s", f"{f['theirs']:.1f} s", f"{f['value']:.2f}"
+            if "results_phase_ratio" in details:
+                ratio += f" (results phase {details['results_phase_ratio']:.2f})"
+        elif f["kind"] == "ratio":
             ours, theirs, ratio = _ms(f["ours"]), _ms(f["theirs"]), f"{f['value']:.2f}"
             if f["id"] == "B6":
                 ours, theirs = ours + " / signature", theirs + " / signature"
@@ -70,6 +77,8 @@ def _rows_from_figures(data: Dict[str, Any]) -> List[Dict[str, str]]:
                 ours, theirs = ours + " / call", theirs + " / call"
         elif f["kind"] == "difference":
             ours, theirs, ratio = _ms(f["ours"]), _ms(f["theirs"]), f"{f['value']:+.1f} ms"
+        elif f["kind"] == "count" and f["unit"] == "requests":  # B12, B13
+            ours, theirs, ratio = f"{int(f['ours'])} token request(s)", f"{int(f['theirs'])} token requests", "n/a"
         else:  # B3
             threads = details.get("threads", "?")
             ours = f"{int(f['ours'])} token request(s), {min(details.get('ours_successes', [0]))}/{threads} ok"
@@ -107,6 +116,26 @@ def _rows_from_query_df(data: Dict[str, Any]) -> List[Dict[str, str]]:
     ]
 
 
+def _rows_from_parquet(data: Dict[str, Any]) -> List[Dict[str, str]]:
+    runs, small, large = data["runs"], data["small"], data["large"]
+
+    def mb(key: str) -> str:
+        return f"{runs[key]['peak_kb'] / 1024:.0f} MB"
+
+    return [
+        {
+            "figure": f"B9 query_to_parquet peak RSS, {large} vs {small} rows",
+            "ours": mb(f"P_{large}"), "theirs": mb(f"P_{small}"), "ratio": f"{data['growth']:.2f}",
+            "target": "<= 1.4", "met": "yes" if data["growth_ok"] else "**no**",
+        },
+        {
+            "figure": f"B10 query_to_parquet vs query_df().to_parquet peak RSS, {large} rows",
+            "ours": mb(f"P_{large}"), "theirs": mb(f"D_{large}"), "ratio": f"{data['versus_df']:.2f}",
+            "target": "<= 0.6", "met": "yes" if data["versus_df_ok"] else "**no**",
+        },
+    ]
+
+
 def table(rows: List[Dict[str, str]]) -> str:
     lines = ["| figure | ours | theirs | ratio | target | met? |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -134,7 +163,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             failures.append(status)
             continue
         results[script] = data
-        rows.extend(_rows_from_query_df(data) if script == "bench_query_df.py" else _rows_from_figures(data))
+        if script == "bench_query_df.py":
+            rows.extend(_rows_from_query_df(data))
+        elif script == "bench_parquet_memory.py":
+            rows.extend(_rows_from_parquet(data))
+        else:
+            rows.extend(_rows_from_figures(data))
     info = machine()
     missed = [r["figure"] for r in rows if not r["met"].startswith("yes")]
     if args.json:

@@ -36,7 +36,15 @@ connections inherited from the parent, so the child's token requests open their 
 A second store plugs in as ``LoginCache(store=...)``, any object with the
 :class:`TokenStore` methods: a first login asks it for a token of the login's identity
 before making a token request, and hands it every token it fetched (the on-disk token cache
-shared by processes is such a store).
+shared by processes plugs in differently: see below).
+
+The token cache shared by processes (``connect_jwt(token_cache=...)``) is part of the login:
+its folder is the third field of the :class:`LoginKey`, and the login's token source is a
+:class:`~sfjwt_ext.tokencache.SharedTokenSource` wrapping the token client, so the first
+login and every refresh read the entry, and log in under its lock only when it holds
+nothing newer. :meth:`LoginCache.disk_store` keeps one store per folder (so each problem is
+warned about once per process). ``login(key, make_client, token=...)`` starts a login from a
+token in hand (an unpickled client's): no token request.
 """
 from __future__ import annotations
 
@@ -54,15 +62,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ._fork import ProcessLocal
 from ._redact import get_logger
 from .errors import ConfigurationError, PrivateKeyError
-from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse
+from .exchange import LoginTarget, TimeoutType, TokenResponse
 from .keys import read_key_file
-from .session import Refresher, RefreshingSession
+from .tokencache import TokenStore as DiskStore
+from .session import Refresher, RefreshingSession, TokenSource
 from .settings import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
 __all__ = [
     "LoginCache",
     "LoginIdentity",
     "LoginKey",
+    "LoginSource",
     "Transport",
     "TokenStore",
     "default_cache",
@@ -111,6 +121,8 @@ class Transport(NamedTuple):
 class LoginKey(NamedTuple):
     identity: LoginIdentity
     transport: Transport
+    #: the token cache folder its refreshes go through (absolute), None: no token cache
+    token_cache: Optional[str] = None
 
 
 SettingsKey = Tuple[object, ...]
@@ -136,8 +148,10 @@ def login_key(
     verify: Verify,
     proxies: Optional[Mapping[str, str]],
     timeout: TimeoutType,
+    token_cache: Optional[str] = None,
 ) -> LoginKey:
-    """The cache key of a login: its identity and the transport of its token requests."""
+    """The cache key of a login: its identity, the transport of its token requests and the
+    token cache folder it shares tokens through."""
     identity = LoginIdentity(
         str(settings.username), str(settings.consumer_key), target.token_url, target.audience, key_id
     )
@@ -152,7 +166,7 @@ def login_key(
         repr(timeout),
         tuple(sorted(environment.items())),
     )
-    return LoginKey(identity, transport)
+    return LoginKey(identity, transport, token_cache)
 
 
 def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
@@ -233,7 +247,16 @@ class TokenStore(Protocol):
         """Keep ``token``, just fetched for ``identity``."""
 
 
-def log_in(client: TokenClient, token: Optional[TokenResponse] = None) -> Refresher:
+class LoginSource(TokenSource, Protocol):
+    """What logs a login in and refreshes it: a :class:`~sfjwt_ext.exchange.TokenClient`, or
+    a source wrapping one (the token cache's
+    :class:`~sfjwt_ext.tokencache.SharedTokenSource`, an unpickled client's key loader)."""
+
+    @property
+    def username(self) -> str: ...
+
+
+def log_in(client: LoginSource, token: Optional[TokenResponse] = None) -> Refresher:
     """The refresher of a first login: ``token`` when given, else one ``client.fetch()``.
     A failed login closes the client."""
     if token is None:
@@ -293,6 +316,7 @@ class LoginCache:
         self.store = store
         self._logins: "collections.OrderedDict[LoginKey, Refresher]" = collections.OrderedDict()
         self._settings: "collections.OrderedDict[SettingsKey, Settings]" = collections.OrderedDict()
+        self._disk_stores: Dict[str, DiskStore] = {}
         self._process: ProcessLocal[_ProcessState] = ProcessLocal(self._new_process)
 
     def _new_process(self) -> _ProcessState:
@@ -327,10 +351,16 @@ class LoginCache:
         return settings
 
     # -- logins -----------------------------------------------------------------------------
-    def login(self, key: LoginKey, make_client: Callable[[], TokenClient]) -> Tuple[Refresher, bool]:
+    def login(
+        self,
+        key: LoginKey,
+        make_client: Callable[[], LoginSource],
+        token: Optional[TokenResponse] = None,
+    ) -> Tuple[Refresher, bool]:
         """``(refresher, reused)`` for ``key``: the cached login, or one first login for all
-        threads asking at once (``make_client()`` is called by the one that logs in). Its
-        waiters get its refresher, or raise its exception; an interrupt
+        threads asking at once (``make_client()`` is called by the one that logs in;
+        ``token``, when given, is its first token: an unpickled client's, no token request).
+        Its waiters get its refresher, or raise its exception; an interrupt
         (``KeyboardInterrupt``) stays with its thread and a waiter logs in instead."""
         while True:
             state = self._process.get()
@@ -350,7 +380,7 @@ class LoginCache:
                 return flight.refresher, True
         evicted: List[Refresher] = []
         try:
-            refresher = self._first_login(key.identity, make_client)
+            refresher = self._first_login(key.identity, make_client, token)
         except Exception as exc:
             flight.error = exc
             raise
@@ -369,8 +399,12 @@ class LoginCache:
             old.token_client.close()
         return refresher, False
 
-    def _first_login(self, identity: LoginIdentity, make_client: Callable[[], TokenClient]) -> Refresher:
+    def _first_login(
+        self, identity: LoginIdentity, make_client: Callable[[], LoginSource], token: Optional[TokenResponse]
+    ) -> Refresher:
         client = make_client()
+        if token is not None:
+            return log_in(client, token)
         stored = self.store.load(identity) if self.store is not None else None
         refresher = log_in(client, stored)
         if self.store is not None and stored is None:
@@ -384,6 +418,21 @@ class LoginCache:
 
     def __len__(self) -> int:
         return len(self._logins)
+
+    # -- token cache folders ----------------------------------------------------------------
+    def disk_store(self, folder: str) -> DiskStore:
+        """The one :class:`~sfjwt_ext.tokencache.TokenStore` of ``folder`` (absolute) in this
+        process: what it warned about is warned once, whichever client hits it."""
+        with self._process.get().lock:
+            store = self._disk_stores.get(folder)
+            if store is None:
+                store = self._disk_stores[folder] = DiskStore(folder)
+            return store
+
+    def disk_folders(self) -> List[str]:
+        """The token cache folders used in this process."""
+        with self._process.get().lock:
+            return list(self._disk_stores)
 
     # -- sessions ---------------------------------------------------------------------------
     def session(

@@ -6,6 +6,7 @@
     sfjwt query  [SOQL | -] [--include-deleted] [--limit-pages N]
                  [--format table|csv|json|jsonl|parquet] [--output FILE]
     sfjwt demo
+    sfjwt cache  list|clear [--folder DIR]
 
 Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``, its
 message quoted); 2 settings, key, file or usage problems (a missing setting, a bad key, a
@@ -46,6 +47,7 @@ examples:
   sfjwt check --cert ~/.sfjwt/salesforce.crt    # settings, key, login: what to fix if it fails
   sfjwt query "SELECT Id, Name, Account.Name FROM Contact" --format csv > contacts.csv
   echo "SELECT COUNT() FROM Account" | sfjwt --profile uat query -
+  sfjwt cache list                              # logins shared by processes (token_cache=, SF_TOKEN_CACHE)
 
 settings come from the options, else SF_* environment variables, else the profile
 (~/.config/sfjwt/config.ini, or SFJWT_CONFIG). exit codes: 0 ok, 1 API error (e.g.
@@ -140,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=("table", "csv", "json", "jsonl", "parquet"), default="table",
                        help="output format (default: table); parquet needs --output FILE and pyarrow")
     query.add_argument("--output", metavar="FILE", help="write the data to FILE instead of stdout")
+
+    cache = sub.add_parser(
+        "cache", parents=[common], formatter_class=formatter,
+        help="list or clear the token cache shared by processes (token_cache=, SF_TOKEN_CACHE)",
+        description="The on-disk token cache: 'list' shows each cached login (user, instance, org, "
+                    "age; never a token), 'clear' removes them. The folder: --folder, else "
+                    "SF_TOKEN_CACHE or the profile's token_cache when it is a path, else the "
+                    "user's cache folder.",
+        epilog="examples:\n  sfjwt cache list\n  SF_TOKEN_CACHE=/srv/jobs/tokens sfjwt cache clear",
+    )
+    cache.add_argument("action", choices=("list", "clear"), help="list the cached logins, or remove them")
+    cache.add_argument("--folder", metavar="DIR", help="the token cache folder (default: see above)")
 
     sub.add_parser(
         "demo", parents=[common], formatter_class=formatter,
@@ -611,7 +625,59 @@ def cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
     return run_demo(out)
 
 
-COMMANDS = {"keygen": cmd_keygen, "check": cmd_check, "query": cmd_query, "demo": cmd_demo}
+def _cache_folder(args: argparse.Namespace) -> str:
+    """--folder, else a token_cache path from SF_TOKEN_CACHE / the profile, else the default."""
+    from .settings import resolve_settings, token_cache_value
+    from .tokencache import default_folder
+
+    if args.folder:
+        value = token_cache_value(args.folder, "--folder")
+        if isinstance(value, str):
+            return value
+        raise UsageError(f"--folder {args.folder!r} is not a folder path")
+    profile = {"profile": args.profile} if getattr(args, "profile", None) else {}
+    setting = resolve_settings(**profile).token_cache
+    return setting if isinstance(setting, str) else str(default_folder())
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def cmd_cache(args: argparse.Namespace, out: IO[str]) -> int:
+    from .tokencache import TokenStore
+
+    folder = _cache_folder(args)
+    store = TokenStore(folder)
+    if args.action == "clear":
+        removed = store.clear()
+        out.write(f"removed {removed} cached token{'' if removed == 1 else 's'} from {folder}\n")
+        return EXIT_OK
+    entries = store.entries()
+    if not entries:
+        _err(f"no cached tokens in {folder}")
+        return EXIT_OK
+    rows = [("user", "instance", "org", "age", "token URL", "key", "problem")]
+    for info in entries:
+        rows.append((
+            info.username or "?", info.instance_url or "?", info.org_id or "?",
+            _age(info.age) if info.issued_at else "?", info.token_url or "?",
+            info.key_id[:19] or "?", info.problem,
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
+    _err(f"{len(entries)} cached login{'' if len(entries) == 1 else 's'} in {folder} (tokens are never shown)")
+    return EXIT_OK
+
+
+COMMANDS = {"keygen": cmd_keygen, "check": cmd_check, "query": cmd_query, "demo": cmd_demo, "cache": cmd_cache}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -16,6 +16,14 @@ once for one login make one token request and share its outcome, a failure inclu
 :func:`clear_cache` empties it. The cache (bounded, fork-aware) is
 :data:`sfjwt_ext.cache.default_cache`.
 
+Many processes: ``token_cache=True`` (or a folder, ``SF_TOKEN_CACHE``, the profile's
+``token_cache``) shares the token through an encrypted folder
+(:mod:`sfjwt_ext.tokencache`): the login and every refresh go through a
+:class:`~sfjwt_ext.tokencache.SharedTokenSource`, so N processes make one token request per
+expiry. A :class:`SalesforceJWT` pickles (:meth:`SalesforceJWT.__reduce__`): the pickle
+carries the token and where the key comes from, never the key; unpickling makes no token
+request, and the first refresh loads the key in that process.
+
 Your own ``session=``: ``sf.session`` is always a :class:`~sfjwt_ext.session.RefreshingSession`
 (that is what keeps every API, bulk and metadata included, alive). When you pass a
 ``requests.Session``, its mounted adapters (shared: same pools, same retry policy),
@@ -31,8 +39,9 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -41,13 +50,16 @@ from simple_salesforce import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
+from ._fork import ProcessLocal
 from ._redact import RedactingFilter, get_logger, mask_token
 from ._urls import host_of
-from .cache import LoginKey, default_cache, key_fingerprint, key_source_id, log_in, login_key
+from .cache import LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key
+from .errors import ConfigurationError, PrivateKeyError
 from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
 from .keys import load_private_key
 from .session import Refresher, RefreshingSession
-from .settings import SECRETS, Settings, check_timeout, check_verify
+from .settings import ENV, SECRETS, Settings, check_timeout, check_verify, token_cache_value
+from .tokencache import CacheIdentity, SharedTokenSource, default_folder
 
 __all__ = ["connect_jwt", "SalesforceJWT", "clear_cache"]
 
@@ -64,9 +76,34 @@ _RESERVED = frozenset(
 )
 
 
-def clear_cache() -> None:
-    """Forget every cached login of this process (clients already made keep working)."""
+def clear_cache(disk: bool = False) -> None:
+    """Forget every cached login of this process (clients already made keep working).
+
+    ``disk=True`` also empties the token cache folders shared by processes: the default one
+    (:func:`~sfjwt_ext.tokencache.default_folder`), the one ``SF_TOKEN_CACHE`` names when
+    it is a path, and every folder this process used."""
+    folders = default_cache.disk_folders() if disk else []
     default_cache.clear()
+    if not disk:
+        return
+    folders.append(str(default_folder()))
+    try:
+        named = token_cache_value(os.environ.get(ENV["token_cache"], ""), ENV["token_cache"])
+    except ConfigurationError:  # pragma: no cover - any string is a switch or a path
+        named = False
+    if isinstance(named, str):
+        folders.append(named)
+    for folder in dict.fromkeys(folders):
+        default_cache.disk_store(folder).clear()
+
+
+def _cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
+    """The token cache folder of a ``token_cache`` setting (None: off)."""
+    if setting is True:
+        return str(default_folder())
+    if isinstance(setting, str) and setting:
+        return setting
+    return None
 
 
 def _instance_from_url(instance_url: str) -> str:
@@ -116,6 +153,7 @@ class SalesforceJWT(Salesforce):
         self.username = username
         self._mdapi: Optional[SfdcMetadataApi] = None
         self._sfjwt_token_lock = threading.Lock()
+        self._sfjwt_state: Optional[_ClientState] = None  # what a pickle carries (connect_jwt sets it)
         token = refresher.token
         super().__init__(
             session_id=token.access_token,
@@ -130,6 +168,20 @@ class SalesforceJWT(Salesforce):
         refresher.attach(self)
         if refresher.token is not token:  # refreshed between the two lines above
             self._sfjwt_token_changed(refresher.token)
+
+    # -- pickling -------------------------------------------------------------------------
+    def __reduce__(self) -> Tuple[Callable[["_ClientState"], "SalesforceJWT"], Tuple["_ClientState"]]:
+        """A pickle carries the current token, the login target, the settings without
+        secrets (the key *file path*, never key text or passphrase), verify / proxies /
+        timeout / retries, the API version and the token cache setting: see
+        :func:`_restore_client` for what unpickling does."""
+        state = self._sfjwt_state
+        if state is None:
+            raise TypeError(
+                "only a SalesforceJWT made by connect_jwt() (or unpickled) can be pickled: "
+                "it needs to know where its key comes from"
+            )
+        return _restore_client, (dataclasses.replace(state, token=self.refresher.token, version=str(self.sf_version)),)
 
     # -- names simple-salesforce would turn into SObject types ---------------------------
     def __getattr__(self, name: str) -> Any:
@@ -298,7 +350,7 @@ def _tls_verify(verify: Optional[Union[bool, str]], session: Optional[requests.S
 
 def _login_key(
     settings: Settings, target: LoginTarget, *, verify: Union[bool, str],
-    proxies: Optional[Dict[str, str]], timeout: TimeoutType,
+    proxies: Optional[Dict[str, str]], timeout: TimeoutType, token_cache: Optional[str] = None,
 ) -> Tuple[LoginKey, Optional[rsa.RSAPrivateKey]]:
     """The cache key, and the key already loaded when its file could not be hashed (loading
     it raises the PrivateKeyError that says why, or gives its fingerprint)."""
@@ -307,10 +359,199 @@ def _login_key(
     if key_id is None:
         key = _load_key(settings)
         key_id = key_fingerprint(key)
-    return login_key(settings, target, key_id, verify=verify, proxies=proxies, timeout=timeout), key
+    cache_key = login_key(
+        settings, target, key_id, verify=verify, proxies=proxies, timeout=timeout, token_cache=token_cache
+    )
+    return cache_key, key
 
 
-def _settings(**arguments: Optional[str]) -> Settings:
+def _token_source(
+    *, username: str, consumer_key: str, key: rsa.RSAPrivateKey, target: LoginTarget,
+    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType,
+    folder: Optional[str], last: Optional[TokenResponse] = None,
+) -> LoginSource:
+    """The token client of a login; with a token cache ``folder``, wrapped in the
+    :class:`~sfjwt_ext.tokencache.SharedTokenSource` that shares its tokens on disk."""
+    make = functools.partial(
+        TokenClient, username=username, consumer_key=consumer_key, key=key, target=target,
+        verify=verify, proxies=proxies,
+    )
+    # timeout=None: the token client's own default, (connect, read) = (10, 30)
+    client = make() if timeout is None else make(timeout=timeout)
+    if folder is None:
+        return client
+    identity = CacheIdentity.for_key(
+        username=username, consumer_key=consumer_key, token_url=target.token_url,
+        audience=target.audience, key=key,
+    )
+    return SharedTokenSource(client, default_cache.disk_store(folder), identity, key, last=last)
+
+
+# ---------------------------------------------------------------------------------------
+# pickling
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ClientState:
+    """What a pickled :class:`SalesforceJWT` carries: no key text, no passphrase, no JWT."""
+
+    token: TokenResponse
+    login_key: LoginKey
+    target: LoginTarget
+    settings: Optional[Settings]          # masked: SECRETS read "(hidden)"
+    username: str
+    consumer_key: str
+    key_file: Optional[str]               # the key's file, when it came from one
+    key_named: str                        # where the key came from, for error messages
+    passphrase_named: Optional[str]       # where the passphrase came from (None: none)
+    verify: Union[bool, str]
+    proxies: Optional[Dict[str, str]]
+    timeout: TimeoutType
+    retries: Optional[int]
+    version: str
+    domain: Optional[str]
+    token_cache: Union[bool, str, None]
+    salesforce_kwargs: Dict[str, Any]
+
+
+def _named(settings: Settings, name: str) -> str:
+    setting = settings.sources.get(name)
+    source = setting.source if setting is not None else None
+    if source == "argument":
+        return f"{name}="
+    if source == "environment":
+        return ENV[name]
+    return f"{name} in {source}"
+
+
+def _client_state(
+    settings: Settings, target: LoginTarget, cache_key: LoginKey, token: TokenResponse, *,
+    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType,
+    retries: Optional[int], salesforce_kwargs: Dict[str, Any],
+) -> _ClientState:
+    key_file = settings.private_key_file if settings.private_key is None else None
+    return _ClientState(
+        token=token,
+        login_key=cache_key,
+        target=target,
+        settings=_masked_settings(settings),
+        username=settings.username or "",
+        consumer_key=settings.consumer_key or "",
+        key_file=os.path.abspath(key_file) if key_file else None,
+        key_named=_named(settings, "private_key_file" if key_file else "private_key"),
+        passphrase_named=_named(settings, "private_key_passphrase") if settings.private_key_passphrase else None,
+        verify=verify,
+        proxies=dict(proxies) if proxies else None,
+        timeout=timeout,
+        retries=retries,
+        version=settings.version or DEFAULT_API_VERSION,
+        domain=settings.domain,
+        token_cache=settings.token_cache,
+        salesforce_kwargs=dict(salesforce_kwargs),
+    )
+
+
+def _worker_key(state: _ClientState) -> rsa.RSAPrivateKey:
+    """The key of an unpickled client, loaded in this process from the same source: the
+    key file, else ``SF_PRIVATE_KEY`` / ``SF_PRIVATE_KEY_FILE`` here (passphrase from
+    ``SF_PRIVATE_KEY_PASSPHRASE``). ConfigurationError names what to set when none works."""
+    pid = os.getpid()
+    where = f"this client was unpickled in process {pid}"
+    try:
+        if state.key_file and os.path.exists(state.key_file):
+            return load_private_key(
+                private_key_file=state.key_file, passphrase=os.environ.get(ENV["private_key_passphrase"]) or None
+            )
+        if (os.environ.get(ENV["private_key"]) or "").strip():
+            return load_private_key(
+                private_key=os.environ.get(ENV["private_key"]),
+                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
+            )
+        if os.environ.get(ENV["private_key_file"]):
+            return load_private_key(
+                private_key_file=os.environ.get(ENV["private_key_file"]),
+                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
+            )
+    except PrivateKeyError as exc:
+        passphrase = (
+            f" The key's passphrase came from {state.passphrase_named} where it was pickled; here it is read "
+            "from SF_PRIVATE_KEY_PASSPHRASE only: set that on the workers."
+            if state.passphrase_named else ""
+        )
+        raise ConfigurationError(f"{where}, and its key cannot be loaded here: {exc}.{passphrase}") from None
+    copy = f"make the key file {state.key_file!r} readable there, or " if state.key_file else ""
+    raise ConfigurationError(
+        f"{where}, which has no private key to log in again with (the key came from "
+        f"{state.key_named}, which a pickle never carries): {copy}set SF_PRIVATE_KEY_FILE "
+        "(or SF_PRIVATE_KEY, the PEM text) in the workers' environment, and "
+        "SF_PRIVATE_KEY_PASSPHRASE when the key is encrypted"
+    )
+
+
+class _UnpickledTokenSource:
+    """The token source of an unpickled client: the key is loaded (:func:`_worker_key`)
+    and the token client made at the first refresh, not at unpickling (a worker whose
+    token is valid needs no key and makes no token request)."""
+
+    def __init__(self, state: _ClientState, folder: Optional[str]) -> None:
+        self.username = state.username
+        self._state = state
+        self._folder = folder
+        self._source: Optional[LoginSource] = None
+        self._lock: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
+
+    def fetch(self) -> TokenResponse:
+        with self._lock.get():
+            if self._source is None:
+                state = self._state
+                self._source = _token_source(
+                    username=state.username, consumer_key=state.consumer_key, key=_worker_key(state),
+                    target=state.target, verify=state.verify, proxies=state.proxies,
+                    timeout=state.timeout, folder=self._folder, last=state.token,
+                )
+            source = self._source
+        return source.fetch()
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+
+    def __repr__(self) -> str:
+        return f"<unpickled token source of {self.username} (key {'loaded' if self._source else 'not loaded yet'})>"
+
+
+def _restore_client(state: _ClientState) -> SalesforceJWT:
+    """Unpickle: a client on the pickled token, through :data:`default_cache` (unpickled
+    clients of one login in a process share one refresher, and one session). No token
+    request while the token is valid; the first refresh loads the key
+    (:func:`_worker_key`) and goes through the token cache when the setting says so."""
+    folder = _cache_folder(state.token_cache)
+    cache_key = state.login_key._replace(token_cache=folder)
+    refresher, _reused = default_cache.login(
+        cache_key, lambda: _UnpickledTokenSource(state, folder), token=state.token
+    )
+
+    def new_session() -> RefreshingSession:
+        return RefreshingSession(
+            refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout, retries=state.retries
+        )
+
+    refreshing = default_cache.session((cache_key, state.retries), refresher, new_session)
+    sf = SalesforceJWT(
+        refresher=refresher,
+        session=refreshing,
+        login_target=state.target,
+        settings=state.settings,
+        version=state.version,
+        username=state.username,
+        **state.salesforce_kwargs,
+    )
+    if state.domain:
+        sf.domain = state.domain
+    sf._sfjwt_state = state
+    return sf
+
+
+def _settings(**arguments: Any) -> Settings:
     """The resolved settings of connect_jwt's arguments (those given); the arguments,
     secrets among them, go with this frame."""
     return default_cache.settings({name: value for name, value in arguments.items() if value is not None})
@@ -334,6 +575,7 @@ def connect_jwt(
     retries: Optional[int] = None,
     cache: bool = True,
     profile: Optional[str] = None,
+    token_cache: Union[bool, str, "os.PathLike[str]", None] = None,
     **salesforce_kwargs: Any,
 ) -> SalesforceJWT:
     """Log in with the OAuth 2.0 JWT bearer flow; return a :class:`SalesforceJWT`.
@@ -345,8 +587,15 @@ def connect_jwt(
     calls default to ``sfjwt_ext.session.DEFAULT_API_TIMEOUT``, (10, 130) s). ``retries``:
     how often a GET/HEAD is sent again after a connection error or 502/503/504 (default 2,
     0: never).
+    ``token_cache``: share the token with other processes through an encrypted cache
+    folder (one token request per expiry for a whole machine): ``True`` (the user's cache
+    folder, ``~/.cache/sfjwt``), a folder path, or ``False``; left out, ``SF_TOKEN_CACHE``
+    (``1`` or a path) or the profile's ``token_cache`` decide, else it is off.
     Extra keyword arguments (``parse_float``, ``object_pairs_hook``) go to
     ``simple_salesforce.Salesforce``.
+
+    The client pickles (multiprocessing, ProcessPoolExecutor, joblib): see
+    :meth:`SalesforceJWT.__reduce__`.
     """
     reserved = sorted(_RESERVED.intersection(salesforce_kwargs))
     if reserved:
@@ -359,6 +608,7 @@ def connect_jwt(
         username=username, consumer_key=consumer_key, private_key=private_key,
         private_key_file=private_key_file, private_key_passphrase=private_key_passphrase,
         domain=domain, login_url=login_url, audience=audience, version=version, profile=profile,
+        token_cache=token_cache,
     )
     # The key text and passphrase now live in ``settings`` only (masked in its repr): no
     # frame of connect_jwt keeps them for a traceback's locals (issue 9 item 14).
@@ -371,26 +621,29 @@ def connect_jwt(
         proxies = dict(session.proxies)
     target = resolve_login(domain=settings.domain, login_url=settings.login_url, audience=settings.audience)
 
-    def make_client(key: Optional[rsa.RSAPrivateKey] = None) -> TokenClient:
-        client = functools.partial(
-            TokenClient,
+    folder = _cache_folder(settings.token_cache)
+
+    def make_client(key: Optional[rsa.RSAPrivateKey] = None) -> LoginSource:
+        return _token_source(
             username=settings.username or "",
             consumer_key=settings.consumer_key or "",
             key=key if key is not None else _load_key(settings),
             target=target,
             verify=tls_verify,
             proxies=proxies,
+            timeout=timeout,
+            folder=folder,
         )
-        # timeout=None: the token client's own default, (connect, read) = (10, 30)
-        return client() if timeout is None else client(timeout=timeout)
 
     def new_session() -> RefreshingSession:
         return RefreshingSession(
             refresher, verify=tls_verify, proxies=proxies, timeout=timeout, base=session, retries=retries
         )
 
+    cache_key, key = _login_key(
+        settings, target, verify=tls_verify, proxies=proxies, timeout=timeout, token_cache=folder
+    )
     if cache:
-        cache_key, key = _login_key(settings, target, verify=tls_verify, proxies=proxies, timeout=timeout)
         refresher, reused = default_cache.login(cache_key, lambda: make_client(key))
         if reused:
             logger.info(
@@ -401,7 +654,7 @@ def connect_jwt(
         # Your own session= is never shared: its adapters, headers and cookies are yours.
         refreshing = new_session() if session is not None else default_cache.session((cache_key, retries), refresher, new_session)
     else:
-        refresher = log_in(make_client())
+        refresher = log_in(make_client(key))
         refreshing = new_session()
 
     sf = SalesforceJWT(
@@ -415,5 +668,9 @@ def connect_jwt(
     )
     if settings.domain:
         sf.domain = settings.domain
+    sf._sfjwt_state = _client_state(
+        settings, target, cache_key, refresher.token, verify=tls_verify, proxies=proxies,
+        timeout=timeout, retries=retries, salesforce_kwargs=salesforce_kwargs,
+    )
     logger.debug("connect_jwt done in %.0f ms", (time.monotonic() - started) * 1000.0)
     return sf

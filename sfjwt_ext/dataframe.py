@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ._soql_fields import SelectQuery, SoqlParseError, parse_select
@@ -530,51 +531,63 @@ class _BulkResults:
         from simple_salesforce.exceptions import SalesforceResourceNotFound
 
         try:
-            return self._batch(f"{self.sf.base_url}jobs/query/{self.job_id}/resultPages")
+            # maxRecords here: the org cuts the pages at that size and names it in every resultUrl
+            return self._batch(f"{self.sf.base_url}jobs/query/{self.job_id}/resultPages"
+                               f"?maxRecords={BULK_PART_RECORDS}")
         except SalesforceResourceNotFound:
             logger.debug("resultPages not available for job %s: using the Sforce-Locator chain", self.job_id)
             return None
 
+    def result_urls(self) -> Optional[List[str]]:
+        """Every page's ``resultUrl`` (following ``nextRecordsUrl``), or ``None`` when the org
+        has no ``resultPages`` (API before 58.0, or a 404)."""
+        batch = self._first_batch() if _api_version(self.sf) >= 58.0 else None
+        if batch is None:
+            return None
+        urls, nxt = batch
+        while nxt:
+            more, nxt = self._batch(nxt)
+            urls.extend(more)
+        return urls
+
     def _download(self, url: str) -> Tuple[str, int]:
-        if BULK_PART_RECORDS and "maxRecords=" not in url:
-            url += ("&" if "?" in url else "?") + f"maxRecords={BULK_PART_RECORDS}"
-        fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                resp = self.sf._call_salesforce("GET", url, name="results", stream=True,
-                                                headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
-                try:
-                    for chunk in resp.iter_content(chunk_size=1 << 16):
-                        fh.write(chunk)
-                finally:
-                    resp.close()
-        except BaseException:
-            os.remove(path)
-            raise
-        return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
+        return _download_page(self.sf, url, self.folder)
 
     def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[str, int, bool]]:
+        """Up to ``parallel`` downloads in flight, handed out in page order; the next
+        ``resultPages`` batch is asked for in the background while the last URLs of the
+        current one download, so the pipeline never waits a round trip for URLs."""
         from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
 
-        pending: "deque[Any]" = deque()
+        pending: "deque[Future[Tuple[str, int]]]" = deque()
         queue = deque(urls)
-        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="sfjwt-bulk-results")
+        batch: "Optional[Future[Tuple[List[str], Optional[str]]]]" = None
+        # one worker more than downloads: a resultPages call never waits for a download slot
+        pool = ThreadPoolExecutor(max_workers=self.parallel + 1, thread_name_prefix="sfjwt-bulk-results")
         try:
             while True:
-                while len(pending) < self.parallel and (queue or nxt):
-                    if not queue and nxt:
-                        more, nxt = self._batch(nxt)
+                if nxt and batch is None and len(queue) <= self.parallel:
+                    batch, nxt = pool.submit(self._batch, nxt), None
+                while len(pending) < self.parallel and (queue or batch is not None):
+                    if not queue:
+                        assert batch is not None
+                        more, nxt = batch.result()
+                        batch = None
                         queue.extend(more)
+                        if nxt and len(queue) <= self.parallel:
+                            batch, nxt = pool.submit(self._batch, nxt), None
                         continue
                     pending.append(pool.submit(self._download, queue.popleft()))
                 if not pending:
                     return
                 path, n = pending.popleft().result()
-                yield path, n, bool(pending or queue or nxt)
+                yield path, n, bool(pending or queue or nxt or batch is not None)
         finally:
             for future in pending:
                 future.cancel()
+            if batch is not None:
+                batch.cancel()
             pool.shutdown(wait=True)
             for future in pending:  # downloaded but never handed out (an error, a closed generator)
                 if future.done() and not future.cancelled() and future.exception() is None:
@@ -582,6 +595,89 @@ class _BulkResults:
                         os.remove(future.result()[0])
                     except OSError:
                         pass
+
+
+def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
+    """One result page (a ``resultUrl``) into a new file in ``folder``: (file, records)."""
+    # the resultUrl as given: its locator points at a page boundary of the org's choosing,
+    # so another maxRecords here would skip or repeat rows
+    fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            resp = sf._call_salesforce("GET", url, name="results", stream=True,
+                                       headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
+            try:
+                for chunk in resp.iter_content(chunk_size=1 << 16):
+                    fh.write(chunk.replace(b"\x00", b""))  # as simple-salesforce's filter_null_bytes
+            finally:
+                resp.close()
+    except BaseException:
+        os.remove(path)
+        raise
+    return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
+
+
+def _bulk_page_frame(sf: Any, url: str, columns: List[Column]) -> Any:
+    """One Bulk 2.0 result page as a typed frame (the columns and dtypes of :func:`query_df`)."""
+    pd = _pandas()
+    with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
+        path, _ = _download_page(sf, url, folder)
+        raw = _read_part(pd, path, "pyarrow" if _has_pyarrow() else None)
+    return _typed(pd, raw if raw is not None else pd.DataFrame(), columns)
+
+
+def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Column], str, List[str]]:
+    """Run ``soql`` as a Bulk 2.0 job to completion: (its columns, the job id, every page's
+    resultUrl). The job is left in place for the pages to be downloaded (by anyone holding
+    the client); :class:`BulkQueryNotSupported` when Bulk 2.0 cannot run the query,
+    ``ValueError`` when the org has no ``resultPages`` (API before 58.0)."""
+    from simple_salesforce.bulk2 import Operation
+
+    route = _Route(sf, soql, include_deleted, True, False, 1)
+    assert route.q is not None
+    client = getattr(sf.bulk2, route.q.sobject)._client
+    job_id = client.create_job(Operation.query_all if include_deleted else Operation.query, soql)["id"]
+    try:
+        _wait_for_job(client, job_id)
+        urls = _BulkResults(sf, client, job_id, "", BULK_PARALLEL).result_urls()
+    except BaseException:
+        _delete_job(client, job_id)
+        raise
+    if urls is None:
+        _delete_job(client, job_id)
+        raise ValueError(f"this needs Bulk 2.0 resultPages (API 58.0 or later; the client uses "
+                         f"{getattr(sf, 'sf_version', '?')}): connect with version='58.0' or later")
+    return route.columns, job_id, urls
+
+
+def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[str, Any]:
+    """Poll a query job until it is complete; its final info (``numberRecordsProcessed``).
+
+    simple-salesforce's ``wait_for_job`` throws the final info away, which cost one more
+    ``get_job`` round trip for the row total; this keeps it. Backs off from
+    :data:`BULK_POLL_SECONDS` to 2 s between polls, like simple-salesforce."""
+    from simple_salesforce.exceptions import SalesforceOperationError
+
+    deadline = time.monotonic() + timeout
+    delay = BULK_POLL_SECONDS
+    while True:
+        time.sleep(delay)
+        info: Dict[str, Any] = client.get_job(job_id, True)
+        state = info.get("state")
+        if state == "JobComplete":
+            return info
+        if state in ("Aborted", "Failed"):
+            raise SalesforceOperationError(f"Job failure. Response content: {info.get('errorMessage') or info}")
+        if time.monotonic() >= deadline:
+            raise SalesforceOperationError(f"Job timeout. Job status: {state}")
+        delay = min(delay * 2, 2.0)
+
+
+def _delete_job(client: Any, job_id: str) -> None:
+    try:
+        client.delete_job(job_id, True)
+    except Exception as exc:  # results expire on their own; deleting is a courtesy
+        logger.debug("could not delete Bulk 2.0 job %s: %s", job_id, exc)
 
 
 def _api_version(sf: Any) -> float:
@@ -605,8 +701,7 @@ def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted
         job = client.create_job(operation, soql)
         job_id = job["id"]
         try:
-            client.wait_for_job(job_id, True, BULK_POLL_SECONDS)
-            info = client.get_job(job_id, True)
+            info = _wait_for_job(client, job_id)
             total = info.get("numberRecordsProcessed")
             total = int(total) if isinstance(total, (int, float)) else None
             # progress=None: a bar only once a second part is coming (like the REST path's
@@ -627,10 +722,7 @@ def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted
         finally:
             if bar is not None:
                 bar.close()
-            try:
-                client.delete_job(job_id, True)
-            except Exception as exc:  # results expire on their own; deleting is a courtesy
-                logger.debug("could not delete Bulk 2.0 job %s: %s", job_id, exc)
+            _delete_job(client, job_id)
 
 
 def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:

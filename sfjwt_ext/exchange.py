@@ -242,6 +242,7 @@ def _parse_url(value: str, argument: str) -> Tuple[str, str, str]:
 def _target_from_url(value: str, argument: str) -> Tuple[str, str, str]:
     """(kind, origin, token_url) for a URL-shaped value."""
     scheme, host, origin = _parse_url(value, argument)
+    host = host[:-1] if host.endswith(".") else host  # a fully qualified name is the same host
     _refuse_app_host(host, argument, value)
     kind = _host_kind(host) if scheme == "https" else "other"
     if kind != "other" and urlsplit(value).port not in (None, 443):
@@ -269,6 +270,8 @@ def _target_from_domain(domain: str) -> Tuple[str, str, str]:
     host, sep, port = value.partition(":")
     if sep and not port.isdigit():
         raise ConfigurationError(f"domain={domain!r} is not a host name: use e.g. domain='acme.my'")
+    if host.endswith(".") and host.count(".") > 1:
+        host = host[:-1]  # 'acme.my.salesforce.com.': the same host, fully qualified
     if "." not in host or host.lower().endswith(".my"):
         host = host + ".salesforce.com"
     if not _HOST_RE.match(host):

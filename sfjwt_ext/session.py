@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 import threading
 import time
@@ -50,7 +51,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 from urllib3.exceptions import NewConnectionError
 
 from ._fork import ProcessLocal
-from ._redact import get_logger, mask_token
+from ._redact import excerpt, get_logger, mask_token, redact
 from ._urls import host_of
 from .errors import ConfigurationError, SessionRefusedError
 from .exchange import TimeoutType, TokenResponse, backoff_delays
@@ -196,7 +197,8 @@ _MESSAGE_PATTERNS = (
 
 def _salesforce_message(response: requests.Response) -> str:
     """Salesforce's own words in an error answer (REST ``message``, Bulk
-    ``exceptionMessage``, SOAP ``faultstring``), at most 300 characters."""
+    ``exceptionMessage``, SOAP ``faultstring``), at most 300 characters, cut first and
+    then masked (an answer that quotes a token or a JWT shows it masked)."""
     try:
         text = response.content.decode("utf-8", "replace")
     except Exception:
@@ -204,8 +206,8 @@ def _salesforce_message(response: requests.Response) -> str:
     for pattern in _MESSAGE_PATTERNS:
         match = pattern.search(text)
         if match:
-            return " ".join(match.group(1).split())[:300]
-    return " ".join(text.split())[:300]
+            return excerpt(match.group(1), 300)
+    return excerpt(text, 300)
 
 
 class RequestNotReplayable(SalesforceExpiredSession):
@@ -221,6 +223,17 @@ class RequestNotReplayable(SalesforceExpiredSession):
         "is a stream that was already consumed and cannot be sent a second time. Repeat the "
         "call (the client now holds a fresh session). Response content: {content}"
     )
+
+
+class _MaskedToken(str):
+    """An access token whose ``repr`` is masked (``'00D…abcd'``): what the frames of this
+    module hold while a request or a refresh is in flight, so a traceback shown with its
+    locals (Sentry, ``capture_locals=True``, ``pytest --showlocals``) never shows a token."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(mask_token(str.__str__(self)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,6 +276,7 @@ class Refresher:
         self._unproven: Optional[str] = token.access_token
         self._refused_generation: int = -1  # the generation whose token was last refused
         self._refusals: int = 0
+        self._refusal_words: Dict[str, str] = {}  # API ("rest", "bulk", "soap") -> its last wording
         self._refused_since: float = 0.0
         self._refusal: Tuple[str, int, str, Any] = ("", 0, "", None)  # url, status, message, content
 
@@ -308,6 +322,7 @@ class Refresher:
                 self._unproven = None
                 self._refused_generation = -1
                 self._refusals = 0
+                self._refusal_words.clear()
 
     def refused(self, token: str, answer: requests.Response) -> bool:
         """A just-issued ``token`` got the expiry signal; True when it is counted as refused
@@ -319,11 +334,17 @@ class Refresher:
             return True
 
     def _note_refusal(self, answer: requests.Response) -> None:
-        """Count the refusal of the current token (once per token request). Salesforce
-        giving another reason (a refusal, then a real expiry) starts the count anew."""
+        """Count the refusal of the current token (once per token request). An API that
+        now words it otherwise than it did before (a refusal, then a real expiry) starts
+        the count anew; another API's wording does not: each API words the same refusal
+        its own way (REST "This session is not valid...", SOAP "INVALID_SESSION_ID: ..."),
+        and a job alternating APIs would otherwise log in again on every call."""
         message = _salesforce_message(answer)
-        if message != self._refusal[2]:
+        api = expiry_signal(answer) or "rest"
+        said_before = self._refusal_words.get(api)
+        if said_before is not None and said_before != message:
             self._refusals, self._refused_generation = 0, -1
+        self._refusal_words[api] = message
         self._refusal = (answer.url or "", answer.status_code, message, _content_for_error(answer))
         if self._refused_generation != self.generation:
             self._refused_generation = self.generation
@@ -339,6 +360,7 @@ class Refresher:
         """Return a token newer than ``seen_token``, making at most one token request for
         all threads that ask at the same time. ``answer``: the response that said the
         session expired (quoted when the session is refused)."""
+        seen_token = _MaskedToken(seen_token)  # this frame shows it masked
         waited_since = time.monotonic()
         with self._guard():
             current = self.token
@@ -487,7 +509,7 @@ def put_token(request: requests.PreparedRequest, refresher: Refresher) -> Option
         if swapped is not body:
             request.body = swapped
             request.prepare_content_length(swapped)
-    return sent
+    return _MaskedToken(sent) if sent is not None else None  # masked in the caller's frame
 
 
 def body_is_replayable(request: requests.PreparedRequest) -> bool:
@@ -772,10 +794,13 @@ def _limit_exceeded(response: requests.Response) -> bool:
 
 
 def _content_for_error(response: requests.Response) -> Any:
+    """The answer's content for an exception (its repr shows it): parsed JSON when it is
+    JSON, else text, with tokens, JWTs and PEM keys masked (the masks keep JSON valid)."""
     try:
-        return response.json()
-    except Exception:
-        try:
-            return response.text
-        except Exception:  # pragma: no cover
-            return b""
+        text = redact(response.content.decode("utf-8", "replace"))
+    except Exception:  # pragma: no cover - content already consumed
+        return ""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -4,7 +4,8 @@ A profile is a section of an INI file (``config_path()``); ``[default]`` applies
 profile is named (``profile=`` / ``SF_PROFILE``). Its keys are the ``SF_*`` names in lower
 case without ``SF_``: ``username``, ``consumer_key`` (or ``client_id``),
 ``private_key_file``, ``domain``, ``login_url``, ``audience``, ``api_version``,
-``ca_bundle``. The key text and its passphrase never go into a profile.
+``ca_bundle``, ``token_cache`` (``1``/``true`` or a folder; a relative folder is relative
+to the profile file's). The key text and its passphrase never go into a profile.
 
 Groups resolve as a whole: the private key (``private_key`` / ``private_key_file``) and the
 login host (``domain`` / ``login_url``) come entirely from the highest-precedence source
@@ -43,6 +44,7 @@ __all__ = [
     "read_profile_file",
     "check_timeout",
     "check_verify",
+    "token_cache_value",
     "PROFILE_MAX_BYTES",
 ]
 
@@ -59,6 +61,7 @@ ENV: Dict[str, str] = {
     "version": "SF_API_VERSION",
     "ca_bundle": "SF_CA_BUNDLE",
     "profile": "SF_PROFILE",
+    "token_cache": "SF_TOKEN_CACHE",
 }
 #: setting name -> further environment variables accepted for it
 ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"consumer_key": ("SF_CLIENT_ID",)}
@@ -74,6 +77,7 @@ PROFILE_KEYS: Dict[str, str] = {
     "audience": "audience",
     "api_version": "version",
     "ca_bundle": "ca_bundle",
+    "token_cache": "token_cache",
 }
 _FORBIDDEN_PROFILE_KEYS = ("private_key", "private_key_passphrase")
 
@@ -334,7 +338,7 @@ def _load_profile(
                 f"profile [{wanted}] in {str(path)!r} sets both consumer_key and client_id to "
                 "different values: keep one"
             )
-        if setting == "private_key_file":
+        if setting == "private_key_file" or setting == "token_cache" and value.lower() not in _SWITCH_WORDS:
             value = _profile_relative(value, path)
         values[setting] = value
     return values, wanted
@@ -366,6 +370,7 @@ class Settings:
     version: Optional[str]
     ca_bundle: Optional[str]
     profile: Optional[str]
+    token_cache: Union[bool, str, None]  # after resolve_settings: True, False or an absolute folder
     sources: Dict[str, Setting]
     config_file: Optional[Path]
 
@@ -594,7 +599,7 @@ def resolve_settings(
     else:
         sources["domain"] = Setting("domain", DEFAULTS["domain"], "default")
 
-    for name in ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle"):
+    for name in ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle", "token_cache"):
         take(name)
     if used_profile is not None or "profile" in args or "profile" in env_values:
         if "profile" in args:
@@ -619,10 +624,42 @@ def resolve_settings(
                 "exist: fix verify= / ca_bundle= / SF_CA_BUNDLE (a PEM file of trusted CAs)"
             )
         sources["ca_bundle"] = Setting("ca_bundle", bundle, setting.source)
+    if "token_cache" in sources:
+        setting = sources["token_cache"]
+        sources["token_cache"] = Setting(
+            "token_cache", token_cache_value(setting.value, _describe_source("token_cache", setting)), setting.source
+        )
     for name in ("username", "consumer_key"):
         if name in sources and not isinstance(sources[name].value, str):
             raise ConfigurationError(f"{name}= must be a string, not {type(sources[name].value).__name__}")
     return Settings(sources, config_file=path, empty_env=empty_env)
+
+
+_SWITCH_ON = ("1", "true", "yes", "on")
+_SWITCH_OFF = ("0", "false", "no", "off")
+_SWITCH_WORDS = _SWITCH_ON + _SWITCH_OFF
+
+
+def token_cache_value(value: object, named: str = "token_cache=") -> Union[bool, str]:
+    """``token_cache`` as connect_jwt uses it: True (the default folder), False (off) or
+    the absolute path of a folder. Strings ``1``/``true``/``yes``/``on`` and
+    ``0``/``false``/``no``/``off`` (any case) are switches; any other string is a folder
+    (``~`` expanded). ConfigurationError names ``named`` for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"{named} must be True, False or the path of a folder, not {type(value).__name__} "
+            "(token_cache= / SF_TOKEN_CACHE: 1 or a path turns the shared token cache on, 0 off)"
+        )
+    text = value.strip()
+    if text.lower() in _SWITCH_ON:
+        return True
+    if text.lower() in _SWITCH_OFF or not text:
+        return False
+    return os.path.abspath(os.path.expanduser(text))
 
 
 def _describe_source(name: str, setting: Setting) -> str:
@@ -640,21 +677,25 @@ Timeout = Union[float, Tuple[float, float]]
 _TIMEOUT_FIX = "pass a number of seconds (timeout=30) or a (connect, read) pair (timeout=(10, 120))"
 
 
-def _seconds(value: object, what: str) -> float:
+def _seconds(value: object, what: Optional[str] = None) -> float:
+    """One timeout value in seconds; ``what`` names its place in a pair ("connect", "read")."""
+    said = f"timeout={value!r}" if what is None else f"timeout= has {value!r} as its {what} time"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
         if value is None:
             raise ConfigurationError(
                 f"timeout= has None as its {what} time: that waits forever (a half-open connection "
                 f"blocks for good); {_TIMEOUT_FIX}"
             )
+        kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
+        if what is None:
+            raise ConfigurationError(f"timeout={value!r} is {kind}: {_TIMEOUT_FIX}")
         raise ConfigurationError(f"timeout= has {value!r} ({kind}) as its {what} time: {_TIMEOUT_FIX}")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        seconds = math.inf
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(
-            f"timeout= has {value!r} as its {what} time: it must be a positive, finite number of "
-            f"seconds; {_TIMEOUT_FIX}"
-        )
+        raise ConfigurationError(f"{said}: it must be a positive, finite number of seconds; {_TIMEOUT_FIX}")
     return seconds
 
 
@@ -672,15 +713,7 @@ def check_timeout(value: object) -> Optional[Timeout]:
                 f"{_TIMEOUT_FIX}"
             )
         return (_seconds(value[0], "connect"), _seconds(value[1], "read"))
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        kind = "a string" if isinstance(value, str) else f"of type {type(value).__name__}"
-        raise ConfigurationError(f"timeout={value!r} is {kind}: {_TIMEOUT_FIX}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(
-            f"timeout={value!r}: it must be a positive, finite number of seconds; {_TIMEOUT_FIX}"
-        )
-    return seconds
+    return _seconds(value)
 
 
 _CERT_RE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
@@ -709,6 +742,17 @@ def _has_pem_certificate(handle: IO[bytes]) -> bool:
     return False
 
 
+_HASHED_NAME_RE = re.compile(r"^[0-9a-f]{8}\.r?[0-9]+$")
+
+
+def _has_hashed_certificates(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(_HASHED_NAME_RE.match(entry.name) for entry in entries)
+    except OSError:
+        return False
+
+
 def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     try:
         info = os.stat(path)
@@ -717,7 +761,13 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     except OSError as exc:
         raise ConfigurationError(f"{named} names {path!r}, which cannot be read ({exc.strerror or exc}): {fix}") from None
     if stat.S_ISDIR(info.st_mode):
-        return  # a c_rehash folder: OpenSSL looks certificates up by hash when it needs them
+        # a c_rehash folder: OpenSSL looks certificates up by their hash names (<hash>.0)
+        if not _has_hashed_certificates(path):
+            raise ConfigurationError(
+                f"{named} names the folder {path!r}, which holds no certificates by hash name "
+                f"(<hash>.0, made by c_rehash / openssl rehash): {fix}"
+            )
+        return
     if not stat.S_ISREG(info.st_mode):
         raise ConfigurationError(f"{named} names {path!r}, which is {_kind_of(info.st_mode)}: {fix}")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)

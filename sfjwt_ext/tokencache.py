@@ -44,7 +44,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Protocol, Set, Tuple, Union
 
 import filelock
 import platformdirs
@@ -62,6 +62,7 @@ __all__ = [
     "CacheIdentity",
     "EntryInfo",
     "TokenStore",
+    "SharedTokenSource",
     "default_folder",
     "key_fingerprint",
     "MAGIC",
@@ -558,3 +559,100 @@ class TokenStore:
             log.warning(message, *args)
         else:
             log.debug(message, *args)
+
+
+# ---------------------------------------------------------------------------------------
+# the refresh path of many processes
+# ---------------------------------------------------------------------------------------
+class _Fetcher(Protocol):
+    """The token client a :class:`SharedTokenSource` wraps (a
+    :class:`~sfjwt_ext.exchange.TokenClient`)."""
+
+    username: str
+
+    def fetch(self) -> TokenResponse: ...
+
+    def close(self) -> None: ...
+
+
+def _newer(cached: Optional[TokenResponse], failed: Optional[TokenResponse]) -> bool:
+    """Whether ``cached`` may replace ``failed`` without a token request: another token,
+    issued no earlier (an entry older than the token that failed is stale too)."""
+    if cached is None:
+        return False
+    if failed is None:
+        return True
+    return cached.access_token != failed.access_token and cached.issued_at >= failed.issued_at
+
+
+class SharedTokenSource:
+    """A token source (what a :class:`~sfjwt_ext.session.Refresher` calls ``fetch()`` on)
+    that shares tokens through a :class:`TokenStore`: N processes, one token request.
+
+    ``fetch()`` is asked for a token newer than the last one it handed out (``last``: the
+    token the refresher holds, which just failed; None for a first login):
+
+    1. the entry, read without the lock, if it holds a newer token (another process
+       refreshed already): no token request;
+    2. else under the entry's cross-process lock: read it again (the holder before us may
+       have just written it), and only if it still holds nothing newer, one
+       ``client.fetch()``, written to the entry before the lock is released.
+
+    A disk problem never raises (the store logs it once): the login simply goes without
+    the cache. Thread-safe (its refresher calls it under its own lock; a lock of its own
+    guards ``last`` for other callers).
+    """
+
+    def __init__(
+        self,
+        client: _Fetcher,
+        store: TokenStore,
+        identity: CacheIdentity,
+        key: rsa.RSAPrivateKey,
+        *,
+        last: Optional[TokenResponse] = None,
+    ) -> None:
+        TokenStore._check_key(identity, key)
+        self.client = client
+        self.store = store
+        self.identity = identity
+        self._key = key
+        self._last = last
+        self._guard: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
+        #: token requests this process avoided thanks to the entry (for diagnostics)
+        self.cache_hits = 0
+
+    @property
+    def username(self) -> str:
+        return self.client.username
+
+    def fetch(self) -> TokenResponse:
+        with self._guard.get():
+            failed = self._last
+            token = self.store.load(self.identity, self._key)
+            if not _newer(token, failed):
+                token = self._fetch_locked(failed)
+            else:
+                self.cache_hits += 1
+                log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
+            self._last = token
+            assert token is not None
+            return token
+
+    def _fetch_locked(self, failed: Optional[TokenResponse]) -> TokenResponse:
+        with self.store.lock(self.identity):
+            token = self.store.load(self.identity, self._key)
+            if _newer(token, failed):
+                assert token is not None
+                self.cache_hits += 1
+                log.debug("token of %s written by another process meanwhile", self.identity.username)
+                return token
+            token = self.client.fetch()
+            self.store.store(self.identity, self._key, token)
+            return token
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __repr__(self) -> str:
+        return f"SharedTokenSource({self.identity!r}, {self.store!r})"

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
-LINE = re.compile(r"^(B\d) .+: .+ \(target .+\) (OK|MISSED)$", re.MULTILINE)
+LINE = re.compile(r"^(B\d+) .+: .+ \(target .+\) (OK|MISSED)$", re.MULTILINE)
 
 
 def _run(script: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -31,6 +31,7 @@ def _run(script: str, *args: str, timeout: float = 180) -> subprocess.CompletedP
         ("bench_login.py", ["B1", "B2", "B6"]),
         ("bench_query.py", ["B4"]),
         ("bench_import.py", ["B5"]),
+        ("bench_bulk_parallel.py", ["B14"]),
     ],
 )
 def test_quick_run_prints_its_figures(script: str, figures: List[str]) -> None:
@@ -67,3 +68,14 @@ def test_run_all_quick_prints_the_table() -> None:
     for figure in ("B4", "B7", "B8"):
         assert f"| {figure} " in out.stdout, out.stdout
     assert re.search(r"Machine: \d+ CPUs, Python \d+\.\d+", out.stdout)
+
+
+def test_quick_json_b11_reads_every_row_both_ways() -> None:
+    out = _run("bench_bulk_parallel.py", "--quick", "--json")
+    assert out.returncode == 0, out.stderr[-3000:]
+    (figure,) = json.loads(out.stdout)["figures"]
+    assert figure["id"] == "B14" and LINE.match(figure["line"]), figure["line"]
+    assert figure["note"] == ""  # both sides wrote every row, no token request during the run
+    details = figure["details"]
+    assert details["pages"] > 1 and details["parallel"] == 4
+    assert details["results_phase_ours_s"] > 0 and details["results_phase_theirs_s"] > 0

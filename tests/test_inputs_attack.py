@@ -245,7 +245,12 @@ def test_good_verify_values_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert settings.check_verify(Path(ca)) == ca
     folder = tmp_path / "hashed"
     folder.mkdir()
+    (folder / "0123abcd.0").write_text("-----BEGIN CERTIFICATE-----\n")  # c_rehash names: <hash>.0
     assert settings.check_verify(str(folder)) == str(folder)  # a c_rehash folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigurationError, match="no certificates"):
+        settings.check_verify(str(empty))
 
 
 def test_the_local_org_still_logs_in_with_its_ca_and_a_pair_timeout(salesforce_org: Any) -> None:

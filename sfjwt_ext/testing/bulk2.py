@@ -14,25 +14,39 @@ Jobs are kept on ``org.bulk`` (:class:`~.bulk.BulkService`)."""
 from __future__ import annotations
 
 import base64
-import io
+import itertools
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from xml.etree import ElementTree as ET
 
-from .bulk import (BulkRefusal, BulkService, CSV_CT, ID_RE, Progress, Rows, VERSION_RE, authenticate, now_ts,
-                   render_csv, run_query, sf_datetime)
-from .http import HTTPError, Request, Response, Router, empty_response, json_response, text_response
+from .bulk import (BulkRefusal, BulkService, CSV_CT, ID_RE, Progress, Rows, VERSION_RE, _csv_value, authenticate,
+                   now_ts, run_query, sf_datetime)
+from .http import (HTTPError, Request, Response, Router, accepts_gzip, empty_response, json_response,
+                   text_response)
 from .oauth import Session
 from .soql import SoqlError
 
 if TYPE_CHECKING:
     from .org import LocalOrg
 
-__all__ = ["Bulk2Api", "Bulk2Job", "register"]
+__all__ = ["Bulk2Api", "Bulk2Job", "ResultRequest", "register", "render_page"]
 
 _DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 _LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 _DEFAULT_MAX_RECORDS = 50000  # Bulk 2.0 page size when maxRecords is absent (real: ~ 1 GB of CSV)
+_RESULT_PAGES_PER_RESPONSE = 5  # "Returns up to five URIs in one response"
+_RESULT_PAGES_SINCE = 58.0
+
+
+@dataclass(frozen=True)
+class ResultRequest:
+    """One ``GET .../results`` the org answered: which page, and how it travelled."""
+    job_id: str
+    offset: int
+    rows: int
+    accept_encoding: str
+    gzipped: bool
 
 
 def _bearer(request: Request) -> Optional[str]:
@@ -88,6 +102,39 @@ class Bulk2Job:
         return data
 
 
+def _column_texts(values: Sequence[Any]) -> List[str]:
+    """The CSV texts of one column's values, as ``bulk._csv_value`` gives them, unquoted and
+    with ``"`` doubled. Column by column, so the common cases run at C speed."""
+    kinds = set(map(type, values))
+    if kinds <= {str}:
+        texts: List[str] = list(values)
+    elif kinds <= {str, int, float, type(None)}:  # str(float) is repr(float): "1.0", "0.1"
+        texts = ["" if v is None else v if type(v) is str else str(v) for v in values]
+    elif kinds <= {bool, type(None)}:
+        texts = ["" if v is None else ("true" if v else "false") for v in values]
+    else:
+        texts = [_csv_value(v) for v in values]
+    if '"' in "".join(texts):
+        texts = [t.replace('"', '""') for t in texts]
+    return texts
+
+
+def render_page(columns: Sequence[str], rows: Sequence[Sequence[Any]], delimiter: str, line_ending: str) -> str:
+    """Bulk CSV exactly as :func:`.bulk.render_csv` writes it (every value double-quoted,
+    nulls empty), several times faster: a result page of 50,000 rows is what a parallel
+    download asks the server for four at a time."""
+    sep = '"' + delimiter + '"'
+    lines = ['"' + sep.join(_column_texts(list(columns))) + '"']
+    if rows:
+        values = list(itertools.chain.from_iterable(rows))
+        if set(map(type, values)) <= {str} and '"' not in "".join(values):  # the usual page: as is
+            lines.extend(['"' + sep.join(row) + '"' for row in rows])
+        else:
+            texts = [_column_texts(col) for col in zip(*rows)]
+            lines.extend(['"' + sep.join(cells) + '"' for cells in zip(*texts)])
+    return line_ending.join(lines) + line_ending
+
+
 def _encode_locator(offset: int) -> str:
     return base64.b64encode(str(offset).encode("ascii")).decode("ascii").rstrip("=")
 
@@ -106,6 +153,16 @@ class Bulk2Api:
     def __init__(self, org: LocalOrg) -> None:
         self.org = org
         self.service: BulkService = org.bulk
+        self._log_lock = threading.Lock()
+        #: every answered results request, in the order the org answered them
+        self.result_requests: List[ResultRequest] = []
+        #: resultPages requests answered with 200
+        self.result_pages_requests = 0
+
+    def reset_log(self) -> None:
+        with self._log_lock:
+            self.result_requests = []
+            self.result_pages_requests = 0
 
     def _bulk2_auth(self, request: Request) -> Session:
         return authenticate(self.org, request, "rest", _bearer(request))
@@ -211,35 +268,82 @@ class Bulk2Api:
             self.service.bulk2_jobs.pop(job.id, None)
         return empty_response(204)
 
+    def _results_ready(self, job: Bulk2Job) -> None:
+        if job.state != "JobComplete":
+            raise HTTPError(self._bulk2_error(400, "API_ERROR" if job.state != "Aborted" else "INVALIDJOBSTATE",
+                                              f"Job {job.id} is not in a state that allows results: {job.state}"))
+
+    def _page_size(self, request: Request) -> Tuple[int, bool]:
+        """``(rows per page, whether maxRecords was given)``."""
+        raw_max = request.query.get("maxRecords")
+        if raw_max in (None, ""):
+            return _DEFAULT_MAX_RECORDS, False
+        try:
+            max_records = int(str(raw_max))
+        except ValueError:
+            max_records = 0
+        if max_records <= 0:
+            raise HTTPError(self._bulk2_error(400, "API_ERROR", f"Invalid maxRecords: {raw_max}"))
+        return max_records, True
+
+    def _offset(self, request: Request) -> int:
+        locator = request.query.get("locator")
+        if locator in (None, "", "null"):
+            return 0
+        offset = _decode_locator(str(locator))
+        if offset is None:
+            raise HTTPError(self._bulk2_error(400, "INVALIDLOCATOR", f"Invalid locator: {locator}"))
+        return offset
+
     def bulk2_results(self, request: Request) -> Response:
         self._bulk2_auth(request)
         job = self._bulk2_job(request)
-        if job.state != "JobComplete":
-            return self._bulk2_error(400, "API_ERROR" if job.state != "Aborted" else "INVALIDJOBSTATE",
-                                     f"Job {job.id} is not in a state that allows results: {job.state}")
-        raw_max = request.query.get("maxRecords")
-        max_records = _DEFAULT_MAX_RECORDS
-        if raw_max not in (None, ""):
-            try:
-                max_records = int(str(raw_max))
-            except ValueError:
-                return self._bulk2_error(400, "API_ERROR", f"Invalid maxRecords: {raw_max}")
-            if max_records <= 0:
-                return self._bulk2_error(400, "API_ERROR", f"Invalid maxRecords: {raw_max}")
-        offset = 0
-        locator = request.query.get("locator")
-        if locator not in (None, "", "null"):
-            offset = _decode_locator(str(locator))
-            if offset is None:
-                return self._bulk2_error(400, "INVALIDLOCATOR", f"Invalid locator: {locator}")
+        self._results_ready(job)
+        max_records, _ = self._page_size(request)
+        offset = self._offset(request)
         assert job.rows is not None
         page = job.rows.rows[offset:offset + max_records]
         next_offset = offset + len(page)
         next_locator = _encode_locator(next_offset) if next_offset < len(job.rows.rows) else "null"
-        body = render_csv(job.rows.columns, page, _DELIMITERS[job.column_delimiter],
+        body = render_page(job.rows.columns, page, _DELIMITERS[job.column_delimiter],
                            _LINE_ENDINGS[job.line_ending])
         headers = {"Sforce-Locator": next_locator, "Sforce-NumberOfRecords": str(len(page))}
-        return text_response(body, status=200, headers=headers, content_type=CSV_CT)
+        response = text_response(body, status=200, headers=headers, content_type=CSV_CT)
+        response.compress = True  # the server gzips it when Accept-Encoding allows (http._write)
+        accept = request.header("Accept-Encoding") or ""
+        with self._log_lock:
+            self.result_requests.append(ResultRequest(job.id, offset, len(page), accept, accepts_gzip(accept)))
+        return response
+
+    def bulk2_result_pages(self, request: Request) -> Response:
+        version = self.service._api_version(request)
+        if float(version) < _RESULT_PAGES_SINCE:  # the resource does not exist before 58.0
+            return self._bulk2_error(404, "NOT_FOUND", "The requested resource does not exist")
+        self._bulk2_auth(request)
+        job = self._bulk2_job(request)
+        if version != job.api_version:
+            return self._bulk2_error(409, "API_ERROR",
+                                     f"Job {job.id} was created with API version {job.api_version}: get its "
+                                     f"results with v{job.api_version}, not v{version}")
+        self._results_ready(job)
+        max_records, explicit = self._page_size(request)
+        offset = self._offset(request)
+        assert job.rows is not None
+        total = len(job.rows.rows)
+        base = f"/services/data/v{version}/jobs/query/{job.id}"
+        suffix = f"&maxRecords={max_records}" if explicit else ""
+        pages: List[Dict[str, str]] = []
+        while len(pages) < _RESULT_PAGES_PER_RESPONSE and (offset < total or (total == 0 and not pages)):
+            pages.append({"resultUrl": f"{base}/results?locator={_encode_locator(offset)}{suffix}"})
+            offset += max_records
+        done = offset >= total
+        with self._log_lock:
+            self.result_pages_requests += 1
+        return json_response({
+            "resultPages": pages,
+            "nextRecordsUrl": None if done else f"{base}/resultPages?locator={_encode_locator(offset)}{suffix}",
+            "done": done,
+        })
 
 
 def register(router: Router, org: LocalOrg) -> Bulk2Api:
@@ -253,4 +357,5 @@ def register(router: Router, org: LocalOrg) -> Bulk2Api:
     router.add("instance", "PATCH", job2, api.bulk2_patch)
     router.add("instance", "DELETE", job2, api.bulk2_delete)
     router.add("instance", "GET", job2 + "/results", api.bulk2_results)
+    router.add("instance", "GET", job2 + "/resultPages", api.bulk2_result_pages)
     return api

@@ -15,7 +15,8 @@ This module knows nothing about Salesforce. It gives the rest of ``sfjwt_ext.tes
     What a handler returns: ``status``, ``body`` (bytes), ``headers`` (dict), ``content_type``,
     and ``drop`` (``True`` = close the socket without writing any response, as a crashed
     proxy would). Build them with ``json_response``, ``xml_response``, ``text_response``,
-    ``empty_response`` or ``Response.dropped()``.
+    ``empty_response`` or ``Response.dropped()``. ``compress=True`` gzips the body
+    (``Content-Encoding: gzip``) when the request's ``Accept-Encoding`` allows it.
 
 ``HTTPError``
     An exception carrying a ``Response``; a handler (or a helper it calls, such as
@@ -36,6 +37,7 @@ behind.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -59,6 +61,7 @@ __all__ = [
     "xml_response",
     "text_response",
     "empty_response",
+    "accepts_gzip",
     "HTTPSServer",
     "ServerThread",
     "JSON_CONTENT_TYPE",
@@ -166,6 +169,8 @@ class Response:
     headers: Dict[str, str] = field(default_factory=dict)
     content_type: Optional[str] = JSON_CONTENT_TYPE
     drop: bool = False
+    #: gzip the body (``Content-Encoding: gzip``) when the request's ``Accept-Encoding`` allows it
+    compress: bool = False
 
     @classmethod
     def dropped(cls) -> "Response":
@@ -269,6 +274,22 @@ _REASONS = {
     409: "Conflict", 415: "Unsupported Media Type", 429: "Too Many Requests",
     500: "Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
 }
+
+
+def accepts_gzip(accept_encoding: Optional[str]) -> bool:
+    """Whether an ``Accept-Encoding`` value allows gzip (``gzip``, ``x-gzip`` or ``*`` with q > 0)."""
+    for item in (accept_encoding or "").split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = params.strip()
+        if q.lower().startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
 
 
 class _BadRequest(Exception):
@@ -380,6 +401,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(response, head=self.command == "HEAD")
 
     def _write(self, response: Response, *, head: bool) -> None:
+        if response.compress and response.body and accepts_gzip(self.headers.get("Accept-Encoding")):
+            # level 1: the local org should spend its CPU on serving, not on squeezing bytes
+            response.body = gzip.compress(response.body, compresslevel=1)
+            response.headers["Content-Encoding"] = "gzip"
+            response.headers.setdefault("Vary", "Accept-Encoding")
         reason = _REASONS.get(response.status, "Status")
         lines = [f"HTTP/1.1 {response.status} {reason}",
                  f"Date: {self.date_time_string()}"]

@@ -154,6 +154,9 @@ class LocalOrg:
         self._faults: Dict[str, Deque[_Fault]] = {"token": collections.deque(), "api": collections.deque(),
                                                   "identity": collections.deque()}
         self.inactivity_timeout: Optional[float] = None
+        #: seconds every instance (API) request waits before it is answered, as a real org's
+        #: round trip would; slept in the request's own thread with no lock held
+        self.api_latency: float = 0.0
         self.reject_sessions: bool = False
         self.requests: List[RequestRecord] = []
         self.assertions: List[Tuple[dict, dict]] = []
@@ -173,7 +176,7 @@ class LocalOrg:
         self.oauth = oauth.register(self.router, self)
         self.rest = rest.register(self.router, self)
         self.bulk = BulkService(self)
-        bulk2.register(self.router, self)
+        self.bulk2 = bulk2.register(self.router, self)
         bulk1.register(self.router, self)
         metadata.register(self.router, self)
         self.ingest = ingest.register(self.router, self)
@@ -521,7 +524,10 @@ class LocalOrg:
             if endpoint is not None and self._faults[endpoint]:
                 fault = self._faults[endpoint].popleft()
         response: Optional[Response] = None
-        if fault is not None:
+        latency = self.api_latency if endpoint == "api" else 0.0
+        if latency > 0 and self._stopping.wait(latency):
+            response = Response.dropped()
+        if fault is not None and response is None:
             # the injected latency itself; stop() cuts it short so no handler thread outlives the org
             if fault.delay > 0 and self._stopping.wait(fault.delay):
                 response = Response.dropped()
