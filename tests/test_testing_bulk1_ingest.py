@@ -130,6 +130,10 @@ def test_insert_update_upsert_delete_hard_delete_through_simple_salesforce(sf: A
     live = {r["Id"] for r in org.store.query("SELECT Id FROM Account").records}
     assert ids[3] not in live and ids[4] not in live and ids[0] in live
     assert org.store.count("Account") == 4
+    # queryAll sees the soft-deleted row in the recycle bin, never the hard-deleted one
+    every = {r["Id"]: r["IsDeleted"] for r in sf.query_all("SELECT Id, IsDeleted FROM Account",
+                                                             include_deleted=True)["records"]}
+    assert every.get(ids[3]) is True and ids[4] not in every
 
 
 def test_a_bad_row_fails_alone_with_salesforces_error(sf: Any, salesforce_org: Any) -> None:
@@ -348,6 +352,41 @@ def test_salesforce_bulk_client(salesforce_org: Any, monkeypatch: pytest.MonkeyP
         for chunk in bulk.get_all_results_for_query_batch(b["id"], query_job):
             names.extend(row["Name"] for row in csv.DictReader(io.TextIOWrapper(chunk, "utf-8")))
     assert sorted(names) == ["Sb Renamed", "Sb Two"]
+
+
+def test_salesforce_bulk_upsert_delete_hard_delete_and_query_all(salesforce_org: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    salesforce_bulk = pytest.importorskip("salesforce_bulk")
+    from salesforce_bulk import CsvDictsAdapter
+
+    org = salesforce_org
+    org.add_field("Account", "Legacy_Id__c", type="string", external_id=True, unique=True)
+    (kept, soft, hard) = org.insert("Account", [{"Name": "Keep", "Legacy_Id__c": "K"}, {"Name": "Soft"},
+                                                {"Name": "Hard"}])
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", org.ca_file)
+    bulk = salesforce_bulk.SalesforceBulk(sessionId=_token(org), host=org.instance_url,
+                                          API_version=str(org.api_version))
+
+    def run(job: Any, rows: List[Dict[str, str]]) -> List[Any]:
+        batch = bulk.post_batch(job, CsvDictsAdapter(iter(rows)))
+        bulk.wait_for_batch(job, batch, sleep_interval=0)
+        bulk.close_job(job)
+        return list(bulk.get_batch_results(batch))
+
+    upserted = run(bulk.create_upsert_job("Account", "Legacy_Id__c", contentType="CSV"),
+                   [{"Legacy_Id__c": "K", "Name": "Kept"}, {"Legacy_Id__c": "N", "Name": "New"}])
+    assert [(r.id, r.success, r.created) for r in upserted][0] == (kept, "true", "false")
+    assert upserted[1].created == "true" and org.store.get("Account", kept)["Name"] == "Kept"
+    assert [r.success for r in run(bulk.create_delete_job("Account", contentType="CSV"), [{"Id": soft}])] == ["true"]
+    hard_job = bulk.create_job("Account", "hardDelete", contentType="CSV")
+    assert [r.success for r in run(hard_job, [{"Id": hard}])] == ["true"]
+
+    query_all = bulk.create_queryall_job("Account", contentType="CSV")
+    batch = bulk.query(query_all, "SELECT Id, IsDeleted FROM Account")
+    bulk.wait_for_batch(query_all, batch, sleep_interval=0)
+    rows = [row for chunk in bulk.get_all_results_for_query_batch(batch, query_all)
+            for row in csv.DictReader(io.TextIOWrapper(chunk, "utf-8"))]
+    assert {r["Id"]: r["IsDeleted"] for r in rows} == {kept: "false", soft: "true", upserted[1].id: "false"}
 
 
 # =========================================================================== jsforce (XML jobs, CSV batches)

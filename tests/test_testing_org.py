@@ -221,6 +221,16 @@ def test_user_errors(org: LocalOrg, app_key: Any) -> None:
     login(org, app_key, sub="noaccess@example.com")
 
 
+def test_set_user_active_is_the_user_records_is_active(org: LocalOrg, app_key: Any) -> None:
+    user_id = org.add_user("leaver@example.com")
+    org.set_user("leaver@example.com", active=False)
+    assert org.store.get("User", user_id)["IsActive"] is False
+    assert token_error(post_token(org, sign(app_key, claims_for(org, sub="leaver@example.com")))) == {
+        "error": "invalid_grant", "error_description": "inactive user"}
+    org.set_user("leaver@example.com", active=True)
+    assert org.store.get("User", user_id)["IsActive"] is True
+
+
 def test_username_is_case_insensitive(org: LocalOrg, app_key: Any) -> None:
     login(org, app_key, sub=USER.upper())
 
@@ -389,6 +399,8 @@ def test_require_session_flavours(org: LocalOrg, app_key: Any) -> None:
     assert xml.status_code == 400 and "<exceptionCode>InvalidSessionId</exceptionCode>" in xml.text
     js = api(org, None, "/test/bulk1", "POST", headers={"X-SFDC-Session": "bad", "Content-Type": "application/json"})
     assert js.status_code == 400 and js.json()["exceptionCode"] == "InvalidSessionId"
+    # bare media types, as every other Bulk 1.0 answer (salesforce-bulk compares them with ==)
+    assert (xml.headers["Content-Type"], js.headers["Content-Type"]) == ("application/xml", "application/json")
     envelope = ('<?xml version="1.0"?><env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">'
                 '<env:Header><SessionHeader><sessionId>{}</sessionId></SessionHeader></env:Header>'
                 '<env:Body/></env:Envelope>')
@@ -644,6 +656,22 @@ def test_plugin_is_a_pytest11_entry_point_and_cheap_to_import() -> None:
             "assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_clean_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_org_imports_nothing_of_the_client() -> None:
+    """Every import in sfjwt_ext/testing is of a sibling (``from .x``) or of a third-party package."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "sfjwt_ext" / "testing"
+    outside = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level > 1 or (node.level == 0 and node.module and
+                                                                        node.module.split(".")[0] == "sfjwt_ext")):
+                outside.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "sfjwt_ext" for a in node.names):
+                outside.append(f"{path.name}:{node.lineno}")
+    assert len(list(folder.glob("*.py"))) > 20 and outside == []
 
 
 def test_pytest_fixtures_lists_the_plugin_fixtures(tmp_path: Path) -> None:

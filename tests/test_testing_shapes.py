@@ -86,6 +86,20 @@ def test_attributes_url_names_the_version_of_the_request(salesforce_org: Any, to
         assert account_entry["urls"]["describe"] == f"/services/data/v{version}/sobjects/Account/describe"
 
 
+def test_sosl_extid_and_collections_urls_name_the_version_of_the_request(salesforce_org: Any, token: str) -> None:
+    salesforce_org.add_field("Account", "Legacy_Id__c", type="string", external_id=True, unique=True)
+    (account,) = salesforce_org.insert("Account", [{"Name": "Versioned Search", "Legacy_Id__c": "L-1"}])
+    url = f"/services/data/v58.0/sobjects/Account/{account}"
+    found = _get(salesforce_org, "/services/data/v58.0/search", token,
+                 params={"q": "FIND {Versioned} RETURNING Account(Id)"}).json()
+    assert [r["attributes"]["url"] for r in found["searchRecords"]] == [url]
+    by_ext = _get(salesforce_org, "/services/data/v58.0/sobjects/Account/Legacy_Id__c/L-1", token).json()
+    assert by_ext["attributes"]["url"] == url
+    (retrieved,) = _get(salesforce_org, "/services/data/v58.0/composite/sobjects/Account", token,
+                        params={"ids": account, "fields": "Name"}).json()
+    assert retrieved["attributes"]["url"] == url
+
+
 def test_bulk1_json_query_results_name_the_jobs_version(salesforce_org: Any, token: str) -> None:
     (account,) = salesforce_org.insert("Account", [{"Name": "Bulk versioned"}])
     base = f"{salesforce_org.instance_url}/services/async/55.0/job"

@@ -40,6 +40,8 @@ from xml.etree import ElementTree as ET
 from .bulk import (BulkRefusal, BulkService, ID_RE, Progress, Rows, VERSION_RE, XSI_NS, authenticate,
                    child_text, local_name, now_ts, render_csv, run_query, sf_datetime, xml_text)
 from .http import HTTPError, Request, Response, Router
+from .dml import (DescribeCache, MultipleMatches, bulk_error_text, check_id, existing, resolve_parents,
+                  save_error, upsert)
 from .ids import is_valid_id, to_18
 from .oauth import Session
 from .rest import with_api_version
@@ -187,21 +189,15 @@ def bulk1_error_response(fmt: str, code: str, message: str, status: int = 400) -
     return _answer("XML", doc, status)
 
 
-def _error_text(error: SoqlError) -> str:
-    """The CSV results' Error column: ``CODE:message:Field1,Field2 --``."""
-    return f"{error.error_code}:{error.message}:{','.join(error.fields)} --"
-
-
 def _results_csv(results: List[RowResult]) -> str:
     rows = [[r.id or "", "true" if r.success else "false", "true" if r.created else "false",
-             _error_text(r.error) if r.error else ""] for r in results]
+             bulk_error_text(r.error) if r.error else ""] for r in results]
     return render_csv(["Id", "Success", "Created", "Error"], rows, ",", "\n")
 
 
 def _results_json(results: List[RowResult]) -> List[Dict[str, Any]]:
     return [{"success": r.success, "created": r.created, "id": r.id,
-             "errors": [] if r.error is None else [{"statusCode": r.error.error_code, "message": r.error.message,
-                                                    "fields": list(r.error.fields)}]}
+             "errors": [] if r.error is None else [save_error(r.error)]}
             for r in results]
 
 
@@ -279,24 +275,16 @@ def _xml_record(elem: ET.Element) -> Dict[str, Any]:
     return record
 
 
-def _soql_literal(ftype: str, value: Any) -> str:
-    text = str(value)
-    if ftype in ("int", "double", "currency", "percent") and re.fullmatch(r"[+-]?\d+(?:\.\d+)?", text.strip()):
-        return text.strip()
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 class RowWriter:
-    """Applies one ingest batch's records to the store the way Salesforce does, row by row."""
+    """Applies one ingest batch's records to the store the way Salesforce does, row by row
+    (the lookups and the upsert are :mod:`.dml`'s, shared with the other write APIs)."""
 
     def __init__(self, org: LocalOrg, job: Bulk1Job) -> None:
         self.store = org.store
         self.job = job
-        described = self.store.describe(job.object)
-        self.sobject: str = described["name"]
-        self.fields: Dict[str, Dict[str, Any]] = {f["name"].lower(): f for f in described["fields"]}
-        self.relationships = {f["relationshipName"].lower(): f for f in described["fields"]
-                              if f.get("relationshipName")}
+        self.cache = DescribeCache(self.store)
+        self.fields = self.cache.fields(job.object)
+        self.sobject: str = self.fields.sobject
 
     def check_columns(self, records: List[Dict[str, Any]]) -> None:
         """A column the object does not have fails the whole batch, as in Salesforce."""
@@ -307,7 +295,7 @@ class RowWriter:
                 if lower in seen:
                     continue
                 seen.add(lower)
-                if lower in self.fields or (isinstance(value, dict) and lower in self.relationships):
+                if self.fields.get(lower) is not None or (isinstance(value, dict) and lower in self.fields.relationships):
                     continue
                 raise BatchFailure(f"InvalidBatch : Field name not found : {key}")
 
@@ -322,26 +310,32 @@ class RowWriter:
 
     def _one(self, record: Dict[str, Any]) -> RowResult:
         try:
-            return self._write(self._parents(record))
+            return self._write(record)
+        except MultipleMatches as exc:
+            return RowResult(None, False, False, exc.as_error())
         except SoqlError as exc:
             return RowResult(None, False, False, exc)
 
-    def _write(self, values: Dict[str, Any]) -> RowResult:
+    def _parents(self, record: Dict[str, Any]) -> Dict[str, Any]:
+        """``{"Account": {"Ext__c": v}}`` -> ``{"AccountId": <that Account's id>}``."""
+        if not any(isinstance(v, dict) for v in record.values()):
+            return record
+        return resolve_parents(self.cache, self.sobject, record)
+
+    def _write(self, record: Dict[str, Any]) -> RowResult:
         op = self.job.operation
         if op == "insert":
-            return RowResult(self.store.insert(self.sobject, [values])[0], True, True)
+            return RowResult(self.store.insert(self.sobject, [self._parents(record)])[0], True, True)
         if op == "upsert":
-            return self._upsert(values)
-        record_id = self._record_id(values)
-        try:
-            if op == "update":
-                self.store.update(self.sobject, record_id, {k: v for k, v in values.items() if k.lower() != "id"})
-            else:   # delete, hardDelete (the store keeps deleted rows for queryAll)
-                self.store.delete(self.sobject, record_id)
-        except SoqlError as exc:
-            if exc.error_code == "NOT_FOUND":
-                raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields=[]) from None
-            raise
+            return self._upsert(record)
+        record_id = self._record_id(record)
+        if op == "update":
+            values = self._parents({k: v for k, v in record.items() if k.lower() != "id"})
+            existing(lambda: self.store.update(self.sobject, record_id, values))
+        elif op == "hardDelete":
+            existing(lambda: self.store.hard_delete(self.sobject, record_id))
+        else:   # delete: the store keeps the row for queryAll
+            existing(lambda: self.store.delete(self.sobject, record_id))
         return RowResult(record_id, True, False)
 
     def _record_id(self, values: Dict[str, Any]) -> str:
@@ -349,79 +343,15 @@ class RowWriter:
         if raw in (None, ""):
             call = "an update" if self.job.operation == "update" else "a delete"
             raise SoqlError("MISSING_ARGUMENT", f"Id not specified in {call} call", fields=[])
-        text = str(raw)
-        if not is_valid_id(text):
-            raise SoqlError("MALFORMED_ID", f"{self.sobject} ID: id value of incorrect type: {text}", fields=["Id"])
-        return to_18(text)
+        return to_18(check_id(self.sobject, raw))
 
-    def _upsert(self, values: Dict[str, Any]) -> RowResult:
-        ext = self.fields[str(self.job.external_id_field).lower()]
-        value = next((v for k, v in values.items() if k.lower() == ext["name"].lower()), None)
-        rest = {k: v for k, v in values.items() if k.lower() != ext["name"].lower()}
-        if ext["type"] == "id":
-            if value in (None, ""):
-                return RowResult(self.store.insert(self.sobject, [rest])[0], True, True)
-            record_id = self._record_id({"Id": value})
-            self._update_existing(record_id, rest)
-            return RowResult(record_id, True, False)
-        if value in (None, ""):
-            raise SoqlError("MISSING_ARGUMENT", f"{ext['name']} not specified", fields=[ext["name"]])
-        ids = self._ids_by(self.sobject, ext, value)
-        if len(ids) > 1:
-            raise SoqlError("DUPLICATE_EXTERNAL_ID", f"{ext['name']}: more than one record found for external id "
-                                                     f"field: [{', '.join(ids)}]", fields=[ext["name"]])
-        if ids:
-            self.store.update(self.sobject, ids[0], rest)
-            return RowResult(ids[0], True, False)
-        return RowResult(self.store.insert(self.sobject, [dict(rest, **{ext["name"]: value})])[0], True, True)
-
-    def _update_existing(self, record_id: str, values: Dict[str, Any]) -> None:
-        try:
-            self.store.update(self.sobject, record_id, values)
-        except SoqlError as exc:
-            if exc.error_code == "NOT_FOUND":
-                raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields=[]) from None
-            raise
-
-    def _ids_by(self, sobject: str, described: Dict[str, Any], value: Any) -> List[str]:
-        rows = self.store.query(f"SELECT Id FROM {sobject} WHERE {described['name']} = "
-                                f"{_soql_literal(described['type'], value)}").records
-        return [r["Id"] for r in rows]
-
-    def _parents(self, record: Dict[str, Any]) -> Dict[str, Any]:
-        """``{"Account": {"Ext__c": v}}`` -> ``{"AccountId": <that Account's id>}``."""
-        if not any(isinstance(v, dict) for v in record.values()):
-            return record
-        out: Dict[str, Any] = {}
-        for key, value in record.items():
-            reference = self.relationships.get(str(key).lower()) if isinstance(value, dict) else None
-            if reference is None:
-                out[key] = value
-                continue
-            lookup = {k: v for k, v in value.items() if k != "attributes"}
-            if len(lookup) != 1:
-                raise SoqlError("INVALID_FIELD", f"The relationship {key} must name exactly one external id field",
-                                fields=[reference["name"]])
-            (ext_name, ext_value), = lookup.items()
-            out[reference["name"]] = None if ext_value in (None, "") else self._parent_id(reference, ext_name,
-                                                                                            ext_value)
-        return out
-
-    def _parent_id(self, reference: Dict[str, Any], ext_name: str, value: Any) -> str:
-        target = reference["referenceTo"][0]
-        described = {f["name"].lower(): f for f in self.store.describe(target)["fields"]}.get(ext_name.lower())
-        if described is None or not (described["type"] == "id" or described.get("externalId")
-                                     or described.get("idLookup")):
-            raise SoqlError("INVALID_FIELD", f"Field {ext_name} is not an external id field of {target}",
-                            fields=[reference["name"]])
-        ids = self._ids_by(target, described, value)
-        if not ids:
-            raise SoqlError("INVALID_FIELD", f"Foreign key external ID: {value} not found for field {ext_name} "
-                                             f"in entity {target}", fields=[])
-        if len(ids) > 1:
-            raise SoqlError("DUPLICATE_EXTERNAL_ID", f"{ext_name}: more than one record found for external id "
-                                                     f"field: [{', '.join(ids)}]", fields=[ext_name])
-        return ids[0]
+    def _upsert(self, record: Dict[str, Any]) -> RowResult:
+        ext = self.fields.external_id(str(self.job.external_id_field))
+        value = next((v for k, v in record.items() if k.lower() == ext["name"].lower()), None)
+        if ext["type"] == "id" and value not in (None, ""):
+            value = to_18(check_id(self.sobject, value))
+        record_id, created = existing(lambda: upsert(self.cache, self.sobject, ext["name"], value, record))
+        return RowResult(record_id, True, created)
 
 
 # --------------------------------------------------------------------------- PK chunking

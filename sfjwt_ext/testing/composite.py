@@ -17,8 +17,9 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .dml import MultipleMatches, DescribeCache, check_id, resolve_parents, save_error, upsert
+from .dml import MultipleMatches, DescribeCache, check_id, existing, resolve_parents, save_error, upsert
 from .http import Headers, HTTPError, Request, Response, json_response
+from .rest import with_api_version
 from .soql import SoqlError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -135,23 +136,14 @@ class CompositeService:
         if not raw_id:
             raise SoqlError("MISSING_ARGUMENT", "Id not specified in an update call", fields=["Id"])
         record_id = check_id(sobject, raw_id)
-        self._existing(lambda: cache.store.update(sobject, record_id, resolve_parents(cache, sobject, values)))
+        existing(lambda: cache.store.update(sobject, record_id, resolve_parents(cache, sobject, values)))
         return {"id": record_id, "success": True, "errors": []}
 
     def _delete_one(self, cache: DescribeCache, raw_id: str) -> Dict[str, Any]:
         record_id = check_id("Record", raw_id)
         sobject = self._sobject_of(cache, record_id)
-        self._existing(lambda: cache.store.delete(sobject, record_id))
+        existing(lambda: cache.store.delete(sobject, record_id))
         return {"id": record_id, "success": True, "errors": []}
-
-    @staticmethod
-    def _existing(call: Callable[[], Any]) -> None:
-        try:
-            call()
-        except SoqlError as exc:
-            if exc.error_code == "NOT_FOUND":
-                raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id") from None
-            raise
 
     @staticmethod
     def _sobject_of(cache: DescribeCache, record_id: str) -> str:
@@ -200,7 +192,7 @@ class CompositeService:
         return json_response(self._each(ids, _flag(request.query.get("allOrNone")), self._delete_one))
 
     def collection_retrieve(self, request: Request) -> Response:
-        self._auth(request)
+        version = self._auth(request)
         assert request.match is not None
         if request.method == "POST":
             body = request.json()
@@ -224,7 +216,7 @@ class CompositeService:
                     out.append(None)
         except SoqlError as exc:
             return json_response(exc.to_json(), status=exc.status)
-        return json_response(out)
+        return json_response(with_api_version(out, store.api_version, version))
 
     # ------------------------------------------------------------------ subrequests
     def _dispatch(self, request: Request, method: str, url: str, body: Any,

@@ -9,18 +9,21 @@ module adds what every write API needs on top, the way Salesforce does it:
   ``MultipleMatches`` for several and NOT_FOUND for a field that is no external id.
 - ``resolve_parents``: a parent named by its external id in a write body
   (``{"Account": {"Legacy_Id__c": "X"}}``) becomes the reference field (``AccountId``).
-- ``save_error``: a ``SoqlError`` as the per-record error Salesforce puts in a 200 answer.
+- ``existing``: a write to a record by id, where a missing record is a bad cross reference.
+- ``save_error``: a ``SoqlError`` as the per-record error Salesforce puts in a 200 answer;
+  ``bulk_error_text``: the same as the Bulk results' Error / ``sf__Error`` column.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from .soql import SoqlError
 from .ids import is_valid_id
 from .records import Store
 
+_T = TypeVar("_T")
 _NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 _ID_SHAPE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
@@ -33,6 +36,11 @@ class MultipleMatches(Exception):
         self.sobject = sobject
         self.field_name = field_name
         self.ids = ids
+
+    def as_error(self) -> SoqlError:
+        """The Bulk APIs' per-row DUPLICATE_EXTERNAL_ID error."""
+        return SoqlError("DUPLICATE_EXTERNAL_ID", f"{self.field_name}: more than one record found for external id "
+                                                  f"field: [{', '.join(self.ids)}]", fields=[self.field_name])
 
 
 @dataclass
@@ -175,3 +183,18 @@ def check_id(sobject_label: str, value: Any) -> str:
 def save_error(exc: SoqlError) -> Dict[str, Any]:
     """The ``{"statusCode", "message", "fields"}`` entry of a SaveResult's ``errors``."""
     return {"statusCode": exc.error_code, "message": exc.message, "fields": list(exc.fields)}
+
+
+def existing(call: Callable[[], _T]) -> _T:
+    """``call()``, a write to a record by id: a well-formed id that is not there is a bad cross reference."""
+    try:
+        return call()
+    except SoqlError as exc:
+        if exc.error_code == "NOT_FOUND":
+            raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id") from None
+        raise
+
+
+def bulk_error_text(exc: SoqlError) -> str:
+    """``CODE:message:Field1,Field2 --``, a failed row's error in Bulk 1.0 and 2.0 results."""
+    return f"{exc.error_code}:{exc.message}:{','.join(exc.fields)} --"

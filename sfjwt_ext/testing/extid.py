@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Dict, List
 
 from .dml import MultipleMatches, DescribeCache, find_ids, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response
+from .rest import with_api_version
 from .soql import SoqlError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +62,9 @@ class ExternalIdRoutes:
             record_id = self._one(c)
             fields_param = request.query.get("fields")
             fields = [f.strip() for f in fields_param.split(",") if f.strip()] if fields_param else None
-            return json_response(c["cache"].store.get(c["sobject"], record_id, fields))
+            store = c["cache"].store
+            return json_response(with_api_version(store.get(c["sobject"], record_id, fields), store.api_version,
+                                                  c["version"]))
         except SoqlError as exc:
             return json_response(exc.to_json(), status=exc.status)
 

@@ -22,8 +22,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .bulk import Progress
-from .dml import MultipleMatches, DescribeCache, check_id, parent_id, upsert
+from .bulk import Progress, render_csv
+from .dml import MultipleMatches, DescribeCache, bulk_error_text, check_id, existing, parent_id, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response, text_response
 from .soql import SoqlError
 from .ids import random_id
@@ -101,16 +101,8 @@ def _error(status: int, code: str, message: str) -> HTTPError:
 
 
 def _render(header: List[str], rows: List[List[str]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def _bulk_error(exc: SoqlError) -> str:
-    """``CODE:message:fields --`` as ``sf__Error`` shows it."""
-    return f"{exc.error_code}:{exc.message}:{','.join(exc.fields)} --"
+    """Result CSV as Salesforce writes it: comma, LF, every value quoted."""
+    return render_csv(header, rows, ",", "\n")
 
 
 class IngestService:
@@ -343,22 +335,20 @@ class IngestService:
                 if not record_id:
                     raise SoqlError("MISSING_ARGUMENT", "Id not specified in an update call")
                 result.record_id = check_id(job.object, record_id)
-                self._typed(lambda: self._existing(store.update, job.object, record_id, values), values, cache,
+                self._typed(lambda: existing(lambda: store.update(job.object, record_id, values)), values, cache,
                             job.object)
             elif job.operation in ("delete", "hardDelete"):
                 if not record_id:
                     raise SoqlError("MISSING_ARGUMENT", "Id not specified in a delete call")
                 result.record_id = check_id(job.object, record_id)
                 remove = store.hard_delete if job.operation == "hardDelete" else store.delete
-                self._existing(remove, job.object, record_id)
+                existing(lambda: remove(job.object, record_id))
             else:
                 result.record_id, result.created = self._upsert(job, cache, values, record_id)
         except MultipleMatches as exc:
-            result.error = _bulk_error(SoqlError(
-                "DUPLICATE_EXTERNAL_ID", f"{exc.field_name}: more than one record found for external id field: "
-                                         f"[{', '.join(exc.ids)}]", fields=[exc.field_name]))
+            result.error = bulk_error_text(exc.as_error())
         except SoqlError as exc:
-            result.error = _bulk_error(exc)
+            result.error = bulk_error_text(exc)
         if result.error and job.operation == "insert":
             result.record_id = ""
         return result
@@ -366,22 +356,12 @@ class IngestService:
     def _upsert(self, job: IngestJob, cache: DescribeCache, values: Dict[str, Any], record_id: str) -> Tuple[str, bool]:
         assert job.external_id is not None
         if job.external_id == "Id":
-            return self._typed(lambda: self._existing(lambda _o, _i: upsert(cache, _o, "Id", _i or None, values),
-                                                      job.object, record_id), values, cache, job.object)
+            return self._typed(lambda: existing(lambda: upsert(cache, job.object, "Id", record_id or None, values)),
+                               values, cache, job.object)
         key = next((k for k in values if k.lower() == job.external_id.lower()), None)
         value = values.pop(key) if key else None
         return self._typed(lambda: upsert(cache, job.object, job.external_id or "", value, values), values, cache,
                            job.object)
-
-    @staticmethod
-    def _existing(call: Any, sobject: str, record_id: str, *args: Any) -> Any:
-        """A write to an existing record: a well-formed id that is not there is a bad cross reference."""
-        try:
-            return call(sobject, record_id, *args)
-        except SoqlError as exc:
-            if exc.error_code == "NOT_FOUND":
-                raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id") from None
-            raise
 
     @staticmethod
     def _typed(call: Callable[[], Any], values: Dict[str, Any], cache: DescribeCache, sobject: str) -> Any:

@@ -301,13 +301,16 @@ class LocalOrg:
         return user_id
 
     def set_user(self, username: str, **changes: Any) -> None:
-        """Change ``approved`` / ``active`` / ``app_access`` of an existing user."""
+        """Change ``approved`` / ``active`` / ``app_access`` of an existing user (``active``
+        is the User record's ``IsActive`` too)."""
         with self._lock:
             user = self.users[username.lower()]
             for key, value in changes.items():
                 if not hasattr(user, key):
                     raise AttributeError(key)
                 setattr(user, key, value)
+        if "active" in changes:
+            self.store.update("User", user.user_id, {"IsActive": bool(changes["active"])})
 
     def new_app_with_key(self, folder: Any, *, username: str = "user@example.com",
                          fresh_key: bool = False) -> OrgCredentials:
@@ -480,12 +483,7 @@ class LocalOrg:
             wants_json = "json" in request.content_type or (
                 "json" in (request.headers.get("Accept") or "") and "xml" not in request.content_type)
             text = "Invalid session id" if message.startswith("Session expired") else message
-            if wants_json:
-                return json_response({"exceptionCode": "InvalidSessionId", "exceptionMessage": text}, status=400)
-            return xml_response(
-                '<?xml version="1.0" encoding="UTF-8"?><error xmlns="http://www.force.com/2009/06/asyncapi/dataload">'
-                f"<exceptionCode>InvalidSessionId</exceptionCode><exceptionMessage>{xml_escape(text)}"
-                "</exceptionMessage></error>", status=400)
+            return bulk1.bulk1_error_response("JSON" if wants_json else "XML", "InvalidSessionId", text)
         if api == "soap":
             text = ("INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session"
                     if message.startswith("Session expired") else f"INVALID_SESSION_ID: {message}")

@@ -545,25 +545,14 @@ class Store:
 
     def delete(self, sobject: str, record_id: str) -> None:
         """Soft delete (IsDeleted = true; still visible to queryAll), cascading to Contacts/Opportunities/Cases."""
-        obj = self._object(sobject)
-        if not obj.deletable:
-            raise SoqlError("METHOD_NOT_ALLOWED", "HTTP Method 'DELETE' not allowed. Allowed are GET,PATCH,HEAD", 405)
-        with self._lock:
-            row = self._fetch_row(obj, record_id)
-            if row.get("IsDeleted"):
-                raise SoqlError("ENTITY_IS_DELETED", "entity is deleted", 404)
-            now = format_datetime(self.now())
-            self._conn.execute("BEGIN")
-            try:
-                self._soft_delete(obj, [row["Id"]], now)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        self._remove(sobject, record_id, hard=False)
 
     def hard_delete(self, sobject: str, record_id: str) -> None:
         """Bulk hardDelete: the record is gone for good (queryAll does not see it); the children
         a delete cascades to are deleted as by ``delete``."""
+        self._remove(sobject, record_id, hard=True)
+
+    def _remove(self, sobject: str, record_id: str, *, hard: bool) -> None:
         obj = self._object(sobject)
         if not obj.deletable:
             raise SoqlError("METHOD_NOT_ALLOWED", "HTTP Method 'DELETE' not allowed. Allowed are GET,PATCH,HEAD", 405)
@@ -575,7 +564,8 @@ class Store:
             self._conn.execute("BEGIN")
             try:
                 self._soft_delete(obj, [row["Id"]], now)
-                self._conn.execute(f"DELETE FROM {quote_identifier(obj.name)} WHERE \"Id\" = ?", (row["Id"],))
+                if hard:
+                    self._conn.execute(f"DELETE FROM {quote_identifier(obj.name)} WHERE \"Id\" = ?", (row["Id"],))
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -1060,7 +1050,7 @@ class Store:
                     n += 1
                 out.append((key or fdef.name, expr, fdef.type, ".".join(rels + [fdef.name]), False))
             if out[-1][0].lower() in keys:
-                raise error_at("MALFORMED_QUERY", q.text, getattr(item, "pos", 0),
+                raise error_at("MALFORMED_QUERY", q.text, item.pos,
                                f"duplicate alias: {out[-1][0]}")
             keys.add(out[-1][0].lower())
         return out

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from .http import Request, Response, json_response
 from .soql import SoqlError
 from .records import Store
+from .rest import with_api_version
 
 if TYPE_CHECKING:  # pragma: no cover
     from .org import LocalOrg
@@ -297,7 +298,9 @@ class SearchRoutes:
     def _answer(self, request: Request, make: Callable[[], Search]) -> Response:
         self.org.require_session(request)
         try:
-            return json_response(run_search(self.org.store, make()))
+            found = run_search(self.org.store, make())
+            assert request.match is not None
+            return json_response(with_api_version(found, self.org.store.api_version, request.match.group("version")))
         except SoqlError as exc:
             return json_response(exc.to_json(), status=exc.status)
 
