@@ -4,6 +4,12 @@
   test loudly, so no code path can fall back to a real Salesforce host.
 - ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` always point at something other than the local
   org's CA, as on the developers' machines: code that uses a private CA must cope.
+
+Shared fixtures (a module's own ``org`` / ``sf`` overrides them):
+
+- ``org``: the plugin's local org with three Accounts, "Acme 0" to "Acme 2".
+- ``sf``: a client of ``org`` outside the login cache (``cache=False``) whose first query
+  is done, so the session is in use.
 """
 from __future__ import annotations
 
@@ -80,3 +86,18 @@ def _no_cached_logins() -> Iterator[None]:
     clear_cache()
     yield
     clear_cache()
+
+
+@pytest.fixture
+def org(salesforce_org: Any) -> Any:
+    salesforce_org.insert("Account", [{"Name": f"Acme {i}"} for i in range(3)])
+    return salesforce_org
+
+
+@pytest.fixture
+def sf(org: Any) -> Any:
+    from sfjwt_ext.connect import connect_jwt
+
+    client = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
+    client.query("SELECT Id FROM Account")  # the first token is accepted
+    return client
