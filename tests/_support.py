@@ -6,6 +6,7 @@ on sys.path, and spawned children inherit it).
 - ``fork`` / ``exit_code``: os.fork() a child function and wait for it with a deadline.
 - ``exception_chain``: every exception reachable from one (cause, context, last_cause).
 - ``write_encrypted_key``: a passphrase-protected copy of a key file.
+- ``sample_org``: a module's own local org with the sample data, for read-only tests.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import sys
 import time
 import traceback
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
@@ -23,6 +25,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from sfjwt_ext.keys import load_private_key
+from sfjwt_ext.testing import LocalOrg
 
 
 # ---------------------------------------------------------------------------------------
@@ -129,3 +132,21 @@ def write_encrypted_key(key_file: str, path: Path, passphrase: str) -> Path:
     ))
     os.chmod(path, 0o600)
     return path
+
+
+# ---------------------------------------------------------------------------------------
+# orgs
+# ---------------------------------------------------------------------------------------
+@contextmanager
+def sample_org(folder: Path, username: str) -> Iterator[LocalOrg]:
+    """A started local org with one approved app and user (its key in ``folder``) and
+    ``load_sample_data()``; stopped on exit."""
+    org = LocalOrg()
+    org.start()
+    try:
+        org.credentials = org.new_app_with_key(folder, username=username)
+        org.load_sample_data()
+        yield org
+    finally:
+        org.api_latency = 0.0
+        org.stop()
