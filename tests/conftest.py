@@ -10,6 +10,8 @@ Shared fixtures (a module's own ``org`` / ``sf`` overrides them):
 - ``org``: the plugin's local org with three Accounts, "Acme 0" to "Acme 2".
 - ``sf``: a client of ``org`` outside the login cache (``cache=False``) whose first query
   is done, so the session is in use.
+- ``no_sf_settings``: no SF_* variable and no profile file of the machine's user (a module
+  takes it with ``pytestmark = pytest.mark.usefixtures("no_sf_settings")``).
 """
 from __future__ import annotations
 
@@ -86,6 +88,15 @@ def _no_cached_logins() -> Iterator[None]:
     clear_cache()
     yield
     clear_cache()
+
+
+@pytest.fixture
+def no_sf_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in list(os.environ):
+        if name.startswith("SF_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SFJWT_CONFIG", str(tmp_path / "no-such-config.ini"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
 @pytest.fixture
