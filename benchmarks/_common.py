@@ -295,6 +295,29 @@ def alternate(
     return times["a"], times["b"]
 
 
+def milliseconds(seconds: Sequence[float], digits: int = 2) -> List[float]:
+    """Measured seconds as rounded milliseconds, for a figure's details."""
+    return [round(t * 1000, digits) for t in seconds]
+
+
+def token_note(expected: int, made: int) -> str:
+    """A figure's note when the org saw another number of token requests than the run
+    should make (a figure with a note is not met)."""
+    return "" if made == expected else f"expected {expected} token requests, the org saw {made}"
+
+
+def run_json_child(
+    args: Sequence[str], env: Dict[str, str], *, timeout: Optional[float] = None, what: str = "a child process"
+) -> Dict[str, Any]:
+    """Run ``python args...`` with ``env`` (stdin closed) and return the JSON object of the
+    last line it prints; RuntimeError with the end of its stderr when it fails."""
+    done = subprocess.run([sys.executable, *args], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 # ---------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------

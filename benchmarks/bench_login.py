@@ -33,7 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import requests  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
 
-from _common import Figure, OrgProcess, Report, alternate, base_parser, isolate, median, trust_org_ca  # noqa: E402
+from _common import (  # noqa: E402
+    Figure, OrgProcess, Report, alternate, base_parser, isolate, median, milliseconds, token_note, trust_org_ca,
+)
 
 SALESFORCE_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 
@@ -94,12 +96,12 @@ def bench_b1(org: OrgProcess, rounds: int) -> Figure:
     before = org.token_requests()
     ours, theirs = alternate(rounds, lambda: our_login(org, cache=False), lambda: simple_salesforce_login(org))
     made = org.token_requests() - before
-    note = "" if made == 2 * rounds else f"expected {2 * rounds} token requests, the org saw {made}"
+    note = token_note(2 * rounds, made)
     return Figure(
         "B1", "cold connect_jwt vs simple-salesforce built-in JWT login",
         ours=median(ours) * 1000, theirs=median(theirs) * 1000, unit="ms", target=1.0,
         details={"rounds": rounds, "token_requests": made,
-                 "ours_ms": [round(t * 1000, 2) for t in ours], "theirs_ms": [round(t * 1000, 2) for t in theirs]},
+                 "ours_ms": milliseconds(ours), "theirs_ms": milliseconds(theirs)},
         note=note,
     )
 
@@ -134,7 +136,7 @@ def bench_b2(org: OrgProcess, rounds: int) -> Figure:
         "B2", "second connect_jwt (cache=True) vs cold connect_jwt",
         ours=median(warm) * 1000, theirs=median(cold) * 1000, unit="ms", target=0.05,
         details={"rounds": rounds, "token_requests_of_second": warm_token_requests,
-                 "second_ms": [round(t * 1000, 2) for t in warm], "cold_ms": [round(t * 1000, 2) for t in cold]},
+                 "second_ms": milliseconds(warm), "cold_ms": milliseconds(cold)},
         note=note,
     )
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _common import run_json_child  # noqa: E402
 from bench_query_df import start_org, stop_org  # noqa: E402
 
 QUERY = "SELECT Id, Name, Amount, StageName, CloseDate, Probability, IsWon, CreatedDate FROM Opportunity"
@@ -61,12 +61,8 @@ def measure(mode: str, env: Dict[str, str]) -> Dict[str, int]:
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("SF_")}
         child_env.update(env)
         child_env["BENCH_QUERY"] = QUERY
-        out = subprocess.run([sys.executable, "-c", _CHILD, mode, os.path.join(folder, "out.parquet")],
-                             env=child_env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                             timeout=3600, check=False)
-        if out.returncode != 0:
-            raise SystemExit(f"the {mode} child failed:\n{out.stderr[-3000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+        return run_json_child(["-c", _CHILD, mode, os.path.join(folder, "out.parquet")], child_env,
+                              timeout=3600, what=f"the {mode} child")
 
 
 def main(argv: List[str] | None = None) -> int:

@@ -32,6 +32,10 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Tuple
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import run_json_child  # noqa: E402
+
 QUERY = "SELECT Id, Name, Amount, StageName, CloseDate, Probability, IsWon FROM Opportunity"
 TIME_TARGET = 0.8
 MEMORY_TARGET = 0.6
@@ -125,9 +129,8 @@ def memory_child(which: str) -> None:
 
 def measure_memory(which: str, env: Dict[str, str]) -> Dict[str, int]:
     child_env = dict(os.environ, SFJWT_BENCH_ENV=json.dumps(env))
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child", which],
-                         env=child_env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return run_json_child([os.path.abspath(__file__), "--memory-child", which], child_env,
+                          what=f"the memory child of {which}")
 
 
 # --------------------------------------------------------------------------- main

@@ -20,18 +20,18 @@ The local org runs in a child process; everything talks to 127.0.0.1 only.
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import REPO, Figure, OrgProcess, Report, base_parser, isolate, median  # noqa: E402
+from _common import (  # noqa: E402
+    REPO, Figure, OrgProcess, Report, base_parser, isolate, median, milliseconds, run_json_child, token_note,
+)
 
 SOQL = "SELECT Id FROM Account"
 DEADLINE = 300.0
@@ -50,11 +50,7 @@ print(json.dumps({"seconds": elapsed, "total": total}))
 
 
 def _fresh(env: Dict[str, str]) -> Dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", _TIMED_CONNECT], env=env, capture_output=True, text=True,
-                          timeout=DEADLINE, stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise RuntimeError(f"a fresh interpreter failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return run_json_child(["-c", _TIMED_CONNECT], env, timeout=DEADLINE, what="a fresh interpreter")
 
 
 def _env(org: OrgProcess, cache_folder: Optional[str]) -> Dict[str, str]:
@@ -79,12 +75,12 @@ def bench_b11(org: OrgProcess, folder: str, rounds: int) -> Figure:
         for which, env in order:
             (warm if which == "warm" else cold).append(_fresh(env)["seconds"])
     made = org.token_requests() - before
-    note = "" if made == rounds else f"expected {rounds} token requests (the cold ones), the org saw {made}"
+    note = token_note(rounds, made)  # the cold ones
     return Figure(
         "B11", "connect_jwt in a fresh process, warm token cache vs cold login",
         ours=median(warm) * 1000, theirs=median(cold) * 1000, unit="ms", target=1.0,
         details={"rounds": rounds, "token_requests": made,
-                 "warm_ms": [round(t * 1000, 1) for t in warm], "cold_ms": [round(t * 1000, 1) for t in cold]},
+                 "warm_ms": milliseconds(warm, 1), "cold_ms": milliseconds(cold, 1)},
         note=note,
     )
 

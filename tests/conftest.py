@@ -4,6 +4,14 @@
   test loudly, so no code path can fall back to a real Salesforce host.
 - ``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` always point at something other than the local
   org's CA, as on the developers' machines: code that uses a private CA must cope.
+
+Shared fixtures (a module's own ``org`` / ``sf`` overrides them):
+
+- ``org``: the plugin's local org with three Accounts, "Acme 0" to "Acme 2".
+- ``sf``: a client of ``org`` outside the login cache (``cache=False``) whose first query
+  is done, so the session is in use.
+- ``no_sf_settings``: no SF_* variable and no profile file of the machine's user (a module
+  takes it with ``pytestmark = pytest.mark.usefixtures("no_sf_settings")``).
 """
 from __future__ import annotations
 
@@ -80,3 +88,27 @@ def _no_cached_logins() -> Iterator[None]:
     clear_cache()
     yield
     clear_cache()
+
+
+@pytest.fixture
+def no_sf_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in list(os.environ):
+        if name.startswith("SF_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SFJWT_CONFIG", str(tmp_path / "no-such-config.ini"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def org(salesforce_org: Any) -> Any:
+    salesforce_org.insert("Account", [{"Name": f"Acme {i}"} for i in range(3)])
+    return salesforce_org
+
+
+@pytest.fixture
+def sf(org: Any) -> Any:
+    from sfjwt_ext.connect import connect_jwt
+
+    client = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
+    client.query("SELECT Id FROM Account")  # the first token is accepted
+    return client

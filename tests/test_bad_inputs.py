@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Tuple, Type
+from typing import Any, Dict, Iterable, List, Tuple, Type
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -64,20 +64,12 @@ class Keys:
         return lines
 
 
+pytestmark = pytest.mark.usefixtures("no_sf_settings")  # no SF_* variable, no profile file
+
+
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     return Keys(tmp_path_factory.mktemp("bad-input-keys"))
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No SF_* variable and no profile file of the machine's user."""
-    for name in list(os.environ):
-        if name.startswith("SF_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SFJWT_CONFIG", str(tmp_path / "no-such-config.ini"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    yield
 
 
 def check(exc_info: pytest.ExceptionInfo, cls: Type[BaseException], keys: Keys,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from _support import sample_org
 import requests
 
 pd = pytest.importorskip("pandas")
@@ -30,17 +31,8 @@ SOQL = "SELECT Id, Name FROM Contact ORDER BY Id"  # 1,500 rows in the sample da
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from sfjwt_ext.testing import LocalOrg
-
-    org = LocalOrg()
-    org.start()
-    try:
-        org.credentials = org.new_app_with_key(tmp_path_factory.mktemp("rp-org"), username="rp@example.com")
-        org.load_sample_data()
+    with sample_org(tmp_path_factory.mktemp("rp-org"), "rp@example.com") as org:
         yield org
-    finally:
-        org.api_latency = 0.0
-        org.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import threading
 from typing import Any, Iterator, List, Optional
 
 import pytest
+from _support import sample_org
 
 pd = pytest.importorskip("pandas")
 dd = pytest.importorskip("dask.dataframe")
@@ -28,17 +29,8 @@ COMPUTE_TIMEOUT = 180
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from sfjwt_ext.testing import LocalOrg
-
-    org = LocalOrg()
-    org.start()
-    try:
-        org.credentials = org.new_app_with_key(tmp_path_factory.mktemp("dask-org"), username="dask@example.com")
-        org.load_sample_data()  # 2,000 Opportunities
+    with sample_org(tmp_path_factory.mktemp("dask-org"), "dask@example.com") as org:  # 2,000 Opportunities
         yield org
-    finally:
-        org.api_latency = 0.0
-        org.stop()
 
 
 def _connect(org: Any, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
+from _support import sample_org
 
 from sfjwt_ext._soql_fields import SoqlParseError, parse_select
 
@@ -27,16 +28,8 @@ OPP_FIELDS = "Id, Name, Amount, StageName, CloseDate, Probability, IsWon, Create
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One org with the sample data for the read-only tests of this module."""
-    from sfjwt_ext.testing import LocalOrg
-
-    org = LocalOrg()
-    org.start()
-    try:
-        org.credentials = org.new_app_with_key(tmp_path_factory.mktemp("df-org"), username="df@example.com")
-        org.load_sample_data()
+    with sample_org(tmp_path_factory.mktemp("df-org"), "df@example.com") as org:
         yield org
-    finally:
-        org.stop()
 
 
 def _connect(org: Any) -> Any:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import traceback
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
+from _support import exception_chain
 
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.errors import ConsumerNotApprovedError, SfJwtError, TokenEndpointUnavailable
@@ -21,20 +22,6 @@ from sfjwt_ext.exchange import TokenClient, resolve_login
 from sfjwt_ext.keys import load_private_key
 
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]*")
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: List[int] = []
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.append(id(current))
-        yield current
-        for linked in (current.__cause__, current.__context__, getattr(current, "last_cause", None)):
-            if isinstance(linked, BaseException):
-                todo.append(linked)
 
 
 def _locals_text(exc: BaseException) -> str:
@@ -45,7 +32,7 @@ def _locals_text(exc: BaseException) -> str:
         tb = tb.tb_next
     shown = "".join(traceback.TracebackException(type(exc), exc, tb, capture_locals=True).format())
     parts = [shown]
-    for current in _chain(exc):
+    for current in exception_chain(exc):
         tb = current.__traceback__
         while tb is not None:
             if tb.tb_frame.f_code.co_filename == __file__:

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -63,19 +63,13 @@ def in_child(what: str, env: Optional[Dict[str, str]] = None, **kwargs: Any) -> 
     return json.loads(out.strip().splitlines()[-1])
 
 
+pytestmark = pytest.mark.usefixtures("no_sf_settings")  # no SF_* variable, no profile file
+
+
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     key_path, _ = write_key_pair(tmp_path_factory.mktemp("attack-key"))
     return str(key_path)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("SF_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SFJWT_CONFIG", str(tmp_path / "no-such-config.ini"))
-    yield
 
 
 def connect(key_file: str, **kwargs: Any) -> Any:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
+from _support import sample_org
 
 pd = pytest.importorskip("pandas")
 pa = pytest.importorskip("pyarrow")
@@ -22,16 +23,8 @@ OPP = ("SELECT Id, Name, Amount, Probability, StageName, CloseDate, IsWon, Creat
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from sfjwt_ext.testing import LocalOrg
-
-    org = LocalOrg()
-    org.start()
-    try:
-        org.credentials = org.new_app_with_key(tmp_path_factory.mktemp("pq-org"), username="pq@example.com")
-        org.load_sample_data()
+    with sample_org(tmp_path_factory.mktemp("pq-org"), "pq@example.com") as org:
         yield org
-    finally:
-        org.stop()
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ import concurrent.futures
 import multiprocessing
 import os
 import pickle
-import queue
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import pytest
+from _support import get_one, join_all, kill_leftovers, write_encrypted_key
 
 from sfjwt_ext import connect_jwt
 
@@ -61,24 +61,6 @@ def _query_twice(blob: bytes, ready: Any, go: Any, out: Any) -> None:
 # ---------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------
-def _get(out: Any) -> Any:
-    try:
-        return out.get(timeout=DEADLINE)
-    except queue.Empty:
-        pytest.fail(f"a process sent nothing within {DEADLINE:.0f} s (deadlock?)")
-
-
-def _join_all(processes: List[Any]) -> None:
-    for process in processes:
-        process.join(DEADLINE)
-    hung = [p for p in processes if p.is_alive()]
-    for process in hung:
-        process.kill()
-        process.join(10)
-    assert not hung, f"{len(hung)} processes did not finish within {DEADLINE:.0f} s"
-    assert [p.exitcode for p in processes] == [0] * len(processes)
-
-
 def _in_process(context: Any, blob: bytes, **kw: Any) -> Tuple[str, Any]:
     """_query(blob, **kw) in one new process of ``context``, with a hard deadline."""
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
@@ -118,16 +100,7 @@ def test_a_pickle_carries_no_key_passphrase_or_jwt(salesforce_org: Any, tmp_path
     _no_secrets(blob, pem.encode(), *(line.encode() for line in pem.splitlines()[1:-1]))
     assert sf_text.session_id.encode() in blob  # the token travels (that is the point)
 
-    from cryptography.hazmat.primitives import serialization
-    from sfjwt_ext.keys import load_private_key
-
-    key = load_private_key(private_key_file=creds.private_key_file)
-    encrypted = tmp_path / "encrypted.key"
-    encrypted.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(PASSPHRASE.encode()),
-    ))
-    os.chmod(encrypted, 0o600)
+    encrypted = write_encrypted_key(creds.private_key_file, tmp_path / "encrypted.key", PASSPHRASE)
     sf_enc = connect_jwt(**dict(creds.connect_kwargs(), private_key_file=str(encrypted)),
                          private_key_passphrase=PASSPHRASE)
     blob = pickle.dumps(sf_enc)
@@ -216,18 +189,9 @@ def test_a_worker_without_the_key_is_told_what_to_set(salesforce_org: Any, tmp_p
 
 
 def test_an_encrypted_key_needs_its_passphrase_in_the_worker(salesforce_org: Any, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from sfjwt_ext.keys import load_private_key
-
     org = salesforce_org
     creds = org.credentials
-    key = load_private_key(private_key_file=creds.private_key_file)
-    encrypted = tmp_path / "encrypted.key"
-    encrypted.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(PASSPHRASE.encode()),
-    ))
-    os.chmod(encrypted, 0o600)
+    encrypted = write_encrypted_key(creds.private_key_file, tmp_path / "encrypted.key", PASSPHRASE)
     blob = pickle.dumps(connect_jwt(**dict(creds.connect_kwargs(), private_key_file=str(encrypted)),
                                     private_key_passphrase=PASSPHRASE))
     org.expire_all_sessions()
@@ -246,16 +210,14 @@ def test_sixteen_spawn_workers_log_in_only_after_an_expiry(salesforce_org: Any) 
     try:
         for process in processes:
             process.start()
-        assert [_get(ready) for _ in processes] == [("ready", 0)] * 16
+        assert [get_one(ready, DEADLINE) for _ in processes] == [("ready", 0)] * 16
         assert org.token_requests == 1  # 16 workers, 0 token requests
         org.expire_all_sessions()
         go.set()
-        done = [_get(out) for _ in processes]
-        _join_all(processes)
+        done = [get_one(out, DEADLINE) for _ in processes]
+        join_all(processes, DEADLINE)
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
+        kill_leftovers(processes)
     assert [d[:2] for d in done] == [("done", 0)] * 16
     assert [d[2] for d in done] == [1] * 16  # each refreshed once
     assert org.token_requests == 1 + 16  # without the token cache: one each, no more

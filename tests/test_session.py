@@ -28,12 +28,6 @@ SOQL = "SELECT Id, Name FROM Account"
 
 
 @pytest.fixture
-def org(salesforce_org: Any) -> Any:
-    salesforce_org.insert("Account", [{"Name": f"Acme {i}"} for i in range(3)])
-    return salesforce_org
-
-
-@pytest.fixture
 def sf(org: Any) -> SalesforceJWT:
     return connect_jwt(**org.credentials.connect_kwargs(), cache=False)
 

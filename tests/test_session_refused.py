@@ -19,19 +19,6 @@ SOQL = "SELECT Id FROM Account"
 REFUSAL = "This session is not valid for use with the REST API"
 
 
-@pytest.fixture
-def org(salesforce_org: Any) -> Any:
-    salesforce_org.insert("Account", [{"Name": f"Acme {i}"} for i in range(3)])
-    return salesforce_org
-
-
-@pytest.fixture
-def sf(org: Any) -> SalesforceJWT:
-    client = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
-    client.query(SOQL)  # the first token is accepted
-    return client
-
-
 def _assert_explains(error: BaseException) -> None:
     text = str(error)
     assert isinstance(error, SalesforceExpiredSession)  # what callers already catch

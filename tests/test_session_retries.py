@@ -22,19 +22,6 @@ from sfjwt_ext.session import DEFAULT_API_TIMEOUT, RETRY_FIRST_DELAY, RETRY_JITT
 SOQL = "SELECT Id FROM Account"
 
 
-@pytest.fixture
-def org(salesforce_org: Any) -> Any:
-    salesforce_org.insert("Account", [{"Name": f"Acme {i}"} for i in range(3)])
-    return salesforce_org
-
-
-@pytest.fixture
-def sf(org: Any) -> SalesforceJWT:
-    client = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
-    client.query(SOQL)
-    return client
-
-
 def _api_statuses(org: Any, since: int) -> List[int]:
     return [r.status for r in org.requests[since:] if r.host == "instance"]
 

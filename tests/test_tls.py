@@ -8,27 +8,18 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import pytest
 import requests
 
 from sfjwt_ext import connect_jwt
-from sfjwt_ext.connect import clear_cache
 from sfjwt_ext.errors import TokenEndpointUnavailable
 
 SOQL = "SELECT Id, Name FROM Account"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("SF_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("SFJWT_CONFIG", str(tmp_path / "none.ini"))
-    clear_cache()
-    yield
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("no_sf_settings")  # no SF_* variable, no profile file
 
 
 @pytest.fixture

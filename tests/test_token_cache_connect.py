@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, List
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from _support import write_encrypted_key
 
 import sfjwt_ext.tokencache as tokencache
 from sfjwt_ext import clear_cache, connect_jwt
@@ -256,13 +256,7 @@ def test_a_folder_path_that_is_a_file_is_logged_once(salesforce_org: Any, tmp_pa
 def test_no_key_passphrase_jwt_or_token_in_any_cache_file(salesforce_org: Any, tmp_path: Path) -> None:
     org, folder = salesforce_org, tmp_path / "cache"
     creds = org.credentials
-    key = load_private_key(private_key_file=creds.private_key_file)
-    encrypted = tmp_path / "encrypted.key"
-    encrypted.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(PASSPHRASE.encode()),
-    ))
-    os.chmod(encrypted, 0o600)
+    encrypted = write_encrypted_key(creds.private_key_file, tmp_path / "encrypted.key", PASSPHRASE)
     kwargs = _kwargs(org, private_key_file=str(encrypted), private_key_passphrase=PASSPHRASE, token_cache=str(folder))
     tokens = [connect_jwt(**kwargs).session_id]
     org.expire_all_sessions()

@@ -11,21 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 import threading
 import time
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
 
 import pytest
 import requests
+from _support import exception_chain, exit_code, fork
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from sfjwt_ext import SessionRefusedError, connect_jwt
 from sfjwt_ext.cache import default_cache
-from sfjwt_ext.connect import SalesforceJWT, clear_cache
+from sfjwt_ext.connect import SalesforceJWT
 from sfjwt_ext.errors import AuthenticationError, ConfigurationError, TokenEndpointUnavailable
 from sfjwt_ext.exchange import resolve_login
 from sfjwt_ext.settings import check_timeout
@@ -36,13 +35,6 @@ PKG = os.path.dirname(os.path.abspath(__import__("sfjwt_ext").__file__))
 TOKEN_RE = re.compile(r"00D[A-Za-z0-9]{12,15}(?:!|%21)[A-Za-z0-9._\-]{8,}")
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]*")
 CHILD_DEADLINE = 30.0
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture
@@ -170,20 +162,11 @@ def _our_locals(exc: BaseException) -> str:
     """The repr of every local of every frame of sfjwt_ext in ``exc``'s traceback and chain
     (what Sentry / capture_locals shows), and the formatted capture_locals text of those."""
     parts: List[str] = []
-    seen: List[int] = []
-    todo = [exc]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.append(id(current))
+    for current in exception_chain(exc):
         summary = traceback.TracebackException(type(current), current, current.__traceback__, capture_locals=True)
         for frame in summary.stack:
             if frame.filename.startswith(PKG) and frame.locals:
                 parts.extend(f"{frame.name}.{k}={v}" for k, v in frame.locals.items())
-        for linked in (current.__cause__, current.__context__):
-            if isinstance(linked, BaseException):
-                todo.append(linked)
     return "\n".join(parts)
 
 
@@ -376,34 +359,6 @@ def test_handlers_of_two_clients_of_one_login_survive_100_refreshes_done_by_eith
 # item 2: fork + login cache + token client, while a parent thread is in a first login
 # and another in a refresh
 # ---------------------------------------------------------------------------------------
-def _fork(child: Callable[[], None]) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 1
-        try:
-            child()
-            code = 0
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return pid
-
-
-def _exit_code(pid: int) -> int:
-    deadline = time.monotonic() + CHILD_DEADLINE
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail("the forked child did not finish in time (blocked on an inherited lock?)")
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_during_a_refresh_of_a_cached_login_then_the_child_connects_and_refreshes(org: Any) -> None:
     kwargs = _kwargs(org)
@@ -428,7 +383,7 @@ def test_fork_during_a_refresh_of_a_cached_login_then_the_child_connects_and_ref
         for _ in range(3):
             assert sf.query(SOQL)["totalSize"] == 3
 
-    assert _exit_code(_fork(child)) == 0
+    assert exit_code(fork(child), CHILD_DEADLINE) == 0
     parent.join(30)
     assert results == [3]
     assert sf.query(SOQL)["totalSize"] == 3

@@ -9,13 +9,12 @@ refreshing session's pools across a fork are tested with session.py.)
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
-import warnings
-from typing import Any, Callable, List
+from typing import Any, List
 
 import pytest
+from _support import exit_code, fork
 
 from sfjwt_ext import connect_jwt
 
@@ -23,34 +22,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 SOQL = "SELECT Id FROM Account"
 CHILD_DEADLINE = 30.0
-
-
-def _fork(child: Callable[[], None]) -> int:
-    """Fork; the child runs ``child`` and exits 0, or 1 when it raised. Returns the pid."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            child()
-            code = 0
-        finally:
-            os._exit(code)
-    return pid
-
-
-def _exit_status(pid: int, seconds: float = CHILD_DEADLINE) -> int:
-    """The child's exit code; kills it and fails the test when it is still running."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail(f"the forked child did not finish within {seconds:.0f} s (blocked on an inherited lock?)")
 
 
 def test_a_child_forked_during_a_first_login_logs_in_itself(salesforce_org: Any) -> None:
@@ -69,8 +40,8 @@ def test_a_child_forked_during_a_first_login_logs_in_itself(salesforce_org: Any)
         sf = connect_jwt(**kwargs)
         assert sf.query(SOQL)["done"]
 
-    pid = _fork(child)
-    assert _exit_status(pid) == 0
+    pid = fork(child)
+    assert exit_code(pid, CHILD_DEADLINE) == 0
     assert org.token_requests == 2  # the child's own login; the parent's is still held
     thread.join(20)
     assert outcome and outcome[0].query(SOQL)["done"]
@@ -89,8 +60,8 @@ def test_a_cached_login_in_a_child_opens_its_own_token_connection(salesforce_org
         assert again.refresher is sf.refresher  # the cached login, no token request
         again.refresher.refresh(again.session_id)  # a token request from the child
 
-    pid = _fork(child)
-    assert _exit_status(pid) == 0
+    pid = fork(child)
+    assert exit_code(pid, CHILD_DEADLINE) == 0
     assert org.token_requests == 2
     # Had the child written on the parent's pooled TLS connection, the parent's next
     # request on it would break (bad record MAC, a reset) and be retried.

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import threading
 import time
-import traceback
 from typing import Any, Callable, Tuple
 
 import pytest
+from _support import exit_code, fork
 
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
+from sfjwt_ext.connect import SalesforceJWT
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -26,54 +25,20 @@ SOQL = "SELECT Id FROM Account"
 DEADLINE = 20.0
 
 
-@pytest.fixture
-def org(salesforce_org: Any) -> Any:
-    salesforce_org.insert("Account", [{"Name": f"Acme {i}"} for i in range(3)])
-    return salesforce_org
-
-
-@pytest.fixture
-def sf(org: Any) -> SalesforceJWT:
-    client = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
-    client.query(SOQL)
-    return client
-
-
 def _fork(child: Callable[[], None]) -> Tuple[int, int]:
     """Run ``child`` in a forked process; returns (pid, read end of its error pipe)."""
     r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        os.close(r)
-        code = 1
-        try:
-            child()
-            code = 0
-        except BaseException:
-            os.write(w, traceback.format_exc().encode("utf-8", "replace")[-4000:])
-        finally:
-            os._exit(code)
+    pid = fork(child, errors_to=w)
     os.close(w)
     return pid, r
 
 
 def _wait(pid: int, errors: int) -> str:
     """Wait for the child with a hard deadline (kill it and fail after DEADLINE s)."""
-    deadline = time.monotonic() + DEADLINE
-    status = None
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.02)  # polling a process, not waiting for an outcome in the test
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(errors)
-        pytest.fail(f"the forked child did not finish within {DEADLINE:g} s (deadlock?)")
     with os.fdopen(errors, "rb") as pipe:
+        code = exit_code(pid, DEADLINE)
         text = pipe.read().decode("utf-8", "replace")
-    assert status is not None and os.waitstatus_to_exitcode(status) == 0, text
+    assert code == 0, text
     return text
 
 

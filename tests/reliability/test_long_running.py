@@ -13,12 +13,6 @@ from sfjwt_ext.connect import SalesforceJWT, connect_jwt
 REFRESHES = 100
 
 
-@pytest.fixture
-def org(salesforce_org: Any) -> Any:
-    salesforce_org.insert("Account", [{"Name": f"Acme {i}"} for i in range(3)])
-    return salesforce_org
-
-
 def test_handlers_from_before_the_first_refresh_survive_100_refreshes(org: Any) -> None:
     sf: SalesforceJWT = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
     sf.query("SELECT Id FROM Account")

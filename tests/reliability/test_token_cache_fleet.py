@@ -14,13 +14,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import queue
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-import pytest
+from _support import collect, join_all, kill_leftovers
 
 from sfjwt_ext import connect_jwt
 
@@ -55,37 +54,6 @@ def _unpickling_worker(blob: bytes, go: Any, out: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------------------
-def _collect(out: Any, count: int) -> List[Any]:
-    got = []
-    for _ in range(count):
-        try:
-            got.append(out.get(timeout=DEADLINE))
-        except queue.Empty:
-            pytest.fail(f"a process sent nothing within {DEADLINE:.0f} s (deadlock?)")
-    return got
-
-
-def _join_all(processes: List[Any]) -> None:
-    for process in processes:
-        process.join(DEADLINE)
-    hung = [p for p in processes if p.is_alive()]
-    for process in hung:
-        process.kill()
-        process.join(10)
-    assert not hung, f"{len(hung)} processes did not finish within {DEADLINE:.0f} s"
-    assert [p.exitcode for p in processes] == [0] * len(processes)
-
-
-def _kill_leftovers(processes: List[Any]) -> None:
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-            process.join(10)
-
-
-# ---------------------------------------------------------------------------------------
 # tests
 # ---------------------------------------------------------------------------------------
 def test_sixteen_processes_one_login_then_one_per_expiry(salesforce_org: Any, tmp_path: Path) -> None:
@@ -99,16 +67,16 @@ def test_sixteen_processes_one_login_then_one_per_expiry(salesforce_org: Any, tm
         for process in processes:
             process.start()
         start.set()  # all connect at once
-        assert _collect(out, WORKERS) == [("connected", 0, 1)] * WORKERS
+        assert collect(out, WORKERS, DEADLINE) == [("connected", 0, 1)] * WORKERS
         assert org.token_requests == 1  # 16 processes, one login
         for number, go in enumerate(rounds, 1):
             org.expire_all_sessions()
             go.set()
-            assert _collect(out, WORKERS) == [("round", number, [1] * QUERIES_PER_ROUND)] * WORKERS
+            assert collect(out, WORKERS, DEADLINE) == [("round", number, [1] * QUERIES_PER_ROUND)] * WORKERS
             assert org.token_requests == 1 + number  # one login per expiry, for all 16
-        _join_all(processes)
+        join_all(processes, DEADLINE)
     finally:
-        _kill_leftovers(processes)
+        kill_leftovers(processes)
     assert len(list((tmp_path / "cache").glob("*.token"))) == 1
 
 
@@ -121,15 +89,15 @@ def test_pickled_clients_with_the_token_cache_make_one_login_per_expiry(salesfor
     try:
         for process in processes:
             process.start()
-        assert _collect(out, WORKERS) == [("ready", 0, 0)] * WORKERS
+        assert collect(out, WORKERS, DEADLINE) == [("ready", 0, 0)] * WORKERS
         assert org.token_requests == 1  # the pickled token: no request
         org.expire_all_sessions()
         go.set()
-        assert _collect(out, WORKERS) == [("round", 1, 0)] * WORKERS
+        assert collect(out, WORKERS, DEADLINE) == [("round", 1, 0)] * WORKERS
         assert org.token_requests == 2  # the workers' refreshes went through the cache: one for all
-        _join_all(processes)
+        join_all(processes, DEADLINE)
     finally:
-        _kill_leftovers(processes)
+        kill_leftovers(processes)
 
 
 CRON_SCRIPT = """

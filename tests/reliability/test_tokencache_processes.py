@@ -15,7 +15,6 @@ import errno
 import logging
 import multiprocessing
 import os
-import queue
 import re
 import shutil
 import signal
@@ -26,6 +25,8 @@ from typing import Any, Iterator, List, Tuple
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from _support import collect, join_all
 
 from sfjwt_ext.exchange import TokenResponse
 from sfjwt_ext.keys import generate_key_pair, load_private_key
@@ -148,27 +149,6 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, rsa.RSAPriv
     return str(path), key
 
 
-def _collect(out: Any, count: int) -> List[Tuple[Any, ...]]:
-    got = []
-    for _ in range(count):
-        try:
-            got.append(out.get(timeout=DEADLINE))
-        except queue.Empty:
-            pytest.fail(f"a process sent nothing within {DEADLINE:.0f} s (deadlock?)")
-    return got
-
-
-def _join_all(processes: List[Any]) -> None:
-    for process in processes:
-        process.join(DEADLINE)
-    hung = [p for p in processes if p.is_alive()]
-    for process in hung:
-        process.kill()
-        process.join(10)
-    assert not hung, f"{len(hung)} processes did not finish within {DEADLINE:.0f} s"
-    assert [p.exitcode for p in processes] == [0] * len(processes)
-
-
 # ---------------------------------------------------------------------------------------
 # tests
 # ---------------------------------------------------------------------------------------
@@ -188,8 +168,8 @@ def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path, key_file: T
             if got is not None:  # None only before the first write lands
                 reads += 1
                 bad += not _valid(got)
-        results = _collect(out, WRITERS)
-        _join_all(processes)
+        results = collect(out, WRITERS, DEADLINE)
+        join_all(processes, DEADLINE)
     finally:
         logging.getLogger(LOGGER).removeHandler(warnings)
     assert sorted(r[1] for r in results) == list(range(WRITERS))
@@ -212,10 +192,10 @@ def test_the_lock_excludes_another_process_until_released(
         assert held
         process = spawn.Process(target=_lock_contender, args=(folder, path, out))
         process.start()
-        assert _collect(out, 1) == [("first try", False)]  # excluded while we hold it
+        assert collect(out, 1, DEADLINE) == [("first try", False)]  # excluded while we hold it
         assert store.load(identity, key) is None  # and it could not write under the lock
-    assert _collect(out, 1) == [("second try", True)]  # handed over on release
-    _join_all([process])
+    assert collect(out, 1, DEADLINE) == [("second try", True)]  # handed over on release
+    join_all([process], DEADLINE)
     assert store.load(identity, key) == _token(99, 1)
 
 
@@ -226,7 +206,7 @@ def test_a_killed_holder_does_not_block_the_next(tmp_path: Path, key_file: Tuple
     process = spawn.Process(target=_lock_holder_that_dies, args=(folder, path, out, never))
     process.start()
     try:
-        assert _collect(out, 1) == [("holding", True)]
+        assert collect(out, 1, DEADLINE) == [("holding", True)]
         with store.lock(identity, timeout=0.1) as held:
             assert held is False
     finally:
@@ -248,10 +228,10 @@ def test_refresh_under_the_lock_logs_in_once_for_all_processes(
     processes = [spawn.Process(target=_refresher, args=(folder, path, i + 1, start, out)) for i in range(6)]
     for process in processes:
         process.start()
-    assert sorted(_collect(out, len(processes))) == [("ready", i + 1) for i in range(6)]  # all saw the old token
+    assert sorted(collect(out, len(processes), DEADLINE)) == [("ready", i + 1) for i in range(6)]  # all saw the old token
     start.set()
-    results = _collect(out, len(processes))
-    _join_all(processes)
+    results = collect(out, len(processes), DEADLINE)
+    join_all(processes, DEADLINE)
     assert all(r[2] for r in results)  # every process held the lock
     assert sum(r[3] for r in results) == 1  # one login for six processes
     assert len({r[4] for r in results}) == 1  # and all use its token

@@ -1,0 +1,152 @@
+"""Helpers shared by the tests (imported as ``from _support import ...``; pytest puts tests/
+on sys.path, and spawned children inherit it).
+
+- Processes with hard deadlines: ``collect`` / ``get_one`` read a multiprocessing queue,
+  ``join_all`` joins (kills and fails what overstays), ``kill_leftovers`` for ``finally``.
+- ``fork`` / ``exit_code``: os.fork() a child function and wait for it with a deadline.
+- ``exception_chain``: every exception reachable from one (cause, context, last_cause).
+- ``write_encrypted_key``: a passphrase-protected copy of a key file.
+- ``sample_org``: a module's own local org with the sample data, for read-only tests.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import sys
+import time
+import traceback
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional, Sequence
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from sfjwt_ext.keys import load_private_key
+from sfjwt_ext.testing import LocalOrg
+
+
+# ---------------------------------------------------------------------------------------
+# multiprocessing workers
+# ---------------------------------------------------------------------------------------
+def get_one(out: Any, deadline: float) -> Any:
+    """One message from ``out``; fails the test when none comes within ``deadline`` s."""
+    try:
+        return out.get(timeout=deadline)
+    except queue.Empty:
+        pytest.fail(f"a process sent nothing within {deadline:.0f} s (deadlock?)")
+
+
+def collect(out: Any, count: int, deadline: float) -> List[Any]:
+    """``count`` messages from ``out``, each within ``deadline`` s."""
+    return [get_one(out, deadline) for _ in range(count)]
+
+
+def join_all(processes: Sequence[Any], deadline: float) -> None:
+    """Join every process; kill and fail those still running after ``deadline`` s, and
+    fail unless all exited 0."""
+    for process in processes:
+        process.join(deadline)
+    hung = [p for p in processes if p.is_alive()]
+    for process in hung:
+        process.kill()
+        process.join(10)
+    assert not hung, f"{len(hung)} processes did not finish within {deadline:.0f} s"
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+
+
+def kill_leftovers(processes: Sequence[Any]) -> None:
+    """For a ``finally``: kill what a failed test left running."""
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join(10)
+
+
+# ---------------------------------------------------------------------------------------
+# os.fork
+# ---------------------------------------------------------------------------------------
+def fork(child: Callable[[], None], errors_to: Optional[int] = None) -> int:
+    """Fork; the child runs ``child`` and exits 0, or 1 when it raised (its traceback goes
+    to the file descriptor ``errors_to``, else to stderr). Returns the child's pid."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            child()
+            code = 0
+        except BaseException:  # noqa: BLE001 - reported to the parent
+            text = traceback.format_exc()
+            if errors_to is None:
+                print(text, file=sys.stderr, flush=True)
+            else:
+                os.write(errors_to, text.encode("utf-8", "replace")[-4000:])
+        finally:
+            os._exit(code)
+    return pid
+
+
+def exit_code(pid: int, deadline: float) -> int:
+    """The forked child's exit code; kills it and fails the test when it is still running
+    after ``deadline`` s."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)  # polling a process, not waiting for an outcome in the test
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked child did not finish within {deadline:g} s (deadlock on an inherited lock?)")
+
+
+# ---------------------------------------------------------------------------------------
+# exceptions and keys
+# ---------------------------------------------------------------------------------------
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception reachable from it (``__cause__``, ``__context__``, our
+    errors' ``last_cause``), each once."""
+    seen: List[int] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.append(id(current))
+        yield current
+        for linked in (current.__cause__, current.__context__, getattr(current, "last_cause", None)):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
+
+
+def write_encrypted_key(key_file: str, path: Path, passphrase: str) -> Path:
+    """Write the key of ``key_file`` to ``path`` as encrypted PKCS#8 (mode 0600)."""
+    key = load_private_key(private_key_file=key_file)
+    path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase.encode()),
+    ))
+    os.chmod(path, 0o600)
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# orgs
+# ---------------------------------------------------------------------------------------
+@contextmanager
+def sample_org(folder: Path, username: str) -> Iterator[LocalOrg]:
+    """A started local org with one approved app and user (its key in ``folder``) and
+    ``load_sample_data()``; stopped on exit."""
+    org = LocalOrg()
+    org.start()
+    try:
+        org.credentials = org.new_app_with_key(folder, username=username)
+        org.load_sample_data()
+        yield org
+    finally:
+        org.api_latency = 0.0
+        org.stop()
