@@ -526,3 +526,34 @@ def test_snapshot_lines_are_render_page_lines_for_wide_and_quoted_rows(delimiter
         assert snapshot.lines(len(rows), 10, delimiter) == []
     finally:
         snapshot.close()
+
+
+@pytest.mark.parametrize("parallel", [4, 1])
+def test_pages_are_read_where_they_download(org: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            parallel: int) -> None:
+    """With read=, parallel downloads parse their own page in their worker thread (the
+    consumer only gets parsed pages); the locator chain reads in the consumer. Every page
+    once, in order, and no file left behind."""
+    monkeypatch.setattr(dataframe, "BULK_PART_RECORDS", 100)
+    sf = _connect(org)
+    client, job_id = _job(sf)
+    threads: List[str] = []
+
+    def read(path: str) -> List[str]:
+        threads.append(threading.current_thread().name)
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().splitlines()
+
+    org.api_latency = 0.02
+    results = _BulkResults(sf, client, job_id, str(tmp_path), parallel, read=read)
+    parts = list(results.parts())
+    assert results.mode == ("parallel" if parallel > 1 else "locator")
+    assert [n for _, n, _ in parts] == [100] * 15 and [more for _, _, more in parts] == [True] * 14 + [False]
+    ids = [line.split(",")[0].strip('"') for lines, _, _ in parts for line in lines[1:]]
+    assert ids == [r["Id"] for r in sf.query_all(SOQL)["records"]]
+    here = threading.current_thread().name
+    if parallel > 1:
+        assert len(threads) == 15 and all(t.startswith("sfjwt-bulk-results") for t in threads)
+    else:
+        assert threads == [here] * 15
+    assert list(tmp_path.iterdir()) == []
