@@ -87,7 +87,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         query_to_parquet(sf, QUERY + " LIMIT 10", path, bulk=True, progress=False)  # warm-up
         before = org.token_requests()
+        load_before = os.getloadavg()[0]
         a, b = alternate(rounds, lambda: run(parallel), lambda: run(1))
+        load_after = os.getloadavg()[0]
         refreshes = org.token_requests() - before
     pages = -(-rows // page_rows)
     wrong = [p for p, n in written.items() if n != rows]
@@ -103,7 +105,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                  "parallel": parallel, "ours_s": [round(x, 2) for x in a], "theirs_s": [round(x, 2) for x in b],
                  "results_phase_ours_s": round(median(phases[parallel]), 2),
                  "results_phase_theirs_s": round(median(phases[1]), 2),
-                 "results_phase_ratio": round(median(phases[parallel]) / median(phases[1]), 2)},
+                 "results_phase_ratio": round(median(phases[parallel]) / median(phases[1]), 2),
+                 # the machine is shared: the 1-minute load average before and after the rounds
+                 "load_average": [round(load_before, 1), round(load_after, 1)]},
         note=note,
     ))
     return report.finish()

@@ -486,17 +486,23 @@ class _BulkResults:
     404 from ``resultPages`` use the sequential ``Sforce-Locator`` chain instead.
     """
 
-    def __init__(self, sf: Any, client: Any, job_id: str, folder: str, parallel: int) -> None:
+    def __init__(self, sf: Any, client: Any, job_id: str, folder: str, parallel: int,
+                 read: Optional[Callable[[str], Any]] = None) -> None:
         self.sf = sf
         self.client = client
         self.job_id = job_id
         self.folder = folder
         self.parallel = parallel
+        #: with ``read``, parts() gives ``read(file)`` for each page instead of the file (and
+        #: removes the file); the parallel downloads call it in their own threads, so parsing
+        #: a page (pyarrow's CSV reader releases the GIL) overlaps the other pages' downloads
+        self.read = read
         #: "parallel" or "locator": which protocol the last parts() used
         self.mode = ""
 
-    def parts(self) -> Iterator[Tuple[str, int, bool]]:
-        """(CSV file, records in it, more parts coming); the caller removes each file."""
+    def parts(self) -> Iterator[Tuple[Any, int, bool]]:
+        """(CSV file, records in it, more parts coming); the caller removes each file.
+        With ``read``: ``read(file)`` in place of the file, which is already removed."""
         batch = self._first_batch() if self.parallel > 1 and _api_version(self.sf) >= 58.0 else None
         if batch is None:
             self.mode = "locator"
@@ -505,13 +511,13 @@ class _BulkResults:
         return self._parallel(*batch)
 
     # -- sequential: Sforce-Locator
-    def _locator_chain(self) -> Iterator[Tuple[str, int, bool]]:
+    def _locator_chain(self) -> Iterator[Tuple[Any, int, bool]]:
         locator = ""
         while True:
             result = self.client.download_job_data(self.folder, self.job_id, locator, BULK_PART_RECORDS,
                                                    chunk_size=1 << 16)
             locator = result.get("locator") or ""
-            yield result["file"], int(result.get("number_of_records") or 0), bool(locator)
+            yield self._read(result["file"]), int(result.get("number_of_records") or 0), bool(locator)
             if not locator:
                 return
 
@@ -550,17 +556,26 @@ class _BulkResults:
             urls.extend(more)
         return urls
 
-    def _download(self, url: str) -> Tuple[str, int]:
-        return _download_page(self.sf, url, self.folder)
+    def _read(self, path: str) -> Any:
+        if self.read is None:
+            return path
+        try:
+            return self.read(path)
+        finally:
+            os.remove(path)
 
-    def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[str, int, bool]]:
+    def _download(self, url: str) -> Tuple[Any, int]:
+        path, n = _download_page(self.sf, url, self.folder)
+        return self._read(path), n
+
+    def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[Any, int, bool]]:
         """Up to ``parallel`` downloads in flight, handed out in page order; the next
         ``resultPages`` batch is asked for in the background while the last URLs of the
         current one download, so the pipeline never waits a round trip for URLs."""
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        pending: "deque[Future[Tuple[str, int]]]" = deque()
+        pending: "deque[Future[Tuple[Any, int]]]" = deque()
         queue = deque(urls)
         batch: "Optional[Future[Tuple[List[str], Optional[str]]]]" = None
         # one worker more than downloads: a resultPages call never waits for a download slot
@@ -590,7 +605,7 @@ class _BulkResults:
                 batch.cancel()
             pool.shutdown(wait=True)
             for future in pending:  # downloaded but never handed out (an error, a closed generator)
-                if future.done() and not future.cancelled() and future.exception() is None:
+                if self.read is None and future.done() and not future.cancelled() and future.exception() is None:
                     try:
                         os.remove(future.result()[0])
                     except OSError:
@@ -708,11 +723,8 @@ def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted
             # "more than one page"); True: from the start; False: never
             if progress is True:
                 bar = _Progress(True, True, total, "rows", desc + " bulk")
-            for path, done, more in _BulkResults(sf, client, job_id, folder, parallel).parts():
-                try:
-                    part = _read_part(pd, path, engine)
-                finally:
-                    os.remove(path)
+            results = _BulkResults(sf, client, job_id, folder, parallel, read=lambda path: _read_part(pd, path, engine))
+            for part, done, more in results.parts():
                 if bar is None and progress is None and more:
                     bar = _Progress(True, False, total, "rows", desc + " bulk")
                 if bar is not None:

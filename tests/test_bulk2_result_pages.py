@@ -432,3 +432,120 @@ def test_render_page_writes_what_render_csv_writes(delimiter: str, line_ending: 
     plain = [["006E", "x", "y", "1.5", "true", "3"], ["006F", "", "", "", "", ""]]
     for rows in (mixed, plain, [], [["only", "one", "row", "1", "false", "2"]]):
         assert render_page(columns, rows, delimiter, line_ending) == render_csv(columns, rows, delimiter, line_ending)
+
+
+# --------------------------------------------------------------------------- the job's rows: a snapshot in the store
+
+
+def _temp_tables(org: Any) -> int:
+    with org.store._lock:
+        return org.store._conn.execute("SELECT count(*) FROM sqlite_temp_master WHERE type = 'table'").fetchone()[0]
+
+
+def _csv_rows(raw: Raw, job: str, max_records: int) -> List[str]:
+    lines: List[str] = []
+    locator = ""
+    while locator != "null":
+        resp = raw.get(raw.url(f"jobs/query/{job}/results?maxRecords={max_records}"
+                               + (f"&locator={locator}" if locator else "")))
+        assert resp.status_code == 200, resp.text
+        body = resp.text.splitlines()
+        lines.extend(body if not lines else body[1:])
+        locator = resp.headers["Sforce-Locator"]
+    return lines
+
+
+def test_job_rows_are_taken_at_creation_and_dropped_with_the_job(org: Any, raw: Raw) -> None:
+    from sfjwt_ext.testing.bulk2 import render_page
+
+    soql = "SELECT Id, Name, Email FROM Contact ORDER BY Name, Id"
+    columns, expected = org.store.query_flat(soql)
+    before = _temp_tables(org)
+    job = raw.job(soql)
+    assert _temp_tables(org) == before + 1  # the rows live in SQLite, not in a Python list
+    sf = _connect(org)
+    first_id = expected[0][0]
+    sf.Contact.update(first_id, {"LastName": "Changed After The Job"})
+    added = sf.Contact.create({"LastName": "Added After The Job"})["id"]
+    try:
+        lines = _csv_rows(raw, job, 400)  # pages of 400: 1,500 rows in 4 pages
+        assert "\n".join(lines) + "\n" == render_page(columns, expected, ",", "\n")
+        assert len(lines) == 1 + len(expected) and not any(added[:15] in line for line in lines)
+    finally:
+        sf.Contact.update(first_id, {"LastName": expected[0][1].split()[-1]})
+        sf.Contact.delete(added)
+    resp = raw.http.delete(raw.url(f"jobs/query/{job}"), headers={"Authorization": f"Bearer {raw.token}"},
+                           timeout=30, verify=org.ca_file)
+    assert resp.status_code == 204
+    assert _temp_tables(org) == before
+
+
+def test_aggregate_job_pages_equal_query_flat(org: Any, raw: Raw) -> None:
+    from sfjwt_ext.testing.bulk2 import render_page
+
+    soql = "SELECT StageName, COUNT(Id), MAX(Amount), MIN(Amount) FROM Opportunity GROUP BY StageName"
+    columns, expected = org.store.query_flat(soql)
+    assert len(expected) > 1
+    lines = _csv_rows(raw, raw.job(soql), 3)
+    assert "\n".join(lines) + "\n" == render_page(columns, expected, ",", "\n")
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", "|"])
+def test_snapshot_lines_are_render_page_lines_for_wide_and_quoted_rows(delimiter: str) -> None:
+    """130 columns (more than one SQLite printf call takes), quotes, delimiters, newlines,
+    nulls, numbers and booleans: the lines SQLite joins are the lines render_page writes."""
+    from sfjwt_ext.testing import LocalOrg
+    from sfjwt_ext.testing.bulk2 import render_page
+
+    store = LocalOrg().store
+    names = [f"W{i}__c" for i in range(130)]
+    for name in names:
+        store.add_field("Account", name, type="string")
+    store.add_field("Account", "Score__c", type="double")
+    store.add_field("Account", "Flag__c", type="checkbox")
+    texts = ['say "hi"', "a,b;c|d\te", "line\nbreak", "", '"', "ünï%scödé", "it's"]
+    store.insert("Account", [{"Name": f'Acct "{n}"', "Score__c": [1.5, None, 2e-7][n % 3], "Flag__c": n % 2 == 0,
+                              **{name: texts[(n + i) % len(texts)] for i, name in enumerate(names) if (n + i) % 5}}
+                             for n in range(7)])
+    soql = f"SELECT Id, Name, Score__c, Flag__c, {', '.join(names)} FROM Account ORDER BY Name"
+    columns, rows = store.query_flat(soql)
+    snapshot = store.snapshot_flat(soql)
+    try:
+        assert snapshot.count == len(rows) >= 7 and snapshot.columns == columns
+        lines = snapshot.lines(0, 4, delimiter) + snapshot.lines(4, 1000, delimiter)
+        assert "\n".join([render_page(columns, [], delimiter, "")] + lines) + "\n" == \
+            render_page(columns, rows, delimiter, "\n")
+        assert snapshot.lines(len(rows), 10, delimiter) == []
+    finally:
+        snapshot.close()
+
+
+@pytest.mark.parametrize("parallel", [4, 1])
+def test_pages_are_read_where_they_download(org: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            parallel: int) -> None:
+    """With read=, parallel downloads parse their own page in their worker thread (the
+    consumer only gets parsed pages); the locator chain reads in the consumer. Every page
+    once, in order, and no file left behind."""
+    monkeypatch.setattr(dataframe, "BULK_PART_RECORDS", 100)
+    sf = _connect(org)
+    client, job_id = _job(sf)
+    threads: List[str] = []
+
+    def read(path: str) -> List[str]:
+        threads.append(threading.current_thread().name)
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().splitlines()
+
+    org.api_latency = 0.02
+    results = _BulkResults(sf, client, job_id, str(tmp_path), parallel, read=read)
+    parts = list(results.parts())
+    assert results.mode == ("parallel" if parallel > 1 else "locator")
+    assert [n for _, n, _ in parts] == [100] * 15 and [more for _, _, more in parts] == [True] * 14 + [False]
+    ids = [line.split(",")[0].strip('"') for lines, _, _ in parts for line in lines[1:]]
+    assert ids == [r["Id"] for r in sf.query_all(SOQL)["records"]]
+    here = threading.current_thread().name
+    if parallel > 1:
+        assert len(threads) == 15 and all(t.startswith("sfjwt-bulk-results") for t in threads)
+    else:
+        assert threads == [here] * 15
+    assert list(tmp_path.iterdir()) == []

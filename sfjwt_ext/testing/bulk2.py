@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 from xml.etree import ElementTree as ET
 
-from .bulk import (BulkRefusal, BulkService, CSV_CT, ID_RE, Progress, Rows, VERSION_RE, _csv_value, authenticate,
-                   now_ts, run_query, sf_datetime)
+from .bulk import (BulkRefusal, BulkService, CSV_CT, FlatRows, ID_RE, Progress, VERSION_RE, _csv_value, authenticate,
+                   now_ts, run_flat_query, sf_datetime)
 from .http import (HTTPError, Request, Response, Router, accepts_gzip, empty_response, json_response,
                    text_response)
 from .oauth import Session
@@ -69,7 +69,8 @@ class Bulk2Job:
     line_ending: str
     column_delimiter: str
     progress: Progress
-    rows: Optional[Rows] = None
+    #: the query's rows, taken when the job is created (a snapshot in the store)
+    rows: Optional[FlatRows] = None
     state: str = "UploadComplete"
     modstamp: float = 0.0
     error: Optional[str] = None
@@ -201,7 +202,7 @@ class Bulk2Api:
         if content_type != "CSV":
             return self._bulk2_error(400, "INVALIDJOB", f"InvalidJob : Invalid content type: {content_type}")
         try:
-            rows = run_query(self.org, query, operation == "queryAll", "bulk2", records=False)
+            rows = run_flat_query(self.org, query, operation == "queryAll", "bulk2")
         except BulkRefusal as exc:
             return self._bulk2_error(400, "INVALIDJOB", str(exc))
         except SoqlError as exc:
@@ -265,7 +266,9 @@ class Bulk2Api:
             if job.state in ("UploadComplete", "InProgress"):
                 return self._bulk2_error(400, "INVALIDJOBSTATE",
                                          "InvalidJobState : Job must be in a final state (JobComplete, Aborted or Failed) to be deleted")
-            self.service.bulk2_jobs.pop(job.id, None)
+            gone = self.service.bulk2_jobs.pop(job.id, None)
+        if gone is not None and gone.rows is not None:
+            gone.rows.close()
         return empty_response(204)
 
     def _results_ready(self, job: Bulk2Job) -> None:
@@ -302,11 +305,11 @@ class Bulk2Api:
         max_records, _ = self._page_size(request)
         offset = self._offset(request)
         assert job.rows is not None
-        page = job.rows.rows[offset:offset + max_records]
+        delimiter, line_ending = _DELIMITERS[job.column_delimiter], _LINE_ENDINGS[job.line_ending]
+        page = job.rows.lines(offset, max_records, delimiter)  # CSV lines joined by SQLite
         next_offset = offset + len(page)
-        next_locator = _encode_locator(next_offset) if next_offset < len(job.rows.rows) else "null"
-        body = render_page(job.rows.columns, page, _DELIMITERS[job.column_delimiter],
-                           _LINE_ENDINGS[job.line_ending])
+        next_locator = _encode_locator(next_offset) if next_offset < job.rows.count else "null"
+        body = line_ending.join([render_page(job.rows.columns, [], delimiter, "")] + page) + line_ending
         headers = {"Sforce-Locator": next_locator, "Sforce-NumberOfRecords": str(len(page))}
         response = text_response(body, status=200, headers=headers, content_type=CSV_CT)
         response.compress = True  # the server gzips it when Accept-Encoding allows (http._write)
@@ -329,7 +332,7 @@ class Bulk2Api:
         max_records, explicit = self._page_size(request)
         offset = self._offset(request)
         assert job.rows is not None
-        total = len(job.rows.rows)
+        total = job.rows.count
         base = f"/services/data/v{version}/jobs/query/{job.id}"
         suffix = f"&maxRecords={max_records}" if explicit else ""
         pages: List[Dict[str, str]] = []

@@ -14,6 +14,7 @@ import json
 import re
 import sqlite3
 import threading
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -29,7 +30,7 @@ from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, MASTER_RE
 from .soql import (DATE_FUNCTIONS, Aggregate, FieldFunction, FieldRef, FieldsMacro, Query, SelectItem, SoqlError,
                    Subquery, error_at)
 
-__all__ = ["Store", "QueryResult"]
+__all__ = ["Store", "QueryResult", "FlatSnapshot"]
 
 
 @dataclass
@@ -37,6 +38,42 @@ class QueryResult:
     records: List[dict]
     total_size: int
     entity: str
+
+
+class FlatSnapshot:
+    """A query's flat rows kept in the store (:meth:`Store.snapshot_flat`), read by page."""
+
+    def __init__(self, store: Store, table: str, columns: List[str], quotes: List[bool], count: int) -> None:
+        self._store = store
+        self._table = table
+        self._quotes = quotes
+        self.columns = columns
+        #: rows in the snapshot
+        self.count = count
+
+    def lines(self, offset: int, limit: int, delimiter: str) -> List[str]:
+        """Rows ``offset`` to ``offset + limit`` (0-based, at most ``limit``), in query order, as
+        Bulk CSV lines without their line ending: every value double-quoted, ``"`` doubled
+        (what ``bulk2.render_page`` writes). SQLite joins the values, not Python."""
+        if limit <= 0 or offset >= self.count:
+            return []
+        values = [f"replace(c{i}, '\"', '\"\"')" if quote else f"c{i}" for i, quote in enumerate(self._quotes)]
+        sep = '"' + delimiter.replace("'", "''") + '"'
+        fmt_sep = sep.replace("%", "%%")
+        # printf builds each line in one pass (a chain of || copies it once per value); at most
+        # 100 values a call, under SQLite's limit on function arguments
+        groups = [values[i:i + 100] for i in range(0, len(values), 100)]
+        line_sql = f" || '{sep}' || ".join(f"printf('{fmt_sep.join(['%s'] * len(g))}', {', '.join(g)})" for g in groups)
+        return self._store._snapshot_lines(self._table, f"""'"' || {line_sql} || '"'""", max(0, offset), limit)
+
+    def close(self) -> None:
+        """Drop the snapshot's table (idempotent)."""
+        self._store._drop_snapshot(self._table)
+
+
+#: field types whose Bulk CSV text never holds a '"'
+_NO_QUOTE_TYPES = frozenset({"id", "reference", "boolean", "int", "double", "currency", "percent", "date", "datetime",
+                             "time"})
 
 
 def _check_int(value: Any) -> bool:
@@ -1104,6 +1141,40 @@ class Store:
         Parent fields are flattened to ``Account.Name`` columns; booleans are ``true``/``false``,
         nulls empty strings.  Child subqueries are refused (Bulk API doesn't support them).
         """
+        names, _, sql, params = self._flat_sql(soql, include_deleted)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return names, rows
+
+    def snapshot_flat(self, soql: str, *, include_deleted: bool = False) -> FlatSnapshot:
+        """The rows :meth:`query_flat` gives, kept inside SQLite (a temporary table) and read
+        a page at a time as CSV lines: what a Bulk 2.0 query job holds between its execution
+        and its results. Taking it runs the query once, in SQLite, without building a Python
+        object per value; later changes to the records do not show in it. ``close()`` drops it."""
+        names, types, sql, params = self._flat_sql(soql, include_deleted)
+        table = f"flat_snapshot_{uuid.uuid4().hex}"  # not _counter: that numbers record ids
+        cols = [f"c{i}" for i in range(len(names))]
+        with self._lock:
+            # INSERT ... SELECT ... ORDER BY inserts in that order: rowid n is row n (1-based)
+            self._conn.execute(f"CREATE TEMP TABLE {table} ({', '.join(cols)})")
+            self._conn.execute(f"INSERT INTO {table} {sql}", params)
+            count = self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        # a value can hold '"' (doubled in CSV) only if it is text
+        quotes = [t is None or t not in _NO_QUOTE_TYPES for t in types]
+        return FlatSnapshot(self, table, names, quotes, int(count))
+
+    def _snapshot_lines(self, table: str, line_sql: str, offset: int, limit: int) -> List[str]:
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {line_sql} FROM {table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                                      (offset, offset + limit)).fetchall()
+        return [r[0] for r in rows]
+
+    def _drop_snapshot(self, table: str) -> None:
+        with self._lock:
+            self._conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+    def _flat_sql(self, soql: str, include_deleted: bool) -> Tuple[List[str], List[Optional[str]], str, List[Any]]:
+        """(column names, their field types, SQL, parameters) of :meth:`query_flat`."""
         q = _soql.parse(soql)
         comp = Compiler(self, q, False, include_deleted)
         obj = comp.object(q.sobject, q.sobject_pos, q.text)
@@ -1141,9 +1212,7 @@ class Store:
                 names.append(name)
                 exprs.append((expr, fdef.type))
             sql = self._select_sql(comp, scope, q, [_csv_expr(e, t) for e, t in exprs], params)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        return names, rows
+        return names, [t for _, t in exprs], sql, params
 
     # columns=true
     def column_metadata(self, soql: str, *, tooling: bool = False) -> dict:
