@@ -7,6 +7,7 @@ on sys.path, and spawned children inherit it).
 - ``exception_chain``: every exception reachable from one (cause, context, last_cause).
 - ``write_encrypted_key``: a passphrase-protected copy of a key file.
 - ``sample_org``: a module's own local org with the sample data, for read-only tests.
+- ``raw_login``: a JWT login of the org's own user, straight at the token endpoint (no client).
 """
 from __future__ import annotations
 
@@ -150,3 +151,22 @@ def sample_org(folder: Path, username: str) -> Iterator[LocalOrg]:
     finally:
         org.api_latency = 0.0
         org.stop()
+
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def raw_login(org: Any) -> dict:
+    """The token endpoint's answer for ``org.credentials``' user, signed with PyJWT and posted
+    with plain requests: for tests of the org that must not go through our client."""
+    import jwt
+    import requests
+
+    creds = org.credentials
+    claims = {"iss": creds.consumer_key, "sub": creds.username, "aud": "https://login.salesforce.com",
+              "exp": int(time.time()) + 180}
+    assertion = jwt.encode(claims, Path(creds.private_key_file).read_bytes(), algorithm="RS256")
+    resp = requests.post(org.token_url, data={"grant_type": JWT_BEARER, "assertion": assertion},
+                         verify=org.ca_file, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())

@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 from xml.etree import ElementTree as ET
 
-import jwt
 import pytest
+from _support import raw_login
 import requests
 
 NS = "http://www.force.com/2009/06/asyncapi/dataload"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TYPES = {"JSON": "application/json", "XML": "application/xml", "CSV": "text/csv"}
 
 
 def _token(org: Any) -> str:
-    creds = org.credentials
-    claims = {"iss": creds.consumer_key, "sub": creds.username, "aud": "https://login.salesforce.com",
-              "exp": int(time.time()) + 180}
-    assertion = jwt.encode(claims, Path(creds.private_key_file).read_bytes(), algorithm="RS256")
-    resp = requests.post(org.token_url, data={"grant_type": JWT_BEARER, "assertion": assertion},
-                         verify=org.ca_file, timeout=10)
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["access_token"])
+    return str(raw_login(org)["access_token"])
 
 
 class Bulk1:

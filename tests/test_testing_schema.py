@@ -7,31 +7,20 @@ types, through ``connect_jwt`` + ``query_df``.
 from __future__ import annotations
 
 import io
-import time
 import zipfile
-from pathlib import Path
 from typing import Any, Dict
 
-import jwt
 import pytest
+from _support import raw_login
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from sfjwt_ext.testing.schema import SchemaError
 
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
 
 def _token(org: Any) -> str:
-    creds = org.credentials
-    claims = {"iss": creds.consumer_key, "sub": creds.username, "aud": "https://login.salesforce.com",
-              "exp": int(time.time()) + 180}
-    assertion = jwt.encode(claims, Path(creds.private_key_file).read_bytes(), algorithm="RS256")
-    resp = requests.post(org.token_url, data={"grant_type": JWT_BEARER, "assertion": assertion},
-                         verify=org.ca_file, timeout=10)
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["access_token"])
+    return str(raw_login(org)["access_token"])
 
 
 @pytest.fixture

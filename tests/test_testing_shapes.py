@@ -16,33 +16,24 @@ import base64
 import io
 import os
 import threading
-import time
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 from xml.etree import ElementTree as ET
 
-import jwt
 import pytest
+from _support import raw_login
 import requests
 
 from sfjwt_ext.testing import LocalOrg
 
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MD = "http://soap.sforce.com/2006/04/metadata"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 CLASS_BODY = "public class Greeter {\n    public static String hello() { return 'hi'; }\n}"
 
 
 def _login(org: Any) -> Dict[str, Any]:
-    creds = org.credentials
-    claims = {"iss": creds.consumer_key, "sub": creds.username, "aud": "https://login.salesforce.com",
-              "exp": int(time.time()) + 180}
-    assertion = jwt.encode(claims, Path(creds.private_key_file).read_bytes(), algorithm="RS256")
-    resp = requests.post(org.token_url, data={"grant_type": JWT_BEARER, "assertion": assertion},
-                         verify=org.ca_file, timeout=10)
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
+    return raw_login(org)
 
 
 @pytest.fixture
