@@ -193,7 +193,9 @@ def test_waiters_of_a_failed_first_login_with_pem_text_keep_no_secret_in_our_fra
     pem = Path(org.credentials.private_key_file).read_text()
     kwargs = _kwargs(org, private_key=pem)
     del kwargs["private_key_file"]
-    org.inject_fault("token", count=100, status=503, body="down", headers=NOW)
+    # Each 503 held 0.5 s: the first caller's three attempts outlast the start of all 8
+    # threads on a loaded machine (a thread arriving after a failed login makes its own).
+    org.inject_fault("token", count=100, status=503, body="down", headers=NOW, delay=0.5)
     errors = _run_threads(8, lambda i: connect_jwt(**kwargs))
     assert len(errors) == 8 and org.token_requests == 3
     for error in errors:
