@@ -22,7 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
+import jwt
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 
 from sfjwt_ext.keys import load_private_key
@@ -159,9 +161,6 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 def raw_login(org: Any) -> dict:
     """The token endpoint's answer for ``org.credentials``' user, signed with PyJWT and posted
     with plain requests: for tests of the org that must not go through our client."""
-    import jwt
-    import requests
-
     creds = org.credentials
     claims = {"iss": creds.consumer_key, "sub": creds.username, "aud": "https://login.salesforce.com",
               "exp": int(time.time()) + 180}

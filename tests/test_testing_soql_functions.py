@@ -6,34 +6,23 @@ Driven over HTTPS with simple-salesforce.
 """
 from __future__ import annotations
 
-import time
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Dict
 
-import jwt
 import pytest
+from _support import raw_login
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
-
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-
 
 @pytest.fixture
 def sf(salesforce_org: Any, monkeypatch: pytest.MonkeyPatch) -> Salesforce:
     # requests lets REQUESTS_CA_BUNDLE override a session's verify: point it at the org's CA
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", salesforce_org.ca_file)
-    creds = salesforce_org.credentials
-    claims = {"iss": creds.consumer_key, "sub": creds.username, "aud": "https://login.salesforce.com",
-              "exp": int(time.time()) + 180}
-    assertion = jwt.encode(claims, Path(creds.private_key_file).read_bytes(), algorithm="RS256")
-    resp = requests.post(salesforce_org.token_url, data={"grant_type": JWT_BEARER, "assertion": assertion},
-                         verify=salesforce_org.ca_file, timeout=10)
-    assert resp.status_code == 200, resp.text
+    token = raw_login(salesforce_org)["access_token"]
     http = requests.Session()
     http.verify = salesforce_org.ca_file
-    return Salesforce(session_id=resp.json()["access_token"], instance_url=salesforce_org.instance_url, session=http,
+    return Salesforce(session_id=token, instance_url=salesforce_org.instance_url, session=http,
                       version=str(salesforce_org.api_version))
 
 
