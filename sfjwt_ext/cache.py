@@ -49,6 +49,7 @@ token in hand (an unpickled client's): no token request.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import os
 import threading
@@ -207,6 +208,13 @@ def key_source_id(settings: Settings) -> Optional[str]:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=16)
+def _config_path(config_environment: Tuple[Optional[str], ...]) -> str:
+    """``config_path()`` for these values of ``_CONFIG_ENV`` (its only inputs): platformdirs
+    costs more than the rest of a cached connect_jwt."""
+    return str(config_path())
+
+
 def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
     """The memo key of ``resolve_settings(**arguments)``: the arguments, every environment
     variable settings reads, the profile file's content (two edits within the file system's
@@ -218,7 +226,8 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
         return None
     environment = tuple(os.environ.get(name) for name in _SETTINGS_ENV)
     try:
-        profile: Optional[bytes] = hashlib.sha256(read_profile_file(config_path())).digest()
+        path = _config_path(environment[-len(_CONFIG_ENV):])
+        profile: Optional[bytes] = hashlib.sha256(read_profile_file(path)).digest()
     except OSError:  # no profile file
         profile = None
     except ConfigurationError:  # a FIFO, a device, too big: not memoized, resolve_settings says so
