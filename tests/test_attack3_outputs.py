@@ -206,9 +206,12 @@ def test_cli_parquet_through_a_symlink_and_into_a_fifo(org: Any, sf: Any, tmp_pa
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_cli_output_dev_stdout_into_a_pipe_streams(org: Any, sf: Any, fmt: str) -> None:
-    """``--output /dev/stdout`` when stdout is a pipe: /dev/stdout names the pipe, which has
-    no folder to put a temporary file in; the rows go down the pipe."""
-    result = run(org, ["query", ACCOUNTS, "--format", fmt, "--output", "/dev/stdout"])
+    """``--output /dev/stdout`` when stdout is a pipe: the name leads (through /proc) to the
+    pipe, which has no folder to put a temporary file in; the rows go down the pipe.
+    Spelled ``/dev/fd/1`` here: the same path to the pipe, but a broken build that renames a
+    file over it fails (nothing can be created in /proc) instead of replacing the machine's
+    /dev/stdout, as the code before this test did when run as root."""
+    result = run(org, ["query", ACCOUNTS, "--format", fmt, "--output", "/dev/fd/1"])
     assert result.returncode == 0, result.stderr
     expected = query_df(sf, ACCOUNTS, progress=False)
     if fmt == "parquet":
