@@ -48,6 +48,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ._outfile import OutputFile
 from ._soql_fields import SelectQuery, SoqlParseError, parse_select
 from .records import (
     COMPOUND_TYPES,
@@ -893,61 +894,45 @@ def query_to_parquet(sf: Any, soql: str, path: "str | os.PathLike[str]", *, incl
     Written page by page with :class:`pyarrow.parquet.ParquetWriter` (one row group per
     Bulk 2.0 result page, or per :data:`STREAM_ROWS` REST rows), so memory stays that of
     one page whatever the number of rows. The columns and types are :func:`query_df`'s:
-    ``pd.read_parquet(path)`` equals ``query_df(sf, soql)``. The file is written next to
-    ``path`` under a temporary name and renamed at the end: a query that fails leaves an
-    existing ``path`` untouched. The other arguments are :func:`query_df`'s.
+    ``pd.read_parquet(path)`` equals ``query_df(sf, soql)``. ``path`` is handled as
+    ``sfjwt query --output`` handles it (:class:`~sfjwt_ext._outfile.OutputFile`): the
+    file is written next to ``path`` (through a symbolic link: next to the file it names)
+    under a temporary name and renamed at the end, keeping the replaced file's mode, so a
+    query that fails leaves an existing ``path`` untouched; a FIFO or a character device is
+    streamed into. A folder, or a ``path`` whose folder does not exist, is a
+    :class:`~sfjwt_ext.errors.ConfigurationError` (a ``ValueError``) before the query runs.
+    The other arguments are :func:`query_df`'s.
     """
     pa, pq = _pyarrow("query_to_parquet")
     pd = _pandas()
-    target = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
-        raise ValueError(f"query_to_parquet: the folder of path {os.fspath(path)!r} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".part", dir=folder)
-    os.close(fd)
+    with OutputFile(path, named="path") as output:
+        return _parquet_into(output, pa, pq, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size,
+                                                     parallel, "query_to_parquet"), compression)
+
+
+def _parquet_into(output: OutputFile, pa: Any, pq: Any, frames: Iterator[Any], compression: str = "snappy") -> int:
+    """Write ``frames`` (at least one) as one Parquet file to ``output`` and commit it; the
+    rows written. ``output`` is opened when the first frame is ready (a FIFO's reader sees
+    nothing of a query that fails at once). The caller discards ``output`` on failure."""
     writer = None
     rows = 0
     try:
-        for table in _tables(pa, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size, parallel,
-                                         "query_to_parquet")):
+        for table in _tables(pa, frames):
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
+                writer = pq.ParquetWriter(output.open(binary=True), table.schema, compression=compression)
             writer.write_table(table)
             rows += table.num_rows
         assert writer is not None  # _frames yields at least one frame
         writer.close()
         writer = None
-        _umask_permissions(tmp)
-        os.replace(tmp, target)
-    except BaseException:
+        output.commit()
+    finally:
         if writer is not None:
             try:
                 writer.close()
             except Exception:  # the original error is the one to report
                 pass
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
     return rows
-
-
-def _umask_permissions(path: str) -> None:
-    """mkstemp makes the file 0600: give it the mode a plain open() would have (0666 & ~umask)."""
-    if os.name != "posix":
-        return
-    umask = None
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    umask = int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    if umask is None:
-        return
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _count_estimate(sf: Any, q: SelectQuery, include_deleted: bool) -> Optional[int]:

@@ -151,6 +151,17 @@ def test_parquet_over_a_private_file_keeps_it_private(sf: Any, tmp_path: Path) -
     assert pq.read_table(path).num_rows > 0
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="giving a file to another user needs root")
+def test_root_replacing_another_users_file_keeps_its_owner_and_group(sf: Any, tmp_path: Path) -> None:
+    path = tmp_path / "theirs.parquet"
+    path.write_bytes(b"old")
+    os.chown(path, 12345, 12346)
+    os.chmod(path, 0o640)
+    query_to_parquet(sf, ACCOUNTS, path, progress=False, bulk=False)
+    info = path.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (12345, 12346, 0o640)
+
+
 def test_a_new_parquet_file_gets_the_umasks_mode(sf: Any, tmp_path: Path) -> None:
     old = os.umask(0o027)
     try:

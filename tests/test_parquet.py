@@ -118,7 +118,7 @@ def test_a_failed_query_leaves_the_old_file(sf: Any, org: Any, tmp_path: Path, m
 
     def failing(pd_: Any, columns: Any) -> Any:
         calls.append(1)
-        temp_seen.extend(p.name for p in tmp_path.iterdir() if p.name.endswith(".part"))
+        temp_seen.extend(p.name for p in tmp_path.iterdir() if p.name.startswith(".opps.parquet."))
         if len(calls) == 3:
             raise RuntimeError("connection lost mid-extract")
         return real(pd_, columns)
