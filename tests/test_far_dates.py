@@ -130,3 +130,16 @@ def test_dask_meta_and_partitions_hold_far_dates(sf: Any, small_parts: None) -> 
     assert {str(p["CloseDate"].dtype) for p in parts} == {DATE}  # the first page, without far dates, too
     got = pd.concat(parts, ignore_index=True)
     check_values(got)
+
+
+def test_the_wide_parser_reads_every_salesforce_spelling() -> None:
+    """The parser used where pandas 2's nanosecond one overflows (run here on any pandas)."""
+    from sfjwt_ext.dataframe import _wide_datetimes
+
+    got = _wide_datetimes(["4000-12-31", "1700-01-01T00:00:00.000+0000", "2024-01-05T10:30:00.000Z",
+                           "2024-01-05T12:00:00+01:30", "2024-01-05T10:30:00.123-0200", None, pd.NA])
+    assert [str(v) for v in got] == ["4000-12-31T00:00:00.000000", "1700-01-01T00:00:00.000000",
+                                     "2024-01-05T10:30:00.000000", "2024-01-05T10:30:00.000000",
+                                     "2024-01-05T12:30:00.123000", "NaT", "NaT"]
+    with pytest.raises(ValueError, match="not an ISO 8601"):
+        _wide_datetimes(["31/12/4000"])
