@@ -549,9 +549,9 @@ def _query_parquet(args: argparse.Namespace, soql: str) -> int:
     try:
         pa, pq = _pyarrow("--format parquet")
         pd = _pandas()
-    except ImportError as exc:
-        raise UsageError(f"--format parquet needs pyarrow and pandas ({exc}): pip install "
-                         "'sfjwt-ext[pandas,arrow]', or use --format csv") from None
+    except ImportError as exc:  # the cause names the module: "No module named 'pyarrow'"
+        raise UsageError(f"--format parquet needs pyarrow and pandas ({exc.__cause__ or exc}): "
+                         "pip install 'sfjwt-ext[pandas,arrow]', or use --format csv") from None
     with OutputFile(args.output, named="--output") as output:
         sf = connect_jwt(**_connection_arguments(args))
         frames = _frames(pd, sf, soql, args.include_deleted, None if _isatty(sys.stderr) else False, "auto", None,
