@@ -133,6 +133,22 @@ def test_parquet_into_a_character_device_leaves_the_device(sf: Any, tmp_path: Pa
     assert sorted(os.listdir(tmp_path)) == ["null"]
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="making a block device needs root")
+def test_a_block_device_is_refused_not_replaced_nor_written(sf: Any, org: Any, tmp_path: Path) -> None:
+    """Streaming a CSV or Parquet file onto a disk would destroy it: refused, before any login.
+    The device is major 60 (reserved for local/experimental use, no driver): even a broken
+    build that opened it could not write to a real disk."""
+    disk = tmp_path / "disk"
+    os.mknod(disk, stat.S_IFBLK | 0o600, os.makedev(60, 0))
+    with pytest.raises(ConfigurationError, match="block device"):
+        query_to_parquet(sf, ACCOUNTS, disk, progress=False)
+    org.reset_counters()
+    result = run(org, ["query", ACCOUNTS, "--format", "csv", "--output", str(disk)])
+    assert_usage_error(result, "--output", "block device")
+    assert org.token_requests == 0
+    assert stat.S_ISBLK(os.lstat(disk).st_mode) and sorted(os.listdir(tmp_path)) == ["disk"]
+
+
 def test_parquet_path_that_is_a_folder_or_in_no_folder_is_a_configuration_error(sf: Any, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="folder"):
         query_to_parquet(sf, ACCOUNTS, tmp_path, progress=False)
