@@ -6,6 +6,8 @@ values are always ``?`` parameters. The store (:mod:`records`) runs the SQL.
 
 from __future__ import annotations
 
+import sqlite3
+import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
@@ -19,6 +21,43 @@ from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldFunction, Fi
 
 if TYPE_CHECKING:
     from .records import Store
+
+# --------------------------------------------------------------------------- text comparison
+
+#: characters whose lower case is not what their upper case lowers to (dotless i, long s, final
+#: sigma...): case-insensitive comparison maps them as Java's equalsIgnoreCase does
+_FOLD_EXTRA = str.maketrans({
+    "µ": "μ", "ı": "i", "ſ": "s", "\u0345": "ι", "ς": "σ", "ϐ": "β", "ϑ": "θ", "ϕ": "φ", "ϖ": "π", "ϰ": "κ",
+    "ϱ": "ρ", "ϵ": "ε", "ᲀ": "в", "ᲁ": "д", "ᲂ": "о", "ᲃ": "с", "ᲄ": "т", "ᲅ": "т", "ᲆ": "ъ", "ᲇ": "ѣ",
+    "ᲈ": "ꙋ", "ẛ": "ṡ", "ι": "ι",
+})
+
+
+def fold_case(text: Any) -> Any:
+    """``text`` as SOQL compares it case-insensitively: every letter's case folded, beyond ASCII
+    ('ÜMLAUT ä' and 'ümlaut Ä' fold alike; 'ä' and 'a' do not). Non-strings pass unchanged."""
+    if not isinstance(text, str):
+        return text
+    return text.lower() if text.isascii() else text.lower().translate(_FOLD_EXTRA)
+
+
+def sort_key(text: Any) -> Any:
+    """A key whose binary order is Salesforce's ORDER BY order of text in an en_US locale:
+    case-insensitive, accents second ('Apfel' < 'ärger' < 'Birne')."""
+    if not isinstance(text, str):
+        return text
+    folded = fold_case(text)
+    if folded.isascii():
+        return folded + "\x00" + folded
+    base = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
+    return base + "\x00" + folded
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions compiled SOQL calls: ``sf_fold(text)`` and ``sf_sort_key(text)``."""
+    conn.create_function("sf_fold", 1, fold_case, deterministic=True)
+    conn.create_function("sf_sort_key", 1, sort_key, deterministic=True)
+
 
 # --------------------------------------------------------------------------- compiler
 
@@ -206,7 +245,8 @@ class Compiler:
         else:
             expr, fdef, _, _, _ = scope.resolve(cmp.left)
             ftype, fname = fdef.type, fdef.name
-        collate = " COLLATE NOCASE" if ftype in TEXT_TYPES and ftype not in ("id", "reference") else ""
+        folded = ftype in TEXT_TYPES and ftype not in ("id", "reference")
+        lhs = f"sf_fold({expr})" if folded else expr
         op = cmp.op
         if op in ("IN", "NOT IN", "INCLUDES", "EXCLUDES"):
             if op in ("INCLUDES", "EXCLUDES"):
@@ -229,13 +269,14 @@ class Compiler:
                     params.extend([start, end])
                     parts.append(f"({expr} >= ? AND {expr} < ?)")
                     continue
-                params.append(self.coerce(v, ftype, fname))
+                value = self.coerce(v, ftype, fname)
+                params.append(fold_case(value) if folded else value)
                 parts.append("?")
             plain = [p for p in parts if p == "?"]
             ranges = [p for p in parts if p != "?"]
             tests: List[str] = []
             if plain:
-                tests.append(f"{expr}{collate} IN ({', '.join(plain)})")
+                tests.append(f"{lhs} IN ({', '.join(plain)})")
             tests.extend(ranges)
             if has_null:
                 tests.append(f"{expr} IS NULL")
@@ -260,8 +301,8 @@ class Compiler:
                 raise error_at("INVALID_FIELD", text, cmp.pos,
                                f"invalid operator on {'id' if ftype in ('id', 'reference') else ftype} field: "
                                f"{fname}")
-            params.append(value.like)
-            return f"({expr} LIKE ? ESCAPE '\\')"
+            params.append(fold_case(value.like))
+            return f"(sf_fold({expr}) LIKE ? ESCAPE '\\')"
         if isinstance(value, DateLiteral):
             start, end = self.date_bounds(value, ftype, fname, value.pos)
             if op == "=":
@@ -275,11 +316,12 @@ class Compiler:
             return f"({expr} {sql_op} ?)"
         if ftype == "boolean" and op not in ("=", "!="):
             raise error_at("INVALID_FIELD", text, cmp.pos, f"invalid operator on boolean field: {fname}")
-        params.append(self.coerce(value, ftype, fname))
+        coerced = self.coerce(value, ftype, fname)
+        params.append(fold_case(coerced) if folded else coerced)
         if op == "!=":
             # SOQL's != also matches nulls
-            return f"({expr} IS NOT ?{collate})"
-        return f"({expr} {op} ?{collate})"
+            return f"({lhs} IS NOT ?)"
+        return f"({lhs} {op} ?)"
 
     def coerce(self, v: Any, ftype: str, fname: str) -> Any:
         """A literal as the parameter for a field of type ``ftype`` (with Salesforce's type errors)."""
@@ -395,8 +437,9 @@ class Compiler:
             # sqlite: nulls sort first ascending, last descending; add a key only when that differs
             if nulls_first != (not item.descending):
                 out.append(f"({expr} IS NULL) {'DESC' if nulls_first else 'ASC'}")
-            collate = " COLLATE NOCASE" if ftype in TEXT_TYPES and ftype not in ("id", "reference") else ""
-            out.append(f"{expr}{collate} {'DESC' if item.descending else 'ASC'}")
+            if ftype in TEXT_TYPES and ftype not in ("id", "reference"):
+                expr = f"sf_sort_key({expr})"
+            out.append(f"{expr} {'DESC' if item.descending else 'ASC'}")
         return out
 
 

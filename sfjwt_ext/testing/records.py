@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from . import soql as _soql
 from .ids import is_valid_id, new_id, to_18
-from .compiler import ChildPlan, Compiler, Node, Scope
+from .compiler import ChildPlan, Compiler, Node, Scope, register_functions
 from .literals import UTC, format_datetime, parse_date, parse_datetime
 from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN,
                      NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGES, TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError,
@@ -71,6 +71,11 @@ class FlatSnapshot:
         self._store._drop_snapshot(self._table)
 
 
+#: rows in one batch of query results: an aggregate query's answer must fit in one
+MAX_AGGREGATE_ROWS = 2000
+#: the most rows one query may return (the LIMIT bound of an aggregate query without GROUP BY)
+MAX_QUERY_ROWS = 50000
+
 #: field types whose Bulk CSV text never holds a '"'
 _NO_QUOTE_TYPES = frozenset({"id", "reference", "boolean", "int", "double", "currency", "percent", "date", "datetime",
                              "time"})
@@ -94,6 +99,7 @@ class Store:
         self._conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode = OFF")
         self._conn.execute("PRAGMA synchronous = OFF")
+        register_functions(self._conn)
         self._counter = itertools.count(1)
         self._case_numbers = itertools.count(1001)
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -977,24 +983,26 @@ class Store:
         root, columns, children = self._plan(comp, scope, q, allow_children=True)
         params: List[Any] = []
         sql = self._select_sql(comp, scope, q, columns, params)
-        child_sql = []
-        for plan in children:
-            child_sql.append(self._child_sql(comp, plan, q))
         build = self._builder(root, comp.tooling)
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-            child_rows = []
-            if children and rows:
-                ids = json.dumps([r[0] for r in rows])
-                for (csql, cparams, _croot, _plan) in child_sql:
-                    child_rows.append(self._conn.execute(csql, _fill(cparams, ids)).fetchall())
-        records = [build(r) for r in rows]
-        if children and records:
-            for (_sql, _params, croot, plan), crows in zip(child_sql, child_rows):
-                self._attach_children(records, plan, croot, crows, comp.tooling)
+            records = [build(r) for r in self._conn.execute(sql, params).fetchall()]
+            self._fill_children(comp, records, children, q)
         return QueryResult(records, len(records), obj.name)
 
-    def _child_sql(self, comp: Compiler, plan: ChildPlan, parent_q: Query) -> Tuple[str, List[Any], Node, ChildPlan]:
+    def _fill_children(self, comp: Compiler, records: List[dict], children: List[ChildPlan], top: Query) -> None:
+        """Run each child subquery for ``records`` (whose relationship keys hold their own Id until
+        then) and attach its records, then theirs: up to five levels of parent-to-child queries."""
+        if not records:
+            return
+        for plan in children:
+            sql, params, root, grandchildren = self._child_sql(comp, plan, top)
+            ids = json.dumps([rec[plan.rel] for rec in records])
+            rows = self._conn.execute(sql, _fill(params, ids)).fetchall()
+            kids = self._attach_children(records, plan, root, rows, comp.tooling)
+            self._fill_children(comp, kids, grandchildren, top)
+
+    def _child_sql(self, comp: Compiler, plan: ChildPlan, parent_q: Query
+                   ) -> Tuple[str, List[Any], Node, List[ChildPlan]]:
         q = plan.query
         if q.is_aggregate:
             raise error_at("MALFORMED_QUERY", parent_q.text, q.sobject_pos,
@@ -1003,7 +1011,7 @@ class Store:
             if isinstance(item, FieldRef) and item.alias:
                 raise error_at("MALFORMED_QUERY", parent_q.text, item.pos, f"unexpected token: '{item.alias}'")
         scope = Scope(comp, plan.obj, q)
-        root, columns, _ = self._plan(comp, scope, q, allow_children=False)
+        root, columns, grandchildren = self._plan(comp, scope, q, allow_children=True)
         fk_col = len(columns)
         columns = columns + [f"{scope.alias}.{quote_identifier(plan.fk.name)}"]
         params: List[Any] = []
@@ -1013,10 +1021,11 @@ class Store:
                                limit=False)
         root.fk_col = fk_col
         # json_each placeholder comes after the base filter and before the user's WHERE params
-        return sql, [_PARENT_IDS] + params, root, plan
+        return sql, [_PARENT_IDS] + params, root, grandchildren
 
     def _attach_children(self, records: List[dict], plan: ChildPlan, root: Node, rows: List[Any],
-                         tooling: bool) -> None:
+                         tooling: bool) -> List[dict]:
+        """Set each record's relationship to its child records; returns every child record attached."""
         build = self._builder(root, tooling)
         fk_col = root.fk_col
         grouped: Dict[str, List[Any]] = {}
@@ -1025,11 +1034,15 @@ class Store:
         q = plan.query
         offset = q.offset or 0
         key = plan.rel
+        attached: List[dict] = []
         for rec in records:
             kids = grouped.get(rec[key])
             if kids and (offset or q.limit is not None):
                 kids = kids[offset:] if q.limit is None else kids[offset:offset + q.limit]
-            rec[key] = {"totalSize": len(kids), "done": True, "records": [build(r) for r in kids]} if kids else None
+            built = [build(r) for r in kids] if kids else []
+            attached.extend(built)
+            rec[key] = {"totalSize": len(built), "done": True, "records": built} if built else None
+        return attached
 
     # COUNT()
     def _count_query(self, comp: Compiler, obj: ObjectDef, q: Query) -> QueryResult:
@@ -1112,12 +1125,19 @@ class Store:
         return sql
 
     def _aggregate_query(self, comp: Compiler, obj: ObjectDef, q: Query) -> QueryResult:
+        if not q.group_by and q.limit is not None and q.limit > MAX_QUERY_ROWS:
+            raise error_at("MALFORMED_QUERY", q.text, q.limit_pos,
+                           f"LIMIT of an aggregate query without GROUP BY can't exceed {MAX_QUERY_ROWS}")
         scope = Scope(comp, obj, q)
         plan = self._aggregate_plan(comp, scope, q)
         params: List[Any] = []
         sql = self._aggregate_sql(comp, scope, q, plan, params)
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+            rows = self._conn.execute(sql, params).fetchmany(MAX_AGGREGATE_ROWS + 1)
+        if len(rows) > MAX_AGGREGATE_ROWS:
+            # aggregate results have no queryMore: Salesforce refuses what one batch can't hold
+            raise SoqlError("EXCEEDED_ID_LIMIT", "Aggregate query does not support queryMore(), use LIMIT to "
+                                                 "restrict the results to a single batch")
         keys = tuple(p[0] for p in plan)
         bools = tuple(p[0] for p in plan if p[2] == "boolean")
         floats = tuple(p[0] for p in plan if p[2] in ("double", "currency", "percent"))
