@@ -227,3 +227,12 @@ def test_five_thousand_nested_parentheses_is_malformed_query(sf: Salesforce) -> 
     refused(sf, soql, "MALFORMED_QUERY")
     refused(sf, "SELECT Id FROM Account WHERE " + "NOT " * 5000 + "Name = 'x'", "MALFORMED_QUERY")
     assert sf.query("SELECT Id FROM Account WHERE " + "(" * 20 + "Name = 'x'" + ")" * 20)["records"] == []
+
+
+def test_typeof_and_format_in_column_metadata(sf: Salesforce) -> None:
+    """columns=true describes what TYPEOF and FORMAT() select (no 500)."""
+    resp = sf.session.get(f"{sf.base_url}query", params={
+        "q": "SELECT Id, TYPEOF What WHEN Account THEN Name END, FORMAT(ActivityDate) d FROM Event",
+        "columns": "true"}, headers={"Authorization": f"Bearer {sf.session_id}"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert [c["columnName"] for c in resp.json()["columnMetadata"]] == ["Id", "What", "ActivityDate"]

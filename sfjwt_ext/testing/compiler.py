@@ -145,6 +145,13 @@ class Scope:
                 raise error_at("INVALID_FIELD", text, fn.pos,
                                f"convertTimezone() can only be applied to datetime fields: {fdef.name}")
             return expr, fdef, rels, alias, obj   # the org's time zone is GMT
+        if name == "FORMAT":
+            return expr, fdef, rels, alias, obj   # formatted when the row is built
+        if name == "CONVERTCURRENCY":
+            if fdef.type != "currency":
+                raise error_at("INVALID_FIELD", text, fn.pos,
+                               f"convertCurrency() can only be applied to currency fields: {fdef.name}")
+            return expr, fdef, rels, alias, obj   # one currency in this org: the corporate one
         if name == "TOLABEL":
             if fdef.type != "picklist" and not (obj.name == "RecordType" and fdef.name == "Name"):
                 raise error_at("INVALID_FIELD", text, fn.pos,
@@ -411,6 +418,8 @@ class Compiler:
         expr, fdef, _, _, _ = scope.resolve(agg.field)
         fn = agg.function
         display = f"{fn}({agg.field.name})"
+        if fn == "GROUPING":
+            return self.grouping_expr(scope, agg, expr), "int", display
         if fn == "COUNT":
             return f"COUNT({expr})", "int", display
         if fn == "COUNT_DISTINCT":
@@ -424,6 +433,18 @@ class Compiler:
             raise error_at("INVALID_FIELD", self.query.text, agg.pos,
                            f"field {fdef.name} does not support aggregate operator {fn}")
         return f"{fn}({expr})", fdef.type, display
+
+    def grouping_expr(self, scope: Scope, agg: Aggregate, expr: str) -> str:
+        """GROUPING(field): a marker the grouping-sets SQL replaces by 1 in a subtotal row of field."""
+        q = scope.query
+        if q.group_kind is None:
+            raise error_at("MALFORMED_QUERY", self.query.text, agg.pos,
+                           "GROUPING() can only be used with GROUP BY ROLLUP or GROUP BY CUBE")
+        if expr not in (scope.resolve(g)[0] for g in q.group_by):
+            assert agg.field is not None
+            raise error_at("MALFORMED_QUERY", self.query.text, agg.pos,
+                           f"GROUPING() requires a field of the GROUP BY: {agg.field.name}")
+        return f"sf_grouping({expr})"
 
     def order_sql(self, scope: Scope, items: Sequence[_soql.OrderItem]) -> List[str]:
         out: List[str] = []
