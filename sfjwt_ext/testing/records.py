@@ -924,9 +924,9 @@ class Store:
 
     def _typeof_plan(self, comp: Compiler, scope: Scope, item: TypeOf, q: Query) -> TypeOfPlan:
         """TYPEOF rel: a LEFT JOIN per type rel may reference, with that type's WHEN (or ELSE) fields."""
-        if len(item.field.path) != 1 or item.field.path[0].lower() not in scope.obj.relationships:
-            raise error_at("INVALID_FIELD", q.text, item.field.pos, BAD_RELATIONSHIP.format(rel=item.field.name))
-        fk = scope.obj.relationships[item.field.path[0].lower()]
+        if len(item.ref.path) != 1 or item.ref.path[0].lower() not in scope.obj.relationships:
+            raise error_at("INVALID_FIELD", q.text, item.ref.pos, BAD_RELATIONSHIP.format(rel=item.ref.name))
+        fk = scope.obj.relationships[item.ref.path[0].lower()]
         targets = {t.lower(): t for t in fk.reference_targets}
         whens: Dict[str, List[FieldRef]] = {}
         for name, pos, fields in item.whens:
@@ -936,7 +936,7 @@ class Store:
                                f"{', '.join(fk.reference_targets)}")
             whens[name.lower()] = fields
         fk_expr = f"{scope.alias}.{quote_identifier(fk.name)}"
-        typed = TypeOfPlan(fk.relationship_name or item.field.name, fk_expr)
+        typed = TypeOfPlan(fk.relationship_name or item.ref.name, fk_expr)
         for lower, target in targets.items():
             fields = whens.get(lower, item.otherwise)
             obj = self.schema[target]
@@ -984,8 +984,8 @@ class Store:
             for k, b in parents:
                 if rec[k] is not None:
                     rec[k] = b(row)
-            for k, b in typeofs:
-                rec[k] = b(row)
+            for k, typed in typeofs:
+                rec[k] = typed(row)
             return rec
 
         return build
@@ -1001,9 +1001,9 @@ class Store:
             if ref is None:
                 return None
             name = by_prefix.get(ref[:3], "Name")
-            id_col, builder = builders.get(name, (None, None))
-            if builder is not None and row[id_col] is not None:
-                return builder(row)
+            known = builders.get(name)
+            if known is not None and row[known[0]] is not None:
+                return known[1](row)
             return {"attributes": {"type": name, "url": self.sobject_url(name, ref, tooling=tooling)}}
 
         return build
@@ -1145,6 +1145,8 @@ class Store:
                 out.append((key, sql, ftype, display, True))
             else:
                 assert not isinstance(item, FieldsMacro)
+                if isinstance(item, TypeOf):
+                    raise error_at("MALFORMED_QUERY", q.text, item.pos, "TYPEOF can't be used in an aggregate query")
                 expr, fdef, rels, _, _ = scope.resolve(item)
                 if expr not in grouped:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos,
@@ -1399,7 +1401,7 @@ class Store:
                 out.append(col)
                 continue
             if isinstance(item, TypeOf):
-                out.append(_column(item.field.name, item.field.name, None, aggregate=False, insertable=False,
+                out.append(_column(item.ref.name, item.ref.name, None, aggregate=False, insertable=False,
                                    updatable=False))
                 continue
             assert isinstance(item, (FieldRef, FieldFunction))

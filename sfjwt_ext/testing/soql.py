@@ -356,7 +356,7 @@ class FieldsMacro:
 class TypeOf:
     """``TYPEOF What WHEN Account THEN Name, Phone ... ELSE Name END``: fields per referenced type."""
 
-    field: FieldRef  # the polymorphic relationship (What, Who, Owner)
+    ref: FieldRef  # the polymorphic relationship (What, Who, Owner)
     whens: List[Tuple[str, int, List[FieldRef]]]  # (object name, its position, fields)
     otherwise: List[FieldRef] = field(default_factory=list)
     pos: int = 0
@@ -591,6 +591,9 @@ class _Parser:
             self.advance()
             q.group_by.append(self.field_expr())
         if q.group_kind:
+            if len(q.group_by) > 3:
+                raise error_at("MALFORMED_QUERY", self.text, q.group_by[3].pos,
+                               f"GROUP BY {q.group_kind} takes up to three fields")
             self.expect_punct(")")
 
     def order_limit_offset(self, q: Query) -> None:
