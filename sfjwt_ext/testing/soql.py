@@ -586,10 +586,10 @@ class _Parser:
         if self.is_kw("ROLLUP", "CUBE"):
             q.group_kind = self.advance().value
             self.expect_punct("(")
-        q.group_by.append(self.field_expr())
+        q.group_by.append(self.field_expr("GROUP BY"))
         while self.is_punct(","):
             self.advance()
-            q.group_by.append(self.field_expr())
+            q.group_by.append(self.field_expr("GROUP BY"))
         if q.group_kind:
             if len(q.group_by) > 3:
                 raise error_at("MALFORMED_QUERY", self.text, q.group_by[3].pos,
@@ -735,17 +735,20 @@ class _Parser:
         self.expect_punct(")")
         return Aggregate(fn, ref, None, name_tok.pos)
 
-    def field_expr(self) -> Union[FieldRef, FieldFunction]:
-        """A field, or a field function (``toLabel(x)``, ``CALENDAR_YEAR(x)``) around one."""
+    def field_expr(self, clause: str = "SELECT") -> Union[FieldRef, FieldFunction]:
+        """A field, or a field function (``toLabel(x)``, ``CALENDAR_YEAR(x)``) around one, in ``clause``."""
         t = self.tok
         if t.kind == "IDENT" and self.peek().kind == "PUNCT" and self.peek().value == "(":
             name = t.value.upper()
             if "." in t.value or name not in FIELD_FUNCTIONS:
                 raise error_at("MALFORMED_QUERY", self.text, t.pos,
                                f"function {name} is not supported by the local test org")
+            if (name == "FORMAT" and clause != "SELECT") or (name == "CONVERTCURRENCY"
+                                                              and clause in ("WHERE", "GROUP BY")):
+                raise error_at("MALFORMED_QUERY", self.text, t.pos, f"{t.value}() can't be used in {clause}")
             self.advance()
             self.advance()
-            inner = self.field_expr()
+            inner = self.field_expr(clause)
             self.expect_punct(")")
             if name in ("CONVERTTIMEZONE", "CONVERTCURRENCY") and isinstance(inner, FieldFunction):
                 raise error_at("MALFORMED_QUERY", self.text, t.pos, f"{t.value}() takes a field")
@@ -769,7 +772,7 @@ class _Parser:
         if t.kind == "IDENT" and t.value.upper() in AGGREGATE_FUNCTIONS and self.peek().kind == "PUNCT" and self.peek().value == "(":
             expr: Union[FieldRef, Aggregate, FieldFunction] = self.aggregate()
         else:
-            expr = self.field_expr()
+            expr = self.field_expr("ORDER BY")
         item = OrderItem(expr)
         if self.accept_kw("DESC"):
             item.descending = True
@@ -820,7 +823,7 @@ class _Parser:
                                "Aggregate functions are not allowed in the WHERE clause; use HAVING")
             left = self.aggregate()
         else:
-            left = self.field_expr()
+            left = self.field_expr("WHERE")
         op_tok = self.tok
         if op_tok.kind == "OP":
             self.advance()
