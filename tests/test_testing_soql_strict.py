@@ -226,6 +226,7 @@ def test_five_thousand_nested_parentheses_is_malformed_query(sf: Salesforce) -> 
     soql = "SELECT Id FROM Account WHERE " + "(" * 5000 + "Name = 'x'" + ")" * 5000
     refused(sf, soql, "MALFORMED_QUERY")
     refused(sf, "SELECT Id FROM Account WHERE " + "NOT " * 5000 + "Name = 'x'", "MALFORMED_QUERY")
+    refused(sf, "SELECT " + "FORMAT(" * 5000 + "Name" + ")" * 5000 + " FROM Account", "MALFORMED_QUERY")
     assert sf.query("SELECT Id FROM Account WHERE " + "(" * 20 + "Name = 'x'" + ")" * 20)["records"] == []
 
 

@@ -746,10 +746,11 @@ class _Parser:
             if (name == "FORMAT" and clause != "SELECT") or (name == "CONVERTCURRENCY"
                                                               and clause in ("WHERE", "GROUP BY")):
                 raise error_at("MALFORMED_QUERY", self.text, t.pos, f"{t.value}() can't be used in {clause}")
-            self.advance()
+            self.enter(self.advance())
             self.advance()
             inner = self.field_expr(clause)
             self.expect_punct(")")
+            self.depth -= 1
             if name in ("CONVERTTIMEZONE", "CONVERTCURRENCY") and isinstance(inner, FieldFunction):
                 raise error_at("MALFORMED_QUERY", self.text, t.pos, f"{t.value}() takes a field")
             if isinstance(inner, FieldFunction) and not (
