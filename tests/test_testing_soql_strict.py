@@ -237,3 +237,15 @@ def test_typeof_and_format_in_column_metadata(sf: Salesforce) -> None:
         "columns": "true"}, headers={"Authorization": f"Bearer {sf.session_id}"}, timeout=30)
     assert resp.status_code == 200, resp.text
     assert [c["columnName"] for c in resp.json()["columnMetadata"]] == ["Id", "What", "ActivityDate"]
+
+
+def test_thousands_of_conditions_are_answered(sf: Salesforce) -> None:
+    """3,000 ANDed conditions (about 50,000 characters: within Salesforce's 100,000, past a GET
+    URL's 16,384 bytes, so sent as a Bulk 2.0 query job) are a query, not a 500 (SQLite's
+    expressions may be at most 1,000 deep)."""
+    where = " AND ".join(f"Name != 'x{i}'" for i in range(3000))
+    resp = sf.session.post(f"{sf.base_url}jobs/query", json={"operation": "query",
+                                                             "query": f"SELECT Id FROM Account WHERE {where}"},
+                           headers={"Authorization": f"Bearer {sf.session_id}"}, timeout=60)
+    assert resp.status_code == 200, resp.text[:500]
+    assert resp.json()["state"] == "UploadComplete"

@@ -168,6 +168,15 @@ class Scope:
         return sql, result, rels, alias, obj
 
 
+def _balanced(parts: List[str], joiner: str) -> str:
+    """``parts`` joined by AND / OR as a balanced tree of parentheses: SQLite refuses expressions
+    more than 1,000 deep, and a flat chain of n terms is n deep."""
+    if len(parts) <= 16:
+        return "(" + joiner.join(parts) + ")"
+    middle = len(parts) // 2
+    return "(" + _balanced(parts[:middle], joiner) + joiner + _balanced(parts[middle:], joiner) + ")"
+
+
 def _compound_sql(alias: str, fdef: FieldDef) -> str:
     """A compound field (BillingAddress) as one JSON object, null when every component is."""
     parts = sorted(fdef.compound)
@@ -236,8 +245,7 @@ class Compiler:
     # conditions -----------------------------------------------------------
     def condition(self, scope: Scope, cond: Any, params: List[Any], negated: bool = False) -> str:
         if isinstance(cond, BoolOp):
-            joiner = f" {cond.op} "
-            return "(" + joiner.join(self.condition(scope, c, params, negated) for c in cond.items) + ")"
+            return _balanced([self.condition(scope, c, params, negated) for c in cond.items], f" {cond.op} ")
         if isinstance(cond, Not):
             return "(NOT " + self.condition(scope, cond.item, params, not negated) + ")"
         assert isinstance(cond, Comparison)
