@@ -249,3 +249,10 @@ def test_thousands_of_conditions_are_answered(sf: Salesforce) -> None:
                            headers={"Authorization": f"Bearer {sf.session_id}"}, timeout=60)
     assert resp.status_code == 200, resp.text[:500]
     assert resp.json()["state"] == "UploadComplete"
+
+
+def test_in_list_mixing_date_literals_and_dates(sf: Salesforce) -> None:
+    """IN (TODAY, 2024-01-31): each value is bound to its own placeholder."""
+    sf.Opportunity.create({"Name": "Dated", "StageName": "Prospecting", "CloseDate": "2024-01-31"})
+    rows = records(sf, "SELECT Name FROM Opportunity WHERE CloseDate IN (YESTERDAY, 2024-01-31)")
+    assert rows == [{"Name": "Dated"}]

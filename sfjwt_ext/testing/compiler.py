@@ -272,35 +272,7 @@ class Compiler:
                 if op == "IN":
                     return f"{expr} IN ({sub_sql})"
                 return f"({expr} IS NULL OR {expr} NOT IN ({sub_sql}))"
-            values = cmp.value if isinstance(cmp.value, list) else [cmp.value]
-            parts: List[str] = []
-            has_null = False
-            for v in values:
-                if isinstance(v, Literal) and v.kind == "null":
-                    has_null = True
-                    continue
-                if isinstance(v, DateLiteral):
-                    start, end = self.date_bounds(v, ftype, fname, v.pos)
-                    params.extend([start, end])
-                    parts.append(f"({expr} >= ? AND {expr} < ?)")
-                    continue
-                value = self.coerce(v, ftype, fname)
-                params.append(fold_case(value) if folded else value)
-                parts.append("?")
-            plain = [p for p in parts if p == "?"]
-            ranges = [p for p in parts if p != "?"]
-            tests: List[str] = []
-            if plain:
-                tests.append(f"{lhs} IN ({', '.join(plain)})")
-            tests.extend(ranges)
-            if has_null:
-                tests.append(f"{expr} IS NULL")
-            positive = "(" + " OR ".join(tests) + ")" if tests else "0"
-            if op == "IN":
-                return positive
-            if has_null:
-                return f"(NOT {positive})"
-            return f"({expr} IS NULL OR NOT {positive})"
+            return self.in_list(cmp, expr, ftype, fname, params)
         value = cmp.value
         assert not isinstance(value, (list, Subquery))
         if isinstance(value, Literal) and value.kind == "null":
@@ -337,6 +309,38 @@ class Compiler:
             # SOQL's != also matches nulls
             return f"({lhs} IS NOT ?)"
         return f"({lhs} {op} ?)"
+
+    def in_list(self, cmp: Comparison, expr: str, ftype: str, fname: str, params: List[Any]) -> str:
+        """``expr IN (...)`` / ``NOT IN (...)`` of literals (nulls and date literals among them)."""
+        folded = ftype in TEXT_TYPES and ftype not in ("id", "reference")
+        values = cmp.value if isinstance(cmp.value, list) else [cmp.value]
+        plain: List[str] = []
+        ranges: List[str] = []
+        bounds: List[str] = []  # the ranges' parameters: they come after the plain values' in the SQL
+        has_null = False
+        for v in values:
+            if isinstance(v, Literal) and v.kind == "null":
+                has_null = True
+            elif isinstance(v, DateLiteral):
+                bounds.extend(self.date_bounds(v, ftype, fname, v.pos))
+                ranges.append(f"({expr} >= ? AND {expr} < ?)")
+            else:
+                value = self.coerce(v, ftype, fname)
+                params.append(fold_case(value) if folded else value)
+                plain.append("?")
+        params.extend(bounds)
+        tests: List[str] = []
+        if plain:
+            tests.append(f"{'sf_fold(' + expr + ')' if folded else expr} IN ({', '.join(plain)})")
+        tests.extend(ranges)
+        if has_null:
+            tests.append(f"{expr} IS NULL")
+        positive = "(" + " OR ".join(tests) + ")" if tests else "0"
+        if cmp.op == "IN":
+            return positive
+        if has_null:
+            return f"(NOT {positive})"
+        return f"({expr} IS NULL OR NOT {positive})"
 
     def coerce(self, v: Any, ftype: str, fname: str) -> Any:
         """A literal as the parameter for a field of type ``ftype`` (with Salesforce's type errors)."""
