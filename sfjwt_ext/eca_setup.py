@@ -381,18 +381,41 @@ def deploy(admin: AdminSession, files: Mapping[str, bytes], *, timeout: float = 
 
 
 def read_consumer_key(admin: AdminSession, components: AppComponents) -> str:
-    """The consumer key in effect: readMetadata of the app's ExtlClntAppGlobalOauthSettings."""
+    """The consumer key in effect (Salesforce may ignore the one given): readMetadata of the
+    app's ExtlClntAppGlobalOauthSettings, else Connect REST ``apps/oauth/credentials``."""
     name = components.names["ExtlClntAppGlobalOauthSettings"]
     records = admin.read_metadata("ExtlClntAppGlobalOauthSettings", [name])
     key = records[0].get("consumerKey", "") if records else ""
     if not key:
+        key = _connect_consumer_key(admin, components.app)
+    if not key:
         raise SetupError(
-            f"the app {components.app!r} was deployed but its consumer key cannot be read back (readMetadata of "
-            f"ExtlClntAppGlobalOauthSettings {name!r} gave none): allow it in Setup > External Client App "
-            "Settings (\"Allow access to External Client App consumer secrets via Metadata API\"), or copy it "
+            f"the app {components.app!r} was deployed but its consumer key cannot be read back (neither the "
+            "Metadata API nor Connect REST apps/oauth/credentials gave it): allow it in Setup > External Client "
+            "App Settings (\"Allow access to External Client App consumer secrets via REST API\"), or copy it "
             f"from Setup > External Client App Manager > {components.app} > Settings > OAuth Settings > "
             "Consumer Key and Secret")
     return key
+
+
+def _connect_consumer_key(admin: AdminSession, app: str) -> str:
+    """Connect REST (v60.0+): the app's identifier from ``apps/oauth/usage``, its consumer from
+    ``apps/oauth/credentials/{app}``, the key from ``.../{consumer}?part=key``; "" if refused."""
+    try:
+        listed = admin.rest("GET", "apps/oauth/usage").get("apps") or []
+        identifier = next((a.get("identifier") for a in listed if a.get("developerName") == app), None)
+        if not identifier:
+            return ""
+        consumers = admin.rest("GET", f"apps/oauth/credentials/{identifier}").get("consumers") or []
+        if not consumers:
+            return ""
+        first = consumers[0]
+        if first.get("key"):
+            return str(first["key"])
+        one = admin.rest("GET", f"apps/oauth/credentials/{identifier}/{first.get('id')}", params={"part": "key"})
+        return str(one.get("key") or "")
+    except (AdminApiError, AttributeError, TypeError):
+        return ""
 
 
 # ---------------------------------------------------------------------------------------
