@@ -43,6 +43,7 @@ from .errors import (
     InvalidClientIdError,
     SfJwtError,
 )
+from .diagnose import causes
 from .exchange import TokenClient, TokenResponse, backoff_delays, resolve_login
 from .keys import (
     key_matches_certificate,
@@ -589,8 +590,24 @@ def run_setup(options: SetupOptions, *, environ: Optional[Mapping[str, str]] = N
     if options.wait is not None:
         _say(err, f"waiting for a JWT login as {username} to work (up to {options.wait:.0f} s; a new app "
                   "can take up to ~10 minutes)")
-        _wait(result, env, options.wait, err)
+        try:
+            _wait(result, env, options.wait, err)
+        except (AuthenticationError, WaitTimeout):
+            _explain(admin, result, err)
+            raise
     return result
+
+
+def _explain(admin: AdminSession, result: SetupResult, err: IO[str]) -> None:
+    """After a failed wait: the causes the org shows (diagnose), on stderr."""
+    key = load_private_key(private_key_file=result.key_file,
+                           passphrase=os.environ.get("SF_PRIVATE_KEY_PASSPHRASE") or None)
+    try:
+        found = causes(admin, consumer_key=result.consumer_key, username=result.username, key=key)
+    except (SfJwtError, OSError) as exc:
+        found = [f"(cannot read the org: {exc})"]
+    for cause in found:
+        _say(err, f"cause: {cause}")
 
 
 def _profile_values(result: SetupResult, admin: AdminSession, env: Mapping[str, str]) -> Dict[str, str]:
