@@ -73,16 +73,17 @@ def test_setup_from_the_sf_cli_then_connect_jwt_and_sf_login_with_the_new_key(
     profile = _profile(env)
     sf = _connect(env, org, profile="default")
     assert sf.query("SELECT Id FROM User")["totalSize"] >= 1
-    login = _sf(["org", "login", "jwt", "--client-id", profile["consumer_key"], "--jwt-key-file",
-                 profile["private_key_file"], "--username", profile["username"], "--instance-url", org.login_url,
-                 "--alias", "through-the-new-app"], cwd=project, env=env)
-    assert login["username"] == profile["username"]
     # run again: still one app of that name
     again = run(["setup", "--target-org", "admin", "--out", str(tmp_path / "keys"), "--no-wait"], env,
                 timeout=SETUP_TIMEOUT)
     assert again.returncode == 0, again.stderr
     assert [a.developer_name for a in org.apps.values()].count("sfjwt") == 1
     assert _profile(env)["consumer_key"] == profile["consumer_key"]
+    # the Salesforce CLI logs in through the new app (the same user: the CLI moves its alias)
+    login = _sf(["org", "login", "jwt", "--client-id", profile["consumer_key"], "--jwt-key-file",
+                 profile["private_key_file"], "--username", profile["username"], "--instance-url", org.login_url,
+                 "--alias", "through-the-new-app"], cwd=project, env=env)
+    assert login["username"] == profile["username"]
 
 
 def test_sf_deploys_a_dry_run_package_and_its_consumer_key_logs_in(
