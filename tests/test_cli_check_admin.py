@@ -67,3 +67,68 @@ def test_check_with_an_admin_token_missing_names_the_variable(org: Any, env: Dic
     result = run(["check", "--instance-url", org.instance_url], env)
     assert_clean_failure(result, 3)
     assert "SF_ADMIN_ACCESS_TOKEN" in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# with an admin session: the cause that holds, read from the org
+# ---------------------------------------------------------------------------------------
+def _admin(org: Any, env: Dict[str, str]) -> Dict[str, str]:
+    """The admin's token (an approved user of the org's own app), for --instance-url."""
+    return dict(env, SF_ADMIN_ACCESS_TOKEN=raw_login(org)["access_token"])
+
+
+def _causes(result: Any) -> str:
+    return "\n".join(line for line in result.stdout.splitlines() if line.startswith("cause:"))
+
+
+def _ps_app(org: Any, tmp_path: Path) -> str:
+    """An ECA that pre-authorizes only the permission set 'etl_users', with the user's key."""
+    from sfjwt_ext.keys import load_certificate
+
+    org.create_permission_set("etl_users")
+    cert = load_certificate(org.credentials.certificate_file)
+    return str(org.create_app(certificate=cert, developer_name="etl", permission_sets=["etl_users"]))
+
+
+def test_admin_check_names_the_missing_permission_set(org: Any, env: Dict[str, str], tmp_path: Path) -> None:
+    admin = _admin(org, env)
+    key = _ps_app(org, tmp_path)
+    result = run(["check", "--instance-url", org.instance_url], dict(admin, SF_CONSUMER_KEY=key))
+    assert_clean_failure(result, 3)
+    causes = _causes(result)
+    assert "not pre-authorized for 'etl'" in causes and "'etl_users'" in causes
+    assert "System Administrator" in causes  # the user's profile, which the app does not allow
+    org.assign_permission_set(org.credentials.username, "etl_users")
+    assert run(["check"], dict(env, SF_CONSUMER_KEY=key)).returncode == 0
+
+
+def test_admin_check_shows_both_fingerprints_when_the_certificate_does_not_match(
+        org: Any, env: Dict[str, str], tmp_path: Path) -> None:
+    from sfjwt_ext.keys import fingerprint, generate_key_pair
+
+    admin = _admin(org, env)
+    _other_key, other_cert = generate_key_pair()
+    key = org.create_app(certificate=other_cert, developer_name="rotated")
+    result = run(["check", "--instance-url", org.instance_url], dict(admin, SF_CONSUMER_KEY=key))
+    assert_clean_failure(result, 3)
+    causes = _causes(result)
+    assert "does not match your private key" in causes and fingerprint(other_cert) in causes
+    assert "your key's public key is sha256:" in causes
+
+
+def test_admin_check_names_an_inactive_user(org: Any, env: Dict[str, str]) -> None:
+    admin = _admin(org, env)
+    other = "etl@example.com"
+    org.add_user(other)
+    org.set_user(other, active=False)
+    result = run(["check", "--instance-url", org.instance_url], dict(admin, SF_USERNAME=other))
+    assert_clean_failure(result, 3)
+    assert f"the user '{other}' is inactive" in _causes(result)
+
+
+def test_admin_check_names_an_app_without_a_certificate(org: Any, env: Dict[str, str]) -> None:
+    admin = _admin(org, env)
+    org.set_app(org.credentials.consumer_key, public_key=None, certificate_pem="")
+    result = run(["check", "--instance-url", org.instance_url], admin)
+    assert_clean_failure(result, 3)
+    assert "has no certificate, so the JWT bearer flow is not enabled" in _causes(result)
