@@ -224,3 +224,29 @@ def test_write_profile_replaces_one_section_atomically_and_0600(tmp_path: Path) 
     write_profile(path, "c", {"username": "w"})
     assert path.read_text().endswith("[b]\nusername = y\n\n[c]\nusername = w\n")
     assert [p.name for p in tmp_path.iterdir()] == ["config.ini"]  # no temp file left
+
+
+def test_a_component_the_org_refuses_is_quoted_with_a_fix(org: Any, admin_env: Dict[str, str]) -> None:
+    from sfjwt_ext.admin import from_token
+    from sfjwt_ext.eca_setup import AppComponents, AppPlan, SetupError, deploy, package_files
+
+    admin = from_token(org.instance_url, admin_env)
+    cert = Path(org.credentials.certificate_file).read_text()
+    taken = AppPlan(AppComponents.default("second"), "sfjwt_users", "a@example.com", cert,
+                    org.credentials.consumer_key)  # the key of the org's other app
+    with pytest.raises(SetupError) as caught:
+        deploy(admin, package_files(taken))
+    message = str(caught.value)
+    assert "ExtlClntAppGlobalOauthSettings second_glbloauth: The consumer key is already taken." in message
+    assert "Fix:" in message and admin_env["SF_ADMIN_ACCESS_TOKEN"] not in message
+    assert not [a for a in org.apps.values() if a.developer_name == "second"]  # rolled back
+
+
+def test_verbose_setup_shows_no_secret(org: Any, admin_env: Dict[str, str], tmp_path: Path) -> None:
+    result = run(setup_args(org, tmp_path, "--verbose", "--wait", "60"), admin_env, timeout=180)
+    assert result.returncode == 0, result.stderr
+    key_text = (tmp_path / "keys" / "sfjwt.key").read_text()
+    body = "".join(line for line in key_text.splitlines() if "-----" not in line)
+    for secret in (admin_env["SF_ADMIN_ACCESS_TOKEN"], body[:40]):
+        assert secret not in result.stdout + result.stderr
+    assert "eyJ" not in result.stdout + result.stderr  # no assertion (JWT)
