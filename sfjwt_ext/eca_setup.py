@@ -332,7 +332,8 @@ def find_app(admin: AdminSession, app: str) -> Optional[ExistingApp]:
 
 def _deploy_fix(problems: str) -> str:
     text = problems.lower()
-    if "insufficient" in text or "permission" in text and "not" in text:
+    if any(word in text for word in ("insufficient_access", "insufficient access", "insufficient privileges",
+                                     "don't have permission", "do not have permission", "not authorized")):
         return ("the admin needs the permissions \"Customize Application\" and \"Create, edit, and delete "
                 "External Client Apps\" (Setup > Users > the admin's profile or a permission set)")
     if "unknown type" in text or "not available" in text or "not enabled" in text:

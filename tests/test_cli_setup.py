@@ -250,3 +250,14 @@ def test_verbose_setup_shows_no_secret(org: Any, admin_env: Dict[str, str], tmp_
     for secret in (admin_env["SF_ADMIN_ACCESS_TOKEN"], body[:40]):
         assert secret not in result.stdout + result.stderr
     assert "eyJ" not in result.stdout + result.stderr  # no assertion (JWT)
+
+
+@pytest.mark.parametrize("problem, fix", [
+    ("INSUFFICIENT_ACCESS: insufficient access rights on object id", "Create, edit, and delete External Client Apps"),
+    ("Unknown type name 'ExternalClientApplication' specified in package.xml", "External Client App Settings"),
+    ("In field: externalClientApplication - no ExternalClientApplication named x found", "Deployment Status"),
+])
+def test_each_deploy_refusal_names_its_fix(problem: str, fix: str) -> None:
+    from sfjwt_ext.eca_setup import _deploy_fix
+
+    assert fix in _deploy_fix(problem)
