@@ -58,7 +58,7 @@ examples:
 settings come from the options, else SF_* environment variables, else the profile
 (~/.config/sfjwt/config.ini, or SFJWT_CONFIG). exit codes: 0 ok, 1 API error (e.g.
 MALFORMED_QUERY), 2 settings, key, file or usage, 3 login refused by Salesforce,
-4 token endpoint unreachable or failing, 130 interrupted.
+4 token endpoint unreachable or failing, 5 setup's wait ran out, 130 interrupted.
 """
 
 APP_STEPS = """\
