@@ -250,15 +250,22 @@ def from_token(instance_url: str, env: Mapping[str, str]) -> AdminSession:
                                 verify=_verify(env), _token=token))
 
 
-def _sf_json(sf: str, args: List[str], alias: str, env: Mapping[str, str]) -> Dict[str, Any]:
+def _sf_start(sf: str, args: List[str], alias: str, env: Mapping[str, str]) -> "subprocess.Popen[str]":
     try:
-        proc = subprocess.run([sf, *args, "--target-org", alias, "--json"], capture_output=True, text=True,
-                              timeout=SF_TIMEOUT, stdin=subprocess.DEVNULL, env=dict(env))
-    except subprocess.TimeoutExpired:
-        raise ConfigurationError(f"`sf {' '.join(args)}` did not answer within {SF_TIMEOUT:g} s") from None
+        return subprocess.Popen([sf, *args, "--target-org", alias, "--json"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=dict(env))
     except OSError as exc:
         raise ConfigurationError(f"cannot run the Salesforce CLI ({sf}): {exc.strerror or exc}") from None
-    out = proc.stdout
+
+
+def _sf_result(proc: "subprocess.Popen[str]", args: List[str], alias: str) -> Dict[str, Any]:
+    """The ``result`` of one ``sf ... --json`` run (started by :func:`_sf_start`)."""
+    try:
+        out, err = proc.communicate(timeout=SF_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise ConfigurationError(f"`sf {' '.join(args)}` did not answer within {SF_TIMEOUT:g} s") from None
     try:
         data = json.loads(out[out.index("{"):])
     except ValueError:
@@ -267,7 +274,7 @@ def _sf_json(sf: str, args: List[str], alias: str, env: Mapping[str, str]) -> Di
             or not isinstance(data.get("result"), dict):
         name = str(data.get("name") or "") if isinstance(data, dict) else ""
         message = str(data.get("message") or "") if isinstance(data, dict) else ""
-        detail = redact(f"{name}: {message}".strip(": ")) or excerpt(proc.stderr, 200) or f"exit code {proc.returncode}"
+        detail = redact(f"{name}: {message}".strip(": ")) or excerpt(err, 200) or f"exit code {proc.returncode}"
         raise ConfigurationError(
             f"the Salesforce CLI has no usable login for {alias!r} ({detail}): log in with "
             f"`{_LOGIN_HINT.format(alias=alias)}` (add --instance-url https://acme.my.salesforce.com "
@@ -282,8 +289,16 @@ def from_sf_cli(alias: str, env: Mapping[str, str]) -> AdminSession:
             "the Salesforce CLI (sf) is not on PATH: install it (npm install --global @salesforce/cli), "
             f"log in with `{_LOGIN_HINT.format(alias=alias)}`, or give --instance-url with the admin's "
             f"token in {ADMIN_TOKEN_ENV}")
-    shown = _sf_json(sf, ["org", "display"], alias, env)
-    token_result = _sf_json(sf, ["org", "auth", "show-access-token"], alias, env)
+    display, show_token = ["org", "display"], ["org", "auth", "show-access-token"]
+    procs = [_sf_start(sf, display, alias, env), _sf_start(sf, show_token, alias, env)]  # side by side
+    try:
+        shown = _sf_result(procs[0], display, alias)
+        token_result = _sf_result(procs[1], show_token, alias)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     token = str(token_result.get("accessToken") or "")
     if not token or token == "[REDACTED]":
         raise ConfigurationError(f"`sf org auth show-access-token --target-org {alias}` gave no access token: "
