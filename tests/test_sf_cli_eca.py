@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List
 
-import pytest
 from test_sf_cli import SF_BIN, TIMEOUT, _env, _sf, pytestmark  # noqa: F401 - the skip when sf is missing
 from test_testing_eca import eca_package
 
@@ -35,6 +34,20 @@ def _sf_failing(args: List[str], *, cwd: Path, env: Dict[str, str]) -> dict:
     out = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert proc.returncode != 0 and out.get("status") != 0, out
     return dict(out)
+
+
+def _refused_connected_app(tmp_path: Path, project: Path, env: Dict[str, str]) -> None:
+    """A new ConnectedApp fails `sf project deploy start` with the Spring '26 message."""
+    connected = _write(tmp_path / "legacy", {
+        "package.xml": '<?xml version="1.0" encoding="UTF-8"?>\n<Package xmlns="http://soap.sforce.com/2006/04/'
+                       'metadata"><types><members>Legacy</members><name>ConnectedApp</name></types>'
+                       "<version>66.0</version></Package>\n",
+        "connectedApps/Legacy.connectedApp": '<?xml version="1.0" encoding="UTF-8"?>\n<ConnectedApp xmlns="'
+                                             'http://soap.sforce.com/2006/04/metadata"><contactEmail>a@example.com'
+                                             "</contactEmail><label>Legacy</label></ConnectedApp>\n"})
+    failed = _sf_failing(["project", "deploy", "start", "--metadata-dir", str(connected), "--target-org",
+                          "admin", "--wait", "2"], cwd=project, env=env)
+    assert "005228017" in json.dumps(failed)
 
 
 def test_sf_cli_deploys_an_eca_that_then_logs_in(tmp_path: Path) -> None:
@@ -71,17 +84,7 @@ def test_sf_cli_deploys_an_eca_that_then_logs_in(tmp_path: Path) -> None:
         app = org.app_registry.named("cli_app")
         assert app is not None
 
-        connected = _write(tmp_path / "legacy", {
-            "package.xml": '<?xml version="1.0" encoding="UTF-8"?>\n<Package xmlns="http://soap.sforce.com/2006/04/'
-                           'metadata"><types><members>Legacy</members><name>ConnectedApp</name></types>'
-                           "<version>66.0</version></Package>\n",
-            "connectedApps/Legacy.connectedApp": '<?xml version="1.0" encoding="UTF-8"?>\n<ConnectedApp xmlns="'
-                                                 'http://soap.sforce.com/2006/04/metadata"><contactEmail>a@example.com'
-                                                 "</contactEmail><label>Legacy</label></ConnectedApp>\n"})
-        failed = _sf_failing(["project", "deploy", "start", "--metadata-dir", str(connected), "--target-org",
-                              "admin", "--wait", "2"], cwd=project, env=env)
-        assert "005228017" in json.dumps(failed)
-
+        _refused_connected_app(tmp_path, project, env)
 
         assignment = org.assign_permission_set(ADMIN, "cli_users")
         _sf(["org", "login", "jwt", "--client-id", app.consumer_key, "--jwt-key-file", str(key_file), "--username",
@@ -94,8 +97,3 @@ def test_sf_cli_deploys_an_eca_that_then_logs_in(tmp_path: Path) -> None:
                                str(key_file), "--username", ADMIN, "--instance-url", org.instance_url,
                                "--alias", "eca2"], cwd=project, env=env)
         assert "user is not admin approved to access this app" in json.dumps(refused)
-
-
-
-if __name__ == "__main__":   # pragma: no cover
-    pytest.main([__file__])

@@ -16,6 +16,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from sfjwt_ext.testing import LocalOrg
 from sfjwt_ext.testing.tls import new_app_key_pair
@@ -90,6 +91,9 @@ def test_permission_set_pre_authorizes_over_rest(org: LocalOrg, sf: Salesforce, 
     user = me["records"][0]
     assert (user["IsActive"], user["Profile"]["Name"]) == (True, "System Administrator")
     assignment = sf.PermissionSetAssignment.create({"AssigneeId": user["Id"], "PermissionSetId": ps})["id"]
+    with pytest.raises(SalesforceMalformedRequest) as twice:      # a user holds a permission set once
+        sf.PermissionSetAssignment.create({"AssigneeId": user["Id"], "PermissionSetId": ps})
+    assert twice.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
     assert login(org, consumer_key, ADMIN, keys["key1"]).status_code == 200
     rows = sf.query(f"SELECT Id, PermissionSet.Name FROM PermissionSetAssignment WHERE AssigneeId = '{user['Id']}'")
     assert [r["PermissionSet"]["Name"] for r in rows["records"]] == ["sfjwt_users"]
