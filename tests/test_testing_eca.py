@@ -16,6 +16,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from sfjwt_ext.testing import LocalOrg
 from sfjwt_ext.testing.tls import new_app_key_pair
@@ -68,7 +69,15 @@ def sf(org: LocalOrg, monkeypatch: pytest.MonkeyPatch) -> Salesforce:
 
 
 # --------------------------------------------------------------------------- apps and policies
-def test_new_apps_are_external_client_apps_and_connected_apps_still_work(org: LocalOrg, keys: Dict[str, Any]) -> None:
+def _session(org: LocalOrg) -> requests.Session:
+    http = requests.Session()
+    http.verify = org.ca_file
+    return http
+
+
+def test_new_apps_are_external_client_apps_and_connected_apps_still_work(org: LocalOrg, keys: Dict[str, Any],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", org.ca_file)   # zeep (mdapi) uses its own session
     eca = org.create_app(certificate=keys["cert1"])
     legacy = org.create_app(certificate=keys["cert1"], kind="connected_app", name="Old App")
     assert (org.apps[eca].kind, org.apps[legacy].kind) == ("eca", "connected_app")
@@ -76,6 +85,12 @@ def test_new_apps_are_external_client_apps_and_connected_apps_still_work(org: Lo
     assert eca.startswith("3MVG9") and len(eca) == 85
     for consumer_key in (eca, legacy):
         assert login(org, consumer_key, ADMIN, keys["key1"]).status_code == 200
+    md = Salesforce(session_id=login(org, eca, ADMIN, keys["key1"]).json()["access_token"], session=_session(org),
+                    instance_url=org.instance_url, version="66.0").mdapi
+    listed = md.list_metadata([md.ListMetadataQuery(type="ConnectedApp")])
+    assert [p.fullName for p in listed] == ["Old_App"]
+    read = md.ConnectedApp.read(["Old_App"])
+    assert read["oauthConfig"]["consumerKey"] == legacy and read["oauthConfig"]["isAdminApproved"] is False
     with pytest.raises(ValueError, match="kind"):
         org.create_app(certificate=keys["cert1"], kind="canvas")
 
@@ -90,6 +105,9 @@ def test_permission_set_pre_authorizes_over_rest(org: LocalOrg, sf: Salesforce, 
     user = me["records"][0]
     assert (user["IsActive"], user["Profile"]["Name"]) == (True, "System Administrator")
     assignment = sf.PermissionSetAssignment.create({"AssigneeId": user["Id"], "PermissionSetId": ps})["id"]
+    with pytest.raises(SalesforceMalformedRequest) as twice:      # a user holds a permission set once
+        sf.PermissionSetAssignment.create({"AssigneeId": user["Id"], "PermissionSetId": ps})
+    assert twice.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
     assert login(org, consumer_key, ADMIN, keys["key1"]).status_code == 200
     rows = sf.query(f"SELECT Id, PermissionSet.Name FROM PermissionSetAssignment WHERE AssigneeId = '{user['Id']}'")
     assert [r["PermissionSet"]["Name"] for r in rows["records"]] == ["sfjwt_users"]
@@ -331,5 +349,8 @@ def test_connect_rest_usage_and_credentials(org: LocalOrg, sf: Salesforce, keys:
     assert get(f"/services/data/v59.0/apps/oauth/credentials/connect_me/{app.consumer_id}").status_code == 404
     assert get("/services/data/v58.0/apps/oauth/usage").status_code == 404
     assert get(f"/services/data/v66.0/apps/oauth/credentials/nope/{app.consumer_id}").status_code == 404
+    assert login(org, app.consumer_key, ADMIN, keys["key1"]).status_code == 200
+    users = get(mine[0]["usersUrl"]).json()["users"]
+    assert [u["username"] for u in users] == [ADMIN]
     assert requests.get(org.instance_url + "/services/data/v66.0/apps/oauth/usage", verify=org.ca_file,
                         timeout=10).status_code == 401
