@@ -132,3 +132,30 @@ def test_admin_check_names_an_app_without_a_certificate(org: Any, env: Dict[str,
     result = run(["check", "--instance-url", org.instance_url], admin)
     assert_clean_failure(result, 3)
     assert "has no certificate, so the JWT bearer flow is not enabled" in _causes(result)
+
+
+def test_admin_check_reads_a_legacy_connected_app_self_authorized(org: Any, env: Dict[str, str]) -> None:
+    from sfjwt_ext.keys import load_certificate
+
+    admin = _admin(org, env)
+    cert = load_certificate(org.credentials.certificate_file)
+    key = org.create_app(certificate=cert, kind="connected_app", developer_name="Legacy_App")
+    org.set_user(org.credentials.username, approved=False)
+    result = run(["check", "--instance-url", org.instance_url], dict(admin, SF_CONSUMER_KEY=key))
+    assert_clean_failure(result, 3)
+    causes = _causes(result)
+    assert "'Legacy_App' lets users authorize themselves" in causes
+    assert "Setup > App Manager > Legacy_App" in causes and "no app with consumer key" not in causes
+
+
+def test_admin_check_names_the_permission_set_a_connected_app_wants(org: Any, env: Dict[str, str]) -> None:
+    from sfjwt_ext.keys import load_certificate
+
+    admin = _admin(org, env)
+    org.create_permission_set("legacy_users")
+    cert = load_certificate(org.credentials.certificate_file)
+    key = org.create_app(certificate=cert, kind="connected_app", developer_name="Legacy_App",
+                         permitted_users="AdminApprovedPreAuthorized", permission_sets=["legacy_users"])
+    result = run(["check", "--instance-url", org.instance_url], dict(admin, SF_CONSUMER_KEY=key))
+    assert_clean_failure(result, 3)
+    assert "not pre-authorized for 'Legacy_App'" in _causes(result) and "'legacy_users'" in _causes(result)
