@@ -536,7 +536,7 @@ def _key_folder(options: SetupOptions, environ: Mapping[str, str]) -> Path:
     return config_path(environ).parent
 
 
-def run_dry_run(options: SetupOptions, environ: Mapping[str, str], err: IO[str]) -> SetupResult:
+def run_dry_run(options: SetupOptions, environ: Mapping[str, str]) -> SetupResult:
     """``--dry-run DIR``: the key (if new) and the package; no org is contacted."""
     if not options.username:
         raise ConfigurationError("--dry-run contacts no org: give --username (the user who will log in; "
@@ -564,7 +564,7 @@ def run_setup(options: SetupOptions, *, environ: Optional[Mapping[str, str]] = N
     """The whole setup (see the module docstring); progress lines on ``err``."""
     env = os.environ if environ is None else environ
     if options.dry_run:
-        return run_dry_run(options, env, err)
+        return run_dry_run(options, env)
     app = check_api_name(options.app_name, "--app-name")
     permset = check_api_name(options.permission_set or f"{app}_users", "--permission-set", 80)
     admin = admin_session(target_org=options.target_org, instance_url=options.instance_url, environ=env)
@@ -594,19 +594,22 @@ def run_setup(options: SetupOptions, *, environ: Optional[Mapping[str, str]] = N
         try:
             _wait(result, env, options.wait, err)
         except (AuthenticationError, WaitTimeout):
-            _explain(admin, result, err)
+            _explain(admin, result, env, err)
             raise
     return result
 
 
-def _explain(admin: AdminSession, result: SetupResult, err: IO[str]) -> None:
+def _explain(admin: AdminSession, result: SetupResult, env: Mapping[str, str], err: IO[str]) -> None:
     """After a failed wait: the causes the org shows (diagnose), on stderr."""
     key = load_private_key(private_key_file=result.key_file,
-                           passphrase=os.environ.get("SF_PRIVATE_KEY_PASSPHRASE") or None)
+                           passphrase=env.get("SF_PRIVATE_KEY_PASSPHRASE") or None)
     try:
         found = causes(admin, consumer_key=result.consumer_key, username=result.username, key=key)
     except (SfJwtError, OSError) as exc:
         found = [f"(cannot read the org: {exc})"]
+    if not found:
+        _say(err, "the app, its certificate and the user's access look right in the org: Salesforce is still "
+                  "applying the change")
     for cause in found:
         _say(err, f"cause: {cause}")
 

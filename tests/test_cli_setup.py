@@ -134,6 +134,7 @@ def test_the_wait_running_out_exits_5_and_says_to_check_later(org: Any, admin_en
     result = run(setup_args(org, tmp_path, "--wait", "0"), admin_env, timeout=180)
     assert_clean_failure(result, 5)
     assert "sfjwt check" in result.stderr and "invalid_client_id" in result.stderr
+    assert "look right in the org: Salesforce is still applying" in result.stderr  # read with the admin session
     assert Path(admin_env["SFJWT_CONFIG"]).exists()  # the profile is written before the wait
 
 
