@@ -35,6 +35,7 @@ __all__ = [
     "MAX_DAYS",
     "repair_pem",
     "generate_key_pair",
+    "self_signed_certificate",
     "write_key_pair",
     "key_matches_certificate",
     "load_certificate",
@@ -407,6 +408,14 @@ def generate_key_pair(
             "year 9999, and Salesforce lets you upload a new one at any time"
         )
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return key, self_signed_certificate(key, days=days, common_name=common_name)
+
+
+def self_signed_certificate(
+    key: rsa.RSAPrivateKey, *, days: int = 730, common_name: str = "sfjwt"
+) -> x509.Certificate:
+    """A self-signed X.509 certificate (SHA-256, ``CN=common_name``, valid ``days`` days) for
+    an RSA key: what the External Client App (or Connected App) is given."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
@@ -421,7 +430,7 @@ def generate_key_pair(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return key, cert
+    return cert
 
 
 def _write_atomic(path: Path, data: bytes, mode: int, force: bool) -> None:
