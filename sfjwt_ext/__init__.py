@@ -39,6 +39,7 @@ _EXPORTS = {
     "ConsumerNotApprovedError": "errors",
     "AppAccessError": "errors",
     "InvalidClientIdError": "errors",
+    "AppNotInstalledError": "errors",
     "AudienceInvalidError": "errors",
     "InvalidAssertionError": "errors",
     "AssertionExpiredError": "errors",
@@ -49,6 +50,7 @@ _EXPORTS = {
     "UnsupportedGrantTypeError": "errors",
     "TokenEndpointUnavailable": "errors",
     "SessionRefusedError": "errors",
+    "SoapJwtTokenError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -76,6 +78,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .dataframe import BulkQueryNotSupported, query_arrow, query_df, query_to_parquet
     from .errors import (
         AppAccessError,
+        AppNotInstalledError,
         AssertionExpiredError,
         AudienceInvalidError,
         AuthenticationError,
@@ -89,6 +92,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LoginRestrictedError,
         PrivateKeyError,
         SfJwtError,
+        SoapJwtTokenError,
         TokenEndpointUnavailable,
         UnknownUserError,
         UnsupportedGrantTypeError,

@@ -51,9 +51,9 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 from urllib3.exceptions import NewConnectionError
 
 from ._fork import ProcessLocal
-from ._redact import excerpt, get_logger, mask_token, redact
+from ._redact import excerpt, get_logger, looks_like_jwt, mask_token, redact
 from ._urls import host_of
-from .errors import ConfigurationError, SessionRefusedError
+from .errors import SOAP_JWT_MIN_VERSION, ConfigurationError, SessionRefusedError, SoapJwtTokenError
 from .exchange import TimeoutType, TokenResponse, backoff_delays
 
 
@@ -157,6 +157,29 @@ _BULK1_EXPIRED = re.compile(rb"exceptionCode[\"'\s:>]*InvalidSessionId")
 _SOAP_EXPIRED = re.compile(rb"faultcode>[^<]*INVALID_SESSION_ID")
 _BULK1_PATH = "/services/async/"
 _SOAP_PATH = "/services/Soap/"
+
+
+# /services/Soap/{u,c,m,T,s...}/<version>[/...]: the API version of a SOAP endpoint
+_SOAP_VERSION = re.compile(r"^/services/Soap/[A-Za-z]+/([0-9]{1,3})(?:\.([0-9]{1,2}))?(?:/|$)")
+_SOAP_JWT_MIN = tuple(int(part) for part in SOAP_JWT_MIN_VERSION.split("."))
+
+
+def refuse_jwt_below_soap_minimum(url: str, token: TokenResponse, sent: str) -> None:
+    """Raise :class:`~sfjwt_ext.errors.SoapJwtTokenError` when ``url`` is a SOAP endpoint
+    of an API version below 68.0 and the token it would carry (``sent``, which is
+    ``token``'s access token or another of ours) is JWT-format: Salesforce would refuse it
+    with what looks like an expired session, and a refresh would bring another JWT."""
+    path = _path_of(url)
+    match = _SOAP_VERSION.match(path) if _SOAP_PATH in path else None
+    if match is None:
+        return
+    version = (int(match.group(1)), int(match.group(2) or 0))
+    if version >= _SOAP_JWT_MIN:
+        return
+    jwt = token.is_jwt if sent == token.access_token else looks_like_jwt(sent)
+    if jwt:
+        shown = f"{version[0]}.{version[1]}"
+        raise SoapJwtTokenError(url.split("?", 1)[0], shown)
 
 
 def expiry_signal(response: requests.Response) -> Optional[str]:
@@ -657,6 +680,8 @@ class RefreshingSession(requests.Session):
     ) -> requests.Response:
         url = request.url or ""
         sent_token = put_token(request, self.refresher) if self._wants_token(url) else None
+        if sent_token is not None:
+            refuse_jwt_below_soap_minimum(url, self.refresher.token, sent_token)
         response = self._send_with_retries(request, kwargs)
         if sent_token is None or response.history:
             # not ours, or redirects were followed: each hop handled its own answer
