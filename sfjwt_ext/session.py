@@ -26,6 +26,11 @@ Two objects, one concept each (the credentials / transport split of google-auth)
     number of refreshes is an argument of the private send, never state on the session, so
     threads do not share it). If the second answer is an expiry too, it is returned as is and
     simple-salesforce raises its usual ``SalesforceExpiredSession``.
+
+    A SOAP request (``/services/Soap/<api>/<version>``, e.g. ``sf.mdapi``) below API 68.0
+    that would carry a JWT-format access token raises
+    :class:`~sfjwt_ext.errors.SoapJwtTokenError` before it is sent: Salesforce would refuse
+    it with what looks like an expired session, and a refresh would only bring another JWT.
 """
 from __future__ import annotations
 
