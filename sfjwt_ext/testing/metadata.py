@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
+from .access_tokens import soap_refuses
 from .bulk import (BulkService, Progress, VERSION_RE, XSI_NS, child, child_text, children, local_name,
                    make_id, now_ts, xml_text)
 from .http import HTTPError, Request, Response, Router, xml_response
@@ -140,7 +141,8 @@ def _authenticate_soap(org: LocalOrg, request: Request, token: Optional[str]) ->
     try:
         return org.require_session(request, api="soap", token=token or "")
     except HTTPError:
-        reason = "not_valid_for_api" if org.reject_sessions else "expired"
+        refused = org.reject_sessions or soap_refuses(token, request.path)   # JWT-based token below 68.0
+        reason = "not_valid_for_api" if refused else "expired"
         raise HTTPError(invalid_session_soap_fault(token, reason)) from None
 
 
