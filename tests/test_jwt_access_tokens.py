@@ -14,7 +14,7 @@ import logging
 import pickle
 import re
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Iterator
 
 import pytest
 import requests
@@ -36,16 +36,6 @@ SOAP_DESCRIBE = (
     "<soapenv:Body><met:describeMetadata><met:asOfVersion>{version}</met:asOfVersion></met:describeMetadata>"
     "</soapenv:Body></soapenv:Envelope>"
 )
-
-
-class Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-        self.lines: List[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
 
 @pytest.fixture
@@ -161,28 +151,22 @@ def test_a_pickled_client_keeps_its_jwt_token_and_refreshes(jwt_org: LocalOrg) -
     assert jwt_org.token_requests == 2 and copy.token.is_jwt
 
 
-def test_a_debug_run_logs_no_jwt_token(jwt_org: LocalOrg) -> None:
-    handler = Collect()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        sf = _connect(jwt_org, version="68.0")
-        sf.query(SOQL)
-        list(sf.bulk2.Account.query(SOQL))
-        jwt_org.expire_all_sessions()
-        sf.query(SOQL)
-        sf.mdapi.describe_metadata()  # zeep logs SOAP envelopes (with <sessionId>) at DEBUG
-        old = _connect(jwt_org, version="62.0")
-        with pytest.raises(SoapJwtTokenError) as refused:
-            old.mdapi.describe_metadata()
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-    haystack = "\n".join(handler.lines + [str(refused.value), repr(refused.value)])
-    assert any("oauth2/token" in line for line in handler.lines), "urllib3's DEBUG lines were not collected"
-    assert any("JWT-format token" in line for line in handler.lines)  # the login says which kind
+def test_a_debug_run_logs_no_jwt_token(jwt_org: LocalOrg, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # the root logger: urllib3 and zeep included
+    sf = _connect(jwt_org, version="68.0")
+    sf.query(SOQL)
+    list(sf.bulk2.Account.query(SOQL))
+    jwt_org.expire_all_sessions()
+    sf.query(SOQL)
+    sf.mdapi.describe_metadata()  # zeep logs SOAP envelopes (with <sessionId>) at DEBUG
+    old = _connect(jwt_org, version="62.0")
+    with pytest.raises(SoapJwtTokenError) as refused:
+        old.mdapi.describe_metadata()
+    lines = [f"{r.name} {r.getMessage()}" for r in caplog.records]
+    haystack = "\n".join(lines + [caplog.text, str(refused.value), repr(refused.value)])
+    assert any("oauth2/token" in line for line in lines), "urllib3's DEBUG lines were not collected"
+    assert any("sessionId" in line for line in lines), "zeep's envelopes were not collected"
+    assert any("JWT-format token" in line for line in lines)  # the login says which kind
     tokens = {session.token for session in jwt_org.sessions if looks_like_jwt(session.token)}
     assert tokens  # (the local org mints identical JWTs for one user and app within a second)
     for token in tokens:
