@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import re
+import secrets
 import threading
 import time
 from typing import List, Optional
@@ -76,7 +77,8 @@ class TokenSigner:
         now = int(time.time())
         header = {"tnk": f"core/local/{self.org_id}", "ver": "1.0", "kid": self.kid, "tty": "sfdc-core-token",
                   "typ": "JWT", "alg": "RS256"}
-        sfi = hashlib.sha256(f"{self.org_id}/{user_id}/{consumer_key}/{now}".encode()).hexdigest()
+        # sfi names the session: unique per token, so two logins in one second differ
+        sfi = hashlib.sha256(f"{self.org_id}/{user_id}/{consumer_key}/{secrets.token_hex(16)}".encode()).hexdigest()
         claims = {"scp": " ".join(scopes), "aud": [instance_url], "sub": f"uid:{user_id}", "nbf": now - 60,
                   "mty": "oauth", "sfi": sfi, "roles": [], "iss": instance_url, "hsc": False,
                   "exp": now + self.lifetime, "iat": now, "client_id": consumer_key}

@@ -98,6 +98,7 @@ class OrgApp:
     created: float = field(default_factory=time.time)
     modified: float = field(default_factory=time.time)
     available_at: float = 0.0                   # time.monotonic() from which the token endpoint knows it
+    components: Dict[str, str] = field(default_factory=dict)   # Metadata type -> deployed component fullName
 
     @property
     def is_eca(self) -> bool:

@@ -393,6 +393,17 @@ class Store:
                 raise SoqlError("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on record "
                                                    f"with id: {row[0][:15]}", fields=[f.name])
             seen[f.name].add(key)
+        if obj.name == "PermissionSetAssignment" and record_id is None:
+            self._check_assignment(values)
+
+    def _check_assignment(self, values: Dict[str, Any]) -> None:
+        """A user holds a permission set once: a second assignment is DUPLICATE_VALUE (eca-org)."""
+        pair = (values.get("AssigneeId"), values.get("PermissionSetId"))
+        row = self._conn.execute('SELECT "Id" FROM "PermissionSetAssignment" WHERE "AssigneeId" = ? AND '
+                                 '"PermissionSetId" = ? AND "IsDeleted" = 0 LIMIT 1', pair).fetchone()
+        if row is not None:
+            raise SoqlError("DUPLICATE_VALUE", f"Duplicate PermissionSetAssignment. Assignee: {pair[0]}; "
+                                               f"Permission Set: {pair[1]}", fields=[])
 
     def _prepare(self, obj: ObjectDef, record: Dict[str, Any], *, creating: bool) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
