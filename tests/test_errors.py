@@ -247,3 +247,47 @@ def test_soap_jwt_token_error_names_the_setting_and_the_version():
     again = pickle.loads(pickle.dumps(exc))
     assert type(again) is SoapJwtTokenError and (again.url, again.version) == (url, "62.0")
     assert str(again) == text
+
+
+# --- the same answers from the local org (over HTTPS) ------------------------------------------
+def _connect_org(org, **changes):
+    from sfjwt_ext import connect_jwt
+
+    kwargs = org.credentials.connect_kwargs()
+    kwargs.update({"cache": False, **changes})
+    return connect_jwt(**kwargs)
+
+
+def test_an_app_not_installed_in_the_org_raises_app_not_installed_at_once(salesforce_org):
+    org = salesforce_org
+    org.set_app(org.credentials.consumer_key, installed=False)
+    with pytest.raises(InvalidClientIdError) as caught:  # what existing code catches still catches it
+        _connect_org(org)
+    exc = caught.value
+    assert type(exc) is AppNotInstalledError and exc.status == 400
+    assert exc.description == "External client app is not installed in this org"
+    assert "sfjwt setup" in exc.hint and "refreshed" in exc.hint
+    assert org.token_requests == 1  # permanent: never retried
+
+
+def test_a_new_app_still_propagating_says_it_takes_up_to_ten_minutes(salesforce_org, tmp_path):
+    org = salesforce_org
+    org.app_propagation_delay = 600.0
+    creds = org.new_app_with_key(tmp_path / "new-app", username="fresh@example.com")
+    from sfjwt_ext import connect_jwt
+
+    with pytest.raises(InvalidClientIdError) as caught:
+        connect_jwt(**creds.connect_kwargs(), cache=False)
+    assert type(caught.value) is InvalidClientIdError
+    assert "up to ~10 minutes to apply" in str(caught.value)
+    assert "Consumer Key and Secret" in str(caught.value)
+
+
+def test_a_user_the_app_does_not_pre_authorize_gets_the_policies_tab(salesforce_org):
+    org = salesforce_org
+    org.set_app(org.credentials.consumer_key, profiles=(), permission_sets=())
+    with pytest.raises(AppAccessError) as caught:
+        _connect_org(org)
+    text = str(caught.value)
+    assert "External Client App Manager > the app > Policies tab > Edit Policies" in text
+    assert text.find("External Client App Manager") < text.find("Connected App")

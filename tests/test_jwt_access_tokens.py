@@ -232,3 +232,20 @@ def test_an_opaque_token_still_does_soap_below_68(salesforce_org: LocalOrg) -> N
     sf = connect_jwt(**salesforce_org.credentials.connect_kwargs(), version="62.0", cache=False)
     assert sf.mdapi.describe_metadata() is not None
     assert any(r.path.startswith("/services/Soap/m/62.0") and r.status == 200 for r in salesforce_org.requests)
+
+
+def test_an_app_switched_to_jwt_tokens_is_caught_at_the_resend_after_a_refresh(salesforce_org: LocalOrg) -> None:
+    """The app starts issuing JWT-format tokens while a client runs: its SOAP call at 62.0 expires,
+    the refresh brings a JWT, and the resend is stopped before it is sent (no refusal loop)."""
+    org = salesforce_org
+    sf = connect_jwt(**org.credentials.connect_kwargs(), version="62.0", cache=False)
+    assert sf.mdapi.describe_metadata() is not None and not sf.token.is_jwt
+    org.set_app(org.credentials.consumer_key, jwt_access_tokens=True)
+    org.expire_all_sessions()
+    soap_before = [r for r in org.requests if r.path.startswith("/services/Soap/")]
+    with pytest.raises(SoapJwtTokenError):
+        sf.mdapi.describe_metadata()
+    soap_after = [r for r in org.requests if r.path.startswith("/services/Soap/")]
+    assert len(soap_after) == len(soap_before) + 1  # the expired call only; the resend never left
+    assert sf.refresh_count == 1 and org.token_requests == 2 and sf.token.is_jwt
+    assert sf.query(SOQL)["totalSize"] == 0  # REST goes on with the JWT
