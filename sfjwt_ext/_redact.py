@@ -5,6 +5,8 @@
   then masked, so its cost does not grow with the text.
 * :func:`mask_token` shows one access token as ``00D…abcd`` (the one masker of a token; a
   JWT-format access token shows as ``eyJ…abcd``).
+* :class:`MaskedToken` is a ``str`` (a token, or ``Bearer <token>``) whose ``repr`` is
+  masked: what frames and header dicts hold, so ``capture_locals`` tracebacks never show it.
 * :func:`looks_like_jwt` tells a JWT-format access token (``eyJ….eyJ….sig``) from an
   opaque ``00D…!…`` one.
 * :class:`RedactingFilter` is a :class:`logging.Filter` that formats the record's message,
@@ -21,8 +23,8 @@ import re
 from typing import Any
 
 __all__ = [
-    "RedactingFilter", "redact", "excerpt", "mask_token", "looks_like_jwt", "get_logger",
-    "PACKAGE_LOGGER",
+    "RedactingFilter", "redact", "excerpt", "mask_token", "MaskedToken", "looks_like_jwt",
+    "get_logger", "PACKAGE_LOGGER",
 ]
 
 PACKAGE_LOGGER = "sfjwt_ext"
@@ -73,6 +75,19 @@ def mask_token(token: Any) -> str:
     if len(text) < 16:
         return "…"
     return f"{text[:3]}…{text[-4:]}"
+
+
+class MaskedToken(str):
+    """An access token (or ``"Bearer <token>"``) whose ``repr`` is masked (``'00D…abcd'``,
+    ``'Bearer eyJ…abcd'``) while ``str()``, ``+`` and sending use the real value: what frames,
+    ``sf.session_id`` and header dicts hold, so a traceback shown with its locals (Sentry,
+    ``capture_locals=True``, ``pytest --showlocals``) never shows a token."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        scheme, space, token = str.__str__(self).rpartition(" ")
+        return repr(scheme + space + mask_token(token))
 
 
 _JWT_PART_RE = re.compile(r"[A-Za-z0-9_\-]+")

@@ -56,7 +56,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 from urllib3.exceptions import NewConnectionError
 
 from ._fork import ProcessLocal
-from ._redact import excerpt, get_logger, looks_like_jwt, mask_token, redact
+from ._redact import MaskedToken, excerpt, get_logger, looks_like_jwt, mask_token, redact
 from ._urls import host_of
 from .errors import SOAP_JWT_MIN_VERSION, ConfigurationError, SessionRefusedError, SoapJwtTokenError
 from .exchange import TimeoutType, TokenResponse, backoff_delays
@@ -174,6 +174,7 @@ def refuse_jwt_below_soap_minimum(url: str, token: TokenResponse, sent: str) -> 
     of an API version below 68.0 and the token it would carry (``sent``, which is
     ``token``'s access token or another of ours) is JWT-format: Salesforce would refuse it
     with what looks like an expired session, and a refresh would bring another JWT."""
+    sent = MaskedToken(sent)  # a traceback's locals show it masked
     path = _path_of(url)
     match = _SOAP_VERSION.match(path) if _SOAP_PATH in path else None
     if match is None:
@@ -251,17 +252,6 @@ class RequestNotReplayable(SalesforceExpiredSession):
         "is a stream that was already consumed and cannot be sent a second time. Repeat the "
         "call (the client now holds a fresh session). Response content: {content}"
     )
-
-
-class _MaskedToken(str):
-    """An access token whose ``repr`` is masked (``'00D…abcd'``): what the frames of this
-    module hold while a request or a refresh is in flight, so a traceback shown with its
-    locals (Sentry, ``capture_locals=True``, ``pytest --showlocals``) never shows a token."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return repr(mask_token(str.__str__(self)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -388,7 +378,7 @@ class Refresher:
         """Return a token newer than ``seen_token``, making at most one token request for
         all threads that ask at the same time. ``answer``: the response that said the
         session expired (quoted when the session is refused)."""
-        seen_token = _MaskedToken(seen_token)  # this frame shows it masked
+        seen_token = MaskedToken(seen_token)  # this frame shows it masked
         waited_since = time.monotonic()
         with self._guard():
             current = self.token
@@ -537,7 +527,7 @@ def put_token(request: requests.PreparedRequest, refresher: Refresher) -> Option
         if swapped is not body:
             request.body = swapped
             request.prepare_content_length(swapped)
-    return _MaskedToken(sent) if sent is not None else None  # masked in the caller's frame
+    return MaskedToken(sent) if sent is not None else None  # masked in the caller's frame
 
 
 def body_is_replayable(request: requests.PreparedRequest) -> bool:

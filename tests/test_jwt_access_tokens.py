@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import requests
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from sfjwt_ext import clear_cache, connect_jwt
 from sfjwt_ext._redact import JWT_MASK, looks_like_jwt, mask_token, redact
@@ -249,3 +251,23 @@ def test_an_app_switched_to_jwt_tokens_is_caught_at_the_resend_after_a_refresh(s
     assert len(soap_after) == len(soap_before) + 1  # the expired call only; the resend never left
     assert sf.refresh_count == 1 and org.token_requests == 2 and sf.token.is_jwt
     assert sf.query(SOQL)["totalSize"] == 0  # REST goes on with the JWT
+
+
+def _frames_text(exc: BaseException) -> str:
+    """What a traceback shown with its locals shows (Sentry, ``pytest --showlocals``)."""
+    return "".join(traceback.TracebackException(type(exc), exc, exc.__traceback__, capture_locals=True).format())
+
+
+def test_no_frame_of_a_refused_soap_call_or_a_failed_rest_call_shows_the_jwt(jwt_org: LocalOrg) -> None:
+    sf = _connect(jwt_org, version="62.0")
+    with pytest.raises(SoapJwtTokenError) as soap:
+        sf.mdapi.describe_metadata()  # refused at sf.mdapi: zeep never builds an envelope
+    with pytest.raises(SalesforceMalformedRequest) as rest:
+        sf.query("SELECT Nope FROM Nowhere")  # simple-salesforce's frames hold sf.headers' copy
+    for exc in (soap.value, rest.value):
+        text = _frames_text(exc)
+        assert "headers = {" in text or "sent = " in text  # the locals are there, masked
+        assert sf.session_id not in text and not JWT_RE.search(text), type(exc).__name__
+    assert repr(sf.session_id) == repr(f"eyJ…{sf.session_id[-4:]}")
+    assert repr(sf.headers["Authorization"]) == repr(f"Bearer eyJ…{sf.session_id[-4:]}")
+    assert sf.headers["Authorization"] == "Bearer " + str(sf.session_id)  # sent as is
