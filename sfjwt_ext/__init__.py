@@ -79,6 +79,7 @@ __all__ = [
     "ConsumerNotApprovedError",
     "AppAccessError",
     "InvalidClientIdError",
+    "AppNotInstalledError",
     "AudienceInvalidError",
     "InvalidAssertionError",
     "AssertionExpiredError",
@@ -89,6 +90,7 @@ __all__ = [
     "UnsupportedGrantTypeError",
     "TokenEndpointUnavailable",
     "SessionRefusedError",
+    "SoapJwtTokenError",
 ]
 
 
