@@ -69,7 +69,15 @@ def sf(org: LocalOrg, monkeypatch: pytest.MonkeyPatch) -> Salesforce:
 
 
 # --------------------------------------------------------------------------- apps and policies
-def test_new_apps_are_external_client_apps_and_connected_apps_still_work(org: LocalOrg, keys: Dict[str, Any]) -> None:
+def _session(org: LocalOrg) -> requests.Session:
+    http = requests.Session()
+    http.verify = org.ca_file
+    return http
+
+
+def test_new_apps_are_external_client_apps_and_connected_apps_still_work(org: LocalOrg, keys: Dict[str, Any],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", org.ca_file)   # zeep (mdapi) uses its own session
     eca = org.create_app(certificate=keys["cert1"])
     legacy = org.create_app(certificate=keys["cert1"], kind="connected_app", name="Old App")
     assert (org.apps[eca].kind, org.apps[legacy].kind) == ("eca", "connected_app")
@@ -77,6 +85,12 @@ def test_new_apps_are_external_client_apps_and_connected_apps_still_work(org: Lo
     assert eca.startswith("3MVG9") and len(eca) == 85
     for consumer_key in (eca, legacy):
         assert login(org, consumer_key, ADMIN, keys["key1"]).status_code == 200
+    md = Salesforce(session_id=login(org, eca, ADMIN, keys["key1"]).json()["access_token"], session=_session(org),
+                    instance_url=org.instance_url, version="66.0").mdapi
+    listed = md.list_metadata([md.ListMetadataQuery(type="ConnectedApp")])
+    assert [p.fullName for p in listed] == ["Old_App"]
+    read = md.ConnectedApp.read(["Old_App"])
+    assert read["oauthConfig"]["consumerKey"] == legacy and read["oauthConfig"]["isAdminApproved"] is False
     with pytest.raises(ValueError, match="kind"):
         org.create_app(certificate=keys["cert1"], kind="canvas")
 
@@ -335,5 +349,8 @@ def test_connect_rest_usage_and_credentials(org: LocalOrg, sf: Salesforce, keys:
     assert get(f"/services/data/v59.0/apps/oauth/credentials/connect_me/{app.consumer_id}").status_code == 404
     assert get("/services/data/v58.0/apps/oauth/usage").status_code == 404
     assert get(f"/services/data/v66.0/apps/oauth/credentials/nope/{app.consumer_id}").status_code == 404
+    assert login(org, app.consumer_key, ADMIN, keys["key1"]).status_code == 200
+    users = get(mine[0]["usersUrl"]).json()["users"]
+    assert [u["username"] for u in users] == [ADMIN]
     assert requests.get(org.instance_url + "/services/data/v66.0/apps/oauth/usage", verify=org.ca_file,
                         timeout=10).status_code == 401

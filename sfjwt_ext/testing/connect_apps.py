@@ -3,6 +3,7 @@
 - ``GET /services/data/vXX.X/apps/oauth/usage`` (59.0+): the ECAs, paged (``page`` from 0,
   ``pageSize`` default 100): ``{"apps": [{"developerName", "identifier", "name", "userCount",
   "usersUrl"}], "currentPageUrl", "nextPageUrl"}`` (App OAuth Usage Collection).
+- ``GET .../apps/oauth/usage/{app}/users`` (59.0+): the users holding a session of the app.
 - ``GET .../apps/oauth/credentials/{app}`` (60.0+): ``{"consumers": [App Oauth Credentials]}``.
 - ``GET .../apps/oauth/credentials/{app}/{consumer}?part=key|secret|keyandsecret`` (60.0+): one
   App Oauth Credentials: ``id`` (888...), ``key`` (the consumer key in effect), ``name``, ``url``,
@@ -76,6 +77,23 @@ class ConnectAppsApi:
         return json_response({"apps": body, "currentPageUrl": f"{base}/usage?page={page}&pageSize={size}",
                               "nextPageUrl": f"{base}/usage?page={page + 1}&pageSize={size}"})
 
+    def users(self, request: Request) -> Response:
+        """``GET .../apps/oauth/usage/{app}/users``: who holds a session of the app (App OAuth Usage
+        User Collection; each user as ``userIdentifier`` and ``username``, the names the usage
+        token resource uses)."""
+        self.org.require_session(request)
+        v = self._version(request, 59.0)
+        assert request.match is not None
+        app = self._app(request.match.group("app"))
+        page, size = self._int_param(request, "page", 0), max(self._int_param(request, "pageSize", 100), 1)
+        ids = sorted({s.user_id for s in self.org.sessions if s.consumer_key == app.consumer_key})
+        by_id = {u.user_id: u.username for u in self.org.users.values()}
+        base = f"/services/data/v{v}/apps/oauth/usage/{app.app_id}/users"
+        return json_response({"users": [{"userIdentifier": i, "username": by_id.get(i, "")}
+                                        for i in ids[page * size:(page + 1) * size]],
+                              "currentPageUrl": f"{base}?page={page}&pageSize={size}",
+                              "nextPageUrl": f"{base}?page={page + 1}&pageSize={size}"})
+
     def _credentials(self, app: OrgApp, version: str, part: str = "key") -> Dict[str, Any]:
         url = f"/services/data/v{version}/apps/oauth/credentials/{app.app_id}/{app.consumer_id}"
         out: Dict[str, Any] = {"id": app.consumer_id, "name": app.name, "url": url}
@@ -114,6 +132,7 @@ def register(router: Router, org: LocalOrg) -> ConnectAppsApi:
     """Add the ``apps/oauth`` routes for ``org`` to ``router``."""
     api = ConnectAppsApi(org)
     router.add("instance", "GET", _V + r"/apps/oauth/usage/?", api.usage)
+    router.add("instance", "GET", _V + r"/apps/oauth/usage/(?P<app>\w+)/users/?", api.users)
     router.add("instance", "GET", _V + r"/apps/oauth/credentials/(?P<app>\w+)/?", api.consumers)
     router.add("instance", "GET", _V + r"/apps/oauth/credentials/(?P<app>\w+)/(?P<consumer>\w+)/?", api.consumer)
     return api

@@ -1,5 +1,6 @@
 """The Metadata API side of External Client Apps: deploy, list, read and retrieve of the five ECA
-types, ``PermissionSet``, and the refusal of new ``ConnectedApp`` components (Spring '26).
+types, ``PermissionSet``, the refusal of new ``ConnectedApp`` components (Spring '26), and list /
+read / retrieve of the legacy Connected Apps that exist (a redeploy of one is accepted unchanged).
 
 | type | folder / suffix | what it sets on the app (:class:`~.apps.OrgApp`) |
 |---|---|---|
@@ -21,7 +22,7 @@ from xml.etree import ElementTree as ET
 
 from cryptography import x509
 
-from .apps import ADMIN_APPROVED, ECA, SELF_AUTHORIZED, OrgApp, join_list, new_consumer_key, split_list
+from .apps import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, OrgApp, join_list, new_consumer_key, split_list
 from .bulk import child_text, xml_text
 from .soql import SoqlError
 
@@ -236,6 +237,9 @@ def components(org: LocalOrg) -> List[Tuple[str, str, str, float]]:
         for type_name, (folder, suffix, _n) in ECA_TYPES.items():
             name = component_name(app, type_name)
             out.append((type_name, name, f"{folder}/{name}.{suffix}", app.modified))
+    for app in org.app_registry.all(CONNECTED_APP):
+        out.append(("ConnectedApp", app.developer_name, f"connectedApps/{app.developer_name}.connectedApp",
+                    app.modified))
     for row in org.store.query("SELECT Name FROM PermissionSet").records:
         out.append(("PermissionSet", str(row["Name"]), f"permissionsets/{row['Name']}.permissionset", 0.0))
     return out
@@ -254,6 +258,9 @@ def read_fields(org: LocalOrg, type_name: str, full_name: str) -> Optional[str]:
         desc = rows[0].get("Description")
         return ((f"<description>{xml_text(desc)}</description>" if desc else "")
                 + f"<hasActivationRequired>false</hasActivationRequired><label>{xml_text(rows[0]['Label'])}</label>")
+    if type_name == "ConnectedApp":
+        legacy = org.app_registry.named(full_name)
+        return _connected_app(legacy) if legacy is not None and legacy.kind == CONNECTED_APP else None
     app = _owner(org, type_name, full_name)
     if app is None:
         return None
@@ -286,6 +293,22 @@ def _fields(app: OrgApp, type_name: str) -> List[Tuple[str, str]]:
             label]
 
 
+def _connected_app(app: OrgApp) -> str:
+    """A legacy Connected App as readMetadata shows it: oauthConfig (consumer key, certificate,
+    isAdminApproved, scopes), oauthPolicy, the pre-authorized profiles and permission sets."""
+    config = (f"<callbackUrl>{xml_text(app.callback_url)}</callbackUrl>"
+              + (f"<certificate>{xml_text(app.certificate_pem)}</certificate>" if app.certificate_pem else "")
+              + f"<consumerKey>{xml_text(app.consumer_key)}</consumerKey>"
+              f"<isAdminApproved>{str(app.permitted_users == ADMIN_APPROVED).lower()}</isAdminApproved>"
+              + "".join(f"<scopes>{xml_text(s)}</scopes>" for s in app.scopes))
+    return (f"<contactEmail>{xml_text(app.contact_email or 'admin@example.com')}</contactEmail>"
+            f"<label>{xml_text(app.name)}</label><oauthConfig>{config}</oauthConfig>"
+            f"<oauthPolicy><ipRelaxation>{xml_text(app.ip_relaxation)}</ipRelaxation>"
+            "<refreshTokenPolicy>infinite</refreshTokenPolicy></oauthPolicy>"
+            + "".join(f"<permissionSetName>{xml_text(p)}</permissionSetName>" for p in app.permission_sets)
+            + "".join(f"<profileName>{xml_text(p)}</profileName>" for p in app.profiles))
+
+
 def component_xml(org: LocalOrg, type_name: str, full_name: str) -> bytes:
     """A retrieved component's file (Metadata API format)."""
     inner = read_fields(org, type_name, full_name) or ""
@@ -294,7 +317,7 @@ def component_xml(org: LocalOrg, type_name: str, full_name: str) -> bytes:
 
 
 def is_handled(type_name: str) -> bool:
-    return type_name in ECA_TYPES or type_name == "PermissionSet"
+    return type_name in ECA_TYPES or type_name in ("PermissionSet", "ConnectedApp")
 
 
 def _quoted(value: str) -> str:
