@@ -174,9 +174,10 @@ def refuse_jwt_below_soap_minimum(url: str, token: TokenResponse, sent: str) -> 
     of an API version below 68.0 and the token it would carry (``sent``, which is
     ``token``'s access token or another of ours) is JWT-format: Salesforce would refuse it
     with what looks like an expired session, and a refresh would bring another JWT."""
+    if _SOAP_PATH not in url:  # every REST call passes here: the cheap test first
+        return
     sent = MaskedToken(sent)  # a traceback's locals show it masked
-    path = _path_of(url)
-    match = _SOAP_VERSION.match(path) if _SOAP_PATH in path else None
+    match = _SOAP_VERSION.match(_path_of(url))
     if match is None:
         return
     version = (int(match.group(1)), int(match.group(2) or 0))
