@@ -2,10 +2,11 @@
 
 Two TLS listeners with ephemeral ports: the *login host* (``login_url``: token endpoint,
 identity, userinfo, revoke) and the *instance host* (``instance_url``: REST, Tooling, Apex
-REST, Bulk and SOAP Metadata). A client that ignores ``instance_url`` gets 404 from the
-login host for ``/services/data``.
+REST, Bulk and SOAP Metadata; and the token endpoint, as a My Domain answers it). A client that
+ignores ``instance_url`` gets 404 from the login host for ``/services/data``.
 
-This module holds the org's lifecycle (listeners), its users and connected apps, its
+This module holds the org's lifecycle (listeners), its users and apps (state in
+:mod:`apps`: External Client Apps and legacy Connected Apps), its
 sessions (``require_session``), the test controls (faults, expiry, revocation) and what
 tests observe (requests, assertions, counters). Each API is its own module with
 ``register(router, org)``: :mod:`oauth`, :mod:`rest`, :mod:`bulk2`, :mod:`bulk1`,
@@ -190,7 +191,7 @@ class LocalOrg:
 
     @classmethod
     def with_app(cls, folder: Any = None, *, username: str = "user@example.com", **options: Any) -> "LocalOrg":
-        """A started org with one Connected App and one approved user, their ``OrgCredentials``
+        """A started org with one External Client App and one approved user, their ``OrgCredentials``
         in ``org.credentials`` (what the ``salesforce_org`` fixture gives a test). The key pair
         is written into ``folder`` (default: the org's own temp folder, removed by ``stop()``).
         ``options`` go to ``LocalOrg(...)``. Use it as a context manager, or call ``stop()``."""
