@@ -39,6 +39,9 @@ CONNECTED_APP = "connected_app"
 ADMIN_APPROVED = "AdminApprovedPreAuthorized"
 SELF_AUTHORIZED = "AllSelfAuthorized"
 CONSUMER_KEY_ALPHABET = string.ascii_letters + string.digits + "._"
+#: Metadata API scope names (commaSeparatedOauthScopes) -> OAuth scope values (a token's ``scp``)
+SCOPE_VALUES = {"api": "api", "refreshtoken": "refresh_token", "full": "full", "web": "web", "basic": "id",
+                "openid": "openid", "chatter": "chatter_api", "offlineaccess": "offline_access"}
 #: Metadata API names of standard profiles (a policy may name them either way)
 PROFILE_ALIASES = {"admin": "system administrator", "standard": "standard user"}
 
@@ -103,6 +106,10 @@ class OrgApp:
     @property
     def is_eca(self) -> bool:
         return self.kind == ECA
+
+    def scope_values(self) -> List[str]:
+        """The app's scopes as a token names them (``Api, RefreshToken`` -> ``api refresh_token``)."""
+        return [SCOPE_VALUES.get(s.lower(), s.lower()) for s in self.scopes] or ["api"]
 
 
 @dataclass(frozen=True)

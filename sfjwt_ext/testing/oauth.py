@@ -148,7 +148,7 @@ class OAuthService:
             return existing
         if app.jwt_access_tokens:
             token = self.org.token_signer.mint(user_id=user.user_id, consumer_key=app.consumer_key,
-                                               instance_url=self.org.instance_url, scopes=["api", "full"])
+                                               instance_url=self.org.instance_url, scopes=app.scope_values())
         else:
             token = self.org.org_id[:15] + "!" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(96))
         session = Session(token=token, user_id=user.user_id, consumer_key=app.consumer_key, issued_at=now_wall,
