@@ -137,6 +137,8 @@ class AppRegistry:
         self.by_key: Dict[str, OrgApp] = {}
         #: seconds a new or changed app answers invalid_client_id (Salesforce: up to ~10 minutes)
         self.propagation_delay: float = 0.0
+        #: False: the org cannot deploy ECA components (the feature is off)
+        self.ecas_enabled: bool = True
 
     # ------------------------------------------------------------------ lookups
     def get(self, consumer_key: str) -> Optional[OrgApp]:

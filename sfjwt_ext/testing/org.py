@@ -86,6 +86,8 @@ class OrgUser:
     app_access: bool = True
     name: str = ""
     email: str = ""
+    #: "Modify Metadata Through Metadata API Functions" / "Modify All Data": the Metadata API needs one
+    modify_metadata: bool = True
 
 
 @dataclass
@@ -300,6 +302,15 @@ class LocalOrg:
         return self.app_registry.change(app, **changes)
 
     @property
+    def external_client_apps_enabled(self) -> bool:
+        """False: a deploy of any ECA component fails ("Not available for deploy for this organization")."""
+        return self.app_registry.ecas_enabled
+
+    @external_client_apps_enabled.setter
+    def external_client_apps_enabled(self, enabled: bool) -> None:
+        self.app_registry.ecas_enabled = bool(enabled)
+
+    @property
     def app_propagation_delay(self) -> float:
         """Seconds a new or changed app answers ``invalid_client_id`` (Salesforce: up to ~10 min)."""
         return self.app_registry.propagation_delay
@@ -339,8 +350,8 @@ class LocalOrg:
         return user_id
 
     def set_user(self, username: str, **changes: Any) -> None:
-        """Change ``approved`` / ``active`` / ``app_access`` of an existing user (``active``
-        is the User record's ``IsActive`` too)."""
+        """Change ``approved`` / ``active`` / ``app_access`` / ``modify_metadata`` of an existing
+        user (``active`` is the User record's ``IsActive`` too)."""
         with self._lock:
             user = self.users[username.lower()]
             for key, value in changes.items():
