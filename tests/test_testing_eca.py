@@ -298,6 +298,8 @@ def test_new_connected_app_fails_the_deploy(org: LocalOrg, sf: Salesforce, keys:
     assert error["type"] == "ConnectedApp" and error["file"] == "connectedApps/Legacy.connectedApp"
     assert "005228017" in error["message"] and "external client app" in error["message"]
     assert org.app_registry.named("Legacy") is None
+    org.create_app(certificate=keys["cert1"], kind="connected_app", developer_name="Legacy")
+    assert deploy(sf, files)["state"] == "Succeeded"          # editing an existing one is not blocked
 
 
 def test_a_bad_component_fails_the_whole_deploy(org: LocalOrg, sf: Salesforce, keys: Dict[str, Any]) -> None:
