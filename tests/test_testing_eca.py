@@ -376,3 +376,13 @@ def test_an_org_without_ecas_or_an_admin_without_metadata_rights(org: LocalOrg, 
     assert fault.status_code == 500
     assert b"<faultcode>sf:INSUFFICIENT_ACCESS</faultcode>" in fault.content
     assert b"ModifyAllData or ModifyMetadata" in fault.content
+
+
+def test_named_user_jwt_enabled_deploys_jwt_based_tokens(org: LocalOrg, sf: Salesforce, keys: Dict[str, Any]) -> None:
+    assert deploy(sf, eca_package("jwt_tokens", keys["cert1"], profile="Admin", jwt_tokens=True))["state"] == \
+        "Succeeded"
+    app = org.app_registry.named("jwt_tokens")
+    assert app is not None
+    body = login(org, app.consumer_key, ADMIN, keys["key1"]).json()
+    assert body["token_format"] == "jwt" and body["access_token"].startswith("eyJ")
+    assert sf.mdapi.ExtlClntAppGlobalOauthSettings.read(["jwt_tokens_glbloauth"])["isNamedUserJwtEnabled"] is True
