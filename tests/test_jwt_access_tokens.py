@@ -82,6 +82,7 @@ def test_an_opaque_token_is_not_taken_for_a_jwt(salesforce_org: LocalOrg) -> Non
     sf = connect_jwt(**salesforce_org.credentials.connect_kwargs(), cache=False)
     assert sf.session_id.startswith("00D") and not sf.token.is_jwt and sf.token.token_format == ""
     assert sf.token.org_id == salesforce_org.org_id
+    assert repr(sf.session_id) == repr(mask_token(sf.session_id)) and "!" not in repr(sf.headers)
 
 
 def test_is_jwt_follows_token_format_or_the_shape() -> None:
