@@ -51,13 +51,13 @@ from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
 from ._fork import ProcessLocal
-from ._redact import RedactingFilter, get_logger, mask_token
+from ._redact import MaskedToken, RedactingFilter, get_logger, mask_token
 from ._urls import host_of
 from .cache import LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key
 from .errors import ConfigurationError, PrivateKeyError
 from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
 from .keys import load_private_key
-from .session import Refresher, RefreshingSession
+from .session import Refresher, RefreshingSession, refuse_jwt_below_soap_minimum
 from .settings import ENV, SECRETS, Settings, check_timeout, check_verify, token_cache_value
 from .tokencache import CacheIdentity, SharedTokenSource, default_folder
 
@@ -162,6 +162,7 @@ class SalesforceJWT(Salesforce):
             session=session,
             **salesforce_kwargs,
         )
+        self._sfjwt_apply_token(token)  # the token and its header as MaskedToken
         self.auth_type = "jwt-bearer"
         if login_target is not None:
             self.auth_site = login_target.login_url
@@ -208,8 +209,11 @@ class SalesforceJWT(Salesforce):
 
         simple-salesforce's zeep client would post through zeep's own requests.Session (no
         refresh, no CA bundle); we point it at the refreshing session. Its headers are a
-        copy, so the metadata path no longer changes ``sf.headers``.
+        copy, so the metadata path no longer changes ``sf.headers``. A JWT-format token below
+        API 68.0 raises :class:`~sfjwt_ext.errors.SoapJwtTokenError` here already, before
+        zeep builds an envelope (whose frames would hold the token).
         """
+        refuse_jwt_below_soap_minimum(self.metadata_url, self.refresher.token, self.refresher.access_token)
         if self._mdapi is None:
             api = SfdcMetadataApi(
                 session=self.session,
@@ -238,8 +242,8 @@ class SalesforceJWT(Salesforce):
             self._sfjwt_apply_token(self.refresher.token)
 
     def _sfjwt_apply_token(self, token: TokenResponse) -> None:
-        self.session_id = token.access_token
-        self.headers["Authorization"] = "Bearer " + token.access_token
+        self.session_id = MaskedToken(token.access_token)  # masked in frames' locals
+        self.headers["Authorization"] = MaskedToken("Bearer " + token.access_token)
         instance = _instance_from_url(token.instance_url)
         if instance and instance != self.sf_instance:
             logger.info("instance moved from %s to %s", self.sf_instance, instance)

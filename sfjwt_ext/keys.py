@@ -127,7 +127,8 @@ def _check_key(key: object, where: str) -> rsa.RSAPrivateKey:
             raise PrivateKeyError(
                 f"{where} is an RSA key of {key.key_size} bits: Salesforce needs at least "
                 f"{MIN_KEY_BITS} bits; {_KEYGEN_HINT}, upload the new certificate to the "
-                "Connected App and use the new key"
+                "app (External Client App: Flow Enablement > Upload Files; an existing Connected "
+                "App: 'Use digital signatures') and use the new key"
             )
         return key
     if isinstance(key, rsa.RSAPublicKey) or _is_public_key(key):
@@ -222,7 +223,8 @@ def _load_der(data: bytes, where: str, password: Optional[bytes]) -> rsa.RSAPriv
 def _certificate_message(where: str) -> str:
     return (
         f"{where} is a certificate (.crt), not the private key: the certificate goes to "
-        "Salesforce (Connected App > 'Use digital signatures'); pass the private key (.key) "
+        "Salesforce (External Client App: Flow Enablement > Upload Files; an existing "
+        "Connected App: 'Use digital signatures'); pass the private key (.key) "
         f"instead ({_FILE_SOURCE})"
     )
 

@@ -298,6 +298,8 @@ def test_new_connected_app_fails_the_deploy(org: LocalOrg, sf: Salesforce, keys:
     assert error["type"] == "ConnectedApp" and error["file"] == "connectedApps/Legacy.connectedApp"
     assert "005228017" in error["message"] and "external client app" in error["message"]
     assert org.app_registry.named("Legacy") is None
+    org.create_app(certificate=keys["cert1"], kind="connected_app", developer_name="Legacy")
+    assert deploy(sf, files)["state"] == "Succeeded"          # editing an existing one is not blocked
 
 
 def test_a_bad_component_fails_the_whole_deploy(org: LocalOrg, sf: Salesforce, keys: Dict[str, Any]) -> None:
@@ -354,3 +356,33 @@ def test_connect_rest_usage_and_credentials(org: LocalOrg, sf: Salesforce, keys:
     assert [u["username"] for u in users] == [ADMIN]
     assert requests.get(org.instance_url + "/services/data/v66.0/apps/oauth/usage", verify=org.ca_file,
                         timeout=10).status_code == 401
+
+
+def test_an_org_without_ecas_or_an_admin_without_metadata_rights(org: LocalOrg, sf: Salesforce,
+                                                                  keys: Dict[str, Any]) -> None:
+    org.external_client_apps_enabled = False
+    status = deploy(sf, eca_package("off", keys["cert1"]))
+    assert status["state"] == "Failed"
+    assert {e["message"] for e in status["deployment_detail"]["errors"]} == {
+        "Not available for deploy for this organization"}
+    org.external_client_apps_enabled = True
+    org.set_user(ADMIN, modify_metadata=False)
+    fault = requests.post(f"{org.instance_url}/services/Soap/m/66.0", verify=org.ca_file, timeout=10,
+                          headers={"Content-Type": "text/xml", "SOAPAction": "listMetadata"},
+                          data=('<?xml version="1.0"?><e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" '
+                                f'xmlns:m="{NS}"><e:Header><m:SessionHeader><m:sessionId>{sf.session_id}</m:sessionId>'
+                                "</m:SessionHeader></e:Header><e:Body><m:listMetadata><m:queries><m:type>ApexClass"
+                                "</m:type></m:queries></m:listMetadata></e:Body></e:Envelope>").encode())
+    assert fault.status_code == 500
+    assert b"<faultcode>sf:INSUFFICIENT_ACCESS</faultcode>" in fault.content
+    assert b"ModifyAllData or ModifyMetadata" in fault.content
+
+
+def test_named_user_jwt_enabled_deploys_jwt_based_tokens(org: LocalOrg, sf: Salesforce, keys: Dict[str, Any]) -> None:
+    assert deploy(sf, eca_package("jwt_tokens", keys["cert1"], profile="Admin", jwt_tokens=True))["state"] == \
+        "Succeeded"
+    app = org.app_registry.named("jwt_tokens")
+    assert app is not None
+    body = login(org, app.consumer_key, ADMIN, keys["key1"]).json()
+    assert body["token_format"] == "jwt" and body["access_token"].startswith("eyJ")
+    assert sf.mdapi.ExtlClntAppGlobalOauthSettings.read(["jwt_tokens_glbloauth"])["isNamedUserJwtEnabled"] is True

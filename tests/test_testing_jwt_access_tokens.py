@@ -52,6 +52,7 @@ def test_the_token_is_a_signed_jwt_of_salesforce_shape(org: LocalOrg) -> None:
     assert claims["sub"] == f"uid:{org.credentials.user_id}"
     assert claims["client_id"] == org.credentials.consumer_key
     assert (claims["iss"], claims["mty"], claims["hsc"]) == (org.instance_url, "oauth", False)
+    assert claims["scp"] == "api refresh_token"          # the app's Api, RefreshToken
     assert claims["nbf"] <= claims["iat"] < claims["exp"]
     # org and user come from the identity URL, not from a token prefix
     assert body["id"].endswith(f"/id/{org.org_id}/{org.credentials.user_id}")

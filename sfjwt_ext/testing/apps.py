@@ -39,6 +39,9 @@ CONNECTED_APP = "connected_app"
 ADMIN_APPROVED = "AdminApprovedPreAuthorized"
 SELF_AUTHORIZED = "AllSelfAuthorized"
 CONSUMER_KEY_ALPHABET = string.ascii_letters + string.digits + "._"
+#: Metadata API scope names (commaSeparatedOauthScopes) -> OAuth scope values (a token's ``scp``)
+SCOPE_VALUES = {"api": "api", "refreshtoken": "refresh_token", "full": "full", "web": "web", "basic": "id",
+                "openid": "openid", "chatter": "chatter_api", "offlineaccess": "offline_access"}
 #: Metadata API names of standard profiles (a policy may name them either way)
 PROFILE_ALIASES = {"admin": "system administrator", "standard": "standard user"}
 
@@ -104,6 +107,10 @@ class OrgApp:
     def is_eca(self) -> bool:
         return self.kind == ECA
 
+    def scope_values(self) -> List[str]:
+        """The app's scopes as a token names them (``Api, RefreshToken`` -> ``api refresh_token``)."""
+        return [SCOPE_VALUES.get(s.lower(), s.lower()) for s in self.scopes] or ["api"]
+
 
 @dataclass(frozen=True)
 class UserGrants:
@@ -130,6 +137,8 @@ class AppRegistry:
         self.by_key: Dict[str, OrgApp] = {}
         #: seconds a new or changed app answers invalid_client_id (Salesforce: up to ~10 minutes)
         self.propagation_delay: float = 0.0
+        #: False: the org cannot deploy ECA components (the feature is off)
+        self.ecas_enabled: bool = True
 
     # ------------------------------------------------------------------ lookups
     def get(self, consumer_key: str) -> Optional[OrgApp]:
@@ -184,16 +193,22 @@ class AppRegistry:
             self.by_key.pop(app.consumer_key, None)
 
     # ------------------------------------------------------------------ policy
-    def grants(self, user_id: str) -> UserGrants:
-        """The user's profile and assigned permission sets, read from the store's records."""
-        user = self.store.query(f"SELECT ProfileId, Profile.Name FROM User WHERE Id = '{user_id}'").records
-        profile_id = str(user[0].get("ProfileId") or "") if user else ""
-        profile = (user[0].get("Profile") or {}) if user else {}
-        rows = self.store.query("SELECT PermissionSetId, PermissionSet.Name FROM PermissionSetAssignment "
-                                f"WHERE AssigneeId = '{user_id}'").records
-        sets = tuple((str(r["PermissionSetId"]), str((r.get("PermissionSet") or {}).get("Name") or ""))
-                     for r in rows)
-        return UserGrants(profile_id, str(profile.get("Name") or ""), sets)
+    def grants(self, user_id: str, *, profile: bool = True, permission_sets: bool = True) -> UserGrants:
+        """The user's profile and assigned permission sets, read from the store's records (each part
+        only when asked: a login reads what the app's policy names)."""
+        profile_id = profile_name = ""
+        if profile:
+            user = self.store.query(f"SELECT ProfileId, Profile.Name FROM User WHERE Id = '{user_id}'").records
+            if user:
+                profile_id = str(user[0].get("ProfileId") or "")
+                profile_name = str((user[0].get("Profile") or {}).get("Name") or "")
+        sets: Tuple[Tuple[str, str], ...] = ()
+        if permission_sets:
+            rows = self.store.query("SELECT PermissionSetId, PermissionSet.Name FROM PermissionSetAssignment "
+                                    f"WHERE AssigneeId = '{user_id}'").records
+            sets = tuple((str(r["PermissionSetId"]), str((r.get("PermissionSet") or {}).get("Name") or ""))
+                         for r in rows)
+        return UserGrants(profile_id, profile_name, sets)
 
     def pre_authorizes(self, app: OrgApp, grants: UserGrants) -> bool:
         """Whether ``app``'s policy lists the user's profile or one of the user's permission sets."""
@@ -212,7 +227,8 @@ class AppRegistry:
         """(error, error_description) the token endpoint answers for this user and app, or None."""
         if app.permitted_users == SELF_AUTHORIZED:
             return None if approved else ("invalid_grant", "user hasn't approved this consumer")
-        if self.pre_authorizes(app, self.grants(user_id)):
+        grants = self.grants(user_id, profile=bool(app.profiles), permission_sets=bool(app.permission_sets))
+        if self.pre_authorizes(app, grants):
             return None
         return ("invalid_app_access", "user is not admin approved to access this app")
 

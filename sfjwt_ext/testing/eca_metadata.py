@@ -123,6 +123,8 @@ class EcaDeploy:
             return None if existing is not None and existing.kind != ECA else CONNECTED_APP_REFUSED
         if item.type == "PermissionSet":
             return None
+        if not registry.ecas_enabled:
+            return "Not available for deploy for this organization"
         app_name = self._app_name(item)
         if not app_name:
             return "Required field is missing: externalClientApplication"

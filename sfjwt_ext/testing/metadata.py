@@ -165,6 +165,12 @@ class MetadataApi:
         session_header = child(header, "SessionHeader")
         session_id = child_text(session_header, "sessionId")
         session = _authenticate_soap(self.org, request, session_id)
+        user = self.org._users_by_id.get(session.user_id)
+        if user is not None and not user.modify_metadata:
+            text = ("use of the Metadata API requires a user with the ModifyAllData or ModifyMetadata "
+                    "permissions")
+            return soap_fault("sf:INSUFFICIENT_ACCESS", f"INSUFFICIENT_ACCESS: {text}", status=500,
+                              exception_code="INSUFFICIENT_ACCESS", exception_message=text)
         if body is None or len(body) == 0:
             return soap_fault("soapenv:Client", "No operation in the SOAP Body", status=500)
         op = body[0]

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from .http import HTTPError, Request, Response, Router, empty_response, json_response
 
 if TYPE_CHECKING:
+    from .apps import OrgApp
     from .org import LocalOrg, OrgUser
 
 __all__ = ["OAuthService", "Session", "register", "JWT_BEARER", "TOKEN_ALPHABET", "b64url_decode"]
@@ -136,22 +137,25 @@ class OAuthService:
                 if len(logins) >= self.org.login_rate_limit:
                     raise _TokenError("rate_limit_exceeded", "number of logins exceeded")
                 logins.append(now_wall)
-            key = (user.user_id, app.consumer_key)
-            existing = self.org._session_by_login.get(key)
-            if existing is not None and self.org._session_state(existing.token) is not None:
-                return existing
-            if app.jwt_access_tokens:
-                token = self.org.token_signer.mint(user_id=user.user_id, consumer_key=app.consumer_key,
-                                                   instance_url=self.org.instance_url, scopes=["api", "full"])
-            else:
-                token = self.org.org_id[:15] + "!" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(96))
-            now = time.monotonic()
-            session = Session(token=token, user_id=user.user_id, consumer_key=app.consumer_key,
-                              issued_at=now_wall, last_used=now,
-                              token_format="jwt" if app.jwt_access_tokens else "opaque")
-            self.org._sessions[token] = session
-            self.org._session_by_login[key] = session
-            return session
+            return self._session_for(user, app, now_wall)
+
+    def _session_for(self, user: OrgUser, app: OrgApp, now_wall: float) -> Session:
+        """The live session of this user and app (Salesforce reuses it), else a new one: an opaque
+        ``00D...!...`` token, or a JWT-based one when the app issues them. Under the org's lock."""
+        key = (user.user_id, app.consumer_key)
+        existing = self.org._session_by_login.get(key)
+        if existing is not None and self.org._session_state(existing.token) is not None:
+            return existing
+        if app.jwt_access_tokens:
+            token = self.org.token_signer.mint(user_id=user.user_id, consumer_key=app.consumer_key,
+                                               instance_url=self.org.instance_url, scopes=app.scope_values())
+        else:
+            token = self.org.org_id[:15] + "!" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(96))
+        session = Session(token=token, user_id=user.user_id, consumer_key=app.consumer_key, issued_at=now_wall,
+                          last_used=time.monotonic(), token_format="jwt" if app.jwt_access_tokens else "opaque")
+        self.org._sessions[token] = session
+        self.org._session_by_login[key] = session
+        return session
 
     @staticmethod
     def _parse_exp(value: Any) -> Optional[float]:

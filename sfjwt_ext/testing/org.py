@@ -2,10 +2,11 @@
 
 Two TLS listeners with ephemeral ports: the *login host* (``login_url``: token endpoint,
 identity, userinfo, revoke) and the *instance host* (``instance_url``: REST, Tooling, Apex
-REST, Bulk and SOAP Metadata). A client that ignores ``instance_url`` gets 404 from the
-login host for ``/services/data``.
+REST, Bulk and SOAP Metadata; and the token endpoint, as a My Domain answers it). A client that
+ignores ``instance_url`` gets 404 from the login host for ``/services/data``.
 
-This module holds the org's lifecycle (listeners), its users and connected apps, its
+This module holds the org's lifecycle (listeners), its users and apps (state in
+:mod:`apps`: External Client Apps and legacy Connected Apps), its
 sessions (``require_session``), the test controls (faults, expiry, revocation) and what
 tests observe (requests, assertions, counters). Each API is its own module with
 ``register(router, org)``: :mod:`oauth`, :mod:`rest`, :mod:`bulk2`, :mod:`bulk1`,
@@ -85,6 +86,8 @@ class OrgUser:
     app_access: bool = True
     name: str = ""
     email: str = ""
+    #: "Modify Metadata Through Metadata API Functions" / "Modify All Data": the Metadata API needs one
+    modify_metadata: bool = True
 
 
 @dataclass
@@ -190,7 +193,7 @@ class LocalOrg:
 
     @classmethod
     def with_app(cls, folder: Any = None, *, username: str = "user@example.com", **options: Any) -> "LocalOrg":
-        """A started org with one Connected App and one approved user, their ``OrgCredentials``
+        """A started org with one External Client App and one approved user, their ``OrgCredentials``
         in ``org.credentials`` (what the ``salesforce_org`` fixture gives a test). The key pair
         is written into ``folder`` (default: the org's own temp folder, removed by ``stop()``).
         ``options`` go to ``LocalOrg(...)``. Use it as a context manager, or call ``stop()``."""
@@ -299,6 +302,15 @@ class LocalOrg:
         return self.app_registry.change(app, **changes)
 
     @property
+    def external_client_apps_enabled(self) -> bool:
+        """False: a deploy of any ECA component fails ("Not available for deploy for this organization")."""
+        return self.app_registry.ecas_enabled
+
+    @external_client_apps_enabled.setter
+    def external_client_apps_enabled(self, enabled: bool) -> None:
+        self.app_registry.ecas_enabled = bool(enabled)
+
+    @property
     def app_propagation_delay(self) -> float:
         """Seconds a new or changed app answers ``invalid_client_id`` (Salesforce: up to ~10 min)."""
         return self.app_registry.propagation_delay
@@ -338,8 +350,8 @@ class LocalOrg:
         return user_id
 
     def set_user(self, username: str, **changes: Any) -> None:
-        """Change ``approved`` / ``active`` / ``app_access`` of an existing user (``active``
-        is the User record's ``IsActive`` too)."""
+        """Change ``approved`` / ``active`` / ``app_access`` / ``modify_metadata`` of an existing
+        user (``active`` is the User record's ``IsActive`` too)."""
         with self._lock:
             user = self.users[username.lower()]
             for key, value in changes.items():
