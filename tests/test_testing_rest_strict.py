@@ -80,7 +80,6 @@ def test_rest_and_bulk_agree_on_an_emptied_field(salesforce_org: Any, http: Any,
     record_id = http("POST", "/sobjects/Account", json={"Name": "Agree", "Site": ""}).json()["id"]
     assert http("GET", f"/sobjects/Account/{record_id}").json()["Site"] is None
     assert sf.query(f"SELECT Site FROM Account WHERE Id = '{record_id}'")["records"][0]["Site"] is None
-    assert sf.query("SELECT COUNT() FROM Account WHERE Site = ''")["totalSize"] == 1  # '' matches null in SOQL
     [result] = sf.bulk2.Account.update(records=[{"Id": record_id, "Site": "#N/A"}], wait=0)
     assert result["numberRecordsFailed"] == 0
     assert http("GET", f"/sobjects/Account/{record_id}").json()["Site"] is None
@@ -172,7 +171,7 @@ def test_the_python_api_still_seeds_audit_fields(salesforce_org: Any) -> None:
 
 @pytest.mark.parametrize("sobject, body, field, shown", [
     ("Opportunity", {"Amount": 1e19}, "Amount", "1.0E19"),
-    ("Opportunity", {"Probability": 1000}, "Probability", "1000"),
+    ("Opportunity", {"Probability": 1000}, "Probability", "1000.0"),
     ("Account", {"NumberOfEmployees": 12345678901}, "NumberOfEmployees", "12345678901"),
     ("Account", {"AnnualRevenue": -1e18}, "AnnualRevenue", "-1.0E18"),
 ])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .bulk import Progress, render_csv
-from .dml import MultipleMatches, DescribeCache, bulk_error_text, check_id, existing, parent_id, upsert
+from .dml import MultipleMatches, DescribeCache, bulk_error_text, check_id, existing, insert, parent_id, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response, text_response
 from .soql import SoqlError
 from .ids import random_id
@@ -328,7 +328,7 @@ class IngestService:
                 assert described is not None
                 values[described["name"]] = None if value == NULL_VALUE else value
             if job.operation == "insert":
-                result.record_id = self._typed(lambda: store.insert(job.object, [values])[0], values, cache,
+                result.record_id = self._typed(lambda: insert(store, job.object, [values])[0], values, cache,
                                                job.object)
                 result.created = True
             elif job.operation == "update":

@@ -38,7 +38,9 @@ FILTER_TYPE_NAMES = {
     "id": "id", "reference": "id", "boolean": "boolean", "int": "int", "double": "double",
     "currency": "double", "percent": "double", "date": "date", "datetime": "dateTime",
 }
-SQL_TYPES = {"boolean": "INTEGER", "int": "INTEGER", "double": "REAL", "currency": "REAL", "percent": "REAL"}
+#: numbers have no column affinity: a double stays REAL, a whole number past 2**53 stays an exact
+#: INTEGER (18 digits), and SQLite compares the two by value
+SQL_TYPES = {"boolean": "INTEGER", "int": "INTEGER", "double": "", "currency": "", "percent": ""}
 AUDIT_FIELDS = frozenset({"CreatedDate", "LastModifiedDate", "SystemModstamp"})
 
 
@@ -107,6 +109,8 @@ class ObjectDef:
     by_lower: Dict[str, FieldDef] = field(default_factory=dict)
     relationships: Dict[str, FieldDef] = field(default_factory=dict)  # lower relationship name -> reference field
     children: Dict[str, Tuple[str, str, str]] = field(default_factory=dict)  # lower -> (relName, childObj, field)
+    #: when a test last changed the object's metadata (a datetime; None: as the org was created)
+    metadata_changed: Optional[Any] = None
 
     def __post_init__(self) -> None:
         self.reindex()
@@ -263,7 +267,7 @@ def _build_schema() -> Dict[str, ObjectDef]:
             _f("Rating", "picklist", label="Account Rating", picklist=("Hot", "Warm", "Cold")),
             _f("Ownership", "picklist", picklist=("Public", "Private", "Subsidiary", "Other")),
             _f("AnnualRevenue", "currency", label="Annual Revenue", precision=18, scale=0),
-            _f("NumberOfEmployees", "int", label="Employees"),
+            _f("NumberOfEmployees", "int", label="Employees", precision=8),
             *_address("Billing", "Billing"),
             *_address("Shipping", "Shipping"),
             _f("Phone", "phone", length=40, label="Account Phone"),
@@ -293,7 +297,7 @@ def _build_schema() -> Dict[str, ObjectDef]:
             _f("Name", "string", length=120, nillable=False, name_field=True, required=True),
             _f("StageName", "picklist", label="Stage", length=255, nillable=False, required=True,
                picklist=tuple(s[0] for s in OPPORTUNITY_STAGES)),
-            _f("Amount", "currency", precision=18, scale=2),
+            _f("Amount", "currency", precision=16, scale=2),
             _f("Probability", "percent", label="Probability (%)", precision=3, scale=0),
             _f("CloseDate", "date", nillable=False, required=True),
             _f("Type", "picklist", label="Opportunity Type", picklist=("Existing Business", "New Business")),
