@@ -24,7 +24,7 @@ from . import soql as _soql
 from .ids import canonical_id, new_id, to_18
 from .compiler import ChildPlan, Compiler, Node, Scope
 from .literals import UTC, format_datetime, parse_date, parse_datetime
-from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN,
+from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, FORECAST_CATEGORIES, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN,
                      NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGES, TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError,
                      custom_object, make_field, quote_identifier)
 from .values import JsonValueError, json_token, number_value
@@ -128,7 +128,9 @@ class Store:
         cols = []
         for f in obj.stored_fields:
             sql_type = SQL_TYPES.get(f.type, "TEXT")
-            cols.append(f"{quote_identifier(f.name)} {sql_type}".rstrip() + (" PRIMARY KEY" if f.name == "Id" else ""))
+            default = f" DEFAULT {1 if f.default else 0}" if f.type == "boolean" and f.default is not None else ""
+            cols.append(f"{quote_identifier(f.name)} {sql_type}".rstrip() + default +
+                        (" PRIMARY KEY" if f.name == "Id" else ""))
         self._conn.execute(f"CREATE TABLE {quote_identifier(obj.name)} ({', '.join(cols)})")
         for f in obj.stored_fields:
             self._index(obj, f)
@@ -298,9 +300,7 @@ class Store:
             first, last = row.get("FirstName"), row.get("LastName")
             row["Name"] = " ".join(p for p in (first, last) if p) or None
         if obj.name == "Opportunity":
-            stage = STAGES.get(str(row.get("StageName") or "").lower())
-            row["IsClosed"] = 1 if stage and stage[2] else 0
-            row["IsWon"] = 1 if stage and stage[3] else 0
+            self._derive_opportunity(row)
         elif obj.name == "Case":
             row["IsClosed"] = 1 if str(row.get("Status") or "").lower() == "closed" else 0
         elif obj.name == "Lead":
@@ -319,6 +319,27 @@ class Store:
             body = row.get("Body") or ""
             row["IsValid"] = 1
             row["LengthWithoutComments"] = len(re.sub(r"/\*.*?\*/|//[^\n]*", "", body, flags=re.S))
+
+    def _derive_opportunity(self, row: Dict[str, Any]) -> None:
+        """IsClosed/IsWon and the forecast category from the stage, ExpectedRevenue, the fiscal period
+        of CloseDate (the org's fiscal year starts in ``fiscal_year_start_month``, named by its end)."""
+        stage = STAGES.get(str(row.get("StageName") or "").lower())
+        row["IsClosed"] = 1 if stage and stage[2] else 0
+        row["IsWon"] = 1 if stage and stage[3] else 0
+        if stage and (row.get("ForecastCategoryName") is None or stage[2]):
+            row["ForecastCategoryName"] = stage[4]
+        row["ForecastCategory"] = FORECAST_CATEGORIES.get(str(row.get("ForecastCategoryName")))
+        amount, probability = row.get("Amount"), row.get("Probability")
+        row["ExpectedRevenue"] = (round(float(amount) * float(probability) / 100, 2)
+                                  if amount is not None and probability is not None else None)
+        close = parse_date(str(row.get("CloseDate") or ""))
+        if close is None:
+            return
+        year, month = int(close[:4]), int(close[5:7])
+        start = self.fiscal_year_start_month
+        row["FiscalYear"] = year + (1 if start != 1 and month >= start else 0)
+        row["FiscalQuarter"] = (month - start) % 12 // 3 + 1
+        row["Fiscal"] = f"{row['FiscalYear']} {row['FiscalQuarter']}"
 
     def _values(self, sobject: str, record_id: Any, columns: Sequence[str]) -> Dict[str, Any]:
         """Some columns of one record (empty when ``record_id`` is None or names nothing)."""
