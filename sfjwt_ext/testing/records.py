@@ -24,7 +24,7 @@ from . import soql as _soql
 from .ids import canonical_id, new_id, to_18
 from .compiler import ChildPlan, Compiler, Node, Scope
 from .literals import UTC, format_datetime, parse_date, parse_datetime
-from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, FORECAST_CATEGORIES, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN,
+from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, FORECAST_CATEGORIES, STAGE_FORECASTS, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN,
                      NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGES, TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError,
                      custom_object, make_field, quote_identifier)
 from .values import JsonValueError, json_token, number_value
@@ -327,7 +327,7 @@ class Store:
         row["IsClosed"] = 1 if stage and stage[2] else 0
         row["IsWon"] = 1 if stage and stage[3] else 0
         if stage and (row.get("ForecastCategoryName") is None or stage[2]):
-            row["ForecastCategoryName"] = stage[4]
+            row["ForecastCategoryName"] = STAGE_FORECASTS.get(stage[0].lower(), "Pipeline")
         row["ForecastCategory"] = FORECAST_CATEGORIES.get(str(row.get("ForecastCategoryName")))
         amount, probability = row.get("Amount"), row.get("Probability")
         row["ExpectedRevenue"] = (round(float(amount) * float(probability) / 100, 2)

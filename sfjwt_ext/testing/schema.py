@@ -179,19 +179,21 @@ def _id() -> FieldDef:
     return _f("Id", "id", label="Record ID", nillable=False, createable=False, updateable=False)
 
 
-OPPORTUNITY_STAGES: Tuple[Tuple[str, int, bool, bool, str], ...] = (
-    # (StageName, default Probability, IsClosed, IsWon, ForecastCategoryName) as in a new org
-    ("Prospecting", 10, False, False, "Pipeline"),
-    ("Qualification", 10, False, False, "Pipeline"),
-    ("Needs Analysis", 20, False, False, "Pipeline"),
-    ("Value Proposition", 50, False, False, "Pipeline"),
-    ("Id. Decision Makers", 60, False, False, "Pipeline"),
-    ("Perception Analysis", 70, False, False, "Pipeline"),
-    ("Proposal/Price Quote", 75, False, False, "Pipeline"),
-    ("Negotiation/Review", 90, False, False, "Pipeline"),
-    ("Closed Won", 100, True, True, "Closed"),
-    ("Closed Lost", 0, True, False, "Omitted"),
+OPPORTUNITY_STAGES: Tuple[Tuple[str, int, bool, bool], ...] = (
+    # (StageName, default Probability, IsClosed, IsWon) as in a new org
+    ("Prospecting", 10, False, False),
+    ("Qualification", 10, False, False),
+    ("Needs Analysis", 20, False, False),
+    ("Value Proposition", 50, False, False),
+    ("Id. Decision Makers", 60, False, False),
+    ("Perception Analysis", 70, False, False),
+    ("Proposal/Price Quote", 75, False, False),
+    ("Negotiation/Review", 90, False, False),
+    ("Closed Won", 100, True, True),
+    ("Closed Lost", 0, True, False),
 )
+#: a stage's ForecastCategoryName in a new org (the open stages: Pipeline)
+STAGE_FORECASTS = {"closed won": "Closed", "closed lost": "Omitted"}
 #: ForecastCategoryName -> ForecastCategory (the API name of the category)
 FORECAST_CATEGORIES = {"Omitted": "Omitted", "Pipeline": "Pipeline", "Best Case": "BestCase", "Commit": "Forecast",
                        "Closed": "Closed"}
