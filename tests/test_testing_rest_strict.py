@@ -231,6 +231,20 @@ def test_a_retired_api_version_is_gone(http: Any, version: str) -> None:
         assert err["errorCode"] == "GONE", path
 
 
+def test_bulk_1_of_a_retired_version_is_an_invalid_version(salesforce_org: Any, http: Any) -> None:
+    token = raw_login(salesforce_org)["access_token"]
+    job = ('<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload">'
+           '<operation>insert</operation><object>Account</object><contentType>CSV</contentType></jobInfo>')
+    for version, status in (("30.0", 400), ("31.0", 201)):
+        resp = requests.post(f"{salesforce_org.instance_url}/services/async/{version}/job", data=job,
+                             headers={"X-SFDC-Session": token, "Content-Type": "application/xml"},
+                             verify=salesforce_org.ca_file, timeout=20)
+        assert resp.status_code == status, resp.text
+    assert "<exceptionCode>InvalidVersion</exceptionCode>" in requests.post(
+        f"{salesforce_org.instance_url}/services/async/20.0/job", data=job, verify=salesforce_org.ca_file, timeout=20,
+        headers={"X-SFDC-Session": token, "Content-Type": "application/xml"}).text
+
+
 def test_the_oldest_supported_version_still_answers(http: Any) -> None:
     assert http("GET", "/services/data/v31.0/sobjects/Account/describe").status_code == 200
     assert _error(http("GET", "/services/data/v99.0/sobjects"), 404)["errorCode"] == "NOT_FOUND"
