@@ -19,6 +19,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from sfjwt_ext.testing import ids
 
 from _support import raw_login
+from _writes import run_writes
 
 
 @pytest.fixture
@@ -342,6 +343,13 @@ def test_a_tree_record_whose_attributes_is_not_an_object_is_a_400(salesforce_org
     resp = http("POST", "/composite/tree/Account", json={"records": [{"attributes": attributes, "Name": "A"}]})
     assert resp.status_code == 400, resp.text
     assert salesforce_org.store.count("Account") == 0
+
+
+def test_jsforce_meets_the_same_rules(salesforce_org: Any) -> None:
+    event = run_writes(salesforce_org, ["strict"], SF_PREFIX="JS Strict")["strict"]
+    assert event["phone"] is None and event["nulls"] == 1 and event["fetchedId"] == event["id"]
+    assert event["audit"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    assert event["range"] == "NUMBER_OUTSIDE_VALID_RANGE"
 
 
 def test_simple_salesforce_sees_the_refusals(sf: Salesforce) -> None:
