@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 import requests
@@ -183,6 +184,36 @@ def test_a_number_outside_its_fields_range_is_refused(http: Any, sobject: str, b
     err = _error(http("POST", f"/sobjects/{sobject}", json={**base, **body}))
     assert err["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE" and err["fields"] == [field]
     assert err["message"].endswith(f": value outside of valid range on numeric field: {shown}")
+
+
+def test_bulk_apis_word_range_and_type_errors_alike(salesforce_org: Any, sf: Salesforce) -> None:
+    rows = [{"Name": "Range", "NumberOfEmployees": "123456789"}, {"Name": "Type", "NumberOfEmployees": "many"}]
+    bulk1 = sf.bulk.Account.insert(rows)  # a JSON batch: typed values, REST's wording
+    assert [r["errors"][0]["statusCode"] for r in bulk1] == ["NUMBER_OUTSIDE_VALID_RANGE", "JSON_PARSER_ERROR"]
+    token = raw_login(salesforce_org)["access_token"]
+    base, ns = f"{salesforce_org.instance_url}/services/async/{salesforce_org.api_version}/job", \
+        "http://www.force.com/2009/06/asyncapi/dataload"
+    headers = {"X-SFDC-Session": token, "Content-Type": "application/xml"}
+    job = requests.post(base, verify=salesforce_org.ca_file, timeout=20, headers=headers, data=(
+        f'<jobInfo xmlns="{ns}"><operation>insert</operation><object>Account</object>'
+        f'<contentType>CSV</contentType></jobInfo>')).text.split("<id>")[1].split("</id>")[0]
+    batch = requests.post(f"{base}/{job}/batch", verify=salesforce_org.ca_file, timeout=20,
+                          headers={**headers, "Content-Type": "text/csv"},
+                          data="Name,NumberOfEmployees\nRange,123456789\nType,many\n").text
+    batch_id = batch.split("<id>")[1].split("</id>")[0]
+    deadline = time.monotonic() + 20
+    while "<state>Completed</state>" not in requests.get(f"{base}/{job}/batch/{batch_id}", headers=headers,
+                                                         verify=salesforce_org.ca_file, timeout=20).text:
+        assert time.monotonic() < deadline, "the CSV batch never completed"
+    results = list(csv.DictReader(io.StringIO(requests.get(f"{base}/{job}/batch/{batch_id}/result", headers=headers,
+                                                           verify=salesforce_org.ca_file, timeout=20).text)))
+    assert [r["Error"].split(":")[0] for r in results] == ["NUMBER_OUTSIDE_VALID_RANGE",
+                                                           "INVALID_TYPE_ON_FIELD_IN_RECORD"]
+    assert results[1]["Error"].startswith("INVALID_TYPE_ON_FIELD_IN_RECORD:Employees: value not of required type: many")
+    [result] = sf.bulk2.Account.insert(records=rows, wait=0)
+    failed = list(csv.DictReader(io.StringIO(sf.bulk2.Account.get_failed_records(result["job_id"]))))
+    assert sorted(r["sf__Error"].split(":")[0] for r in failed) == ["INVALID_TYPE_ON_FIELD_IN_RECORD",
+                                                                    "NUMBER_OUTSIDE_VALID_RANGE"]
 
 
 def test_numbers_are_rounded_to_the_fields_scale(http: Any) -> None:

@@ -40,8 +40,8 @@ from xml.etree import ElementTree as ET
 from .bulk import (BulkRefusal, BulkService, ID_RE, Progress, Rows, VERSION_RE, XSI_NS, authenticate,
                    child_text, local_name, now_ts, render_csv, run_query, sf_datetime, xml_text)
 from .http import HTTPError, Request, Response, Router, parse_json
-from .dml import (DescribeCache, MultipleMatches, bulk_error_text, check_id, existing, insert, resolve_parents,
-                  save_error, upsert)
+from .dml import (DescribeCache, MultipleMatches, bulk_error_text, bulk_typed, check_id, existing, insert,
+                  resolve_parents, save_error, upsert)
 from .ids import is_valid_id, to_18
 from .oauth import Session
 from .rest import OLDEST_VERSION, with_api_version
@@ -310,7 +310,9 @@ class RowWriter:
 
     def _one(self, record: Dict[str, Any]) -> RowResult:
         try:
-            return self._write(record)
+            if self.job.content_type == "JSON":  # typed values: the REST wording (JSON_PARSER_ERROR)
+                return self._write(record)
+            return bulk_typed(lambda: self._write(record), record, self.cache, self.sobject)
         except MultipleMatches as exc:
             return RowResult(None, False, False, exc.as_error())
         except SoqlError as exc:

@@ -14,6 +14,7 @@ module adds what every write API needs on top, the way Salesforce does it:
   null, numbers to precision and scale, lookups to live records, ids in any case) plus what only
   an API caller meets: audit fields (CreatedDate...) are not writable (no "Set Audit Fields").
 - ``existing``: a write to a record by id, where a missing record is a bad cross reference.
+- ``bulk_typed``: a value of the wrong type as the Bulk APIs word it.
 - ``save_error``: a ``SoqlError`` as the per-record error Salesforce puts in a 200 answer;
   ``bulk_error_text``: the same as the Bulk results' Error / ``sf__Error`` column.
 """
@@ -214,6 +215,19 @@ def existing(call: Callable[[], _T]) -> _T:
         if exc.error_code == "NOT_FOUND":
             raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id") from None
         raise
+
+
+def bulk_typed(call: Callable[[], _T], values: Dict[str, Any], cache: DescribeCache, sobject: str) -> _T:
+    """``call()``, a Bulk write of ``values``: a value of the wrong type is worded as the Bulk APIs
+    word it (INVALID_TYPE_ON_FIELD_IN_RECORD "Label: value not of required type: v")."""
+    try:
+        return call()
+    except JsonValueError as exc:
+        described = cache.fields(sobject).get(exc.field_name)
+        label = described["label"] if described else exc.field_name
+        shown = next((v for k, v in values.items() if str(k).lower() == exc.field_name.lower()), exc.value)
+        raise SoqlError("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{label}: value not of required type: {shown}",
+                        fields=[exc.field_name]) from None
 
 
 def bulk_error_text(exc: SoqlError) -> str:
