@@ -14,7 +14,7 @@ and a bad value named by its JSON token (Salesforce's JSON parser is Jackson: ``
 from __future__ import annotations
 
 import math
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 from .schema import FieldDef
@@ -90,7 +90,11 @@ def number_value(f: FieldDef, value: Any, bad: Callable[[], SoqlError]) -> Union
             raise _outside(f, int(number))
         return int(number)
     scale = f.scale
-    rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP) if number.adjusted() < 40 else number
+    if f.precision and number.adjusted() >= f.precision - scale:  # too big even before rounding
+        raise _outside(f, float(number))
+    with localcontext() as context:
+        context.prec = 1000 + scale
+        rounded = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
     if f.precision and abs(rounded) >= Decimal(10) ** (f.precision - scale):
         raise _outside(f, float(number))
     if scale == 0 and abs(rounded) >= _EXACT:
