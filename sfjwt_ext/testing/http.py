@@ -170,6 +170,12 @@ _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN|-?(?:0|[1-9]\d*)(?:\
                          r'|[\[\]{}:,]|\S')
 
 
+
+
+_JSON_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_JSON_PAIRS = re.compile(rb"\[\]|\{\}")
+
+
 class JsonSyntaxError(ValueError):
     """A body that is not JSON as Salesforce's parser reads it; ``str()`` is the message, with
     Jackson's ``at [line:L, column:C]``."""
@@ -181,20 +187,46 @@ def json_position(text: str, offset: int) -> str:
     return f"at [line:{line}, column:{offset - (text.rfind(chr(10), 0, offset) + 1) + 1}]"
 
 
-def _too_deep(text: str) -> int:
-    """The offset where nesting passes MAX_JSON_DEPTH, or -1 (strings do not count)."""
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return -1
-    depth = 0
+def _shallow(body: bytes) -> bool:
+    """True when the brackets of ``body`` (those in strings too) nest at most MAX_JSON_DEPTH deep:
+    innermost pairs are struck out level by level, at C speed. False: deeper, or unsure."""
+    brackets = body.translate(None, _JSON_NOT_BRACKETS)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return True
+        fewer = _JSON_PAIRS.sub(b"", brackets)
+        if fewer == brackets:
+            return False
+        brackets = fewer
+    return not brackets
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether decoded JSON nests arrays and objects more than ``limit`` levels (no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _too_deep(text: str) -> JsonSyntaxError:
+    """The error for a body nested past MAX_JSON_DEPTH, at the bracket that passes it (strings do not count)."""
+    depth, offset = 0, 0
     for match in _JSON_TOKEN.finditer(text):
         token = match.group()
         if token in ("[", "{"):
             depth += 1
             if depth > MAX_JSON_DEPTH:
-                return match.start()
+                offset = match.start()
+                break
         elif token in ("]", "}"):
             depth -= 1
-    return -1
+    return JsonSyntaxError(f"Document nesting depth ({MAX_JSON_DEPTH + 1}) exceeds the maximum allowed "
+                           f"({MAX_JSON_DEPTH}) {json_position(text, offset + 1)}")
 
 
 def _no_constant(name: str) -> Any:
@@ -217,12 +249,10 @@ def parse_json(body: Union[bytes, str]) -> Any:
         assert isinstance(body, bytes)
         raise JsonSyntaxError(f"Invalid UTF-8 start byte 0x{body[exc.start]:02x} at [line:1, column:{exc.start + 1}]") \
             from None
-    deep = _too_deep(text)
-    if deep >= 0:
-        raise JsonSyntaxError(f"Document nesting depth ({MAX_JSON_DEPTH + 1}) exceeds the maximum allowed "
-                              f"({MAX_JSON_DEPTH}) {json_position(text, deep + 1)}")
     try:
-        return json.loads(text or "null", parse_constant=_no_constant, parse_float=_finite)
+        value = json.loads(text or "null", parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:  # deeper than the interpreter's stack: deeper than the limit too
+        raise _too_deep(text) from None
     except JsonSyntaxError as exc:
         token = re.search(r"\((\S+)\)|'(\S+)'", str(exc))
         where = text.find(next(g for g in token.groups() if g)) if token else -1
@@ -231,8 +261,10 @@ def parse_json(body: Union[bytes, str]) -> Any:
         char = text[exc.pos] if exc.pos < len(text) else ""
         seen = f"Unexpected character ('{char}' (code {ord(char)}))" if char else "Unexpected end-of-input"
         raise JsonSyntaxError(f"{seen}: {exc.msg.lower()} {json_position(text, exc.pos + 1)}") from None
-    except RecursionError:  # nesting inside the limit, but deeper than this thread's stack
-        raise JsonSyntaxError(f"Document nesting depth exceeds the maximum allowed ({MAX_JSON_DEPTH})") from None
+    if not _shallow(body if isinstance(body, bytes) else text.encode("utf-8")) and \
+            _deeper_than(value, MAX_JSON_DEPTH):
+        raise _too_deep(text)
+    return value
 
 
 def json_value_position(body: bytes, key: str, value: Any) -> str:
