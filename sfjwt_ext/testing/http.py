@@ -168,10 +168,6 @@ class Request:
 MAX_JSON_DEPTH = 100
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null'
                          r'|[\[\]{}:,]|\S')
-
-
-
-
 _JSON_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 _JSON_PAIRS = re.compile(rb"\[\]|\{\}")
 
@@ -181,10 +177,21 @@ class JsonSyntaxError(ValueError):
     Jackson's ``at [line:L, column:C]``."""
 
 
+class _BadToken(Exception):
+    """A JSON token the strict parser refuses (raised inside json.loads' hooks)."""
+
+    def __init__(self, token: str, message: str) -> None:
+        super().__init__(message)
+        self.token = token
+
+
+LF = "\n"
+
+
 def json_position(text: str, offset: int) -> str:
     """``at [line:L, column:C]`` for a 0-based character ``offset`` of ``text`` (1-based, as Jackson)."""
     line = text.count("\n", 0, offset) + 1
-    return f"at [line:{line}, column:{offset - (text.rfind(chr(10), 0, offset) + 1) + 1}]"
+    return f"at [line:{line}, column:{offset - (text.rfind(LF, 0, offset) + 1) + 1}]"
 
 
 def _shallow(body: bytes) -> bool:
@@ -230,13 +237,13 @@ def _too_deep(text: str) -> JsonSyntaxError:
 
 
 def _no_constant(name: str) -> Any:
-    raise JsonSyntaxError(f"Non-standard token '{name}': enable JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS to allow")
+    raise _BadToken(name, f"Non-standard token '{name}': enable JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS to allow")
 
 
 def _finite(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise JsonSyntaxError(f"Numeric value ({text}) out of range of double")
+        raise _BadToken(text, f"Numeric value ({text}) out of range of double")
     return value
 
 
@@ -253,10 +260,9 @@ def parse_json(body: Union[bytes, str]) -> Any:
         value = json.loads(text or "null", parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:  # deeper than the interpreter's stack: deeper than the limit too
         raise _too_deep(text) from None
-    except JsonSyntaxError as exc:
-        token = re.search(r"\((\S+)\)|'(\S+)'", str(exc))
-        where = text.find(next(g for g in token.groups() if g)) if token else -1
-        raise JsonSyntaxError(f"{exc} {json_position(text, max(where, 0) + 1)}") from None
+    except _BadToken as exc:  # the first place the token stands outside a string
+        where = next((m.end() for m in _JSON_TOKEN.finditer(text) if m.group() == exc.token), 0)
+        raise JsonSyntaxError(f"{exc} {json_position(text, where)}") from None
     except json.JSONDecodeError as exc:
         char = text[exc.pos] if exc.pos < len(text) else ""
         seen = f"Unexpected character ('{char}' (code {ord(char)}))" if char else "Unexpected end-of-input"
@@ -288,8 +294,8 @@ def json_value_position(body: bytes, key: str, value: Any) -> str:
         if token in ("[", "{"):
             stack.append(token)
             expect_key = token == "{"
-        elif token in ("]", "}"):
-            stack.pop() if stack else None
+        elif token in ("]", "}") and stack:
+            stack.pop()
         elif token == "," and stack and stack[-1] == "{":
             expect_key = True
     return ""
