@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 from .schema import FieldDef
 from .soql import SoqlError
@@ -107,6 +107,5 @@ def number_value(f: FieldDef, value: Any, bad: Callable[[], SoqlError]) -> Union
 
 def _outside(f: FieldDef, shown: Union[int, float]) -> SoqlError:
     text = str(shown) if isinstance(shown, int) else java_number(shown)
-    fields: List[str] = [f.name]
     return SoqlError("NUMBER_OUTSIDE_VALID_RANGE", f"{f.label}: value outside of valid range on numeric field: {text}",
-                     fields=fields)
+                     fields=[f.name])
