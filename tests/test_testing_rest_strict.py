@@ -349,6 +349,21 @@ def test_json_parser_errors_name_the_json_token_and_place(http: Any, raw: str, t
     assert "True" not in err["message"] and "['a']" not in err["message"]
 
 
+def test_a_wrong_type_in_a_collections_or_tree_body_refuses_the_whole_request(salesforce_org: Any,
+                                                                             http: Any) -> None:
+    good = {"attributes": {"type": "Account"}, "Name": "Fine"}
+    bad = {"attributes": {"type": "Account"}, "Name": "Bad", "NumberOfEmployees": "many"}
+    for method, path, body in (("POST", "/composite/sobjects", {"records": [good, bad]}),
+                               ("PATCH", "/composite/sobjects/Account/Id", {"records": [good, bad]}),
+                               ("POST", "/composite/tree/Account", {"records": [
+                                   {**good, "attributes": {"type": "Account", "referenceId": "r1"}},
+                                   {**bad, "attributes": {"type": "Account", "referenceId": "r2"}}]})):
+        err = _error(http(method, path, json=body))
+        assert err["errorCode"] == "JSON_PARSER_ERROR", path
+        assert "from VALUE_STRING value many " in err["message"] and "at [line:1, column:" in err["message"]
+    assert salesforce_org.store.count("Account") == 0
+
+
 # ------------------------------------------------------------------ issue 18 item 11: malformed JSON
 
 

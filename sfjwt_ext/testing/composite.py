@@ -17,11 +17,12 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .dml import MultipleMatches, DescribeCache, check_id, existing, insert, resolve_parents, save_error, upsert
+from .dml import (MultipleMatches, DescribeCache, check_id, existing, first_type_error, insert, located,
+                  resolve_parents, save_error, upsert)
 from .http import Headers, HTTPError, Request, Response, json_response
 from .rest import with_api_version
 from .soql import SoqlError
-from .values import json_token
+from .values import JsonValueError, json_token
 
 if TYPE_CHECKING:  # pragma: no cover
     from .org import LocalOrg
@@ -73,6 +74,13 @@ def _check_attributes(record: Dict[str, Any]) -> None:
                                                 f"or request may be missing a required field")
 
 
+def _refuse_type_error(request: Request, error: Optional[SoqlError]) -> None:
+    """400 JSON_PARSER_ERROR (with its place in the body) for a value of the wrong type."""
+    if error is not None:
+        error = located(error, request.body)
+        raise HTTPError(json_response(error.to_json(), status=400))
+
+
 def _check_tree(records: List[Any]) -> None:
     """Every record of a tree (children too) an object whose ``attributes`` is an object."""
     pending = list(records)
@@ -102,7 +110,9 @@ class CompositeService:
         return request.match.group("version")
 
     # ------------------------------------------------------------------ collections
-    def _records(self, request: Request) -> Tuple[List[Dict[str, Any]], bool]:
+    def _records(self, request: Request, sobject: Optional[str] = None) -> Tuple[List[Dict[str, Any]], bool]:
+        """The records of a Collections body and its allOrNone; 400 for a body Salesforce's parser
+        refuses, a value of the wrong type in any record included (before anything is saved)."""
         body = request.json()
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -112,6 +122,8 @@ class CompositeService:
         if len(records) > MAX_COLLECTION:
             raise _bad_request("EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than "
                                                     f"{MAX_COLLECTION} records into this call")
+        typed = [(sobject or str((r.get("attributes") or {}).get("type") or ""), r) for r in records]
+        _refuse_type_error(request, first_type_error(self.org.store, typed))
         return records, _flag(body.get("allOrNone"))
 
     @staticmethod
@@ -194,7 +206,7 @@ class CompositeService:
         self._auth(request)
         assert request.match is not None
         sobject, ext_field = request.match.group("sobject"), request.match.group("field")
-        records, all_or_none = self._records(request)
+        records, all_or_none = self._records(request, sobject)
         try:
             self._cache.fields(sobject).external_id(ext_field)
         except SoqlError as exc:
@@ -384,6 +396,8 @@ class CompositeService:
             with self.org.store.atomic():
                 for record in records:
                     self._plant(cache, request.match.group("sobject"), record, None, results)
+        except JsonValueError as exc:
+            _refuse_type_error(request, exc)
         except _Rollback:
             return json_response({"hasErrors": True, "results": [r for r in results if "errors" in r]}, status=400)
         return json_response({"hasErrors": False, "results": results}, status=201)
@@ -408,6 +422,8 @@ class CompositeService:
         try:
             sobject = str(attributes.get("type") or sobject)
             new_id = insert(cache.store, sobject, [resolve_parents(cache, sobject, values)])[0]
+        except JsonValueError:
+            raise   # the parser's refusal: the whole request (tree() answers it)
         except SoqlError as exc:
             results.append({"referenceId": reference_id, "errors": [save_error(exc)]})
             raise _Rollback() from None

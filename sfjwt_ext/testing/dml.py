@@ -15,6 +15,7 @@ module adds what every write API needs on top, the way Salesforce does it:
   an API caller meets: audit fields (CreatedDate...) are not writable (no "Set Audit Fields").
 - ``existing``: a write to a record by id, where a missing record is a bad cross reference.
 - ``bulk_typed``: a value of the wrong type as the Bulk APIs word it.
+- ``first_type_error``: a value of the wrong type in a Collections or tree body (the whole request fails).
 - ``save_error``: a ``SoqlError`` as the per-record error Salesforce puts in a 200 answer;
   ``bulk_error_text``: the same as the Bulk results' Error / ``sf__Error`` column.
 """
@@ -192,6 +193,17 @@ def check_id(sobject_label: str, value: Any) -> str:
     if not canonical:
         raise SoqlError("MALFORMED_ID", f"{sobject_label} ID: id value of incorrect type: {text}", fields=["Id"])
     return canonical
+
+
+def first_type_error(store: Store, records: List[Tuple[str, Dict[str, Any]]]) -> Optional[JsonValueError]:
+    """The first value of the wrong JSON type among ``(sobject, values)`` records, as Salesforce's
+    parser finds it before a Collections or tree request saves anything; None if none."""
+    for sobject, values in records:
+        if store.has_object(sobject):
+            error = store.type_error(sobject, {k: v for k, v in values.items() if not isinstance(v, dict)})
+            if error is not None:
+                return error
+    return None
 
 
 def located(exc: SoqlError, body: bytes) -> SoqlError:

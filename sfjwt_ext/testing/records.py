@@ -454,6 +454,23 @@ class Store:
                             f"permission set.", fields=readonly)
         return out
 
+    def type_error(self, sobject: str, values: Dict[str, Any]) -> Optional[JsonValueError]:
+        """The first value of ``values`` of the wrong JSON type for its field (what Salesforce's
+        parser refuses before any record of a request is saved); None when there is none. Reads only."""
+        obj = self._object(sobject)
+        with self._lock:
+            for key, value in values.items():
+                f = obj.by_lower.get(str(key).lower())
+                if f is None or not f.external or f.compound:
+                    continue
+                try:
+                    self._coerce_value(obj, f, value)
+                except JsonValueError as exc:
+                    return exc
+                except SoqlError:
+                    continue
+        return None
+
     def insert(self, sobject: str, records: Iterable[Dict[str, Any]], *, audit_fields: bool = True) -> List[str]:
         """Create records; returns their 18-character ids.  All or nothing: any error inserts none.
         ``audit_fields``: CreatedDate / LastModifiedDate may be given (a test seeding its data, like
