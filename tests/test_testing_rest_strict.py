@@ -300,6 +300,15 @@ def test_an_eighteen_character_id_in_another_case_is_found(salesforce_org: Any, 
     assert http("GET", f"/sobjects/Account/{record_id[:15].upper()}").status_code == 404  # 15 chars: case matters
 
 
+def test_soql_finds_an_eighteen_character_id_in_another_case(salesforce_org: Any, sf: Salesforce) -> None:
+    [record_id] = salesforce_org.insert("Account", [{"Name": "Cased in SOQL"}])
+    for variant in (record_id.upper(), record_id.lower()):
+        rows = sf.query(f"SELECT Id FROM Account WHERE Id = '{variant}'")["records"]
+        assert [r["Id"] for r in rows] == [record_id], variant
+        rows = sf.query(f"SELECT Id FROM Account WHERE Id IN ('{variant}')")["records"]
+        assert [r["Id"] for r in rows] == [record_id], variant
+
+
 # ------------------------------------------------------------------ 16: standard fields
 
 
