@@ -20,7 +20,7 @@ _EXPORTS = {
     "RequestRecord": "org",
     "OrgApp": "apps",
     "ApexRequest": "rest",
-    "Session": "oauth",
+    "Session": "sessions",
     "Request": "http",
     "Response": "http",
     "HTTPError": "http",
@@ -47,6 +47,6 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from .apps import OrgApp
     from .http import HTTPError, Request, Response, Router
-    from .oauth import Session
+    from .sessions import Session
     from .org import LocalOrg, OrgCredentials, RequestRecord
     from .rest import ApexRequest

@@ -16,7 +16,6 @@ import csv
 import datetime as _dt
 import io
 import itertools
-import json
 import logging
 import threading
 import time
@@ -28,7 +27,7 @@ from xml.sax.saxutils import escape as _xml_escape
 from . import soql as _soql
 from .http import Request
 from .ids import to_18
-from .oauth import Session
+from .sessions import Session
 
 if TYPE_CHECKING:
     from .bulk1 import Bulk1Job

@@ -43,7 +43,7 @@ from .http import HTTPError, Request, Response, Router, parse_json
 from .dml import (DescribeCache, MultipleMatches, bulk_error_text, bulk_typed, check_id, existing, insert,
                   resolve_parents, save_error, upsert)
 from .ids import is_valid_id, to_18
-from .oauth import Session
+from .sessions import Session
 from .rest import OLDEST_VERSION, with_api_version
 from .soql import SoqlError
 

@@ -18,13 +18,12 @@ import itertools
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
-from xml.etree import ElementTree as ET
 
 from .bulk import (BulkRefusal, BulkService, CSV_CT, FlatRows, ID_RE, Progress, VERSION_RE, _csv_value, authenticate,
                    now_ts, run_flat_query, sf_datetime)
 from .http import (HTTPError, Request, Response, Router, accepts_gzip, empty_response, json_response,
                    text_response)
-from .oauth import Session
+from .sessions import Session
 from .soql import SoqlError
 
 if TYPE_CHECKING:

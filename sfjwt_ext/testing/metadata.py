@@ -11,7 +11,6 @@ import base64
 import datetime as _dt
 import hashlib
 import io
-import time
 import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
@@ -22,7 +21,7 @@ from .access_tokens import soap_refuses
 from .bulk import (BulkService, Progress, VERSION_RE, XSI_NS, child, child_text, children, local_name,
                    make_id, now_ts, xml_text)
 from .http import HTTPError, Request, Response, Router, xml_response
-from .oauth import Session
+from .sessions import Session
 from .records import Store
 from .schema import SchemaError, make_field
 
@@ -165,7 +164,7 @@ class MetadataApi:
         session_header = child(header, "SessionHeader")
         session_id = child_text(session_header, "sessionId")
         session = _authenticate_soap(self.org, request, session_id)
-        user = self.org._users_by_id.get(session.user_id)
+        user = self.org.user_by_id(session.user_id)
         if user is not None and not user.modify_metadata:
             text = ("use of the Metadata API requires a user with the ModifyAllData or ModifyMetadata "
                     "permissions")

@@ -14,7 +14,6 @@ import re
 import secrets
 import string
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from cryptography.exceptions import InvalidSignature
@@ -22,10 +21,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from .http import HTTPError, Request, Response, Router, empty_response, json_response
+from .sessions import OrgUser, Session, bearer
 
 if TYPE_CHECKING:
     from .apps import OrgApp
-    from .org import LocalOrg, OrgUser
+    from .org import LocalOrg
 
 __all__ = ["OAuthService", "Session", "register", "JWT_BEARER", "TOKEN_ALPHABET", "b64url_decode"]
 
@@ -36,17 +36,6 @@ _NUMERIC_EXP = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 def b64url_decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-@dataclass
-class Session:
-    token: str = field(repr=False)
-    user_id: str
-    consumer_key: str
-    issued_at: float
-    last_used: float
-    valid: bool = True
-    token_format: str = "opaque"    # "jwt": a JWT-based access token (access_tokens.py)
 
 
 class _TokenError(Exception):
@@ -68,12 +57,11 @@ class OAuthService:
             session = self._login(form)
         except _TokenError as exc:
             return json_response({"error": exc.error, "error_description": exc.description}, status=400)
-        user = self.org._users_by_id[session.user_id]
         body = {
             "access_token": session.token,
             "scope": "api full",
             "instance_url": self.org.instance_url,
-            "id": f"{self.org.login_url}/id/{self.org.org_id}/{user.user_id}",
+            "id": f"{self.org.login_url}/id/{self.org.org_id}/{session.user_id}",
             "token_type": "Bearer",
         }
         if session.token_format == "jwt":
@@ -116,7 +104,7 @@ class OAuthService:
             raise _TokenError("invalid_grant", "invalid assertion")
         if exp + self.org.exp_leeway < time.time():
             raise _TokenError("invalid_grant", "expired authorization code")
-        with self.org._lock:
+        with self.org.session_table.lock:
             user = self.org.users.get(str(claims.get("sub") or "").lower())
             if user is None:
                 raise _TokenError("invalid_grant", "invalid user")
@@ -130,32 +118,23 @@ class OAuthService:
             if policy is not None:
                 raise _TokenError(*policy)
             now_wall = time.time()
-            if self.org.login_rate_limit is not None:
-                logins = self.org._logins[user.user_id]
-                while logins and logins[0] < now_wall - 3600:
-                    logins.popleft()
-                if len(logins) >= self.org.login_rate_limit:
-                    raise _TokenError("rate_limit_exceeded", "number of logins exceeded")
-                logins.append(now_wall)
+            if not self.org.session_table.count_login(user.user_id, self.org.login_rate_limit, now_wall):
+                raise _TokenError("rate_limit_exceeded", "number of logins exceeded")
             return self._session_for(user, app, now_wall)
 
     def _session_for(self, user: OrgUser, app: OrgApp, now_wall: float) -> Session:
         """The live session of this user and app (Salesforce reuses it), else a new one: an opaque
         ``00D...!...`` token, or a JWT-based one when the app issues them. Under the org's lock."""
-        key = (user.user_id, app.consumer_key)
-        existing = self.org._session_by_login.get(key)
-        if existing is not None and self.org._session_state(existing.token) is not None:
-            return existing
-        if app.jwt_access_tokens:
-            token = self.org.token_signer.mint(user_id=user.user_id, consumer_key=app.consumer_key,
-                                               instance_url=self.org.instance_url, scopes=app.scope_values())
-        else:
-            token = self.org.org_id[:15] + "!" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(96))
-        session = Session(token=token, user_id=user.user_id, consumer_key=app.consumer_key, issued_at=now_wall,
-                          last_used=time.monotonic(), token_format="jwt" if app.jwt_access_tokens else "opaque")
-        self.org._sessions[token] = session
-        self.org._session_by_login[key] = session
-        return session
+        def new_session() -> Session:
+            if app.jwt_access_tokens:
+                token = self.org.token_signer.mint(user_id=user.user_id, consumer_key=app.consumer_key,
+                                                   instance_url=self.org.instance_url, scopes=app.scope_values())
+            else:
+                token = self.org.org_id[:15] + "!" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(96))
+            return Session(token=token, user_id=user.user_id, consumer_key=app.consumer_key, issued_at=now_wall,
+                           last_used=time.monotonic(), token_format="jwt" if app.jwt_access_tokens else "opaque")
+
+        return self.org.session_table.reuse_or_add(user.user_id, app.consumer_key, new_session)
 
     @staticmethod
     def _parse_exp(value: Any) -> Optional[float]:
@@ -180,19 +159,17 @@ class OAuthService:
 
     def _revoke_endpoint(self, request: Request) -> Response:
         token = request.form().get("token") or request.query.get("token")
-        with self.org._lock:
-            known = token in self.org._sessions
-        if not known:
+        if not self.org.session_table.known(token):
             return json_response({"error": "unsupported_token_type", "error_description": "this token type is not supported"},
                                  status=400)
         self.org.revoke(token or "")
         return empty_response(200)
 
     def _identity_session(self, request: Request) -> Session:
-        token = self.org._bearer(request) or request.query.get("oauth_token")
+        token = bearer(request) or request.query.get("oauth_token")
         if self.org.reject_sessions:
-            raise HTTPError(self.org._session_error(request, "rest", "This session is not valid for use with the REST API"))
-        session = self.org._session_state(token)
+            raise HTTPError(self.org.session_error(request, "rest", "This session is not valid for use with the REST API"))
+        session = self.org.session_table.live(token)
         if session is None:
             raise HTTPError(json_response([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
                                           status=401))
@@ -240,7 +217,7 @@ class OAuthService:
     def _identity(self, request: Request) -> Response:
         self._identity_session(request)
         assert request.match is not None
-        user = self.org._users_by_id.get(request.match.group("user"))
+        user = self.org.user_by_id(request.match.group("user"))
         if user is None or request.match.group("org") not in (self.org.org_id, self.org.org_id[:15]):
             return json_response([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
                                  status=404)
@@ -250,7 +227,8 @@ class OAuthService:
         """OpenID Connect claims (``sub`` is the identity URL), not the identity body: the
         identity's own names (``id``, ``username``, ``display_name``, ``first_name``...) are absent."""
         session = self._identity_session(request)
-        user = self.org._users_by_id[session.user_id]
+        user = self.org.user_by_id(session.user_id)
+        assert user is not None   # users are never removed
         identity = self._identity_body(user)
         updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.issued_at))
         return json_response({

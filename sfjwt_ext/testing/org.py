@@ -27,7 +27,6 @@ import re
 import shutil
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from xml.sax.saxutils import escape as xml_escape
@@ -50,7 +49,8 @@ from .http import (
     xml_response,
 )
 from .ids import random_id
-from .oauth import Session, b64url_decode
+from .oauth import b64url_decode
+from .sessions import OrgUser, Session, SessionTable, UserDirectory, bearer
 from .records import Store
 from .schema import FieldDef, ObjectDef
 from .rest import ApexRequest
@@ -75,19 +75,6 @@ class RequestRecord:
 
 #: the name apps had before External Client Apps (an app of either kind is an ``OrgApp``)
 ConnectedApp = OrgApp
-
-
-@dataclass
-class OrgUser:
-    user_id: str
-    username: str
-    approved: bool = True
-    active: bool = True
-    app_access: bool = True
-    name: str = ""
-    email: str = ""
-    #: "Modify Metadata Through Metadata API Functions" / "Modify All Data": the Metadata API needs one
-    modify_metadata: bool = True
 
 
 @dataclass
@@ -147,14 +134,11 @@ class LocalOrg:
         self._extra_audiences = list(audiences) if audiences is not None else None
         self._ports = (login_port, instance_port)
         self._lock = threading.RLock()
-        self.users: Dict[str, OrgUser] = {}          # by username (lower-cased)
-        self._users_by_id: Dict[str, OrgUser] = {}
-        self._sessions: Dict[str, Session] = {}
-        self._session_by_login: Dict[Tuple[str, str], Session] = {}
-        self._logins: Dict[str, Deque[float]] = collections.defaultdict(collections.deque)
+        self.user_directory = UserDirectory(self._lock)
+        self.users: Dict[str, OrgUser] = self.user_directory.by_name   # by username (lower-cased)
+        self.session_table = SessionTable(self._lock)
         self._faults: Dict[str, Deque[_Fault]] = {"token": collections.deque(), "api": collections.deque(),
                                                   "identity": collections.deque()}
-        self.inactivity_timeout: Optional[float] = None
         #: seconds every instance (API) request waits before it is answered, as a real org's
         #: round trip would; slept in the request's own thread with no lock held
         self.api_latency: float = 0.0
@@ -343,10 +327,7 @@ class LocalOrg:
                   "Email": mail, "IsActive": active, "ProfileId": self.store.admin_profile_id}
         user_id = self.store.insert("User", [record])[0]
         user = OrgUser(user_id, username, approved, active, app_access, display, mail)
-        with self._lock:
-            self.users[username.lower()] = user
-            self._users_by_id[user_id] = user
-            self._users_by_id[user_id[:15]] = user
+        self.user_directory.add(user)
         return user_id
 
     def set_user(self, username: str, **changes: Any) -> None:
@@ -423,15 +404,10 @@ class LocalOrg:
 
     # ------------------------------------------------------------------ controls
     def expire_all_sessions(self) -> None:
-        with self._lock:
-            for s in self._sessions.values():
-                s.valid = False
+        self.session_table.expire_all()
 
     def revoke(self, access_token: str) -> None:
-        with self._lock:
-            s = self._sessions.get(access_token)
-            if s is not None:
-                s.valid = False
+        self.session_table.invalidate(access_token)
 
     def inject_fault(self, endpoint: str, *, count: int = 1, status: Optional[int] = None, body: Any = b"",
                      content_type: Optional[str] = "text/html", headers: Optional[Dict[str, str]] = None,
@@ -466,42 +442,25 @@ class LocalOrg:
 
     @property
     def sessions(self) -> List[Session]:
-        with self._lock:
-            return list(self._sessions.values())
+        return self.session_table.all()
+
+    @property
+    def inactivity_timeout(self) -> Optional[float]:
+        """Seconds a session may stay unused before it ends (None: never)."""
+        return self.session_table.inactivity_timeout
+
+    @inactivity_timeout.setter
+    def inactivity_timeout(self, seconds: Optional[float]) -> None:
+        self.session_table.inactivity_timeout = seconds
 
     # ------------------------------------------------------------------ sessions
-    def _session_state(self, token: Optional[str]) -> Optional[Session]:
-        """The live session for ``token`` (timer reset), or None."""
-        if not token:
-            return None
-        now = time.monotonic()
-        with self._lock:
-            s = self._sessions.get(token)
-            if s is None or not s.valid:
-                return None
-            timeout = self.inactivity_timeout
-            if timeout is not None and now - s.last_used > timeout:
-                s.valid = False
-                return None
-            s.last_used = now
-            return s
+    def user_by_id(self, user_id: str) -> Optional[OrgUser]:
+        """The user with this 15- or 18-character id, or None."""
+        return self.user_directory.by_id(user_id)
 
     def is_session_valid(self, access_token: str) -> bool:
         """Whether ``access_token`` would be accepted now (does not reset the inactivity timer)."""
-        with self._lock:
-            s = self._sessions.get(access_token)
-            if s is None or not s.valid:
-                return False
-            timeout = self.inactivity_timeout
-            return timeout is None or time.monotonic() - s.last_used <= timeout
-
-    @staticmethod
-    def _bearer(request: Request) -> Optional[str]:
-        auth = request.headers.get("Authorization") or ""
-        scheme, _, value = auth.strip().partition(" ")
-        if scheme.lower() in ("bearer", "oauth") and value.strip():
-            return value.strip()
-        return None
+        return self.session_table.is_valid(access_token)
 
     def require_session(self, request: Request, api: str = "rest", token: Optional[str] = None) -> Session:
         """Check the request's token for an API flavour; raise ``HTTPError`` with the error
@@ -514,25 +473,26 @@ class LocalOrg:
         """
         if token is None:
             if api == "bulk1":
-                token = request.headers.get("X-SFDC-Session") or self._bearer(request)
+                token = request.headers.get("X-SFDC-Session") or bearer(request)
             elif api == "soap":
                 m = re.search(rb"<(?:\w+:)?sessionId>\s*([^<\s]+)\s*</(?:\w+:)?sessionId>", request.body)
                 token = m.group(1).decode("utf-8", "replace") if m else None
             else:
-                token = self._bearer(request)
+                token = bearer(request)
         if self.reject_sessions:
-            raise HTTPError(self._session_error(request, api, "This session is not valid for use with the REST API"))
+            raise HTTPError(self.session_error(request, api, "This session is not valid for use with the REST API"))
         if api == "soap" and soap_refuses(token, request.path):
             # a JWT-based access token: the SOAP API takes it only from API 68.0 (Winter '27)
-            raise HTTPError(self._session_error(request, api, "This session is not valid for use with the API"))
-        session = self._session_state(token)
+            raise HTTPError(self.session_error(request, api, "This session is not valid for use with the API"))
+        session = self.session_table.live(token)
         if session is None:
-            raise HTTPError(self._session_error(request, api, "Session expired or invalid"))
+            raise HTTPError(self.session_error(request, api, "Session expired or invalid"))
         with self._lock:
             self.api_requests += 1
         return session
 
-    def _session_error(self, request: Request, api: str, message: str) -> Response:
+    def session_error(self, request: Request, api: str, message: str) -> Response:
+        """The answer of ``api`` ("rest" | "bulk1" | "soap") to a refused session."""
         if api == "bulk1":
             wants_json = "json" in request.content_type or (
                 "json" in (request.headers.get("Accept") or "") and "xml" not in request.content_type)

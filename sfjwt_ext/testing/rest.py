@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from .dml import DescribeCache, insert, located, resolve_parents
 from .http import HTTPError, Request, Response, Router, empty_response, json_response, parse_json, text_response
 from .ids import random_id
+from .sessions import bearer
 from .soql import SoqlError
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class RestApi:
 
         def serve(request: Request) -> Response:
             session = self.org.require_session(request, api="rest")
-            user = self.org._users_by_id.get(session.user_id)
+            user = self.org.user_by_id(session.user_id)
             parsed = None
             if request.body:
                 try:
@@ -180,10 +181,7 @@ class RestApi:
         return json_response(body)
 
     def _require_session_user(self, request: Request) -> str:
-        token = self.org._bearer(request)
-        with self.org._lock:
-            s = self.org._sessions.get(token or "")
-            return s.user_id if s else ""
+        return self.org.session_table.user_of(bearer(request))
 
     def _limits(self, request: Request) -> Response:
         self.org.require_session(request)
