@@ -33,12 +33,23 @@ from xml.sax.saxutils import escape as xml_escape
 
 from cryptography.hazmat.primitives import serialization
 
-from . import bulk1, bulk2, composite, connect_apps, extid, ingest, metadata, oauth, rest, sample, search, tls
-from .access_tokens import TokenSigner, soap_refuses
-from .apps import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, AppRegistry, OrgApp, load_public_key, \
+from .bulk1 import handlers as bulk1
+from .bulk2 import query as bulk2
+from .composite import handlers as composite
+from .apps import handlers as connect_apps
+from .rest import extid
+from .bulk2 import ingest
+from .metadata import handlers as metadata
+from .oauth import handlers as oauth
+from .rest import handlers as rest
+from . import sample
+from .search import handlers as search
+from .core import tls
+from .oauth.tokens import TokenSigner, soap_refuses
+from .apps.models import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, AppRegistry, OrgApp, load_public_key, \
     new_consumer_key
-from .bulk import BulkService
-from .http import (
+from .core.jobs import BulkService
+from .core.http import (
     SOAP_CONTENT_TYPE,
     HTTPError,
     Request,
@@ -48,12 +59,12 @@ from .http import (
     json_response,
     xml_response,
 )
-from .ids import random_id
-from .oauth import b64url_decode
-from .sessions import OrgUser, Session, SessionTable, UserDirectory, bearer
-from .records import Store
-from .schema import FieldDef, ObjectDef
-from .rest import ApexRequest
+from .core.ids import random_id
+from .oauth.handlers import b64url_decode
+from .core.sessions import OrgUser, Session, SessionTable, UserDirectory, bearer
+from .core.store import Store
+from .core.schema import FieldDef, ObjectDef
+from .rest.handlers import ApexRequest
 
 __all__ = ["LocalOrg", "OrgCredentials", "RequestRecord", "ApexRequest", "Session", "ConnectedApp", "OrgApp",
            "OrgUser"]

@@ -12,9 +12,9 @@ import random
 from datetime import date, datetime, timedelta, timezone
 from typing import Dict, List, Optional, Sequence
 
-from .literals import format_datetime
-from .records import Store
-from .schema import ACCOUNT_TYPES, INDUSTRIES, LEAD_SOURCES, OPPORTUNITY_STAGES
+from .core.literals import format_datetime
+from .core.store import Store
+from .core.schema import ACCOUNT_TYPES, INDUSTRIES, LEAD_SOURCES, OPPORTUNITY_STAGES
 
 __all__ = ["load_sample_data", "generate_opportunities", "SEED"]
 

@@ -17,15 +17,15 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .dml import (MultipleMatches, DescribeCache, check_id, existing, first_type_error, insert, located,
+from ..core.dml import (MultipleMatches, DescribeCache, check_id, existing, first_type_error, insert, located,
                   resolve_parents, save_error, upsert)
-from .http import Headers, HTTPError, Request, Response, json_response
-from .rest import with_api_version
-from .soql import SoqlError
-from .values import JsonValueError, json_token
+from ..core.http import Headers, HTTPError, Request, Response, json_response
+from ..rest.handlers import with_api_version
+from ..core.soql import SoqlError
+from ..core.values import JsonValueError, json_token
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 MAX_COLLECTION = 200
 MAX_SUBREQUESTS = 25

@@ -37,18 +37,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
-from .bulk import (BulkRefusal, BulkService, ID_RE, Progress, Rows, VERSION_RE, XSI_NS, authenticate,
+from ..core.jobs import (BulkRefusal, BulkService, ID_RE, Progress, Rows, VERSION_RE, XSI_NS, authenticate,
                    child_text, local_name, now_ts, render_csv, run_query, sf_datetime, xml_text)
-from .http import HTTPError, Request, Response, Router, parse_json
-from .dml import (DescribeCache, MultipleMatches, bulk_error_text, bulk_typed, check_id, existing, insert,
+from ..core.http import HTTPError, Request, Response, Router, parse_json
+from ..core.dml import (DescribeCache, MultipleMatches, bulk_error_text, bulk_typed, check_id, existing, insert,
                   resolve_parents, save_error, upsert)
-from .ids import is_valid_id, to_18
-from .sessions import Session
-from .rest import OLDEST_VERSION, with_api_version
-from .soql import SoqlError
+from ..core.ids import is_valid_id, to_18
+from ..core.sessions import Session
+from ..rest.handlers import OLDEST_VERSION, with_api_version
+from ..core.soql import SoqlError
 
 if TYPE_CHECKING:
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 __all__ = ["Bulk1Api", "Bulk1Job", "Bulk1Batch", "RowResult", "register", "DATALOAD_NS", "MEDIA_TYPES"]
 

@@ -15,13 +15,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from .http import Request, Response, json_response
-from .soql import SoqlError
-from .records import Store
-from .rest import with_api_version
+from ..core.http import Request, Response, json_response
+from ..core.soql import SoqlError
+from ..core.store import Store
+from ..rest.handlers import with_api_version
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 DEFAULT_LIMIT = 2000
 SCOPES = {"ALL": ("string", "textarea", "email", "phone", "url", "combobox"), "NAME": (), "EMAIL": ("email",),

@@ -22,16 +22,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from .bulk import Progress, render_csv
-from .dml import (MultipleMatches, DescribeCache, bulk_error_text, bulk_typed, check_id, existing, insert, parent_id,
+from ..core.jobs import Progress, render_csv
+from ..core.dml import (MultipleMatches, DescribeCache, bulk_error_text, bulk_typed, check_id, existing, insert, parent_id,
                   upsert)
-from .http import HTTPError, Request, Response, empty_response, json_response, text_response
-from .soql import SoqlError
-from .ids import random_id
-from .literals import format_datetime
+from ..core.http import HTTPError, Request, Response, empty_response, json_response, text_response
+from ..core.soql import SoqlError
+from ..core.ids import random_id
+from ..core.literals import format_datetime
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 CSV_CONTENT_TYPE = "text/csv;charset=UTF-8"
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")

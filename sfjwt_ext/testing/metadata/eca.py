@@ -22,12 +22,12 @@ from xml.etree import ElementTree as ET
 
 from cryptography import x509
 
-from .apps import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, OrgApp, join_list, new_consumer_key, split_list
-from .bulk import child_text, xml_text
-from .soql import SoqlError
+from ..apps.models import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, OrgApp, join_list, new_consumer_key, split_list
+from ..core.jobs import child_text, xml_text
+from ..core.soql import SoqlError
 
 if TYPE_CHECKING:
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 __all__ = ["ECA_TYPES", "CONNECTED_APP_REFUSED", "Failure", "EcaDeploy", "components", "read_fields",
            "component_xml"]

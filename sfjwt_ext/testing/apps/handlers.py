@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List
 
-from .apps import ECA, OrgApp
-from .http import HTTPError, Request, Response, Router, json_response
+from .models import ECA, OrgApp
+from ..core.http import HTTPError, Request, Response, Router, json_response
 
 if TYPE_CHECKING:
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 __all__ = ["ConnectAppsApi", "register"]
 

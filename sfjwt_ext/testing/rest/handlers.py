@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .dml import DescribeCache, insert, located, resolve_parents
-from .http import HTTPError, Request, Response, Router, empty_response, json_response, parse_json, text_response
-from .ids import random_id
-from .sessions import bearer
-from .soql import SoqlError
+from ..core.dml import DescribeCache, insert, located, resolve_parents
+from ..core.http import HTTPError, Request, Response, Router, empty_response, json_response, parse_json, text_response
+from ..core.ids import random_id
+from ..core.sessions import bearer
+from ..core.soql import SoqlError
 
 if TYPE_CHECKING:
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 __all__ = ["RestApi", "ApexRequest", "register", "with_api_version"]
 

@@ -30,16 +30,16 @@ from .ids import to_18
 from .sessions import Session
 
 if TYPE_CHECKING:
-    from .bulk1 import Bulk1Job
-    from .bulk2 import Bulk2Job
-    from .metadata import AsyncMetadata
-    from .org import LocalOrg
-    from .records import FlatSnapshot
+    from ..bulk1.handlers import Bulk1Job
+    from ..bulk2.query import Bulk2Job
+    from ..metadata.handlers import AsyncMetadata
+    from ..org import LocalOrg
+    from .store import FlatSnapshot
 
 __all__ = ["BulkService", "Rows", "FlatRows", "Progress", "BulkRefusal", "run_query", "run_flat_query", "authenticate",
            "render_csv"]
 
-log = logging.getLogger("sfjwt_ext.testing.bulk")
+log = logging.getLogger("sfjwt_ext.testing.core.jobs")
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 

@@ -25,7 +25,7 @@ from typing import List, Optional
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from . import tls
+from ..core import tls
 
 __all__ = ["TokenSigner", "is_jwt_token", "soap_refuses", "SOAP_JWT_MIN_VERSION"]
 

@@ -73,7 +73,7 @@ __all__ = [
     "XML_CONTENT_TYPE",
 ]
 
-log = logging.getLogger("sfjwt_ext.testing.http")
+log = logging.getLogger("sfjwt_ext.testing.core.http")
 
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 XML_CONTENT_TYPE = "application/xml;charset=UTF-8"

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 from .soql import SoqlError
 from .ids import canonical_id
 from .http import json_value_position
-from .records import Store
+from .store import Store
 from .values import JsonValueError
 
 _T = TypeVar("_T")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List
 
-from .dml import MultipleMatches, DescribeCache, find_ids, located, upsert
-from .http import HTTPError, Request, Response, empty_response, json_response
-from .rest import check_version, with_api_version
-from .soql import SoqlError
+from ..core.dml import MultipleMatches, DescribeCache, find_ids, located, upsert
+from ..core.http import HTTPError, Request, Response, empty_response, json_response
+from .handlers import check_version, with_api_version
+from ..core.soql import SoqlError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 CREATED_FLAG_SINCE = 46.0  # from this API version an update by upsert answers 200 with "created": false
 _V = r"/services/data/v(?P<version>\d+\.\d+)"

@@ -28,8 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .ids import random_id
-from .records import Store
+from ..core.ids import random_id
+from ..core.store import Store
 
 __all__ = ["OrgApp", "AppRegistry", "ECA", "CONNECTED_APP", "ADMIN_APPROVED", "SELF_AUTHORIZED",
            "new_consumer_key", "load_public_key", "PROFILE_ALIASES"]

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
-from . import eca_metadata
-from .access_tokens import soap_refuses
-from .bulk import (BulkService, Progress, VERSION_RE, XSI_NS, child, child_text, children, local_name,
+from . import eca as eca_metadata
+from ..oauth.tokens import soap_refuses
+from ..core.jobs import (BulkService, Progress, VERSION_RE, XSI_NS, child, child_text, children, local_name,
                    make_id, now_ts, xml_text)
-from .http import HTTPError, Request, Response, Router, xml_response
-from .sessions import Session
-from .records import Store
-from .schema import SchemaError, make_field
+from ..core.http import HTTPError, Request, Response, Router, xml_response
+from ..core.sessions import Session
+from ..core.store import Store
+from ..core.schema import SchemaError, make_field
 
 if TYPE_CHECKING:
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 __all__ = ["MetadataApi", "AsyncMetadata", "register", "METADATA_NS"]
 

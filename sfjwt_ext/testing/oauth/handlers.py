@@ -20,12 +20,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from .http import HTTPError, Request, Response, Router, empty_response, json_response
-from .sessions import OrgUser, Session, bearer
+from ..core.http import HTTPError, Request, Response, Router, empty_response, json_response
+from ..core.sessions import OrgUser, Session, bearer
 
 if TYPE_CHECKING:
-    from .apps import OrgApp
-    from .org import LocalOrg
+    from ..apps.models import OrgApp
+    from ..org import LocalOrg
 
 __all__ = ["OAuthService", "Session", "register", "JWT_BEARER", "TOKEN_ALPHABET", "b64url_decode"]
 

@@ -20,7 +20,7 @@ from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldFunction, Fi
                    Subquery, error_at)
 
 if TYPE_CHECKING:
-    from .records import Store
+    from .store import Store
 
 # --------------------------------------------------------------------------- text comparison
 

@@ -19,15 +19,15 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
-from .bulk import (BulkRefusal, BulkService, CSV_CT, FlatRows, ID_RE, Progress, VERSION_RE, _csv_value, authenticate,
+from ..core.jobs import (BulkRefusal, BulkService, CSV_CT, FlatRows, ID_RE, Progress, VERSION_RE, _csv_value, authenticate,
                    now_ts, run_flat_query, sf_datetime)
-from .http import (HTTPError, Request, Response, Router, accepts_gzip, empty_response, json_response,
+from ..core.http import (HTTPError, Request, Response, Router, accepts_gzip, empty_response, json_response,
                    text_response)
-from .sessions import Session
-from .soql import SoqlError
+from ..core.sessions import Session
+from ..core.soql import SoqlError
 
 if TYPE_CHECKING:
-    from .org import LocalOrg
+    from ..org import LocalOrg
 
 __all__ = ["Bulk2Api", "Bulk2Job", "ResultRequest", "register", "render_page"]
 
