@@ -6,13 +6,14 @@ REST, Bulk and SOAP Metadata; and the token endpoint, as a My Domain answers it)
 ignores ``instance_url`` gets 404 from the login host for ``/services/data``.
 
 This module holds the org's lifecycle (listeners), its users and apps (state in
-:mod:`apps`: External Client Apps and legacy Connected Apps), its
-sessions (``require_session``), the test controls (faults, expiry, revocation) and what
-tests observe (requests, assertions, counters). Each API is its own module with
-``register(router, org)``: :mod:`oauth`, :mod:`rest`, :mod:`bulk2`, :mod:`bulk1`,
-:mod:`metadata` (their jobs and test controls live on ``org.bulk``, a
-:class:`~.bulk.BulkService`). Handlers check tokens with
-``org.require_session(request, api="bulk1" | "bulk2" | "soap" | "rest")``.
+``apps/models.py``: External Client Apps and legacy Connected Apps), its sessions
+(``core/sessions.py``; ``require_session``), the test controls (faults, expiry, revocation)
+and what tests observe (requests, assertions, counters). Each API is a folder whose
+``routes.register(router, org, ...)`` adds its routes: ``oauth/``, ``rest/``, ``bulk2/``,
+``bulk1/``, ``metadata/``, ``composite/``, ``search/``, ``apps/``. Their handlers see the org
+as :class:`~.services.OrgServices` and check tokens with
+``org.require_session(request, api="bulk1" | "bulk2" | "soap" | "rest")``. The async APIs'
+jobs and test controls are on ``org.bulk`` (:class:`AsyncJobs`).
 
 This module imports nothing of the sfjwt_ext client.
 """
@@ -33,22 +34,24 @@ from xml.sax.saxutils import escape as xml_escape
 
 from cryptography.hazmat.primitives import serialization
 
-from .bulk1 import handlers as bulk1
-from .bulk2 import query as bulk2
-from .composite import handlers as composite
-from .apps import handlers as connect_apps
-from .rest import extid
-from .bulk2 import ingest
-from .metadata import handlers as metadata
-from .oauth import handlers as oauth
-from .rest import handlers as rest
 from . import sample
-from .search import handlers as search
+from .apps import routes as apps_routes
+from .bulk1 import routes as bulk1_routes
+from .bulk1.handlers import bulk1_error_response
+from .bulk1.models import Bulk1Job, Bulk1Jobs
+from .bulk2 import routes as bulk2_routes
+from .bulk2.models import Bulk2Job, Bulk2Jobs
+from .composite import routes as composite_routes
 from .core import tls
+from .core.jobs import JobControls
+from .metadata import routes as metadata_routes
+from .metadata.models import MetadataJobs
+from .oauth import routes as oauth_routes
+from .rest import routes as rest_routes
+from .search import routes as search_routes
 from .oauth.tokens import TokenSigner, soap_refuses
 from .apps.models import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, AppRegistry, OrgApp, load_public_key, \
     new_consumer_key
-from .core.jobs import BulkService
 from .core.http import (
     SOAP_CONTENT_TYPE,
     HTTPError,
@@ -86,6 +89,27 @@ class RequestRecord:
 
 #: the name apps had before External Client Apps (an app of either kind is an ``OrgApp``)
 ConnectedApp = OrgApp
+
+
+class AsyncJobs(JobControls):
+    """``org.bulk``: the async APIs' test controls (:class:`~.core.jobs.JobControls`) and their
+    job stores, one per API: ``bulk2`` (query and ingest jobs), ``bulk1``, ``metadata``."""
+
+    def __init__(self, org_id: str) -> None:
+        super().__init__(org_id)
+        self.bulk2 = Bulk2Jobs(self)
+        self.bulk1 = Bulk1Jobs(self)
+        self.metadata = MetadataJobs(self)
+
+    @property
+    def bulk2_jobs(self) -> Dict[str, Bulk2Job]:
+        """Bulk API 2.0 query jobs by id."""
+        return self.bulk2.query
+
+    @property
+    def bulk1_jobs(self) -> Dict[str, Bulk1Job]:
+        """Bulk API 1.0 jobs by id."""
+        return self.bulk1.jobs
 
 
 @dataclass
@@ -174,17 +198,15 @@ class LocalOrg:
         self.apps: Dict[str, OrgApp] = self.app_registry.by_key
         self.token_signer = TokenSigner(self.org_id)
         self.router = Router()
-        self.oauth = oauth.register(self.router, self)
-        self.rest = rest.register(self.router, self)
-        self.bulk = BulkService(self)
-        self.bulk2 = bulk2.register(self.router, self)
-        bulk1.register(self.router, self)
-        metadata.register(self.router, self)
-        self.ingest = ingest.register(self.router, self)
-        extid.register(self.router, self)
-        composite.register(self.router, self)
-        search.register(self.router, self)
-        connect_apps.register(self.router, self)
+        self.bulk = AsyncJobs(self.org_id)
+        self.oauth = oauth_routes.register(self.router, self)
+        self.rest, _ = rest_routes.register(self.router, self)
+        self.bulk2, self.ingest = bulk2_routes.register(self.router, self, self.bulk.bulk2)
+        bulk1_routes.register(self.router, self, self.bulk.bulk1)
+        metadata_routes.register(self.router, self, self.bulk.metadata)
+        composite_routes.register(self.router, self)
+        search_routes.register(self.router, self)
+        apps_routes.register(self.router, self)
 
     @classmethod
     def with_app(cls, folder: Any = None, *, username: str = "user@example.com", **options: Any) -> "LocalOrg":
@@ -508,7 +530,7 @@ class LocalOrg:
             wants_json = "json" in request.content_type or (
                 "json" in (request.headers.get("Accept") or "") and "xml" not in request.content_type)
             text = "Invalid session id" if message.startswith("Session expired") else message
-            return bulk1.bulk1_error_response("JSON" if wants_json else "XML", "InvalidSessionId", text)
+            return bulk1_error_response("JSON" if wants_json else "XML", "InvalidSessionId", text)
         if api == "soap":
             text = ("INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session"
                     if message.startswith("Session expired") else f"INVALID_SESSION_ID: {message}")

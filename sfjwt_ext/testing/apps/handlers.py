@@ -14,17 +14,15 @@ or consumer, or a version below the resource's, is 404 NOT_FOUND as Salesforce a
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import Any, Dict, List
 
 from .models import ECA, OrgApp
-from ..core.http import HTTPError, Request, Response, Router, json_response
+from ..core.http import HTTPError, Request, Response, json_response
+from ..services import OrgServices
 
-if TYPE_CHECKING:
-    from ..org import LocalOrg
 
-__all__ = ["ConnectAppsApi", "register"]
+__all__ = ["ConnectAppsApi"]
 
-_V = r"/services/data/v(?P<version>\d+\.\d)"
 _PARTS = ("key", "secret", "keyandsecret")
 
 
@@ -36,7 +34,7 @@ def _not_found() -> HTTPError:
 class ConnectAppsApi:
     """The ``apps/oauth`` handlers of one org."""
 
-    def __init__(self, org: LocalOrg) -> None:
+    def __init__(self, org: OrgServices) -> None:
         self.org = org
 
     def _version(self, request: Request, minimum: float) -> str:
@@ -128,11 +126,3 @@ class ConnectAppsApi:
         return json_response(self._credentials(app, v, part))
 
 
-def register(router: Router, org: LocalOrg) -> ConnectAppsApi:
-    """Add the ``apps/oauth`` routes for ``org`` to ``router``."""
-    api = ConnectAppsApi(org)
-    router.add("instance", "GET", _V + r"/apps/oauth/usage/?", api.usage)
-    router.add("instance", "GET", _V + r"/apps/oauth/usage/(?P<app>\w+)/users/?", api.users)
-    router.add("instance", "GET", _V + r"/apps/oauth/credentials/(?P<app>\w+)/?", api.consumers)
-    router.add("instance", "GET", _V + r"/apps/oauth/credentials/(?P<app>\w+)/(?P<consumer>\w+)/?", api.consumer)
-    return api

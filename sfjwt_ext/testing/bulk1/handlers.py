@@ -23,7 +23,7 @@ columns (and ``{"Account": {"Ext__c": ...}}`` in JSON) name a parent by an exter
 
 With PK chunking, a query batch becomes ``NotProcessed`` and one batch per ``chunkSize``
 records (by Id) is added, its request the SOQL with an ``Id >= ... AND Id < ...`` range.
-Jobs are kept on ``org.bulk`` (:class:`~.bulk.BulkService`); ``org.bulk.bulk1_result_size``
+Jobs are kept in :class:`~.models.Bulk1Jobs`; ``org.bulk.bulk1_result_size``
 is the records per query result file."""
 
 from __future__ import annotations
@@ -33,24 +33,23 @@ import datetime as _dt
 import io
 import json
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
-from ..core.jobs import (BulkRefusal, BulkService, ID_RE, Progress, Rows, VERSION_RE, XSI_NS, authenticate,
-                   child_text, local_name, now_ts, render_csv, run_query, sf_datetime, xml_text)
-from ..core.http import HTTPError, Request, Response, Router, parse_json
+from ..core.jobs import (BulkRefusal, XSI_NS, authenticate, child_text, local_name, now_ts,
+                         render_csv, request_version, run_query, sf_datetime, xml_text)
+from ..core.http import HTTPError, Request, Response, parse_json
 from ..core.dml import (DescribeCache, MultipleMatches, bulk_error_text, bulk_typed, check_id, existing, insert,
                   resolve_parents, save_error, upsert)
 from ..core.ids import is_valid_id, to_18
 from ..core.sessions import Session
 from ..rest.handlers import OLDEST_VERSION, with_api_version
 from ..core.soql import SoqlError
+from ..services import OrgServices
+from .models import Bulk1Batch, Bulk1Job, Bulk1Jobs, RowResult
 
-if TYPE_CHECKING:
-    from ..org import LocalOrg
 
-__all__ = ["Bulk1Api", "Bulk1Job", "Bulk1Batch", "RowResult", "register", "DATALOAD_NS", "MEDIA_TYPES"]
+__all__ = ["Bulk1Api", "Bulk1Job", "Bulk1Batch", "RowResult", "DATALOAD_NS", "MEDIA_TYPES"]
 
 DATALOAD_NS = "http://www.force.com/2009/06/asyncapi/dataload"
 
@@ -61,69 +60,6 @@ QUERY_OPERATIONS = ("query", "queryAll")
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 NULL_VALUE = "#N/A"
 PK_CHUNK_DEFAULT, PK_CHUNK_MAX = 100_000, 250_000
-
-
-@dataclass
-class RowResult:
-    """One ingest row's outcome (a line of the batch results)."""
-
-    id: Optional[str]
-    success: bool
-    created: bool
-    error: Optional[SoqlError] = None
-
-
-@dataclass
-class Bulk1Batch:
-    id: str
-    job_id: str
-    soql: str                      # the request body as text (SOQL, or the records)
-    created: float
-    progress: Progress
-    state: str = "Queued"
-    state_message: Optional[str] = None
-    rows: Optional[Rows] = None                    # query batches
-    results: Optional[List[RowResult]] = None      # ingest batches
-    result_ids: List[str] = field(default_factory=list)
-    modstamp: float = 0.0
-    chunked: bool = False          # PK chunking replaced this batch by chunk batches (NotProcessed)
-
-    @property
-    def processed(self) -> int:
-        if self.state != "Completed":
-            return 0
-        if self.results is not None:
-            return len(self.results)
-        return self.rows.count if self.rows is not None else 0
-
-    @property
-    def failed(self) -> int:
-        if self.state != "Completed" or self.results is None:
-            return 0
-        return sum(1 for r in self.results if not r.success)
-
-
-@dataclass
-class Bulk1Job:
-    id: str
-    operation: str
-    object: str
-    content_type: str
-    concurrency: str
-    created_by: str
-    created: float
-    api_version: str
-    state: str = "Open"
-    modstamp: float = 0.0
-    external_id_field: Optional[str] = None
-    pk_chunk_size: Optional[int] = None
-    pk_start_row: Optional[str] = None
-    batches: List[Bulk1Batch] = field(default_factory=list)
-
-    @property
-    def answers(self) -> str:
-        """The format of this job's answers: JSON for JSON jobs, XML otherwise."""
-        return "JSON" if self.content_type == "JSON" else "XML"
 
 
 class BatchFailure(Exception):
@@ -279,7 +215,7 @@ class RowWriter:
     """Applies one ingest batch's records to the store the way Salesforce does, row by row
     (the lookups and the upsert are :mod:`.dml`'s, shared with the other write APIs)."""
 
-    def __init__(self, org: LocalOrg, job: Bulk1Job) -> None:
+    def __init__(self, org: OrgServices, job: Bulk1Job) -> None:
         self.store = org.store
         self.job = job
         self.cache = DescribeCache(self.store)
@@ -378,7 +314,7 @@ def pk_chunking(header: Optional[str]) -> Tuple[Optional[int], Optional[str]]:
     return size, start.group(1) if start else None
 
 
-def chunk_queries(org: LocalOrg, job: Bulk1Job, soql_text: str) -> List[str]:
+def chunk_queries(org: OrgServices, job: Bulk1Job, soql_text: str) -> List[str]:
     """The SOQL of each PK chunk: the query with an Id range of ``job.pk_chunk_size`` records."""
     match = _SIMPLE_SOQL.match(soql_text)
     if match is None or re.search(r"\b(ORDER\s+BY|LIMIT|OFFSET|GROUP\s+BY)\b", soql_text, re.I):
@@ -420,9 +356,9 @@ class Bulk1Api:
                         "numberRecordsProcessed", "numberRecordsFailed", "totalProcessingTime",
                         "apiActiveProcessingTime", "apexProcessingTime"]
 
-    def __init__(self, org: LocalOrg) -> None:
+    def __init__(self, org: OrgServices, jobs: Bulk1Jobs) -> None:
         self.org = org
-        self.service: BulkService = org.bulk
+        self.bulk1 = jobs
 
     # ----------------------------------------------------------------- lookups
 
@@ -436,8 +372,8 @@ class Bulk1Api:
         fmt = self._request_format(request)
         authenticate(self.org, request, "bulk1", request.header("X-SFDC-Session"))
         job_id = request.match.group("job") if request.match else ""
-        with self.service._lock:
-            job = self.service.bulk1_jobs.get(job_id) or self.service.bulk1_jobs.get(
+        with self.bulk1.lock:
+            job = self.bulk1.jobs.get(job_id) or self.bulk1.jobs.get(
                 to_18(job_id) if len(job_id) == 15 else "")
         if job is None:
             raise HTTPError(bulk1_error_response(fmt, "InvalidJob", f"Invalid job id: {job_id}"))
@@ -445,7 +381,7 @@ class Bulk1Api:
 
     def _batch(self, request: Request, job: Bulk1Job) -> Bulk1Batch:
         batch_id = request.match.group("batch") if request.match else ""
-        with self.service._lock:
+        with self.bulk1.lock:
             for batch in job.batches:
                 if batch.id == batch_id or batch.id[:15] == batch_id:
                     return batch
@@ -454,7 +390,7 @@ class Bulk1Api:
     # ----------------------------------------------------------------- info bodies
 
     def _job_dict(self, job: Bulk1Job) -> Dict[str, Any]:
-        with self.service._lock:
+        with self.bulk1.lock:
             batches = list(job.batches)
         counts = {"Queued": 0, "InProgress": 0, "Completed": 0, "Failed": 0, "NotProcessed": 0}
         for b in batches:
@@ -549,9 +485,9 @@ class Bulk1Api:
             job = self._new_job(request, session, spec, fmt)
         except BatchFailure as exc:
             return bulk1_error_response(fmt, "InvalidJob", str(exc))
-        with self.service._lock:
-            self.service.bulk1_jobs[job.id] = job
-            self.service.jobs_created["bulk1"] += 1
+        with self.bulk1.lock:
+            self.bulk1.jobs[job.id] = job
+        self.bulk1.controls.created("bulk1")
         return self._job_response(job, fmt, status=201)   # no job yet: the request's format
 
     def _new_job(self, request: Request, session: Session, spec: Dict[str, Any], fmt: str) -> Bulk1Job:
@@ -584,11 +520,11 @@ class Bulk1Api:
             raise BatchFailure(str(exc)) from None
         mode = spec.get("concurrencyMode")
         now = now_ts()
-        return Bulk1Job(id=self.service._new_id("750"), operation=operation, object=obj,
+        return Bulk1Job(id=self.bulk1.controls.new_id("750"), operation=operation, object=obj,
                         content_type=content_type,
                         concurrency="Serial" if str(mode) in ("1", "Serial", "serial") else "Parallel",
                         created_by=session.user_id, created=now, modstamp=now,
-                        api_version=self.service._api_version(request),
+                        api_version=request_version(request, self.org.api_version),
                         external_id_field=str(external) if operation == "upsert" else None,
                         pk_chunk_size=chunk, pk_start_row=start)
 
@@ -598,7 +534,7 @@ class Bulk1Api:
             state = self._requested_state(request)
             if state not in ("Closed", "Aborted"):
                 return bulk1_error_response(fmt, "InvalidJobState", f"Invalid job state: {state}")
-            with self.service._lock:
+            with self.bulk1.lock:
                 if job.state != "Open" and job.state != state:
                     return bulk1_error_response(fmt, "InvalidJobState",
                                                 f"Job {job.id} is {job.state} and cannot be {state}")
@@ -625,8 +561,8 @@ class Bulk1Api:
         if job.state != "Open":
             return bulk1_error_response(fmt, "InvalidJobState", f"Job {job.id} is {job.state}: it accepts no batches")
         now = now_ts()
-        batch = Bulk1Batch(id=self.service._new_id("751"), job_id=job.id, soql=request.text(), created=now,
-                           modstamp=now, progress=Progress(self.service.hold_polls))
+        batch = Bulk1Batch(id=self.bulk1.controls.new_id("751"), job_id=job.id, soql=request.text(), created=now,
+                           modstamp=now, progress=self.bulk1.controls.progress())
         extra: List[Bulk1Batch] = []
         try:
             if job.operation in QUERY_OPERATIONS:
@@ -643,7 +579,7 @@ class Bulk1Api:
                 batch.results = writer.apply(records)
         except BatchFailure as exc:
             batch.state, batch.state_message = "Failed", str(exc)
-        with self.service._lock:
+        with self.bulk1.lock:
             job.batches.append(batch)
             job.batches.extend(extra)
             job.modstamp = now
@@ -651,8 +587,8 @@ class Bulk1Api:
 
     def _query_batch(self, job: Bulk1Job, soql_text: str) -> Bulk1Batch:
         now = now_ts()
-        batch = Bulk1Batch(id=self.service._new_id("751"), job_id=job.id, soql=soql_text, created=now,
-                           modstamp=now, progress=Progress(self.service.hold_polls))
+        batch = Bulk1Batch(id=self.bulk1.controls.new_id("751"), job_id=job.id, soql=soql_text, created=now,
+                           modstamp=now, progress=self.bulk1.controls.progress())
         try:
             self._run_query(job, batch)
         except BatchFailure as exc:
@@ -661,7 +597,7 @@ class Bulk1Api:
 
     def _run_query(self, job: Bulk1Job, batch: Bulk1Batch) -> None:
         try:
-            rows = run_query(self.org, batch.soql, job.operation == "queryAll", "bulk1",
+            rows = run_query(self.org.store, batch.soql, job.operation == "queryAll", "bulk1",
                              records=job.content_type != "CSV", flat=job.content_type == "CSV")
         except BulkRefusal as exc:
             text = str(exc)
@@ -674,11 +610,11 @@ class Bulk1Api:
                                f"the job on {job.object}")
         with_api_version(rows.records, self.org.store.api_version, job.api_version)
         batch.rows = rows
-        size = max(1, int(self.service.bulk1_result_size))
-        batch.result_ids = [self.service._new_id("752")[:15] for _ in range(max(1, -(-rows.count // size)))]
+        size = max(1, int(self.bulk1.controls.bulk1_result_size))
+        batch.result_ids = [self.bulk1.controls.new_id("752")[:15] for _ in range(max(1, -(-rows.count // size)))]
 
     def _advance(self, batch: Bulk1Batch) -> None:
-        with self.service._lock:
+        with self.bulk1.lock:
             if batch.state in ("Queued", "InProgress"):
                 if batch.progress.poll():
                     batch.state = "NotProcessed" if batch.chunked else "Completed"
@@ -688,7 +624,7 @@ class Bulk1Api:
 
     def batches(self, request: Request) -> Response:
         job, fmt = self._context(request)
-        with self.service._lock:
+        with self.bulk1.lock:
             batches = list(job.batches)
         if fmt == "JSON":
             return _answer("JSON", {"batchInfo": [self._batch_dict(b) for b in batches]})
@@ -737,7 +673,7 @@ class Bulk1Api:
         if batch.state != "Completed" or result_id not in batch.result_ids or batch.rows is None:
             return bulk1_error_response(fmt, "InvalidBatch", f"Invalid result id: {result_id}")
         index = batch.result_ids.index(result_id)
-        size = max(1, int(self.service.bulk1_result_size))
+        size = max(1, int(self.bulk1.controls.bulk1_result_size))
         lo, hi = index * size, index * size + size
         if job.content_type == "JSON":
             return _answer("JSON", batch.rows.records[lo:hi])
@@ -758,20 +694,3 @@ def retired_version(request: Request) -> Optional[Response]:
                                 f"API version {match.group(1)} is retired and no longer available")
 
 
-def register(router: Router, org: LocalOrg) -> Bulk1Api:
-    """Add the Bulk API 1.0 routes for ``org`` to ``router``."""
-    api = Bulk1Api(org)
-    router.add_guard(retired_version)
-    v1 = rf"/services/async/{VERSION_RE}/job"
-    job1 = v1 + rf"/(?P<job>{ID_RE})"
-    batch1 = job1 + rf"/batch/(?P<batch>{ID_RE})"
-    router.add("instance", "POST", v1, api.create_job)
-    router.add("instance", "GET", job1, api.job)
-    router.add("instance", "POST", job1, api.job)
-    router.add("instance", "POST", job1 + "/batch", api.add_batch)
-    router.add("instance", "GET", job1 + "/batch", api.batches)
-    router.add("instance", "GET", batch1, api.batch)
-    router.add("instance", "GET", batch1 + "/request", api.batch_request)
-    router.add("instance", "GET", batch1 + "/result", api.result_list)
-    router.add("instance", "GET", batch1 + rf"/result/(?P<result>{ID_RE})", api.result)
-    return api

@@ -11,90 +11,33 @@ Salesforce does. Columns are whatever fields describe reports, so custom fields 
 ``Rel.ExtField`` columns name a parent by its external id.
 
 ``org.bulk.hold_polls`` keeps new jobs InProgress for that many status polls, as it does for
-the other async jobs. The jobs live in ``org.ingest`` (an :class:`IngestService`). Shapes and
+the other async jobs. The jobs live in :class:`~.models.Bulk2Jobs` (``ingest``), beside the query jobs. Shapes and
 sources: docs/testing-org-writes.md.
 """
 from __future__ import annotations
 
 import csv
 import io
-import threading
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..core.jobs import Progress, render_csv
+from ..core.jobs import render_csv
 from ..core.dml import (MultipleMatches, DescribeCache, bulk_error_text, bulk_typed, check_id, existing, insert, parent_id,
                   upsert)
 from ..core.http import HTTPError, Request, Response, empty_response, json_response, text_response
 from ..core.soql import SoqlError
 from ..core.ids import random_id
 from ..core.literals import format_datetime
+from .models import FINAL_STATES, Bulk2Jobs, IngestJob, RowResult
+from ..services import OrgServices
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..org import LocalOrg
 
 CSV_CONTENT_TYPE = "text/csv;charset=UTF-8"
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
-FINAL_STATES = ("JobComplete", "Failed", "Aborted")
 NULL_VALUE = "#N/A"
-_V = r"/services/data/v(?P<version>\d+\.\d+)/jobs/ingest"
-_JOB = _V + r"/(?P<job>[A-Za-z0-9]{15,18})"
 # one CSV column: (external id field of a relationship column, the field, the relationship's reference field)
 Column = Tuple[str, Optional[Dict[str, Any]], Optional[Dict[str, Any]]]
-
-
-@dataclass
-class RowResult:
-    row: List[str]
-    record_id: str = ""
-    created: bool = False
-    error: str = ""
-
-
-@dataclass
-class IngestJob:
-    id: str
-    operation: str
-    object: str
-    external_id: Optional[str]
-    created_by: str
-    created: str
-    api_version: str
-    line_ending: str
-    column_delimiter: str
-    progress: Progress
-    state: str = "Open"
-    closing: bool = False
-    modstamp: str = ""
-    data: Optional[bytes] = None
-    columns: List[str] = field(default_factory=list)
-    results: List[RowResult] = field(default_factory=list)
-    unprocessed: List[List[str]] = field(default_factory=list)
-    error_message: Optional[str] = None
-
-    def info(self, *, full: bool) -> Dict[str, Any]:
-        data: Dict[str, Any] = {
-            "id": self.id, "operation": self.operation, "object": self.object, "createdById": self.created_by,
-            "createdDate": self.created, "systemModstamp": self.modstamp or self.created, "state": self.state,
-        }
-        if self.external_id:
-            data["externalIdFieldName"] = self.external_id
-        data.update({"concurrencyMode": "Parallel", "contentType": "CSV", "apiVersion": float(self.api_version)})
-        if self.state == "Open":
-            data["contentUrl"] = f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
-        data.update({"lineEnding": self.line_ending, "columnDelimiter": self.column_delimiter})
-        if full:
-            data.update({
-                "jobType": "V2Ingest",
-                "numberRecordsProcessed": len(self.results) if self.state in FINAL_STATES else 0,
-                "numberRecordsFailed": sum(1 for r in self.results if r.error) if self.state in FINAL_STATES else 0,
-                "retries": 0, "totalProcessingTime": 0, "apiActiveProcessingTime": 0, "apexProcessingTime": 0,
-            })
-            if self.error_message:
-                data["errorMessage"] = self.error_message
-        return data
 
 
 def _error(status: int, code: str, message: str) -> HTTPError:
@@ -109,16 +52,15 @@ def _render(header: List[str], rows: List[List[str]]) -> str:
 class IngestService:
     """The ingest jobs of one org (one lock around the job table)."""
 
-    def __init__(self, org: "LocalOrg") -> None:
+    def __init__(self, org: OrgServices, jobs: Bulk2Jobs) -> None:
         self.org = org
-        self._lock = threading.Lock()
-        self._jobs: Dict[str, IngestJob] = {}
+        self.jobs = jobs
 
     # ------------------------------------------------------------------ helpers
     def _job(self, request: Request) -> IngestJob:
         assert request.match is not None
-        with self._lock:
-            job = self._jobs.get(request.match.group("job"))
+        with self.jobs.lock:
+            job = self.jobs.ingest.get(request.match.group("job"))
         if job is None:
             raise _error(404, "NOT_FOUND", "The requested resource does not exist")
         return job
@@ -170,15 +112,15 @@ class IngestService:
         job = IngestJob(id=random_id("750"), operation=operation, object=sobject, external_id=external_id,
                         created_by=user_id, created=now, api_version=request.match.group("version"),
                         line_ending=line_ending, column_delimiter=delimiter,
-                        progress=Progress(self.org.bulk.hold_polls))
-        with self._lock:
-            self._jobs[job.id] = job
+                        progress=self.jobs.controls.progress())
+        with self.jobs.lock:
+            self.jobs.ingest[job.id] = job
         return json_response(job.info(full=False))
 
     def upload(self, request: Request) -> Response:
         self._session(request)
         job = self._job(request)
-        with self._lock:
+        with self.jobs.lock:
             if job.state != "Open":
                 raise _error(409, "INVALIDJOBSTATE", f"InvalidJobState : Job {job.id} is not Open: {job.state}")
             if job.data is not None:
@@ -194,19 +136,19 @@ class IngestService:
         body = request.json()
         state = body.get("state") if isinstance(body, dict) else None
         if state == "UploadComplete":
-            with self._lock:
+            with self.jobs.lock:
                 if job.state != "Open" or job.closing:
                     raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Job {job.id} is in state {job.state}, "
                                                          f"only an Open job can be closed")
                 job.closing = True
             self._process(job)  # the rows land before anyone can see the job closed
-            with self._lock:
+            with self.jobs.lock:
                 job.state = "UploadComplete"
                 job.modstamp = self._now()
                 return json_response(job.info(full=False))
         if state != "Aborted":
             raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Invalid state: {state}")
-        with self._lock:
+        with self.jobs.lock:
             if job.state in FINAL_STATES or job.closing:
                 raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Aborting already {job.state} Job not allowed")
             job.state = "Aborted"
@@ -217,7 +159,7 @@ class IngestService:
     def status(self, request: Request) -> Response:
         self._session(request)
         job = self._job(request)
-        with self._lock:
+        with self.jobs.lock:
             if job.state in ("UploadComplete", "InProgress"):
                 if job.progress.poll():
                     job.state = "Failed" if job.error_message else "JobComplete"
@@ -228,8 +170,8 @@ class IngestService:
 
     def listing(self, request: Request) -> Response:
         self._session(request)
-        with self._lock:
-            jobs = [j.info(full=False) for j in self._jobs.values()]
+        with self.jobs.lock:
+            jobs = [j.info(full=False) for j in self.jobs.ingest.values()]
         for info in jobs:
             info["jobType"] = "V2Ingest"
         return json_response({"done": True, "records": jobs, "nextRecordsUrl": None})
@@ -237,11 +179,11 @@ class IngestService:
     def delete(self, request: Request) -> Response:
         self._session(request)
         job = self._job(request)
-        with self._lock:
+        with self.jobs.lock:
             if job.state in ("Open", "InProgress"):
                 raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Job {job.id} in state {job.state} can not "
                                                      f"be deleted")
-            self._jobs.pop(job.id, None)
+            self.jobs.ingest.pop(job.id, None)
         return empty_response(204)
 
     def results(self, request: Request) -> Response:
@@ -249,7 +191,7 @@ class IngestService:
         job = self._job(request)
         assert request.match is not None
         kind = request.match.group("kind").lower()
-        with self._lock:
+        with self.jobs.lock:
             if job.state not in FINAL_STATES and not (kind == "unprocessedrecords" and job.state == "Aborted"):
                 raise _error(400, "INVALIDJOBSTATE", f"InvalidJobState : Job {job.id} is not complete: {job.state}")
             columns = job.columns or (self._rows(job)[0] if job.data is not None else [])
@@ -302,7 +244,7 @@ class IngestService:
                 d is not None and d["type"] == "id" for _, d, _ in columns):
             problem = "InvalidBatch : The Id field is required for update and delete operations"
         results = [] if problem is not None else [self._apply(job, cache, header, columns, row) for row in rows]
-        with self._lock:
+        with self.jobs.lock:
             job.columns = header
             if problem is not None:
                 job.error_message = problem
@@ -365,15 +307,3 @@ class IngestService:
                            job.object)
 
 
-def register(router: Any, org: "LocalOrg") -> IngestService:
-    """Add the Bulk API 2.0 ingest routes for ``org`` to ``router``."""
-    service = IngestService(org)
-    router.add("instance", "POST", _V + r"/?", service.create)
-    router.add("instance", "GET", _V + r"/?", service.listing)
-    router.add("instance", "GET", _JOB + r"/?", service.status)
-    router.add("instance", "PATCH", _JOB + r"/?", service.patch)
-    router.add("instance", "DELETE", _JOB + r"/?", service.delete)
-    router.add("instance", "PUT", _JOB + r"/batches/?", service.upload)
-    router.add("instance", "GET", _JOB + r"/(?P<kind>successfulResults|failedResults|unprocessed[Rr]ecords)/?",
-               service.results)
-    return service

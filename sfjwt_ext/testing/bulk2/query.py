@@ -9,97 +9,32 @@
     ``GET    .../jobs/query/<id>/results`` CSV page; ``maxRecords`` / ``locator`` params,
                                            ``Sforce-Locator`` ("null" on the last page) and
                                            ``Sforce-NumberOfRecords``
-Jobs are kept on ``org.bulk`` (:class:`~.bulk.BulkService`)."""
+Jobs are kept in :class:`~.models.Bulk2Jobs` (``query``), beside the ingest jobs."""
 
 from __future__ import annotations
 
 import base64
 import itertools
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..core.jobs import (BulkRefusal, BulkService, CSV_CT, FlatRows, ID_RE, Progress, VERSION_RE, _csv_value, authenticate,
-                   now_ts, run_flat_query, sf_datetime)
-from ..core.http import (HTTPError, Request, Response, Router, accepts_gzip, empty_response, json_response,
+from ..core.jobs import (BulkRefusal, CSV_CT, _csv_value, authenticate, now_ts, request_version,
+                         run_flat_query)
+from ..core.http import (HTTPError, Request, Response, accepts_gzip, empty_response, json_response,
                    text_response)
-from ..core.sessions import Session
+from ..core.sessions import Session, bearer
 from ..core.soql import SoqlError
+from .models import Bulk2Job, Bulk2Jobs, ResultRequest
+from ..services import OrgServices
 
-if TYPE_CHECKING:
-    from ..org import LocalOrg
 
-__all__ = ["Bulk2Api", "Bulk2Job", "ResultRequest", "register", "render_page"]
+__all__ = ["Bulk2Api", "Bulk2Job", "ResultRequest", "render_page"]
 
 _DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 _LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 _DEFAULT_MAX_RECORDS = 50000  # Bulk 2.0 page size when maxRecords is absent (real: ~ 1 GB of CSV)
 _RESULT_PAGES_PER_RESPONSE = 5  # "Returns up to five URIs in one response"
 _RESULT_PAGES_SINCE = 58.0
-
-
-@dataclass(frozen=True)
-class ResultRequest:
-    """One ``GET .../results`` the org answered: which page, and how it travelled."""
-    job_id: str
-    offset: int
-    rows: int
-    accept_encoding: str
-    gzipped: bool
-
-
-def _bearer(request: Request) -> Optional[str]:
-    auth = request.header("Authorization") or ""
-    parts = auth.split(None, 1)
-    if len(parts) == 2 and parts[0].lower() in ("bearer", "oauth"):
-        return parts[1].strip()
-    return None
-
-
-@dataclass
-class Bulk2Job:
-    id: str
-    operation: str
-    object: str
-    query: str
-    created_by: str
-    created: float
-    api_version: str
-    line_ending: str
-    column_delimiter: str
-    progress: Progress
-    #: the query's rows, taken when the job is created (a snapshot in the store)
-    rows: Optional[FlatRows] = None
-    state: str = "UploadComplete"
-    modstamp: float = 0.0
-    error: Optional[str] = None
-
-    def info(self, *, full: bool) -> Dict[str, Any]:
-        data: Dict[str, Any] = {
-            "id": self.id,
-            "operation": self.operation,
-            "object": self.object,
-            "createdById": self.created_by,
-            "createdDate": sf_datetime(self.created),
-            "systemModstamp": sf_datetime(self.modstamp or self.created),
-            "state": self.state,
-            "concurrencyMode": "Parallel",
-            "contentType": "CSV",
-            "apiVersion": float(self.api_version),
-        }
-        if full:
-            data["jobType"] = "V2Query"
-        data["lineEnding"] = self.line_ending
-        data["columnDelimiter"] = self.column_delimiter
-        if full:
-            done = self.state == "JobComplete"
-            data["numberRecordsProcessed"] = self.rows.count if (done and self.rows) else 0
-            data["retries"] = 0
-            data["totalProcessingTime"] = 0 if not done else 12
-            data["isPkChunkingSupported"] = True
-            if self.error:
-                data["errorMessage"] = self.error
-        return data
 
 
 def _column_texts(values: Sequence[Any]) -> List[str]:
@@ -150,9 +85,9 @@ def _decode_locator(locator: str) -> Optional[int]:
 
 class Bulk2Api:
     """The Bulk API 2.0 query handlers of one org."""
-    def __init__(self, org: LocalOrg) -> None:
+    def __init__(self, org: OrgServices, jobs: Bulk2Jobs) -> None:
         self.org = org
-        self.service: BulkService = org.bulk
+        self.jobs = jobs
         self._log_lock = threading.Lock()
         #: every answered results request, in the order the org answered them
         self.result_requests: List[ResultRequest] = []
@@ -165,7 +100,7 @@ class Bulk2Api:
             self.result_pages_requests = 0
 
     def _bulk2_auth(self, request: Request) -> Session:
-        return authenticate(self.org, request, "rest", _bearer(request))
+        return authenticate(self.org, request, "rest", bearer(request))
 
     @staticmethod
     def _bulk2_error(status: int, code: str, message: str) -> Response:
@@ -173,8 +108,8 @@ class Bulk2Api:
 
     def _bulk2_job(self, request: Request) -> Bulk2Job:
         job_id = request.match.group("job") if request.match else ""
-        with self.service._lock:
-            job = self.service.bulk2_jobs.get(job_id)
+        with self.jobs.lock:
+            job = self.jobs.query.get(job_id)
         if job is None:
             raise HTTPError(self._bulk2_error(404, "NOT_FOUND", "The requested resource does not exist"))
         return job
@@ -201,23 +136,23 @@ class Bulk2Api:
         if content_type != "CSV":
             return self._bulk2_error(400, "INVALIDJOB", f"InvalidJob : Invalid content type: {content_type}")
         try:
-            rows = run_flat_query(self.org, query, operation == "queryAll", "bulk2")
+            rows = run_flat_query(self.org.store, query, operation == "queryAll", "bulk2")
         except BulkRefusal as exc:
             return self._bulk2_error(400, "INVALIDJOB", str(exc))
         except SoqlError as exc:
             return json_response(exc.to_json(), status=400)
         now = now_ts()
-        job = Bulk2Job(id=self.service._new_id("750"), operation=operation, object=rows.entity, query=query,
+        job = Bulk2Job(id=self.jobs.controls.new_id("750"), operation=operation, object=rows.entity, query=query,
                        created_by=session.user_id, created=now, modstamp=now,
-                       api_version=self.service._api_version(request), line_ending=line_ending,
-                       column_delimiter=delimiter, progress=Progress(self.service.hold_polls), rows=rows)
-        with self.service._lock:
-            self.service.bulk2_jobs[job.id] = job
-            self.service.jobs_created["bulk2"] += 1
+                       api_version=request_version(request, self.org.api_version), line_ending=line_ending,
+                       column_delimiter=delimiter, progress=self.jobs.controls.progress(), rows=rows)
+        with self.jobs.lock:
+            self.jobs.query[job.id] = job
+        self.jobs.controls.created("bulk2")
         return json_response(job.info(full=False), status=200)
 
     def _bulk2_advance(self, job: Bulk2Job) -> None:
-        with self.service._lock:
+        with self.jobs.lock:
             if job.state in ("UploadComplete", "InProgress"):
                 if job.progress.poll():
                     job.state = "JobComplete"
@@ -233,8 +168,8 @@ class Bulk2Api:
 
     def bulk2_list(self, request: Request) -> Response:
         self._bulk2_auth(request)
-        with self.service._lock:
-            jobs = sorted(self.service.bulk2_jobs.values(), key=lambda j: j.created)
+        with self.jobs.lock:
+            jobs = sorted(self.jobs.query.values(), key=lambda j: j.created)
         records = [j.info(full=True) for j in jobs]
         for rec in records:
             for key in ("numberRecordsProcessed", "retries", "totalProcessingTime", "isPkChunkingSupported",
@@ -250,7 +185,7 @@ class Bulk2Api:
         if state != "Aborted":
             return self._bulk2_error(400, "INVALIDJOBSTATE",
                                      f"InvalidJobState : Invalid state for a query job: {state}")
-        with self.service._lock:
+        with self.jobs.lock:
             if job.state in ("JobComplete", "Failed", "Aborted"):
                 return self._bulk2_error(400, "INVALIDJOBSTATE",
                                          f"InvalidJobState : Job is already in state {job.state}")
@@ -261,11 +196,11 @@ class Bulk2Api:
     def bulk2_delete(self, request: Request) -> Response:
         self._bulk2_auth(request)
         job = self._bulk2_job(request)
-        with self.service._lock:
+        with self.jobs.lock:
             if job.state in ("UploadComplete", "InProgress"):
                 return self._bulk2_error(400, "INVALIDJOBSTATE",
                                          "InvalidJobState : Job must be in a final state (JobComplete, Aborted or Failed) to be deleted")
-            gone = self.service.bulk2_jobs.pop(job.id, None)
+            gone = self.jobs.query.pop(job.id, None)
         if gone is not None and gone.rows is not None:
             gone.rows.close()
         return empty_response(204)
@@ -318,7 +253,7 @@ class Bulk2Api:
         return response
 
     def bulk2_result_pages(self, request: Request) -> Response:
-        version = self.service._api_version(request)
+        version = request_version(request, self.org.api_version)
         if float(version) < _RESULT_PAGES_SINCE:  # the resource does not exist before 58.0
             return self._bulk2_error(404, "NOT_FOUND", "The requested resource does not exist")
         self._bulk2_auth(request)
@@ -348,16 +283,3 @@ class Bulk2Api:
         })
 
 
-def register(router: Router, org: LocalOrg) -> Bulk2Api:
-    """Add the Bulk API 2.0 query job routes for ``org`` to ``router``."""
-    api = Bulk2Api(org)
-    v2 = rf"/services/data/v{VERSION_RE}/jobs/query"
-    job2 = v2 + rf"/(?P<job>{ID_RE})"
-    router.add("instance", "POST", v2, api.bulk2_create)
-    router.add("instance", "GET", v2, api.bulk2_list)
-    router.add("instance", "GET", job2, api.bulk2_status)
-    router.add("instance", "PATCH", job2, api.bulk2_patch)
-    router.add("instance", "DELETE", job2, api.bulk2_delete)
-    router.add("instance", "GET", job2 + "/results", api.bulk2_results)
-    router.add("instance", "GET", job2 + "/resultPages", api.bulk2_result_pages)
-    return api

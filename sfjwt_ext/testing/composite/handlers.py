@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..core.dml import (MultipleMatches, DescribeCache, check_id, existing, first_type_error, insert, located,
                   resolve_parents, save_error, upsert)
@@ -23,9 +23,8 @@ from ..core.http import Headers, HTTPError, Request, Response, json_response
 from ..rest.handlers import with_api_version
 from ..core.soql import SoqlError
 from ..core.values import JsonValueError, json_token
+from ..services import OrgServices
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..org import LocalOrg
 
 MAX_COLLECTION = 200
 MAX_SUBREQUESTS = 25
@@ -35,7 +34,6 @@ ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                           "AllOrNone header", "fields": []}
 BATCH_HALTED = {"errorCode": "BATCH_PROCESSING_HALTED", "message": "Batch processing halted per user request"}
 HALTED = "The transaction was rolled back since another operation in the same transaction failed."
-_V = r"/services/data/v(?P<version>\d+\.\d+)/composite"
 _REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
 
 
@@ -97,7 +95,7 @@ def _check_tree(records: List[Any]) -> None:
 
 
 class CompositeService:
-    def __init__(self, org: "LocalOrg") -> None:
+    def __init__(self, org: OrgServices) -> None:
         self.org = org
 
     @property
@@ -440,15 +438,3 @@ class CompositeService:
                 self._plant(cache, relation["childSObject"], child, (relation["field"], new_id), results)
 
 
-def register(router: Any, org: "LocalOrg") -> CompositeService:
-    service = CompositeService(org)
-    router.add("instance", "POST", _V + r"/?", service.composite)
-    router.add("instance", "POST", _V + r"/batch/?", service.batch)
-    router.add("instance", "POST", _V + r"/tree/(?P<sobject>\w+)/?", service.tree)
-    router.add("instance", "POST", _V + r"/sobjects/?", service.collection_create)
-    router.add("instance", "PATCH", _V + r"/sobjects/?", service.collection_update)
-    router.add("instance", "DELETE", _V + r"/sobjects/?", service.collection_delete)
-    router.add("instance", "GET", _V + r"/sobjects/(?P<sobject>\w+)/?", service.collection_retrieve)
-    router.add("instance", "POST", _V + r"/sobjects/(?P<sobject>\w+)/?", service.collection_retrieve)
-    router.add("instance", "PATCH", _V + r"/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/?", service.collection_upsert)
-    return service

@@ -1,7 +1,7 @@
 """SOQL -> SQL: compiles a parsed :class:`~.soql.Query` against the schema.
 
 Identifiers in the SQL come only from the schema (:func:`~.schema.quote_identifier`);
-values are always ``?`` parameters. The store (:mod:`records`) runs the SQL.
+values are always ``?`` parameters. The store (:mod:`.store`) runs the SQL.
 """
 
 from __future__ import annotations
@@ -9,18 +9,23 @@ from __future__ import annotations
 import sqlite3
 import unicodedata
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Protocol, Sequence, Tuple
 
 from . import soql as _soql
 from .ids import canonical_id
 from .literals import UTC, date_range, format_datetime, parse_date, parse_datetime
 from .schema import (BAD_RELATIONSHIP, BAD_TYPE, FILTER_TYPE_NAMES, NO_SUCH_COLUMN, NUMBER_TYPES, TEXT_TYPES,
-                     FieldDef, ObjectDef, quote_identifier)
+                     FieldDef, ObjectDef, Schema, quote_identifier)
 from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldFunction, FieldRef, Literal, Not, Query, SoqlError,
                    Subquery, error_at)
 
-if TYPE_CHECKING:
-    from .store import Store
+
+
+class SchemaSource(Protocol):
+    """What the compiler reads of the store: its schema and the org's fiscal year start."""
+
+    schema: Schema
+    fiscal_year_start_month: int
 
 # --------------------------------------------------------------------------- text comparison
 
@@ -217,7 +222,7 @@ def date_function_sql(name: str, expr: str, fiscal_start_month: int = 1) -> str:
 class Compiler:
     """Compiles one SOQL statement (with its semi-join and child subqueries) to SQL."""
 
-    def __init__(self, store: "Store", query: Query, tooling: bool, include_deleted: bool) -> None:
+    def __init__(self, store: SchemaSource, query: Query, tooling: bool, include_deleted: bool) -> None:
         self.store = store
         self.query = query
         self.tooling = tooling
@@ -268,7 +273,7 @@ class Compiler:
                 raise error_at("INVALID_FIELD", text, cmp.pos,
                                f"{op} operator is only valid on multi-select picklist fields")
             if isinstance(cmp.value, Subquery):
-                sub_sql = self.semi_join(scope, cmp.value, params)
+                sub_sql = self.semi_join(cmp.value, params)
                 if op == "IN":
                     return f"{expr} IN ({sub_sql})"
                 return f"({expr} IS NULL OR {expr} NOT IN ({sub_sql}))"
@@ -404,7 +409,7 @@ class Compiler:
         return (format_datetime(datetime(start.year, start.month, start.day, tzinfo=UTC)),
                 format_datetime(datetime(end.year, end.month, end.day, tzinfo=UTC)))
 
-    def semi_join(self, outer: Scope, sub: Subquery, params: List[Any]) -> str:
+    def semi_join(self, sub: Subquery, params: List[Any]) -> str:
         q = sub.query
         if len(q.select) != 1 or not isinstance(q.select[0], FieldRef) or q.is_aggregate:
             raise error_at("MALFORMED_QUERY", self.query.text, sub.pos,

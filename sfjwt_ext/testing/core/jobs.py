@@ -1,8 +1,8 @@
-"""What the local org's asynchronous APIs share: job storage, test controls and query execution.
+"""What the local org's asynchronous APIs share: ids, test controls, query execution, CSV and XML.
 
-One :class:`BulkService` per org, as ``org.bulk``, owns the jobs of Bulk API 2.0
-(:mod:`bulk2`), Bulk API 1.0 (:mod:`bulk1`) and the SOAP Metadata API's deploy/retrieve
-requests (:mod:`metadata`), under one lock. Each of those modules has ``register(router, org)``.
+Each API keeps its own jobs (``bulk2/models.py``: query and ingest jobs; ``bulk1/models.py``;
+``metadata/models.py``: deploy and retrieve requests), all made with one :class:`JobControls`
+(ids and the test controls below). ``org.bulk`` holds the controls and those job stores.
 
 Test controls on ``org.bulk``:
     ``hold_polls``      every job / batch / deploy created afterwards reports InProgress for that
@@ -20,31 +20,24 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape as _xml_escape
 
 from . import soql as _soql
 from .http import Request
 from .ids import to_18
-from .sessions import Session
+from .sessions import Session, SessionGate
+from .store import FlatSnapshot, Store
 
-if TYPE_CHECKING:
-    from ..bulk1.handlers import Bulk1Job
-    from ..bulk2.query import Bulk2Job
-    from ..metadata.handlers import AsyncMetadata
-    from ..org import LocalOrg
-    from .store import FlatSnapshot
 
-__all__ = ["BulkService", "Rows", "FlatRows", "Progress", "BulkRefusal", "run_query", "run_flat_query", "authenticate",
+__all__ = ["JobControls", "request_version", "Rows", "FlatRows", "Progress", "BulkRefusal", "run_query", "run_flat_query", "authenticate",
            "render_csv"]
 
 log = logging.getLogger("sfjwt_ext.testing.core.jobs")
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
-JSON_CT = "application/json;charset=UTF-8"
-XML_CT = "application/xml;charset=UTF-8"
 CSV_CT = "text/csv;charset=UTF-8"
 
 VERSION_RE = r"(?P<version>\d+\.\d+)"
@@ -140,7 +133,7 @@ class Rows:
         return max(len(self.records), len(self.rows))
 
 
-def run_query(org: LocalOrg, soql_text: str, include_deleted: bool, api: str, *, records: bool = True,
+def run_query(store: Store, soql_text: str, include_deleted: bool, api: str, *, records: bool = True,
                flat: bool = True) -> Rows:
     """Run ``soql_text`` against the org's store with Bulk's restrictions; ``records`` /
     ``flat`` choose which shapes are computed (JSON records, CSV rows).
@@ -148,7 +141,6 @@ def run_query(org: LocalOrg, soql_text: str, include_deleted: bool, api: str, *,
     Raises the store's ``SoqlError`` for bad SOQL and ``BulkRefusal`` for what Bulk refuses.
     """
     parsed = _refuse_subqueries(soql_text, api)
-    store = org.store
     result_records: List[dict] = []
     entity = ""
     if records:
@@ -188,13 +180,13 @@ class FlatRows:
         self.snapshot.close()
 
 
-def run_flat_query(org: LocalOrg, soql_text: str, include_deleted: bool, api: str) -> FlatRows:
+def run_flat_query(store: Store, soql_text: str, include_deleted: bool, api: str) -> FlatRows:
     """:func:`run_query`'s CSV rows (same checks, same refusals), kept in the store as a
     snapshot instead of a Python list: a million-row job costs one pass of SQLite, and each
     result page builds only its own rows."""
     parsed = _refuse_subqueries(soql_text, api)
-    snapshot = org.store.snapshot_flat(soql_text, include_deleted=include_deleted)
-    return FlatRows(entity=org.store.object_name(parsed.sobject), snapshot=snapshot)
+    snapshot = store.snapshot_flat(soql_text, include_deleted=include_deleted)
+    return FlatRows(entity=store.object_name(parsed.sobject), snapshot=snapshot)
 
 
 def _refuse_subqueries(soql_text: str, api: str) -> _soql.Query:
@@ -228,47 +220,41 @@ class Progress:
 
 
 
-class BulkService:
-    """Job storage and test controls of the async APIs; one per LocalOrg, reachable as ``org.bulk``."""
+class JobControls:
+    """The async APIs' shared test controls and job ids (``org.bulk`` is one, with the jobs).
 
-    def __init__(self, org: LocalOrg) -> None:
-        self.org = org
-        self._lock = threading.Lock()
-        self._counter = itertools.count(1)
+    ``hold_polls``: every job, batch or deploy created afterwards reports InProgress for that
+    many status polls; ``bulk1_result_size``: records per Bulk 1.0 result file;
+    ``jobs_created``: counters for assertions.
+    """
+
+    def __init__(self, org_id: str) -> None:
+        self.org_id = org_id
         self.hold_polls: int = 0
         self.bulk1_result_size: int = 10000
-        self.bulk2_jobs: Dict[str, Bulk2Job] = {}
-        self.bulk1_jobs: Dict[str, Bulk1Job] = {}
-        self.metadata_requests: Dict[str, AsyncMetadata] = {}
-        # deployed components: (type, fullName) -> (fileName, content bytes)
-        self.deployed: Dict[Tuple[str, str], Tuple[str, bytes, float]] = {}
         self.jobs_created: Dict[str, int] = {"bulk2": 0, "bulk1": 0, "deploy": 0, "retrieve": 0}
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
 
-    # ----------------------------------------------------------------- ids and context
+    def new_id(self, prefix: str) -> str:
+        """A new job (batch, request) id of the org with this key prefix."""
+        return make_id(prefix, self.org_id, next(self._counter))
 
-    def _org_id(self) -> str:
-        return self.org.org_id
+    def progress(self) -> Progress:
+        """The polls a job created now stays in progress for."""
+        return Progress(self.hold_polls)
 
-    def _new_id(self, prefix: str) -> str:
-        return make_id(prefix, self._org_id(), next(self._counter))
-
-    def reset(self) -> None:
+    def created(self, kind: str) -> None:
+        """Count a new job of ``kind`` ("bulk2" | "bulk1" | "deploy" | "retrieve")."""
         with self._lock:
-            gone = [job.rows for job in self.bulk2_jobs.values() if job.rows is not None]
-            self.bulk2_jobs.clear()
-            self.bulk1_jobs.clear()
-            self.metadata_requests.clear()
-            self.deployed.clear()
-            for k in self.jobs_created:
-                self.jobs_created[k] = 0
-        for rows in gone:  # outside the lock: dropping a snapshot takes the store's
-            rows.close()
+            self.jobs_created[kind] += 1
 
-    def _api_version(self, request: Request) -> str:
-        if request.match is not None and "version" in request.match.groupdict():
-            return request.match.group("version")
-        return self.org.api_version
 
+def request_version(request: Request, default: str) -> str:
+    """The API version in the request's path, else ``default`` (the org's)."""
+    if request.match is not None and "version" in request.match.groupdict():
+        return request.match.group("version")
+    return default
 
 
 # --------------------------------------------------------------------------- renderers
@@ -289,7 +275,7 @@ def render_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], delimiter:
 # --------------------------------------------------------------------------- authentication
 
 
-def authenticate(org: LocalOrg, request: Request, flavour: str, token: Optional[str]) -> Session:
+def authenticate(org: SessionGate, request: Request, flavour: str, token: Optional[str]) -> Session:
     """Check ``token`` with ``org.require_session``; raise ``HTTPError`` with the org's error body.
 
     flavour "rest" (Bulk 2.0) or "bulk1". The Metadata API builds its own fault (:mod:`metadata`).

@@ -11,11 +11,11 @@ import collections
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Protocol, Tuple
 
-from .http import Request
+from .http import Request, Response
 
-__all__ = ["OrgUser", "Session", "SessionTable", "UserDirectory", "bearer"]
+__all__ = ["OrgUser", "Session", "SessionGate", "SessionTable", "UserDirectory", "bearer"]
 
 
 @dataclass
@@ -40,6 +40,14 @@ class OrgUser:
     email: str = ""
     #: "Modify Metadata Through Metadata API Functions" / "Modify All Data": the Metadata API needs one
     modify_metadata: bool = True
+
+
+class SessionGate(Protocol):
+    """What checks a request's session (the org): raises ``HTTPError`` with the API's own refusal."""
+
+    def require_session(self, request: Request, api: str = "rest", token: Optional[str] = None) -> Session: ...
+
+    def session_error(self, request: Request, api: str, message: str) -> Response: ...
 
 
 def bearer(request: Request) -> Optional[str]:

@@ -115,8 +115,8 @@ class Store:
                 'INSERT INTO "Organization" ("Id", "Name", "IsSandbox", "InstanceName", "OrganizationType", '
                 '"CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted") VALUES (?, ?, 0, ?, ?, ?, ?, ?, 0)',
                 (self.org_id, org_name, "LOCAL1", "Developer Edition", now, now, now))
-        self.admin_profile_id, self.standard_profile_id = self.insert(
-            "Profile", [{"Name": "System Administrator"}, {"Name": "Standard User"}])
+        self.admin_profile_id = self.insert(
+            "Profile", [{"Name": "System Administrator"}, {"Name": "Standard User"}])[0]
         self.standard_pricebook_id = self.insert("Pricebook2", [{"Name": "Standard Price Book", "IsActive": True}])[0]
         with self._lock:
             self._conn.execute('UPDATE "Pricebook2" SET "IsStandard" = 1 WHERE "Id" = ?', (self.standard_pricebook_id,))

@@ -17,7 +17,7 @@ built from the app as it is now (the consumer key in effect, never the consumer 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
 from cryptography import x509
@@ -25,9 +25,8 @@ from cryptography import x509
 from ..apps.models import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, OrgApp, join_list, new_consumer_key, split_list
 from ..core.jobs import child_text, xml_text
 from ..core.soql import SoqlError
+from ..services import OrgServices
 
-if TYPE_CHECKING:
-    from ..org import LocalOrg
 
 __all__ = ["ECA_TYPES", "CONNECTED_APP_REFUSED", "Failure", "EcaDeploy", "components", "read_fields",
            "component_xml"]
@@ -81,7 +80,7 @@ class _Parsed:
 class EcaDeploy:
     """The ECA, ConnectedApp and PermissionSet components of one deploy: checked, then applied."""
 
-    org: LocalOrg
+    org: OrgServices
     parsed: List[_Parsed] = field(default_factory=list)
     failures: List[Failure] = field(default_factory=list)
     names: Dict[str, Dict[str, str]] = field(default_factory=dict)   # app -> type -> component fullName
@@ -232,7 +231,7 @@ def component_name(app: OrgApp, type_name: str) -> str:
     return app.components.get(type_name) or ECA_TYPES[type_name][2].format(app=app.developer_name)
 
 
-def components(org: LocalOrg) -> List[Tuple[str, str, str, float]]:
+def components(org: OrgServices) -> List[Tuple[str, str, str, float]]:
     """(type, fullName, fileName, timestamp) of every ECA component and permission set."""
     out: List[Tuple[str, str, str, float]] = []
     for app in org.app_registry.all(ECA):
@@ -247,11 +246,11 @@ def components(org: LocalOrg) -> List[Tuple[str, str, str, float]]:
     return out
 
 
-def _owner(org: LocalOrg, type_name: str, full_name: str) -> Optional[OrgApp]:
+def _owner(org: OrgServices, type_name: str, full_name: str) -> Optional[OrgApp]:
     return next((a for a in org.app_registry.all(ECA) if component_name(a, type_name) == full_name), None)
 
 
-def read_fields(org: LocalOrg, type_name: str, full_name: str) -> Optional[str]:
+def read_fields(org: OrgServices, type_name: str, full_name: str) -> Optional[str]:
     """The XML elements (after ``fullName``) of one component as it is now, or None if unknown."""
     if type_name == "PermissionSet":
         rows = org.store.query(f"SELECT Label, Description FROM PermissionSet WHERE Name = {_quoted(full_name)}").records
@@ -311,7 +310,7 @@ def _connected_app(app: OrgApp) -> str:
             + "".join(f"<profileName>{xml_text(p)}</profileName>" for p in app.profiles))
 
 
-def component_xml(org: LocalOrg, type_name: str, full_name: str) -> bytes:
+def component_xml(org: OrgServices, type_name: str, full_name: str) -> bytes:
     """A retrieved component's file (Metadata API format)."""
     inner = read_fields(org, type_name, full_name) or ""
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<{type_name} xmlns="{METADATA_NS}">{inner}'

@@ -3,7 +3,7 @@
 Session id in the envelope's SessionHeader; an expired session -> HTTP 500 fault
 ``sf:INVALID_SESSION_ID``. describeMetadata, listMetadata, readMetadata, deploy,
 checkDeployStatus, retrieve, checkRetrieveStatus. Deployed components and async requests are
-kept on ``org.bulk`` (:class:`~.bulk.BulkService`)."""
+kept in :class:`~.models.MetadataJobs`."""
 
 from __future__ import annotations
 
@@ -12,23 +12,22 @@ import datetime as _dt
 import hashlib
 import io
 import zipfile
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
 from . import eca as eca_metadata
 from ..oauth.tokens import soap_refuses
-from ..core.jobs import (BulkService, Progress, VERSION_RE, XSI_NS, child, child_text, children, local_name,
-                   make_id, now_ts, xml_text)
-from ..core.http import HTTPError, Request, Response, Router, xml_response
+from ..core.jobs import (XSI_NS, child, child_text, children, local_name, make_id, now_ts,
+                         request_version, xml_text)
+from ..core.http import HTTPError, Request, Response, xml_response
 from ..core.sessions import Session
 from ..core.store import Store
 from ..core.schema import SchemaError, make_field
+from ..services import OrgServices
+from .models import AsyncMetadata, MetadataJobs
 
-if TYPE_CHECKING:
-    from ..org import LocalOrg
 
-__all__ = ["MetadataApi", "AsyncMetadata", "register", "METADATA_NS"]
+__all__ = ["MetadataApi", "AsyncMetadata", "METADATA_NS"]
 
 METADATA_NS = "http://soap.sforce.com/2006/04/metadata"
 SOAPENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -39,24 +38,6 @@ def _iso_datetime(ts: float) -> str:
     """SOAP's xsd:dateTime: ``2024-05-01T12:00:00.000Z``."""
     d = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
-
-
-@dataclass
-class AsyncMetadata:
-    id: str
-    kind: str  # "deploy" | "retrieve"
-    created: float
-    created_by: str
-    progress: Progress
-    check_only: bool = False
-    ignore_warnings: bool = False
-    rollback_on_error: bool = True
-    components: List[Tuple[str, str, str]] = field(default_factory=list)  # (type, fullName, fileName)
-    error: Optional[str] = None
-    zip_bytes: bytes = b""
-    messages: List[Tuple[str, str]] = field(default_factory=list)
-    failures: List[eca_metadata.Failure] = field(default_factory=list)   # componentFailures
-    done: bool = False
 
 
 # metadata folder -> (type, suffix, metaFile, inFolder)
@@ -127,14 +108,14 @@ def invalid_session_soap_fault(token: Optional[str], reason: str = "expired") ->
                       exception_code="INVALID_SESSION_ID", exception_message=message)
 
 
-def _user_name(session: Session, org: LocalOrg) -> str:
+def _user_name(session: Session, org: OrgServices) -> str:
     for user in list(org.users.values()):
         if user.user_id == session.user_id:
             return user.name or user.username or "Local Org User"
     return "Local Org User"
 
 
-def _authenticate_soap(org: LocalOrg, request: Request, token: Optional[str]) -> Session:
+def _authenticate_soap(org: OrgServices, request: Request, token: Optional[str]) -> Session:
     """Check ``token`` with ``org.require_session``; raise ``HTTPError`` with the Metadata API's fault.
 
     Its ``sf`` prefix is the metadata namespace and its text is the one Salesforce gives for an
@@ -150,9 +131,9 @@ def _authenticate_soap(org: LocalOrg, request: Request, token: Optional[str]) ->
 
 class MetadataApi:
     """The SOAP Metadata API handlers of one org."""
-    def __init__(self, org: LocalOrg) -> None:
+    def __init__(self, org: OrgServices, jobs: MetadataJobs) -> None:
         self.org = org
-        self.service: BulkService = org.bulk
+        self.jobs = jobs
 
     def soap_metadata(self, request: Request) -> Response:
         try:
@@ -227,8 +208,8 @@ class MetadataApi:
         for name in self._apex_classes():
             comps.append(("ApexClass", name, f"classes/{name}.cls", created))
         comps.extend((t, n, f, ts or created) for t, n, f, ts in eca_metadata.components(self.org))
-        with self.service._lock:
-            for (type_name, full_name), (file_name, _content, ts) in self.service.deployed.items():
+        with self.jobs.lock:
+            for (type_name, full_name), (file_name, _content, ts) in self.jobs.deployed.items():
                 comps.append((type_name, full_name, file_name, ts))
         return comps
 
@@ -262,7 +243,7 @@ class MetadataApi:
             if (type_name, full_name) in seen:
                 continue
             seen.add((type_name, full_name))
-            rid = make_id("01p" if type_name == "ApexClass" else "01I", self.service._org_id(),
+            rid = make_id("01p" if type_name == "ApexClass" else "01I", self.org.org_id,
                            int(hashlib.sha256(f"{type_name}/{full_name}".encode()).hexdigest()[:8], 16))
             parts.append(self._file_properties(type_name, full_name, file_name, ts, user_id, user_name, rid))
         return soap_ok("listMetadataResponse", "".join(parts))
@@ -273,8 +254,8 @@ class MetadataApi:
         type_name = child_text(op, "type") or ""
         names = [e.text.strip() for e in children(op, "fullNames") if e.text]
         known = {(t, n) for t, n, _f, _ts in self._components()}
-        with self.service._lock:
-            deployed = dict(self.service.deployed)
+        with self.jobs.lock:
+            deployed = dict(self.jobs.deployed)
         apex = self._apex_classes() if type_name == "ApexClass" else {}
         records = []
         for name in names:
@@ -285,7 +266,7 @@ class MetadataApi:
             content = self._content(type_name, name, deployed, apex)
             if type_name in ("ApexClass", "ApexTrigger", "ApexPage", "ApexComponent"):
                 inner += (f"<content>{base64.b64encode(content).decode()}</content>"
-                          f"<apiVersion>{xml_text(self.service._api_version(request))}</apiVersion>")
+                          f"<apiVersion>{xml_text(request_version(request, self.org.api_version))}</apiVersion>")
                 if type_name in ("ApexClass", "ApexTrigger"):
                     inner += "<status>Active</status>"
             elif type_name == "CustomObject":
@@ -304,8 +285,8 @@ class MetadataApi:
             return default if value is None else value.lower() == "true"
 
         now = now_ts()
-        req = AsyncMetadata(id=self.service._new_id("0Af"), kind="deploy", created=now, created_by=session.user_id,
-                            progress=Progress(self.service.hold_polls), check_only=flag("checkOnly"),
+        req = AsyncMetadata(id=self.jobs.controls.new_id("0Af"), kind="deploy", created=now, created_by=session.user_id,
+                            progress=self.jobs.controls.progress(), check_only=flag("checkOnly"),
                             ignore_warnings=flag("ignoreWarnings"), rollback_on_error=flag("rollbackOnError", True))
         try:
             raw = base64.b64decode(zip_b64, validate=False)
@@ -341,25 +322,25 @@ class MetadataApi:
             apps.apply()
             req.failures = apps.failures
         if not req.check_only and req.error is None and not req.failures:
-            with self.service._lock:
-                self.service.deployed.update(staged)
-        with self.service._lock:
-            self.service.metadata_requests[req.id] = req
-            self.service.jobs_created["deploy"] += 1
+            with self.jobs.lock:
+                self.jobs.deployed.update(staged)
+        with self.jobs.lock:
+            self.jobs.requests[req.id] = req
+        self.jobs.controls.created("deploy")
         return soap_ok("deployResponse",
                        f"<result><done>false</done><id>{req.id}</id><state>Queued</state></result>")
 
     def _md_request(self, op: ET.Element, kind: str) -> AsyncMetadata:
         req_id = child_text(op, "asyncProcessId") or ""
-        with self.service._lock:
-            req = self.service.metadata_requests.get(req_id)
+        with self.jobs.lock:
+            req = self.jobs.requests.get(req_id)
         if req is None or req.kind != kind:
             raise HTTPError(soap_fault("sf:INVALID_ID_FIELD", f"INVALID_ID_FIELD: Invalid id: {req_id}", status=500))
         return req
 
     def _md_check_deploy(self, op: ET.Element, session: Session, request: Request) -> Response:
         req = self._md_request(op, "deploy")
-        with self.service._lock:
+        with self.jobs.lock:
             complete = req.progress.poll()
         user_id = session.user_id
         user_name = _user_name(session, self.org)
@@ -417,16 +398,16 @@ class MetadataApi:
             members = [m.text.strip() for m in children(t, "members") if m.text]
             wanted.append((name, members))
         single = (child_text(rr, "singlePackage") or "false").lower() == "true"
-        api_version = child_text(rr, "apiVersion") or self.service._api_version(request)
+        api_version = child_text(rr, "apiVersion") or request_version(request, self.org.api_version)
         now = now_ts()
-        req = AsyncMetadata(id=self.service._new_id("09S"), kind="retrieve", created=now,
-                            created_by=session.user_id, progress=Progress(self.service.hold_polls))
+        req = AsyncMetadata(id=self.jobs.controls.new_id("09S"), kind="retrieve", created=now,
+                            created_by=session.user_id, progress=self.jobs.controls.progress())
         buf = io.BytesIO()
         prefix = "" if single else "unpackaged/"
         comps = self._components()
         apex = self._apex_classes()
-        with self.service._lock:
-            deployed = dict(self.service.deployed)
+        with self.jobs.lock:
+            deployed = dict(self.jobs.deployed)
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             package = ['<?xml version="1.0" encoding="UTF-8"?>',
                        f'<Package xmlns="{METADATA_NS}">']
@@ -463,16 +444,16 @@ class MetadataApi:
             package.append("</Package>")
             zf.writestr(prefix + "package.xml", "\n".join(package) + "\n")
         req.zip_bytes = buf.getvalue()
-        with self.service._lock:
-            self.service.metadata_requests[req.id] = req
-            self.service.jobs_created["retrieve"] += 1
+        with self.jobs.lock:
+            self.jobs.requests[req.id] = req
+        self.jobs.controls.created("retrieve")
         return soap_ok("retrieveResponse",
                        f"<result><done>false</done><id>{req.id}</id><state>Queued</state></result>")
 
     def _md_check_retrieve(self, op: ET.Element, session: Session, request: Request) -> Response:
         req = self._md_request(op, "retrieve")
         include_zip = (child_text(op, "includeZip") or "true").lower() == "true"
-        with self.service._lock:
+        with self.jobs.lock:
             complete = req.progress.poll()
         user_id = session.user_id
         user_name = _user_name(session, self.org)
@@ -481,7 +462,7 @@ class MetadataApi:
             return soap_ok("checkRetrieveStatusResponse", f"<result>{result}</result>")
         props = "".join(
             self._file_properties(t, n, f, req.created, user_id, user_name,
-                                  make_id("01p", self.service._org_id(), i + 1)).replace("<result>", "<fileProperties>")
+                                  make_id("01p", self.org.org_id, i + 1)).replace("<result>", "<fileProperties>")
             .replace("</result>", "</fileProperties>")
             for i, (t, n, f) in enumerate(req.components))
         messages = "".join(f"<messages><fileName>{xml_text(f)}</fileName><problem>{xml_text(p)}</problem></messages>"
@@ -573,8 +554,3 @@ def apply_custom_objects(store: Store, files: Dict[str, bytes]) -> Optional[str]
     return None
 
 
-def register(router: Router, org: LocalOrg) -> MetadataApi:
-    """Add the SOAP Metadata API route for ``org`` to ``router``."""
-    api = MetadataApi(org)
-    router.add("instance", "POST", rf"/services/Soap/m/{VERSION_RE}(?:/.*)?", api.soap_metadata)
-    return api

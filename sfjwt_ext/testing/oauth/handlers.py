@@ -1,7 +1,7 @@
 """The local org's OAuth endpoints on the login host: the JWT bearer token endpoint,
 revoke, the identity URL (``/id/<org>/<user>``) and ``/services/oauth2/userinfo``.
 
-The session table itself belongs to :class:`~.org.LocalOrg` (``org.sessions``,
+The session table itself belongs to :class:`~.org.OrgServices` (``org.sessions``,
 ``org.require_session``, ``org.expire_all_sessions``): every API checks tokens there.
 """
 from __future__ import annotations
@@ -14,20 +14,19 @@ import re
 import secrets
 import string
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import Any, Dict, Optional
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from ..core.http import HTTPError, Request, Response, Router, empty_response, json_response
+from ..core.http import HTTPError, Request, Response, empty_response, json_response
 from ..core.sessions import OrgUser, Session, bearer
 
-if TYPE_CHECKING:
-    from ..apps.models import OrgApp
-    from ..org import LocalOrg
+from ..apps.models import OrgApp
+from ..services import OrgServices
 
-__all__ = ["OAuthService", "Session", "register", "JWT_BEARER", "TOKEN_ALPHABET", "b64url_decode"]
+__all__ = ["OAuthService", "Session", "JWT_BEARER", "TOKEN_ALPHABET", "b64url_decode"]
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_ALPHABET = string.ascii_letters + string.digits + "._"
@@ -48,10 +47,10 @@ class _TokenError(Exception):
 class OAuthService:
     """The token, revoke, identity and userinfo handlers of one org."""
 
-    def __init__(self, org: LocalOrg) -> None:
+    def __init__(self, org: OrgServices) -> None:
         self.org = org
 
-    def _token(self, request: Request) -> Response:
+    def token(self, request: Request) -> Response:
         form = request.form()
         try:
             session = self._login(form)
@@ -157,7 +156,7 @@ class OAuthService:
             value /= 1000.0
         return value
 
-    def _revoke_endpoint(self, request: Request) -> Response:
+    def revoke(self, request: Request) -> Response:
         token = request.form().get("token") or request.query.get("token")
         if not self.org.session_table.known(token):
             return json_response({"error": "unsupported_token_type", "error_description": "this token type is not supported"},
@@ -214,7 +213,7 @@ class OAuthService:
             },
         }
 
-    def _identity(self, request: Request) -> Response:
+    def identity(self, request: Request) -> Response:
         self._identity_session(request)
         assert request.match is not None
         user = self.org.user_by_id(request.match.group("user"))
@@ -223,7 +222,7 @@ class OAuthService:
                                  status=404)
         return json_response(self._identity_body(user))
 
-    def _userinfo(self, request: Request) -> Response:
+    def userinfo(self, request: Request) -> Response:
         """OpenID Connect claims (``sub`` is the identity URL), not the identity body: the
         identity's own names (``id``, ``username``, ``display_name``, ``first_name``...) are absent."""
         session = self._identity_session(request)
@@ -259,13 +258,3 @@ class OAuthService:
         })
 
 
-def register(router: Router, org: LocalOrg) -> OAuthService:
-    """Add the OAuth routes (token, revoke, identity, userinfo) for ``org`` to ``router``."""
-    api = OAuthService(org)
-    add = router.add
-    add("*", "POST", r"/services/oauth2/token/?", api._token)   # login host, and the instance as a My Domain
-    add("*", "POST", r"/services/oauth2/revoke/?", api._revoke_endpoint)
-    add("*", "GET", r"/services/oauth2/revoke/?", api._revoke_endpoint)
-    add("login", "GET", r"/id/(?P<org>\w+)/(?P<user>\w+)/?", api._identity)
-    add("*", "GET", r"/services/oauth2/userinfo/?", api._userinfo)
-    return api

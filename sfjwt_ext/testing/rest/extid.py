@@ -9,23 +9,20 @@ docs/testing-org-writes.md.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import Any, Dict, List
 
 from ..core.dml import MultipleMatches, DescribeCache, find_ids, located, upsert
 from ..core.http import HTTPError, Request, Response, empty_response, json_response
 from .handlers import check_version, with_api_version
 from ..core.soql import SoqlError
+from ..services import OrgServices
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..org import LocalOrg
 
 CREATED_FLAG_SINCE = 46.0  # from this API version an update by upsert answers 200 with "created": false
-_V = r"/services/data/v(?P<version>\d+\.\d+)"
-_PATH = _V + r"/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/(?P<value>[^/]+)/?"
 
 
 class ExternalIdRoutes:
-    def __init__(self, org: "LocalOrg") -> None:
+    def __init__(self, org: OrgServices) -> None:
         self.org = org
 
     def _context(self, request: Request) -> Dict[str, Any]:
@@ -103,10 +100,3 @@ class ExternalIdRoutes:
         return json_response(body) if flagged else empty_response(204)
 
 
-def register(router: Any, org: "LocalOrg") -> ExternalIdRoutes:
-    routes = ExternalIdRoutes(org)
-    router.add("instance", "GET", _PATH, routes.get)
-    router.add("instance", "PATCH", _PATH, routes.patch)
-    router.add("instance", "DELETE", _PATH, routes.delete)
-    router.add("instance", "POST", _V + r"/sobjects/(?P<sobject>\w+)/Id/?", routes.post_on_id)
-    return routes

@@ -12,25 +12,21 @@ import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..core.dml import DescribeCache, insert, located, resolve_parents
-from ..core.http import HTTPError, Request, Response, Router, empty_response, json_response, parse_json, text_response
+from ..core.http import HTTPError, Request, Response, empty_response, json_response, parse_json, text_response
 from ..core.ids import random_id
 from ..core.sessions import bearer
 from ..core.soql import SoqlError
+from ..services import OrgServices
 
-if TYPE_CHECKING:
-    from ..org import LocalOrg
 
-__all__ = ["RestApi", "ApexRequest", "register", "with_api_version"]
+__all__ = ["RestApi", "ApexRequest", "with_api_version"]
 
-_V = r"/services/data/v(?P<version>\d+\.\d)"
 #: versions below this were retired (7.0-20.0 in Summer '22, 21.0-30.0 in Summer '25): REST answers 410
 OLDEST_VERSION = 31.0
 _ANY_VERSION = re.compile(r"/services/data/v(\d+(?:\.\d+)?)(?:/.*)?")
-_RECORD_ID = r"(?P<record_id>[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?)"
-_SOBJECT = r"(?P<sobject>\w+)"
 
 
 def _version_label(version: str) -> str:
@@ -50,7 +46,7 @@ def retired_version(request: Request) -> Optional[Response]:
                                                           f"available; use {OLDEST_VERSION} or later"}], status=410)
 
 
-def check_version(org: "LocalOrg", version: str) -> str:
+def check_version(org: OrgServices, version: str) -> str:
     """``version`` if this org serves it; NOT_FOUND (404) past the org's newest."""
     if not OLDEST_VERSION <= float(version) <= float(org.api_version):
         raise HTTPError(json_response([{"errorCode": "NOT_FOUND",
@@ -84,7 +80,7 @@ def with_api_version(data: Any, stored: str, version: str) -> Any:
 
 @dataclass
 class ApexRequest:
-    """What an Apex REST handler receives (see ``LocalOrg.register_apex_route``)."""
+    """What an Apex REST handler receives (see ``OrgServices.register_apex_route``)."""
 
     method: str
     path: str                  # after /services/apexrest, e.g. "/Accounts/001..."
@@ -108,7 +104,7 @@ class _Cursor:
 class RestApi:
     """The REST handlers of one org and their queryMore cursors (``_cursors``, under ``_lock``)."""
 
-    def __init__(self, org: LocalOrg) -> None:
+    def __init__(self, org: OrgServices) -> None:
         self.org = org
         self._lock = threading.Lock()
         self._cursors: Dict[str, _Cursor] = {}
@@ -161,13 +157,13 @@ class RestApi:
             exc = located(exc, request.body)
             raise HTTPError(json_response(exc.to_json(), status=exc.status)) from None
 
-    def _versions(self, request: Request) -> Response:
+    def versions(self, request: Request) -> Response:
         """``GET /services/data/``: the versions list, which Salesforce serves without a token."""
         top = int(float(self.org.api_version))
         return json_response([{"label": _version_label(f"{v}.0"), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
                               for v in range(int(OLDEST_VERSION), top + 1)])
 
-    def _resources(self, request: Request) -> Response:
+    def resources(self, request: Request) -> Response:
         self.org.require_session(request)
         v = self._version(request)
         names = ["tooling", "metadata", "eclair", "folders", "prechatForms", "jsonxform", "chatter", "tabs",
@@ -183,7 +179,7 @@ class RestApi:
     def _require_session_user(self, request: Request) -> str:
         return self.org.session_table.user_of(bearer(request))
 
-    def _limits(self, request: Request) -> Response:
+    def limits(self, request: Request) -> Response:
         self.org.require_session(request)
         self._version(request)
         used = self.org.api_requests
@@ -205,13 +201,13 @@ class RestApi:
         })
 
     # replication and record counts (p2-schema)
-    def _record_count(self, request: Request) -> Response:
+    def record_count(self, request: Request) -> Response:
         self.org.require_session(request)
         self._version(request)
         names = request.query.get("sObjects")
         return json_response(self.org.store.record_counts(names.split(",") if names is not None else None))
 
-    def _replication(self, request: Request) -> Response:
+    def replication(self, request: Request) -> Response:
         self.org.require_session(request)
         self._version(request)
         name = self._sobject_name(request)
@@ -228,7 +224,7 @@ class RestApi:
             size = min(max(int(m.group(1)), 200), 2000, self.org.page_size)
         return max(size, 1)
 
-    def _query(self, request: Request) -> Response:
+    def query(self, request: Request) -> Response:
         self.org.require_session(request)
         v = self._version(request)
         store = self.org.store
@@ -262,7 +258,7 @@ class RestApi:
         body["records"] = page
         return json_response(body)
 
-    def _query_more(self, request: Request) -> Response:
+    def query_more(self, request: Request) -> Response:
         self.org.require_session(request)
         v = self._version(request)
         assert request.match is not None
@@ -296,7 +292,7 @@ class RestApi:
         changed = self._store_call(self.org.store.metadata_changed, sobject)
         return changed.replace(microsecond=0) <= when
 
-    def _describe_global(self, request: Request) -> Response:
+    def describe_global(self, request: Request) -> Response:
         self.org.require_session(request)
         v = self._version(request)
         if self._unchanged(request):
@@ -304,7 +300,7 @@ class RestApi:
         return json_response(with_api_version(self._store_call(self.org.store.describe_global),
                                               self.org.store.api_version, v))
 
-    def _describe(self, request: Request) -> Response:
+    def describe(self, request: Request) -> Response:
         self.org.require_session(request)
         v = self._version(request)
         name = self._sobject_name(request)
@@ -313,7 +309,7 @@ class RestApi:
         return json_response(with_api_version(self._store_call(self.org.store.describe, name),
                                               self.org.store.api_version, v))
 
-    def _sobject_info(self, request: Request) -> Response:
+    def sobject_info(self, request: Request) -> Response:
         self.org.require_session(request)
         v = self._version(request)
         name = self._sobject_name(request)
@@ -323,7 +319,7 @@ class RestApi:
                                                              "actionOverrides")}
         return json_response({"objectDescribe": basic, "recentItems": []})
 
-    def _create(self, request: Request) -> Response:
+    def create(self, request: Request) -> Response:
         self.org.require_session(request)
         self._version(request)
         name = self._sobject_name(request)
@@ -337,7 +333,7 @@ class RestApi:
         return json_response({"id": new_id, "success": True, "errors": []}, status=201,
                              headers={"Location": f"{request.path.rstrip('/')}/{new_id}"})
 
-    def _get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response:
         self.org.require_session(request)
         v = self._version(request)
         name = self._sobject_name(request)
@@ -347,7 +343,7 @@ class RestApi:
         record = self._store_call(self.org.store.get, name, request.match.group("record_id"), fields)
         return json_response(with_api_version(record, self.org.store.api_version, v))
 
-    def _update(self, request: Request) -> Response:
+    def update(self, request: Request) -> Response:
         self.org.require_session(request)
         self._version(request)
         name = self._sobject_name(request)
@@ -361,7 +357,7 @@ class RestApi:
         self._write_call(request, self.org.store.update, name, request.match.group("record_id"), values)
         return empty_response(204)
 
-    def _delete(self, request: Request) -> Response:
+    def delete(self, request: Request) -> Response:
         self.org.require_session(request)
         self._version(request)
         name = self._sobject_name(request)
@@ -370,26 +366,3 @@ class RestApi:
         return empty_response(204)
 
 
-def register(router: Router, org: LocalOrg) -> RestApi:
-    """Add the REST and Tooling routes for ``org`` to ``router``."""
-    api = RestApi(org)
-    router.add_guard(retired_version)
-    add = router.add
-    add("instance", "GET", r"/services/data/?", api._versions)
-    add("instance", "GET", _V + r"/?", api._resources)
-    add("instance", "GET", _V + r"/limits/?", api._limits)
-    add("instance", "GET", _V + r"/limits/recordCount/?", api._record_count)
-    add("instance", "GET", _V + r"/sobjects/" + _SOBJECT + r"/(?P<kind>updated|deleted)/?", api._replication)
-    add("instance", "GET", _V + r"/(?P<kind>query|queryAll)/?", api._query)
-    add("instance", "GET", _V + r"/(?:query|queryAll)/(?P<cursor>01g\w{15})-(?P<offset>\d+)/?", api._query_more)
-    add("instance", "GET", _V + r"/tooling/(?P<kind>query|queryAll)/?", api._query)
-    add("instance", "GET", _V + r"/tooling/(?:query|queryAll)/(?P<cursor>01g\w{15})-(?P<offset>\d+)/?",
-        api._query_more)
-    add("instance", "GET", _V + r"/sobjects/?", api._describe_global)
-    add("instance", "GET", _V + r"/sobjects/" + _SOBJECT + r"/?", api._sobject_info)
-    add("instance", "POST", _V + r"/sobjects/" + _SOBJECT + r"/?", api._create)
-    add("instance", "GET", _V + r"/sobjects/" + _SOBJECT + r"/describe/?", api._describe)
-    add("instance", "GET", _V + r"/sobjects/" + _SOBJECT + "/" + _RECORD_ID + r"/?", api._get)
-    add("instance", "PATCH", _V + r"/sobjects/" + _SOBJECT + "/" + _RECORD_ID + r"/?", api._update)
-    add("instance", "DELETE", _V + r"/sobjects/" + _SOBJECT + "/" + _RECORD_ID + r"/?", api._delete)
-    return api

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..core.http import Request, Response, json_response
 from ..core.soql import SoqlError
 from ..core.store import Store
 from ..rest.handlers import with_api_version
+from ..services import OrgServices
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..org import LocalOrg
 
 DEFAULT_LIMIT = 2000
 SCOPES = {"ALL": ("string", "textarea", "email", "phone", "url", "combobox"), "NAME": (), "EMAIL": ("email",),
           "PHONE": ("phone",), "SIDEBAR": ("string", "email", "phone")}
-_V = r"/services/data/v(?P<version>\d+\.\d+)"
 _TOKEN = re.compile(r"[0-9A-Za-z\u00C0-\uFFFF]+")
 
 Matcher = Callable[[List[str]], bool]
@@ -292,7 +290,7 @@ def parameterized(query: Dict[str, str], lists: Dict[str, List[str]], body: Any)
 
 
 class SearchRoutes:
-    def __init__(self, org: "LocalOrg") -> None:
+    def __init__(self, org: OrgServices) -> None:
         self.org = org
 
     def _answer(self, request: Request, make: Callable[[], Search]) -> Response:
@@ -313,9 +311,3 @@ class SearchRoutes:
         return self._answer(request, lambda: parameterized(request.query, request.query_lists, body))
 
 
-def register(router: Any, org: "LocalOrg") -> SearchRoutes:
-    routes = SearchRoutes(org)
-    router.add("instance", "GET", _V + r"/search/?", routes.sosl)
-    router.add("instance", "GET", _V + r"/parameterizedSearch/?", routes.parameterized)
-    router.add("instance", "POST", _V + r"/parameterizedSearch/?", routes.parameterized)
-    return routes
