@@ -13,7 +13,7 @@ from sfjwt_ext.testing.core.soql import SoqlError
 from sfjwt_ext.testing.core.ids import is_valid_id, to_18
 from sfjwt_ext.testing.core.literals import format_datetime
 from sfjwt_ext.testing.core.store import Store
-from sfjwt_ext.testing.core.schema import OPPORTUNITY_STAGES
+from sfjwt_ext.testing.core.standard_objects import OPPORTUNITY_STAGES
 
 ORG_ID = "00D5g000004qR2y"
 NOW = datetime(2024, 3, 15, 12, 30, tzinfo=timezone.utc)

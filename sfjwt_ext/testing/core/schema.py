@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .standard_objects import FIELD_TABLES, STANDARD_CHILDREN, STANDARD_OBJECTS, FieldRow, FieldSpec
+
 __all__ = ["FieldDef", "ObjectDef", "Schema", "SchemaError", "make_field", "custom_object", "standard_objects",
-           "OPPORTUNITY_STAGES", "quote_identifier"]
+           "quote_identifier"]
 
 # --------------------------------------------------------------------------- schema
 
@@ -179,87 +181,6 @@ def _id() -> FieldDef:
     return _f("Id", "id", label="Record ID", nillable=False, createable=False, updateable=False)
 
 
-OPPORTUNITY_STAGES: Tuple[Tuple[str, int, bool, bool], ...] = (
-    # (StageName, default Probability, IsClosed, IsWon) as in a new org
-    ("Prospecting", 10, False, False),
-    ("Qualification", 10, False, False),
-    ("Needs Analysis", 20, False, False),
-    ("Value Proposition", 50, False, False),
-    ("Id. Decision Makers", 60, False, False),
-    ("Perception Analysis", 70, False, False),
-    ("Proposal/Price Quote", 75, False, False),
-    ("Negotiation/Review", 90, False, False),
-    ("Closed Won", 100, True, True),
-    ("Closed Lost", 0, True, False),
-)
-#: a stage's ForecastCategoryName in a new org (the open stages: Pipeline)
-STAGE_FORECASTS = {"closed won": "Closed", "closed lost": "Omitted"}
-#: ForecastCategoryName -> ForecastCategory (the API name of the category)
-FORECAST_CATEGORIES = {"Omitted": "Omitted", "Pipeline": "Pipeline", "Best Case": "BestCase", "Commit": "Forecast",
-                       "Closed": "Closed"}
-STAGES = {s[0].lower(): s for s in OPPORTUNITY_STAGES}
-
-ACCOUNT_TYPES = ("Prospect", "Customer - Direct", "Customer - Channel", "Channel Partner / Reseller",
-                 "Installation Partner", "Technology Partner", "Other")
-INDUSTRIES = ("Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications", "Construction",
-              "Consulting", "Education", "Electronics", "Energy", "Engineering", "Entertainment", "Environmental",
-              "Finance", "Food & Beverage", "Government", "Healthcare", "Hospitality", "Insurance", "Machinery",
-              "Manufacturing", "Media", "Not For Profit", "Recreation", "Retail", "Shipping", "Technology",
-              "Telecommunications", "Transportation", "Utilities", "Other")
-LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
-
-
-#: Standard fields as data, from Salesforce's Field Reference and a Developer Edition org's
-#: describe: (name, type, label, size, writable). ``size`` is a text field's length, a number's
-#: (precision, scale), an int's digits, a reference's (target, relationship) or a picklist's
-#: values; ``writable`` False: createable and updateable are false (the system sets the field).
-FieldRow = Tuple[str, str, str, Any, bool]
-ACCOUNT_MORE_FIELDS: Tuple[FieldRow, ...] = (
-    ("MasterRecordId", "reference", "Master Record ID", ("Account", "MasterRecord"), False),
-    ("PhotoUrl", "url", "Photo URL", 255, False),
-    ("TickerSymbol", "string", "Ticker Symbol", 20, True),
-    ("LastActivityDate", "date", "Last Activity", None, False),
-    ("LastViewedDate", "datetime", "Last Viewed Date", None, False),
-    ("LastReferencedDate", "datetime", "Last Referenced Date", None, False),
-    ("Jigsaw", "string", "Data.com Key", 20, True),
-    ("JigsawCompanyId", "string", "Jigsaw Company ID", 20, False),
-    ("CleanStatus", "picklist", "Clean Status", ("Matched", "Different", "Acknowledged", "NotFound", "Inactive",
-                                                 "Pending", "SelectMatch", "Skipped"), True),
-    ("AccountSource", "picklist", "Account Source", LEAD_SOURCES, True),
-    ("DunsNumber", "string", "D-U-N-S Number", 9, True),
-    ("Tradestyle", "string", "Tradestyle", 255, True),
-    ("NaicsCode", "string", "NAICS Code", 8, True),
-    ("NaicsDesc", "string", "NAICS Description", 120, True),
-    ("YearStarted", "string", "Year Started", 4, True),
-    ("SicDesc", "string", "SIC Description", 80, True),
-    ("DandbCompanyId", "reference", "D&B Company ID", ("DandBCompany", "DandbCompany"), True),
-    ("OperatingHoursId", "reference", "Operating Hour ID", ("OperatingHours", "OperatingHours"), True),
-)
-OPPORTUNITY_MORE_FIELDS: Tuple[FieldRow, ...] = (
-    ("IsPrivate", "boolean", "Private", False, True),
-    ("Description", "textarea", "Description", 32000, True),
-    ("ExpectedRevenue", "currency", "Expected Amount", (18, 2), False),
-    ("TotalOpportunityQuantity", "double", "Quantity", (18, 2), True),
-    ("NextStep", "string", "Next Step", 255, True),
-    ("ForecastCategory", "picklist", "Forecast Category", tuple(FORECAST_CATEGORIES.values()), False),
-    ("ForecastCategoryName", "picklist", "Forecast Category", tuple(FORECAST_CATEGORIES), True),
-    ("CampaignId", "reference", "Campaign ID", ("Campaign", "Campaign"), True),
-    ("HasOpportunityLineItem", "boolean", "Has Line Item", False, False),
-    ("Pricebook2Id", "reference", "Price Book ID", ("Pricebook2", "Pricebook2"), True),
-    ("LastActivityDate", "date", "Last Activity", None, False),
-    ("PushCount", "int", "Push Count", 9, False),
-    ("LastStageChangeDate", "datetime", "Last Stage Change Date", None, False),
-    ("FiscalQuarter", "int", "Fiscal Quarter", 1, False),
-    ("FiscalYear", "int", "Fiscal Year", 4, False),
-    ("Fiscal", "string", "Fiscal Period", 6, False),
-    ("ContactId", "reference", "Contact ID", ("Contact", "Contact"), True),
-    ("LastViewedDate", "datetime", "Last Viewed Date", None, False),
-    ("LastReferencedDate", "datetime", "Last Referenced Date", None, False),
-    ("HasOpenActivity", "boolean", "Has Open Activity", False, False),
-    ("HasOverdueTask", "boolean", "Has Overdue Task", False, False),
-)
-
-
 def _from_rows(rows: Sequence[FieldRow]) -> List[FieldDef]:
     """FieldDefs from rows of a field table (see ACCOUNT_MORE_FIELDS)."""
     out = []
@@ -282,336 +203,36 @@ def _from_rows(rows: Sequence[FieldRow]) -> List[FieldDef]:
 
 
 def _build_schema() -> Dict[str, ObjectDef]:
-    objs = [
-        ObjectDef("Organization", "Organization", "Organizations", "00D", [
-            _id(),
-            _f("Name", "string", length=80, nillable=False, name_field=True),
-            _f("IsSandbox", "boolean", nillable=False, updateable=False),
-            _f("InstanceName", "string", length=6, updateable=False),
-            _f("OrganizationType", "picklist", label="Edition", updateable=False,
-               picklist=("Team Edition", "Professional Edition", "Enterprise Edition", "Developer Edition",
-                         "Unlimited Edition")),
-            _f("TrialExpirationDate", "datetime", updateable=False),
-            _f("NamespacePrefix", "string", length=15, updateable=False),
-            *_system_fields(deleted=False),
-        ], createable=False, deletable=False),
-        ObjectDef("Profile", "Profile", "Profiles", "00e", [
-            _id(),
-            _f("Name", "string", nillable=False, name_field=True, required=True),
-            _f("Description", "string"),
-            *_system_fields(deleted=False),
-        ], deletable=False),
-        ObjectDef("User", "User", "Users", "005", [
-            _id(),
-            _f("Username", "string", length=80, nillable=False, required=True),
-            _f("LastName", "string", length=80, nillable=False, required=True),
-            _f("FirstName", "string", length=40),
-            _f("Name", "string", length=121, nillable=False, createable=False, updateable=False, calculated=True,
-               name_field=True, label="Full Name"),
-            _f("CompanyName", "string", length=80, label="Company Name"),
-            _f("Division", "string", length=80),
-            _f("Department", "string", length=80),
-            _f("Title", "string", length=80),
-            _f("Email", "email", length=128, nillable=False),
-            _f("Phone", "phone", length=40),
-            _f("Alias", "string", length=8),
-            _f("CommunityNickname", "string", length=40, label="Nickname"),
-            _f("IsActive", "boolean", label="Active", nillable=False, default=True),
-            _f("TimeZoneSidKey", "picklist", label="Time Zone", nillable=False, default="America/Los_Angeles",
-               picklist=("America/Los_Angeles", "America/New_York", "Europe/London", "Europe/Paris", "Asia/Tokyo",
-                         "GMT")),
-            _f("LocaleSidKey", "picklist", label="Locale", nillable=False, default="en_US",
-               picklist=("en_US", "en_GB", "de_DE", "fr_FR", "ja_JP")),
-            _f("LanguageLocaleKey", "picklist", label="Language", nillable=False, default="en_US",
-               picklist=("en_US", "de", "fr", "ja")),
-            _f("EmailEncodingKey", "picklist", label="Email Encoding", nillable=False, default="UTF-8",
-               picklist=("UTF-8", "ISO-8859-1", "Shift_JIS")),
-            _f("UserType", "picklist", label="User Type", createable=False, updateable=False, default="Standard",
-               picklist=("Standard", "PowerPartner", "CsnOnly", "Guest")),
-            _ref("ProfileId", "Profile", "Profile", label="Profile ID"),
-            _ref("ManagerId", "User", "Manager", label="Manager ID"),
-            _f("LastLoginDate", "datetime", label="Last Login", createable=False, updateable=False),
-            *_system_fields(deleted=False),
-        ], deletable=False),
-        ObjectDef("Account", "Account", "Accounts", "001", [
-            _id(),
-            _f("Name", "string", label="Account Name", nillable=False, name_field=True, required=True),
-            _f("AccountNumber", "string", length=40, label="Account Number"),
-            _f("Site", "string", length=80, label="Account Site"),
-            _f("Type", "picklist", label="Account Type", length=255, picklist=ACCOUNT_TYPES),
-            _ref("ParentId", "Account", "Parent", label="Parent Account ID"),
-            _f("Industry", "picklist", picklist=INDUSTRIES),
-            _f("Rating", "picklist", label="Account Rating", picklist=("Hot", "Warm", "Cold")),
-            _f("Ownership", "picklist", picklist=("Public", "Private", "Subsidiary", "Other")),
-            _f("AnnualRevenue", "currency", label="Annual Revenue", precision=18, scale=0),
-            _f("NumberOfEmployees", "int", label="Employees", precision=8),
-            *_address("Billing", "Billing"),
-            *_address("Shipping", "Shipping"),
-            _f("Phone", "phone", length=40, label="Account Phone"),
-            _f("Fax", "phone", length=40, label="Account Fax"),
-            _f("Website", "url"),
-            _f("Sic", "string", length=20, label="SIC Code"),
-            _f("Description", "textarea", length=32000, label="Account Description"),
-            _ref("OwnerId", "User", "Owner", nillable=False),
-            *_from_rows(ACCOUNT_MORE_FIELDS),
-            *_system_fields(),
-        ]),
-        ObjectDef("Contact", "Contact", "Contacts", "003", [
-            _id(),
-            _ref("AccountId", "Account", "Account"),
-            _f("LastName", "string", length=80, nillable=False, required=True),
-            _f("FirstName", "string", length=40),
-            _f("Name", "string", length=121, label="Full Name", nillable=False, createable=False, updateable=False,
-               calculated=True, name_field=True),
-            _f("Title", "string", length=128),
-            _f("Email", "email", length=80),
-            _f("Phone", "phone", length=40, label="Business Phone"),
-            _ref("OwnerId", "User", "Owner", nillable=False),
-            *_system_fields(),
-        ]),
-        ObjectDef("Opportunity", "Opportunity", "Opportunities", "006", [
-            _id(),
-            _ref("AccountId", "Account", "Account"),
-            _f("Name", "string", length=120, nillable=False, name_field=True, required=True),
-            _f("StageName", "picklist", label="Stage", length=255, nillable=False, required=True,
-               picklist=tuple(s[0] for s in OPPORTUNITY_STAGES)),
-            _f("Amount", "currency", precision=16, scale=2),
-            _f("Probability", "percent", label="Probability (%)", precision=3, scale=0),
-            _f("CloseDate", "date", nillable=False, required=True),
-            _f("Type", "picklist", label="Opportunity Type", picklist=("Existing Business", "New Business")),
-            _f("LeadSource", "picklist", picklist=LEAD_SOURCES),
-            _f("IsClosed", "boolean", label="Closed", nillable=False, createable=False, updateable=False),
-            _f("IsWon", "boolean", label="Won", nillable=False, createable=False, updateable=False),
-            _ref("OwnerId", "User", "Owner", nillable=False),
-            *_from_rows(OPPORTUNITY_MORE_FIELDS),
-            *_system_fields(),
-        ]),
-        ObjectDef("Lead", "Lead", "Leads", "00Q", [
-            _id(),
-            _f("LastName", "string", length=80, nillable=False, required=True),
-            _f("FirstName", "string", length=40),
-            _f("Name", "string", length=121, label="Full Name", nillable=False, createable=False, updateable=False,
-               calculated=True, name_field=True),
-            _f("Company", "string", nillable=False, required=True),
-            _f("Email", "email", length=80),
-            _f("Status", "picklist", label="Lead Status", nillable=False, default="Open - Not Contacted",
-               picklist=("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
-                         "Closed - Not Converted")),
-            _f("LeadSource", "picklist", picklist=LEAD_SOURCES),
-            _f("IsConverted", "boolean", label="Converted", nillable=False, createable=False, updateable=False),
-            _ref("OwnerId", "User", "Owner", nillable=False),
-            *_system_fields(),
-        ]),
-        ObjectDef("Case", "Case", "Cases", "500", [
-            _id(),
-            _f("CaseNumber", "string", length=30, label="Case Number", nillable=False, createable=False,
-               updateable=False, name_field=True),
-            _ref("AccountId", "Account", "Account"),
-            _ref("ContactId", "Contact", "Contact"),
-            _f("Subject", "string"),
-            _f("Status", "picklist", default="New", picklist=("New", "Working", "Escalated", "Closed")),
-            _f("Priority", "picklist", default="Medium", picklist=("High", "Medium", "Low")),
-            _f("Origin", "picklist", label="Case Origin", picklist=("Phone", "Email", "Web")),
-            _f("IsClosed", "boolean", label="Closed", nillable=False, createable=False, updateable=False),
-            _ref("OwnerId", "User", "Owner", nillable=False),
-            *_system_fields(),
-        ]),
-        ObjectDef("RecordType", "Record Type", "Record Types", "012", [
-            _id(),
-            _f("Name", "string", length=80, nillable=False, name_field=True, required=True,
-               label="Record Type Name"),
-            _f("DeveloperName", "string", length=80, nillable=False, required=True, label="Record Type Name"),
-            _f("NamespacePrefix", "string", length=15, createable=False, updateable=False),
-            _f("Description", "string"),
-            _f("SobjectType", "picklist", nillable=False, required=True, label="SObject Type Name",
-               picklist=STANDARD_RECORD_TYPE_OBJECTS),
-            _f("IsActive", "boolean", label="Active", nillable=False, default=True),
-            *_system_fields(deleted=False),
-        ], deletable=False),
-        ObjectDef("Task", "Task", "Tasks", "00T", [
-            _id(),
-            _ref("WhoId", "Contact", "Who", label="Name ID", reference_targets=("Contact", "Lead")),
-            _ref("WhatId", "Account", "What", label="Related To ID",
-                 reference_targets=("Account", "Opportunity", "Case", "Campaign")),
-            _f("Subject", "combobox", length=255),
-            _f("ActivityDate", "date", label="Due Date Only"),
-            _f("Status", "picklist", nillable=False, default="Not Started",
-               picklist=("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")),
-            _f("Priority", "picklist", nillable=False, default="Normal", picklist=("High", "Normal", "Low")),
-            _f("IsHighPriority", "boolean", label="High Priority", nillable=False, createable=False,
-               updateable=False),
-            _f("Description", "textarea", length=32000, label="Comments"),
-            _f("IsClosed", "boolean", label="Closed", nillable=False, createable=False, updateable=False),
-            _f("TaskSubtype", "picklist", label="Task Subtype", picklist=("Task", "Email", "Call")),
-            _f("CallDurationInSeconds", "int", label="Call Duration"),
-            _ref("OwnerId", "User", "Owner", nillable=False, label="Assigned To ID"),
-            *_system_fields(),
-        ]),
-        ObjectDef("Event", "Event", "Events", "00U", [
-            _id(),
-            _ref("WhoId", "Contact", "Who", label="Name ID", reference_targets=("Contact", "Lead")),
-            _ref("WhatId", "Account", "What", label="Related To ID",
-                 reference_targets=("Account", "Opportunity", "Case", "Campaign")),
-            _f("Subject", "combobox", length=255),
-            _f("Location", "string"),
-            _f("IsAllDayEvent", "boolean", label="All-Day Event", nillable=False, default=False),
-            _f("ActivityDateTime", "datetime", label="Due Date Time"),
-            _f("ActivityDate", "date", label="Due Date Only"),
-            _f("StartDateTime", "datetime", label="Start Date Time"),
-            _f("EndDateTime", "datetime", label="End Date Time"),
-            _f("DurationInMinutes", "int", label="Duration"),
-            _f("Description", "textarea", length=32000),
-            _f("ShowAs", "picklist", label="Show Time As", default="Busy", picklist=("Busy", "OutOfOffice", "Free")),
-            _ref("OwnerId", "User", "Owner", nillable=False, label="Assigned To ID"),
-            *_system_fields(),
-        ]),
-        ObjectDef("Campaign", "Campaign", "Campaigns", "701", [
-            _id(),
-            _f("Name", "string", length=80, nillable=False, name_field=True, required=True, label="Campaign Name"),
-            _ref("ParentId", "Campaign", "Parent", label="Parent Campaign ID"),
-            _f("Type", "picklist", picklist=("Conference", "Webinar", "Trade Show", "Public Relations", "Partners",
-                                             "Referral Program", "Advertisement", "Banner Ads", "Direct Mail",
-                                             "Email", "Telemarketing", "Other")),
-            _f("Status", "picklist", default="Planned", picklist=("Planned", "In Progress", "Completed", "Aborted")),
-            _f("StartDate", "date"),
-            _f("EndDate", "date"),
-            _f("ExpectedRevenue", "currency", precision=18, scale=0, label="Expected Revenue in Campaign"),
-            _f("BudgetedCost", "currency", precision=18, scale=0, label="Budgeted Cost in Campaign"),
-            _f("ActualCost", "currency", precision=18, scale=0, label="Actual Cost in Campaign"),
-            _f("IsActive", "boolean", label="Active", nillable=False, default=False),
-            _f("Description", "textarea", length=32000),
-            _ref("OwnerId", "User", "Owner", nillable=False),
-            *_system_fields(),
-        ]),
-        ObjectDef("Product2", "Product", "Products", "01t", [
-            _id(),
-            _f("Name", "string", nillable=False, name_field=True, required=True, label="Product Name"),
-            _f("ProductCode", "string", label="Product Code"),
-            _f("Description", "textarea", length=4000, label="Product Description"),
-            _f("IsActive", "boolean", label="Active", nillable=False, default=False),
-            _f("Family", "picklist", label="Product Family", picklist=("None",)),
-            _f("QuantityUnitOfMeasure", "picklist", label="Quantity Unit Of Measure", picklist=("Each",)),
-            *_system_fields(),
-        ]),
-        ObjectDef("Pricebook2", "Price Book", "Price Books", "01s", [
-            _id(),
-            _f("Name", "string", nillable=False, name_field=True, required=True, label="Price Book Name"),
-            _f("IsActive", "boolean", label="Active", nillable=False, default=False),
-            _f("IsStandard", "boolean", label="Is Standard Price Book", nillable=False, createable=False,
-               updateable=False),
-            _f("Description", "string"),
-            *_system_fields(),
-        ]),
-        ObjectDef("PricebookEntry", "Price Book Entry", "Price Book Entries", "01u", [
-            _id(),
-            _f("Name", "string", nillable=True, name_field=True, createable=False, updateable=False,
-               label="Product Name"),
-            _ref("Pricebook2Id", "Pricebook2", "Pricebook2", label="Price Book ID", nillable=False, required=True,
-                 updateable=False),
-            _ref("Product2Id", "Product2", "Product2", label="Product ID", nillable=False, required=True,
-                 updateable=False),
-            _f("UnitPrice", "currency", precision=18, scale=2, label="List Price", nillable=False, required=True),
-            _f("IsActive", "boolean", label="Active", nillable=False, default=False),
-            _f("UseStandardPrice", "boolean", label="Use Standard Price", nillable=False, default=False),
-            _f("ProductCode", "string", createable=False, updateable=False, label="Product Code"),
-            *_system_fields(),
-        ]),
-        ObjectDef("OpportunityLineItem", "Opportunity Product", "Opportunity Product", "00k", [
-            _id(),
-            _ref("OpportunityId", "Opportunity", "Opportunity", label="Opportunity ID", nillable=False,
-                 required=True, updateable=False),
-            _f("Name", "string", length=376, createable=False, updateable=False, name_field=True,
-               label="Opportunity Product Name"),
-            _ref("PricebookEntryId", "PricebookEntry", "PricebookEntry", label="Price Book Entry ID",
-                 updateable=False),
-            _ref("Product2Id", "Product2", "Product2", label="Product ID", updateable=False),
-            _f("ProductCode", "string", createable=False, updateable=False, label="Product Code"),
-            _f("Quantity", "double", precision=12, scale=2, nillable=False, required=True),
-            _f("UnitPrice", "currency", precision=18, scale=2, label="Sales Price"),
-            _f("ListPrice", "currency", precision=18, scale=2, label="List Price", createable=False,
-               updateable=False),
-            _f("TotalPrice", "currency", precision=16, scale=2, label="Total Price"),
-            _f("ServiceDate", "date", label="Date"),
-            _f("Description", "string", label="Line Description"),
-            *_system_fields(),
-        ]),
-        # what an External Client App's policy names (eca-org): a permission set and its assignments
-        ObjectDef("PermissionSet", "Permission Set", "Permission Sets", "0PS", [
-            _id(),
-            _f("Name", "string", length=80, nillable=False, required=True, unique=True, label="Name"),
-            _f("Label", "string", length=80, nillable=False, required=True, name_field=True),
-            _f("Description", "string", length=255),
-            _f("IsOwnedByProfile", "boolean", nillable=False, createable=False, updateable=False,
-               label="Is Owned by Profile"),
-            _f("IsCustom", "boolean", nillable=False, createable=False, updateable=False, default=True,
-               label="Custom"),
-            _ref("ProfileId", "Profile", "Profile", label="Profile ID", createable=False, updateable=False),
-            _f("NamespacePrefix", "string", length=15, createable=False, updateable=False),
-            *_system_fields(deleted=False),
-        ]),
-        ObjectDef("PermissionSetAssignment", "Permission Set Assignment", "Permission Set Assignments", "0Pa", [
-            _id(),
-            _ref("AssigneeId", "User", "Assignee", label="Assignee ID", nillable=False, required=True,
-                 updateable=False),
-            _ref("PermissionSetId", "PermissionSet", "PermissionSet", label="Permission Set ID", nillable=False,
-                 required=True, updateable=False),
-            _f("IsActive", "boolean", nillable=False, createable=False, updateable=False, default=True),
-            *_system_fields(deleted=False),
-        ], updateable=False),
-        ObjectDef("OperatingHours", "Operating Hours", "Operating Hours", "0OH", [
-            _id(),
-            _f("Name", "string", length=80, nillable=False, name_field=True, required=True),
-            _f("Description", "textarea", length=32000),
-            _f("TimeZone", "picklist", label="Time Zone", nillable=False, default="GMT",
-               picklist=("America/Los_Angeles", "America/New_York", "Europe/London", "Europe/Paris", "Asia/Tokyo",
-                         "GMT")),
-            *_system_fields(),
-        ]),
-        ObjectDef("DandBCompany", "D&B Company", "D&B Companies", "06E", [
-            _id(),
-            _f("Name", "string", nillable=False, name_field=True, required=True, label="Company Name"),
-            _f("DunsNumber", "string", length=9, nillable=False, required=True, label="D-U-N-S Number"),
-            *_system_fields(),
-        ]),
-        ObjectDef("ApexClass", "Apex Class", "Apex Classes", "01p", [
-            _id(),
-            _f("NamespacePrefix", "string", length=15, createable=False, updateable=False),
-            _f("Name", "string", nillable=False, name_field=True, required=True),
-            _f("ApiVersion", "double", nillable=False, precision=18, scale=1),
-            _f("Status", "picklist", nillable=False, default="Active", picklist=("Active", "Deleted")),
-            _f("IsValid", "boolean", nillable=False, createable=False, updateable=False),
-            _f("Body", "textarea", length=1000000, label="Body"),
-            _f("LengthWithoutComments", "int", nillable=False, createable=False, updateable=False),
-            *_system_fields(deleted=False),
-        ], data_api=True, tooling_api=True),
-    ]
+    objs = [ObjectDef(name, label, plural, prefix, [f for spec in specs for f in _field_defs(spec)], **options)
+            for name, label, plural, prefix, options, specs in STANDARD_OBJECTS]
     schema = {o.name: o for o in objs}
     for o in objs:
         for f in o.fields:
             for target in f.reference_targets:
                 if target not in schema:
                     raise AssertionError(f"{o.name}.{f.name} refers to unknown {target}")
-    for parent, rel, child, fk in _STANDARD_CHILDREN:
+    for parent, rel, child, fk in STANDARD_CHILDREN:
         schema[parent].children[rel.lower()] = (rel, child, fk)
     return schema
 
 
-_STANDARD_CHILDREN = (
-    ("Account", "Contacts", "Contact", "AccountId"), ("Account", "Opportunities", "Opportunity", "AccountId"),
-    ("Account", "Cases", "Case", "AccountId"), ("Account", "ChildAccounts", "Account", "ParentId"),
-    ("Account", "Tasks", "Task", "WhatId"), ("Account", "Events", "Event", "WhatId"),
-    ("Contact", "Cases", "Case", "ContactId"), ("Contact", "Tasks", "Task", "WhoId"),
-    ("Contact", "Events", "Event", "WhoId"), ("Opportunity", "OpportunityLineItems", "OpportunityLineItem",
-                                              "OpportunityId"),
-    ("Opportunity", "Tasks", "Task", "WhatId"), ("Campaign", "ChildCampaigns", "Campaign", "ParentId"),
-    ("Product2", "PricebookEntries", "PricebookEntry", "Product2Id"),
-    ("Pricebook2", "PricebookEntries", "PricebookEntry", "Pricebook2Id"),
-    ("PricebookEntry", "OpportunityLineItems", "OpportunityLineItem", "PricebookEntryId"),
-    ("Profile", "Users", "User", "ProfileId"), ("User", "ManagedUsers", "User", "ManagerId"),
-)
+def _field_defs(spec: FieldSpec) -> List[FieldDef]:
+    """The FieldDefs of one row of :data:`~.standard_objects.STANDARD_OBJECTS`."""
+    name, type_, options = spec
+    if name == "*id":
+        return [_id()]
+    if name == "*system":
+        return _system_fields(deleted=options.get("recycle", True))
+    if name == "*address":
+        return _address(type_, options["label"])
+    if name == "*rows":
+        return _from_rows(FIELD_TABLES[type_])
+    if type_ == "reference":
+        kw = dict(options)
+        return [_ref(name, kw.pop("to"), kw.pop("relationship"), **kw)]
+    return [_f(name, type_, **options)]
 
-STANDARD_RECORD_TYPE_OBJECTS = ("Account", "Contact", "Opportunity", "Lead", "Case", "Campaign", "Task", "Event",
-                                "Product2")
+
 #: the record type every object has when none are defined (describe's recordTypeInfos)
 MASTER_RECORD_TYPE_ID = "012000000000000AAA"
 

@@ -24,10 +24,10 @@ from . import soql as _soql
 from .ids import canonical_id, new_id, to_18
 from .compiler import ChildPlan, Compiler, Node, Scope, register_functions
 from .literals import UTC, format_datetime, format_for_user, parse_date, parse_datetime
-from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, BAD_RELATIONSHIP, FORECAST_CATEGORIES,
-                     MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN, NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGE_FORECASTS, STAGES,
-                     TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError, custom_object, make_field, quote_identifier)
+from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, BAD_RELATIONSHIP, MASTER_RECORD_TYPE_ID,
+                     NO_SUCH_COLUMN, NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError, custom_object, make_field, quote_identifier)
 from .values import JsonValueError, json_token, number_value
+from .standard_objects import FORECAST_CATEGORIES, STAGE_FORECASTS, STAGES
 from .soql import (DATE_FUNCTIONS, Aggregate, FieldFunction, FieldRef, FieldsMacro, Query, SelectItem, SoqlError,
                    Subquery, TypeOf, error_at)
 
