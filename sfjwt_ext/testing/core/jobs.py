@@ -28,7 +28,8 @@ from . import soql as _soql
 from .http import Request
 from .ids import to_18
 from .sessions import Session, SessionGate
-from .store import FlatSnapshot, Store
+from .queries import FlatSnapshot
+from .store import Store
 
 
 __all__ = ["JobControls", "request_version", "Rows", "FlatRows", "Progress", "BulkRefusal", "run_query", "run_flat_query", "authenticate",
@@ -160,7 +161,7 @@ def run_query(store: Store, soql_text: str, include_deleted: bool, api: str, *, 
 @dataclass
 class FlatRows:
     """A query's CSV rows kept in the store until the job goes (Bulk 2.0): counted at once,
-    read a page at a time (:class:`~.records.FlatSnapshot`)."""
+    read a page at a time (:class:`~.queries.FlatSnapshot`)."""
 
     entity: str
     snapshot: FlatSnapshot
