@@ -1,9 +1,9 @@
 """The local org's apps: External Client Apps (ECAs, what Salesforce creates since Spring '26)
 and legacy Connected Apps, their OAuth policies, and who they pre-authorize.
 
-State only, no HTTP: the token endpoint (:mod:`oauth`) asks :meth:`AppRegistry.refusal` whether
-a user may log in through an app; the Metadata API (:mod:`metadata`) deploys ECAs through
-:meth:`AppRegistry.apply_eca`; Connect REST (:mod:`connect_apps`) lists them. Every read and write
+State only, no HTTP: the token endpoint (``oauth/handlers.py``) asks :meth:`AppRegistry.refusal` whether
+a user may log in through an app; the Metadata API (``metadata/``) deploys ECAs through
+:meth:`AppRegistry.apply_eca`; Connect REST (``apps/handlers.py``) lists them. Every read and write
 holds the org's lock (the registry is handed it), so one lock guards apps, users and sessions.
 
 Who may log in (the checks Salesforce makes, in its order; see docs/testing-apps.md):

@@ -213,7 +213,7 @@ def _xml_record(elem: ET.Element) -> Dict[str, Any]:
 
 class RowWriter:
     """Applies one ingest batch's records to the store the way Salesforce does, row by row
-    (the lookups and the upsert are :mod:`.dml`'s, shared with the other write APIs)."""
+    (the lookups and the upsert are :mod:`..core.dml`'s, shared with the other write APIs)."""
 
     def __init__(self, org: OrgServices, job: Bulk1Job) -> None:
         self.store = org.store

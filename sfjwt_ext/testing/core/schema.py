@@ -325,7 +325,7 @@ def make_field(name: str, *, type: str, label: Optional[str] = None, length: Opt
 class Schema:
     """One org's objects and fields: the standard objects plus what a test adds.
 
-    Owned by one :class:`~.records.Store` and guarded by its lock (``lock``): the compiler and
+    Owned by one :class:`~.store.Store` and guarded by its lock (``lock``): the compiler and
     the store read it, ``add_object`` / ``add_field`` change it (the store adds the columns).
     """
 

@@ -1,7 +1,7 @@
 """SOQL tokenizer and recursive-descent parser for the local test org.
 
 Turns a SOQL string into a small AST of dataclasses.  Nothing here knows about
-objects or fields: name resolution and type checks happen in :mod:`store`.
+objects or fields: name resolution and type checks happen in :mod:`.compiler` and :mod:`.queries`.
 Errors are :class:`SoqlError` with Salesforce's error codes and message style
 (``"\\n<query>\\n   ^\\nERROR at Row:1:Column:4\\nunexpected token: 'FORM'"``).
 """

@@ -20,10 +20,12 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from .ids import canonical_id, new_id, to_18
 from .compiler import register_functions
 from .literals import UTC, format_datetime, parse_date, parse_datetime
-from .schema import (AUDIT_FIELDS, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN, NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, TEXT_TYPES,
+from .schema import (NO_SUCH_COLUMN, NUMBER_TYPES, SQL_TYPES, TEXT_TYPES,
                      FieldDef, ObjectDef, Schema, SchemaError, custom_object, make_field, quote_identifier)
 from .values import JsonValueError, json_token, number_value
+from .describe import Describer
 from .queries import FlatSnapshot, QueryEngine, QueryResult
+from .replication import Replication
 from .standard_objects import FORECAST_CATEGORIES, STAGE_FORECASTS, STAGES
 from .soql import Query, SoqlError
 
@@ -51,6 +53,9 @@ class Store:
         register_functions(self._conn)
         #: SOQL execution (core/queries.py); ``query`` and the others below hand over to it
         self.queries = QueryEngine(self, self._conn, self._lock, self.sobject_url)
+        #: describeGlobal / describe (core/describe.py) and updated / deleted (core/replication.py)
+        self.describer = Describer(self, self._conn, self._lock)
+        self.replication = Replication(self, self._conn, self._lock)
         self._counter = itertools.count(1)
         self._case_numbers = itertools.count(1001)
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -148,10 +153,11 @@ class Store:
             return obj
 
     def new_id(self, sobject: str) -> str:
-        obj = self._object(sobject)
+        obj = self.object_def(sobject)
         return new_id(obj.key_prefix, next(self._counter))
 
-    def _object(self, name: str, *, tooling: bool = False) -> ObjectDef:
+    def object_def(self, name: str, *, tooling: bool = False) -> ObjectDef:
+        """The object ``name`` of the data (or Tooling) API; NOT_FOUND otherwise."""
         obj = self.schema.get(name)
         if obj is None or not (obj.tooling_api if tooling else obj.data_api):
             raise SoqlError("NOT_FOUND", "The requested resource does not exist", 404)
@@ -163,7 +169,7 @@ class Store:
 
     def object_name(self, name: str) -> str:
         """The canonical spelling of an object name (``account`` -> ``Account``); NOT_FOUND otherwise."""
-        return self._object(name).name
+        return self.object_def(name).name
 
     def sobject_url(self, sobject: str, record_id: str = "", *, tooling: bool = False) -> str:
         base = f"/services/data/v{self.api_version}/{'tooling/' if tooling else ''}sobjects/{sobject}"
@@ -418,7 +424,7 @@ class Store:
     def type_error(self, sobject: str, values: Dict[str, Any]) -> Optional[JsonValueError]:
         """The first value of ``values`` of the wrong JSON type for its field (what Salesforce's
         parser refuses before any record of a request is saved); None when there is none. Reads only."""
-        obj = self._object(sobject)
+        obj = self.object_def(sobject)
         with self._lock:
             for key, value in values.items():
                 f = obj.by_lower.get(str(key).lower())
@@ -436,7 +442,7 @@ class Store:
         """Create records; returns their 18-character ids.  All or nothing: any error inserts none.
         ``audit_fields``: CreatedDate / LastModifiedDate may be given (a test seeding its data, like
         a user with "Set Audit Fields upon Record Creation"); the APIs pass False (``dml.insert``)."""
-        obj = self._object(sobject)
+        obj = self.object_def(sobject)
         if not obj.createable:
             raise SoqlError("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type {obj.name} does not support insert")
         now = format_datetime(self.now())
@@ -489,7 +495,7 @@ class Store:
         gives them, ids 18 characters.  Id, IsDeleted and the audit dates are filled in when
         missing; derived fields (Name, IsWon...) are not computed here.  Returns the new ids.
         """
-        obj = self._object(sobject)
+        obj = self.object_def(sobject)
         names: List[str] = []
         for c in columns:
             f = obj.by_lower.get(str(c).lower())
@@ -551,7 +557,7 @@ class Store:
     def get(self, sobject: str, record_id: str, fields: Optional[Sequence[str]] = None, *,
             tooling: bool = False) -> dict:
         """One record as the REST API's GET /sobjects/<type>/<id> returns it."""
-        obj = self._object(sobject, tooling=tooling)
+        obj = self.object_def(sobject, tooling=tooling)
         row = self._fetch_row(obj, record_id)
         if row.get("IsDeleted") and obj.by_lower["isdeleted"].external:
             raise SoqlError("NOT_FOUND", "The requested resource does not exist", 404)
@@ -570,7 +576,7 @@ class Store:
         return out
 
     def update(self, sobject: str, record_id: str, values: Dict[str, Any]) -> None:
-        obj = self._object(sobject)
+        obj = self.object_def(sobject)
         if not obj.updateable:
             raise SoqlError("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type {obj.name} does not support update")
         with self._lock:
@@ -604,7 +610,7 @@ class Store:
         self._remove(sobject, record_id, hard=True)
 
     def _remove(self, sobject: str, record_id: str, *, hard: bool) -> None:
-        obj = self._object(sobject)
+        obj = self.object_def(sobject)
         if not obj.deletable:
             raise SoqlError("METHOD_NOT_ALLOWED", "HTTP Method 'DELETE' not allowed. Allowed are GET,PATCH,HEAD", 405)
         with self._lock:
@@ -656,49 +662,10 @@ class Store:
                 self._soft_delete(self.schema[child], [r[0] for r in cur.fetchall()], now)
 
     def count(self, sobject: str, *, include_deleted: bool = False) -> int:
-        obj = self._object(sobject)
+        obj = self.object_def(sobject)
         where = "" if include_deleted or not obj.by_lower["isdeleted"].external else ' WHERE "IsDeleted" = 0'
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM {quote_identifier(obj.name)}{where}").fetchone()[0])
-
-    # replication ----------------------------------------------------------
-    def _replication_window(self, start: str, end: str) -> Tuple[str, str]:
-        """``start``/``end`` of GET .../updated or .../deleted as stored datetimes (seconds dropped)."""
-        bounds = []
-        for name, text in (("start", start), ("end", end)):
-            dt = parse_datetime(text or "")
-            if dt is None:
-                raise SoqlError("INVALID_REPLICATION_DATE" if text else "MISSING_ARGUMENT",
-                                f"{name}: a dateTime like 2024-05-01T00:00:00+00:00 is needed, got {text!r}"
-                                if text else f"Missing required parameter: {name}")
-            bounds.append(dt.replace(second=0, microsecond=0))
-        if bounds[0] > bounds[1]:
-            raise SoqlError("INVALID_REPLICATION_DATE", "EndDate must chronologically succeed startDate")
-        return format_datetime(bounds[0]), format_datetime(bounds[1])
-
-    def updated(self, sobject: str, start: str, end: str) -> dict:
-        """GET /sobjects/X/updated/?start=&end=: ids of live records whose SystemModstamp is in [start, end)."""
-        obj = self._object(sobject)
-        lo, hi = self._replication_window(start, end)
-        live = ' AND "IsDeleted" = 0' if obj.by_lower["isdeleted"].external else ""
-        with self._lock:
-            rows = self._conn.execute(f'SELECT "Id" FROM {quote_identifier(obj.name)} WHERE "SystemModstamp" >= ? '
-                                      f'AND "SystemModstamp" < ?{live} ORDER BY "SystemModstamp", rowid',
-                                      (lo, hi)).fetchall()
-        return {"ids": [r[0] for r in rows], "latestDateCovered": hi}
-
-    def deleted(self, sobject: str, start: str, end: str) -> dict:
-        """GET /sobjects/X/deleted/?start=&end=: records deleted (to the recycle bin) in [start, end)."""
-        obj = self._object(sobject)
-        lo, hi = self._replication_window(start, end)
-        rows: List[Any] = []
-        if obj.by_lower["isdeleted"].external:
-            with self._lock:
-                rows = self._conn.execute(f'SELECT "Id", "SystemModstamp" FROM {quote_identifier(obj.name)} WHERE '
-                                          f'"IsDeleted" = 1 AND "SystemModstamp" >= ? AND "SystemModstamp" < ? '
-                                          f'ORDER BY "SystemModstamp", rowid', (lo, hi)).fetchall()
-        return {"deletedRecords": [{"id": rid, "deletedDate": when} for rid, when in rows],
-                "earliestDateAvailable": self.created_date, "latestDateCovered": hi}
 
     def record_counts(self, names: Optional[Sequence[str]] = None) -> dict:
         """GET /limits/recordCount[?sObjects=A,B]: live records per object; unknown names are left out."""
@@ -708,124 +675,34 @@ class Store:
             objs = [o for o in (self.schema.get(n.strip()) for n in names if n.strip()) if o is not None and o.data_api]
         return {"sObjects": [{"count": self.count(o.name), "name": o.name} for o in objs]}
 
-    # describe -------------------------------------------------------------
-    def _object_urls(self, obj: ObjectDef, tooling: bool) -> Dict[str, str]:
-        base = self.sobject_url(obj.name, tooling=tooling)
-        return {"rowTemplate": f"{base}/{{ID}}", "defaultValues": f"{base}/defaultValues?recordTypeId&fields",
-                "describe": f"{base}/describe", "sobject": base}
 
-    def _global_entry(self, obj: ObjectDef, tooling: bool) -> dict:
-        return {
-            "activateable": False, "associateEntityType": None, "associateParentEntity": None,
-            "createable": obj.createable, "custom": obj.custom, "customSetting": False, "deepCloneable": False,
-            "deletable": obj.deletable, "deprecatedAndHidden": False, "feedEnabled": obj.name in ("Account", "Contact",
-                                                                                                 "Opportunity", "Case",
-                                                                                                 "Lead", "User"),
-            "hasSubtypes": False, "isInterface": False, "isSubtype": False, "keyPrefix": obj.key_prefix,
-            "label": obj.label, "labelPlural": obj.label_plural, "layoutable": not tooling, "mergeable": obj.name in (
-                "Account", "Contact", "Lead", "Case"), "mruEnabled": obj.createable, "name": obj.name,
-            "queryable": True, "replicateable": True, "retrieveable": True, "searchable": obj.createable,
-            "triggerable": obj.createable, "undeletable": obj.deletable, "updateable": obj.updateable,
-            "urls": self._object_urls(obj, tooling),
-        }
 
+
+
+
+
+
+
+    # describe (core/describe.py) and replication (core/replication.py) ---------
     def describe_global(self, *, tooling: bool = False) -> dict:
         """GET /sobjects (or /tooling/sobjects)."""
-        objs = [o for o in self.schema.objects() if (o.tooling_api if tooling else o.data_api)]
-        return {"encoding": "UTF-8", "maxBatchSize": 200,
-                "sobjects": [self._global_entry(o, tooling) for o in sorted(objs, key=lambda o: o.name)]}
-
-    def _describe_field(self, obj: ObjectDef, f: FieldDef) -> dict:
-        t = f.type
-        text = t in TEXT_TYPES
-        out = self._describe_field_base(obj, f, t, text)
-        if f.compound:
-            out.update({"aggregatable": False, "filterable": False, "groupable": False, "sortable": False,
-                        "nillable": True, "permissionable": False})
-        if t == "reference" and len(f.reference_targets) > 1:
-            out["referenceTo"] = list(f.reference_targets)
-            out["polymorphicForeignKey"] = True
-        return out
-
-    def _describe_field_base(self, obj: ObjectDef, f: FieldDef, t: str, text: bool) -> dict:
-        return {
-            "aggregatable": t not in ("textarea", "boolean"), "aiPredictionField": False, "autoNumber": f.name == "CaseNumber",
-            "byteLength": f.length * 3 if text else 0, "calculated": f.calculated, "calculatedFormula": None,
-            "cascadeDelete": False, "caseSensitive": f.case_sensitive, "compoundFieldName": f.compound_name,
-            "controllerName": None, "createable": f.createable, "custom": f.custom,
-            "defaultValue": (bool(f.default) if t == "boolean" and f.default is not None else
-                             (False if t == "boolean" else None)),
-            "defaultValueFormula": None, "defaultedOnCreate": f.default is not None or t == "boolean" or f.name in (
-                "Id", "OwnerId") or f.name in AUDIT_FIELDS,
-            "dependentPicklist": False, "deprecatedAndHidden": False,
-            "digits": (f.precision or 9) if t == "int" else 0, "displayLocationInDecimal": False, "encrypted": False,
-            "externalId": f.external_id, "extraTypeInfo": None, "filterable": t != "textarea",
-            "filteredLookupInfo": None,
-            "formulaTreatNullNumberAsZero": False, "groupable": t not in ("double", "currency", "percent", "textarea",
-                                                                          "datetime"),
-            "highScaleNumber": False, "htmlFormatted": False,
-            "idLookup": t == "id" or f.external_id or f.unique or (f.name in ("Username", "Email") and obj.name == "User"),
-            "inlineHelpText": f.description, "label": f.label, "length": f.length if text else 0,
-            "mask": None, "maskType": None, "name": f.name, "nameField": f.name_field, "namePointing": False,
-            "nillable": f.nillable, "permissionable": f.nillable and f.createable and t != "id",
-            "picklistValues": [{"active": True, "defaultValue": v == f.default, "label": v, "validFor": None,
-                                "value": v} for v in f.picklist],
-            "polymorphicForeignKey": False, "precision": 0 if t == "int" else f.precision, "queryByDistance": False,
-            "referenceTargetField": None, "referenceTo": [f.reference_to] if f.reference_to else [],
-            "relationshipName": f.relationship_name, "relationshipOrder": None,
-            "restrictedDelete": False, "restrictedPicklist": False, "scale": f.scale, "searchPrefilterable": False,
-            "soapType": SOAP_TYPES[t], "sortable": t != "textarea", "type": t,
-            "unique": f.unique or (f.name == "Username" and obj.name == "User"), "updateable": f.updateable,
-            "writeRequiresMasterRead": False,
-        }
-
-    def _record_type_infos(self, obj: ObjectDef, tooling: bool) -> List[dict]:
-        """The Master record type every layoutable object has, then the active RecordType rows."""
-        if tooling or not obj.createable:
-            return []
-        base = self.sobject_url(obj.name)
-        infos = [{"active": True, "available": True, "defaultRecordTypeMapping": True, "developerName": "Master",
-                  "master": True, "name": "Master", "recordTypeId": MASTER_RECORD_TYPE_ID,
-                  "urls": {"layout": f"{base}/describe/layouts/{MASTER_RECORD_TYPE_ID}"}}]
-        with self._lock:
-            rows = self._conn.execute('SELECT "Id", "Name", "DeveloperName" FROM "RecordType" WHERE "SobjectType" = ? '
-                                      'AND "IsActive" = 1 ORDER BY "Name"', (obj.name,)).fetchall()
-        for rid, name, dev in rows:
-            infos.insert(len(infos) - 1, {"active": True, "available": True, "defaultRecordTypeMapping": False,
-                                          "developerName": dev, "master": False, "name": name, "recordTypeId": rid,
-                                          "urls": {"layout": f"{base}/describe/layouts/{rid}"}})
-        return infos
-
-    def metadata_changed(self, sobject: Optional[str] = None) -> datetime:
-        """When ``sobject``'s describe (None: any object's) last changed: the org's creation, or
-        the last custom field or object a test added (If-Modified-Since on describe)."""
-        objs = [self._object(sobject)] if sobject is not None else self.schema.objects()
-        created = parse_datetime(self.created_date)
-        assert created is not None
-        return max([created] + [o.metadata_changed for o in objs if o.metadata_changed is not None])
+        return self.describer.describe_global(tooling=tooling)
 
     def describe(self, sobject: str, *, tooling: bool = False) -> dict:
-        """GET /sobjects/<type>/describe.  Unknown type: SoqlError NOT_FOUND (404)."""
-        obj = self._object(sobject, tooling=tooling)
-        out = self._global_entry(obj, tooling)
-        children = []
-        for rel, child, fk in obj.children.values():
-            children.append({"cascadeDelete": obj.name == "Account" and child in ("Contact", "Opportunity"),
-                             "childSObject": child,
-                             "deprecatedAndHidden": False, "field": fk, "junctionIdListNames": [],
-                             "junctionReferenceTo": [], "relationshipName": rel, "restrictedDelete": False})
-        out.update({
-            "actionOverrides": [], "childRelationships": children, "compactLayoutable": not tooling,
-            "defaultImplementation": None, "extendedBy": None, "extendsInterfaces": None,
-            "fields": [self._describe_field(obj, f) for f in obj.public_fields], "implementedBy": None,
-            "implementsInterfaces": None, "listviewable": None, "lookupLayoutable": None, "namedLayoutInfos": [],
-            "networkScopeFieldName": None, "recordTypeInfos": self._record_type_infos(obj, tooling),
-            "searchLayoutable": not tooling,
-            "sobjectDescribeOption": "FULL", "supportedScopes": [{"label": "All records", "name": "everything"}],
-        })
-        urls = dict(out["urls"])
-        out["urls"] = urls
-        return dict(sorted(out.items()))
+        """GET /sobjects/<type>/describe. Unknown type: SoqlError NOT_FOUND (404)."""
+        return self.describer.describe(sobject, tooling=tooling)
+
+    def metadata_changed(self, sobject: Optional[str] = None) -> datetime:
+        """When ``sobject``'s describe (None: any object's) last changed."""
+        return self.describer.metadata_changed(sobject)
+
+    def updated(self, sobject: str, start: str, end: str) -> dict:
+        """GET /sobjects/X/updated/?start=&end=."""
+        return self.replication.updated(sobject, start, end)
+
+    def deleted(self, sobject: str, start: str, end: str) -> dict:
+        """GET /sobjects/X/deleted/?start=&end=."""
+        return self.replication.deleted(sobject, start, end)
 
     # queries (core/queries.py) -------------------------------------------------
     def parse(self, soql: str) -> Query:

@@ -1,7 +1,7 @@
 """The local org's OAuth endpoints on the login host: the JWT bearer token endpoint,
 revoke, the identity URL (``/id/<org>/<user>``) and ``/services/oauth2/userinfo``.
 
-The session table itself belongs to :class:`~.org.OrgServices` (``org.sessions``,
+The session table itself belongs to the org (``core/sessions.py``: ``org.session_table``,
 ``org.require_session``, ``org.expire_all_sessions``): every API checks tokens there.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (and queryMore cursors), sObject describe and CRUD, the same under ``/tooling``, and the
 Apex REST routes a test registers (``org.register_apex_route``).
 
-Records live in ``org.store`` (:class:`~.records.Store`); a ``SoqlError`` it raises becomes
+Records live in ``org.store`` (:class:`~..core.store.Store`); a ``SoqlError`` it raises becomes
 Salesforce's JSON error body.
 """
 from __future__ import annotations
