@@ -96,6 +96,14 @@ def test_api_folders_do_not_import_the_org() -> None:
     assert offenders == []
 
 
+def test_core_imports_no_api_folder() -> None:
+    """core/ is what the APIs share: it imports none of them (nor services.py or org.py)."""
+    modules = _modules()
+    offenders = {name: sorted(dep for dep in _imports(name, path, modules) if not dep.startswith("core"))
+                 for name, path in modules.items() if name.split(".")[0] == "core"}
+    assert {name: deps for name, deps in offenders.items() if deps} == {}
+
+
 def test_api_modules_use_no_private_attribute_of_the_org() -> None:
     """No ``org._x`` / ``self.org._x`` outside org.py: what handlers need is public in
     ``OrgServices`` (sessions, users, apps, store, router)."""

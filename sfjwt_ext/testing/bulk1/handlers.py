@@ -43,7 +43,7 @@ from ..core.dml import (DescribeCache, MultipleMatches, bulk_error_text, bulk_ty
                   resolve_parents, save_error, upsert)
 from ..core.ids import is_valid_id, to_18
 from ..core.sessions import Session
-from ..rest.handlers import OLDEST_VERSION, with_api_version
+from ..core.versions import OLDEST_VERSION, with_api_version
 from ..core.soql import SoqlError
 from ..services import OrgServices
 from .models import Bulk1Batch, Bulk1Job, Bulk1Jobs, RowResult

@@ -18,7 +18,7 @@ import itertools
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..core.jobs import (BulkRefusal, CSV_CT, _csv_value, authenticate, now_ts, request_version,
+from ..core.jobs import (BulkRefusal, CSV_CT, csv_value, authenticate, now_ts, request_version,
                          run_flat_query)
 from ..core.http import (HTTPError, Request, Response, accepts_gzip, empty_response, json_response,
                    text_response)
@@ -38,7 +38,7 @@ _RESULT_PAGES_SINCE = 58.0
 
 
 def _column_texts(values: Sequence[Any]) -> List[str]:
-    """The CSV texts of one column's values, as ``bulk._csv_value`` gives them, unquoted and
+    """The CSV texts of one column's values, as ``core.jobs.csv_value`` gives them, unquoted and
     with ``"`` doubled. Column by column, so the common cases run at C speed."""
     kinds = set(map(type, values))
     if kinds <= {str}:
@@ -48,7 +48,7 @@ def _column_texts(values: Sequence[Any]) -> List[str]:
     elif kinds <= {bool, type(None)}:
         texts = ["" if v is None else ("true" if v else "false") for v in values]
     else:
-        texts = [_csv_value(v) for v in values]
+        texts = [csv_value(v) for v in values]
     if '"' in "".join(texts):
         texts = [t.replace('"', '""') for t in texts]
     return texts

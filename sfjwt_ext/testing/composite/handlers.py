@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ..core.dml import (MultipleMatches, DescribeCache, check_id, existing, first_type_error, insert, located,
                   resolve_parents, save_error, upsert)
 from ..core.http import Headers, HTTPError, Request, Response, json_response
-from ..rest.handlers import with_api_version
+from ..core.versions import with_api_version
 from ..core.soql import SoqlError
 from ..core.values import JsonValueError, json_token
 from ..services import OrgServices

@@ -104,7 +104,8 @@ def child_text(elem: Optional[ET.Element], name: str, default: Optional[str] = N
     return c.text.strip()
 
 
-def _csv_value(value: Any) -> str:
+def csv_value(value: Any) -> str:
+    """One value as Bulk CSV writes it (before quoting): null empty, booleans lower case."""
     if value is None:
         return ""
     if value is True:
@@ -268,7 +269,7 @@ def render_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], delimiter:
     writer = csv.writer(out, delimiter=delimiter, lineterminator=line_ending, quoting=csv.QUOTE_ALL)
     writer.writerow(list(columns))
     for row in rows:
-        writer.writerow([_csv_value(v) for v in row])
+        writer.writerow([csv_value(v) for v in row])
     return out.getvalue()
 
 

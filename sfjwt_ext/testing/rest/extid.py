@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 
 from ..core.dml import MultipleMatches, DescribeCache, find_ids, located, upsert
 from ..core.http import HTTPError, Request, Response, empty_response, json_response
-from .handlers import check_version, with_api_version
+from ..core.versions import check_version, with_api_version
 from ..core.soql import SoqlError
 from ..services import OrgServices
 
@@ -28,7 +28,7 @@ class ExternalIdRoutes:
     def _context(self, request: Request) -> Dict[str, Any]:
         self.org.require_session(request)
         assert request.match is not None
-        version = check_version(self.org, request.match.group("version"))
+        version = check_version(request.match.group("version"), self.org.api_version)
         store = self.org.store
         sobject = request.match.group("sobject")
         if not store.has_object(sobject):

@@ -18,64 +18,12 @@ from ..core.dml import DescribeCache, insert, located, resolve_parents
 from ..core.http import HTTPError, Request, Response, empty_response, json_response, parse_json, text_response
 from ..core.ids import random_id
 from ..core.sessions import bearer
+from ..core.versions import OLDEST_VERSION, check_version, version_label, with_api_version
 from ..core.soql import SoqlError
 from ..services import OrgServices
 
 
-__all__ = ["RestApi", "ApexRequest", "with_api_version"]
-
-#: versions below this were retired (7.0-20.0 in Summer '22, 21.0-30.0 in Summer '25): REST answers 410
-OLDEST_VERSION = 31.0
-_ANY_VERSION = re.compile(r"/services/data/v(\d+(?:\.\d+)?)(?:/.*)?")
-
-
-def _version_label(version: str) -> str:
-    v = int(float(version))
-    k = 62 - v
-    season = ("Winter", "Summer", "Spring")[k % 3]
-    year = 25 - (k + 2) // 3
-    return f"{season} '{year:02d}"
-
-
-def retired_version(request: Request) -> Optional[Response]:
-    """410 GONE for any ``/services/data/vXX.X/...`` of a retired version (a Router guard)."""
-    match = _ANY_VERSION.fullmatch(request.path)
-    if match is None or float(match.group(1)) >= OLDEST_VERSION:
-        return None
-    return json_response([{"errorCode": "GONE", "message": f"API version {match.group(1)} is retired and no longer "
-                                                          f"available; use {OLDEST_VERSION} or later"}], status=410)
-
-
-def check_version(org: OrgServices, version: str) -> str:
-    """``version`` if this org serves it; NOT_FOUND (404) past the org's newest."""
-    if not OLDEST_VERSION <= float(version) <= float(org.api_version):
-        raise HTTPError(json_response([{"errorCode": "NOT_FOUND",
-                                        "message": "The requested resource does not exist"}], status=404))
-    return version
-
-
-def with_api_version(data: Any, stored: str, version: str) -> Any:
-    """``data`` (records or a describe body) with every ``/services/data/v<stored>/`` URL
-    naming ``version`` instead: Salesforce writes ``attributes.url`` and describe's ``urls`` in
-    the API version of the request. Changes the dicts in place (they are built per request)."""
-    if version == stored:
-        return data
-    old, new = f"/services/data/v{stored}/", f"/services/data/v{version}/"
-
-    def fix(value: Any) -> Any:
-        if isinstance(value, str):
-            return new + value[len(old):] if value.startswith(old) else value
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if isinstance(item, (str, dict, list)):
-                    value[key] = fix(item)
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                if isinstance(item, (str, dict, list)):
-                    value[i] = fix(item)
-        return value
-
-    return fix(data)
+__all__ = ["RestApi", "ApexRequest"]
 
 
 @dataclass
@@ -141,7 +89,7 @@ class RestApi:
 
     def _version(self, request: Request) -> str:
         assert request.match is not None
-        return check_version(self.org, request.match.group("version"))
+        return check_version(request.match.group("version"), self.org.api_version)
 
     def _store_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -160,7 +108,7 @@ class RestApi:
     def versions(self, request: Request) -> Response:
         """``GET /services/data/``: the versions list, which Salesforce serves without a token."""
         top = int(float(self.org.api_version))
-        return json_response([{"label": _version_label(f"{v}.0"), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
+        return json_response([{"label": version_label(f"{v}.0"), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
                               for v in range(int(OLDEST_VERSION), top + 1)])
 
     def resources(self, request: Request) -> Response:

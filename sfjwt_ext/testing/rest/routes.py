@@ -6,7 +6,8 @@ from typing import Tuple
 from ..core.http import Router
 from ..services import OrgServices
 from .extid import ExternalIdRoutes
-from .handlers import RestApi, retired_version
+from ..core.versions import retired_version
+from .handlers import RestApi
 
 __all__ = ["register"]
 

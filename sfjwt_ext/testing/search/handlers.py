@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional
 from ..core.http import Request, Response, json_response
 from ..core.soql import SoqlError
 from ..core.store import Store
-from ..rest.handlers import with_api_version
+from ..core.versions import with_api_version
 from ..services import OrgServices
 
 
