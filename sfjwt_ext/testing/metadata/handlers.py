@@ -12,26 +12,22 @@ import datetime as _dt
 import hashlib
 import io
 import zipfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
 from . import eca as eca_metadata
 from ..oauth.tokens import soap_refuses
-from ..core.jobs import (XSI_NS, child, child_text, children, local_name, make_id, now_ts,
+from ..core.jobs import (child, child_text, children, local_name, make_id, now_ts,
                          request_version, xml_text)
-from ..core.http import HTTPError, Request, Response, xml_response
+from ..core.http import HTTPError, Request, Response
 from ..core.sessions import Session
-from ..core.store import Store
-from ..core.schema import SchemaError, make_field
 from ..services import OrgServices
 from .models import AsyncMetadata, MetadataJobs
+from .objects import apply_custom_objects
+from .soap import METADATA_NS, invalid_session_soap_fault, soap_fault, soap_ok
 
 
-__all__ = ["MetadataApi", "AsyncMetadata", "METADATA_NS"]
-
-METADATA_NS = "http://soap.sforce.com/2006/04/metadata"
-SOAPENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP_CT = "text/xml;charset=UTF-8"
+__all__ = ["MetadataApi"]
 
 
 def _iso_datetime(ts: float) -> str:
@@ -65,47 +61,6 @@ _METADATA_TYPES: List[Tuple[str, str, Optional[str], bool, bool]] = [
 
 _TYPE_BY_DIR = {d: t for t, d, _s, _m, _f in _METADATA_TYPES}
 _DIR_BY_TYPE = {t: (d, s) for t, d, s, _m, _f in _METADATA_TYPES}
-
-
-def soap_ok(element: str, inner: str) -> Response:
-    doc = ('<?xml version="1.0" encoding="UTF-8"?>'
-           f'<soapenv:Envelope xmlns:soapenv="{SOAPENV_NS}" xmlns="{METADATA_NS}" xmlns:xsi="{XSI_NS}">'
-           f"<soapenv:Body><{element}>{inner}</{element}></soapenv:Body></soapenv:Envelope>")
-    return xml_response(doc, status=200, content_type=SOAP_CT)
-
-
-def soap_fault(faultcode: str, faultstring: str, *, status: int = 500, exception_code: Optional[str] = None,
-               exception_message: Optional[str] = None) -> Response:
-    """A SOAP 1.1 fault as the Metadata API sends it (HTTP 500, text/xml)."""
-    detail = ""
-    if exception_code:
-        detail = (f'<detail><sf:UnexpectedErrorFault xsi:type="sf:UnexpectedErrorFault">'
-                  f"<sf:exceptionCode>{xml_text(exception_code)}</sf:exceptionCode>"
-                  f"<sf:exceptionMessage>{xml_text(exception_message or '')}</sf:exceptionMessage>"
-                  "</sf:UnexpectedErrorFault></detail>")
-    doc = ('<?xml version="1.0" encoding="UTF-8"?>'
-           f'<soapenv:Envelope xmlns:soapenv="{SOAPENV_NS}" xmlns:sf="{METADATA_NS}" xmlns:xsi="{XSI_NS}">'
-           f"<soapenv:Body><soapenv:Fault><faultcode>{xml_text(faultcode)}</faultcode>"
-           f"<faultstring>{xml_text(faultstring)}</faultstring>{detail}</soapenv:Fault></soapenv:Body></soapenv:Envelope>")
-    return xml_response(doc, status=status, content_type=SOAP_CT)
-
-
-def _session_hash(token: Optional[str]) -> str:
-    """What Salesforce prints after 'missing session hash:' (a digest, never the token)."""
-    return base64.b64encode(hashlib.sha256((token or "").encode("utf-8")).digest()).decode("ascii")
-
-
-def invalid_session_soap_fault(token: Optional[str], reason: str = "expired") -> Response:
-    if reason == "not_valid_for_api":
-        message = "This session is not valid for use with the API"
-    elif token:
-        message = ("Invalid Session ID found in SessionHeader: Illegal Session. Session not found, "
-                   f"missing session hash: {_session_hash(token)}\n"
-                   "This error usually occurs after a session expires or a user logs out.")
-    else:
-        message = "Invalid Session ID found in SessionHeader: Illegal Session"
-    return soap_fault("sf:INVALID_SESSION_ID", f"INVALID_SESSION_ID: {message}", status=500,
-                      exception_code="INVALID_SESSION_ID", exception_message=message)
 
 
 def _user_name(session: Session, org: OrgServices) -> str:
@@ -484,73 +439,5 @@ def _component_failure(failure: eca_metadata.Failure, created: float) -> str:
 
 
 # CustomObject / CustomField deploys (p2-schema) --------------------------------------------
-
-def _field_spec(elem: ET.Element) -> Tuple[str, Dict[str, Any]]:
-    """A CustomField element (``<fields>`` of a .object, or a .field file) -> (name, add_field kwargs)."""
-    name = child_text(elem, "fullName") or ""
-    name = name.rsplit(".", 1)[-1]   # Account.Legacy_Id__c in a CustomField file
-
-    def flag(tag: str) -> bool:
-        return (child_text(elem, tag) or "false").lower() == "true"
-
-    spec: Dict[str, Any] = {"type": child_text(elem, "type") or ""}
-    if child_text(elem, "label"):
-        spec["label"] = child_text(elem, "label")
-    for tag in ("length", "precision", "scale"):
-        if child_text(elem, tag):
-            spec[tag] = int(child_text(elem, tag) or 0)
-    if str(spec["type"]).lower() == "longtextarea" and "length" not in spec:
-        spec["length"] = 32768
-    for tag, key in (("externalId", "external_id"), ("unique", "unique"), ("required", "required"),
-                     ("caseSensitive", "case_sensitive")):
-        if flag(tag):
-            spec[key] = True
-    if child_text(elem, "referenceTo"):
-        spec["reference_to"] = child_text(elem, "referenceTo")
-    if child_text(elem, "relationshipName"):
-        spec["child_relationship"] = child_text(elem, "relationshipName")
-    if child_text(elem, "description"):
-        spec["description"] = child_text(elem, "description")
-    if child_text(elem, "defaultValue"):
-        default = child_text(elem, "defaultValue") or ""
-        spec["default"] = default.lower() == "true" if spec["type"] == "Checkbox" else default.strip("'\"")
-    values = [child_text(v, "fullName") for v in elem.iter() if local_name(v.tag) == "value"]
-    if values:
-        spec["values"] = [v for v in values if v]
-    return name, spec
-
-
-def apply_custom_objects(store: Store, files: Dict[str, bytes]) -> Optional[str]:
-    """Create the custom objects and fields a deploy carries: ``objects/X.object`` (Metadata API
-    format: a CustomObject and its ``<fields>``; a CustomField member ``Account.F__c`` travels in
-    ``objects/Account.object``). Fields that exist already are left as they are. Returns an error
-    message, or None."""
-    objects: Dict[str, Tuple[ET.Element, List[ET.Element]]] = {}
-    try:
-        for path, content in sorted(files.items()):
-            parts = path.split("/")
-            if len(parts) >= 2 and parts[-2] == "objects" and parts[-1].endswith(".object"):
-                root = ET.fromstring(content)
-                name = parts[-1][:-len(".object")]
-                objects[name] = (root, children(root, "fields"))
-    except ET.ParseError as exc:
-        return f"An object file is not valid XML: {exc}"
-    try:
-        for name, (object_root, fields) in objects.items():
-            specs = dict(_field_spec(f) for f in fields)
-            if not store.has_object(name):
-                store.define_object(name, fields=specs, label=child_text(object_root, "label"),
-                                    plural_label=child_text(object_root, "pluralLabel"),
-                                    name_field_label=child_text(child(object_root, "nameField"), "label"))
-                continue
-            existing = {f["name"].lower() for f in store.describe(name)["fields"]}
-            new = {fname: spec for fname, spec in specs.items() if fname.lower() not in existing}
-            for fname, spec in new.items():
-                make_field(fname, **spec)   # every field checked before the first is added
-            for fname, spec in new.items():
-                store.add_field(name, fname, **spec)
-    except (SchemaError, TypeError, ValueError) as exc:
-        return f"{exc}"
-    return None
 
 
