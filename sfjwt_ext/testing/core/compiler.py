@@ -22,10 +22,13 @@ from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldFunction, Fi
 
 
 class SchemaSource(Protocol):
-    """What the compiler reads of the store: its schema and the org's fiscal year start."""
+    """What the compiler reads of the store: its schema, its clock (date literals) and the
+    org's fiscal year start."""
 
     schema: Schema
     fiscal_year_start_month: int
+
+    def now(self) -> datetime: ...
 
 # --------------------------------------------------------------------------- text comparison
 
