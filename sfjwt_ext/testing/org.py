@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from . import sample
 from .apps import routes as apps_routes
 from .bulk1 import routes as bulk1_routes
-from .bulk1.handlers import bulk1_error_response
+from .bulk1.formats import bulk1_error_response
 from .bulk1.models import Bulk1Job, Bulk1Jobs
 from .bulk2 import routes as bulk2_routes
 from .bulk2.models import Bulk2Job, Bulk2Jobs

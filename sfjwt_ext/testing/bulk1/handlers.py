@@ -28,316 +28,38 @@ is the records per query result file."""
 
 from __future__ import annotations
 
-import csv
-import datetime as _dt
-import io
-import json
 import re
 from typing import Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
-from ..core.jobs import (BulkRefusal, XSI_NS, authenticate, child_text, local_name, now_ts,
-                         render_csv, request_version, run_query, sf_datetime, xml_text)
+from ..core.jobs import (BulkRefusal, authenticate, child_text, now_ts, render_csv, request_version, run_query,
+                         sf_datetime, xml_text)
 from ..core.http import HTTPError, Request, Response, parse_json
-from ..core.dml import (DescribeCache, MultipleMatches, bulk_error_text, bulk_typed, check_id, existing, insert,
-                  resolve_parents, save_error, upsert)
-from ..core.ids import is_valid_id, to_18
+from ..core.ids import to_18
 from ..core.sessions import Session
 from ..core.versions import OLDEST_VERSION, with_api_version
 from ..core.soql import SoqlError
 from ..services import OrgServices
-from .models import Bulk1Batch, Bulk1Job, Bulk1Jobs, RowResult
+from .formats import (DATALOAD_NS, MEDIA_TYPES, answer, bulk1_error_response, parse_records, records_xml, results_csv,
+                      results_json, results_xml, xml_datetime, xml_scalar)
+from .models import BatchFailure, Bulk1Batch, Bulk1Job, Bulk1Jobs, RowResult
+from .rows import RowWriter, chunk_queries, pk_chunking
 
 
 __all__ = ["Bulk1Api", "Bulk1Job", "Bulk1Batch", "RowResult", "DATALOAD_NS", "MEDIA_TYPES"]
 
-DATALOAD_NS = "http://www.force.com/2009/06/asyncapi/dataload"
-
-#: the Content-Type of each answer format, exactly as Salesforce sends it (no charset)
-MEDIA_TYPES = {"JSON": "application/json", "XML": "application/xml", "CSV": "text/csv"}
 
 QUERY_OPERATIONS = ("query", "queryAll")
 INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
-NULL_VALUE = "#N/A"
-PK_CHUNK_DEFAULT, PK_CHUNK_MAX = 100_000, 250_000
-
-
-class BatchFailure(Exception):
-    """The whole batch fails (state Failed) with this state message."""
 
 
 # --------------------------------------------------------------------------- rendering
 
 
-def _xml_scalar(value: Any) -> Any:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return value
-
-
-def _xml_datetime(ts: float) -> str:
-    """jobInfo/batchInfo XML dates: ``2015-12-15T21:41:45.000Z`` (JSON has ``+0000``)."""
-    d = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
-
-
-def _record_xml(record: dict, tag: str) -> str:
-    attrs = record.get("attributes") or {}
-    parts = [f'<{tag} xsi:type="sObject">', f"<type>{xml_text(attrs.get('type', ''))}</type>"]
-    for key, value in record.items():
-        if key == "attributes":
-            continue
-        if isinstance(value, dict) and "attributes" in value:
-            parts.append(_record_xml(value, key))
-        elif isinstance(value, dict):
-            continue  # child subqueries are refused before we get here
-        elif value is None:
-            parts.append(f'<{key} xsi:nil="true"/>')
-        else:
-            parts.append(f"<{key}>{xml_text(_xml_scalar(value))}</{key}>")
-    parts.append(f"</{tag}>")
-    return "".join(parts)
-
-
-def _records_xml(records: List[dict]) -> str:
-    return (f'<?xml version="1.0" encoding="UTF-8"?><queryResult xmlns="{DATALOAD_NS}" xmlns:xsi="{XSI_NS}">'
-            + "".join(_record_xml(r, "records") for r in records) + "</queryResult>")
-
-
-def _answer(fmt: str, body: Any, status: int = 200) -> Response:
-    """``body`` (JSON data, or an XML/CSV document) with Salesforce's bare media type."""
-    if fmt == "JSON":
-        data = json.dumps(body, separators=(",", ":"), default=str).encode("utf-8")
-    else:
-        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    return Response(status=status, body=data, headers={}, content_type=MEDIA_TYPES[fmt])
-
-
-def bulk1_error_response(fmt: str, code: str, message: str, status: int = 400) -> Response:
-    """Bulk API 1.0's error body, as JSON or as XML in the dataload namespace."""
-    if fmt == "JSON":
-        return _answer("JSON", {"exceptionCode": code, "exceptionMessage": message}, status)
-    doc = (f'<?xml version="1.0" encoding="UTF-8"?><error\n   xmlns="{DATALOAD_NS}">\n'
-           f" <exceptionCode>{xml_text(code)}</exceptionCode>\n"
-           f" <exceptionMessage>{xml_text(message)}</exceptionMessage>\n</error>")
-    return _answer("XML", doc, status)
-
-
-def _results_csv(results: List[RowResult]) -> str:
-    rows = [[r.id or "", "true" if r.success else "false", "true" if r.created else "false",
-             bulk_error_text(r.error) if r.error else ""] for r in results]
-    return render_csv(["Id", "Success", "Created", "Error"], rows, ",", "\n")
-
-
-def _results_json(results: List[RowResult]) -> List[Dict[str, Any]]:
-    return [{"success": r.success, "created": r.created, "id": r.id,
-             "errors": [] if r.error is None else [save_error(r.error)]}
-            for r in results]
-
-
-def _results_xml(results: List[RowResult]) -> str:
-    parts = []
-    for r in results:
-        errors = ""
-        if r.error is not None:
-            errors = ("<errors>" + "".join(f"<fields>{xml_text(f)}</fields>" for f in r.error.fields)
-                      + f"<message>{xml_text(r.error.message)}</message>"
-                      f"<statusCode>{xml_text(r.error.error_code)}</statusCode></errors>")
-        ident = f"<id>{r.id}</id>" if r.id else '<id xsi:nil="true"/>'
-        parts.append(f"<result>{errors}{ident}<success>{_xml_scalar(r.success)}</success>"
-                     f"<created>{_xml_scalar(r.created)}</created></result>")
-    return (f'<?xml version="1.0" encoding="UTF-8"?><results xmlns="{DATALOAD_NS}" xmlns:xsi="{XSI_NS}">'
-            + "".join(parts) + "</results>")
-
-
 # --------------------------------------------------------------------------- ingest rows
 
 
-def parse_records(content_type: str, body: bytes) -> List[Dict[str, Any]]:
-    """An ingest batch's records. CSV: empty values are left out, ``#N/A`` is null, a column
-    ``Rel.Field`` becomes ``{"Rel": {"Field": value}}``. Raises ``BatchFailure``."""
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BatchFailure("InvalidBatch : Failed to parse the batch: it is not UTF-8") from None
-    if content_type == "JSON":
-        try:
-            data = parse_json(text)
-        except ValueError as exc:
-            raise BatchFailure(f"InvalidBatch : Failed to parse JSON: {exc}") from None
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise BatchFailure("InvalidBatch : Failed to parse JSON: expected an array of records")
-        return [{k: v for k, v in r.items() if k != "attributes"} for r in data]
-    if content_type == "XML":
-        try:
-            root = ET.fromstring(body or b"<sObjects/>")
-        except ET.ParseError as exc:
-            raise BatchFailure(f"InvalidBatch : Failed to parse XML: {exc}") from None
-        return [_xml_record(elem) for elem in root if local_name(elem.tag) == "sObject"]
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header:
-        raise BatchFailure("InvalidBatch : Failed to parse CSV header")
-    records = []
-    for line in reader:
-        if not line:
-            continue
-        record: Dict[str, Any] = {}
-        for name, value in zip(header, line):
-            if value == "":
-                continue
-            parsed: Any = None if value == NULL_VALUE else value
-            rel, dot, leaf = name.partition(".")
-            if dot:
-                record.setdefault(rel, {})[leaf] = parsed
-            else:
-                record[name] = parsed
-        records.append(record)
-    return records
-
-
-def _xml_record(elem: ET.Element) -> Dict[str, Any]:
-    record: Dict[str, Any] = {}
-    for item in elem:
-        name = local_name(item.tag)
-        if len(item):
-            record[name] = _xml_record(item)
-        elif item.get(f"{{{XSI_NS}}}nil") == "true":
-            record[name] = None
-        else:
-            record[name] = item.text or ""
-    return record
-
-
-class RowWriter:
-    """Applies one ingest batch's records to the store the way Salesforce does, row by row
-    (the lookups and the upsert are :mod:`..core.dml`'s, shared with the other write APIs)."""
-
-    def __init__(self, org: OrgServices, job: Bulk1Job) -> None:
-        self.store = org.store
-        self.job = job
-        self.cache = DescribeCache(self.store)
-        self.fields = self.cache.fields(job.object)
-        self.sobject: str = self.fields.sobject
-
-    def check_columns(self, records: List[Dict[str, Any]]) -> None:
-        """A column the object does not have fails the whole batch, as in Salesforce."""
-        seen = set()
-        for record in records:
-            for key, value in record.items():
-                lower = str(key).lower()
-                if lower in seen:
-                    continue
-                seen.add(lower)
-                if self.fields.get(lower) is not None or (isinstance(value, dict) and lower in self.fields.relationships):
-                    continue
-                raise BatchFailure(f"InvalidBatch : Field name not found : {key}")
-
-    def apply(self, records: List[Dict[str, Any]]) -> List[RowResult]:
-        if self.job.operation == "insert":
-            try:   # the common case in one store call; a bad row sends us row by row
-                values = [self._parents(r) for r in records]
-                return [RowResult(rid, True, True) for rid in insert(self.store, self.sobject, values)]
-            except SoqlError:
-                pass
-        return [self._one(record) for record in records]
-
-    def _one(self, record: Dict[str, Any]) -> RowResult:
-        try:
-            if self.job.content_type == "JSON":  # typed values: the REST wording (JSON_PARSER_ERROR)
-                return self._write(record)
-            return bulk_typed(lambda: self._write(record), record, self.cache, self.sobject)
-        except MultipleMatches as exc:
-            return RowResult(None, False, False, exc.as_error())
-        except SoqlError as exc:
-            return RowResult(None, False, False, exc)
-
-    def _parents(self, record: Dict[str, Any]) -> Dict[str, Any]:
-        """``{"Account": {"Ext__c": v}}`` -> ``{"AccountId": <that Account's id>}``."""
-        if not any(isinstance(v, dict) for v in record.values()):
-            return record
-        return resolve_parents(self.cache, self.sobject, record)
-
-    def _write(self, record: Dict[str, Any]) -> RowResult:
-        op = self.job.operation
-        if op == "insert":
-            return RowResult(insert(self.store, self.sobject, [self._parents(record)])[0], True, True)
-        if op == "upsert":
-            return self._upsert(record)
-        record_id = self._record_id(record)
-        if op == "update":
-            values = self._parents({k: v for k, v in record.items() if k.lower() != "id"})
-            existing(lambda: self.store.update(self.sobject, record_id, values))
-        elif op == "hardDelete":
-            existing(lambda: self.store.hard_delete(self.sobject, record_id))
-        else:   # delete: the store keeps the row for queryAll
-            existing(lambda: self.store.delete(self.sobject, record_id))
-        return RowResult(record_id, True, False)
-
-    def _record_id(self, values: Dict[str, Any]) -> str:
-        raw = next((v for k, v in values.items() if k.lower() == "id"), None)
-        if raw in (None, ""):
-            call = "an update" if self.job.operation == "update" else "a delete"
-            raise SoqlError("MISSING_ARGUMENT", f"Id not specified in {call} call", fields=[])
-        return to_18(check_id(self.sobject, raw))
-
-    def _upsert(self, record: Dict[str, Any]) -> RowResult:
-        ext = self.fields.external_id(str(self.job.external_id_field))
-        value = next((v for k, v in record.items() if k.lower() == ext["name"].lower()), None)
-        if ext["type"] == "id" and value not in (None, ""):
-            value = to_18(check_id(self.sobject, value))
-        record_id, created = existing(lambda: upsert(self.cache, self.sobject, ext["name"], value, record))
-        return RowResult(record_id, True, created)
-
-
 # --------------------------------------------------------------------------- PK chunking
-
-
-_PK_CHUNK_RE = re.compile(r"chunkSize\s*=\s*(\d+)", re.I)
-_PK_START_RE = re.compile(r"startRow\s*=\s*(\w+)", re.I)
-_SIMPLE_SOQL = re.compile(r"^(?P<head>\s*SELECT\s.+?\sFROM\s+\w+)(?:\s+WHERE\s+(?P<where>.+?))?\s*$", re.I | re.S)
-
-
-def pk_chunking(header: Optional[str]) -> Tuple[Optional[int], Optional[str]]:
-    """``Sforce-Enable-PKChunking``: ``true``, ``chunkSize=N``, ``chunkSize=N; startRow=Id`` or
-    ``false``/absent -> (chunk size or None, start row or None). ValueError for a bad size."""
-    text = (header or "").strip()
-    if not text or text.lower() == "false":
-        return None, None
-    size_match = _PK_CHUNK_RE.search(text)
-    size = int(size_match.group(1)) if size_match else PK_CHUNK_DEFAULT
-    if not 1 <= size <= PK_CHUNK_MAX:
-        raise ValueError(f"Invalid chunk size: {size}: it must be between 1 and {PK_CHUNK_MAX}")
-    start = _PK_START_RE.search(text)
-    return size, start.group(1) if start else None
-
-
-def chunk_queries(org: OrgServices, job: Bulk1Job, soql_text: str) -> List[str]:
-    """The SOQL of each PK chunk: the query with an Id range of ``job.pk_chunk_size`` records."""
-    match = _SIMPLE_SOQL.match(soql_text)
-    if match is None or re.search(r"\b(ORDER\s+BY|LIMIT|OFFSET|GROUP\s+BY)\b", soql_text, re.I):
-        raise BatchFailure("InvalidBatch : Failed to process query: PK chunking supports SELECT ... FROM ... "
-                           "[WHERE ...] only")
-    _cols, rows = org.store.query_flat(f"SELECT Id FROM {job.object}", include_deleted=job.operation == "queryAll")
-    ids = sorted(str(r[0]) for r in rows)
-    if job.pk_start_row and is_valid_id(job.pk_start_row):
-        first = to_18(job.pk_start_row)
-        ids = [i for i in ids if i >= first]
-    size = int(job.pk_chunk_size or PK_CHUNK_DEFAULT)
-    starts = ids[::size] or [""]
-    where = match.group("where")
-    queries = []
-    for n, start in enumerate(starts):
-        bounds = []
-        if start:
-            bounds.append(f"Id >= '{start}'")
-        if n + 1 < len(starts):
-            bounds.append(f"Id < '{starts[n + 1]}'")
-        condition = " AND ".join(bounds + ([f"({where})"] if where else []))
-        queries.append(match.group("head") + (f" WHERE {condition}" if condition else ""))
-    return queries
 
 
 # --------------------------------------------------------------------------- handlers
@@ -425,12 +147,12 @@ class Bulk1Api:
     def _job_response(self, job: Bulk1Job, fmt: str, status: int = 200) -> Response:
         data = self._job_dict(job)
         if fmt == "JSON":
-            return _answer("JSON", data, status)
-        data["createdDate"] = _xml_datetime(job.created)
-        data["systemModstamp"] = _xml_datetime(job.modstamp or job.created)
-        parts = [f"<{k}>{xml_text(_xml_scalar(data[k]))}</{k}>" for k in self._JOB_XML_ORDER
+            return answer("JSON", data, status)
+        data["createdDate"] = xml_datetime(job.created)
+        data["systemModstamp"] = xml_datetime(job.modstamp or job.created)
+        parts = [f"<{k}>{xml_text(xml_scalar(data[k]))}</{k}>" for k in self._JOB_XML_ORDER
                  if data[k] is not None]
-        return _answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="{DATALOAD_NS}">'
+        return answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="{DATALOAD_NS}">'
                               + "".join(parts) + "</jobInfo>", status)
 
     def _batch_dict(self, batch: Bulk1Batch) -> Dict[str, Any]:
@@ -450,15 +172,15 @@ class Bulk1Api:
 
     def _batch_xml(self, batch: Bulk1Batch) -> str:
         data = self._batch_dict(batch)
-        data["createdDate"] = _xml_datetime(batch.created)
-        data["systemModstamp"] = _xml_datetime(batch.modstamp or batch.created)
-        return "".join(f"<{k}>{xml_text(_xml_scalar(data[k]))}</{k}>" for k in self._BATCH_XML_ORDER
+        data["createdDate"] = xml_datetime(batch.created)
+        data["systemModstamp"] = xml_datetime(batch.modstamp or batch.created)
+        return "".join(f"<{k}>{xml_text(xml_scalar(data[k]))}</{k}>" for k in self._BATCH_XML_ORDER
                        if not (k == "stateMessage" and data[k] is None))
 
     def _batch_response(self, batch: Bulk1Batch, fmt: str, status: int = 200) -> Response:
         if fmt == "JSON":
-            return _answer("JSON", self._batch_dict(batch), status)
-        return _answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><batchInfo xmlns="{DATALOAD_NS}">'
+            return answer("JSON", self._batch_dict(batch), status)
+        return answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><batchInfo xmlns="{DATALOAD_NS}">'
                               + self._batch_xml(batch) + "</batchInfo>", status)
 
     # ----------------------------------------------------------------- jobs
@@ -627,8 +349,8 @@ class Bulk1Api:
         with self.bulk1.lock:
             batches = list(job.batches)
         if fmt == "JSON":
-            return _answer("JSON", {"batchInfo": [self._batch_dict(b) for b in batches]})
-        return _answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><batchInfoList xmlns="{DATALOAD_NS}">'
+            return answer("JSON", {"batchInfo": [self._batch_dict(b) for b in batches]})
+        return answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><batchInfoList xmlns="{DATALOAD_NS}">'
                               + "".join(f"<batchInfo>{self._batch_xml(b)}</batchInfo>" for b in batches)
                               + "</batchInfoList>")
 
@@ -657,13 +379,13 @@ class Bulk1Api:
             return bulk1_error_response(fmt, "InvalidBatch", "Batch not completed")
         if batch.results is not None:
             if job.content_type == "CSV":
-                return _answer("CSV", _results_csv(batch.results))
+                return answer("CSV", results_csv(batch.results))
             if job.content_type == "JSON":
-                return _answer("JSON", _results_json(batch.results))
-            return _answer("XML", _results_xml(batch.results))
+                return answer("JSON", results_json(batch.results))
+            return answer("XML", results_xml(batch.results))
         if fmt == "JSON":
-            return _answer("JSON", list(batch.result_ids))
-        return _answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><result-list xmlns="{DATALOAD_NS}">'
+            return answer("JSON", list(batch.result_ids))
+        return answer("XML", f'<?xml version="1.0" encoding="UTF-8"?><result-list xmlns="{DATALOAD_NS}">'
                               + "".join(f"<result>{r}</result>" for r in batch.result_ids) + "</result-list>")
 
     def result(self, request: Request) -> Response:
@@ -676,10 +398,10 @@ class Bulk1Api:
         size = max(1, int(self.bulk1.controls.bulk1_result_size))
         lo, hi = index * size, index * size + size
         if job.content_type == "JSON":
-            return _answer("JSON", batch.rows.records[lo:hi])
+            return answer("JSON", batch.rows.records[lo:hi])
         if job.content_type == "CSV":
-            return _answer("CSV", render_csv(batch.rows.columns, batch.rows.rows[lo:hi], ",", "\n"))
-        return _answer("XML", _records_xml(batch.rows.records[lo:hi]))
+            return answer("CSV", render_csv(batch.rows.columns, batch.rows.rows[lo:hi], ",", "\n"))
+        return answer("XML", records_xml(batch.rows.records[lo:hi]))
 
 
 _ASYNC_VERSION = re.compile(r"/services/async/(\d+(?:\.\d+)?)(?:/.*)?")

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 from ..core.jobs import JobControls, Progress, Rows
 from ..core.soql import SoqlError
 
-__all__ = ["Bulk1Batch", "Bulk1Job", "Bulk1Jobs", "RowResult"]
+__all__ = ["BatchFailure", "Bulk1Batch", "Bulk1Job", "Bulk1Jobs", "RowResult"]
 
 
 class Bulk1Jobs:
@@ -84,3 +84,7 @@ class Bulk1Job:
     def answers(self) -> str:
         """The format of this job's answers: JSON for JSON jobs, XML otherwise."""
         return "JSON" if self.content_type == "JSON" else "XML"
+
+
+class BatchFailure(Exception):
+    """The whole batch fails (state Failed) with this state message."""
