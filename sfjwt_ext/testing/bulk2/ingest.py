@@ -50,7 +50,7 @@ def _render(header: List[str], rows: List[List[str]]) -> str:
 
 
 class IngestService:
-    """The ingest jobs of one org (one lock around the job table)."""
+    """The Bulk API 2.0 ingest handlers of one org; the jobs are ``jobs.ingest`` (:class:`~.models.Bulk2Jobs`)."""
 
     def __init__(self, org: OrgServices, jobs: Bulk2Jobs) -> None:
         self.org = org
