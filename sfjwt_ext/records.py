@@ -378,6 +378,10 @@ class QueryPages:
     def more_url(self, next_records_url: str) -> str:
         return f"https://{self.sf.sf_instance}{next_records_url}"
 
+    def more(self, next_records_url: str) -> dict:
+        """The page at ``nextRecordsUrl``, fetched in the calling thread."""
+        return self._get(self.more_url(next_records_url))
+
     def prefetch(self, next_records_url: str) -> None:
         """Ask for the page at ``nextRecordsUrl`` in the background."""
         self._submit(self.more_url(next_records_url))
@@ -423,7 +427,7 @@ class QueryPages:
             return []
         records = list(sub.get("records") or [])
         while not sub.get("done", True) and sub.get("nextRecordsUrl"):
-            sub = self._get(self.more_url(sub["nextRecordsUrl"]))
+            sub = self.more(sub["nextRecordsUrl"])
             records.extend(sub.get("records") or [])
         return [strip_attributes(r) for r in records]
 
