@@ -351,3 +351,27 @@ def test_cli_asks_for_the_next_page_while_writing(org: Any, tmp_path: Path) -> N
     assert overlapped
     lines = out.decode().splitlines()
     assert len(lines) == 2001 and len(set(lines)) == 2001
+
+
+def test_expired_session_with_describe_beside_the_query_costs_one_token_request(org: Any) -> None:
+    """Both the first query and the describe go out with an expired token, side by side:
+    one token request renews it for both."""
+    sf = _connect(org)
+    described = threading.Event()
+
+    def held_query(real: Callable[[Request], Response], request: Request) -> Response:
+        described.wait(WAIT)
+        return real(request)
+
+    def describe(real: Callable[[Request], Response], request: Request) -> Response:
+        described.set()
+        return real(request)
+
+    _wrap(org, "GET", DESCRIBE, "/services/data/v62.0/sobjects/Opportunity/describe", describe)
+    _wrap(org, "GET", QUERY, "/services/data/v62.0/query", held_query)
+    org.expire_all_sessions()
+    org.reset_counters()
+    df = query_df(sf, "SELECT Id, Amount FROM Opportunity ORDER BY Id LIMIT 100", progress=False)
+    assert len(df) == 100 and str(df["Amount"].dtype) == "Float64"
+    assert org.token_requests == 1
+    assert sorted(r.status for r in org.requests if r.status == 401) == [401, 401]
