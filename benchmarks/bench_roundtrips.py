@@ -188,12 +188,14 @@ def _report(report: Report, args: Any, results: Dict[str, Dict[str, List[Dict[st
                  "R4": 2 + polls + math.ceil(pages / 4)}[key]
         details: Dict[str, Any] = {"floor": floor, "sequential_each": [c["sequential"] for c in calls],
                                    "requests_on_path": calls[0]["requests"], "polls": polls,
-                                   "answered_after_return": calls[0]["after"]}
+                                   "answered_after_return": calls[0]["after"],
+                                   "wall_s": round(median([c["wall"] for c in calls]), 2)}
         theirs = 0.0
         if before is not None:
             theirs = float(max(c["sequential"] for c in before[key]))
             details["before_requests_on_path"] = before[key][0]["requests"]
             details["before_answered_after_return"] = before[key][0]["after"]
+            details["before_wall_s"] = round(median([c["wall"] for c in before[key]]), 2)
         label = LABELS[key].format(small=small_rows, rest=rest_rows, bulk=bulk_rows, pages=pages,
                                    bulk_latency=bulk_latency)
         report.add(Figure("B15", f"{key} {label}", ours=float(worst), theirs=theirs, unit="sequential requests",
