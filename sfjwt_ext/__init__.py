@@ -51,7 +51,43 @@ _EXPORTS = {
     "SessionRefusedError": "errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+# Written out (not built from _EXPORTS) so that type checkers read it; a test keeps the two equal.
+__all__ = [
+    "__version__",
+    "connect_jwt",
+    "SalesforceJWT",
+    "clear_cache",
+    "resolve_login",
+    "LoginTarget",
+    "TokenResponse",
+    "resolve_settings",
+    "Settings",
+    "query_df",
+    "query_arrow",
+    "query_to_parquet",
+    "BulkQueryNotSupported",
+    "RequestNotReplayable",
+    "RedactingFilter",
+    "errors",
+    "SfJwtError",
+    "ConfigurationError",
+    "PrivateKeyError",
+    "KeyFilePermissionWarning",
+    "AuthenticationError",
+    "ConsumerNotApprovedError",
+    "AppAccessError",
+    "InvalidClientIdError",
+    "AudienceInvalidError",
+    "InvalidAssertionError",
+    "AssertionExpiredError",
+    "InactiveUserError",
+    "UnknownUserError",
+    "LoginRestrictedError",
+    "LoginRateExceededError",
+    "UnsupportedGrantTypeError",
+    "TokenEndpointUnavailable",
+    "SessionRefusedError",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -88,6 +124,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LoginRateExceededError,
         LoginRestrictedError,
         PrivateKeyError,
+        SessionRefusedError,
         SfJwtError,
         TokenEndpointUnavailable,
         UnknownUserError,

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import secrets
-import stat
 import sys
 import time
 import traceback
@@ -462,92 +460,29 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-class _OutputFile:
-    """``--output FILE``: the rows go to a temporary file in FILE's folder (``.FILE.<random>.tmp``,
-    created with the mode a new FILE would get, or FILE's own mode), which is renamed over
-    FILE only once every page is written (:meth:`commit`, after an fsync). Any failure,
-    Ctrl-C included, removes the temporary file (:meth:`discard`): FILE stays as it was.
-
-    Symbolic links are followed (the link stays, the file it names is replaced). A FILE
-    that exists and is not a regular file (``/dev/stdout``, a FIFO) is written directly:
-    there is nothing there to keep, and replacing it would be wrong."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.path = os.path.realpath(name)
-        self.temp: Optional[str] = None
-        try:
-            try:
-                info: Optional[os.stat_result] = os.stat(self.path)
-            except FileNotFoundError:
-                info = None
-            if info is not None and stat.S_ISDIR(info.st_mode):
-                raise UsageError(f"--output {name!r} is a folder: give a file name in it")
-            if info is not None and not stat.S_ISREG(info.st_mode):
-                self.handle: IO[str] = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-                return
-            fd = self._create_temp()
-            if info is not None and hasattr(os, "fchmod"):
-                os.fchmod(fd, stat.S_IMODE(info.st_mode))
-        except OSError as exc:
-            raise UsageError(f"cannot write --output {name!r}: {exc.strerror or exc}") from exc
-        self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-
-    def _create_temp(self) -> int:
-        folder, base = os.path.split(self.path)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        while True:
-            temp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
-            try:
-                fd = os.open(temp, flags, 0o666)  # the umask applies, as for any new file
-            except FileExistsError:  # pragma: no cover - 32 random bits
-                continue
-            self.temp = temp
-            return fd
-
-    def commit(self) -> None:
-        self.handle.flush()
-        if self.temp is not None:
-            os.fsync(self.handle.fileno())
-        self.handle.close()
-        if self.temp is not None:
-            os.replace(self.temp, self.path)
-            self.temp = None
-
-    def discard(self) -> None:
-        self.handle.close()
-        if self.temp is not None:
-            try:
-                os.unlink(self.temp)
-            except OSError:  # pragma: no cover - already gone
-                pass
-            self.temp = None
-
-
 def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     """Rows are written as each page arrives (the next page is fetched while one is written):
     nothing but the current page is held, except by the table format, which keeps at most
-    ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` goes through a temporary file
-    renamed at the end (:class:`_OutputFile`), made only once Salesforce has answered the
-    first page: a failure at any point leaves an existing file byte for byte as it was."""
+    ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` is checked before the login
+    and goes through a temporary file renamed at the end (:class:`~sfjwt_ext._outfile.OutputFile`),
+    made only once Salesforce has answered the first page: a failure at any point leaves an
+    existing file byte for byte as it was."""
     from ._cli_output import make_writer
+    from ._outfile import OutputFile
     from .connect import connect_jwt
     from .records import QueryPages, RowPlan
 
     soql = _read_soql(args)
     if args.format == "parquet":
         return _query_parquet(args, soql)
+    output = OutputFile(args.output, named="--output") if args.output else None
     sf = connect_jwt(**_connection_arguments(args))
     plan = RowPlan(soql)  # the SELECT list's columns; the records' own keys for FIELDS() / TYPEOF
     is_count = plan.query is not None and plan.query.is_count
 
     fetch = QueryPages(sf, soql, args.include_deleted)
     result = fetch.first()
-    target: IO[str] = out
-    output: Optional[_OutputFile] = None
-    if args.output:
-        output = _OutputFile(args.output)
-        target = output.handle
+    target: IO[str] = out if output is None else output.open()
     writer = None
     pages = 0
     progress: Optional[_Progress] = None
@@ -563,7 +498,7 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
             next_url = result.get("nextRecordsUrl")
             rows_after = (writer.rows if writer is not None else 0) + len(records)
             prefetched = bool(next_url) and not result.get("done", True) and _wants_next_page(args, pages, rows_after)
-            if prefetched:
+            if prefetched and next_url:
                 fetch.prefetch(next_url)  # the next page travels while this one is written
             if records and writer is None:
                 # the SELECT list's order, the API's spelling of each name (select id -> Id)
@@ -616,17 +551,27 @@ def _wants_next_page(args: argparse.Namespace, pages: int, rows_after: int) -> b
 
 
 def _query_parquet(args: argparse.Namespace, soql: str) -> int:
-    """--format parquet: query_to_parquet (typed columns, page by page, temp file + rename)."""
+    """--format parquet: query_to_parquet's writer (typed columns, page by page) into the
+    same OutputFile as the other formats; pyarrow, pandas and the path checked before the login."""
+    from ._outfile import OutputFile
     from .connect import connect_jwt
-    from .dataframe import query_to_parquet
+    from .dataframe import BULK_PARALLEL, _frames, _pandas, _parquet_into, _pyarrow
 
     if not args.output:
         raise UsageError("--format parquet writes a file: add --output FILE (e.g. --output accounts.parquet)")
     if args.limit_pages is not None:
         raise UsageError("--limit-pages does not apply to --format parquet: add a LIMIT to the SOQL instead")
-    sf = connect_jwt(**_connection_arguments(args))
-    rows = query_to_parquet(sf, soql, args.output, include_deleted=args.include_deleted,
-                            progress=None if _isatty(sys.stderr) else False)
+    try:
+        pa, pq = _pyarrow("--format parquet")
+        pd = _pandas()
+    except ImportError as exc:  # the cause names the module: "No module named 'pyarrow'"
+        raise UsageError(f"--format parquet needs pyarrow and pandas ({exc.__cause__ or exc}): "
+                         "pip install 'sfjwt-ext[pandas,arrow]', or use --format csv") from None
+    with OutputFile(args.output, named="--output") as output:
+        sf = connect_jwt(**_connection_arguments(args))
+        frames = _frames(pd, sf, soql, args.include_deleted, None if _isatty(sys.stderr) else False, "auto", None,
+                         BULK_PARALLEL, "query_to_parquet")
+        rows = _parquet_into(output, pa, pq, frames)
     _err(f"{rows} record{'' if rows == 1 else 's'}, written to {args.output}")
     return EXIT_OK
 

@@ -80,5 +80,10 @@ def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *, include_deleted: 
         raise BulkQueryNotSupported(str(exc).replace("bulk=True", "read_soql").split(" Use bulk=")[0]
                                     + " Use sfjwt_ext.dataframe.query_df(sf, soql) for it.") from None
     meta = _typed(pd, pd.DataFrame(), columns)
-    return dd.from_map(_page, urls, args=(sf, columns), meta=meta, label="read-soql",
-                       enforce_metadata=False)
+    import dask  # present: _dask_dataframe() imported dask.dataframe
+
+    # Dask's "convert-string" (on by default) would turn query_df's string columns into
+    # string[pyarrow] under pandas 2: the frame keeps exactly query_df's dtypes instead.
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_map(_page, urls, args=(sf, columns), meta=meta, label="read-soql",
+                           enforce_metadata=False)

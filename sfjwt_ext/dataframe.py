@@ -11,8 +11,9 @@ runs a SOQL query with any :class:`simple_salesforce.Salesforce` client and retu
   a list of records per row: plain dicts without ``attributes``, ``[]`` when there are none.
 * Types come from the objects' describe (fetched once per object and cached on the client
   in ``sf._sfjwt_describe_cache``): int -> ``Int64``; double / currency / percent ->
-  ``Float64``; boolean -> ``boolean``; date -> ``datetime64[ns]``; datetime ->
-  ``datetime64[ns, UTC]``; compound address / location fields keep their dicts (object);
+  ``Float64``; boolean -> ``boolean``; date -> ``datetime64[us]``; datetime ->
+  ``datetime64[us, UTC]`` (microseconds: Salesforce's range, 1700-01-01 to 4000-12-31, in
+  every output, whatever the values; see :data:`sfjwt_ext.records.TIME_UNIT`); compound address / location fields keep their dicts (object);
   everything else (Id, reference, string, picklist, textarea, time, ...) -> ``string``.
   Nulls stay nulls (``<NA>`` / ``NaT``). Every column is a typed pandas array, so
   ``df.to_parquet(...)`` works.
@@ -48,18 +49,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ._outfile import OutputFile
 from ._soql_fields import SelectQuery, SoqlParseError, parse_select
 from .records import (
     COMPOUND_TYPES,
     FLOAT_TYPES,
     INT_TYPES,
     OBJECT_TYPES,
+    TIME_UNIT,
     Column,
     Describer,
     QueryPages,
@@ -70,6 +74,7 @@ from .records import (
     resolve_nested,
     resolve_top_level,
     strip_attributes,
+    temporal_dtype,
 )
 from .records import column_metadata as _column_metadata  # a module name tests can patch
 from .records import columns_from_metadata as _columns_from_metadata  # noqa: F401 (same)
@@ -191,16 +196,43 @@ def _object_array(pd: Any, values: Sequence[Any]) -> Any:
     return arr
 
 
-def _to_datetime(pd: Any, values: Any, utc: bool) -> Any:
+def _to_datetime(pd: Any, values: Any, sftype: str) -> Any:
+    """A date / datetime column typed :func:`~sfjwt_ext.records.temporal_dtype` (microseconds,
+    datetimes in UTC), whatever its values: Salesforce's whole range, 1700 to 4000, fits."""
+    utc = sftype == "datetime"
     try:
         out = pd.to_datetime(values, format="ISO8601", utc=utc)
-    except (TypeError, ValueError):  # pandas < 2.0 has no format="ISO8601"
-        out = pd.to_datetime(values, utc=utc)
-    target = "datetime64[ns, UTC]" if utc else "datetime64[ns]"
-    try:
-        return pd.Series(out).astype(target).array
-    except (ValueError, OverflowError, TypeError):  # beyond ns range (year > 2262): keep pandas' unit
-        return pd.Series(out).array
+    except pd.errors.OutOfBoundsDatetime:  # pandas 2 parses text in nanoseconds (up to 2262-04-11)
+        out = pd.Series(_wide_datetimes(values))
+        if utc:
+            out = out.dt.tz_localize("UTC")
+    return pd.Series(out).astype(temporal_dtype(sftype)).array
+
+
+#: Salesforce's date / datetime text: ``2024-01-05``, ``2024-01-05T10:30:00.000+0000`` (REST),
+#: ``...000Z`` (Bulk); other ISO 8601 offsets too.
+_ISO_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def _wide_datetimes(values: Any) -> Any:
+    """ISO 8601 text -> a numpy ``datetime64[us]`` array in UTC (nulls NaT), for the dates
+    pandas 2's nanosecond parser cannot hold; ``ValueError`` for text that is not a date."""
+    import numpy as np
+
+    out = np.full(len(values), np.datetime64("NaT"), dtype=f"datetime64[{TIME_UNIT}]")
+    for i, text in enumerate(values):
+        if not isinstance(text, str):  # None, NaN, pd.NA
+            continue
+        match = _ISO_DATETIME.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"not an ISO 8601 date or datetime: {text!r}")
+        day, clock, zone = match.groups()
+        value = np.datetime64(day + ("T" + clock if clock else ""), TIME_UNIT)
+        if zone and zone != "Z":
+            minutes = int(zone[1:3]) * 60 + int(zone[-2:])
+            value -= np.timedelta64(minutes if zone[0] == "+" else -minutes, "m")
+        out[i] = value
+    return out
 
 
 def _string_array(pd: Any, values: Sequence[Any]) -> Any:
@@ -226,10 +258,8 @@ def _convert(pd: Any, values: List[Any], sftype: Optional[str], kind: str) -> An
             return pd.array(values, dtype="Float64")
         if t == "boolean":
             return pd.array(values, dtype="boolean")
-        if t == "date":
-            return _to_datetime(pd, values, utc=False)
-        if t == "datetime":
-            return _to_datetime(pd, values, utc=True)
+        if t in ("date", "datetime"):
+            return _to_datetime(pd, values, t)
         if t in OBJECT_TYPES:
             return _object_array(pd, values)
     except (TypeError, ValueError) as exc:
@@ -251,10 +281,8 @@ def _convert_strings(pd: Any, series: Any, sftype: Optional[str]) -> Any:
             return series.astype("Float64").array
         if t == "boolean":
             return series.str.lower().map({"true": True, "false": False, "1": True, "0": False}).astype("boolean").array
-        if t == "date":
-            return _to_datetime(pd, series, utc=False)
-        if t == "datetime":
-            return _to_datetime(pd, series, utc=True)
+        if t in ("date", "datetime"):
+            return _to_datetime(pd, series, t)
     except (TypeError, ValueError) as exc:
         logger.debug("could not convert bulk column to %s (%s); keeping strings", t, exc)
     return series.astype("string").array
@@ -915,58 +943,42 @@ def query_to_parquet(sf: Any, soql: str, path: "str | os.PathLike[str]", *, incl
     Written page by page with :class:`pyarrow.parquet.ParquetWriter` (one row group per
     Bulk 2.0 result page, or per :data:`STREAM_ROWS` REST rows), so memory stays that of
     one page whatever the number of rows. The columns and types are :func:`query_df`'s:
-    ``pd.read_parquet(path)`` equals ``query_df(sf, soql)``. The file is written next to
-    ``path`` under a temporary name and renamed at the end: a query that fails leaves an
-    existing ``path`` untouched. The other arguments are :func:`query_df`'s.
+    ``pd.read_parquet(path)`` equals ``query_df(sf, soql)``. ``path`` is handled as
+    ``sfjwt query --output`` handles it (:class:`~sfjwt_ext._outfile.OutputFile`): the
+    file is written next to ``path`` (through a symbolic link: next to the file it names)
+    under a temporary name and renamed at the end, keeping the replaced file's mode, so a
+    query that fails leaves an existing ``path`` untouched; a FIFO or a character device is
+    streamed into. A folder, or a ``path`` whose folder does not exist, is a
+    :class:`~sfjwt_ext.errors.ConfigurationError` (a ``ValueError``) before the query runs.
+    The other arguments are :func:`query_df`'s.
     """
     pa, pq = _pyarrow("query_to_parquet")
     pd = _pandas()
-    target = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
-        raise ValueError(f"query_to_parquet: the folder of path {os.fspath(path)!r} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".part", dir=folder)
-    os.close(fd)
+    with OutputFile(path, named="path") as output:
+        return _parquet_into(output, pa, pq, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size,
+                                                     parallel, "query_to_parquet"), compression)
+
+
+def _parquet_into(output: OutputFile, pa: Any, pq: Any, frames: Iterator[Any], compression: str = "snappy") -> int:
+    """Write ``frames`` (at least one) as one Parquet file to ``output`` and commit it; the
+    rows written. ``output`` is opened when the first frame is ready (a FIFO's reader sees
+    nothing of a query that fails at once). The caller discards ``output`` on failure."""
     writer = None
     rows = 0
     try:
-        for table in _tables(pa, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size, parallel,
-                                         "query_to_parquet")):
+        for table in _tables(pa, frames):
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
+                writer = pq.ParquetWriter(output.open(binary=True), table.schema, compression=compression)
             writer.write_table(table)
             rows += table.num_rows
         assert writer is not None  # _frames yields at least one frame
         writer.close()
         writer = None
-        _umask_permissions(tmp)
-        os.replace(tmp, target)
-    except BaseException:
+        output.commit()
+    finally:
         if writer is not None:
             try:
                 writer.close()
             except Exception:  # the original error is the one to report
                 pass
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
     return rows
-
-
-def _umask_permissions(path: str) -> None:
-    """mkstemp makes the file 0600: give it the mode a plain open() would have (0666 & ~umask)."""
-    if os.name != "posix":
-        return
-    umask = None
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    umask = int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    if umask is None:
-        return
-    os.chmod(path, 0o666 & ~umask)

@@ -33,7 +33,8 @@ from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Se
 from ._soql_fields import SelectItem, SelectQuery, SoqlParseError, parse_select
 
 __all__ = [
-    "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "Describer", "Column", "plan_columns",
+    "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "TIME_UNIT", "DATE_DTYPE", "DATETIME_DTYPE",
+    "temporal_dtype", "Describer", "Column", "plan_columns",
     "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
     "select_columns", "row_values", "RowPlan", "flatten_column_metadata", "column_metadata",
     "columns_from_metadata", "QueryPages",
@@ -45,12 +46,31 @@ INT_TYPES = frozenset({"int", "long"})
 FLOAT_TYPES = frozenset({"double", "currency", "percent"})
 OBJECT_TYPES = frozenset({"address", "location", "anytype", "complexvalue", "json"})
 COMPOUND_TYPES = frozenset({"address", "location"})
+#: Salesforce takes dates and datetimes from 1700-01-01 to 4000-12-31 (a common "no end
+#: date"); nanoseconds, pandas' old unit, end at 2262-04-11. Every output types a date or
+#: datetime column (by describe, whatever its values) in microseconds: pandas
+#: :data:`DATE_DTYPE` / :data:`DATETIME_DTYPE`, Arrow and Parquet ``timestamp[us]`` /
+#: ``timestamp[us, tz=UTC]``. Microseconds are pandas 3's own unit for parsed text, hold
+#: +-290,000 years, keep Salesforce's milliseconds, and survive a Parquet round trip
+#: (seconds would come back as milliseconds).
+TIME_UNIT = "us"
+DATE_DTYPE = f"datetime64[{TIME_UNIT}]"
+DATETIME_DTYPE = f"datetime64[{TIME_UNIT}, UTC]"
 _INT_FUNCTIONS = frozenset({
     "COUNT", "COUNT_DISTINCT", "GROUPING", "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR",
     "DAY_IN_MONTH", "DAY_IN_WEEK", "DAY_IN_YEAR", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR",
     "HOUR_IN_DAY", "WEEK_IN_MONTH", "WEEK_IN_YEAR",
 })
 
+
+
+def temporal_dtype(sftype: Optional[str]) -> Optional[str]:
+    """The pandas dtype of a ``date`` / ``datetime`` column (``None`` for other types)."""
+    if sftype == "date":
+        return DATE_DTYPE
+    if sftype == "datetime":
+        return DATETIME_DTYPE
+    return None
 
 
 # --------------------------------------------------------------------------- describe

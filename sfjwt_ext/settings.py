@@ -40,6 +40,7 @@ __all__ = [
     "resolve_settings",
     "config_path",
     "check_file_permissions",
+    "check_profile_permissions",
     "read_small_file",
     "read_profile_file",
     "check_timeout",
@@ -234,19 +235,28 @@ def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
 def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:
     """Warn (:class:`KeyFilePermissionWarning`) when ``path`` is accessible by group or
     others, as ssh does; returns True when it warned. No-op where POSIX modes do not apply."""
+    return _warn_on_mode(path, stat.S_IRWXG | stat.S_IRWXO, f"the {what} {str(path)!r} is accessible by group or "
+                         "others", "chmod 600", stacklevel + 1)
+
+
+def check_profile_permissions(path: Any, stacklevel: int = 3) -> bool:
+    """Warn when the profile file is *writable* by group or others: profiles hold no secret
+    (anyone may read them), but whoever can write one can point your logins elsewhere."""
+    return _warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group "
+                         "or others, who could point your logins at another host", "chmod go-w",
+                         stacklevel + 1)
+
+
+def _warn_on_mode(path: Any, bits: int, what: str, command: str, stacklevel: int) -> bool:
     if os.name != "posix":
         return False
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return False
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.warn(
-            f"the {what} {str(path)!r} is accessible by group or others "
-            f"(mode {stat.S_IMODE(mode):04o}): run `chmod 600 {path}`",
-            KeyFilePermissionWarning,
-            stacklevel=stacklevel,
-        )
+    if mode & bits:
+        warnings.warn(f"{what} (mode {stat.S_IMODE(mode):04o}): run `{command} {path}`",
+                      KeyFilePermissionWarning, stacklevel=stacklevel)
         return True
     return False
 
@@ -306,7 +316,7 @@ def _load_profile(
             )
         return {}, None
     parser = _read_profiles(path)
-    check_file_permissions(path, what="profile file", stacklevel=4)
+    check_profile_permissions(path, stacklevel=4)
     wanted = name if name is not None else "default"
     if not parser.has_section(wanted):
         if name is None:
@@ -590,6 +600,12 @@ def resolve_settings(
                 "private_key_file", profile_values["private_key_file"], profile_source
             )
     host_group = ("domain", "login_url")
+    if all(name in env_values for name in host_group) and not any(name in args for name in host_group):
+        raise ConfigurationError(
+            f"both SF_DOMAIN ({env_values['domain'][0]!r}) and SF_LOGIN_URL ({env_values['login_url'][0]!r}) "
+            "are set, and SF_LOGIN_URL would silently win: unset one of them (to send the JWT to a My Domain "
+            "host with a login/test audience, set SF_LOGIN_URL and SF_AUDIENCE)"
+        )
     for layer, source in ((args, "argument"), ({k: v[0] for k, v in env_values.items()}, "environment"), (profile_values, profile_source)):
         if any(name in layer for name in host_group):
             for name in host_group:

@@ -146,7 +146,7 @@ def test_empty_result_keeps_columns_and_types(sf: Any) -> None:
     assert list(df.columns) == [*OPP_FIELDS.split(", "), "Account.Name"]
     assert str(df["Amount"].dtype) == "Float64"
     assert str(df["IsWon"].dtype) == "boolean"
-    assert str(df["CreatedDate"].dtype) == "datetime64[ns, UTC]"
+    assert str(df["CreatedDate"].dtype) == "datetime64[us, UTC]"
 
 
 def test_columns_true_metadata_is_flattened(sf: Any) -> None:
@@ -186,8 +186,8 @@ def test_dtypes_follow_describe(sf: Any) -> None:
     df = query_df(sf, f"SELECT {OPP_FIELDS}, AccountId FROM Opportunity", progress=False)
     expected = {
         "Id": "string", "Name": "string", "Amount": "Float64", "StageName": "string",
-        "CloseDate": "datetime64[ns]", "Probability": "Float64", "IsWon": "boolean",
-        "CreatedDate": "datetime64[ns, UTC]", "AccountId": "string",
+        "CloseDate": "datetime64[us]", "Probability": "Float64", "IsWon": "boolean",
+        "CreatedDate": "datetime64[us, UTC]", "AccountId": "string",
     }
     assert {c: str(t) for c, t in df.dtypes.items()} == expected
     acc = query_df(sf, "SELECT NumberOfEmployees, AnnualRevenue, Owner.IsActive FROM Account", progress=False)
@@ -230,7 +230,7 @@ def test_aggregate_columns_by_alias_and_expr(sf: Any) -> None:
     agg = query_df(sf, "SELECT StageName, SUM(Amount) total, COUNT(Id), MAX(CloseDate) FROM Opportunity "
                        "GROUP BY StageName ORDER BY StageName", progress=False)
     assert list(agg.columns) == ["StageName", "total", "expr0", "expr1"]
-    assert [str(t) for t in agg.dtypes] == ["string", "Float64", "Int64", "datetime64[ns]"]
+    assert [str(t) for t in agg.dtypes] == ["string", "Float64", "Int64", "datetime64[us]"]
     rows = query_df(sf, "SELECT StageName, Amount, CloseDate FROM Opportunity", progress=False)
     by_stage = rows.groupby("StageName").agg(total=("Amount", "sum"), n=("Amount", "size"), last=("CloseDate", "max"))
     for _, r in agg.iterrows():

@@ -59,8 +59,8 @@ def test_rest_file_equals_query_df(sf: Any, tmp_path: Path, monkeypatch: pytest.
     got = pq.read_table(path).to_pandas()
     _same(got, expected)
     # the types are the ones documented for query_df, and nulls survived
-    assert str(got["CloseDate"].dtype) == "datetime64[ns]"
-    assert str(got["CreatedDate"].dtype) == "datetime64[ns, UTC]"
+    assert str(got["CloseDate"].dtype) == "datetime64[us]"
+    assert str(got["CreatedDate"].dtype) == "datetime64[us, UTC]"
     assert str(got["IsWon"].dtype) == "boolean" and str(got["Amount"].dtype) == "Float64"
     assert str(got["Account.NumberOfEmployees"].dtype) == "Int64"
     assert got["Amount"].isna().any() or got["Account.Name"].isna().any() or got["Account.NumberOfEmployees"].isna().any()
@@ -95,8 +95,8 @@ def test_query_arrow_is_a_table_with_query_df_types(sf: Any, monkeypatch: pytest
     monkeypatch.setattr(dataframe, "STREAM_ROWS", 700)
     table = query_arrow(sf, OPP, bulk=False, progress=False)
     assert isinstance(table, pa.Table) and table.num_rows == 2000
-    assert table.schema.field("CloseDate").type == pa.timestamp("ns")
-    assert table.schema.field("CreatedDate").type == pa.timestamp("ns", tz="UTC")
+    assert table.schema.field("CloseDate").type == pa.timestamp("us")
+    assert table.schema.field("CreatedDate").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("IsWon").type == pa.bool_()
     assert table.schema.field("Account.NumberOfEmployees").type == pa.int64()
     _same(table.to_pandas(), query_df(sf, OPP, bulk=False, progress=False))
@@ -118,7 +118,7 @@ def test_a_failed_query_leaves_the_old_file(sf: Any, org: Any, tmp_path: Path, m
 
     def failing(pd_: Any, columns: Any) -> Any:
         calls.append(1)
-        temp_seen.extend(p.name for p in tmp_path.iterdir() if p.name.endswith(".part"))
+        temp_seen.extend(p.name for p in tmp_path.iterdir() if p.name.startswith(".opps.parquet."))
         if len(calls) == 3:
             raise RuntimeError("connection lost mid-extract")
         return real(pd_, columns)

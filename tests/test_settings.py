@@ -270,9 +270,18 @@ def test_profile_version_validated(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
-def test_profile_readable_by_others_warns(tmp_path):
+def test_profile_writable_by_others_warns(tmp_path):
+    profile = write_profile(tmp_path, "[default]\nusername = d@x.com\n", mode=0o664)
+    with pytest.warns(KeyFilePermissionWarning, match="writable by group or others.*chmod go-w"):
+        resolve({}, profile)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_profile_readable_by_others_does_not_warn(tmp_path):
+    # profiles hold no secret (a key, passphrase or token is refused in them): 0644 is normal
     profile = write_profile(tmp_path, "[default]\nusername = d@x.com\n", mode=0o644)
-    with pytest.warns(KeyFilePermissionWarning, match="chmod 600"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         resolve({}, profile)
 
 
@@ -297,3 +306,12 @@ def test_config_path_from_environment_is_used(tmp_path):
     s = resolve_settings(environ={"SFJWT_CONFIG": str(profile)})
     assert s.username == "viaenv@x.com"
     assert s.config_file == profile
+
+
+def test_sf_domain_and_sf_login_url_both_set_is_named(tmp_path):
+    env = {"SF_USERNAME": "u@x.com", "SF_DOMAIN": "test", "SF_LOGIN_URL": "https://acme.my.salesforce.com"}
+    with pytest.raises(ConfigurationError, match="both SF_DOMAIN.*and SF_LOGIN_URL.*unset one"):
+        resolve(env, tmp_path / "none.ini")
+    # an argument overrides the whole host group of the environment: no conflict then
+    settings = resolve_settings(environ=env, config_path=str(tmp_path / "none.ini"), domain="login")
+    assert settings.domain == "login" and settings.login_url is None
