@@ -689,7 +689,10 @@ def _delete_job_later(client: Any, job_id: str) -> None:
     """Delete the job in a background thread: the caller does not wait a round trip for
     it, and a failure is logged (by :func:`_delete_job`), never raised over the caller's
     result or error. The thread is not a daemon: the DELETE still goes out at exit."""
-    threading.Thread(target=_delete_job, args=(client, job_id), name="sfjwt-bulk-cleanup").start()
+    try:
+        threading.Thread(target=_delete_job, args=(client, job_id), name="sfjwt-bulk-cleanup").start()
+    except RuntimeError:  # no new threads (the interpreter is shutting down): delete here
+        _delete_job(client, job_id)
 
 
 def _api_version(sf: Any) -> float:
