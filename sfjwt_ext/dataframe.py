@@ -680,6 +680,8 @@ def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[st
 def _delete_job(client: Any, job_id: str) -> None:
     try:
         client.delete_job(job_id, True)
+    except ValueError:  # simple-salesforce parses the 204's empty body as JSON: the job is deleted
+        pass
     except Exception as exc:  # results expire on their own; deleting is a courtesy
         logger.warning("could not delete Bulk 2.0 job %s (Salesforce deletes it after 7 days): %s: %s",
                        job_id, type(exc).__name__, exc)

@@ -275,6 +275,18 @@ def test_delete_is_off_the_callers_path_and_a_failed_one_is_logged(org: Any, cap
     assert any("could not delete Bulk 2.0 job" in r.getMessage() for r in caplog.records)
 
 
+def test_a_successful_delete_logs_nothing(org: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Salesforce answers the DELETE with 204 and no body: that is a success, not a warning."""
+    sf = _connect(org)
+    soql = "SELECT Id FROM Account WHERE Name != 'roundtrips: deleted job'"
+    with caplog.at_level(logging.WARNING, logger="sfjwt_ext.dataframe"):
+        assert len(query_df(sf, soql, bulk=True, progress=False)) == 500
+        wait_for_bulk_cleanup()
+    assert [r.getMessage() for r in caplog.records] == []
+    assert [r.status for r in org.requests if r.method == "DELETE"][-1:] == [204]
+    assert not any(j.query == soql for j in org.bulk.bulk2_jobs.values())
+
+
 def test_a_failed_cleanup_never_hides_the_callers_error(org: Any, caplog: pytest.LogCaptureFixture) -> None:
     from simple_salesforce.exceptions import SalesforceError
 
