@@ -15,11 +15,12 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 CELL_TIMEOUT = 120  # seconds per cell
@@ -76,3 +77,10 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         files.append(File(f"notebooks/{path.name}", src_dir=str(out), dest_dir=config.site_dir,
                           use_directory_urls=config.use_directory_urls))
     return files
+
+
+def on_page_context(context: Dict[str, Any], page: Page, config: MkDocsConfig, **_: Any) -> Dict[str, Any]:
+    """A notebook's "edit" link names the committed notebook, not a file under docs/."""
+    if page.file.src_uri.startswith("notebooks/") and config.repo_url:
+        page.edit_url = f"{config.repo_url.rstrip('/')}/blob/main/{page.file.src_uri}"
+    return context
