@@ -209,3 +209,82 @@ def test_filelock_is_imported_only_when_the_token_cache_locks(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
 
+
+# ---------------------------------------------------------------------------------------
+# items 6 and 7: pickles
+# ---------------------------------------------------------------------------------------
+PROXY_USER, PROXY_PASSWORD = "proxyuser", "proxy-pass-5f3a9c"
+PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+
+
+def _query_in_worker(blob: bytes, env: Dict[str, Optional[str]]) -> Tuple[str, Any, str]:
+    """In a fresh process: set ``env``, unpickle, query; (outcome, detail, HTTPS_PROXY seen)."""
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    try:
+        sf = pickle.loads(blob)
+    except Exception as exc:  # reported to the test
+        return "unpickling failed", f"{type(exc).__name__}: {exc}", ""
+    try:
+        return "ok", sf.query("SELECT Id FROM Account")["totalSize"], os.environ.get("HTTPS_PROXY", "")
+    except Exception as exc:  # reported to the test
+        return "error", f"{type(exc).__name__}: {exc}", ""
+
+
+def _in_spawned_process(blob: bytes, env: Dict[str, Optional[str]]) -> Tuple[str, Any, str]:
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        future = pool.submit(_query_in_worker, blob, env)
+        try:
+            return future.result(timeout=DEADLINE)
+        except concurrent.futures.TimeoutError:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+            pytest.fail(f"the worker did not answer within {DEADLINE:.0f} s")
+
+
+def test_a_pickle_carries_no_proxy_credential_from_the_environment(
+    salesforce_org: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = salesforce_org
+    proxy = f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:9"
+    for name in PROXY_ENV[:4]:
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    sf = connect_jwt(**org.credentials.connect_kwargs())
+    blob = pickle.dumps(sf)
+    assert PROXY_PASSWORD.encode() not in blob and PROXY_USER.encode() not in blob
+    # the receiving process uses its own environment (here: no proxy at all)
+    outcome = _in_spawned_process(blob, {name: None for name in PROXY_ENV})
+    assert outcome == ("ok", 0, "")
+    assert org.token_requests == 1
+
+
+def test_a_client_with_a_proxy_password_in_proxies_does_not_pickle(salesforce_org: Any) -> None:
+    # an http:// proxy is never used for Salesforce's https URLs: the login works
+    proxies = {"http": f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:9"}
+    sf = connect_jwt(**salesforce_org.credentials.connect_kwargs(), proxies=proxies)
+    with pytest.raises(ConfigurationError) as caught:
+        pickle.dumps(sf)
+    message = str(caught.value)
+    assert PROXY_PASSWORD not in message and "proxies=" in message and "HTTPS_PROXY" in message
+    sf_plain = connect_jwt(**salesforce_org.credentials.connect_kwargs(), proxies={"http": "http://127.0.0.1:9"})
+    assert b"http://127.0.0.1:9" in pickle.dumps(sf_plain)  # a proxy without a password travels
+
+
+def test_an_unpickled_client_whose_ca_file_is_gone_says_what_to_fix(salesforce_org: Any, tmp_path: Path) -> None:
+    org = salesforce_org
+    ca_copy = tmp_path / "ca.pem"
+    shutil.copyfile(org.ca_file, ca_copy)
+    sf = connect_jwt(**dict(org.credentials.connect_kwargs(), verify=str(ca_copy)))
+    blob = pickle.dumps(sf)
+    ca_copy.unlink()
+    with pytest.raises(ConfigurationError) as direct:
+        connect_jwt(**dict(org.credentials.connect_kwargs(), verify=str(ca_copy)), cache=False)
+    outcome, detail, _ = _in_spawned_process(blob, {})
+    assert outcome == "error"  # unpickling went through; the first request says why it cannot
+    assert detail == f"ConfigurationError: {direct.value}"
+    assert "verify=" in detail and "SF_CA_BUNDLE" in detail and str(ca_copy) in detail
