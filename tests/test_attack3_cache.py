@@ -13,7 +13,6 @@ and pickled clients.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import multiprocessing
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import pytest
+from _support import call_in_process
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sfjwt_ext import connect_jwt
@@ -235,14 +235,8 @@ def _query_in_worker(blob: bytes, env: Dict[str, Optional[str]]) -> Tuple[str, A
 
 
 def _in_spawned_process(blob: bytes, env: Dict[str, Optional[str]]) -> Tuple[str, Any, str]:
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
-        future = pool.submit(_query_in_worker, blob, env)
-        try:
-            return future.result(timeout=DEADLINE)
-        except concurrent.futures.TimeoutError:
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()
-            pytest.fail(f"the worker did not answer within {DEADLINE:.0f} s")
+    result: Tuple[str, Any, str] = call_in_process(spawn, DEADLINE, _query_in_worker, blob, env)
+    return result
 
 
 def test_a_pickle_carries_no_proxy_credential_from_the_environment(
