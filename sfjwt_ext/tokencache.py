@@ -41,6 +41,7 @@ import dataclasses
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -102,8 +103,12 @@ _POSIX = os.name == "posix"
 #: What our files are called: an entry, and the temporary file of a write (mkstemp's 8 characters).
 _ENTRY_NAME = re.compile(r"[0-9a-f]{32}" + re.escape(ENTRY_SUFFIX))
 _TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
-#: A temporary file untouched this long (either way: the clock may have stepped) was left
-#: by a killed writer; a live write takes milliseconds.
+#: A writer holds an flock on its temporary file (POSIX): the OS drops it when the writer
+#: dies, so an unlocked temporary file older than FRESH_TEMP_SECONDS (the instants between
+#: mkstemp and flock, and between close and rename) is a killed writer's. Where there is no
+#: flock, a temporary file untouched for STALE_TEMP_SECONDS is. Ages count either way: the
+#: clock may have stepped.
+FRESH_TEMP_SECONDS = 2.0
 STALE_TEMP_SECONDS = 600.0
 #: Tokens a SharedTokenSource remembers having handed out (never reused from the entry).
 _SEEN_TOKENS = 16
@@ -210,6 +215,22 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _flock(fd: int) -> Optional[bool]:
+    """Take the flock of ``fd`` without waiting: True, or False when another process holds
+    it; None where there is no flock (then only a temporary file's age tells)."""
+    if not _POSIX:
+        return None
+    import fcntl  # POSIX only; imported once a token cache writes
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without flock
+        return None
+    return True
 
 
 def _derive_key(key: rsa.RSAPrivateKey) -> bytes:
@@ -418,6 +439,7 @@ class TokenStore:
         try:
             fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TEMP_SUFFIX, dir=self.folder)
             try:
+                _flock(fd)  # "a live writer's": dropped by the OS if this process dies
                 self._writer(fd, data)
                 os.fsync(fd)
             finally:
@@ -454,15 +476,15 @@ class TokenStore:
             path = self.folder / name
             if _ENTRY_NAME.fullmatch(name) and self._is_ours(path, temporary=False):
                 removed += self._unlink(path)
-            elif _TEMP_NAME.fullmatch(name) and self._is_ours(path, temporary=True):
+            elif _TEMP_NAME.fullmatch(name) and self._is_ours(path, temporary=True, idle=math.inf):
                 self._unlink(path)
             elif name.endswith((ENTRY_SUFFIX, TEMP_SUFFIX)):
                 self._warn(f"keep:{name}", "left %s in the token cache folder: not an sfjwt token cache file", path)
         return removed
 
     def _sweep_temporary_files(self) -> None:
-        """Remove our temporary files untouched for :data:`STALE_TEMP_SECONDS`: a writer
-        killed between its temporary file and the rename left them."""
+        """Remove the temporary files of killed writers (a writer killed between its
+        temporary file and the rename leaves one): see :data:`FRESH_TEMP_SECONDS`."""
         now = time.time()
         for name in self._names():
             path = self.folder / name
@@ -472,13 +494,15 @@ class TokenStore:
                 idle = abs(now - os.lstat(path).st_mtime)
             except OSError:  # renamed or removed meanwhile
                 continue
-            if idle > STALE_TEMP_SECONDS and self._is_ours(path, temporary=True):
+            if idle > FRESH_TEMP_SECONDS and self._is_ours(path, temporary=True, idle=idle):
                 self._unlink(path)
 
     @staticmethod
-    def _is_ours(path: Path, *, temporary: bool) -> bool:
+    def _is_ours(path: Path, *, temporary: bool, idle: Optional[float] = None) -> bool:
         """A regular file of this user that starts as our files do (an entry: the magic;
-        a temporary file: the magic, or a part of it when its writer was killed)."""
+        a temporary file: the magic, or a part of it when its writer was killed). With
+        ``idle`` (seconds since it was written), also: its writer is gone (nobody holds its
+        flock; where flock is missing, idle for :data:`STALE_TEMP_SECONDS`)."""
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
         try:
             fd = os.open(path, flags)
@@ -488,6 +512,10 @@ class TokenStore:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode) or (_POSIX and info.st_uid != os.geteuid()):
                 return False
+            if idle is not None:
+                locked = _flock(handle.fileno())
+                if locked is False or (locked is None and idle <= STALE_TEMP_SECONDS):
+                    return False  # a live writer's, or cannot tell yet
             head = handle.read(len(MAGIC))
         return head == MAGIC or (temporary and MAGIC.startswith(head))
 

@@ -19,14 +19,15 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 import pytest
-from _support import call_in_process
+from _support import call_in_process, exit_code, fork
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sfjwt_ext import connect_jwt
@@ -127,6 +128,58 @@ def test_a_killed_writers_temporary_file_goes_with_the_next_write(tmp_path: Path
     assert store.store(identity, key, _token("00D5g000004ABCD!second"))
     assert not stale.exists()
     assert live.exists() and other.exists()
+
+
+def _temp_files(folder: Path) -> Set[str]:
+    return {p.name for p in folder.glob(".*.tmp")}
+
+
+def _new_temp_file(folder: Path, before: Set[str], deadline: float = DEADLINE) -> Path:
+    """The temporary file a writer process makes (polled for, with a deadline)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        made = _temp_files(folder) - before
+        if made:
+            return folder / made.pop()
+        time.sleep(0.01)  # polling the folder, not waiting for an outcome
+    pytest.fail(f"no writer made a temporary file within {deadline:.0f} s")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="os.fork; elsewhere only the age of a temporary file tells")
+def test_a_killed_writer_is_told_from_a_live_one_by_its_lock_not_the_clock(
+    tmp_path: Path, key: rsa.RSAPrivateKey
+) -> None:
+    store = TokenStore(tmp_path / "cache")
+    identity = _identity(key)
+    assert store.store(identity, key, _token())
+    release_read, release_write = os.pipe()
+
+    def blocked_writer() -> None:  # writes 20 bytes, then waits for the test
+        def writer(fd: int, data: bytes) -> None:
+            os.write(fd, data[:20])
+            os.read(release_read, 1)
+            os.write(fd, data[20:])
+
+        assert TokenStore(store.folder, writer=writer).store(identity, key, _token("00D5g000004ABCD!child"))
+
+    killed_pid = fork(blocked_writer)
+    killed = _new_temp_file(store.folder, set())
+    os.kill(killed_pid, signal.SIGKILL)
+    assert exit_code(killed_pid, DEADLINE) == -signal.SIGKILL
+    live_pid = fork(blocked_writer)
+    try:
+        live = _new_temp_file(store.folder, {killed.name})
+        a_minute_ago = time.time() - 60
+        for path in (killed, live):
+            os.utime(path, (a_minute_ago, a_minute_ago))
+        assert store.store(identity, key, _token("00D5g000004ABCD!parent"))
+        assert not killed.exists()  # its writer is dead: the next write removed it
+        assert live.exists()  # as old, but its writer holds its lock
+    finally:
+        os.write(release_write, b"go")
+    assert exit_code(live_pid, DEADLINE) == 0
+    assert _temp_files(store.folder) == set()
+    assert store.load(identity, key).access_token.endswith("!child")
 
 
 # ---------------------------------------------------------------------------------------
