@@ -255,7 +255,7 @@ def _header_for(identity: CacheIdentity, token: TokenResponse) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _split(blob: bytes) -> Tuple[dict, bytes, bytes, bytes]:
+def _split(blob: bytes) -> Tuple[Dict[str, object], bytes, bytes, bytes]:
     """(header, authenticated prefix, nonce, ciphertext) of an entry file, or _Unusable."""
     if not blob:
         raise _Unusable("truncated", "the file is empty")
@@ -281,7 +281,7 @@ def _split(blob: bytes) -> Tuple[dict, bytes, bytes, bytes]:
     return header, blob[:end], blob[end : end + _NONCE_BYTES], blob[end + _NONCE_BYTES :]
 
 
-def _info_from(path: Path, header: dict) -> EntryInfo:
+def _info_from(path: Path, header: Dict[str, object]) -> EntryInfo:
     def text(name: str) -> str:
         value = header.get(name)
         return _printable(value) if isinstance(value, str) else ""
