@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 from . import soql as _soql
-from .ids import is_valid_id, to_18
+from .ids import canonical_id
 from .literals import UTC, date_range, format_datetime, parse_date, parse_datetime
 from .schema import (BAD_RELATIONSHIP, BAD_TYPE, FILTER_TYPE_NAMES, NO_SUCH_COLUMN, NUMBER_TYPES, TEXT_TYPES,
                      FieldDef, ObjectDef, quote_identifier)
@@ -362,9 +362,10 @@ class Compiler:
         if ftype in ("id", "reference"):
             if kind != "string":
                 raise bad()
-            if not is_valid_id(value):
+            canonical = canonical_id(value)  # an 18-character id matches in any case, as in Salesforce
+            if not canonical:
                 raise error_at("INVALID_QUERY_FILTER_OPERATOR", text, v.pos, f"invalid ID field: {value}")
-            return to_18(value)
+            return canonical
         if ftype in TEXT_TYPES:
             if kind != "string":
                 raise bad()

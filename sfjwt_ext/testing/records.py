@@ -21,12 +21,13 @@ from datetime import date, datetime, timedelta
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import soql as _soql
-from .ids import is_valid_id, new_id, to_18
+from .ids import canonical_id, new_id, to_18
 from .compiler import ChildPlan, Compiler, Node, Scope, register_functions
 from .literals import UTC, format_datetime, format_for_user, parse_date, parse_datetime
-from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, BAD_RELATIONSHIP, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN,
-                     NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGES, TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError,
-                     custom_object, make_field, quote_identifier)
+from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, BAD_RELATIONSHIP, FORECAST_CATEGORIES,
+                     MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN, NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGE_FORECASTS, STAGES,
+                     TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError, custom_object, make_field, quote_identifier)
+from .values import JsonValueError, json_token, number_value
 from .soql import (DATE_FUNCTIONS, Aggregate, FieldFunction, FieldRef, FieldsMacro, Query, SelectItem, SoqlError,
                    Subquery, TypeOf, error_at)
 
@@ -133,7 +134,9 @@ class Store:
         cols = []
         for f in obj.stored_fields:
             sql_type = SQL_TYPES.get(f.type, "TEXT")
-            cols.append(f"{quote_identifier(f.name)} {sql_type}" + (" PRIMARY KEY" if f.name == "Id" else ""))
+            default = f" DEFAULT {1 if f.default else 0}" if f.type == "boolean" and f.default is not None else ""
+            cols.append(f"{quote_identifier(f.name)} {sql_type}".rstrip() + default +
+                        (" PRIMARY KEY" if f.name == "Id" else ""))
         self._conn.execute(f"CREATE TABLE {quote_identifier(obj.name)} ({', '.join(cols)})")
         for f in obj.stored_fields:
             self._index(obj, f)
@@ -155,6 +158,7 @@ class Store:
                                   f"define_object({sobject!r}, fields=...)")
             f, child = make_field(name, **spec)
             self.schema.add_field(obj, f, child)
+            obj.metadata_changed = self.now()
             try:
                 self._conn.execute(f"ALTER TABLE {quote_identifier(obj.name)} ADD COLUMN {quote_identifier(f.name)} "
                                    f"{SQL_TYPES.get(f.type, 'TEXT')}")
@@ -186,6 +190,7 @@ class Store:
                 if f.reference_to and f.reference_to.lower() != name.lower() and self.schema.get(f.reference_to) is None:
                     raise SchemaError(f"reference_to={f.reference_to!r} for {f.name}: no such object (define it "
                                       f"first with define_object)")
+            obj.metadata_changed = self.now()
             self.schema.add_object(obj)
             self._create_table(obj)
             for f, child in made:
@@ -216,16 +221,19 @@ class Store:
 
     # writes ---------------------------------------------------------------
     def _coerce_value(self, obj: ObjectDef, f: FieldDef, value: Any) -> Any:
-        if value is None:
-            return None
+        """``value`` written to ``f`` in storage form, as Salesforce takes it: ``""`` is null,
+        numbers rounded to the field's scale and checked against its precision, a lookup must
+        name a live record of its object."""
         t = f.type
+        if value is None or (value == "" and t != "boolean"):
+            return None
 
-        def bad(kind: str = "") -> SoqlError:
+        def bad() -> SoqlError:
             jtype = {"boolean": "boolean", "int": "int", "double": "double", "currency": "double",
                      "percent": "double", "date": "date", "datetime": "datetime"}.get(t, "String")
-            return SoqlError("JSON_PARSER_ERROR",
-                             f"Cannot deserialize instance of {jtype} from VALUE_STRING value {value} or request "
-                             f"may be missing a required field", fields=[f.name])
+            token, text = json_token(value)
+            return JsonValueError(f"Cannot deserialize instance of {jtype} from {token} value {text} or request may "
+                                  f"be missing a required field", f.name, value)
 
         if t == "boolean":
             if isinstance(value, bool):
@@ -235,23 +243,8 @@ class Store:
             if _check_int(value) and value in (0, 1):
                 return value
             raise bad()
-        if t == "int":
-            if _check_int(value):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-                return int(value)
-            raise bad()
-        if t in ("double", "currency", "percent"):
-            if isinstance(value, bool):
-                raise bad()
-            if isinstance(value, (int, float)):
-                return float(value)
-            try:
-                return float(str(value))
-            except ValueError:
-                raise bad() from None
+        if t in NUMBER_TYPES:
+            return number_value(f, value, bad)
         if t == "date":
             if isinstance(value, datetime):
                 return value.date().isoformat()
@@ -273,14 +266,7 @@ class Store:
                     return format_datetime(dt)
             raise bad()
         if t in ("id", "reference"):
-            if not isinstance(value, str) or not is_valid_id(value):
-                raise SoqlError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {value}", fields=[f.name])
-            value = to_18(value)
-            targets = [self.schema[t] for t in f.reference_targets] or [obj]
-            if not any(value.startswith(t.key_prefix) for t in targets):
-                raise SoqlError("FIELD_INTEGRITY_EXCEPTION", f"{f.label}: id value of incorrect type: {value}",
-                                fields=[f.name])
-            return value
+            return self._reference_value(obj, f, value, bad)
         if not isinstance(value, str):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = str(value)
@@ -291,6 +277,28 @@ class Store:
                             f"{f.label}: data value too large: {value[:40]} (max length={f.length})", fields=[f.name])
         return value
 
+    def _reference_value(self, obj: ObjectDef, f: FieldDef, value: Any, bad: Callable[[], SoqlError]) -> str:
+        """An id written to ``f``: an 18-character id in any case; the record must exist and be live."""
+        if not isinstance(value, str):
+            raise bad()
+        rid = canonical_id(value)
+        if not rid:
+            raise SoqlError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {value}", fields=[f.name])
+        targets = [self.schema[name] for name in f.reference_targets] or [obj]
+        target = next((t for t in targets if rid.startswith(t.key_prefix)), None)
+        if target is None:
+            raise SoqlError("FIELD_INTEGRITY_EXCEPTION", f"{f.label}: id value of incorrect type: {rid}",
+                            fields=[f.name])
+        if f.type == "reference":
+            soft = target.by_lower["isdeleted"].external
+            row = self._conn.execute(f'SELECT "IsDeleted" FROM {quote_identifier(target.name)} WHERE "Id" = ?',
+                                     (rid,)).fetchone()
+            if row is None:
+                raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields=[])
+            if soft and row[0]:
+                raise SoqlError("ENTITY_IS_DELETED", "entity is deleted", fields=[])
+        return rid
+
     def _derive(self, obj: ObjectDef, row: Dict[str, Any]) -> None:
         """Calculated and derived fields (Name, IsWon/IsClosed, ...)."""
         name_field = obj.by_lower.get("name")
@@ -298,9 +306,7 @@ class Store:
             first, last = row.get("FirstName"), row.get("LastName")
             row["Name"] = " ".join(p for p in (first, last) if p) or None
         if obj.name == "Opportunity":
-            stage = STAGES.get(str(row.get("StageName") or "").lower())
-            row["IsClosed"] = 1 if stage and stage[2] else 0
-            row["IsWon"] = 1 if stage and stage[3] else 0
+            self._derive_opportunity(row)
         elif obj.name == "Case":
             row["IsClosed"] = 1 if str(row.get("Status") or "").lower() == "closed" else 0
         elif obj.name == "Lead":
@@ -319,6 +325,27 @@ class Store:
             body = row.get("Body") or ""
             row["IsValid"] = 1
             row["LengthWithoutComments"] = len(re.sub(r"/\*.*?\*/|//[^\n]*", "", body, flags=re.S))
+
+    def _derive_opportunity(self, row: Dict[str, Any]) -> None:
+        """IsClosed/IsWon and the forecast category from the stage, ExpectedRevenue, the fiscal period
+        of CloseDate (the org's fiscal year starts in ``fiscal_year_start_month``, named by its end)."""
+        stage = STAGES.get(str(row.get("StageName") or "").lower())
+        row["IsClosed"] = 1 if stage and stage[2] else 0
+        row["IsWon"] = 1 if stage and stage[3] else 0
+        if stage and (row.get("ForecastCategoryName") is None or stage[2]):
+            row["ForecastCategoryName"] = STAGE_FORECASTS.get(stage[0].lower(), "Pipeline")
+        row["ForecastCategory"] = FORECAST_CATEGORIES.get(str(row.get("ForecastCategoryName")))
+        amount, probability = row.get("Amount"), row.get("Probability")
+        row["ExpectedRevenue"] = (round(float(amount) * float(probability) / 100, 2)
+                                  if amount is not None and probability is not None else None)
+        close = parse_date(str(row.get("CloseDate") or ""))
+        if close is None:
+            return
+        year, month = int(close[:4]), int(close[5:7])
+        start = self.fiscal_year_start_month
+        row["FiscalYear"] = year + (1 if start != 1 and month >= start else 0)
+        row["FiscalQuarter"] = (month - start) % 12 // 3 + 1
+        row["Fiscal"] = f"{row['FiscalYear']} {row['FiscalQuarter']}"
 
     def _values(self, sobject: str, record_id: Any, columns: Sequence[str]) -> Dict[str, Any]:
         """Some columns of one record (empty when ``record_id`` is None or names nothing)."""
@@ -411,7 +438,8 @@ class Store:
             raise SoqlError("DUPLICATE_VALUE", f"Duplicate PermissionSetAssignment. Assignee: {pair[0]}; "
                                                f"Permission Set: {pair[1]}", fields=[])
 
-    def _prepare(self, obj: ObjectDef, record: Dict[str, Any], *, creating: bool) -> Dict[str, Any]:
+    def _prepare(self, obj: ObjectDef, record: Dict[str, Any], *, creating: bool,
+                 audit_fields: bool = True) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         readonly: List[str] = []
         for key, value in record.items():
@@ -426,7 +454,7 @@ class Store:
                                     fields=["Id"])
                 continue
             allowed = f.createable if creating else f.updateable
-            if not allowed and not (creating and f.name in ("CreatedDate", "LastModifiedDate")):
+            if not allowed and not (creating and audit_fields and f.name in ("CreatedDate", "LastModifiedDate")):
                 readonly.append(f.name)
                 continue
             out[f.name] = self._coerce_value(obj, f, value)
@@ -437,8 +465,27 @@ class Store:
                             f"permission set.", fields=readonly)
         return out
 
-    def insert(self, sobject: str, records: Iterable[Dict[str, Any]]) -> List[str]:
-        """Create records; returns their 18-character ids.  All or nothing: any error inserts none."""
+    def type_error(self, sobject: str, values: Dict[str, Any]) -> Optional[JsonValueError]:
+        """The first value of ``values`` of the wrong JSON type for its field (what Salesforce's
+        parser refuses before any record of a request is saved); None when there is none. Reads only."""
+        obj = self._object(sobject)
+        with self._lock:
+            for key, value in values.items():
+                f = obj.by_lower.get(str(key).lower())
+                if f is None or not f.external or f.compound:
+                    continue
+                try:
+                    self._coerce_value(obj, f, value)
+                except JsonValueError as exc:
+                    return exc
+                except SoqlError:
+                    continue
+        return None
+
+    def insert(self, sobject: str, records: Iterable[Dict[str, Any]], *, audit_fields: bool = True) -> List[str]:
+        """Create records; returns their 18-character ids.  All or nothing: any error inserts none.
+        ``audit_fields``: CreatedDate / LastModifiedDate may be given (a test seeding its data, like
+        a user with "Set Audit Fields upon Record Creation"); the APIs pass False (``dml.insert``)."""
         obj = self._object(sobject)
         if not obj.createable:
             raise SoqlError("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type {obj.name} does not support insert")
@@ -449,7 +496,7 @@ class Store:
         seen: Dict[str, set] = {}
         with self._lock:
             for record in records:
-                values = self._prepare(obj, record, creating=True)
+                values = self._prepare(obj, record, creating=True, audit_fields=audit_fields)
                 for f in obj.fields:
                     if f.name not in values and f.default is not None:
                         values[f.name] = self._coerce_value(obj, f, f.default)
@@ -527,10 +574,10 @@ class Store:
             self._conn.execute("COMMIT")
 
     def _fetch_row(self, obj: ObjectDef, record_id: str) -> Dict[str, Any]:
-        if not isinstance(record_id, str) or not is_valid_id(record_id):
+        rid = canonical_id(record_id)
+        if not rid:
             raise SoqlError("NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {record_id}",
                             404)
-        rid = to_18(record_id)
         cols = [f.name for f in obj.stored_fields]
         with self._lock:
             cur = self._conn.execute(
@@ -543,7 +590,7 @@ class Store:
     def _output_value(self, f: FieldDef, value: Any) -> Any:
         if f.type == "boolean" and value is not None:
             return bool(value)
-        return value
+        return None if value == "" else value
 
     @staticmethod
     def _compound_value(f: FieldDef, row: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -761,7 +808,7 @@ class Store:
             "defaultValueFormula": None, "defaultedOnCreate": f.default is not None or t == "boolean" or f.name in (
                 "Id", "OwnerId") or f.name in AUDIT_FIELDS,
             "dependentPicklist": False, "deprecatedAndHidden": False,
-            "digits": 9 if t == "int" else 0, "displayLocationInDecimal": False, "encrypted": False,
+            "digits": (f.precision or 9) if t == "int" else 0, "displayLocationInDecimal": False, "encrypted": False,
             "externalId": f.external_id, "extraTypeInfo": None, "filterable": t != "textarea",
             "filteredLookupInfo": None,
             "formulaTreatNullNumberAsZero": False, "groupable": t not in ("double", "currency", "percent", "textarea",
@@ -773,7 +820,7 @@ class Store:
             "nillable": f.nillable, "permissionable": f.nillable and f.createable and t != "id",
             "picklistValues": [{"active": True, "defaultValue": v == f.default, "label": v, "validFor": None,
                                 "value": v} for v in f.picklist],
-            "polymorphicForeignKey": False, "precision": f.precision, "queryByDistance": False,
+            "polymorphicForeignKey": False, "precision": 0 if t == "int" else f.precision, "queryByDistance": False,
             "referenceTargetField": None, "referenceTo": [f.reference_to] if f.reference_to else [],
             "relationshipName": f.relationship_name, "relationshipOrder": None,
             "restrictedDelete": False, "restrictedPicklist": False, "scale": f.scale, "searchPrefilterable": False,
@@ -798,6 +845,14 @@ class Store:
                                           "developerName": dev, "master": False, "name": name, "recordTypeId": rid,
                                           "urls": {"layout": f"{base}/describe/layouts/{rid}"}})
         return infos
+
+    def metadata_changed(self, sobject: Optional[str] = None) -> datetime:
+        """When ``sobject``'s describe (None: any object's) last changed: the org's creation, or
+        the last custom field or object a test added (If-Modified-Since on describe)."""
+        objs = [self._object(sobject)] if sobject is not None else self.schema.objects()
+        created = parse_datetime(self.created_date)
+        assert created is not None
+        return max([created] + [o.metadata_changed for o in objs if o.metadata_changed is not None])
 
     def describe(self, sobject: str, *, tooling: bool = False) -> dict:
         """GET /sobjects/<type>/describe.  Unknown type: SoqlError NOT_FOUND (404)."""
