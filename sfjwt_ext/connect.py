@@ -642,6 +642,32 @@ def connect_jwt(
 
     The client pickles (multiprocessing, ProcessPoolExecutor, joblib): see
     :meth:`SalesforceJWT.__reduce__`.
+
+    :param username: the Salesforce username to log in as (``SF_USERNAME``).
+    :param consumer_key: the app's Consumer Key (``SF_CONSUMER_KEY`` or ``SF_CLIENT_ID``).
+    :param private_key: the key itself: PEM text or bytes, or a cryptography RSA key object
+        (``SF_PRIVATE_KEY``); never read from a profile.
+    :param private_key_file: the path of the PEM key (``SF_PRIVATE_KEY_FILE``).
+    :param private_key_passphrase: for an encrypted key (``SF_PRIVATE_KEY_PASSPHRASE``).
+    :param domain: ``'login'`` (the default), ``'test'``, ``'acme.my'``,
+        ``'acme.my.salesforce.com'`` or a URL (``SF_DOMAIN``).
+    :param login_url: an explicit token host, e.g. ``https://acme.my.salesforce.com``
+        (``SF_LOGIN_URL``).
+    :param audience: an explicit ``aud`` claim (``SF_AUDIENCE``).
+    :param version: the API version, e.g. ``'62.0'`` (``SF_API_VERSION``); else
+        simple-salesforce's default.
+    :param session: a :class:`requests.Session` whose adapters, headers, proxies and cookies
+        the client's refreshing session takes over.
+    :param proxies: as for simple-salesforce; used for the token request too.
+    :param verify: ``True``, ``False`` or a CA bundle path (``SF_CA_BUNDLE``).
+    :param timeout: seconds, or a ``(connect, read)`` pair, for the token request and every
+        API call made without its own.
+    :param retries: how often a GET/HEAD is resent after a blip (default 2; 0: never).
+    :param cache: reuse this process's login for the same user, app, host and key.
+    :param profile: a section of the config file (``SF_PROFILE``).
+    :param token_cache: ``True``, a folder, or ``False``: share tokens between processes
+        (``SF_TOKEN_CACHE``).
+    :param salesforce_kwargs: passed on to :class:`simple_salesforce.Salesforce`.
     """
     reserved = sorted(_RESERVED.intersection(salesforce_kwargs))
     if reserved:
