@@ -39,6 +39,7 @@ _EXPORTS = {
     "ConsumerNotApprovedError": "errors",
     "AppAccessError": "errors",
     "InvalidClientIdError": "errors",
+    "AppNotInstalledError": "errors",
     "AudienceInvalidError": "errors",
     "InvalidAssertionError": "errors",
     "AssertionExpiredError": "errors",
@@ -49,6 +50,7 @@ _EXPORTS = {
     "UnsupportedGrantTypeError": "errors",
     "TokenEndpointUnavailable": "errors",
     "SessionRefusedError": "errors",
+    "SoapJwtTokenError": "errors",
 }
 
 # Written out (not built from _EXPORTS) so that type checkers read it; a test keeps the two equal.
@@ -77,6 +79,7 @@ __all__ = [
     "ConsumerNotApprovedError",
     "AppAccessError",
     "InvalidClientIdError",
+    "AppNotInstalledError",
     "AudienceInvalidError",
     "InvalidAssertionError",
     "AssertionExpiredError",
@@ -87,6 +90,7 @@ __all__ = [
     "UnsupportedGrantTypeError",
     "TokenEndpointUnavailable",
     "SessionRefusedError",
+    "SoapJwtTokenError",
 ]
 
 
@@ -112,6 +116,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .dataframe import BulkQueryNotSupported, query_arrow, query_df, query_to_parquet
     from .errors import (
         AppAccessError,
+        AppNotInstalledError,
         AssertionExpiredError,
         AudienceInvalidError,
         AuthenticationError,
@@ -126,6 +131,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         PrivateKeyError,
         SessionRefusedError,
         SfJwtError,
+        SoapJwtTokenError,
         TokenEndpointUnavailable,
         UnknownUserError,
         UnsupportedGrantTypeError,

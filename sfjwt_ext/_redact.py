@@ -3,7 +3,12 @@
 * :func:`redact` masks every secret found in a string.
 * :func:`excerpt` is the start of a long text (an error body) on one line, cut first and
   then masked, so its cost does not grow with the text.
-* :func:`mask_token` shows one access token as ``00D…abcd`` (the one masker of a token).
+* :func:`mask_token` shows one access token as ``00D…abcd`` (the one masker of a token; a
+  JWT-format access token shows as ``eyJ…abcd``).
+* :class:`MaskedToken` is a ``str`` (a token, or ``Bearer <token>``) whose ``repr`` is
+  masked: what frames and header dicts hold, so ``capture_locals`` tracebacks never show it.
+* :func:`looks_like_jwt` tells a JWT-format access token (``eyJ….eyJ….sig``) from an
+  opaque ``00D…!…`` one.
 * :class:`RedactingFilter` is a :class:`logging.Filter` that formats the record's message,
   masks it, and masks the exception text too.
 * :func:`get_logger` returns a logger of the ``sfjwt_ext`` tree with a
@@ -17,7 +22,10 @@ import logging
 import re
 from typing import Any
 
-__all__ = ["RedactingFilter", "redact", "excerpt", "mask_token", "get_logger", "PACKAGE_LOGGER"]
+__all__ = [
+    "RedactingFilter", "redact", "excerpt", "mask_token", "MaskedToken", "looks_like_jwt",
+    "get_logger", "PACKAGE_LOGGER",
+]
 
 PACKAGE_LOGGER = "sfjwt_ext"
 
@@ -56,7 +64,8 @@ PEM_MASK = "<private key redacted>"
 
 
 def mask_token(token: Any) -> str:
-    """``00D…abcd``: the first three and the last four characters of an access token.
+    """``00D…abcd``: the first three and the last four characters of an access token
+    (``eyJ…abcd`` for a JWT-format one: still recognisable, never usable).
 
     Anything too short to show safely becomes ``…``; None becomes ``None``.
     """
@@ -66,6 +75,35 @@ def mask_token(token: Any) -> str:
     if len(text) < 16:
         return "…"
     return f"{text[:3]}…{text[-4:]}"
+
+
+class MaskedToken(str):
+    """An access token (or ``"Bearer <token>"``) whose ``repr`` is masked (``'00D…abcd'``,
+    ``'Bearer eyJ…abcd'``) while ``str()``, ``+`` and sending use the real value: what frames,
+    ``sf.session_id`` and header dicts hold, so a traceback shown with its locals (Sentry,
+    ``capture_locals=True``, ``pytest --showlocals``) never shows a token."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        scheme, space, token = str.__str__(self).rpartition(" ")
+        return repr(scheme + space + mask_token(token))
+
+
+_JWT_PART_RE = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def looks_like_jwt(token: str) -> bool:
+    """True when ``token`` is a JWS compact JWT: three base64url parts joined by ``.``, the
+    header and the claims JSON objects (``eyJ``). An opaque Salesforce token
+    (``00D…!…``) never is one."""
+    parts = token.split(".")
+    return (
+        len(parts) == 3
+        and parts[0].startswith("eyJ")
+        and parts[1].startswith("eyJ")
+        and all(_JWT_PART_RE.fullmatch(part) for part in parts)
+    )
 
 
 def redact(text: Any) -> str:

@@ -2,7 +2,10 @@
 
     sfjwt keygen [--out DIR] [--name salesforce] [--days N] [--bits 2048|3072|4096]
                  [--passphrase-env VAR] [--force]
-    sfjwt check  [--cert FILE]
+    sfjwt check  [--cert FILE] [--target-org ALIAS | --instance-url URL]
+    sfjwt setup  [--target-org ALIAS | --instance-url URL] [--username USER] [--app-name NAME]
+                 [--permission-set NAME] [--key-file FILE] [--out DIR] [--profile NAME]
+                 [--dry-run DIR] [--wait SECONDS | --no-wait]
     sfjwt query  [SOQL | -] [--include-deleted] [--limit-pages N]
                  [--format table|csv|json|jsonl|parquet] [--output FILE]
     sfjwt demo
@@ -12,7 +15,8 @@ Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY`
 message quoted); 2 settings, key, file or usage problems (a missing setting, a bad key, a
 ``--cert`` / ``--out`` / ``--output`` path that cannot be read or written); 3 Salesforce
 refused the login; 4 the token endpoint (or the instance) could not be reached or kept failing
-(connection errors, timeouts, 5xx, 429); 130 interrupted. No traceback for expected failures;
+(connection errors, timeouts, 5xx, 429); 5 ``setup``'s wait for a working login ran out;
+130 interrupted. No traceback for expected failures;
 ``--verbose`` shows one, and DEBUG logs (secrets masked). Nothing ever prompts.
 """
 from __future__ import annotations
@@ -35,10 +39,12 @@ EXIT_API = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_UNAVAILABLE = 4
+EXIT_WAIT_EXPIRED = 5
 EXIT_INTERRUPTED = 130
 
 EXAMPLES = """\
 examples:
+  sfjwt setup --target-org my-admin             # an External Client App + a profile, from an admin's sf login
   sfjwt demo                                    # the whole flow against a local org, no account needed
   sfjwt keygen --out ~/.sfjwt                   # salesforce.key + salesforce.crt, then the Setup steps
   export SF_USERNAME=you@acme.com SF_CONSUMER_KEY=3MVG9... SF_PRIVATE_KEY_FILE=~/.sfjwt/salesforce.key
@@ -50,20 +56,24 @@ examples:
 settings come from the options, else SF_* environment variables, else the profile
 (~/.config/sfjwt/config.ini, or SFJWT_CONFIG). exit codes: 0 ok, 1 API error (e.g.
 MALFORMED_QUERY), 2 settings, key, file or usage, 3 login refused by Salesforce,
-4 token endpoint unreachable or failing, 130 interrupted.
+4 token endpoint unreachable or failing, 5 setup's wait ran out, 130 interrupted.
 """
 
-CONNECTED_APP_STEPS = """\
-Next, in Salesforce Setup:
-  1. App Manager > New Connected App: enable OAuth Settings, any callback URL,
-     tick "Use digital signatures" and upload {crt}
-     scopes: "Manage user data via APIs (api)" and
-             "Perform requests at any time (refresh_token, offline_access)". Save.
-  2. Manage > Edit Policies: Permitted Users = "Admin approved users are pre-authorized". Save.
-  3. Manage Profiles (or Manage Permission Sets): add the users who will log in.
-  4. View > Manage Consumer Details: copy the Consumer Key.
-  5. export SF_USERNAME=... SF_CONSUMER_KEY=... SF_PRIVATE_KEY_FILE={key}
-     then run: sfjwt check --cert {crt}   (a new app can take ~10 minutes to apply)
+APP_STEPS = """\
+Next, in Salesforce Setup (or let `sfjwt setup --target-org ALIAS --key-file {key}` do all of it):
+  1. Quick Find "External Client App Manager" > New External Client App: a name, your contact
+     email, Distribution State "Local". Enable OAuth; Callback URL http://localhost:1717/OauthRedirect
+     (unused by JWT); OAuth Scopes "Manage user data via APIs (api)" and
+     "Perform requests at any time (refresh_token, offline_access)";
+     Flow Enablement: "Enable JWT Bearer Flow", Upload Files: {crt}. Create.
+  2. The app's Policies tab > Edit Policies:
+     Permitted Users = "Admin approved users are pre-authorized",
+     then select the Profiles or Permission Sets of the users who will log in. Save.
+  3. The app's Settings tab > OAuth Settings > Consumer Key and Secret: copy the Consumer Key.
+  4. export SF_USERNAME=... SF_CONSUMER_KEY=... SF_PRIVATE_KEY_FILE={key}
+     then run: sfjwt check --cert {crt}   (a new app can take up to ~10 minutes to apply)
+An existing Connected App works the same way (Setup > App Manager): "Use digital signatures"
+with {crt}, Manage > Edit Policies, Manage Profiles / Permission Sets, Manage Consumer Details.
 """
 
 
@@ -124,7 +134,37 @@ def build_parser() -> argparse.ArgumentParser:
                     "(and that it matches --cert), the login host and aud, then a login.",
         epilog="example:\n  sfjwt check --cert ~/.sfjwt/salesforce.crt",
     )
-    check.add_argument("--cert", metavar="FILE", help="the certificate uploaded to the Connected App")
+    check.add_argument("--cert", metavar="FILE", help="the certificate uploaded to the External Client App")
+    _admin_options(check, "on a refused login, read the app and the user with an admin's session: ")
+
+    setup = sub.add_parser(
+        "setup", parents=[common], formatter_class=formatter,
+        help="make (or update) an External Client App and a profile from an admin's session",
+        description="Deploy an External Client App for the JWT bearer flow through the Metadata API (a "
+                    "new key and certificate unless --key-file; scopes api, refresh_token; admin-approved "
+                    "users pre-authorized through a permission set, created and assigned to --username), "
+                    "read back its consumer key, write the profile that connect_jwt(profile=...) reads, "
+                    "then log in by JWT until it works. Run it again to update the same app.",
+        epilog="examples:\n  sf org login web --alias my-admin && sfjwt setup --target-org my-admin\n"
+               "  sfjwt setup --target-org my-admin --username etl@acme.com --app-name acme_etl --profile etl\n"
+               "  SF_ADMIN_ACCESS_TOKEN=... sfjwt setup --instance-url https://acme.my.salesforce.com\n"
+               "  sfjwt setup --dry-run eca-package --username etl@acme.com   # then: sf project deploy start "
+               "--metadata-dir eca-package",
+    )
+    _admin_options(setup, "")
+    setup.add_argument("--app-name", default="sfjwt", metavar="NAME",
+                       help="the External Client App's API name (default: sfjwt); an existing one is updated")
+    setup.add_argument("--permission-set", metavar="NAME",
+                       help="pre-authorizes the app's users; created if missing (default: <app name>_users)")
+    setup.add_argument("--out", metavar="DIR",
+                       help="where a new <app name>.key (0600) and .crt go (default: the profile file's folder)")
+    setup.add_argument("--dry-run", metavar="DIR",
+                       help="only write the Metadata API package (and a new key) into DIR: nothing is deployed")
+    wait = setup.add_mutually_exclusive_group()
+    wait.add_argument("--wait", type=_seconds, default=900.0, metavar="SECONDS",
+                      help="wait up to SECONDS for a JWT login to work (default: 900)")
+    wait.add_argument("--no-wait", dest="wait", action="store_const", const=None,
+                      help="do not log in at the end")
 
     query = sub.add_parser(
         "query", parents=[common], formatter_class=formatter,
@@ -161,6 +201,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "the client log in again by itself; then stop everything.",
     )
     return parser
+
+
+def _admin_options(parser: argparse.ArgumentParser, prefix: str) -> None:
+    group = parser.add_argument_group("admin session")
+    group.add_argument("--target-org", metavar="ALIAS", help=prefix + "an admin's Salesforce CLI login "
+                       "(alias or username; sf on PATH)")
+    group.add_argument("--instance-url", metavar="URL", help=prefix + "the admin's instance, with the "
+                       "admin's access token in SF_ADMIN_ACCESS_TOKEN (never on the command line)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more seconds")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -313,7 +371,7 @@ def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
     out.write(f"certificate:  {cert_path}  (upload this one to Salesforce)\n")
     out.write(f"  SHA-256 fingerprint: {fingerprint(cert)}\n")
     out.write(f"  expires:             {expires:%Y-%m-%d %H:%M} UTC\n\n")
-    out.write(CONNECTED_APP_STEPS.format(crt=cert_path, key=key_path))
+    out.write(APP_STEPS.format(crt=cert_path, key=key_path))
     return EXIT_OK
 
 
@@ -321,13 +379,14 @@ def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
 # check
 # ---------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
-    from .connect import connect_jwt
-    from .exchange import resolve_login
+    """Settings, key, then one real JWT login (never a cached one); on a refusal, with an
+    admin session (--target-org / --instance-url), the causes read from the org."""
+    from .diagnose import login_client
+    from .errors import AuthenticationError, InvalidClientIdError
     from .keys import fingerprint, key_matches_certificate, load_certificate, load_private_key
     from .settings import resolve_settings
 
-    arguments = _connection_arguments(args)
-    settings = resolve_settings(**arguments)
+    settings = resolve_settings(**_connection_arguments(args))
     out.write("settings:\n")
     for name, shown, source in settings.describe():
         out.write(f"  {name:<24} {shown}{f'   [{source}]' if source else ''}\n")
@@ -341,36 +400,127 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
         passphrase=settings.private_key_passphrase,
     )
     out.write(f"key:          RSA {key.key_size} bits, OK\n")
+    cert = None
     if args.cert:
         cert = load_certificate(args.cert)
         if not key_matches_certificate(key, cert):
             raise UsageError(
                 f"the private key does not match the certificate {args.cert}: upload the .crt that "
-                "was made with this key to the Connected App ('Use digital signatures'), or pass "
-                "the matching key with --key-file / SF_PRIVATE_KEY_FILE"
+                "was made with this key to the External Client App (Settings > Flow Enablement > Upload "
+                "Files; a Connected App: 'Use digital signatures'), or pass the matching key with "
+                "--key-file / SF_PRIVATE_KEY_FILE"
             )
         expires = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
         out.write(f"certificate:  {args.cert} matches the key (SHA-256 {fingerprint(cert)}, expires {expires:%Y-%m-%d})\n")
-    target = resolve_login(domain=settings.domain, login_url=settings.login_url, audience=settings.audience)
-    out.write(f"token URL:    {target.token_url}\n")
-    out.write(f"aud:          {target.audience}{'' if target.audience_derived else '   [given]'}\n")
+    client = login_client(settings, key)
+    out.write(f"token URL:    {client.target.token_url}\n")
     out.flush()
-
     started = time.monotonic()
-    sf = connect_jwt(**arguments, cache=False)
+    try:
+        token = client.fetch()  # a real token request: no login cache, no token cache
+    except AuthenticationError as exc:
+        out.write(f"aud sent:     {client.audience}\n")
+        if isinstance(exc, InvalidClientIdError):
+            out.write("note:         a new or changed app can take up to ~10 minutes to apply; "
+                      "if it was just made, run `sfjwt check` again later\n")
+        _diagnose(args, settings, key, cert, out)
+        raise
+    finally:
+        client.close()
     elapsed_ms = (time.monotonic() - started) * 1000.0
-    token = sf.token
-    aud_used = getattr(getattr(sf.refresher, "token_client", None), "audience", None) or target.audience
     out.write("login:        OK\n")
-    out.write(f"  user:         {sf.username}\n")
-    out.write(f"  user id:      {getattr(token, 'user_id', None) or '?'}\n")
-    out.write(f"  org id:       {getattr(token, 'org_id', None) or '?'}\n")
+    out.write(f"  user:         {settings.username}\n")
+    out.write(f"  user id:      {token.user_id or '?'}\n")
+    out.write(f"  org id:       {token.org_id or '?'}\n")
     out.write(f"  instance URL: {token.instance_url}\n")
-    out.write(f"  API version:  {sf.sf_version}\n")
-    out.write(f"  login host:   {target.login_url}\n")
-    out.write(f"  aud used:     {aud_used}\n")
+    out.write(f"  API version:  {settings.version or _default_version()}\n")
+    out.write(f"  login host:   {client.login_url}\n")
+    out.write(f"  aud sent:     {client.audience}\n")
     out.write(f"  time:         {elapsed_ms:.0f} ms\n")
     return EXIT_OK
+
+
+def _default_version() -> str:
+    from simple_salesforce.api import DEFAULT_API_VERSION
+
+    return str(DEFAULT_API_VERSION)
+
+
+def _diagnose(args: argparse.Namespace, settings: Any, key: Any, cert: Any, out: IO[str]) -> None:
+    """With an admin session: print every cause of the refusal that holds in the org."""
+    from .admin import admin_session
+    from .diagnose import causes
+
+    if not (getattr(args, "target_org", None) or getattr(args, "instance_url", None)):
+        out.write("why:          add --target-org ALIAS (an admin's Salesforce CLI login) to read the app and "
+                  "the user and name the cause\n")
+        return
+    try:
+        admin = admin_session(target_org=args.target_org, instance_url=args.instance_url)
+        found = causes(admin, consumer_key=str(settings.consumer_key), username=str(settings.username),
+                       key=key, cert=cert)
+    except Exception as exc:  # the login failure stays the error; say why there is no diagnosis
+        out.write(f"why:          cannot read the org with the admin session: {_describe_error(exc)}\n")
+        return
+    if not found:
+        out.write("why:          the app, its certificate and the user look right in the org: Salesforce may "
+                  "still be applying a change (up to ~10 minutes), or see Setup > Users > the user > Login History\n")
+    for cause in found:
+        out.write(f"cause:        {cause}\n")
+
+
+# ---------------------------------------------------------------------------------------
+# setup
+# ---------------------------------------------------------------------------------------
+def cmd_setup(args: argparse.Namespace, out: IO[str]) -> int:
+    from .eca_setup import SetupOptions, WaitTimeout, run_setup
+
+    for flag, name in (("--consumer-key", "consumer_key"), ("--domain", "domain"), ("--login-url", "login_url")):
+        if getattr(args, name, None) is not None:
+            raise UsageError(f"{flag} does not apply to setup: it makes the app and writes the profile's "
+                             "consumer key and login URL itself")
+    options = SetupOptions(
+        target_org=args.target_org, instance_url=args.instance_url, username=getattr(args, "username", None),
+        app_name=args.app_name, permission_set=args.permission_set, key_file=getattr(args, "key_file", None),
+        out=args.out, profile=getattr(args, "profile", None) or "default", dry_run=args.dry_run, wait=args.wait,
+    )
+    started = time.monotonic()
+    try:
+        result = run_setup(options, err=sys.stderr)
+    except WaitTimeout as exc:
+        _err(f"sfjwt setup: {_describe_error(exc)}")
+        return EXIT_WAIT_EXPIRED
+    _setup_report(result, options, out, time.monotonic() - started)
+    return EXIT_OK
+
+
+def _setup_report(result: Any, options: Any, out: IO[str], elapsed: float) -> None:
+    if result.package_dir:
+        out.write(f"package:       {result.package_dir} (package.xml + the External Client App {result.app_name!r})\n")
+        out.write(f"consumer key:  {result.consumer_key}\n")
+        out.write(f"private key:   {result.key_file}\n")
+        out.write("nothing was deployed. Next:\n"
+                  f"  sf project deploy start --metadata-dir {result.package_dir} --target-org ALIAS\n"
+                  f"  sf org assign permset --name {options.permission_set or result.app_name + '_users'} "
+                  f"--on-behalf-of {result.username} --target-org ALIAS\n")
+        return
+    out.write(f"app:           {result.app_name} ({'created' if result.created else 'updated'})\n")
+    out.write(f"consumer key:  {result.consumer_key}\n")
+    out.write(f"user:          {result.username}\n")
+    out.write(f"private key:   {result.key_file}\n")
+    if result.certificate_file:
+        out.write(f"certificate:   {result.certificate_file}\n")
+    out.write(f"profile:       [{result.profile}] in {result.config_file}\n")
+    out.write(f"login URL:     {result.login_url}\n")
+    if options.wait is None:
+        out.write("login:         not tried (--no-wait)\n")
+    else:
+        out.write(f"login:         OK ({result.token_requests} token request{'s' if result.token_requests != 1 else ''})\n")
+    out.write(f"time:          {elapsed:.1f} s\n")
+    profile = "" if result.profile == "default" else f" --profile {result.profile}"
+    call = "" if result.profile == "default" else f'profile="{result.profile}"'
+    out.write(f"next:          sfjwt check{profile}\n"
+              f"               python -c 'from sfjwt_ext import connect_jwt; print(connect_jwt({call}).query(\"SELECT Id FROM User LIMIT 1\"))'\n")
 
 
 # ---------------------------------------------------------------------------------------
@@ -637,7 +787,8 @@ def cmd_cache(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"keygen": cmd_keygen, "check": cmd_check, "query": cmd_query, "demo": cmd_demo, "cache": cmd_cache}
+COMMANDS = {"keygen": cmd_keygen, "check": cmd_check, "setup": cmd_setup, "query": cmd_query, "demo": cmd_demo,
+            "cache": cmd_cache}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,7 +1,7 @@
 """``sfjwt demo``: the whole flow with no Salesforce account and no network.
 
 Starts the local org (``sfjwt_ext.testing``) on 127.0.0.1 with sample data, makes a key pair
-and a Connected App in a temporary folder, logs in with :func:`~sfjwt_ext.connect_jwt`, runs
+and an External Client App in a temporary folder, logs in with :func:`~sfjwt_ext.connect_jwt`, runs
 a few queries, expires the session and shows the next query succeed after one transparent
 re-login, then stops the org and removes the folder.
 """
@@ -80,7 +80,8 @@ def run_demo(out: IO[str]) -> int:
         loaded = ", ".join(f"{n:,} {_plural(name)}" for name, n in counts.items())
         out.write(f"1. Started a local org: login host {org.login_url}, instance {org.instance_url}\n")
         out.write(f"   sample data: {loaded}\n")
-        out.write(f"2. Made an RSA key pair and a Connected App (consumer key {credentials.consumer_key[:12]}...)\n")
+        out.write("2. Made an RSA key pair and an External Client App "
+                  f"(consumer key {credentials.consumer_key[:12]}...)\n")
         out.write(f"   for the pre-authorized user {credentials.username}\n")
 
         sf = connect_jwt(**credentials.connect_kwargs(), cache=False)

@@ -27,6 +27,7 @@ __all__ = [
     "ConsumerNotApprovedError",
     "AppAccessError",
     "InvalidClientIdError",
+    "AppNotInstalledError",
     "AudienceInvalidError",
     "InvalidAssertionError",
     "AssertionExpiredError",
@@ -37,6 +38,7 @@ __all__ = [
     "UnsupportedGrantTypeError",
     "TokenEndpointUnavailable",
     "SessionRefusedError",
+    "SoapJwtTokenError",
     "error_for",
     "unexpected_response",
 ]
@@ -77,8 +79,9 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
     #: the fix; formatted with ``username``, ``login_url`` and ``host``
     default_hint = (
         "look up the detailed reason in the org: Setup > Users > {username} > Login History, "
-        "and check the Connected App (Setup > App Manager); the error code and description "
-        "above come from Salesforce"
+        "and check the app: Setup > External Client App Manager > the app (an existing "
+        "Connected App: Setup > App Manager); the error code and description above come from "
+        "Salesforce"
     )
 
     error: str
@@ -154,6 +157,11 @@ def _rebuild_auth_error(
     return cls(error, description, **state)
 
 
+_CONNECTED_APP_POLICIES = (
+    "An existing Connected App works the same way (Setup > App Manager > the app > Manage > "
+    "Edit Policies / Manage Profiles / Manage Permission Sets)."
+)
+
 _WRONG_HOST = (
     "Also check the login host: a sandbox user must log in at test.salesforce.com "
     "(domain='test') or at the sandbox's My Domain, not at login.salesforce.com, and a "
@@ -166,10 +174,11 @@ class ConsumerNotApprovedError(AuthenticationError):
     """invalid_grant / user hasn't approved this consumer."""
 
     default_hint = (
-        "in Setup > App Manager, open the Connected App's Manage page > Edit Policies and set "
-        "Permitted Users = \"Admin approved users are pre-authorized\" (save), then under "
-        "Manage Profiles or Manage Permission Sets assign {username}'s profile or a permission "
-        "set {username} has. Changes can take a few minutes to apply. " + _WRONG_HOST
+        "in Setup > External Client App Manager, open the app > Policies tab > Edit Policies: "
+        "under OAuth Policies set Permitted Users = \"Admin approved users are "
+        "pre-authorized\" and select {username}'s profile (Profiles) or a permission set "
+        "{username} has (Permission Sets), then save. " + _CONNECTED_APP_POLICIES + " Changes "
+        "can take up to ~10 minutes to apply. " + _WRONG_HOST
     )
 
 
@@ -177,9 +186,10 @@ class AppAccessError(AuthenticationError):
     """invalid_app_access / user is not admin approved to access this app."""
 
     default_hint = (
-        "assign {username}'s profile or a permission set {username} has to the Connected App: "
-        "Setup > App Manager > the app > Manage > Manage Profiles / Manage Permission Sets "
-        "(Permitted Users is \"Admin approved users are pre-authorized\")"
+        "assign {username}'s profile or a permission set {username} has to the app: Setup > "
+        "External Client App Manager > the app > Policies tab > Edit Policies > Profiles / "
+        "Permission Sets (with Permitted Users \"Admin approved users are pre-authorized\"). "
+        + _CONNECTED_APP_POLICIES
     )
 
 
@@ -188,9 +198,25 @@ class InvalidClientIdError(AuthenticationError):
 
     default_hint = (
         "check the consumer key (consumer_key= / SF_CONSUMER_KEY / --consumer-key): copy it "
-        "from Setup > App Manager > the app > View > Manage Consumer Details. A Connected App "
-        "that was created or changed less than ~10 minutes ago may not have propagated yet: "
-        "wait and try again. The app must belong to the org behind {host}."
+        "from Setup > External Client App Manager > the app > Settings tab > OAuth Settings > "
+        "Consumer Key and Secret (an existing Connected App: Setup > App Manager > the app > "
+        "View > Manage Consumer Details). A new or changed app takes up to ~10 minutes to "
+        "apply: wait and try again (sfjwt check). The app must belong to the org behind {host}."
+    )
+
+
+class AppNotInstalledError(InvalidClientIdError):
+    """External client app is not installed in this org (an :class:`InvalidClientIdError`:
+    the consumer key names no app of this org)."""
+
+    default_hint = (
+        "no app with this consumer key is installed in the org behind {host}: either this is "
+        "the wrong org (check login_url= / SF_LOGIN_URL / domain= and consumer_key= / "
+        "SF_CONSUMER_KEY), or the org is a sandbox that was refreshed (a refresh replaces "
+        "its apps with production's). Deploy or install the External Client App in this org "
+        "(Setup > External Client App Manager > New External Client App, or a Metadata API "
+        "deploy), or run `sfjwt setup --target-org <this org>`, which creates it and writes "
+        "the profile; a new app takes up to ~10 minutes to apply"
     )
 
 
@@ -209,10 +235,13 @@ class InvalidAssertionError(AuthenticationError):
     """invalid_grant / invalid assertion."""
 
     default_hint = (
-        "the signature does not match the certificate uploaded to the Connected App under "
-        "'Use digital signatures', or the claims are malformed: re-upload the .crt that "
-        "matches your private key (Setup > App Manager > the app > Edit), check that "
-        "consumer_key= / SF_CONSUMER_KEY is this app's and that the key file is the right one"
+        "the signature does not match the certificate uploaded to the app, or the claims are "
+        "malformed: upload the .crt that matches your private key (Setup > External Client "
+        "App Manager > the app > Settings tab > OAuth Settings > Edit > Flow Enablement: "
+        "Enable JWT Bearer Flow, Upload Files; an existing Connected App: Setup > App Manager "
+        "> the app > Edit > 'Use digital signatures'), check that consumer_key= / "
+        "SF_CONSUMER_KEY is this app's and that the key file is the right one (sfjwt check "
+        "--cert FILE compares them)"
     )
 
 
@@ -249,10 +278,11 @@ class LoginRestrictedError(AuthenticationError):
     """invalid_grant / IP restricted or invalid login hours."""
 
     default_hint = (
-        "the login comes from outside {username}'s profile Login IP Ranges or Login Hours: "
-        "check Setup > Profiles > the user's profile > Login IP Ranges / Login Hours, or set "
-        "the Connected App's Manage > Edit Policies > IP Relaxation to \"Relax IP "
-        "restrictions\""
+        "the login comes from outside {username}'s allowed IP addresses or Login Hours. JWT "
+        "bearer logins always enforce IP restrictions (an app's IP Relaxation policy does not "
+        "apply to them): add this machine's public IP address to Setup > Profiles > "
+        "{username}'s profile > Login IP Ranges (and check Login Hours there), and check the "
+        "org's Setup > Network Access (trusted IP ranges)"
     )
 
 
@@ -272,7 +302,9 @@ class UnsupportedGrantTypeError(AuthenticationError):
     default_hint = (
         "the server at {host} did not accept the JWT bearer grant: check that login_url= / "
         "domain= point at a Salesforce login host and that no proxy rewrites the request "
-        "body; the Connected App must have OAuth enabled with 'Use digital signatures'"
+        "body. The app must have OAuth and the JWT bearer flow enabled (External Client App: "
+        "Enable OAuth, Flow Enablement > Enable JWT Bearer Flow; an existing Connected App: "
+        "Enable OAuth Settings, 'Use digital signatures')"
     )
 
 
@@ -349,6 +381,8 @@ _ERROR_CODES: Dict[str, Type[AuthenticationError]] = {
 def _class_for(error: str, description: str) -> Type[AuthenticationError]:
     code = (error or "").strip().lower()
     text = (description or "").strip().lower()
+    if "not installed in this org" in text or code == "oauth_ec_app_not_found":
+        return AppNotInstalledError  # whatever the code: Salesforce's words decide
     if code in _ERROR_CODES:
         return _ERROR_CODES[code]
     if "login_rate_exceeded" in text:
@@ -445,9 +479,41 @@ class SessionRefusedError(SfJwtError, SalesforceExpiredSession):
             f"Salesforce refused a valid, freshly issued session (HTTP {self.status} for "
             f"{self.url}): {quoted!r}. The JWT login works, but this user's sessions may not "
             "call the API. Check in Setup: the user's profile or a permission set has "
-            "'API Enabled'; the Connected App's Selected OAuth Scopes include "
-            "'Manage user data via APIs (api)'; Session Settings' 'Lock sessions to the IP "
-            "address from which they originated' (and the profile's Login IP Ranges) allow "
-            "this machine. sfjwt_ext stopped logging in again for this client to protect the "
+            "'API Enabled'; the app's OAuth Scopes include 'Manage user data via APIs (api)' "
+            "(Setup > External Client App Manager > the app > Settings tab > OAuth Settings; "
+            "an existing Connected App: Selected OAuth Scopes); Session Settings' 'Lock "
+            "sessions to the IP address from which they originated' (and the profile's Login "
+            "IP Ranges) allow this machine. sfjwt_ext stopped logging in again for this client to protect the "
             "user's login limit; it tries again once the session is accepted or after 5 minutes."
+        )
+
+
+#: The first API version whose SOAP APIs (SOAP API, Metadata API, Tooling SOAP) accept a
+#: JWT-format access token (Winter '27).
+SOAP_JWT_MIN_VERSION = "68.0"
+JWT_TOKEN_SETTING = "Issue JSON Web Token (JWT)-based access tokens for named users"
+
+
+class SoapJwtTokenError(SfJwtError):
+    """A SOAP call (``sf.mdapi``, any ``/services/Soap/`` URL) below API 68.0 with a
+    JWT-format access token: Salesforce would refuse it, and the refusal looks like an
+    expired session. Raised before anything is sent and without a login. ``url`` is the
+    request's URL without its query, ``version`` the API version in it."""
+
+    def __init__(self, url: str, version: str) -> None:
+        super().__init__(url, version)
+        self.url = url
+        self.version = version
+
+    def __str__(self) -> str:
+        return (
+            f"Not sent: SOAP request to {self.url} (API {self.version}) with a JWT-format access "
+            f"token. The app issues JSON Web Token access tokens (its setting "
+            f"\"{JWT_TOKEN_SETTING}\", metadata isNamedUserJwtEnabled), and Salesforce's SOAP "
+            f"and Metadata APIs accept those only from API {SOAP_JWT_MIN_VERSION}. Fix: connect "
+            f"with version='{SOAP_JWT_MIN_VERSION}' or later (connect_jwt(version="
+            f"'{SOAP_JWT_MIN_VERSION}'), SF_API_VERSION={SOAP_JWT_MIN_VERSION}), or turn that "
+            "setting off (Setup > External Client App Manager > the app > Settings tab > OAuth "
+            "Settings; an existing Connected App: Setup > App Manager > the app > Edit) and log "
+            "in again. REST and Bulk API 2.0 calls accept the token at any version."
         )

@@ -52,7 +52,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._fork import ProcessLocal
-from ._redact import excerpt, get_logger, mask_token
+from ._redact import excerpt, get_logger, looks_like_jwt, mask_token
 from ._urls import host_of, is_loopback
 from .assertion import build_claims, sign_assertion
 from .keys import load_private_key
@@ -324,7 +324,10 @@ _ID_RE = re.compile(r"/id/([A-Za-z0-9]{15,18})/([A-Za-z0-9]{15,18})/?$")
 @dataclass(frozen=True)
 class TokenResponse:
     """A successful token answer. ``repr`` masks the access token; ``org_id`` and
-    ``user_id`` come from the identity URL ``id`` (``.../id/<orgId>/<userId>``)."""
+    ``user_id`` come from the identity URL ``id`` (``.../id/<orgId>/<userId>``), never from
+    the token (a JWT-format token has no ``00D`` prefix). ``token_format`` is the answer's
+    ``token_format`` (``"jwt"`` from an app that issues JWT-based access tokens), else "";
+    :attr:`is_jwt` says whether the access token is a JWT (that, or its shape)."""
 
     access_token: str
     instance_url: str
@@ -334,6 +337,13 @@ class TokenResponse:
     issued_at: float = field(default_factory=time.time)
     org_id: str = ""
     user_id: str = ""
+    token_format: str = ""
+
+    @property
+    def is_jwt(self) -> bool:
+        """The access token is a JWT (``token_format: "jwt"``, or a JWT's shape when the
+        answer did not say): SOAP below API 68.0 refuses it."""
+        return self.token_format.lower() == "jwt" or looks_like_jwt(self.access_token)
 
     def __post_init__(self) -> None:
         if (not self.org_id or not self.user_id) and self.id:
@@ -349,7 +359,8 @@ class TokenResponse:
             f"TokenResponse(access_token={mask_token(self.access_token)!r}, "
             f"instance_url={self.instance_url!r}, id={self.id!r}, scope={self.scope!r}, "
             f"token_type={self.token_type!r}, issued_at={self.issued_at!r}, "
-            f"org_id={self.org_id!r}, user_id={self.user_id!r})"
+            f"org_id={self.org_id!r}, user_id={self.user_id!r}, "
+            f"token_format={self.token_format!r})"
         )
 
     __str__ = __repr__
@@ -373,6 +384,7 @@ class TokenResponse:
             id=text("id"),
             scope=text("scope"),
             token_type=text("token_type", "Bearer"),
+            token_format=text("token_format"),
             issued_at=time.time() if issued_at is None else issued_at,
         )
 
@@ -718,9 +730,9 @@ class TokenClient:
                 self.username, self._audience, self.target.audience, self._audience,
             )
         log.info(
-            "JWT login of %s at %s: org %s, instance %s, %.0f ms",
+            "JWT login of %s at %s: org %s, instance %s, %s token, %.0f ms",
             self.username, self.target.login_url, token.org_id or "?", token.instance_url,
-            (time.monotonic() - started) * 1000.0,
+            "JWT-format" if token.is_jwt else "opaque", (time.monotonic() - started) * 1000.0,
         )
         return token
 

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_DAYS",
     "repair_pem",
     "generate_key_pair",
+    "self_signed_certificate",
     "write_key_pair",
     "key_matches_certificate",
     "load_certificate",
@@ -126,7 +127,8 @@ def _check_key(key: object, where: str) -> rsa.RSAPrivateKey:
             raise PrivateKeyError(
                 f"{where} is an RSA key of {key.key_size} bits: Salesforce needs at least "
                 f"{MIN_KEY_BITS} bits; {_KEYGEN_HINT}, upload the new certificate to the "
-                "Connected App and use the new key"
+                "app (External Client App: Flow Enablement > Upload Files; an existing Connected "
+                "App: 'Use digital signatures') and use the new key"
             )
         return key
     if isinstance(key, rsa.RSAPublicKey) or _is_public_key(key):
@@ -221,7 +223,8 @@ def _load_der(data: bytes, where: str, password: Optional[bytes]) -> rsa.RSAPriv
 def _certificate_message(where: str) -> str:
     return (
         f"{where} is a certificate (.crt), not the private key: the certificate goes to "
-        "Salesforce (Connected App > 'Use digital signatures'); pass the private key (.key) "
+        "Salesforce (External Client App: Flow Enablement > Upload Files; an existing "
+        "Connected App: 'Use digital signatures'); pass the private key (.key) "
         f"instead ({_FILE_SOURCE})"
     )
 
@@ -407,6 +410,14 @@ def generate_key_pair(
             "year 9999, and Salesforce lets you upload a new one at any time"
         )
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return key, self_signed_certificate(key, days=days, common_name=common_name)
+
+
+def self_signed_certificate(
+    key: rsa.RSAPrivateKey, *, days: int = 730, common_name: str = "sfjwt"
+) -> x509.Certificate:
+    """A self-signed X.509 certificate (SHA-256, ``CN=common_name``, valid ``days`` days) for
+    an RSA key: what the External Client App (or Connected App) is given."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
@@ -421,7 +432,7 @@ def generate_key_pair(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return key, cert
+    return cert
 
 
 def _write_atomic(path: Path, data: bytes, mode: int, force: bool) -> None:

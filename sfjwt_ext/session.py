@@ -26,6 +26,11 @@ Two objects, one concept each (the credentials / transport split of google-auth)
     number of refreshes is an argument of the private send, never state on the session, so
     threads do not share it). If the second answer is an expiry too, it is returned as is and
     simple-salesforce raises its usual ``SalesforceExpiredSession``.
+
+    A SOAP request (``/services/Soap/<api>/<version>``, e.g. ``sf.mdapi``) below API 68.0
+    that would carry a JWT-format access token raises
+    :class:`~sfjwt_ext.errors.SoapJwtTokenError` before it is sent: Salesforce would refuse
+    it with what looks like an expired session, and a refresh would only bring another JWT.
 """
 from __future__ import annotations
 
@@ -51,9 +56,9 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 from urllib3.exceptions import NewConnectionError
 
 from ._fork import ProcessLocal
-from ._redact import excerpt, get_logger, mask_token, redact
+from ._redact import MaskedToken, excerpt, get_logger, looks_like_jwt, mask_token, redact
 from ._urls import host_of
-from .errors import ConfigurationError, SessionRefusedError
+from .errors import SOAP_JWT_MIN_VERSION, ConfigurationError, SessionRefusedError, SoapJwtTokenError
 from .exchange import TimeoutType, TokenResponse, backoff_delays
 
 
@@ -159,6 +164,31 @@ _BULK1_PATH = "/services/async/"
 _SOAP_PATH = "/services/Soap/"
 
 
+# /services/Soap/{u,c,m,T,s...}/<version>[/...]: the API version of a SOAP endpoint
+_SOAP_VERSION = re.compile(r"^/services/Soap/[A-Za-z]+/([0-9]{1,3})(?:\.([0-9]{1,2}))?(?:/|$)")
+_SOAP_JWT_MIN = tuple(int(part) for part in SOAP_JWT_MIN_VERSION.split("."))
+
+
+def refuse_jwt_below_soap_minimum(url: str, token: TokenResponse, sent: str) -> None:
+    """Raise :class:`~sfjwt_ext.errors.SoapJwtTokenError` when ``url`` is a SOAP endpoint
+    of an API version below 68.0 and the token it would carry (``sent``, which is
+    ``token``'s access token or another of ours) is JWT-format: Salesforce would refuse it
+    with what looks like an expired session, and a refresh would bring another JWT."""
+    if _SOAP_PATH not in url:  # every REST call passes here: the cheap test first
+        return
+    sent = MaskedToken(sent)  # a traceback's locals show it masked
+    match = _SOAP_VERSION.match(_path_of(url))
+    if match is None:
+        return
+    version = (int(match.group(1)), int(match.group(2) or 0))
+    if version >= _SOAP_JWT_MIN:
+        return
+    jwt = token.is_jwt if sent == token.access_token else looks_like_jwt(sent)
+    if jwt:
+        shown = f"{version[0]}.{version[1]}"
+        raise SoapJwtTokenError(url.split("?", 1)[0], shown)
+
+
 def expiry_signal(response: requests.Response) -> Optional[str]:
     """Which API said "session expired" in ``response``: "rest", "bulk", "soap" or None.
 
@@ -223,17 +253,6 @@ class RequestNotReplayable(SalesforceExpiredSession):
         "is a stream that was already consumed and cannot be sent a second time. Repeat the "
         "call (the client now holds a fresh session). Response content: {content}"
     )
-
-
-class _MaskedToken(str):
-    """An access token whose ``repr`` is masked (``'00D…abcd'``): what the frames of this
-    module hold while a request or a refresh is in flight, so a traceback shown with its
-    locals (Sentry, ``capture_locals=True``, ``pytest --showlocals``) never shows a token."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return repr(mask_token(str.__str__(self)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -360,7 +379,7 @@ class Refresher:
         """Return a token newer than ``seen_token``, making at most one token request for
         all threads that ask at the same time. ``answer``: the response that said the
         session expired (quoted when the session is refused)."""
-        seen_token = _MaskedToken(seen_token)  # this frame shows it masked
+        seen_token = MaskedToken(seen_token)  # this frame shows it masked
         waited_since = time.monotonic()
         with self._guard():
             current = self.token
@@ -509,7 +528,7 @@ def put_token(request: requests.PreparedRequest, refresher: Refresher) -> Option
         if swapped is not body:
             request.body = swapped
             request.prepare_content_length(swapped)
-    return _MaskedToken(sent) if sent is not None else None  # masked in the caller's frame
+    return MaskedToken(sent) if sent is not None else None  # masked in the caller's frame
 
 
 def body_is_replayable(request: requests.PreparedRequest) -> bool:
@@ -657,6 +676,8 @@ class RefreshingSession(requests.Session):
     ) -> requests.Response:
         url = request.url or ""
         sent_token = put_token(request, self.refresher) if self._wants_token(url) else None
+        if sent_token is not None:
+            refuse_jwt_below_soap_minimum(url, self.refresher.token, sent_token)
         response = self._send_with_retries(request, kwargs)
         if sent_token is None or response.history:
             # not ours, or redirects were followed: each hop handled its own answer

@@ -108,7 +108,7 @@ def test_keygen_writes_a_private_key_0600_and_a_matching_certificate(tmp_path: P
     assert cert.signature_hash_algorithm is not None and cert.signature_hash_algorithm.name == "sha256"
     assert "SHA-256 fingerprint" in result.stdout and "expires" in result.stdout
     assert str(cert_file) in result.stdout  # the steps name the .crt to upload
-    assert "1. App Manager" in result.stdout and "Admin approved users are pre-authorized" in result.stdout
+    assert "External Client App Manager" in result.stdout and "Admin approved users are pre-authorized" in result.stdout
     assert "BEGIN" not in result.stdout
 
 
@@ -186,7 +186,7 @@ def test_check_shows_settings_with_sources_and_logs_in(org: Any, env: Dict[str, 
     assert f"username                 {creds.username}   [environment]" in out
     assert creds.consumer_key in out  # the consumer key is shown
     assert "matches the key" in out
-    for field in ("user:", "org id:", "instance URL:", "API version:", "login host:", "aud used:", "time:"):
+    for field in ("user:", "org id:", "instance URL:", "API version:", "login host:", "aud sent:", "time:"):
         assert field in out
     assert org.org_id[:15] in out and org.instance_url in out and org.login_url in out
     assert "BEGIN" not in out and "00D" + org.org_id[3:15] + "!" not in out  # no key text, no token

@@ -8,6 +8,7 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from sfjwt_ext import errors
 from sfjwt_ext.errors import (
     AppAccessError,
+    AppNotInstalledError,
     AssertionExpiredError,
     AudienceInvalidError,
     AuthenticationError,
@@ -18,7 +19,9 @@ from sfjwt_ext.errors import (
     InvalidClientIdError,
     LoginRateExceededError,
     LoginRestrictedError,
+    SessionRefusedError,
     SfJwtError,
+    SoapJwtTokenError,
     TokenEndpointUnavailable,
     UnknownUserError,
     UnsupportedGrantTypeError,
@@ -32,26 +35,35 @@ LOGIN = "https://login.salesforce.com"
 # (error, error_description, class, fragments the message must contain)
 TABLE = [
     ("invalid_grant", "user hasn't approved this consumer", ConsumerNotApprovedError,
-     ["Manage", "Edit Policies", "Permitted Users", "Admin approved users are pre-authorized",
-      "Manage Profiles", "Manage Permission Sets", "sandbox", "test.salesforce.com"]),
+     ["Setup > External Client App Manager", "Policies tab > Edit Policies", "Permitted Users",
+      "Admin approved users are pre-authorized", "Profiles", "Permission Sets",
+      "An existing Connected App works the same way (Setup > App Manager > the app > Manage",
+      "Manage Profiles", "Manage Permission Sets", "~10 minutes", "sandbox", "test.salesforce.com"]),
     ("invalid_app_access", "user is not admin approved to access this app", AppAccessError,
-     ["Manage Profiles", "permission set"]),
+     ["External Client App Manager > the app > Policies tab > Edit Policies > Profiles / Permission Sets",
+      "Admin approved users are pre-authorized", "Manage Profiles", "permission set"]),
     ("invalid_client_id", "client identifier invalid", InvalidClientIdError,
-     ["SF_CONSUMER_KEY", "10 minutes"]),
+     ["SF_CONSUMER_KEY", "Settings tab > OAuth Settings > Consumer Key and Secret",
+      "Manage Consumer Details", "up to ~10 minutes to apply", "sfjwt check"]),
+    ("invalid_grant", "External client app is not installed in this org", AppNotInstalledError,
+     ["wrong org", "sandbox", "refreshed", "sfjwt setup", "External Client App Manager",
+      "SF_CONSUMER_KEY", "SF_LOGIN_URL"]),
     ("invalid_grant", "audience is invalid", AudienceInvalidError,
      ["https://login.salesforce.com", "https://test.salesforce.com", "My Domain", "SF_AUDIENCE"]),
     ("invalid_grant", "invalid assertion", InvalidAssertionError,
-     ["Use digital signatures", ".crt"]),
+     ["Flow Enablement: Enable JWT Bearer Flow, Upload Files", "Use digital signatures", ".crt",
+      "sfjwt check --cert"]),
     ("invalid_grant", "expired authorization code", AssertionExpiredError, ["clock"]),
     ("invalid_grant", "assertion expired", AssertionExpiredError, ["clock"]),
     ("invalid_grant", "inactive user", InactiveUserError, ["deactivated"]),
     ("invalid_grant", "inactive_org", InactiveUserError, ["org"]),
     ("invalid_grant", "invalid user", UnknownUserError, ["SF_USERNAME", "test.salesforce.com"]),
     ("invalid_grant", "IP restricted or invalid login hours", LoginRestrictedError,
-     ["Login IP Ranges", "Login Hours"]),
+     ["Login IP Ranges", "Login Hours", "always enforce IP restrictions", "Network Access"]),
     ("rate_limit_exceeded", "number of logins exceeded", LoginRateExceededError, ["3,600", "reuse"]),
     ("invalid_grant", "LOGIN_RATE_EXCEEDED", LoginRateExceededError, ["3,600"]),
-    ("unsupported_grant_type", "grant type not supported", UnsupportedGrantTypeError, ["login_url"]),
+    ("unsupported_grant_type", "grant type not supported", UnsupportedGrantTypeError,
+     ["login_url", "Enable JWT Bearer Flow", "Use digital signatures"]),
 ]
 
 
@@ -176,3 +188,106 @@ def test_error_for_masks_secrets_echoed_in_description():
     jwt_text = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl"
     exc = error_for("invalid_grant", f"invalid assertion {jwt_text}")
     assert jwt_text not in str(exc)
+
+
+# --- External Client Apps first (issue 15) -----------------------------------------------------
+_ALL_HINTED = [cls for _e, _d, cls, _f in TABLE] + [AuthenticationError]
+
+
+@pytest.mark.parametrize("cls", sorted(set(_ALL_HINTED), key=lambda c: c.__name__))
+def test_a_hint_naming_setup_names_the_external_client_app_before_the_connected_app(cls):
+    hint = cls("x", "y", login_url=LOGIN, username=USER).hint
+    if "App Manager" not in hint:
+        return  # this hint names no app screen
+    eca = hint.find("External Client App")
+    connected = hint.find("Connected App")
+    assert eca != -1, hint
+    assert connected == -1 or eca < connected, hint
+    assert "New Connected App" not in hint
+
+
+def test_the_ip_restriction_hint_no_longer_suggests_ip_relaxation():
+    hint = error_for("invalid_grant", "IP restricted or invalid login hours",
+                     login_url=LOGIN, username=USER).hint
+    assert "Relax IP restrictions" not in hint
+    assert "does not apply to them" in hint  # IP Relaxation is named only to say it does not help
+    assert f"{USER}'s profile > Login IP Ranges" in hint and "Setup > Network Access" in hint
+
+
+@pytest.mark.parametrize("code", ["invalid_grant", "invalid_client_id", "invalid_client", "OAUTH_EC_APP_NOT_FOUND"])
+def test_app_not_installed_is_recognised_whatever_the_code_and_stays_an_invalid_client_id_error(code):
+    description = "External client app is not installed in this org" if code != "OAUTH_EC_APP_NOT_FOUND" else ""
+    exc = error_for(code, description, status=400, login_url=LOGIN, username=USER)
+    assert type(exc) is AppNotInstalledError
+    # code that already catches InvalidClientIdError / SalesforceAuthenticationFailed keeps working
+    assert isinstance(exc, InvalidClientIdError) and isinstance(exc, SalesforceAuthenticationFailed)
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is AppNotInstalledError and str(again) == str(exc)
+
+
+def test_invalid_client_id_still_maps_to_its_own_class():
+    exc = error_for("invalid_client_id", "client identifier invalid", login_url=LOGIN, username=USER)
+    assert type(exc) is InvalidClientIdError
+
+
+def test_session_refused_names_the_external_client_app_scopes_first():
+    text = str(SessionRefusedError("https://acme.my.salesforce.com/services/data/v62.0/", 401, "nope"))
+    assert "Manage user data via APIs (api)" in text
+    assert text.find("External Client App Manager") < text.find("Connected App")
+
+
+def test_soap_jwt_token_error_names_the_setting_and_the_version():
+    url = "https://acme.my.salesforce.com/services/Soap/m/62.0"
+    exc = SoapJwtTokenError(url, "62.0")
+    text = str(exc)
+    assert isinstance(exc, SfJwtError)
+    assert "Issue JSON Web Token (JWT)-based access tokens for named users" in text
+    assert "isNamedUserJwtEnabled" in text and "version='68.0'" in text and "SF_API_VERSION=68.0" in text
+    assert "Not sent" in text and url in text and "API 62.0" in text
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is SoapJwtTokenError and (again.url, again.version) == (url, "62.0")
+    assert str(again) == text
+
+
+# --- the same answers from the local org (over HTTPS) ------------------------------------------
+def _connect_org(org, **changes):
+    from sfjwt_ext import connect_jwt
+
+    kwargs = org.credentials.connect_kwargs()
+    kwargs.update({"cache": False, **changes})
+    return connect_jwt(**kwargs)
+
+
+def test_an_app_not_installed_in_the_org_raises_app_not_installed_at_once(salesforce_org):
+    org = salesforce_org
+    org.set_app(org.credentials.consumer_key, installed=False)
+    with pytest.raises(InvalidClientIdError) as caught:  # what existing code catches still catches it
+        _connect_org(org)
+    exc = caught.value
+    assert type(exc) is AppNotInstalledError and exc.status == 400
+    assert exc.description == "External client app is not installed in this org"
+    assert "sfjwt setup" in exc.hint and "refreshed" in exc.hint
+    assert org.token_requests == 1  # permanent: never retried
+
+
+def test_a_new_app_still_propagating_says_it_takes_up_to_ten_minutes(salesforce_org, tmp_path):
+    org = salesforce_org
+    org.app_propagation_delay = 600.0
+    creds = org.new_app_with_key(tmp_path / "new-app", username="fresh@example.com")
+    from sfjwt_ext import connect_jwt
+
+    with pytest.raises(InvalidClientIdError) as caught:
+        connect_jwt(**creds.connect_kwargs(), cache=False)
+    assert type(caught.value) is InvalidClientIdError
+    assert "up to ~10 minutes to apply" in str(caught.value)
+    assert "Consumer Key and Secret" in str(caught.value)
+
+
+def test_a_user_the_app_does_not_pre_authorize_gets_the_policies_tab(salesforce_org):
+    org = salesforce_org
+    org.set_app(org.credentials.consumer_key, profiles=(), permission_sets=())
+    with pytest.raises(AppAccessError) as caught:
+        _connect_org(org)
+    text = str(caught.value)
+    assert "External Client App Manager > the app > Policies tab > Edit Policies" in text
+    assert text.find("External Client App Manager") < text.find("Connected App")

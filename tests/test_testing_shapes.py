@@ -53,7 +53,7 @@ def test_versions_listing_needs_no_token(salesforce_org: Any, token: str) -> Non
     anonymous = _get(salesforce_org, "/services/data/")
     assert anonymous.status_code == 200
     versions = anonymous.json()
-    assert versions[-1] == {"label": versions[-1]["label"], "url": "/services/data/v62.0", "version": "62.0"}
+    assert versions[-1] == {"label": versions[-1]["label"], "url": "/services/data/v68.0", "version": "68.0"}
     assert {"31.0", "59.0"} <= {v["version"] for v in versions}
     assert _get(salesforce_org, "/services/data", token).json() == versions
     assert _get(salesforce_org, "/services/data/v62.0/").status_code == 401   # the rest still needs one

@@ -200,8 +200,11 @@ def test_malformed(text: str, token: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "", "   ", "SELECT Id FROM Account WHERE COUNT(Id) > 1", "SELECT Id FROM Account WHERE Name = :name",
-    "SELECT SUM() FROM Opportunity", "SELECT FORMAT(Name) FROM Account",
-    "SELECT Id, (SELECT Id, (SELECT Id FROM Cases) FROM Contacts) FROM Account",
+    "SELECT SUM() FROM Opportunity", "SELECT FORMAT(Name FROM Account",
+    "SELECT Id FROM Account GROUP BY ROLLUP(Name", "SELECT Id FROM Account GROUP BY ROLLUP(Name), Type",
+    "SELECT Id FROM Account GROUP BY CUBE(Name, Type, Site, Industry)", "SELECT TYPEOF What ELSE Name END FROM Event",
+    "SELECT Id, (SELECT Id, (SELECT Id, (SELECT Id, (SELECT Id, (SELECT Id FROM A) FROM B) FROM C) FROM D) FROM E) "
+    "FROM Account",
     "SELECT Id FROM Account HAVING COUNT(Id) > 1",
 ])
 def test_other_malformed(text: str) -> None:

@@ -2,7 +2,7 @@
 
     from sfjwt_ext.testing import LocalOrg
 
-    with LocalOrg.with_app() as org:      # started, one Connected App and one approved user
+    with LocalOrg.with_app() as org:      # started, one External Client App and one approved user
         creds = org.credentials
         # creds.connect_kwargs() -> connect_jwt(**...), creds.env() -> SF_* variables
 
@@ -18,6 +18,7 @@ _EXPORTS = {
     "LocalOrg": "org",
     "OrgCredentials": "org",
     "RequestRecord": "org",
+    "OrgApp": "apps",
     "ApexRequest": "rest",
     "Session": "oauth",
     "Request": "http",
@@ -44,6 +45,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .apps import OrgApp
     from .http import HTTPError, Request, Response, Router
     from .oauth import Session
     from .org import LocalOrg, OrgCredentials, RequestRecord

@@ -1,6 +1,6 @@
 """Run a local Salesforce org in the foreground: ``python -m sfjwt_ext.testing``.
 
-It loads the sample data, writes a Connected App key into a folder (``--dir``; default a new
+It loads the sample data, writes an External Client App key into a folder (``--dir``; default a new
 temporary folder, removed at exit), prints the login as shell ``export`` lines on stdout
 (values quoted with ``shlex.quote``), then serves until SIGINT or SIGTERM. Human-readable
 messages go to stderr. Typical use from a shell::

@@ -39,12 +39,12 @@ from xml.etree import ElementTree as ET
 
 from .bulk import (BulkRefusal, BulkService, ID_RE, Progress, Rows, VERSION_RE, XSI_NS, authenticate,
                    child_text, local_name, now_ts, render_csv, run_query, sf_datetime, xml_text)
-from .http import HTTPError, Request, Response, Router
-from .dml import (DescribeCache, MultipleMatches, bulk_error_text, check_id, existing, resolve_parents,
-                  save_error, upsert)
+from .http import HTTPError, Request, Response, Router, parse_json
+from .dml import (DescribeCache, MultipleMatches, bulk_error_text, bulk_typed, check_id, existing, insert,
+                  resolve_parents, save_error, upsert)
 from .ids import is_valid_id, to_18
 from .oauth import Session
-from .rest import with_api_version
+from .rest import OLDEST_VERSION, with_api_version
 from .soql import SoqlError
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ def parse_records(content_type: str, body: bytes) -> List[Dict[str, Any]]:
         raise BatchFailure("InvalidBatch : Failed to parse the batch: it is not UTF-8") from None
     if content_type == "JSON":
         try:
-            data = json.loads(text or "null")
+            data = parse_json(text)
         except ValueError as exc:
             raise BatchFailure(f"InvalidBatch : Failed to parse JSON: {exc}") from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -303,14 +303,16 @@ class RowWriter:
         if self.job.operation == "insert":
             try:   # the common case in one store call; a bad row sends us row by row
                 values = [self._parents(r) for r in records]
-                return [RowResult(rid, True, True) for rid in self.store.insert(self.sobject, values)]
+                return [RowResult(rid, True, True) for rid in insert(self.store, self.sobject, values)]
             except SoqlError:
                 pass
         return [self._one(record) for record in records]
 
     def _one(self, record: Dict[str, Any]) -> RowResult:
         try:
-            return self._write(record)
+            if self.job.content_type == "JSON":  # typed values: the REST wording (JSON_PARSER_ERROR)
+                return self._write(record)
+            return bulk_typed(lambda: self._write(record), record, self.cache, self.sobject)
         except MultipleMatches as exc:
             return RowResult(None, False, False, exc.as_error())
         except SoqlError as exc:
@@ -325,7 +327,7 @@ class RowWriter:
     def _write(self, record: Dict[str, Any]) -> RowResult:
         op = self.job.operation
         if op == "insert":
-            return RowResult(self.store.insert(self.sobject, [self._parents(record)])[0], True, True)
+            return RowResult(insert(self.store, self.sobject, [self._parents(record)])[0], True, True)
         if op == "upsert":
             return self._upsert(record)
         record_id = self._record_id(record)
@@ -531,7 +533,7 @@ class Bulk1Api:
         names = ("operation", "object", "contentType", "concurrencyMode", "externalIdFieldName")
         if fmt == "JSON":
             try:
-                body = json.loads(request.body.decode("utf-8") or "null")
+                body = parse_json(request.body)
             except ValueError:
                 return bulk1_error_response(fmt, "InvalidJob", "Unable to parse the job: invalid JSON")
             if not isinstance(body, dict):
@@ -607,7 +609,7 @@ class Bulk1Api:
     def _requested_state(self, request: Request) -> Optional[str]:
         if self._request_format(request) == "JSON":
             try:
-                body = json.loads(request.body.decode("utf-8") or "null")
+                body = parse_json(request.body)
             except ValueError:
                 return None
             return body.get("state") if isinstance(body, dict) else None
@@ -744,9 +746,22 @@ class Bulk1Api:
         return _answer("XML", _records_xml(batch.rows.records[lo:hi]))
 
 
+_ASYNC_VERSION = re.compile(r"/services/async/(\d+(?:\.\d+)?)(?:/.*)?")
+
+
+def retired_version(request: Request) -> Optional[Response]:
+    """Bulk API 1.0 of a retired version (below 31.0): 400 InvalidVersion (a Router guard)."""
+    match = _ASYNC_VERSION.fullmatch(request.path)
+    if match is None or float(match.group(1)) >= OLDEST_VERSION:
+        return None
+    return bulk1_error_response(Bulk1Api._request_format(request), "InvalidVersion",
+                                f"API version {match.group(1)} is retired and no longer available")
+
+
 def register(router: Router, org: LocalOrg) -> Bulk1Api:
     """Add the Bulk API 1.0 routes for ``org`` to ``router``."""
     api = Bulk1Api(org)
+    router.add_guard(retired_version)
     v1 = rf"/services/async/{VERSION_RE}/job"
     job1 = v1 + rf"/(?P<job>{ID_RE})"
     batch1 = job1 + rf"/batch/(?P<batch>{ID_RE})"

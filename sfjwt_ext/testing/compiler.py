@@ -6,11 +6,13 @@ values are always ``?`` parameters. The store (:mod:`records`) runs the SQL.
 
 from __future__ import annotations
 
+import sqlite3
+import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 from . import soql as _soql
-from .ids import is_valid_id, to_18
+from .ids import canonical_id
 from .literals import UTC, date_range, format_datetime, parse_date, parse_datetime
 from .schema import (BAD_RELATIONSHIP, BAD_TYPE, FILTER_TYPE_NAMES, NO_SUCH_COLUMN, NUMBER_TYPES, TEXT_TYPES,
                      FieldDef, ObjectDef, quote_identifier)
@@ -19,6 +21,43 @@ from .soql import (Aggregate, BoolOp, Comparison, DateLiteral, FieldFunction, Fi
 
 if TYPE_CHECKING:
     from .records import Store
+
+# --------------------------------------------------------------------------- text comparison
+
+#: characters whose lower case is not what their upper case lowers to (dotless i, long s, final
+#: sigma...): case-insensitive comparison maps them as Java's equalsIgnoreCase does
+_FOLD_EXTRA = str.maketrans({
+    "µ": "μ", "ı": "i", "ſ": "s", "\u0345": "ι", "ς": "σ", "ϐ": "β", "ϑ": "θ", "ϕ": "φ", "ϖ": "π", "ϰ": "κ",
+    "ϱ": "ρ", "ϵ": "ε", "ᲀ": "в", "ᲁ": "д", "ᲂ": "о", "ᲃ": "с", "ᲄ": "т", "ᲅ": "т", "ᲆ": "ъ", "ᲇ": "ѣ",
+    "ᲈ": "ꙋ", "ẛ": "ṡ", "ι": "ι",
+})
+
+
+def fold_case(text: Any) -> Any:
+    """``text`` as SOQL compares it case-insensitively: every letter's case folded, beyond ASCII
+    ('ÜMLAUT ä' and 'ümlaut Ä' fold alike; 'ä' and 'a' do not). Non-strings pass unchanged."""
+    if not isinstance(text, str):
+        return text
+    return text.lower() if text.isascii() else text.lower().translate(_FOLD_EXTRA)
+
+
+def sort_key(text: Any) -> Any:
+    """A key whose binary order is Salesforce's ORDER BY order of text in an en_US locale:
+    case-insensitive, accents second ('Apfel' < 'ärger' < 'Birne')."""
+    if not isinstance(text, str):
+        return text
+    folded = fold_case(text)
+    if folded.isascii():
+        return folded + "\x00" + folded
+    base = "".join(c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c))
+    return base + "\x00" + folded
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions compiled SOQL calls: ``sf_fold(text)`` and ``sf_sort_key(text)``."""
+    conn.create_function("sf_fold", 1, fold_case, deterministic=True)
+    conn.create_function("sf_sort_key", 1, sort_key, deterministic=True)
+
 
 # --------------------------------------------------------------------------- compiler
 
@@ -106,6 +145,13 @@ class Scope:
                 raise error_at("INVALID_FIELD", text, fn.pos,
                                f"convertTimezone() can only be applied to datetime fields: {fdef.name}")
             return expr, fdef, rels, alias, obj   # the org's time zone is GMT
+        if name == "FORMAT":
+            return expr, fdef, rels, alias, obj   # formatted when the row is built
+        if name == "CONVERTCURRENCY":
+            if fdef.type != "currency":
+                raise error_at("INVALID_FIELD", text, fn.pos,
+                               f"convertCurrency() can only be applied to currency fields: {fdef.name}")
+            return expr, fdef, rels, alias, obj   # one currency in this org: the corporate one
         if name == "TOLABEL":
             if fdef.type != "picklist" and not (obj.name == "RecordType" and fdef.name == "Name"):
                 raise error_at("INVALID_FIELD", text, fn.pos,
@@ -120,6 +166,15 @@ class Scope:
         result = FieldDef(f"{name}({fdef.name})", "date" if name == "DAY_ONLY" else "int", label=f"{name}({fdef.label})",
                           createable=False, updateable=False, calculated=True)
         return sql, result, rels, alias, obj
+
+
+def _balanced(parts: List[str], joiner: str) -> str:
+    """``parts`` joined by AND / OR as a balanced tree of parentheses: SQLite refuses expressions
+    more than 1,000 deep, and a flat chain of n terms is n deep."""
+    if len(parts) <= 16:
+        return "(" + joiner.join(parts) + ")"
+    middle = len(parts) // 2
+    return "(" + _balanced(parts[:middle], joiner) + joiner + _balanced(parts[middle:], joiner) + ")"
 
 
 def _compound_sql(alias: str, fdef: FieldDef) -> str:
@@ -190,8 +245,7 @@ class Compiler:
     # conditions -----------------------------------------------------------
     def condition(self, scope: Scope, cond: Any, params: List[Any], negated: bool = False) -> str:
         if isinstance(cond, BoolOp):
-            joiner = f" {cond.op} "
-            return "(" + joiner.join(self.condition(scope, c, params, negated) for c in cond.items) + ")"
+            return _balanced([self.condition(scope, c, params, negated) for c in cond.items], f" {cond.op} ")
         if isinstance(cond, Not):
             return "(NOT " + self.condition(scope, cond.item, params, not negated) + ")"
         assert isinstance(cond, Comparison)
@@ -206,7 +260,8 @@ class Compiler:
         else:
             expr, fdef, _, _, _ = scope.resolve(cmp.left)
             ftype, fname = fdef.type, fdef.name
-        collate = " COLLATE NOCASE" if ftype in TEXT_TYPES and ftype not in ("id", "reference") else ""
+        folded = ftype in TEXT_TYPES and ftype not in ("id", "reference")
+        lhs = f"sf_fold({expr})" if folded else expr
         op = cmp.op
         if op in ("IN", "NOT IN", "INCLUDES", "EXCLUDES"):
             if op in ("INCLUDES", "EXCLUDES"):
@@ -217,34 +272,7 @@ class Compiler:
                 if op == "IN":
                     return f"{expr} IN ({sub_sql})"
                 return f"({expr} IS NULL OR {expr} NOT IN ({sub_sql}))"
-            values = cmp.value if isinstance(cmp.value, list) else [cmp.value]
-            parts: List[str] = []
-            has_null = False
-            for v in values:
-                if isinstance(v, Literal) and v.kind == "null":
-                    has_null = True
-                    continue
-                if isinstance(v, DateLiteral):
-                    start, end = self.date_bounds(v, ftype, fname, v.pos)
-                    params.extend([start, end])
-                    parts.append(f"({expr} >= ? AND {expr} < ?)")
-                    continue
-                params.append(self.coerce(v, ftype, fname))
-                parts.append("?")
-            plain = [p for p in parts if p == "?"]
-            ranges = [p for p in parts if p != "?"]
-            tests: List[str] = []
-            if plain:
-                tests.append(f"{expr}{collate} IN ({', '.join(plain)})")
-            tests.extend(ranges)
-            if has_null:
-                tests.append(f"{expr} IS NULL")
-            positive = "(" + " OR ".join(tests) + ")" if tests else "0"
-            if op == "IN":
-                return positive
-            if has_null:
-                return f"(NOT {positive})"
-            return f"({expr} IS NULL OR NOT {positive})"
+            return self.in_list(cmp, expr, ftype, fname, params)
         value = cmp.value
         assert not isinstance(value, (list, Subquery))
         if isinstance(value, Literal) and value.kind == "null":
@@ -260,8 +288,8 @@ class Compiler:
                 raise error_at("INVALID_FIELD", text, cmp.pos,
                                f"invalid operator on {'id' if ftype in ('id', 'reference') else ftype} field: "
                                f"{fname}")
-            params.append(value.like)
-            return f"({expr} LIKE ? ESCAPE '\\')"
+            params.append(fold_case(value.like))
+            return f"(sf_fold({expr}) LIKE ? ESCAPE '\\')"
         if isinstance(value, DateLiteral):
             start, end = self.date_bounds(value, ftype, fname, value.pos)
             if op == "=":
@@ -275,11 +303,44 @@ class Compiler:
             return f"({expr} {sql_op} ?)"
         if ftype == "boolean" and op not in ("=", "!="):
             raise error_at("INVALID_FIELD", text, cmp.pos, f"invalid operator on boolean field: {fname}")
-        params.append(self.coerce(value, ftype, fname))
+        coerced = self.coerce(value, ftype, fname)
+        params.append(fold_case(coerced) if folded else coerced)
         if op == "!=":
             # SOQL's != also matches nulls
-            return f"({expr} IS NOT ?{collate})"
-        return f"({expr} {op} ?{collate})"
+            return f"({lhs} IS NOT ?)"
+        return f"({lhs} {op} ?)"
+
+    def in_list(self, cmp: Comparison, expr: str, ftype: str, fname: str, params: List[Any]) -> str:
+        """``expr IN (...)`` / ``NOT IN (...)`` of literals (nulls and date literals among them)."""
+        folded = ftype in TEXT_TYPES and ftype not in ("id", "reference")
+        values = cmp.value if isinstance(cmp.value, list) else [cmp.value]
+        plain: List[str] = []
+        ranges: List[str] = []
+        bounds: List[str] = []  # the ranges' parameters: they come after the plain values' in the SQL
+        has_null = False
+        for v in values:
+            if isinstance(v, Literal) and v.kind == "null":
+                has_null = True
+            elif isinstance(v, DateLiteral):
+                bounds.extend(self.date_bounds(v, ftype, fname, v.pos))
+                ranges.append(f"({expr} >= ? AND {expr} < ?)")
+            else:
+                value = self.coerce(v, ftype, fname)
+                params.append(fold_case(value) if folded else value)
+                plain.append("?")
+        params.extend(bounds)
+        tests: List[str] = []
+        if plain:
+            tests.append(f"{'sf_fold(' + expr + ')' if folded else expr} IN ({', '.join(plain)})")
+        tests.extend(ranges)
+        if has_null:
+            tests.append(f"{expr} IS NULL")
+        positive = "(" + " OR ".join(tests) + ")" if tests else "0"
+        if cmp.op == "IN":
+            return positive
+        if has_null:
+            return f"(NOT {positive})"
+        return f"({expr} IS NULL OR NOT {positive})"
 
     def coerce(self, v: Any, ftype: str, fname: str) -> Any:
         """A literal as the parameter for a field of type ``ftype`` (with Salesforce's type errors)."""
@@ -301,9 +362,10 @@ class Compiler:
         if ftype in ("id", "reference"):
             if kind != "string":
                 raise bad()
-            if not is_valid_id(value):
+            canonical = canonical_id(value)  # an 18-character id matches in any case, as in Salesforce
+            if not canonical:
                 raise error_at("INVALID_QUERY_FILTER_OPERATOR", text, v.pos, f"invalid ID field: {value}")
-            return to_18(value)
+            return canonical
         if ftype in TEXT_TYPES:
             if kind != "string":
                 raise bad()
@@ -369,6 +431,8 @@ class Compiler:
         expr, fdef, _, _, _ = scope.resolve(agg.field)
         fn = agg.function
         display = f"{fn}({agg.field.name})"
+        if fn == "GROUPING":
+            return self.grouping_expr(scope, agg, expr), "int", display
         if fn == "COUNT":
             return f"COUNT({expr})", "int", display
         if fn == "COUNT_DISTINCT":
@@ -383,6 +447,18 @@ class Compiler:
                            f"field {fdef.name} does not support aggregate operator {fn}")
         return f"{fn}({expr})", fdef.type, display
 
+    def grouping_expr(self, scope: Scope, agg: Aggregate, expr: str) -> str:
+        """GROUPING(field): a marker the grouping-sets SQL replaces by 1 in a subtotal row of field."""
+        q = scope.query
+        if q.group_kind is None:
+            raise error_at("MALFORMED_QUERY", self.query.text, agg.pos,
+                           "GROUPING() can only be used with GROUP BY ROLLUP or GROUP BY CUBE")
+        if expr not in (scope.resolve(g)[0] for g in q.group_by):
+            assert agg.field is not None
+            raise error_at("MALFORMED_QUERY", self.query.text, agg.pos,
+                           f"GROUPING() requires a field of the GROUP BY: {agg.field.name}")
+        return f"sf_grouping({expr})"
+
     def order_sql(self, scope: Scope, items: Sequence[_soql.OrderItem]) -> List[str]:
         out: List[str] = []
         for item in items:
@@ -395,8 +471,9 @@ class Compiler:
             # sqlite: nulls sort first ascending, last descending; add a key only when that differs
             if nulls_first != (not item.descending):
                 out.append(f"({expr} IS NULL) {'DESC' if nulls_first else 'ASC'}")
-            collate = " COLLATE NOCASE" if ftype in TEXT_TYPES and ftype not in ("id", "reference") else ""
-            out.append(f"{expr}{collate} {'DESC' if item.descending else 'ASC'}")
+            if ftype in TEXT_TYPES and ftype not in ("id", "reference"):
+                expr = f"sf_sort_key({expr})"
+            out.append(f"{expr} {'DESC' if item.descending else 'ASC'}")
         return out
 
 

@@ -17,10 +17,12 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .dml import MultipleMatches, DescribeCache, check_id, existing, resolve_parents, save_error, upsert
+from .dml import (MultipleMatches, DescribeCache, check_id, existing, first_type_error, insert, located,
+                  resolve_parents, save_error, upsert)
 from .http import Headers, HTTPError, Request, Response, json_response
 from .rest import with_api_version
 from .soql import SoqlError
+from .values import JsonValueError, json_token
 
 if TYPE_CHECKING:  # pragma: no cover
     from .org import LocalOrg
@@ -63,6 +65,37 @@ def _lookup(value: Any, path: str) -> Any:
     return value
 
 
+def _check_attributes(record: Dict[str, Any]) -> None:
+    """400 JSON_PARSER_ERROR unless a record's ``attributes`` is absent or an object."""
+    attributes = record.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        token, text = json_token(attributes)
+        raise _bad_request("JSON_PARSER_ERROR", f"Cannot deserialize instance of attributes from {token} value {text} "
+                                                f"or request may be missing a required field")
+
+
+def _refuse_type_error(request: Request, error: Optional[SoqlError]) -> None:
+    """400 JSON_PARSER_ERROR (with its place in the body) for a value of the wrong type."""
+    if error is not None:
+        error = located(error, request.body)
+        raise HTTPError(json_response(error.to_json(), status=400))
+
+
+def _check_tree(records: List[Any]) -> None:
+    """Every record of a tree (children too) an object whose ``attributes`` is an object."""
+    pending = list(records)
+    while pending:
+        record = pending.pop()
+        if not isinstance(record, dict):
+            token, text = json_token(record)
+            raise _bad_request("JSON_PARSER_ERROR", f"Cannot deserialize instance of SObject from {token} value "
+                                                    f"{text} or request may be missing a required field")
+        _check_attributes(record)
+        for value in record.values():
+            if isinstance(value, dict) and isinstance(value.get("records"), list):
+                pending.extend(value["records"])
+
+
 class CompositeService:
     def __init__(self, org: "LocalOrg") -> None:
         self.org = org
@@ -77,14 +110,20 @@ class CompositeService:
         return request.match.group("version")
 
     # ------------------------------------------------------------------ collections
-    def _records(self, request: Request) -> Tuple[List[Dict[str, Any]], bool]:
+    def _records(self, request: Request, sobject: Optional[str] = None) -> Tuple[List[Dict[str, Any]], bool]:
+        """The records of a Collections body and its allOrNone; 400 for a body Salesforce's parser
+        refuses, a value of the wrong type in any record included (before anything is saved)."""
         body = request.json()
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise _bad_request("JSON_PARSER_ERROR", "The request body must hold a records list")
+        for record in records:
+            _check_attributes(record)
         if len(records) > MAX_COLLECTION:
             raise _bad_request("EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than "
                                                     f"{MAX_COLLECTION} records into this call")
+        typed = [(sobject or str((r.get("attributes") or {}).get("type") or ""), r) for r in records]
+        _refuse_type_error(request, first_type_error(self.org.store, typed))
         return records, _flag(body.get("allOrNone"))
 
     @staticmethod
@@ -127,7 +166,7 @@ class CompositeService:
     def _create_one(self, cache: DescribeCache, record: Dict[str, Any]) -> Dict[str, Any]:
         sobject = self._type(record)
         values = resolve_parents(cache, sobject, {k: v for k, v in record.items() if k != "attributes"})
-        return {"id": cache.store.insert(sobject, [values])[0], "success": True, "errors": []}
+        return {"id": insert(cache.store, sobject, [values])[0], "success": True, "errors": []}
 
     def _update_one(self, cache: DescribeCache, record: Dict[str, Any]) -> Dict[str, Any]:
         sobject = self._type(record)
@@ -167,7 +206,7 @@ class CompositeService:
         self._auth(request)
         assert request.match is not None
         sobject, ext_field = request.match.group("sobject"), request.match.group("field")
-        records, all_or_none = self._records(request)
+        records, all_or_none = self._records(request, sobject)
         try:
             self._cache.fields(sobject).external_id(ext_field)
         except SoqlError as exc:
@@ -348,6 +387,7 @@ class CompositeService:
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list) or not records:
             raise _bad_request("JSON_PARSER_ERROR", "records is required")
+        _check_tree(records)
         if self._count(records) > MAX_TREE_RECORDS:
             raise _bad_request("EXCEEDED_ID_LIMIT", f"The tree may hold at most {MAX_TREE_RECORDS} records")
         cache = self._cache
@@ -356,6 +396,8 @@ class CompositeService:
             with self.org.store.atomic():
                 for record in records:
                     self._plant(cache, request.match.group("sobject"), record, None, results)
+        except JsonValueError as exc:
+            _refuse_type_error(request, exc)
         except _Rollback:
             return json_response({"hasErrors": True, "results": [r for r in results if "errors" in r]}, status=400)
         return json_response({"hasErrors": False, "results": results}, status=201)
@@ -379,7 +421,9 @@ class CompositeService:
             values[parent[0]] = parent[1]
         try:
             sobject = str(attributes.get("type") or sobject)
-            new_id = cache.store.insert(sobject, [resolve_parents(cache, sobject, values)])[0]
+            new_id = insert(cache.store, sobject, [resolve_parents(cache, sobject, values)])[0]
+        except JsonValueError:
+            raise   # the parser's refusal: the whole request (tree() answers it)
         except SoqlError as exc:
             results.append({"referenceId": reference_id, "errors": [save_error(exc)]})
             raise _Rollback() from None

@@ -1,4 +1,5 @@
-"""Record writes shared by the write APIs (Bulk 2.0 ingest, composite, external-id routes).
+"""Record writes shared by the write APIs (REST sObject, composite, external-id routes, Bulk 1.0
+and 2.0 ingest).
 
 What the store does for one record (insert, update, delete) is the store's business; this
 module adds what every write API needs on top, the way Salesforce does it:
@@ -9,7 +10,12 @@ module adds what every write API needs on top, the way Salesforce does it:
   ``MultipleMatches`` for several and NOT_FOUND for a field that is no external id.
 - ``resolve_parents``: a parent named by its external id in a write body
   (``{"Account": {"Legacy_Id__c": "X"}}``) becomes the reference field (``AccountId``).
+- ``insert``: records created through an API: what the store checks for every write (``""`` is
+  null, numbers to precision and scale, lookups to live records, ids in any case) plus what only
+  an API caller meets: audit fields (CreatedDate...) are not writable (no "Set Audit Fields").
 - ``existing``: a write to a record by id, where a missing record is a bad cross reference.
+- ``bulk_typed``: a value of the wrong type as the Bulk APIs word it.
+- ``first_type_error``: a value of the wrong type in a Collections or tree body (the whole request fails).
 - ``save_error``: a ``SoqlError`` as the per-record error Salesforce puts in a 200 answer;
   ``bulk_error_text``: the same as the Bulk results' Error / ``sf__Error`` column.
 """
@@ -20,8 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from .soql import SoqlError
-from .ids import is_valid_id
+from .ids import canonical_id
+from .http import json_value_position
 from .records import Store
+from .values import JsonValueError
 
 _T = TypeVar("_T")
 _NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
@@ -98,8 +106,8 @@ def find_ids(cache: DescribeCache, sobject: str, field_name: str, value: Any) ->
     fields = cache.fields(sobject)
     described = fields.external_id(field_name)
     if described["type"] == "id":
-        text = str(value)
-        if not _ID_SHAPE.fullmatch(text) or not is_valid_id(text):
+        text = canonical_id(str(value))
+        if not text:
             return []
         rows = cache.store.query(f"SELECT Id FROM {fields.sobject} WHERE Id = '{text}'").records
     else:
@@ -169,15 +177,41 @@ def upsert(cache: DescribeCache, sobject: str, field_name: str, value: Any, valu
     new_values = dict(values)
     if not is_id:
         new_values[described["name"]] = value
-    return cache.store.insert(fields.sobject, [new_values])[0], True
+    return insert(cache.store, fields.sobject, [new_values])[0], True
+
+
+def insert(store: Store, sobject: str, records: List[Dict[str, Any]]) -> List[str]:
+    """Create ``records`` for an API caller: all or nothing, audit fields refused."""
+    return store.insert(sobject, records, audit_fields=False)
 
 
 def check_id(sobject_label: str, value: Any) -> str:
-    """``value`` if it has the shape of a record id, else MALFORMED_ID as Salesforce words it."""
+    """``value`` as the 18-character id it names (an 18-character id in any case), else
+    MALFORMED_ID as Salesforce words it."""
     text = str(value or "")
-    if not _ID_SHAPE.fullmatch(text) or not is_valid_id(text):
+    canonical = canonical_id(text) if _ID_SHAPE.fullmatch(text) else ""
+    if not canonical:
         raise SoqlError("MALFORMED_ID", f"{sobject_label} ID: id value of incorrect type: {text}", fields=["Id"])
-    return text
+    return canonical
+
+
+def first_type_error(store: Store, records: List[Tuple[str, Dict[str, Any]]]) -> Optional[JsonValueError]:
+    """The first value of the wrong JSON type among ``(sobject, values)`` records, as Salesforce's
+    parser finds it before a Collections or tree request saves anything; None if none."""
+    for sobject, values in records:
+        if store.has_object(sobject):
+            error = store.type_error(sobject, {k: v for k, v in values.items() if not isinstance(v, dict)})
+            if error is not None:
+                return error
+    return None
+
+
+def located(exc: SoqlError, body: bytes) -> SoqlError:
+    """``exc`` with Jackson's ``at [line:L, column:C]`` when it is about a value in ``body``."""
+    if not isinstance(exc, JsonValueError):
+        return exc
+    where = json_value_position(body, exc.field_name, exc.value)
+    return JsonValueError(f"{exc.message} {where}".rstrip(), exc.field_name, exc.value)
 
 
 def save_error(exc: SoqlError) -> Dict[str, Any]:
@@ -193,6 +227,19 @@ def existing(call: Callable[[], _T]) -> _T:
         if exc.error_code == "NOT_FOUND":
             raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id") from None
         raise
+
+
+def bulk_typed(call: Callable[[], _T], values: Dict[str, Any], cache: DescribeCache, sobject: str) -> _T:
+    """``call()``, a Bulk write of ``values``: a value of the wrong type is worded as the Bulk APIs
+    word it (INVALID_TYPE_ON_FIELD_IN_RECORD "Label: value not of required type: v")."""
+    try:
+        return call()
+    except JsonValueError as exc:
+        described = cache.fields(sobject).get(exc.field_name)
+        label = described["label"] if described else exc.field_name
+        shown = next((v for k, v in values.items() if str(k).lower() == exc.field_name.lower()), exc.value)
+        raise SoqlError("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{label}: value not of required type: {shown}",
+                        fields=[exc.field_name]) from None
 
 
 def bulk_error_text(exc: SoqlError) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List
 
-from .dml import MultipleMatches, DescribeCache, find_ids, upsert
+from .dml import MultipleMatches, DescribeCache, find_ids, located, upsert
 from .http import HTTPError, Request, Response, empty_response, json_response
-from .rest import with_api_version
+from .rest import check_version, with_api_version
 from .soql import SoqlError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,10 +31,7 @@ class ExternalIdRoutes:
     def _context(self, request: Request) -> Dict[str, Any]:
         self.org.require_session(request)
         assert request.match is not None
-        version = request.match.group("version")
-        if not 20.0 <= float(version) <= float(self.org.api_version):
-            raise HTTPError(json_response([{"errorCode": "NOT_FOUND",
-                                            "message": "The requested resource does not exist"}], status=404))
+        version = check_version(self.org, request.match.group("version"))
         store = self.org.store
         sobject = request.match.group("sobject")
         if not store.has_object(sobject):
@@ -94,6 +91,7 @@ class ExternalIdRoutes:
         except MultipleMatches as exc:
             return json_response([self._url(c["version"], c["sobject"], i) for i in exc.ids], status=300)
         except SoqlError as exc:
+            exc = located(exc, request.body)
             return json_response(exc.to_json(), status=exc.status)
         flagged = float(c["version"]) >= CREATED_FLAG_SINCE
         body: Dict[str, Any] = {"id": record_id, "success": True, "errors": []}

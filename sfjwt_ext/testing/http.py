@@ -26,6 +26,7 @@ This module knows nothing about Salesforce. It gives the rest of ``sfjwt_ext.tes
     ``router.add(role, method, path_regex, handler)`` registers ``handler(request) ->
     Response`` for a host role (``"login"``, ``"instance"`` or ``"*"`` for both), an HTTP
     method (``"*"`` for any) and a regex that must match the whole path (``re.fullmatch``).
+    ``router.add_guard(guard)`` runs ``guard(request)`` first (a Response it returns is the answer).
     ``router.dispatch(request)`` answers 404 (no route for the path) or 405 (path known,
     method not) with Salesforce's JSON error shape.
 
@@ -47,7 +48,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
@@ -62,6 +63,10 @@ __all__ = [
     "text_response",
     "empty_response",
     "accepts_gzip",
+    "parse_json",
+    "json_value_position",
+    "JsonSyntaxError",
+    "MAX_JSON_DEPTH",
     "HTTPSServer",
     "ServerThread",
     "JSON_CONTENT_TYPE",
@@ -146,18 +151,166 @@ class Request:
         return self.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
-        """The body parsed as JSON; raises ``HTTPError`` 400 (JSON_PARSER_ERROR) when it is not."""
+        """The body parsed as strict JSON (``parse_json``); HTTPError 400 JSON_PARSER_ERROR when it is not."""
         try:
-            return json.loads(self.body.decode("utf-8") or "null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPError(json_response(
-                [{"message": f"Unexpected character in request body: {exc}", "errorCode": "JSON_PARSER_ERROR"}],
-                status=400)) from None
+            return parse_json(self.body)
+        except JsonSyntaxError as exc:
+            raise HTTPError(json_response([{"message": str(exc), "errorCode": "JSON_PARSER_ERROR"}],
+                                          status=400)) from None
 
     def form(self) -> Dict[str, str]:
         """The body parsed as ``application/x-www-form-urlencoded`` (first value of each key)."""
         parsed = parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True)
         return {k: v[0] for k, v in parsed.items()}
+
+
+#: deepest nesting of arrays and objects a JSON body may have (Salesforce's parser has a limit too)
+MAX_JSON_DEPTH = 100
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null'
+                         r'|[\[\]{}:,]|\S')
+_JSON_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_JSON_PAIRS = re.compile(rb"\[\]|\{\}")
+
+
+class JsonSyntaxError(ValueError):
+    """A body that is not JSON as Salesforce's parser reads it; ``str()`` is the message, with
+    Jackson's ``at [line:L, column:C]``."""
+
+
+class _BadToken(Exception):
+    """A JSON token the strict parser refuses (raised inside json.loads' hooks)."""
+
+    def __init__(self, token: str, message: str) -> None:
+        super().__init__(message)
+        self.token = token
+
+
+LF = "\n"
+
+
+def json_position(text: str, offset: int) -> str:
+    """``at [line:L, column:C]`` for a 0-based character ``offset`` of ``text`` (1-based, as Jackson)."""
+    line = text.count("\n", 0, offset) + 1
+    return f"at [line:{line}, column:{offset - (text.rfind(LF, 0, offset) + 1) + 1}]"
+
+
+def _shallow(body: bytes) -> bool:
+    """True when the brackets of ``body`` (those in strings too) nest at most MAX_JSON_DEPTH deep:
+    innermost pairs are struck out level by level, at C speed. False: deeper, or unsure."""
+    brackets = body.translate(None, _JSON_NOT_BRACKETS)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return True
+        fewer = _JSON_PAIRS.sub(b"", brackets)
+        if fewer == brackets:
+            return False
+        brackets = fewer
+    return not brackets
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether decoded JSON nests arrays and objects more than ``limit`` levels (no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _too_deep(text: str) -> JsonSyntaxError:
+    """The error for a body nested past MAX_JSON_DEPTH, at the bracket that passes it (strings do not count)."""
+    depth, offset = 0, 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                offset = match.start()
+                break
+        elif token in ("]", "}"):
+            depth -= 1
+    return JsonSyntaxError(f"Document nesting depth ({MAX_JSON_DEPTH + 1}) exceeds the maximum allowed "
+                           f"({MAX_JSON_DEPTH}) {json_position(text, offset + 1)}")
+
+
+def _no_constant(name: str) -> Any:
+    raise _BadToken(name, f"Non-standard token '{name}': enable JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS to allow")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _BadToken(text, f"Numeric value ({text}) out of range of double")
+    return value
+
+
+def parse_json(body: Union[bytes, str]) -> Any:
+    """``body`` as JSON, strictly: NaN / Infinity and numbers past a double refused, at most
+    MAX_JSON_DEPTH levels; an empty body is None. JsonSyntaxError names the place as Jackson does."""
+    try:
+        text = body if isinstance(body, str) else body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        assert isinstance(body, bytes)
+        raise JsonSyntaxError(f"Invalid UTF-8 start byte 0x{body[exc.start]:02x} at [line:1, column:{exc.start + 1}]") \
+            from None
+    try:
+        value = json.loads(text or "null", parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:  # deeper than the interpreter's stack: deeper than the limit too
+        raise _too_deep(text) from None
+    except _BadToken as exc:  # the first place the token stands outside a string
+        where = next((m.end() for m in _JSON_TOKEN.finditer(text) if m.group() == exc.token), 0)
+        raise JsonSyntaxError(f"{exc} {json_position(text, where)}") from None
+    except json.JSONDecodeError as exc:
+        char = text[exc.pos] if exc.pos < len(text) else ""
+        seen = f"Unexpected character ('{char}' (code {ord(char)}))" if char else "Unexpected end-of-input"
+        raise JsonSyntaxError(f"{seen}: {exc.msg.lower()} {json_position(text, exc.pos + 1)}") from None
+    if not _shallow(body if isinstance(body, bytes) else text.encode("utf-8")) and \
+            _deeper_than(value, MAX_JSON_DEPTH):
+        raise _too_deep(text)
+    return value
+
+
+def json_value_position(body: bytes, key: str, value: Any) -> str:
+    """Where the body gives ``key`` the value ``value``: Jackson's ``at [line:L, column:C]``
+    just past the value's token (past the ``[`` / ``{`` of an array or object); "" if absent."""
+    text = body.decode("utf-8", "replace")
+    stack: List[str] = []
+    pending: Optional[str] = None
+    expect_key = False
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if expect_key and token.startswith('"'):
+            pending, expect_key = json.loads(token), False
+            continue
+        if token in (":",):
+            continue
+        if pending is not None and token not in (",", "]", "}"):
+            if pending.lower() == key.lower() and _same(token, value):
+                return json_position(text, match.end())
+            pending = None
+        if token in ("[", "{"):
+            stack.append(token)
+            expect_key = token == "{"
+        elif token in ("]", "}") and stack:
+            stack.pop()
+        elif token == "," and stack and stack[-1] == "{":
+            expect_key = True
+    return ""
+
+
+def _same(token: str, value: Any) -> bool:
+    if token == "[":
+        return isinstance(value, list)
+    if token == "{":
+        return isinstance(value, dict)
+    try:
+        decoded = json.loads(token)
+    except ValueError:
+        return False
+    return decoded == value and type(decoded) is type(value)
 
 
 @dataclass
@@ -224,7 +377,14 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: List[Tuple[str, str, "re.Pattern[str]", Handler]] = []
+        self._guards: List[Callable[[Request], Optional[Response]]] = []
         self._lock = threading.Lock()
+
+    def add_guard(self, guard: Callable[[Request], Optional[Response]]) -> None:
+        """Run ``guard(request)`` before routing every request; a Response it returns is the
+        answer (what applies to a whole URL space, e.g. a retired API version)."""
+        with self._lock:
+            self._guards.append(guard)
 
     def add(self, role: str, method: str, path_regex: str, handler: Handler) -> None:
         """Register ``handler`` for ``role`` ("login" | "instance" | "*"), ``method`` ("GET",
@@ -253,6 +413,12 @@ class Router:
         return None, None, allowed
 
     def dispatch(self, request: Request) -> Response:
+        with self._lock:
+            guards = list(self._guards)
+        for guard in guards:
+            answer = guard(request)
+            if answer is not None:
+                return answer
         handler, match, allowed = self.find(request.role, request.method, request.path)
         if handler is None:
             if allowed:
@@ -269,9 +435,9 @@ class Router:
 
 
 _REASONS = {
-    200: "OK", 201: "Created", 204: "No Content", 300: "Multiple Choices", 400: "Bad Request",
+    200: "OK", 201: "Created", 204: "No Content", 300: "Multiple Choices", 304: "Not Modified", 400: "Bad Request",
     401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    409: "Conflict", 415: "Unsupported Media Type", 429: "Too Many Requests",
+    409: "Conflict", 410: "Gone", 415: "Unsupported Media Type", 429: "Too Many Requests",
     500: "Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
 }
 

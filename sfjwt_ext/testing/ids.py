@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-__all__ = ["to_18", "is_valid_id", "new_id", "random_id"]
+__all__ = ["to_18", "is_valid_id", "canonical_id", "new_id", "random_id"]
 
 _CHECKSUM_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -39,6 +39,23 @@ def is_valid_id(value: str) -> bool:
     if not isinstance(value, str) or len(value) not in (15, 18) or not set(value) <= _ID_CHARS:
         return False
     return len(value) == 15 or to_18(value[:15]) == value
+
+
+def canonical_id(value: str) -> str:
+    """``value`` as the org stores it: an 18-character id is case-insensitive (its last 3
+    characters tell the case of the first 15), so ``0015G...HAAA`` in any case names one
+    record; a 15-character id is case-sensitive and only gains its checksum. ``""`` when
+    ``value`` is no id at all."""
+    if not isinstance(value, str) or len(value) not in (15, 18) or not set(value) <= _ID_CHARS:
+        return ""
+    if len(value) == 15:
+        return to_18(value)
+    suffix = value[15:].upper()
+    if any(c not in _CHECKSUM_CHARS for c in suffix):
+        return ""
+    bits = "".join(format(_CHECKSUM_CHARS.index(c), "05b")[::-1] for c in suffix)
+    head = "".join(c.upper() if bit == "1" else c.lower() for c, bit in zip(value[:15], bits))
+    return head + suffix if to_18(head) == head + suffix else ""
 
 
 _BASE62_PAIRS = [a + b for a in _BASE62 for b in _BASE62]

@@ -20,10 +20,11 @@ import csv
 import io
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .bulk import Progress, render_csv
-from .dml import MultipleMatches, DescribeCache, bulk_error_text, check_id, existing, parent_id, upsert
+from .dml import (MultipleMatches, DescribeCache, bulk_error_text, bulk_typed, check_id, existing, insert, parent_id,
+                  upsert)
 from .http import HTTPError, Request, Response, empty_response, json_response, text_response
 from .soql import SoqlError
 from .ids import random_id
@@ -328,14 +329,14 @@ class IngestService:
                 assert described is not None
                 values[described["name"]] = None if value == NULL_VALUE else value
             if job.operation == "insert":
-                result.record_id = self._typed(lambda: store.insert(job.object, [values])[0], values, cache,
+                result.record_id = bulk_typed(lambda: insert(store, job.object, [values])[0], values, cache,
                                                job.object)
                 result.created = True
             elif job.operation == "update":
                 if not record_id:
                     raise SoqlError("MISSING_ARGUMENT", "Id not specified in an update call")
                 result.record_id = check_id(job.object, record_id)
-                self._typed(lambda: existing(lambda: store.update(job.object, record_id, values)), values, cache,
+                bulk_typed(lambda: existing(lambda: store.update(job.object, record_id, values)), values, cache,
                             job.object)
             elif job.operation in ("delete", "hardDelete"):
                 if not record_id:
@@ -356,26 +357,12 @@ class IngestService:
     def _upsert(self, job: IngestJob, cache: DescribeCache, values: Dict[str, Any], record_id: str) -> Tuple[str, bool]:
         assert job.external_id is not None
         if job.external_id == "Id":
-            return self._typed(lambda: existing(lambda: upsert(cache, job.object, "Id", record_id or None, values)),
+            return bulk_typed(lambda: existing(lambda: upsert(cache, job.object, "Id", record_id or None, values)),
                                values, cache, job.object)
         key = next((k for k in values if k.lower() == job.external_id.lower()), None)
         value = values.pop(key) if key else None
-        return self._typed(lambda: upsert(cache, job.object, job.external_id or "", value, values), values, cache,
+        return bulk_typed(lambda: upsert(cache, job.object, job.external_id or "", value, values), values, cache,
                            job.object)
-
-    @staticmethod
-    def _typed(call: Callable[[], Any], values: Dict[str, Any], cache: DescribeCache, sobject: str) -> Any:
-        """The store's JSON type errors as the Bulk API words them (the CSV value is a string)."""
-        try:
-            return call()
-        except SoqlError as exc:
-            if exc.error_code != "JSON_PARSER_ERROR" or not exc.fields:
-                raise
-            name = exc.fields[0]
-            described = cache.fields(sobject).get(name)
-            label = described["label"] if described else name
-            raise SoqlError("INVALID_TYPE_ON_FIELD_IN_RECORD",
-                            f"{label}: value not of required type: {values.get(name)}", fields=[name]) from None
 
 
 def register(router: Any, org: "LocalOrg") -> IngestService:

@@ -8,7 +8,8 @@ from typing import Optional, Tuple
 
 from .soql import DateLiteral
 
-__all__ = ["UTC", "format_datetime", "parse_datetime", "parse_date", "date_range", "fiscal_year_start"]
+__all__ = ["UTC", "format_datetime", "format_for_user", "parse_datetime", "parse_date", "date_range",
+           "fiscal_year_start"]
 
 UTC = timezone.utc
 
@@ -20,6 +21,34 @@ def format_datetime(dt: datetime) -> str:
         dt = dt.replace(tzinfo=UTC)
     dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
+
+
+def _clock(hour: int, minute: int) -> str:
+    return f"{(hour % 12) or 12}:{minute:02d} {'AM' if hour < 12 else 'PM'}"
+
+
+def format_for_user(value: object, ftype: str, scale: int = 0) -> object:
+    """FORMAT(): ``value`` of a field of type ``ftype`` as the org's user sees it (locale en_US,
+    currency USD, time zone GMT): ``$1,234.50``, ``1,200``, ``10%``, ``1/31/2024``,
+    ``1/31/2024, 10:00 AM``, ``10:00 AM``. Other types and nulls come back as they are."""
+    if value is None:
+        return None
+    if ftype == "currency" and isinstance(value, (int, float)):
+        text = f"{abs(value):,.{scale}f}"
+        return f"-${text}" if value < 0 else f"${text}"
+    if ftype in ("double", "percent", "int") and isinstance(value, (int, float)):
+        text = f"{value:,.{scale if ftype != 'int' else 0}f}"
+        return text + "%" if ftype == "percent" else text
+    if ftype == "date" and isinstance(value, str) and parse_date(value):
+        d = date.fromisoformat(value)
+        return f"{d.month}/{d.day}/{d.year}"
+    if ftype == "datetime" and isinstance(value, str):
+        dt = parse_datetime(value)
+        if dt is not None:
+            return f"{dt.month}/{dt.day}/{dt.year}, {_clock(dt.hour, dt.minute)}"
+    if ftype == "time" and isinstance(value, str) and re.match(r"^\d{2}:\d{2}", value):
+        return _clock(int(value[:2]), int(value[3:5]))
+    return value
 
 
 _DT_RE = re.compile(

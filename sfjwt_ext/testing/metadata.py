@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
+from . import eca_metadata
+from .access_tokens import soap_refuses
 from .bulk import (BulkService, Progress, VERSION_RE, XSI_NS, child, child_text, children, local_name,
                    make_id, now_ts, xml_text)
 from .http import HTTPError, Request, Response, Router, xml_response
@@ -54,6 +56,7 @@ class AsyncMetadata:
     error: Optional[str] = None
     zip_bytes: bytes = b""
     messages: List[Tuple[str, str]] = field(default_factory=list)
+    failures: List[eca_metadata.Failure] = field(default_factory=list)   # componentFailures
     done: bool = False
 
 
@@ -76,7 +79,8 @@ _METADATA_TYPES: List[Tuple[str, str, Optional[str], bool, bool]] = [
     ("Dashboard", "dashboards", "dashboard", False, True),
     ("EmailTemplate", "email", "email", True, True),
     ("Document", "documents", None, True, True),
-]
+    ("ConnectedApp", "connectedApps", "connectedApp", False, False),
+] + [(t, folder, suffix, False, False) for t, (folder, suffix, _n) in eca_metadata.ECA_TYPES.items()]
 
 
 _TYPE_BY_DIR = {d: t for t, d, _s, _m, _f in _METADATA_TYPES}
@@ -140,7 +144,8 @@ def _authenticate_soap(org: LocalOrg, request: Request, token: Optional[str]) ->
     try:
         return org.require_session(request, api="soap", token=token or "")
     except HTTPError:
-        reason = "not_valid_for_api" if org.reject_sessions else "expired"
+        refused = org.reject_sessions or soap_refuses(token, request.path)   # JWT-based token below 68.0
+        reason = "not_valid_for_api" if refused else "expired"
         raise HTTPError(invalid_session_soap_fault(token, reason)) from None
 
 
@@ -160,6 +165,12 @@ class MetadataApi:
         session_header = child(header, "SessionHeader")
         session_id = child_text(session_header, "sessionId")
         session = _authenticate_soap(self.org, request, session_id)
+        user = self.org._users_by_id.get(session.user_id)
+        if user is not None and not user.modify_metadata:
+            text = ("use of the Metadata API requires a user with the ModifyAllData or ModifyMetadata "
+                    "permissions")
+            return soap_fault("sf:INSUFFICIENT_ACCESS", f"INSUFFICIENT_ACCESS: {text}", status=500,
+                              exception_code="INSUFFICIENT_ACCESS", exception_message=text)
         if body is None or len(body) == 0:
             return soap_fault("soapenv:Client", "No operation in the SOAP Body", status=500)
         op = body[0]
@@ -216,6 +227,7 @@ class MetadataApi:
             comps.append(("CustomObject", name, f"objects/{name}.object", created))
         for name in self._apex_classes():
             comps.append(("ApexClass", name, f"classes/{name}.cls", created))
+        comps.extend((t, n, f, ts or created) for t, n, f, ts in eca_metadata.components(self.org))
         with self.service._lock:
             for (type_name, full_name), (file_name, _content, ts) in self.service.deployed.items():
                 comps.append((type_name, full_name, file_name, ts))
@@ -229,7 +241,10 @@ class MetadataApi:
 
     def _content(self, type_name: str, full_name: str, deployed: Dict[Tuple[str, str], Tuple[str, bytes, float]],
                  apex: Dict[str, Tuple[bytes, str]]) -> bytes:
-        """A component's file: deployed bytes win, then the store's Apex class body."""
+        """A component's file: deployed bytes win, then the store's Apex class body; ECA components
+        and permission sets are written from the org's state."""
+        if eca_metadata.is_handled(type_name):
+            return eca_metadata.component_xml(self.org, type_name, full_name)
         if (type_name, full_name) in deployed:
             return deployed[(type_name, full_name)][1]
         if type_name == "ApexClass" and full_name in apex:
@@ -276,6 +291,8 @@ class MetadataApi:
                     inner += "<status>Active</status>"
             elif type_name == "CustomObject":
                 inner += f"<label>{xml_text(name)}</label>"
+            elif eca_metadata.is_handled(type_name):
+                inner += eca_metadata.read_fields(self.org, type_name, name) or ""
             records.append(f'<records xsi:type="{xml_text(type_name)}">{inner}</records>')
         return soap_ok("readMetadataResponse", f"<result>{''.join(records)}</result>")
 
@@ -299,6 +316,7 @@ class MetadataApi:
             req.error = f"The zip file is not valid: {exc}"
             files = {}
         staged: Dict[Tuple[str, str], Tuple[str, bytes, float]] = {}
+        apps = eca_metadata.EcaDeploy(self.org)
         for path, content in files.items():
             parts = path.split("/")
             if parts[-1] == "package.xml" or parts[-1].endswith("-meta.xml") or len(parts) < 2:
@@ -311,12 +329,19 @@ class MetadataApi:
             full_name = parts[-1].rsplit(".", 1)[0]
             file_name = f"{directory}/{parts[-1]}"
             req.components.append((type_name, full_name, file_name))
-            staged[(type_name, full_name)] = (file_name, content, now)
+            if apps.handles(directory):     # kept as org state (apps, PermissionSet records), not as bytes
+                apps.add(directory, file_name, content)
+            else:
+                staged[(type_name, full_name)] = (file_name, content, now)
         if not files and req.error is None:
             req.error = "No package.xml found"
-        if not req.check_only and req.error is None:
+        req.failures = apps.check()
+        if not req.check_only and req.error is None and not req.failures:
             req.error = apply_custom_objects(self.org.store, files)
-        if not req.check_only and req.error is None:
+        if not req.check_only and req.error is None and not req.failures:
+            apps.apply()
+            req.failures = apps.failures
+        if not req.check_only and req.error is None and not req.failures:
             with self.service._lock:
                 self.service.deployed.update(staged)
         with self.service._lock:
@@ -340,14 +365,17 @@ class MetadataApi:
         user_id = session.user_id
         user_name = _user_name(session, self.org)
         total = len(req.components)
+        failed = len(req.failures)
         if not complete:
             status, done, success, deployed = "InProgress", False, False, 0
-        elif req.error:
+        elif req.error or failed:
             status, done, success, deployed = "Failed", True, False, 0
         else:
             status, done, success, deployed = "Succeeded", True, True, total
         details = ""
-        if complete:
+        if complete and failed:
+            details = "".join(_component_failure(f, req.created) for f in req.failures)
+        elif complete:
             for type_name, full_name, file_name in req.components:
                 details += ("<componentSuccesses><changed>true</changed>"
                             f"<componentType>{xml_text(type_name)}</componentType><created>true</created>"
@@ -363,7 +391,8 @@ class MetadataApi:
                   + (f"<errorStatusCode>UNKNOWN_EXCEPTION</errorStatusCode>" if (done and req.error) else "")
                   + f"<id>{req.id}</id><ignoreWarnings>{str(req.ignore_warnings).lower()}</ignoreWarnings>"
                   f"<lastModifiedDate>{_iso_datetime(now_ts())}</lastModifiedDate>"
-                  f"<numberComponentErrors>{1 if (done and req.error) else 0}</numberComponentErrors>"
+                  f"<numberComponentErrors>{failed if failed else (1 if (done and req.error) else 0)}"
+                  "</numberComponentErrors>"
                   f"<numberComponentsDeployed>{deployed}</numberComponentsDeployed>"
                   f"<numberComponentsTotal>{total}</numberComponentsTotal>"
                   "<numberTestErrors>0</numberTestErrors><numberTestsCompleted>0</numberTestsCompleted>"
@@ -462,6 +491,16 @@ class MetadataApi:
                   "<status>Succeeded</status><success>true</success>"
                   + (f"<zipFile>{base64.b64encode(req.zip_bytes).decode()}</zipFile>" if include_zip else ""))
         return soap_ok("checkRetrieveStatusResponse", f"<result>{result}</result>")
+
+
+def _component_failure(failure: eca_metadata.Failure, created: float) -> str:
+    """One ``<componentFailures>`` of checkDeployStatus (what ``sf project deploy`` prints)."""
+    return ("<componentFailures><changed>false</changed>"
+            f"<componentType>{xml_text(failure.type)}</componentType><created>false</created>"
+            f"<createdDate>{_iso_datetime(created)}</createdDate><deleted>false</deleted>"
+            f"<fileName>{xml_text(failure.file_name)}</fileName><fullName>{xml_text(failure.full_name)}</fullName>"
+            f"<problem>{xml_text(failure.problem)}</problem><problemType>Error</problemType>"
+            "<success>false</success></componentFailures>")
 
 
 # CustomObject / CustomField deploys (p2-schema) --------------------------------------------

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from .http import HTTPError, Request, Response, Router, empty_response, json_response
 
 if TYPE_CHECKING:
+    from .apps import OrgApp
     from .org import LocalOrg, OrgUser
 
 __all__ = ["OAuthService", "Session", "register", "JWT_BEARER", "TOKEN_ALPHABET", "b64url_decode"]
@@ -45,6 +46,7 @@ class Session:
     issued_at: float
     last_used: float
     valid: bool = True
+    token_format: str = "opaque"    # "jwt": a JWT-based access token (access_tokens.py)
 
 
 class _TokenError(Exception):
@@ -67,13 +69,16 @@ class OAuthService:
         except _TokenError as exc:
             return json_response({"error": exc.error, "error_description": exc.description}, status=400)
         user = self.org._users_by_id[session.user_id]
-        return json_response({
+        body = {
             "access_token": session.token,
             "scope": "api full",
             "instance_url": self.org.instance_url,
             "id": f"{self.org.login_url}/id/{self.org.org_id}/{user.user_id}",
             "token_type": "Bearer",
-        })
+        }
+        if session.token_format == "jwt":
+            body["token_format"] = "jwt"
+        return json_response(body)
 
     def _login(self, form: Dict[str, str]) -> Session:
         if form.get("grant_type") != JWT_BEARER:
@@ -90,11 +95,11 @@ class OAuthService:
                 raise ValueError("not objects")
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise _TokenError("invalid_grant", "invalid assertion") from None
-        with self.org._lock:
-            app = self.org.apps.get(str(claims.get("iss") or ""))
-        if app is None:
-            raise _TokenError("invalid_client_id", "client identifier invalid")
-        if header.get("alg") != "RS256":
+        app = self.org.app_registry.get(str(claims.get("iss") or ""))
+        refused = self.org.app_registry.app_refusal(app)
+        if refused is not None or app is None:
+            raise _TokenError(*(refused or ("invalid_client_id", "client identifier invalid")))
+        if header.get("alg") != "RS256" or app.public_key is None:   # no certificate: JWT bearer flow off
             raise _TokenError("invalid_grant", "invalid assertion")
         try:
             app.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"),
@@ -121,6 +126,9 @@ class OAuthService:
                 raise _TokenError("invalid_grant", "user hasn't approved this consumer")
             if not user.app_access:
                 raise _TokenError("invalid_app_access", "user is not admin approved to access this app")
+            policy = self.org.app_registry.refusal(app, user.user_id, user.approved)
+            if policy is not None:
+                raise _TokenError(*policy)
             now_wall = time.time()
             if self.org.login_rate_limit is not None:
                 logins = self.org._logins[user.user_id]
@@ -129,17 +137,25 @@ class OAuthService:
                 if len(logins) >= self.org.login_rate_limit:
                     raise _TokenError("rate_limit_exceeded", "number of logins exceeded")
                 logins.append(now_wall)
-            key = (user.user_id, app.consumer_key)
-            existing = self.org._session_by_login.get(key)
-            if existing is not None and self.org._session_state(existing.token) is not None:
-                return existing
+            return self._session_for(user, app, now_wall)
+
+    def _session_for(self, user: OrgUser, app: OrgApp, now_wall: float) -> Session:
+        """The live session of this user and app (Salesforce reuses it), else a new one: an opaque
+        ``00D...!...`` token, or a JWT-based one when the app issues them. Under the org's lock."""
+        key = (user.user_id, app.consumer_key)
+        existing = self.org._session_by_login.get(key)
+        if existing is not None and self.org._session_state(existing.token) is not None:
+            return existing
+        if app.jwt_access_tokens:
+            token = self.org.token_signer.mint(user_id=user.user_id, consumer_key=app.consumer_key,
+                                               instance_url=self.org.instance_url, scopes=app.scope_values())
+        else:
             token = self.org.org_id[:15] + "!" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(96))
-            now = time.monotonic()
-            session = Session(token=token, user_id=user.user_id, consumer_key=app.consumer_key,
-                              issued_at=now_wall, last_used=now)
-            self.org._sessions[token] = session
-            self.org._session_by_login[key] = session
-            return session
+        session = Session(token=token, user_id=user.user_id, consumer_key=app.consumer_key, issued_at=now_wall,
+                          last_used=time.monotonic(), token_format="jwt" if app.jwt_access_tokens else "opaque")
+        self.org._sessions[token] = session
+        self.org._session_by_login[key] = session
+        return session
 
     @staticmethod
     def _parse_exp(value: Any) -> Optional[float]:
@@ -269,7 +285,7 @@ def register(router: Router, org: LocalOrg) -> OAuthService:
     """Add the OAuth routes (token, revoke, identity, userinfo) for ``org`` to ``router``."""
     api = OAuthService(org)
     add = router.add
-    add("login", "POST", r"/services/oauth2/token/?", api._token)
+    add("*", "POST", r"/services/oauth2/token/?", api._token)   # login host, and the instance as a My Domain
     add("*", "POST", r"/services/oauth2/revoke/?", api._revoke_endpoint)
     add("*", "GET", r"/services/oauth2/revoke/?", api._revoke_endpoint)
     add("login", "GET", r"/id/(?P<org>\w+)/(?P<user>\w+)/?", api._identity)

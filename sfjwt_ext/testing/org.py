@@ -2,10 +2,11 @@
 
 Two TLS listeners with ephemeral ports: the *login host* (``login_url``: token endpoint,
 identity, userinfo, revoke) and the *instance host* (``instance_url``: REST, Tooling, Apex
-REST, Bulk and SOAP Metadata). A client that ignores ``instance_url`` gets 404 from the
-login host for ``/services/data``.
+REST, Bulk and SOAP Metadata; and the token endpoint, as a My Domain answers it). A client that
+ignores ``instance_url`` gets 404 from the login host for ``/services/data``.
 
-This module holds the org's lifecycle (listeners), its users and connected apps, its
+This module holds the org's lifecycle (listeners), its users and apps (state in
+:mod:`apps`: External Client Apps and legacy Connected Apps), its
 sessions (``require_session``), the test controls (faults, expiry, revocation) and what
 tests observe (requests, assertions, counters). Each API is its own module with
 ``register(router, org)``: :mod:`oauth`, :mod:`rest`, :mod:`bulk2`, :mod:`bulk1`,
@@ -23,9 +24,7 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
-import string
 import tempfile
 import threading
 import time
@@ -33,11 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from xml.sax.saxutils import escape as xml_escape
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import bulk1, bulk2, composite, extid, ingest, metadata, oauth, rest, sample, search, tls
+from . import bulk1, bulk2, composite, connect_apps, extid, ingest, metadata, oauth, rest, sample, search, tls
+from .access_tokens import TokenSigner, soap_refuses
+from .apps import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, AppRegistry, OrgApp, load_public_key, \
+    new_consumer_key
 from .bulk import BulkService
 from .http import (
     SOAP_CONTENT_TYPE,
@@ -50,16 +50,18 @@ from .http import (
     xml_response,
 )
 from .ids import random_id
-from .oauth import TOKEN_ALPHABET, Session, b64url_decode
+from .oauth import Session, b64url_decode
 from .records import Store
 from .schema import FieldDef, ObjectDef
 from .rest import ApexRequest
 
-__all__ = ["LocalOrg", "OrgCredentials", "RequestRecord", "ApexRequest", "Session", "ConnectedApp",
+__all__ = ["LocalOrg", "OrgCredentials", "RequestRecord", "ApexRequest", "Session", "ConnectedApp", "OrgApp",
            "OrgUser"]
 
 log = logging.getLogger("sfjwt_ext.testing.org")
 
+#: the newest API version the org serves (Winter '27); older ones down to 20.0 are served too
+LATEST_API_VERSION = "68.0"
 DEFAULT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 
 
@@ -74,11 +76,8 @@ class RequestRecord:
     ended: float = field(default=0.0, compare=False)
 
 
-@dataclass
-class ConnectedApp:
-    consumer_key: str
-    name: str
-    public_key: rsa.RSAPublicKey
+#: the name apps had before External Client Apps (an app of either kind is an ``OrgApp``)
+ConnectedApp = OrgApp
 
 
 @dataclass
@@ -90,6 +89,8 @@ class OrgUser:
     app_access: bool = True
     name: str = ""
     email: str = ""
+    #: "Modify Metadata Through Metadata API Functions" / "Modify All Data": the Metadata API needs one
+    modify_metadata: bool = True
 
 
 @dataclass
@@ -138,8 +139,9 @@ class LocalOrg:
     exp_leeway: float = 5.0
 
     def __init__(self, *, audiences: Optional[Iterable[str]] = None, page_size: int = 2000,
-                 login_rate_limit: Optional[int] = None, api_version: str = "62.0",
-                 login_port: int = 0, instance_port: int = 0, name: str = "sfjwt local org") -> None:
+                 login_rate_limit: Optional[int] = None, api_version: str = LATEST_API_VERSION,
+                 login_port: int = 0, instance_port: int = 0, name: str = "sfjwt local org",
+                 app_propagation_delay: float = 0.0) -> None:
         self.api_version = api_version
         self.page_size = page_size
         self.login_rate_limit = login_rate_limit
@@ -148,7 +150,6 @@ class LocalOrg:
         self._extra_audiences = list(audiences) if audiences is not None else None
         self._ports = (login_port, instance_port)
         self._lock = threading.RLock()
-        self.apps: Dict[str, ConnectedApp] = {}
         self.users: Dict[str, OrgUser] = {}          # by username (lower-cased)
         self._users_by_id: Dict[str, OrgUser] = {}
         self._sessions: Dict[str, Session] = {}
@@ -175,6 +176,11 @@ class LocalOrg:
         self.credentials: Optional[OrgCredentials] = None
         # the Store creates the Organization record itself (Id = org_id, Name, IsSandbox false, ...)
         self.store = Store(org_id=self.org_id, api_version=api_version, org_name=name)
+        self.app_registry = AppRegistry(self._lock, self.store)
+        self.app_registry.propagation_delay = float(app_propagation_delay)
+        #: the apps (External Client Apps and Connected Apps) by consumer key
+        self.apps: Dict[str, OrgApp] = self.app_registry.by_key
+        self.token_signer = TokenSigner(self.org_id)
         self.router = Router()
         self.oauth = oauth.register(self.router, self)
         self.rest = rest.register(self.router, self)
@@ -186,10 +192,11 @@ class LocalOrg:
         extid.register(self.router, self)
         composite.register(self.router, self)
         search.register(self.router, self)
+        connect_apps.register(self.router, self)
 
     @classmethod
     def with_app(cls, folder: Any = None, *, username: str = "user@example.com", **options: Any) -> "LocalOrg":
-        """A started org with one Connected App and one approved user, their ``OrgCredentials``
+        """A started org with one External Client App and one approved user, their ``OrgCredentials``
         in ``org.credentials`` (what the ``salesforce_org`` fixture gives a test). The key pair
         is written into ``folder`` (default: the org's own temp folder, removed by ``stop()``).
         ``options`` go to ``LocalOrg(...)``. Use it as a context manager, or call ``stop()``."""
@@ -262,30 +269,72 @@ class LocalOrg:
         return [a.rstrip("/") for a in base]
 
     # ------------------------------------------------------------------ setup
-    def create_app(self, *, certificate: Any = None, public_key: Any = None, name: str = "sfjwt test app") -> str:
-        """Register a Connected App with "Use digital signatures"; returns its consumer key.
+    def create_app(self, *, certificate: Any = None, public_key: Any = None, name: str = "sfjwt test app",
+                   kind: str = ECA, developer_name: Optional[str] = None, consumer_key: Optional[str] = None,
+                   jwt_access_tokens: bool = False, permitted_users: Optional[str] = None,
+                   profiles: Optional[Iterable[str]] = None, permission_sets: Optional[Iterable[str]] = None) -> str:
+        """Register an app whose JWT bearer flow takes this certificate; returns its consumer key.
 
-        ``certificate``: an ``x509.Certificate`` or PEM (str/bytes); ``public_key``: an RSA
-        public key object or PEM.
+        ``kind``: ``"eca"`` (an External Client App, the default: what Salesforce creates since
+        Spring '26) or ``"connected_app"`` (a legacy one). ``certificate``: an ``x509.Certificate``
+        or PEM; ``public_key``: an RSA public key object or PEM. ``jwt_access_tokens``: the app
+        issues JWT-based access tokens. Policy: an ECA defaults to "Admin approved users are
+        pre-authorized" with the System Administrator profile (every ``add_user`` user has it)
+        unless ``profiles`` / ``permission_sets`` are given; a Connected App to "All users may
+        self-authorize" (the user's ``approved`` flag). ``consumer_key``: default generated.
         """
-        if certificate is not None:
-            if not isinstance(certificate, x509.Certificate):
-                data = certificate.encode() if isinstance(certificate, str) else bytes(certificate)
-                certificate = x509.load_pem_x509_certificate(data)
-            key = certificate.public_key()
-        elif public_key is not None:
-            if isinstance(public_key, (str, bytes)):
-                data = public_key.encode() if isinstance(public_key, str) else public_key
-                public_key = serialization.load_pem_public_key(data)
-            key = public_key
-        else:
-            raise ValueError("create_app needs certificate= or public_key= (the app's 'Use digital signatures' cert)")
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise ValueError("Salesforce Connected Apps need an RSA certificate for RS256")
-        consumer_key = "3MVG9" + "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(80))
-        with self._lock:
-            self.apps[consumer_key] = ConnectedApp(consumer_key, name, key)
-        return consumer_key
+        if kind not in (ECA, CONNECTED_APP):
+            raise ValueError(f"kind must be {ECA!r} or {CONNECTED_APP!r}, not {kind!r}")
+        key, pem = load_public_key(certificate, public_key)
+        if permitted_users is None:
+            permitted_users = ADMIN_APPROVED if kind == ECA else SELF_AUTHORIZED
+        if kind == ECA and profiles is None and permission_sets is None:
+            profiles = ("System Administrator",)
+        app = OrgApp(consumer_key or new_consumer_key(), name, key, kind=kind, developer_name=developer_name or "",
+                     certificate_pem=pem, jwt_access_tokens=jwt_access_tokens, permitted_users=permitted_users,
+                     profiles=tuple(profiles or ()), permission_sets=tuple(permission_sets or ()))
+        return self.app_registry.add(app).consumer_key
+
+    def set_app(self, consumer_key: str, **changes: Any) -> OrgApp:
+        """Change an app's settings (``OrgApp`` fields: ``installed``, ``enabled``,
+        ``jwt_access_tokens``, ``profiles``, ``permission_sets``, ``permitted_users``...), as a
+        Setup edit would: the app propagates again for ``app_propagation_delay`` seconds."""
+        app = self.app_registry.get(consumer_key)
+        if app is None:
+            raise KeyError(f"no app with consumer key {consumer_key[:9]}...")
+        return self.app_registry.change(app, **changes)
+
+    @property
+    def external_client_apps_enabled(self) -> bool:
+        """False: a deploy of any ECA component fails ("Not available for deploy for this organization")."""
+        return self.app_registry.ecas_enabled
+
+    @external_client_apps_enabled.setter
+    def external_client_apps_enabled(self, enabled: bool) -> None:
+        self.app_registry.ecas_enabled = bool(enabled)
+
+    @property
+    def app_propagation_delay(self) -> float:
+        """Seconds a new or changed app answers ``invalid_client_id`` (Salesforce: up to ~10 min)."""
+        return self.app_registry.propagation_delay
+
+    @app_propagation_delay.setter
+    def app_propagation_delay(self, seconds: float) -> None:
+        self.app_registry.propagation_delay = float(seconds)
+
+    def create_permission_set(self, name: str, *, label: Optional[str] = None) -> str:
+        """A PermissionSet record (as Setup or ``POST /sobjects/PermissionSet`` makes it); its 0PS id."""
+        return self.store.insert("PermissionSet", [{"Name": name, "Label": label or name}])[0]
+
+    def assign_permission_set(self, username: str, permission_set: str) -> str:
+        """Assign the permission set named (API name or Id) ``permission_set`` to ``username``;
+        returns the PermissionSetAssignment id."""
+        user = self.users[username.lower()]
+        found = self.store.query("SELECT Id, Name FROM PermissionSet").records
+        ps = next((r["Id"] for r in found if r["Name"] == permission_set or r["Id"][:15] == permission_set[:15]), None)
+        if ps is None:
+            raise KeyError(f"no permission set {permission_set!r}: create_permission_set() first")
+        return self.store.insert("PermissionSetAssignment", [{"AssigneeId": user.user_id, "PermissionSetId": ps}])[0]
 
     def add_user(self, username: str, *, approved: bool = True, active: bool = True, app_access: bool = True,
                  name: Optional[str] = None, email: Optional[str] = None) -> str:
@@ -304,8 +353,8 @@ class LocalOrg:
         return user_id
 
     def set_user(self, username: str, **changes: Any) -> None:
-        """Change ``approved`` / ``active`` / ``app_access`` of an existing user (``active``
-        is the User record's ``IsActive`` too)."""
+        """Change ``approved`` / ``active`` / ``app_access`` / ``modify_metadata`` of an existing
+        user (``active`` is the User record's ``IsActive`` too)."""
         with self._lock:
             user = self.users[username.lower()]
             for key, value in changes.items():
@@ -315,11 +364,12 @@ class LocalOrg:
         if "active" in changes:
             self.store.update("User", user.user_id, {"IsActive": bool(changes["active"])})
 
-    def new_app_with_key(self, folder: Any, *, username: str = "user@example.com",
-                         fresh_key: bool = False) -> OrgCredentials:
+    def new_app_with_key(self, folder: Any, *, username: str = "user@example.com", fresh_key: bool = False,
+                         jwt_access_tokens: bool = False, kind: str = ECA, **app_options: Any) -> OrgCredentials:
         """Write ``salesforce.key`` (0600) and ``salesforce.crt`` into ``folder``, register an
         app with that certificate and an approved user; returns the credentials. The RSA key
-        pair is shared by the whole process unless ``fresh_key=True``."""
+        pair is shared by the whole process unless ``fresh_key=True``. ``kind``,
+        ``jwt_access_tokens`` and ``app_options`` go to ``create_app``."""
         key, cert = tls.new_app_key_pair() if fresh_key else tls.app_key_pair()
         folder = os.fspath(folder)
         os.makedirs(folder, exist_ok=True)
@@ -333,7 +383,8 @@ class LocalOrg:
         os.chmod(key_file, 0o600)
         with open(cert_file, "wb") as fh:
             fh.write(cert.public_bytes(serialization.Encoding.PEM))
-        consumer_key = self.create_app(certificate=cert)
+        consumer_key = self.create_app(certificate=cert, kind=kind, jwt_access_tokens=jwt_access_tokens,
+                                       **app_options)
         existing = self.users.get(username.lower())
         user_id = existing.user_id if existing else self.add_user(username)
         if not self.login_url:
@@ -474,6 +525,9 @@ class LocalOrg:
                 token = self._bearer(request)
         if self.reject_sessions:
             raise HTTPError(self._session_error(request, api, "This session is not valid for use with the REST API"))
+        if api == "soap" and soap_refuses(token, request.path):
+            # a JWT-based access token: the SOAP API takes it only from API 68.0 (Winter '27)
+            raise HTTPError(self._session_error(request, api, "This session is not valid for use with the API"))
         session = self._session_state(token)
         if session is None:
             raise HTTPError(self._session_error(request, api, "Session expired or invalid"))
@@ -508,7 +562,7 @@ class LocalOrg:
     @staticmethod
     def _endpoint(request: Request) -> Optional[str]:
         path = request.path.rstrip("/")
-        if request.role == "login" and path == "/services/oauth2/token":
+        if path == "/services/oauth2/token":   # the login host, and the instance host as a My Domain
             return "token"
         if path.startswith("/id/") or path == "/services/oauth2/userinfo":
             return "identity"

@@ -1,7 +1,7 @@
 """pytest plugin (``pytest11`` entry point ``sfjwt_ext``): fixtures for the local org.
 
 ``salesforce_org``
-    function scope: a started ``LocalOrg`` with one Connected App and one approved user whose
+    function scope: a started ``LocalOrg`` with one External Client App and one approved user whose
     key is written under ``tmp_path / "salesforce-org"``; ``salesforce_org.credentials`` is their
     ``OrgCredentials``. Stopped after the test.
 ``salesforce_credentials``
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 @pytest.fixture
 def salesforce_org(tmp_path: "Path") -> Iterator["LocalOrg"]:
     """A fresh local Salesforce org (sfjwt_ext.testing.LocalOrg) on 127.0.0.1 over HTTPS, with
-    one Connected App and one approved user whose key is on disk; ``.credentials`` holds them."""
+    one External Client App and one approved user whose key is on disk; ``.credentials`` holds them."""
     from .org import LocalOrg
 
     org = LocalOrg()

@@ -21,14 +21,15 @@ from datetime import date, datetime, timedelta
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import soql as _soql
-from .ids import is_valid_id, new_id, to_18
-from .compiler import ChildPlan, Compiler, Node, Scope
-from .literals import UTC, format_datetime, parse_date, parse_datetime
-from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN,
-                     NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGES, TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError,
-                     custom_object, make_field, quote_identifier)
+from .ids import canonical_id, new_id, to_18
+from .compiler import ChildPlan, Compiler, Node, Scope, register_functions
+from .literals import UTC, format_datetime, format_for_user, parse_date, parse_datetime
+from .schema import (APEX_TYPES, AUDIT_FIELDS, BAD_CHILD_RELATIONSHIP, BAD_RELATIONSHIP, FORECAST_CATEGORIES,
+                     MASTER_RECORD_TYPE_ID, NO_SUCH_COLUMN, NUMBER_TYPES, SOAP_TYPES, SQL_TYPES, STAGE_FORECASTS, STAGES,
+                     TEXT_TYPES, FieldDef, ObjectDef, Schema, SchemaError, custom_object, make_field, quote_identifier)
+from .values import JsonValueError, json_token, number_value
 from .soql import (DATE_FUNCTIONS, Aggregate, FieldFunction, FieldRef, FieldsMacro, Query, SelectItem, SoqlError,
-                   Subquery, error_at)
+                   Subquery, TypeOf, error_at)
 
 __all__ = ["Store", "QueryResult", "FlatSnapshot"]
 
@@ -71,6 +72,11 @@ class FlatSnapshot:
         self._store._drop_snapshot(self._table)
 
 
+#: rows in one batch of query results: an aggregate query's answer must fit in one
+MAX_AGGREGATE_ROWS = 2000
+#: the most rows one query may return (the LIMIT bound of an aggregate query without GROUP BY)
+MAX_QUERY_ROWS = 50000
+
 #: field types whose Bulk CSV text never holds a '"'
 _NO_QUOTE_TYPES = frozenset({"id", "reference", "boolean", "int", "double", "currency", "percent", "date", "datetime",
                              "time"})
@@ -94,6 +100,7 @@ class Store:
         self._conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode = OFF")
         self._conn.execute("PRAGMA synchronous = OFF")
+        register_functions(self._conn)
         self._counter = itertools.count(1)
         self._case_numbers = itertools.count(1001)
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -127,7 +134,9 @@ class Store:
         cols = []
         for f in obj.stored_fields:
             sql_type = SQL_TYPES.get(f.type, "TEXT")
-            cols.append(f"{quote_identifier(f.name)} {sql_type}" + (" PRIMARY KEY" if f.name == "Id" else ""))
+            default = f" DEFAULT {1 if f.default else 0}" if f.type == "boolean" and f.default is not None else ""
+            cols.append(f"{quote_identifier(f.name)} {sql_type}".rstrip() + default +
+                        (" PRIMARY KEY" if f.name == "Id" else ""))
         self._conn.execute(f"CREATE TABLE {quote_identifier(obj.name)} ({', '.join(cols)})")
         for f in obj.stored_fields:
             self._index(obj, f)
@@ -149,6 +158,7 @@ class Store:
                                   f"define_object({sobject!r}, fields=...)")
             f, child = make_field(name, **spec)
             self.schema.add_field(obj, f, child)
+            obj.metadata_changed = self.now()
             try:
                 self._conn.execute(f"ALTER TABLE {quote_identifier(obj.name)} ADD COLUMN {quote_identifier(f.name)} "
                                    f"{SQL_TYPES.get(f.type, 'TEXT')}")
@@ -180,6 +190,7 @@ class Store:
                 if f.reference_to and f.reference_to.lower() != name.lower() and self.schema.get(f.reference_to) is None:
                     raise SchemaError(f"reference_to={f.reference_to!r} for {f.name}: no such object (define it "
                                       f"first with define_object)")
+            obj.metadata_changed = self.now()
             self.schema.add_object(obj)
             self._create_table(obj)
             for f, child in made:
@@ -210,16 +221,19 @@ class Store:
 
     # writes ---------------------------------------------------------------
     def _coerce_value(self, obj: ObjectDef, f: FieldDef, value: Any) -> Any:
-        if value is None:
-            return None
+        """``value`` written to ``f`` in storage form, as Salesforce takes it: ``""`` is null,
+        numbers rounded to the field's scale and checked against its precision, a lookup must
+        name a live record of its object."""
         t = f.type
+        if value is None or (value == "" and t != "boolean"):
+            return None
 
-        def bad(kind: str = "") -> SoqlError:
+        def bad() -> SoqlError:
             jtype = {"boolean": "boolean", "int": "int", "double": "double", "currency": "double",
                      "percent": "double", "date": "date", "datetime": "datetime"}.get(t, "String")
-            return SoqlError("JSON_PARSER_ERROR",
-                             f"Cannot deserialize instance of {jtype} from VALUE_STRING value {value} or request "
-                             f"may be missing a required field", fields=[f.name])
+            token, text = json_token(value)
+            return JsonValueError(f"Cannot deserialize instance of {jtype} from {token} value {text} or request may "
+                                  f"be missing a required field", f.name, value)
 
         if t == "boolean":
             if isinstance(value, bool):
@@ -229,23 +243,8 @@ class Store:
             if _check_int(value) and value in (0, 1):
                 return value
             raise bad()
-        if t == "int":
-            if _check_int(value):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-                return int(value)
-            raise bad()
-        if t in ("double", "currency", "percent"):
-            if isinstance(value, bool):
-                raise bad()
-            if isinstance(value, (int, float)):
-                return float(value)
-            try:
-                return float(str(value))
-            except ValueError:
-                raise bad() from None
+        if t in NUMBER_TYPES:
+            return number_value(f, value, bad)
         if t == "date":
             if isinstance(value, datetime):
                 return value.date().isoformat()
@@ -267,14 +266,7 @@ class Store:
                     return format_datetime(dt)
             raise bad()
         if t in ("id", "reference"):
-            if not isinstance(value, str) or not is_valid_id(value):
-                raise SoqlError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {value}", fields=[f.name])
-            value = to_18(value)
-            targets = [self.schema[t] for t in f.reference_targets] or [obj]
-            if not any(value.startswith(t.key_prefix) for t in targets):
-                raise SoqlError("FIELD_INTEGRITY_EXCEPTION", f"{f.label}: id value of incorrect type: {value}",
-                                fields=[f.name])
-            return value
+            return self._reference_value(obj, f, value, bad)
         if not isinstance(value, str):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = str(value)
@@ -285,6 +277,28 @@ class Store:
                             f"{f.label}: data value too large: {value[:40]} (max length={f.length})", fields=[f.name])
         return value
 
+    def _reference_value(self, obj: ObjectDef, f: FieldDef, value: Any, bad: Callable[[], SoqlError]) -> str:
+        """An id written to ``f``: an 18-character id in any case; the record must exist and be live."""
+        if not isinstance(value, str):
+            raise bad()
+        rid = canonical_id(value)
+        if not rid:
+            raise SoqlError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {value}", fields=[f.name])
+        targets = [self.schema[name] for name in f.reference_targets] or [obj]
+        target = next((t for t in targets if rid.startswith(t.key_prefix)), None)
+        if target is None:
+            raise SoqlError("FIELD_INTEGRITY_EXCEPTION", f"{f.label}: id value of incorrect type: {rid}",
+                            fields=[f.name])
+        if f.type == "reference":
+            soft = target.by_lower["isdeleted"].external
+            row = self._conn.execute(f'SELECT "IsDeleted" FROM {quote_identifier(target.name)} WHERE "Id" = ?',
+                                     (rid,)).fetchone()
+            if row is None:
+                raise SoqlError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields=[])
+            if soft and row[0]:
+                raise SoqlError("ENTITY_IS_DELETED", "entity is deleted", fields=[])
+        return rid
+
     def _derive(self, obj: ObjectDef, row: Dict[str, Any]) -> None:
         """Calculated and derived fields (Name, IsWon/IsClosed, ...)."""
         name_field = obj.by_lower.get("name")
@@ -292,9 +306,7 @@ class Store:
             first, last = row.get("FirstName"), row.get("LastName")
             row["Name"] = " ".join(p for p in (first, last) if p) or None
         if obj.name == "Opportunity":
-            stage = STAGES.get(str(row.get("StageName") or "").lower())
-            row["IsClosed"] = 1 if stage and stage[2] else 0
-            row["IsWon"] = 1 if stage and stage[3] else 0
+            self._derive_opportunity(row)
         elif obj.name == "Case":
             row["IsClosed"] = 1 if str(row.get("Status") or "").lower() == "closed" else 0
         elif obj.name == "Lead":
@@ -313,6 +325,27 @@ class Store:
             body = row.get("Body") or ""
             row["IsValid"] = 1
             row["LengthWithoutComments"] = len(re.sub(r"/\*.*?\*/|//[^\n]*", "", body, flags=re.S))
+
+    def _derive_opportunity(self, row: Dict[str, Any]) -> None:
+        """IsClosed/IsWon and the forecast category from the stage, ExpectedRevenue, the fiscal period
+        of CloseDate (the org's fiscal year starts in ``fiscal_year_start_month``, named by its end)."""
+        stage = STAGES.get(str(row.get("StageName") or "").lower())
+        row["IsClosed"] = 1 if stage and stage[2] else 0
+        row["IsWon"] = 1 if stage and stage[3] else 0
+        if stage and (row.get("ForecastCategoryName") is None or stage[2]):
+            row["ForecastCategoryName"] = STAGE_FORECASTS.get(stage[0].lower(), "Pipeline")
+        row["ForecastCategory"] = FORECAST_CATEGORIES.get(str(row.get("ForecastCategoryName")))
+        amount, probability = row.get("Amount"), row.get("Probability")
+        row["ExpectedRevenue"] = (round(float(amount) * float(probability) / 100, 2)
+                                  if amount is not None and probability is not None else None)
+        close = parse_date(str(row.get("CloseDate") or ""))
+        if close is None:
+            return
+        year, month = int(close[:4]), int(close[5:7])
+        start = self.fiscal_year_start_month
+        row["FiscalYear"] = year + (1 if start != 1 and month >= start else 0)
+        row["FiscalQuarter"] = (month - start) % 12 // 3 + 1
+        row["Fiscal"] = f"{row['FiscalYear']} {row['FiscalQuarter']}"
 
     def _values(self, sobject: str, record_id: Any, columns: Sequence[str]) -> Dict[str, Any]:
         """Some columns of one record (empty when ``record_id`` is None or names nothing)."""
@@ -393,8 +426,20 @@ class Store:
                 raise SoqlError("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on record "
                                                    f"with id: {row[0][:15]}", fields=[f.name])
             seen[f.name].add(key)
+        if obj.name == "PermissionSetAssignment" and record_id is None:
+            self._check_assignment(values)
 
-    def _prepare(self, obj: ObjectDef, record: Dict[str, Any], *, creating: bool) -> Dict[str, Any]:
+    def _check_assignment(self, values: Dict[str, Any]) -> None:
+        """A user holds a permission set once: a second assignment is DUPLICATE_VALUE (eca-org)."""
+        pair = (values.get("AssigneeId"), values.get("PermissionSetId"))
+        row = self._conn.execute('SELECT "Id" FROM "PermissionSetAssignment" WHERE "AssigneeId" = ? AND '
+                                 '"PermissionSetId" = ? AND "IsDeleted" = 0 LIMIT 1', pair).fetchone()
+        if row is not None:
+            raise SoqlError("DUPLICATE_VALUE", f"Duplicate PermissionSetAssignment. Assignee: {pair[0]}; "
+                                               f"Permission Set: {pair[1]}", fields=[])
+
+    def _prepare(self, obj: ObjectDef, record: Dict[str, Any], *, creating: bool,
+                 audit_fields: bool = True) -> Dict[str, Any]:
         out: Dict[str, Any] = {}
         readonly: List[str] = []
         for key, value in record.items():
@@ -409,7 +454,7 @@ class Store:
                                     fields=["Id"])
                 continue
             allowed = f.createable if creating else f.updateable
-            if not allowed and not (creating and f.name in ("CreatedDate", "LastModifiedDate")):
+            if not allowed and not (creating and audit_fields and f.name in ("CreatedDate", "LastModifiedDate")):
                 readonly.append(f.name)
                 continue
             out[f.name] = self._coerce_value(obj, f, value)
@@ -420,8 +465,27 @@ class Store:
                             f"permission set.", fields=readonly)
         return out
 
-    def insert(self, sobject: str, records: Iterable[Dict[str, Any]]) -> List[str]:
-        """Create records; returns their 18-character ids.  All or nothing: any error inserts none."""
+    def type_error(self, sobject: str, values: Dict[str, Any]) -> Optional[JsonValueError]:
+        """The first value of ``values`` of the wrong JSON type for its field (what Salesforce's
+        parser refuses before any record of a request is saved); None when there is none. Reads only."""
+        obj = self._object(sobject)
+        with self._lock:
+            for key, value in values.items():
+                f = obj.by_lower.get(str(key).lower())
+                if f is None or not f.external or f.compound:
+                    continue
+                try:
+                    self._coerce_value(obj, f, value)
+                except JsonValueError as exc:
+                    return exc
+                except SoqlError:
+                    continue
+        return None
+
+    def insert(self, sobject: str, records: Iterable[Dict[str, Any]], *, audit_fields: bool = True) -> List[str]:
+        """Create records; returns their 18-character ids.  All or nothing: any error inserts none.
+        ``audit_fields``: CreatedDate / LastModifiedDate may be given (a test seeding its data, like
+        a user with "Set Audit Fields upon Record Creation"); the APIs pass False (``dml.insert``)."""
         obj = self._object(sobject)
         if not obj.createable:
             raise SoqlError("CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY", f"entity type {obj.name} does not support insert")
@@ -432,7 +496,7 @@ class Store:
         seen: Dict[str, set] = {}
         with self._lock:
             for record in records:
-                values = self._prepare(obj, record, creating=True)
+                values = self._prepare(obj, record, creating=True, audit_fields=audit_fields)
                 for f in obj.fields:
                     if f.name not in values and f.default is not None:
                         values[f.name] = self._coerce_value(obj, f, f.default)
@@ -510,10 +574,10 @@ class Store:
             self._conn.execute("COMMIT")
 
     def _fetch_row(self, obj: ObjectDef, record_id: str) -> Dict[str, Any]:
-        if not isinstance(record_id, str) or not is_valid_id(record_id):
+        rid = canonical_id(record_id)
+        if not rid:
             raise SoqlError("NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {record_id}",
                             404)
-        rid = to_18(record_id)
         cols = [f.name for f in obj.stored_fields]
         with self._lock:
             cur = self._conn.execute(
@@ -526,7 +590,7 @@ class Store:
     def _output_value(self, f: FieldDef, value: Any) -> Any:
         if f.type == "boolean" and value is not None:
             return bool(value)
-        return value
+        return None if value == "" else value
 
     @staticmethod
     def _compound_value(f: FieldDef, row: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -744,7 +808,7 @@ class Store:
             "defaultValueFormula": None, "defaultedOnCreate": f.default is not None or t == "boolean" or f.name in (
                 "Id", "OwnerId") or f.name in AUDIT_FIELDS,
             "dependentPicklist": False, "deprecatedAndHidden": False,
-            "digits": 9 if t == "int" else 0, "displayLocationInDecimal": False, "encrypted": False,
+            "digits": (f.precision or 9) if t == "int" else 0, "displayLocationInDecimal": False, "encrypted": False,
             "externalId": f.external_id, "extraTypeInfo": None, "filterable": t != "textarea",
             "filteredLookupInfo": None,
             "formulaTreatNullNumberAsZero": False, "groupable": t not in ("double", "currency", "percent", "textarea",
@@ -756,7 +820,7 @@ class Store:
             "nillable": f.nillable, "permissionable": f.nillable and f.createable and t != "id",
             "picklistValues": [{"active": True, "defaultValue": v == f.default, "label": v, "validFor": None,
                                 "value": v} for v in f.picklist],
-            "polymorphicForeignKey": False, "precision": f.precision, "queryByDistance": False,
+            "polymorphicForeignKey": False, "precision": 0 if t == "int" else f.precision, "queryByDistance": False,
             "referenceTargetField": None, "referenceTo": [f.reference_to] if f.reference_to else [],
             "relationshipName": f.relationship_name, "relationshipOrder": None,
             "restrictedDelete": False, "restrictedPicklist": False, "scale": f.scale, "searchPrefilterable": False,
@@ -781,6 +845,14 @@ class Store:
                                           "developerName": dev, "master": False, "name": name, "recordTypeId": rid,
                                           "urls": {"layout": f"{base}/describe/layouts/{rid}"}})
         return infos
+
+    def metadata_changed(self, sobject: Optional[str] = None) -> datetime:
+        """When ``sobject``'s describe (None: any object's) last changed: the org's creation, or
+        the last custom field or object a test added (If-Modified-Since on describe)."""
+        objs = [self._object(sobject)] if sobject is not None else self.schema.objects()
+        created = parse_datetime(self.created_date)
+        assert created is not None
+        return max([created] + [o.metadata_changed for o in objs if o.metadata_changed is not None])
 
     def describe(self, sobject: str, *, tooling: bool = False) -> dict:
         """GET /sobjects/<type>/describe.  Unknown type: SoqlError NOT_FOUND (404)."""
@@ -864,71 +936,104 @@ class Store:
         seen: set = set()
         for item in q.select:
             if isinstance(item, Subquery):
-                sub = item.query
-                child_rel = scope.obj.children.get(sub.sobject.lower())
-                if child_rel is None or not allow_children:
-                    raise error_at("INVALID_TYPE", q.text, sub.sobject_pos,
-                                   BAD_CHILD_RELATIONSHIP.format(rel=sub.sobject))
-                rel_name, child_name, fk_name = child_rel
-                if rel_name.lower() in seen:
-                    raise error_at("MALFORMED_QUERY", q.text, item.pos, f"duplicate field selected: {rel_name}")
-                seen.add(rel_name.lower())
-                child_obj = self.schema[child_name]
-                plan = ChildPlan(rel_name, child_obj, child_obj.by_lower[fk_name.lower()], sub)
+                plan = self._child_plan(scope, item, q, allow_children, seen)
                 children.append(plan)
-                root.items.append(("c", rel_name, plan))
-                continue
-            if isinstance(item, Aggregate):  # pragma: no cover - handled by is_aggregate
-                raise error_at("MALFORMED_QUERY", q.text, item.pos, "unexpected aggregate")
-            if isinstance(item, FieldFunction) and item.function != "TOLABEL":
-                raise error_at("MALFORMED_QUERY", q.text, item.pos,
-                               f"{item.function}() in the SELECT list needs a GROUP BY of it")
-            assert not isinstance(item, FieldsMacro)
-            expr, fdef, rels, alias, fobj = scope.resolve(item)
-            full = ".".join(rels + [fdef.name])
-            if full.lower() in seen:
-                raise error_at("MALFORMED_QUERY", q.text, item.pos, f"duplicate field selected: {full}")
-            seen.add(full.lower())
-            node = root
-            key_path: Tuple[str, ...] = ()
-            for rel in rels:
-                key_path += (rel.lower(),)
-                nxt = node.parents.get(rel.lower())
-                if nxt is None:
-                    palias, pobj = scope.joins[key_path]
-                    nxt = Node(pobj, palias)
-                    node.parents[rel.lower()] = nxt
-                    node.items.append(("p", rel, nxt))
-                node = nxt
-            node.items.append(("v", fdef.name, (expr, fdef)))
+                root.items.append(("c", plan.rel, plan))
+            elif isinstance(item, TypeOf):
+                typed = self._typeof_plan(comp, scope, item, q)
+                root.items.append(("t", typed.key, typed))
+            else:
+                self._add_value(scope, root, item, q, seen)
         columns: List[str] = [f"{scope.alias}.\"Id\""]
-
-        def layout(node: Node) -> None:
-            node.start = len(columns)
-            for kind, _key, payload in node.items:
-                if kind == "v":
-                    columns.append(payload[0])
-                elif kind == "p":
-                    payload.id_col = len(columns)
-                    columns.append(f"{payload.alias}.\"Id\"")
-                else:
-                    columns.append(f"{scope.alias}.\"Id\"")
-            node.stop = len(columns)
-            for kind, _key, payload in node.items:
-                if kind == "p":
-                    layout(payload)
-
-        layout(root)
+        _layout(root, columns, scope.alias)
         return root, columns, children
 
-    def _builder(self, node: Node, tooling: bool) -> Callable[[Sequence[Any]], dict]:
+    def _child_plan(self, scope: Scope, item: Subquery, q: Query, allow_children: bool, seen: set) -> ChildPlan:
+        sub = item.query
+        child_rel = scope.obj.children.get(sub.sobject.lower())
+        if child_rel is None or not allow_children:
+            raise error_at("INVALID_TYPE", q.text, sub.sobject_pos, BAD_CHILD_RELATIONSHIP.format(rel=sub.sobject))
+        rel_name, child_name, fk_name = child_rel
+        if rel_name.lower() in seen:
+            raise error_at("MALFORMED_QUERY", q.text, item.pos, f"duplicate field selected: {rel_name}")
+        seen.add(rel_name.lower())
+        child_obj = self.schema[child_name]
+        return ChildPlan(rel_name, child_obj, child_obj.by_lower[fk_name.lower()], sub)
+
+    def _add_value(self, scope: Scope, root: Node, item: SelectItem, q: Query, seen: set) -> None:
+        """A field (or toLabel / FORMAT / convertCurrency of one) of ``root`` or of its parents."""
+        if isinstance(item, Aggregate):  # pragma: no cover - handled by is_aggregate
+            raise error_at("MALFORMED_QUERY", q.text, item.pos, "unexpected aggregate")
+        if isinstance(item, FieldFunction) and item.function not in RECORD_FUNCTIONS:
+            raise error_at("MALFORMED_QUERY", q.text, item.pos,
+                           f"{item.function}() in the SELECT list needs a GROUP BY of it")
+        assert isinstance(item, (FieldRef, FieldFunction))
+        expr, fdef, rels, alias, fobj = scope.resolve(item)
+        key = item.alias or fdef.name
+        full = ".".join(rels + [key])
+        if full.lower() in seen:
+            raise error_at("MALFORMED_QUERY", q.text, item.pos, f"duplicate field selected: {full}")
+        seen.add(full.lower())
+        node = root
+        key_path: Tuple[str, ...] = ()
+        for rel in rels:
+            key_path += (rel.lower(),)
+            nxt = node.parents.get(rel.lower())
+            if nxt is None:
+                palias, pobj = scope.joins[key_path]
+                nxt = Node(pobj, palias)
+                node.parents[rel.lower()] = nxt
+                node.items.append(("p", rel, nxt))
+            node = nxt
+        formatted = isinstance(item, FieldFunction) and item.function == "FORMAT"
+        node.items.append(("v", key, (expr, fdef, formatted)))
+
+    def _typeof_plan(self, comp: Compiler, scope: Scope, item: TypeOf, q: Query) -> TypeOfPlan:
+        """TYPEOF rel: a LEFT JOIN per type rel may reference, with that type's WHEN (or ELSE) fields."""
+        if len(item.ref.path) != 1 or item.ref.path[0].lower() not in scope.obj.relationships:
+            raise error_at("INVALID_FIELD", q.text, item.ref.pos, BAD_RELATIONSHIP.format(rel=item.ref.name))
+        fk = scope.obj.relationships[item.ref.path[0].lower()]
+        targets = {t.lower(): t for t in fk.reference_targets}
+        whens: Dict[str, List[FieldRef]] = {}
+        for name, pos, fields in item.whens:
+            if name.lower() not in targets or name.lower() in whens:
+                raise error_at("INVALID_FIELD", q.text, pos,
+                               f"{fk.relationship_name} can't reference {name} in TYPEOF: it references "
+                               f"{', '.join(fk.reference_targets)}")
+            whens[name.lower()] = fields
+        fk_expr = f"{scope.alias}.{quote_identifier(fk.name)}"
+        typed = TypeOfPlan(fk.relationship_name or item.ref.name, fk_expr)
+        for lower, target in targets.items():
+            fields = whens.get(lower, item.otherwise)
+            obj = self.schema[target]
+            if lower not in whens:
+                fields = [f for f in fields if f.path[-1].lower() in obj.by_lower or len(f.path) > 1]
+            if not fields:
+                continue
+            sub = Scope(comp, obj, q)
+            scope.join_sql.append(f"LEFT JOIN {quote_identifier(obj.name)} AS {sub.alias} "
+                                  f"ON {sub.alias}.\"Id\" = {fk_expr}")
+            node = Node(obj, sub.alias)
+            seen: set = set()
+            for f in fields:
+                self._add_value(sub, node, f, q, seen)
+            scope.join_sql.extend(sub.join_sql)
+            typed.nodes[obj.name] = node
+        for f in item.otherwise:
+            if not any(f.path[-1].lower() in self.schema[t].by_lower for t in targets.values()):
+                raise error_at("INVALID_FIELD", q.text, f.pos, NO_SUCH_COLUMN.format(col=f.name, entity="Name"))
+        return typed
+
+    def _builder(self, node: Node, tooling: bool, typed: Optional[str] = None) -> Callable[[Sequence[Any]], dict]:
         type_name = node.obj.name
         prefix = self.sobject_url(type_name, tooling=tooling) + "/"
         keys = tuple(key for _k, key, _p in node.items)
         start, stop, id_col = node.start, node.stop, node.id_col
         bools = tuple(key for kind, key, p in node.items if kind == "v" and p[1].type == "boolean")
         jsons = tuple(key for kind, key, p in node.items if kind == "v" and p[1].compound)
+        formats = tuple((key, p[1]) for kind, key, p in node.items if kind == "v" and p[2])
         parents = tuple((key, self._builder(p, tooling)) for kind, key, p in node.items if kind == "p")
+        typeofs = tuple((key, self._typeof_builder(p, tooling)) for kind, key, p in node.items if kind == "t")
 
         def build(row: Sequence[Any]) -> dict:
             rec: Dict[str, Any] = {"attributes": {"type": type_name, "url": prefix + row[id_col]}}
@@ -940,10 +1045,32 @@ class Store:
             for k in jsons:
                 if rec[k] is not None:
                     rec[k] = json.loads(rec[k])
+            for k, fdef in formats:
+                rec[k] = format_for_user(rec[k], fdef.type, fdef.scale)
             for k, b in parents:
                 if rec[k] is not None:
                     rec[k] = b(row)
+            for k, typed in typeofs:
+                rec[k] = typed(row)
             return rec
+
+        return build
+
+    def _typeof_builder(self, typed: TypeOfPlan, tooling: bool) -> Callable[[Sequence[Any]], Optional[dict]]:
+        """The record a TYPEOF names: its type's fields, or only its attributes if it has none."""
+        builders = {name: (node.id_col, self._builder(node, tooling)) for name, node in typed.nodes.items()}
+        by_prefix = {obj.key_prefix: obj.name for obj in self.schema.objects() if obj.key_prefix}
+        fk_col = typed.fk_col
+
+        def build(row: Sequence[Any]) -> Optional[dict]:
+            ref = row[fk_col]
+            if ref is None:
+                return None
+            name = by_prefix.get(ref[:3], "Name")
+            known = builders.get(name)
+            if known is not None and row[known[0]] is not None:
+                return known[1](row)
+            return {"attributes": {"type": name, "url": self.sobject_url(name, ref, tooling=tooling)}}
 
         return build
 
@@ -977,24 +1104,26 @@ class Store:
         root, columns, children = self._plan(comp, scope, q, allow_children=True)
         params: List[Any] = []
         sql = self._select_sql(comp, scope, q, columns, params)
-        child_sql = []
-        for plan in children:
-            child_sql.append(self._child_sql(comp, plan, q))
         build = self._builder(root, comp.tooling)
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-            child_rows = []
-            if children and rows:
-                ids = json.dumps([r[0] for r in rows])
-                for (csql, cparams, _croot, _plan) in child_sql:
-                    child_rows.append(self._conn.execute(csql, _fill(cparams, ids)).fetchall())
-        records = [build(r) for r in rows]
-        if children and records:
-            for (_sql, _params, croot, plan), crows in zip(child_sql, child_rows):
-                self._attach_children(records, plan, croot, crows, comp.tooling)
+            records = [build(r) for r in self._conn.execute(sql, params).fetchall()]
+            self._fill_children(comp, records, children, q)
         return QueryResult(records, len(records), obj.name)
 
-    def _child_sql(self, comp: Compiler, plan: ChildPlan, parent_q: Query) -> Tuple[str, List[Any], Node, ChildPlan]:
+    def _fill_children(self, comp: Compiler, records: List[dict], children: List[ChildPlan], top: Query) -> None:
+        """Run each child subquery for ``records`` (whose relationship keys hold their own Id until
+        then) and attach its records, then theirs: up to five levels of parent-to-child queries."""
+        if not records:
+            return
+        for plan in children:
+            sql, params, root, grandchildren = self._child_sql(comp, plan, top)
+            ids = json.dumps([rec[plan.rel] for rec in records])
+            rows = self._conn.execute(sql, _fill(params, ids)).fetchall()
+            kids = self._attach_children(records, plan, root, rows, comp.tooling)
+            self._fill_children(comp, kids, grandchildren, top)
+
+    def _child_sql(self, comp: Compiler, plan: ChildPlan, parent_q: Query
+                   ) -> Tuple[str, List[Any], Node, List[ChildPlan]]:
         q = plan.query
         if q.is_aggregate:
             raise error_at("MALFORMED_QUERY", parent_q.text, q.sobject_pos,
@@ -1003,7 +1132,7 @@ class Store:
             if isinstance(item, FieldRef) and item.alias:
                 raise error_at("MALFORMED_QUERY", parent_q.text, item.pos, f"unexpected token: '{item.alias}'")
         scope = Scope(comp, plan.obj, q)
-        root, columns, _ = self._plan(comp, scope, q, allow_children=False)
+        root, columns, grandchildren = self._plan(comp, scope, q, allow_children=True)
         fk_col = len(columns)
         columns = columns + [f"{scope.alias}.{quote_identifier(plan.fk.name)}"]
         params: List[Any] = []
@@ -1013,10 +1142,11 @@ class Store:
                                limit=False)
         root.fk_col = fk_col
         # json_each placeholder comes after the base filter and before the user's WHERE params
-        return sql, [_PARENT_IDS] + params, root, plan
+        return sql, [_PARENT_IDS] + params, root, grandchildren
 
     def _attach_children(self, records: List[dict], plan: ChildPlan, root: Node, rows: List[Any],
-                         tooling: bool) -> None:
+                         tooling: bool) -> List[dict]:
+        """Set each record's relationship to its child records; returns every child record attached."""
         build = self._builder(root, tooling)
         fk_col = root.fk_col
         grouped: Dict[str, List[Any]] = {}
@@ -1025,11 +1155,15 @@ class Store:
         q = plan.query
         offset = q.offset or 0
         key = plan.rel
+        attached: List[dict] = []
         for rec in records:
             kids = grouped.get(rec[key])
             if kids and (offset or q.limit is not None):
                 kids = kids[offset:] if q.limit is None else kids[offset:offset + q.limit]
-            rec[key] = {"totalSize": len(kids), "done": True, "records": [build(r) for r in kids]} if kids else None
+            built = [build(r) for r in kids] if kids else []
+            attached.extend(built)
+            rec[key] = {"totalSize": len(built), "done": True, "records": built} if built else None
+        return attached
 
     # COUNT()
     def _count_query(self, comp: Compiler, obj: ObjectDef, q: Query) -> QueryResult:
@@ -1077,6 +1211,8 @@ class Store:
                 out.append((key, sql, ftype, display, True))
             else:
                 assert not isinstance(item, FieldsMacro)
+                if isinstance(item, TypeOf):
+                    raise error_at("MALFORMED_QUERY", q.text, item.pos, "TYPEOF can't be used in an aggregate query")
                 expr, fdef, rels, _, _ = scope.resolve(item)
                 if expr not in grouped:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos,
@@ -1093,12 +1229,15 @@ class Store:
         return out
 
     def _aggregate_sql(self, comp: Compiler, scope: Scope, q: Query, plan: List[Tuple[str, str, str, str, bool]],
-                       params: List[Any]) -> str:
+                       params: List[Any], wrap: Callable[[str, str], str] = lambda sql, _type: sql) -> str:
+        """SQL of an aggregate query; ``wrap(sql, type)`` turns each selected value into its output."""
+        if q.group_kind:
+            return self._grouping_sets_sql(comp, scope, q, plan, params, wrap)
         where = comp.base_filter(scope)
         if q.where is not None:
             where.append(comp.condition(scope, q.where, params))
-        sql = (f"SELECT {', '.join(p[1] for p in plan)} FROM {quote_identifier(scope.obj.name)} AS {scope.alias} "
-               f"{' '.join(scope.join_sql)}")
+        sql = (f"SELECT {', '.join(wrap(p[1], p[2]) for p in plan)} FROM {quote_identifier(scope.obj.name)} AS "
+               f"{scope.alias} {' '.join(scope.join_sql)}")
         if where:
             sql += " WHERE " + " AND ".join(where)
         if q.group_by:
@@ -1111,16 +1250,79 @@ class Store:
         sql += self._limit_sql(q, params)
         return sql
 
+    def _grouping_sets_sql(self, comp: Compiler, scope: Scope, q: Query, plan: List[Tuple[str, str, str, str, bool]],
+                           params: List[Any], wrap: Callable[[str, str], str]) -> str:
+        """GROUP BY ROLLUP(a, b) / CUBE(a, b): one GROUP BY per grouping set, UNION ALL; a field a
+        set leaves out is null in its rows, and GROUPING() of it 1. Without ORDER BY, subtotals
+        follow the rows they sum up."""
+        groups = [(expr, fdef.type) for expr, fdef, *_ in (scope.resolve(g) for g in q.group_by)]
+        exprs = [g for g, _ in groups]
+        if q.group_kind == "ROLLUP":
+            sets = [exprs[:k] for k in range(len(exprs), -1, -1)]
+        else:
+            sets = [list(c) for k in range(len(exprs), -1, -1) for c in itertools.combinations(exprs, k)]
+        where_params: List[Any] = []
+        having_params: List[Any] = []
+        where = comp.base_filter(scope)
+        if q.where is not None:
+            where.append(comp.condition(scope, q.where, where_params))
+        having = comp.condition(scope, q.having, having_params) if q.having is not None else None
+        order = self._grouping_order(comp, scope, q)
+        parts = []
+        for members in sets:
+            cols = [f"{wrap(_in_set(p[1], exprs, members, p[4]), p[2])} AS c{i}" for i, p in enumerate(plan)]
+            cols += [f"{_in_set(expr, exprs, members, agg)} AS o{k}" for k, (expr, agg, _d, _n) in enumerate(order)]
+            for j, (g, gtype) in enumerate(groups):
+                value = (f"sf_sort_key({g})" if gtype in TEXT_TYPES else g) if g in members else "NULL"
+                cols += [f"{0 if g in members else 1} AS k{j}", f"{value} AS v{j}"]
+            sql = (f"SELECT {', '.join(cols)} FROM {quote_identifier(scope.obj.name)} AS {scope.alias} "
+                   f"{' '.join(scope.join_sql)}")
+            sql += (" WHERE " + " AND ".join(where)) if where else ""
+            sql += (" GROUP BY " + ", ".join(members)) if members else ""
+            sql += (" HAVING " + _in_set(having, exprs, members, True)) if having else ""
+            parts.append(sql)
+            params.extend(where_params + having_params)
+        keys = []
+        for k, (_expr, _agg, descending, nulls_first) in enumerate(order):
+            if nulls_first != (not descending):
+                keys.append(f"(o{k} IS NULL) {'DESC' if nulls_first else 'ASC'}")
+            keys.append(f"o{k} {'DESC' if descending else 'ASC'}")
+        keys += [f"{kind}{j}" for j in range(len(groups)) for kind in ("k", "v")]
+        sql = (f"SELECT {', '.join(f'c{i}' for i in range(len(plan)))} FROM ({' UNION ALL '.join(parts)}) "
+               f"ORDER BY {', '.join(keys)}")
+        return sql + self._limit_sql(q, params)
+
+    @staticmethod
+    def _grouping_order(comp: Compiler, scope: Scope, q: Query) -> List[Tuple[str, bool, bool, bool]]:
+        """ORDER BY of a ROLLUP / CUBE query: [(sql, is aggregate, descending, nulls first)]."""
+        out = []
+        for item in q.order_by:
+            if isinstance(item.expr, Aggregate):
+                expr = comp.aggregate_expr(scope, item.expr)[0]
+            else:
+                expr, fdef, *_ = scope.resolve(item.expr)
+                expr = f"sf_sort_key({expr})" if fdef.type in TEXT_TYPES else expr
+            out.append((expr, isinstance(item.expr, Aggregate), item.descending, item.effective_nulls_first))
+        return out
+
     def _aggregate_query(self, comp: Compiler, obj: ObjectDef, q: Query) -> QueryResult:
+        if not q.group_by and q.limit is not None and q.limit > MAX_QUERY_ROWS:
+            raise error_at("MALFORMED_QUERY", q.text, q.limit_pos,
+                           f"LIMIT of an aggregate query without GROUP BY can't exceed {MAX_QUERY_ROWS}")
         scope = Scope(comp, obj, q)
         plan = self._aggregate_plan(comp, scope, q)
         params: List[Any] = []
         sql = self._aggregate_sql(comp, scope, q, plan, params)
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+            rows = self._conn.execute(sql, params).fetchmany(MAX_AGGREGATE_ROWS + 1)
+        if len(rows) > MAX_AGGREGATE_ROWS:
+            # aggregate results have no queryMore: Salesforce refuses what one batch can't hold
+            raise SoqlError("EXCEEDED_ID_LIMIT", "Aggregate query does not support queryMore(), use LIMIT to "
+                                                 "restrict the results to a single batch")
         keys = tuple(p[0] for p in plan)
         bools = tuple(p[0] for p in plan if p[2] == "boolean")
         floats = tuple(p[0] for p in plan if p[2] in ("double", "currency", "percent"))
+        formats = self._aggregate_formats(scope, q, plan)
         records = []
         for row in rows:
             rec: dict = {"attributes": {"type": "AggregateResult"}}
@@ -1131,8 +1333,23 @@ class Store:
             for k in floats:
                 if rec[k] is not None:
                     rec[k] = float(rec[k])
+            for k, ftype, scale in formats:
+                rec[k] = format_for_user(rec[k], ftype, scale)
             records.append(rec)
         return QueryResult(records, len(records), obj.name)
+
+    @staticmethod
+    def _aggregate_formats(scope: Scope, q: Query, plan: List[Tuple[str, str, str, str, bool]]
+                           ) -> List[Tuple[str, str, int]]:
+        """(key, type, scale) of the values a FORMAT() in the SELECT list formats."""
+        out = []
+        for item, (key, _sql, ftype, _display, _agg) in zip(q.select, plan):
+            if isinstance(item, Aggregate) and item.format:
+                scale = scope.resolve(item.field)[1].scale if item.field is not None else 0
+                out.append((key, ftype, scale))
+            elif isinstance(item, FieldFunction) and item.function == "FORMAT":
+                out.append((key, ftype, scope.resolve(item)[1].scale))
+        return out
 
     # flat rows for Bulk CSV
     def query_flat(self, soql: str, *, include_deleted: bool = False) -> Tuple[List[str], List[Tuple[str, ...]]]:
@@ -1189,17 +1406,19 @@ class Store:
             plan = self._aggregate_plan(comp, scope, q)
             names = [p[0] for p in plan]
             exprs = [(p[1], p[2]) for p in plan]
-            sql = self._aggregate_sql(comp, scope, q, [(p[0], _csv_expr(p[1], p[2]), p[2], p[3], p[4]) for p in plan],
-                                      params)
+            sql = self._aggregate_sql(comp, scope, q, plan, params, wrap=_csv_expr)
         else:
             names = []
             exprs = []
             seen: set = set()
             for item in q.select:
+                if isinstance(item, TypeOf) or (isinstance(item, FieldFunction) and item.function == "FORMAT"):
+                    raise SoqlError("INVALIDJOB", f"{'TYPEOF' if isinstance(item, TypeOf) else 'FORMAT()'} is not "
+                                                  f"supported in Bulk API queries by the local org")
                 assert isinstance(item, (FieldRef, FieldFunction))
                 if item.alias:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos, f"unexpected token: '{item.alias}'")
-                if isinstance(item, FieldFunction) and item.function != "TOLABEL":
+                if isinstance(item, FieldFunction) and item.function not in RECORD_FUNCTIONS:
                     raise error_at("MALFORMED_QUERY", q.text, item.pos,
                                    f"{item.function}() in the SELECT list needs a GROUP BY of it")
                 expr, fdef, rels, _, _ = scope.resolve(item)
@@ -1247,6 +1466,10 @@ class Store:
                 col["joinColumns"] = self._columns_for(comp, child_scope, item.query)
                 out.append(col)
                 continue
+            if isinstance(item, TypeOf):
+                out.append(_column(item.ref.name, item.ref.name, None, aggregate=False, insertable=False,
+                                   updatable=False))
+                continue
             assert isinstance(item, (FieldRef, FieldFunction))
             _expr, fdef, rels, _alias, _obj = scope.resolve(item)
             target = out
@@ -1267,6 +1490,57 @@ class Store:
 
 
 _PARENT_IDS = object()
+
+
+#: field functions a record query may select (the others need GROUP BY)
+RECORD_FUNCTIONS = frozenset({"TOLABEL", "FORMAT", "CONVERTCURRENCY"})
+
+
+class TypeOfPlan:
+    """A TYPEOF in a SELECT list: the polymorphic id's column and a Node per type it may name."""
+
+    def __init__(self, key: str, fk_expr: str) -> None:
+        self.key = key
+        self.fk_expr = fk_expr
+        self.fk_col = 0
+        self.nodes: Dict[str, Node] = {}
+
+
+def _layout(node: Node, columns: List[str], root_alias: str) -> None:
+    """Give ``node``'s values their columns (then its parents' and TYPEOF types' values)."""
+    node.start = len(columns)
+    for kind, _key, payload in node.items:
+        if kind == "v":
+            columns.append(payload[0])
+        elif kind == "p":
+            payload.id_col = len(columns)
+            columns.append(f"{payload.alias}.\"Id\"")
+        elif kind == "t":
+            payload.fk_col = len(columns)
+            columns.append(payload.fk_expr)
+        else:
+            columns.append(f"{root_alias}.\"Id\"")
+    node.stop = len(columns)
+    for kind, _key, payload in node.items:
+        if kind == "p":
+            _layout(payload, columns, root_alias)
+        elif kind == "t":
+            for typed in payload.nodes.values():
+                typed.id_col = len(columns)
+                columns.append(f"{typed.alias}.\"Id\"")
+                _layout(typed, columns, root_alias)
+
+
+def _in_set(sql: str, groups: Sequence[str], members: Sequence[str], aggregate: bool) -> str:
+    """``sql`` in the rows of one grouping set: GROUPING(g) is 0 for a field of the set, 1 for
+    another; outside aggregates, a grouped field the set leaves out is null."""
+    for g in groups:
+        sql = sql.replace(f"sf_grouping({g})", "0" if g in members else "1")
+    if not aggregate:
+        for g in groups:
+            if g not in members:
+                sql = sql.replace(g, "NULL")
+    return sql
 
 
 def _fill(params: List[Any], ids: str) -> List[Any]:

@@ -7,15 +7,15 @@ Salesforce's JSON error body.
 """
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .dml import DescribeCache, resolve_parents
-from .http import HTTPError, Request, Response, Router, empty_response, json_response, text_response
+from .dml import DescribeCache, insert, located, resolve_parents
+from .http import HTTPError, Request, Response, Router, empty_response, json_response, parse_json, text_response
 from .ids import random_id
 from .soql import SoqlError
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 __all__ = ["RestApi", "ApexRequest", "register", "with_api_version"]
 
 _V = r"/services/data/v(?P<version>\d+\.\d)"
+#: versions below this were retired (7.0-20.0 in Summer '22, 21.0-30.0 in Summer '25): REST answers 410
+OLDEST_VERSION = 31.0
+_ANY_VERSION = re.compile(r"/services/data/v(\d+(?:\.\d+)?)(?:/.*)?")
 _RECORD_ID = r"(?P<record_id>[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?)"
 _SOBJECT = r"(?P<sobject>\w+)"
 
@@ -35,6 +38,23 @@ def _version_label(version: str) -> str:
     season = ("Winter", "Summer", "Spring")[k % 3]
     year = 25 - (k + 2) // 3
     return f"{season} '{year:02d}"
+
+
+def retired_version(request: Request) -> Optional[Response]:
+    """410 GONE for any ``/services/data/vXX.X/...`` of a retired version (a Router guard)."""
+    match = _ANY_VERSION.fullmatch(request.path)
+    if match is None or float(match.group(1)) >= OLDEST_VERSION:
+        return None
+    return json_response([{"errorCode": "GONE", "message": f"API version {match.group(1)} is retired and no longer "
+                                                          f"available; use {OLDEST_VERSION} or later"}], status=410)
+
+
+def check_version(org: "LocalOrg", version: str) -> str:
+    """``version`` if this org serves it; NOT_FOUND (404) past the org's newest."""
+    if not OLDEST_VERSION <= float(version) <= float(org.api_version):
+        raise HTTPError(json_response([{"errorCode": "NOT_FOUND",
+                                        "message": "The requested resource does not exist"}], status=404))
+    return version
 
 
 def with_api_version(data: Any, stored: str, version: str) -> Any:
@@ -106,7 +126,7 @@ class RestApi:
             parsed = None
             if request.body:
                 try:
-                    parsed = json.loads(request.body.decode("utf-8"))
+                    parsed = parse_json(request.body)
                 except ValueError:
                     parsed = None
             apex = ApexRequest(method=request.method, path=request.path[len("/services/apexrest"):],
@@ -124,11 +144,7 @@ class RestApi:
 
     def _version(self, request: Request) -> str:
         assert request.match is not None
-        version = request.match.group("version")
-        if not (20.0 <= float(version) <= float(self.org.api_version)):
-            raise HTTPError(json_response([{"errorCode": "NOT_FOUND",
-                                            "message": "The requested resource does not exist"}], status=404))
-        return version
+        return check_version(self.org, request.match.group("version"))
 
     def _store_call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -136,11 +152,19 @@ class RestApi:
         except SoqlError as exc:
             raise HTTPError(json_response(exc.to_json(), status=exc.status)) from None
 
+    def _write_call(self, request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+        """A write with the request's values: a value error names where in the body it was."""
+        try:
+            return fn(*args)
+        except SoqlError as exc:
+            exc = located(exc, request.body)
+            raise HTTPError(json_response(exc.to_json(), status=exc.status)) from None
+
     def _versions(self, request: Request) -> Response:
         """``GET /services/data/``: the versions list, which Salesforce serves without a token."""
         top = int(float(self.org.api_version))
         return json_response([{"label": _version_label(f"{v}.0"), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
-                              for v in range(31, top + 1)])
+                              for v in range(int(OLDEST_VERSION), top + 1)])
 
     def _resources(self, request: Request) -> Response:
         self.org.require_session(request)
@@ -262,9 +286,23 @@ class RestApi:
                                             "message": "The requested resource does not exist"}], status=404))
         return name
 
+    def _unchanged(self, request: Request, sobject: Optional[str] = None) -> bool:
+        """Whether the request's If-Modified-Since is at or after the last change of the metadata."""
+        since = request.header("If-Modified-Since")
+        try:
+            when = parsedate_to_datetime(since) if since else None
+        except (TypeError, ValueError):
+            when = None
+        if when is None or when.tzinfo is None:
+            return False
+        changed = self._store_call(self.org.store.metadata_changed, sobject)
+        return changed.replace(microsecond=0) <= when
+
     def _describe_global(self, request: Request) -> Response:
         self.org.require_session(request)
         v = self._version(request)
+        if self._unchanged(request):
+            return empty_response(304)
         return json_response(with_api_version(self._store_call(self.org.store.describe_global),
                                               self.org.store.api_version, v))
 
@@ -272,6 +310,8 @@ class RestApi:
         self.org.require_session(request)
         v = self._version(request)
         name = self._sobject_name(request)
+        if self._unchanged(request, name):
+            return empty_response(304)
         return json_response(with_api_version(self._store_call(self.org.store.describe, name),
                                               self.org.store.api_version, v))
 
@@ -295,7 +335,7 @@ class RestApi:
                                    "errorCode": "JSON_PARSER_ERROR"}], status=400)
         values.pop("attributes", None)
         values = self._store_call(resolve_parents, DescribeCache(self.org.store), name, values)
-        new_id = self._store_call(self.org.store.insert, name, [values])[0]
+        new_id = self._write_call(request, insert, self.org.store, name, [values])[0]
         return json_response({"id": new_id, "success": True, "errors": []}, status=201,
                              headers={"Location": f"{request.path.rstrip('/')}/{new_id}"})
 
@@ -320,7 +360,7 @@ class RestApi:
         values.pop("attributes", None)
         values = self._store_call(resolve_parents, DescribeCache(self.org.store), name, values)
         assert request.match is not None
-        self._store_call(self.org.store.update, name, request.match.group("record_id"), values)
+        self._write_call(request, self.org.store.update, name, request.match.group("record_id"), values)
         return empty_response(204)
 
     def _delete(self, request: Request) -> Response:
@@ -335,6 +375,7 @@ class RestApi:
 def register(router: Router, org: LocalOrg) -> RestApi:
     """Add the REST and Tooling routes for ``org`` to ``router``."""
     api = RestApi(org)
+    router.add_guard(retired_version)
     add = router.add
     add("instance", "GET", r"/services/data/?", api._versions)
     add("instance", "GET", _V + r"/?", api._resources)

@@ -38,7 +38,9 @@ FILTER_TYPE_NAMES = {
     "id": "id", "reference": "id", "boolean": "boolean", "int": "int", "double": "double",
     "currency": "double", "percent": "double", "date": "date", "datetime": "dateTime",
 }
-SQL_TYPES = {"boolean": "INTEGER", "int": "INTEGER", "double": "REAL", "currency": "REAL", "percent": "REAL"}
+#: numbers have no column affinity: a double stays REAL, a whole number past 2**53 stays an exact
+#: INTEGER (18 digits), and SQLite compares the two by value
+SQL_TYPES = {"boolean": "INTEGER", "int": "INTEGER", "double": "", "currency": "", "percent": ""}
 AUDIT_FIELDS = frozenset({"CreatedDate", "LastModifiedDate", "SystemModstamp"})
 
 
@@ -107,6 +109,8 @@ class ObjectDef:
     by_lower: Dict[str, FieldDef] = field(default_factory=dict)
     relationships: Dict[str, FieldDef] = field(default_factory=dict)  # lower relationship name -> reference field
     children: Dict[str, Tuple[str, str, str]] = field(default_factory=dict)  # lower -> (relName, childObj, field)
+    #: when a test last changed the object's metadata (a datetime; None: as the org was created)
+    metadata_changed: Optional[Any] = None
 
     def __post_init__(self) -> None:
         self.reindex()
@@ -188,6 +192,11 @@ OPPORTUNITY_STAGES: Tuple[Tuple[str, int, bool, bool], ...] = (
     ("Closed Won", 100, True, True),
     ("Closed Lost", 0, True, False),
 )
+#: a stage's ForecastCategoryName in a new org (the open stages: Pipeline)
+STAGE_FORECASTS = {"closed won": "Closed", "closed lost": "Omitted"}
+#: ForecastCategoryName -> ForecastCategory (the API name of the category)
+FORECAST_CATEGORIES = {"Omitted": "Omitted", "Pipeline": "Pipeline", "Best Case": "BestCase", "Commit": "Forecast",
+                       "Closed": "Closed"}
 STAGES = {s[0].lower(): s for s in OPPORTUNITY_STAGES}
 
 ACCOUNT_TYPES = ("Prospect", "Customer - Direct", "Customer - Channel", "Channel Partner / Reseller",
@@ -198,6 +207,78 @@ INDUSTRIES = ("Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals",
               "Manufacturing", "Media", "Not For Profit", "Recreation", "Retail", "Shipping", "Technology",
               "Telecommunications", "Transportation", "Utilities", "Other")
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
+
+
+#: Standard fields as data, from Salesforce's Field Reference and a Developer Edition org's
+#: describe: (name, type, label, size, writable). ``size`` is a text field's length, a number's
+#: (precision, scale), an int's digits, a reference's (target, relationship) or a picklist's
+#: values; ``writable`` False: createable and updateable are false (the system sets the field).
+FieldRow = Tuple[str, str, str, Any, bool]
+ACCOUNT_MORE_FIELDS: Tuple[FieldRow, ...] = (
+    ("MasterRecordId", "reference", "Master Record ID", ("Account", "MasterRecord"), False),
+    ("PhotoUrl", "url", "Photo URL", 255, False),
+    ("TickerSymbol", "string", "Ticker Symbol", 20, True),
+    ("LastActivityDate", "date", "Last Activity", None, False),
+    ("LastViewedDate", "datetime", "Last Viewed Date", None, False),
+    ("LastReferencedDate", "datetime", "Last Referenced Date", None, False),
+    ("Jigsaw", "string", "Data.com Key", 20, True),
+    ("JigsawCompanyId", "string", "Jigsaw Company ID", 20, False),
+    ("CleanStatus", "picklist", "Clean Status", ("Matched", "Different", "Acknowledged", "NotFound", "Inactive",
+                                                 "Pending", "SelectMatch", "Skipped"), True),
+    ("AccountSource", "picklist", "Account Source", LEAD_SOURCES, True),
+    ("DunsNumber", "string", "D-U-N-S Number", 9, True),
+    ("Tradestyle", "string", "Tradestyle", 255, True),
+    ("NaicsCode", "string", "NAICS Code", 8, True),
+    ("NaicsDesc", "string", "NAICS Description", 120, True),
+    ("YearStarted", "string", "Year Started", 4, True),
+    ("SicDesc", "string", "SIC Description", 80, True),
+    ("DandbCompanyId", "reference", "D&B Company ID", ("DandBCompany", "DandbCompany"), True),
+    ("OperatingHoursId", "reference", "Operating Hour ID", ("OperatingHours", "OperatingHours"), True),
+)
+OPPORTUNITY_MORE_FIELDS: Tuple[FieldRow, ...] = (
+    ("IsPrivate", "boolean", "Private", False, True),
+    ("Description", "textarea", "Description", 32000, True),
+    ("ExpectedRevenue", "currency", "Expected Amount", (18, 2), False),
+    ("TotalOpportunityQuantity", "double", "Quantity", (18, 2), True),
+    ("NextStep", "string", "Next Step", 255, True),
+    ("ForecastCategory", "picklist", "Forecast Category", tuple(FORECAST_CATEGORIES.values()), False),
+    ("ForecastCategoryName", "picklist", "Forecast Category", tuple(FORECAST_CATEGORIES), True),
+    ("CampaignId", "reference", "Campaign ID", ("Campaign", "Campaign"), True),
+    ("HasOpportunityLineItem", "boolean", "Has Line Item", False, False),
+    ("Pricebook2Id", "reference", "Price Book ID", ("Pricebook2", "Pricebook2"), True),
+    ("LastActivityDate", "date", "Last Activity", None, False),
+    ("PushCount", "int", "Push Count", 9, False),
+    ("LastStageChangeDate", "datetime", "Last Stage Change Date", None, False),
+    ("FiscalQuarter", "int", "Fiscal Quarter", 1, False),
+    ("FiscalYear", "int", "Fiscal Year", 4, False),
+    ("Fiscal", "string", "Fiscal Period", 6, False),
+    ("ContactId", "reference", "Contact ID", ("Contact", "Contact"), True),
+    ("LastViewedDate", "datetime", "Last Viewed Date", None, False),
+    ("LastReferencedDate", "datetime", "Last Referenced Date", None, False),
+    ("HasOpenActivity", "boolean", "Has Open Activity", False, False),
+    ("HasOverdueTask", "boolean", "Has Overdue Task", False, False),
+)
+
+
+def _from_rows(rows: Sequence[FieldRow]) -> List[FieldDef]:
+    """FieldDefs from rows of a field table (see ACCOUNT_MORE_FIELDS)."""
+    out = []
+    for name, type_, label, size, writable in rows:
+        kw: Dict[str, Any] = {"label": label, "createable": writable, "updateable": writable}
+        if type_ == "reference":
+            kw["reference_to"], kw["relationship_name"] = size
+        elif type_ == "picklist":
+            kw["picklist"] = size
+        elif type_ == "boolean":
+            kw.update(default=size, nillable=False)
+        elif type_ in ("double", "currency", "percent"):
+            kw["precision"], kw["scale"] = size
+        elif type_ == "int":
+            kw["precision"] = size
+        elif size:
+            kw["length"] = size
+        out.append(FieldDef(name, type_, **kw))
+    return out
 
 
 def _build_schema() -> Dict[str, ObjectDef]:
@@ -263,7 +344,7 @@ def _build_schema() -> Dict[str, ObjectDef]:
             _f("Rating", "picklist", label="Account Rating", picklist=("Hot", "Warm", "Cold")),
             _f("Ownership", "picklist", picklist=("Public", "Private", "Subsidiary", "Other")),
             _f("AnnualRevenue", "currency", label="Annual Revenue", precision=18, scale=0),
-            _f("NumberOfEmployees", "int", label="Employees"),
+            _f("NumberOfEmployees", "int", label="Employees", precision=8),
             *_address("Billing", "Billing"),
             *_address("Shipping", "Shipping"),
             _f("Phone", "phone", length=40, label="Account Phone"),
@@ -272,6 +353,7 @@ def _build_schema() -> Dict[str, ObjectDef]:
             _f("Sic", "string", length=20, label="SIC Code"),
             _f("Description", "textarea", length=32000, label="Account Description"),
             _ref("OwnerId", "User", "Owner", nillable=False),
+            *_from_rows(ACCOUNT_MORE_FIELDS),
             *_system_fields(),
         ]),
         ObjectDef("Contact", "Contact", "Contacts", "003", [
@@ -293,7 +375,7 @@ def _build_schema() -> Dict[str, ObjectDef]:
             _f("Name", "string", length=120, nillable=False, name_field=True, required=True),
             _f("StageName", "picklist", label="Stage", length=255, nillable=False, required=True,
                picklist=tuple(s[0] for s in OPPORTUNITY_STAGES)),
-            _f("Amount", "currency", precision=18, scale=2),
+            _f("Amount", "currency", precision=16, scale=2),
             _f("Probability", "percent", label="Probability (%)", precision=3, scale=0),
             _f("CloseDate", "date", nillable=False, required=True),
             _f("Type", "picklist", label="Opportunity Type", picklist=("Existing Business", "New Business")),
@@ -301,6 +383,7 @@ def _build_schema() -> Dict[str, ObjectDef]:
             _f("IsClosed", "boolean", label="Closed", nillable=False, createable=False, updateable=False),
             _f("IsWon", "boolean", label="Won", nillable=False, createable=False, updateable=False),
             _ref("OwnerId", "User", "Owner", nillable=False),
+            *_from_rows(OPPORTUNITY_MORE_FIELDS),
             *_system_fields(),
         ]),
         ObjectDef("Lead", "Lead", "Leads", "00Q", [
@@ -450,6 +533,44 @@ def _build_schema() -> Dict[str, ObjectDef]:
             _f("TotalPrice", "currency", precision=16, scale=2, label="Total Price"),
             _f("ServiceDate", "date", label="Date"),
             _f("Description", "string", label="Line Description"),
+            *_system_fields(),
+        ]),
+        # what an External Client App's policy names (eca-org): a permission set and its assignments
+        ObjectDef("PermissionSet", "Permission Set", "Permission Sets", "0PS", [
+            _id(),
+            _f("Name", "string", length=80, nillable=False, required=True, unique=True, label="Name"),
+            _f("Label", "string", length=80, nillable=False, required=True, name_field=True),
+            _f("Description", "string", length=255),
+            _f("IsOwnedByProfile", "boolean", nillable=False, createable=False, updateable=False,
+               label="Is Owned by Profile"),
+            _f("IsCustom", "boolean", nillable=False, createable=False, updateable=False, default=True,
+               label="Custom"),
+            _ref("ProfileId", "Profile", "Profile", label="Profile ID", createable=False, updateable=False),
+            _f("NamespacePrefix", "string", length=15, createable=False, updateable=False),
+            *_system_fields(deleted=False),
+        ]),
+        ObjectDef("PermissionSetAssignment", "Permission Set Assignment", "Permission Set Assignments", "0Pa", [
+            _id(),
+            _ref("AssigneeId", "User", "Assignee", label="Assignee ID", nillable=False, required=True,
+                 updateable=False),
+            _ref("PermissionSetId", "PermissionSet", "PermissionSet", label="Permission Set ID", nillable=False,
+                 required=True, updateable=False),
+            _f("IsActive", "boolean", nillable=False, createable=False, updateable=False, default=True),
+            *_system_fields(deleted=False),
+        ], updateable=False),
+        ObjectDef("OperatingHours", "Operating Hours", "Operating Hours", "0OH", [
+            _id(),
+            _f("Name", "string", length=80, nillable=False, name_field=True, required=True),
+            _f("Description", "textarea", length=32000),
+            _f("TimeZone", "picklist", label="Time Zone", nillable=False, default="GMT",
+               picklist=("America/Los_Angeles", "America/New_York", "Europe/London", "Europe/Paris", "Asia/Tokyo",
+                         "GMT")),
+            *_system_fields(),
+        ]),
+        ObjectDef("DandBCompany", "D&B Company", "D&B Companies", "06E", [
+            _id(),
+            _f("Name", "string", nillable=False, name_field=True, required=True, label="Company Name"),
+            _f("DunsNumber", "string", length=9, nillable=False, required=True, label="D-U-N-S Number"),
             *_system_fields(),
         ]),
         ObjectDef("ApexClass", "Apex Class", "Apex Classes", "01p", [

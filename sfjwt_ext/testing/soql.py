@@ -8,6 +8,7 @@ Errors are :class:`SoqlError` with Salesforce's error codes and message style
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple, Union
 
@@ -28,6 +29,7 @@ __all__ = [
     "OrderItem",
     "FieldFunction",
     "FieldsMacro",
+    "TypeOf",
     "AGGREGATE_FUNCTIONS",
     "DATE_FUNCTIONS",
     "DATE_LITERALS",
@@ -89,7 +91,7 @@ KEYWORDS = frozenset(
     }
 )
 
-AGGREGATE_FUNCTIONS = frozenset({"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"})
+AGGREGATE_FUNCTIONS = frozenset({"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX", "GROUPING"})
 #: Date functions of one date or datetime field (SELECT with GROUP BY, WHERE, GROUP BY, HAVING, ORDER BY).
 DATE_FUNCTIONS = frozenset(
     {
@@ -98,8 +100,17 @@ DATE_FUNCTIONS = frozenset(
         "WEEK_IN_YEAR",
     }
 )
-#: Functions of one field: the date functions, toLabel() and convertTimezone() (inside a date function).
-FIELD_FUNCTIONS = DATE_FUNCTIONS | {"TOLABEL", "CONVERTTIMEZONE"}
+#: Functions of one field: the date functions, toLabel(), convertTimezone() (inside a date function),
+#: FORMAT() and convertCurrency() (alone or inside FORMAT()).
+FIELD_FUNCTIONS = DATE_FUNCTIONS | {"TOLABEL", "CONVERTTIMEZONE", "FORMAT", "CONVERTCURRENCY"}
+#: Levels of parentheses and NOT a condition may nest (deeper is MALFORMED_QUERY, not a RecursionError).
+MAX_NESTING = 100
+#: Child subqueries a child subquery may nest (five levels of parent-to-child queries since API 58.0).
+MAX_CHILD_LEVELS = 4
+#: Field functions that may take an alias outside aggregate queries.
+ALIASED_FUNCTIONS = frozenset({"FORMAT", "CONVERTCURRENCY"})
+#: The largest OFFSET Salesforce accepts.
+MAX_OFFSET = 2000
 
 #: Date literals standing for a range of days relative to today.
 DATE_LITERALS = frozenset(
@@ -301,6 +312,7 @@ class Aggregate:
     field: Optional[FieldRef]
     alias: Optional[str] = None
     pos: int = 0
+    format: bool = False  # FORMAT(MAX(Amount)): the value formatted for the user's locale
 
     def signature(self) -> str:
         return f"{self.function}({self.field.name.lower() if self.field else ''})"
@@ -337,6 +349,16 @@ class FieldsMacro:
     """``FIELDS(ALL)``, ``FIELDS(STANDARD)``, ``FIELDS(CUSTOM)`` in a SELECT list."""
 
     kind: str  # ALL | STANDARD | CUSTOM
+    pos: int = 0
+
+
+@dataclass
+class TypeOf:
+    """``TYPEOF What WHEN Account THEN Name, Phone ... ELSE Name END``: fields per referenced type."""
+
+    ref: FieldRef  # the polymorphic relationship (What, Who, Owner)
+    whens: List[Tuple[str, int, List[FieldRef]]]  # (object name, its position, fields)
+    otherwise: List[FieldRef] = field(default_factory=list)
     pos: int = 0
 
 
@@ -408,7 +430,7 @@ class OrderItem:
         return (not self.descending) if self.nulls_first is None else self.nulls_first
 
 
-SelectItem = Union[FieldRef, Aggregate, Subquery, FieldFunction, FieldsMacro]
+SelectItem = Union[FieldRef, Aggregate, Subquery, FieldFunction, FieldsMacro, TypeOf]
 
 
 @dataclass
@@ -419,6 +441,7 @@ class Query:
     alias: Optional[str] = None
     where: Optional[Condition] = None
     group_by: List[Union[FieldRef, FieldFunction]] = field(default_factory=list)
+    group_kind: Optional[str] = None  # ROLLUP | CUBE
     having: Optional[Condition] = None
     order_by: List[OrderItem] = field(default_factory=list)
     limit: Optional[int] = None
@@ -426,6 +449,10 @@ class Query:
     for_clause: Optional[str] = None  # VIEW | REFERENCE | UPDATE
     with_clause: Optional[str] = None  # SECURITY_ENFORCED | USER_MODE | SYSTEM_MODE
     text: str = ""
+    #: where ORDER BY, LIMIT and OFFSET start in the text (-1: absent), for errors about them
+    order_pos: int = -1
+    limit_pos: int = -1
+    offset_pos: int = -1
 
     @property
     def is_aggregate(self) -> bool:
@@ -445,6 +472,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0  # parentheses, NOT and subqueries open at the current token
 
     # helpers -------------------------------------------------------------
     @property
@@ -490,14 +518,16 @@ class _Parser:
 
     # grammar -------------------------------------------------------------
     def parse(self) -> Query:
-        q = self.query(top=True)
+        q = self.query("top")
         if self.tok.kind != "EOF":
             raise self.error()
         return q
 
-    def query(self, top: bool) -> Query:
+    def query(self, kind: str, level: int = 0) -> Query:
+        """One SELECT; ``kind`` is top, child (a parent-to-child subquery ``level`` deep) or semi."""
+        self.enter(self.tok)
         self.expect_kw("SELECT")
-        select = self.select_list(top)
+        select = self.select_list(kind, level)
         self.expect_kw("FROM")
         if self.tok.kind != "IDENT":
             raise self.error()
@@ -505,14 +535,7 @@ class _Parser:
         q = Query(select=select, sobject=obj.value, sobject_pos=obj.pos, text=self.text)
         if self.tok.kind == "IDENT" and "." not in self.tok.value:
             q.alias = self.advance().value
-        if self.accept_kw("USING"):
-            # USING SCOPE everything|mine...: accepted, ignored
-            if not (self.tok.kind == "IDENT" and self.tok.value.upper() == "SCOPE"):
-                raise self.error()
-            self.advance()
-            if self.tok.kind != "IDENT":
-                raise self.error()
-            self.advance()
+        self.using_scope()
         if self.accept_kw("WHERE"):
             q.where = self.condition(allow_aggregates=False)
         if self.accept_kw("WITH"):
@@ -521,27 +544,13 @@ class _Parser:
             q.with_clause = self.advance().value.upper()
         if self.accept_kw("GROUP"):
             self.expect_kw("BY")
-            if self.is_kw("ROLLUP", "CUBE"):
-                raise self.error(detail=f"{self.tok.value} is not supported by the local test org")
-            q.group_by.append(self.field_expr())
-            while self.is_punct(","):
-                self.advance()
-                q.group_by.append(self.field_expr())
+            self.group_by(q)
         if self.accept_kw("HAVING"):
             if not q.group_by:
                 raise self.error(self.tokens[self.i - 1], "HAVING requires GROUP BY")
             q.having = self.condition(allow_aggregates=True)
-        if self.accept_kw("ORDER"):
-            self.expect_kw("BY")
-            q.order_by.append(self.order_item())
-            while self.is_punct(","):
-                self.advance()
-                q.order_by.append(self.order_item())
-        if self.accept_kw("LIMIT"):
-            q.limit = self.non_negative_int()
-        if self.accept_kw("OFFSET"):
-            q.offset = self.non_negative_int()
-        if top and self.accept_kw("FOR"):
+        self.order_limit_offset(q)
+        if kind == "top" and self.accept_kw("FOR"):
             if self.is_kw("UPDATE"):
                 q.for_clause = self.advance().value
             elif self.tok.kind == "IDENT" and self.tok.value.upper() in ("VIEW", "REFERENCE"):
@@ -549,13 +558,67 @@ class _Parser:
             else:
                 raise self.error()
         self.check_aliases(q)
+        if kind != "semi":
+            check_semi_joins(q)
+        self.depth -= 1
         return q
+
+    def enter(self, tok: Token) -> None:
+        """One level deeper (a parenthesis, a NOT, a subquery); too deep is MALFORMED_QUERY."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise error_at("MALFORMED_QUERY", self.text, tok.pos,
+                           f"Query is too deeply nested: at most {MAX_NESTING} levels of parentheses, NOT and "
+                           f"subqueries")
+
+    def using_scope(self) -> None:
+        if self.accept_kw("USING"):
+            # USING SCOPE everything|mine...: accepted, ignored
+            if not (self.tok.kind == "IDENT" and self.tok.value.upper() == "SCOPE"):
+                raise self.error()
+            self.advance()
+            if self.tok.kind != "IDENT":
+                raise self.error()
+            self.advance()
+
+    def group_by(self, q: Query) -> None:
+        """``GROUP BY a, b`` or ``GROUP BY ROLLUP(a, b)`` / ``CUBE(a, b)``."""
+        if self.is_kw("ROLLUP", "CUBE"):
+            q.group_kind = self.advance().value
+            self.expect_punct("(")
+        q.group_by.append(self.field_expr("GROUP BY"))
+        while self.is_punct(","):
+            self.advance()
+            q.group_by.append(self.field_expr("GROUP BY"))
+        if q.group_kind:
+            if len(q.group_by) > 3:
+                raise error_at("MALFORMED_QUERY", self.text, q.group_by[3].pos,
+                               f"GROUP BY {q.group_kind} takes up to three fields")
+            self.expect_punct(")")
+
+    def order_limit_offset(self, q: Query) -> None:
+        if self.is_kw("ORDER"):
+            q.order_pos = self.advance().pos
+            self.expect_kw("BY")
+            q.order_by.append(self.order_item())
+            while self.is_punct(","):
+                self.advance()
+                q.order_by.append(self.order_item())
+        if self.is_kw("LIMIT"):
+            q.limit_pos = self.advance().pos
+            q.limit = self.non_negative_int()
+        if self.is_kw("OFFSET"):
+            q.offset_pos = self.advance().pos
+            q.offset = self.non_negative_int()
+            if q.offset > MAX_OFFSET:
+                raise SoqlError("NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}")
 
     def check_aliases(self, q: Query) -> None:
         if q.is_aggregate:
             return
         for item in q.select:
-            if isinstance(item, (FieldRef, FieldFunction)) and item.alias:
+            if isinstance(item, (FieldRef, FieldFunction)) and item.alias \
+                    and not (isinstance(item, FieldFunction) and item.function in ALIASED_FUNCTIONS):
                 tok = next(t for t in self.tokens if t.kind == "IDENT" and t.value == item.alias and t.pos > item.pos)
                 raise self.error(tok)
 
@@ -566,40 +629,47 @@ class _Parser:
         self.advance()
         return int(t.value)
 
-    def select_list(self, top: bool) -> List[SelectItem]:
-        items = [self.select_item(top)]
+    def select_list(self, kind: str, level: int) -> List[SelectItem]:
+        items = [self.select_item(kind, level)]
         while self.is_punct(","):
             self.advance()
-            items.append(self.select_item(top))
+            items.append(self.select_item(kind, level))
         return items
 
-    def select_item(self, top: bool) -> SelectItem:
+    def is_call(self, *names: str) -> bool:
+        """Whether the next tokens are ``NAME(`` for one of ``names``."""
+        t = self.tok
+        return t.kind == "IDENT" and "." not in t.value and t.value.upper() in names \
+            and self.peek().kind == "PUNCT" and self.peek().value == "("
+
+    def select_item(self, kind: str, level: int) -> SelectItem:
         t = self.tok
         if self.is_punct("("):
-            if not top:
+            if kind == "semi" or level >= MAX_CHILD_LEVELS:
                 raise self.error()
             self.advance()
             if not self.is_kw("SELECT"):
                 raise self.error()
-            sub = self.query(top=False)
+            sub = self.query("child", level + 1)
             self.expect_punct(")")
             return Subquery(sub, t.pos)
-        if t.kind == "IDENT" and "." not in t.value and t.value.upper() in AGGREGATE_FUNCTIONS and self.peek().kind == "PUNCT" \
-                and self.peek().value == "(":
-            agg = self.aggregate()
+        if self.is_kw("TYPEOF"):
+            return self.typeof()
+        if self.is_call(*AGGREGATE_FUNCTIONS) or (self.is_call("FORMAT") and self.peek(2).kind == "IDENT"
+                                                  and self.peek(2).value.upper() in AGGREGATE_FUNCTIONS):
+            agg = self.formatted_aggregate()
             if self.tok.kind == "IDENT" and "." not in self.tok.value:
                 agg.alias = self.advance().value
             return agg
-        if t.kind == "IDENT" and t.value.upper() == "FIELDS" and self.peek().kind == "PUNCT" \
-                and self.peek().value == "(":
+        if self.is_call("FIELDS"):
             self.advance()
             self.advance()
-            kind = self.tok
-            if kind.kind != "IDENT" or kind.value.upper() not in ("ALL", "STANDARD", "CUSTOM"):
-                raise self.error(kind)
+            which = self.tok
+            if which.kind != "IDENT" or which.value.upper() not in ("ALL", "STANDARD", "CUSTOM"):
+                raise self.error(which)
             self.advance()
             self.expect_punct(")")
-            return FieldsMacro(kind.value.upper(), t.pos)
+            return FieldsMacro(which.value.upper(), t.pos)
         ref: Union[FieldRef, FieldFunction] = self.field_expr()
         # an alias is an identifier followed by ',' or FROM; anything else is a syntax error
         if self.tok.kind == "IDENT" and "." not in self.tok.value:
@@ -607,6 +677,50 @@ class _Parser:
             if (nxt.kind == "PUNCT" and nxt.value == ",") or (nxt.kind == "KEYWORD" and nxt.value == "FROM"):
                 ref.alias = self.advance().value
         return ref
+
+    def formatted_aggregate(self) -> Aggregate:
+        """``MAX(Amount)`` or ``FORMAT(MAX(Amount))``."""
+        if not self.is_call("FORMAT"):
+            return self.aggregate()
+        self.advance()
+        self.advance()
+        agg = self.aggregate()
+        self.expect_punct(")")
+        agg.format = True
+        return agg
+
+    def typeof(self) -> TypeOf:
+        """``TYPEOF What WHEN Account THEN Name, Phone [WHEN ...] [ELSE Name] END``."""
+        start = self.advance()
+        item = TypeOf(self.field_ref(), [], [], start.pos)
+        while self.is_word("WHEN"):
+            self.advance()
+            if self.tok.kind != "IDENT" or "." in self.tok.value:
+                raise self.error()
+            obj = self.advance()
+            if not self.is_word("THEN"):
+                raise self.error()
+            self.advance()
+            item.whens.append((obj.value, obj.pos, self.field_list()))
+        if not item.whens:
+            raise self.error()
+        if self.is_word("ELSE"):
+            self.advance()
+            item.otherwise = self.field_list()
+        if not self.is_word("END"):
+            raise self.error()
+        self.advance()
+        return item
+
+    def is_word(self, word: str) -> bool:
+        return self.tok.kind == "IDENT" and self.tok.value.upper() == word
+
+    def field_list(self) -> List[FieldRef]:
+        fields = [self.field_ref()]
+        while self.is_punct(","):
+            self.advance()
+            fields.append(self.field_ref())
+        return fields
 
     def aggregate(self) -> Aggregate:
         name_tok = self.advance()
@@ -621,22 +735,27 @@ class _Parser:
         self.expect_punct(")")
         return Aggregate(fn, ref, None, name_tok.pos)
 
-    def field_expr(self) -> Union[FieldRef, FieldFunction]:
-        """A field, or a field function (``toLabel(x)``, ``CALENDAR_YEAR(x)``) around one."""
+    def field_expr(self, clause: str = "SELECT") -> Union[FieldRef, FieldFunction]:
+        """A field, or a field function (``toLabel(x)``, ``CALENDAR_YEAR(x)``) around one, in ``clause``."""
         t = self.tok
         if t.kind == "IDENT" and self.peek().kind == "PUNCT" and self.peek().value == "(":
             name = t.value.upper()
             if "." in t.value or name not in FIELD_FUNCTIONS:
                 raise error_at("MALFORMED_QUERY", self.text, t.pos,
                                f"function {name} is not supported by the local test org")
+            if (name == "FORMAT" and clause != "SELECT") or (name == "CONVERTCURRENCY"
+                                                              and clause in ("WHERE", "GROUP BY")):
+                raise error_at("MALFORMED_QUERY", self.text, t.pos, f"{t.value}() can't be used in {clause}")
+            self.enter(self.advance())
             self.advance()
-            self.advance()
-            inner = self.field_expr()
+            inner = self.field_expr(clause)
             self.expect_punct(")")
-            if name == "CONVERTTIMEZONE" and isinstance(inner, FieldFunction):
-                raise error_at("MALFORMED_QUERY", self.text, t.pos, "convertTimezone() takes a field")
-            if isinstance(inner, FieldFunction) and not (name in DATE_FUNCTIONS
-                                                         and inner.function == "CONVERTTIMEZONE"):
+            self.depth -= 1
+            if name in ("CONVERTTIMEZONE", "CONVERTCURRENCY") and isinstance(inner, FieldFunction):
+                raise error_at("MALFORMED_QUERY", self.text, t.pos, f"{t.value}() takes a field")
+            if isinstance(inner, FieldFunction) and not (
+                    (name in DATE_FUNCTIONS and inner.function == "CONVERTTIMEZONE")
+                    or (name == "FORMAT" and inner.function == "CONVERTCURRENCY")):
                 raise error_at("MALFORMED_QUERY", self.text, inner.pos,
                                f"{inner.function}() can not be used inside {t.value}()")
             return FieldFunction(name, inner, None, t.pos)
@@ -654,7 +773,7 @@ class _Parser:
         if t.kind == "IDENT" and t.value.upper() in AGGREGATE_FUNCTIONS and self.peek().kind == "PUNCT" and self.peek().value == "(":
             expr: Union[FieldRef, Aggregate, FieldFunction] = self.aggregate()
         else:
-            expr = self.field_expr()
+            expr = self.field_expr("ORDER BY")
         item = OrderItem(expr)
         if self.accept_kw("DESC"):
             item.descending = True
@@ -683,12 +802,16 @@ class _Parser:
         return BoolOp(op, items)
 
     def unary(self, allow_aggregates: bool) -> Condition:
-        if self.accept_kw("NOT"):
-            return Not(self.unary(allow_aggregates))
+        if self.is_kw("NOT"):
+            self.enter(self.advance())
+            negated = Not(self.unary(allow_aggregates))
+            self.depth -= 1
+            return negated
         if self.is_punct("("):
-            self.advance()
+            self.enter(self.advance())
             c = self.condition(allow_aggregates)
             self.expect_punct(")")
+            self.depth -= 1
             return c
         return self.comparison(allow_aggregates)
 
@@ -701,7 +824,7 @@ class _Parser:
                                "Aggregate functions are not allowed in the WHERE clause; use HAVING")
             left = self.aggregate()
         else:
-            left = self.field_expr()
+            left = self.field_expr("WHERE")
         op_tok = self.tok
         if op_tok.kind == "OP":
             self.advance()
@@ -724,7 +847,7 @@ class _Parser:
     def value_list(self) -> Union[List[Value], Subquery]:
         start = self.expect_punct("(")
         if self.is_kw("SELECT"):
-            sub = self.query(top=False)
+            sub = self.query("semi")
             self.expect_punct(")")
             return Subquery(sub, start.pos)
         values = [self.value()]
@@ -772,6 +895,47 @@ class _Parser:
             raise error_at("MALFORMED_QUERY", self.text, t.pos,
                            "Bind variables are only allowed in Apex code")
         raise self.error()
+
+
+def _semi_joins(cond: Optional[Condition]) -> List[Subquery]:
+    """The semi-/anti-join subqueries anywhere in ``cond``."""
+    if isinstance(cond, Comparison):
+        return [cond.value] if isinstance(cond.value, Subquery) else []
+    if isinstance(cond, Not):
+        return _semi_joins(cond.item)
+    if isinstance(cond, BoolOp):
+        return [sub for item in cond.items for sub in _semi_joins(item)]
+    return []
+
+
+def check_semi_joins(q: Query) -> None:
+    """Salesforce's rules for semi- and anti-joins in ``q``'s WHERE: only at its top level, never
+    with OR, at most two, not nested, no ORDER BY, LIMIT or OFFSET inside."""
+    subs = _semi_joins(q.where)
+    if not subs:
+        return
+    where = q.where
+    tops = where.items if isinstance(where, BoolOp) else [where]
+    for item in tops:
+        if isinstance(item, Comparison):
+            if isinstance(item.value, Subquery) and isinstance(where, BoolOp) and where.op == "OR":
+                raise error_at("MALFORMED_QUERY", q.text, item.value.pos,
+                               "Semi join sub-selects are not allowed with the 'OR' operator")
+        elif _semi_joins(item):
+            raise error_at("MALFORMED_QUERY", q.text, _semi_joins(item)[0].pos,
+                           "Semi join sub-selects are only allowed at the top level WHERE expressions and not in "
+                           "nested WHERE expressions.")
+    if len(subs) > 2:
+        raise SoqlError("EXCEEDED_MAX_SEMIJOIN_SUBSELECTS", "Maximum 2 semi join sub-selects are allowed")
+    for sub in subs:
+        inner = sub.query
+        nested = _semi_joins(inner.where)
+        if nested:
+            raise error_at("MALFORMED_QUERY", q.text, nested[0].pos, "Nesting of semi join sub-selects is not supported")
+        for pos in (inner.order_pos, inner.limit_pos, inner.offset_pos):
+            if pos >= 0:
+                word = re.match(r"\w+", q.text[pos:])
+                raise error_at("MALFORMED_QUERY", q.text, pos, f"unexpected token: '{word.group(0) if word else ''}'")
 
 
 def parse(text: str) -> Query:

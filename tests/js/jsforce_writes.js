@@ -2,11 +2,12 @@
 // Writes through jsforce against the local org: Bulk API 2.0 ingest
 // (bulk2.loadAndWaitForResults), sObject Collections (sobject(...).create/update/destroy/upsert
 // with arrays), upsert by external id, composite / tree / batch (conn.requestPost), SOSL
-// (conn.search) and parameterizedSearch. Used by tests/test_testing_ingest.py,
-// tests/test_testing_composite.py, tests/test_testing_upsert.py and tests/test_testing_search.py.
+// (conn.search), parameterizedSearch and the write rules (strict). Used by tests/test_testing_ingest.py,
+// tests/test_testing_composite.py, tests/test_testing_upsert.py, tests/test_testing_search.py and
+// tests/test_testing_rest_strict.py.
 //
 // Input (environment): SF_LOGIN_URL, SF_USERNAME, SF_CONSUMER_KEY, SF_PRIVATE_KEY_FILE,
-// SF_API_VERSION, SF_STEPS (comma list of bulk2 | collections | upsert | composite | search),
+// SF_API_VERSION, SF_STEPS (comma list of bulk2 | collections | upsert | composite | search | strict),
 // SF_PREFIX (names of the records written), SF_SOSL (for search). Trust for the org's CA:
 // NODE_EXTRA_CA_CERTS.
 // Output: one JSON object per line ({"event": <step> | "login" | "error"}). Nothing secret.
@@ -144,6 +145,32 @@ async function search(conn) {
   });
 }
 
+async function refusal(call) {
+  try {
+    await call();
+    return null;
+  } catch (err) {
+    return err.errorCode || err.name;
+  }
+}
+
+async function strict(conn, prefix) {
+  // Salesforce's write rules: "" is null, audit fields and out-of-range numbers refused, ids in any case
+  const account = conn.sobject('Account');
+  const created = await account.create({ Name: `${prefix} Blank`, Phone: '' });
+  const upper = created.id.toUpperCase();
+  const fetched = await account.retrieve(upper);
+  emit({
+    event: 'strict',
+    id: created.id,
+    phone: fetched.Phone,
+    fetchedId: fetched.Id,
+    audit: await refusal(() => account.create({ Name: `${prefix} Audit`, CreatedDate: '2020-01-01T00:00:00Z' })),
+    range: await refusal(() => account.create({ Name: `${prefix} Big`, NumberOfEmployees: 12345678901 })),
+    nulls: (await conn.query(`SELECT Id FROM Account WHERE Phone = null AND Name = '${prefix} Blank'`)).totalSize,
+  });
+}
+
 async function main() {
   const steps = (process.env.SF_STEPS || '').split(',').filter(Boolean);
   const prefix = process.env.SF_PREFIX || 'JS Write';
@@ -154,6 +181,7 @@ async function main() {
     else if (step === 'upsert') await upsert(conn, prefix);
     else if (step === 'composite') await composite(conn, prefix);
     else if (step === 'search') await search(conn);
+    else if (step === 'strict') await strict(conn, prefix);
     else throw new Error(`unknown step ${step}`);
   }
 }
