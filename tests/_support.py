@@ -184,3 +184,14 @@ def raw_login(org: Any) -> dict:
                          verify=org.ca_file, timeout=10)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
+
+
+def wait_for_bulk_cleanup(timeout: float = 30.0) -> None:
+    """Wait for the Bulk 2.0 job DELETEs that query_df & co. send in the background, so
+    that a test's request log starts after them."""
+    import threading
+
+    deadline = time.monotonic() + timeout
+    for thread in [t for t in threading.enumerate() if t.name == "sfjwt-bulk-cleanup"]:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        assert not thread.is_alive(), "a Bulk 2.0 job DELETE still runs after the deadline"
