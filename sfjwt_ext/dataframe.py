@@ -46,6 +46,7 @@ pandas and tqdm are imported when a function runs, never when this module is imp
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -415,13 +416,31 @@ def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = No
 
 
 def _read_part(pd: Any, path: str, engine: Optional[str]) -> Any:
+    """One Bulk CSV page as a frame of text columns (empty text is null); None for an empty file."""
+    if engine == "pyarrow":
+        return _read_part_arrow(pd, path)
     kwargs: Dict[str, Any] = {"dtype": "string", "keep_default_na": False, "na_values": [""]}
-    if engine:
-        kwargs["engine"] = engine
     try:
         return pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError:
         return None
+
+
+def _read_part_arrow(pd: Any, path: str) -> Any:
+    """:func:`_read_part` with pyarrow's reader, told that every column is text. (pandas 2.2's
+    ``engine="pyarrow"`` lets pyarrow infer types and casts to ``dtype`` afterwards: a datetime
+    of 4000-12-31 is read as nanoseconds and wraps around to 2247 before it becomes text.)"""
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        names = next(csv.reader(handle), None)
+    if not names:
+        return None
+    options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in names},
+                                    null_values=[""], strings_can_be_null=True)
+    table = pa_csv.read_csv(path, convert_options=options)
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
 
 
 class _BulkResults:
