@@ -346,7 +346,7 @@ def _prefix(exc: BaseException, code: int) -> str:
 # ---------------------------------------------------------------------------------------
 def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
     from .errors import ConfigurationError
-    from .keys import fingerprint, load_certificate, write_key_pair
+    from .keys import KeyPairExistsError, fingerprint, load_certificate, write_key_pair
 
     passphrase: Optional[str] = None
     if args.passphrase_env:
@@ -361,7 +361,12 @@ def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
         key_path, cert_path = write_key_pair(
             args.out, args.name, bits=args.bits, days=args.days, passphrase=passphrase, force=args.force,
         )
-    except ConfigurationError:  # KeyPairExistsError names the files and --force
+    except KeyPairExistsError as exc:  # in CLI terms: --force, not force=True
+        raise UsageError(
+            f"{' and '.join(repr(p) for p in exc.paths)} already exist{'s' if len(exc.paths) == 1 else ''}: "
+            "pass --force to replace, or choose another --name / --out"
+        ) from None
+    except ConfigurationError:
         raise
     except OSError as exc:
         raise UsageError(f"cannot write the key pair into --out {args.out!r}: {exc.strerror or exc}") from exc
