@@ -354,7 +354,7 @@ def _exit_code(exc: BaseException) -> int:
 
     from .errors import AuthenticationError, ConfigurationError, PrivateKeyError, TokenEndpointUnavailable
 
-    if isinstance(exc, (ConfigurationError, PrivateKeyError, UsageError)):
+    if isinstance(exc, (ConfigurationError, PrivateKeyError, UsageError, Warning)):  # a Warning: -W error
         return EXIT_USAGE
     if isinstance(exc, AuthenticationError):
         return EXIT_AUTH
@@ -379,6 +379,8 @@ def _describe_error(exc: BaseException) -> str:
 
     if isinstance(exc, (SfJwtError, UsageError)):
         return redact(str(exc))
+    if isinstance(exc, Warning):  # python -W error (or PYTHONWARNINGS=error) raised a warning
+        return redact(f"{exc} ({type(exc).__name__}, an error because of -W error / PYTHONWARNINGS)")
     if isinstance(exc, SalesforceError):
         content = getattr(exc, "content", None)
         if isinstance(content, list) and content and isinstance(content[0], dict):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict
 
@@ -15,7 +16,7 @@ import pytest
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.testing import LocalOrg
 from tests._support import raw_login
-from tests.test_cli import run
+from tests.test_cli import assert_clean_failure, command_env, run
 
 
 def document(result: subprocess.CompletedProcess, code: int) -> Dict[str, Any]:
@@ -202,3 +203,48 @@ def test_warnings_are_one_line_on_stderr_and_in_the_document(salesforce_org: Any
     assert "Warning:" not in plain.stderr and "warnings.warn" not in plain.stderr
     doc = document(run(["check", "--json"], env=env), 0)
     assert any("chmod" in message for message in doc["warnings"])
+
+
+def test_under_warnings_as_errors_an_ec_key_and_an_open_key_file_are_clean_exit_2(
+        salesforce_org: Any, env: Dict[str, str], tmp_path: Path) -> None:
+    """`python -W error`: an EC key is our PrivateKeyError, a key file others can read is its
+    warning's message (with the chmod fix) as an exit 2, never a traceback."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ec_key = tmp_path / "ec.key"
+    ec_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    ec_key.chmod(0o600)
+    strict = [sys.executable, "-W", "error", "-m", "sfjwt_ext"]
+    result = subprocess.run(strict + ["check", "--key-file", str(ec_key)], env=command_env(env), capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert_clean_failure(result, 2)
+    assert "not an RSA key" in result.stderr and "RS256" in result.stderr
+    open_key = tmp_path / "open.key"
+    open_key.write_bytes(Path(env["SF_PRIVATE_KEY_FILE"]).read_bytes())
+    open_key.chmod(0o644)
+    result = subprocess.run(strict + ["check", "--key-file", str(open_key), "--json"], env=command_env(env),
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    doc = document(result, 2)
+    assert "chmod" in doc["message"] and doc["name"] == "KeyFilePermissionWarning"
+
+
+def test_one_line_warnings_takes_warnings_and_log_records(capsys: pytest.CaptureFixture[str]) -> None:
+    """Both kinds of warning the package gives (warnings.warn, e.g. KeyFilePermissionWarning,
+    and logger.warning, e.g. verify=False's) print as one `sfjwt: warning:` line each."""
+    import logging
+    import warnings
+
+    from sfjwt_ext._cli_json import Warnings, one_line_warnings
+
+    collected = Warnings()
+    with one_line_warnings(collected):
+        warnings.warn("the key file is readable by others\n(mode 0644): run `chmod 600 k`", UserWarning)
+        logging.getLogger("sfjwt_ext.connect").warning("verify=False: TLS certificates are NOT checked")
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "sfjwt: warning: the key file is readable by others (mode 0644): run `chmod 600 k`",
+        "sfjwt: warning: verify=False: TLS certificates are NOT checked",
+    ]
+    assert len(collected.messages) == 2
