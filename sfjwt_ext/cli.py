@@ -2,14 +2,19 @@
 
     sfjwt keygen [--out DIR] [--name salesforce] [--days N] [--bits 2048|3072|4096]
                  [--passphrase-env VAR] [--force]
-    sfjwt check  [--cert FILE] [--target-org ALIAS | --instance-url URL]
+    sfjwt check  [--cert FILE] [--target-org ALIAS | --instance-url URL] [--json]
     sfjwt setup  [--target-org ALIAS | --instance-url URL] [--username USER] [--app-name NAME]
                  [--permission-set NAME] [--key-file FILE] [--out DIR] [--profile NAME]
-                 [--dry-run DIR] [--wait SECONDS | --no-wait]
+                 [--dry-run DIR] [--wait SECONDS | --no-wait] [--json]
     sfjwt query  [SOQL | -] [--include-deleted] [--limit-pages N]
-                 [--format table|csv|json|jsonl|parquet] [--output FILE]
+                 [--format table|csv|json|jsonl|parquet] [--output FILE] [--json]
     sfjwt demo
-    sfjwt cache  list|clear [--folder DIR]
+    sfjwt cache  list|clear [--folder DIR] [--json]
+
+Connection options (--username, --consumer-key/--client-id, --key-file/--jwt-key-file,
+--domain, --login-url, --profile) only on the commands that use them (``USES``); the
+Salesforce CLI's names are aliases (query: --instance-url, --result-format, --output-file).
+``--json``: one JSON document on stdout (:mod:`sfjwt_ext._cli_json`), errors too.
 
 Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``, its
 message quoted); 2 settings, key, file or usage problems (a missing setting, a bad key, a
@@ -455,7 +460,7 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     --json, what it found goes into ``args.report``: the result, or the error's data."""
     from .diagnose import login_client
     from .errors import AuthenticationError, InvalidClientIdError
-    from .keys import fingerprint, key_matches_certificate, load_certificate, load_private_key
+    from .keys import load_private_key
     from .settings import resolve_settings
 
     stdout, report = out, args.report
@@ -473,20 +478,7 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     )
     report["key"] = {"type": "RSA", "bits": key.key_size}
     out.write(f"key:          RSA {key.key_size} bits, OK\n")
-    cert = None
-    if args.cert:
-        cert = load_certificate(args.cert)
-        if not key_matches_certificate(key, cert):
-            raise UsageError(
-                f"the private key does not match the certificate {args.cert}: upload the .crt that "
-                "was made with this key to the External Client App (Settings > Flow Enablement > Upload "
-                "Files; a Connected App: 'Use digital signatures'), or pass the matching key with "
-                "--key-file / SF_PRIVATE_KEY_FILE"
-            )
-        expires = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
-        report["certificate"] = {"file": args.cert, "matchesKey": True, "sha256": fingerprint(cert),
-                                 "expires": f"{expires:%Y-%m-%dT%H:%M:%S}Z"}
-        out.write(f"certificate:  {args.cert} matches the key (SHA-256 {fingerprint(cert)}, expires {expires:%Y-%m-%d})\n")
+    cert = _check_certificate(args, key, out) if args.cert else None
     client = login_client(settings, key)
     report.update(tokenUrl=client.target.token_url, loginUrl=client.login_url, audience=client.audience)
     out.write(f"token URL:    {client.target.token_url}\n")
@@ -515,6 +507,25 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
 
         _cli_json.write(stdout, _cli_json.success(report, args.collected))
     return EXIT_OK
+
+
+def _check_certificate(args: argparse.Namespace, key: Any, out: IO[str]) -> Any:
+    """--cert: the certificate, checked against the key (UsageError when they differ)."""
+    from .keys import fingerprint, key_matches_certificate, load_certificate
+
+    cert = load_certificate(args.cert)
+    if not key_matches_certificate(key, cert):
+        raise UsageError(
+            f"the private key does not match the certificate {args.cert}: upload the .crt that "
+            "was made with this key to the External Client App (Settings > Flow Enablement > Upload "
+            "Files; a Connected App: 'Use digital signatures'), or pass the matching key with "
+            "--key-file / SF_PRIVATE_KEY_FILE"
+        )
+    expires = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
+    args.report["certificate"] = {"file": args.cert, "matchesKey": True, "sha256": fingerprint(cert),
+                                  "expires": f"{expires:%Y-%m-%dT%H:%M:%S}Z"}
+    out.write(f"certificate:  {args.cert} matches the key (SHA-256 {fingerprint(cert)}, expires {expires:%Y-%m-%d})\n")
+    return cert
 
 
 def _check_settings_text(settings: Any, out: IO[str]) -> None:
