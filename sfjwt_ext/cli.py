@@ -146,8 +146,12 @@ def _connection_group(parser: argparse.ArgumentParser, dests: Sequence[str], *, 
         group.add_argument(*names, dest=dest, default=argparse.SUPPRESS, metavar=metavar, help=text)
 
 
+#: The commands that take --json.
+JSON_COMMANDS = ("check", "query", "cache", "setup")
+
+
 def _json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true",
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="one JSON document on stdout ({status, result, warnings}, as the Salesforce CLI); "
                              "errors too, with the same exit codes")
 
@@ -161,6 +165,8 @@ def _check_options_apply(args: argparse.Namespace) -> None:
             users = ", ".join(name for name, dests in USES.items() if dest in dests)
             why = _NOT_FOR.get(command, f"it is for {users}")
             raise UsageError(f"{flag} does not apply to `sfjwt {command}`: {why}")
+    if getattr(args, "json", False) and command not in JSON_COMMANDS:
+        raise UsageError(f"--json does not apply to `sfjwt {command}`: it is for {', '.join(JSON_COMMANDS)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _general_options(parser)
     _connection_group(parser, _LOGIN, instance_url_alias=False)  # before the command: check, query ...
+    _json_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     keygen = sub.add_parser(
@@ -266,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command in sub.choices.items():  # each command lists only the options it uses
         _general_options(command)
         _connection_group(command, USES[name], instance_url_alias=name == "query")
-        if name in ("check", "query", "cache", "setup"):
+        if name in JSON_COMMANDS:
             _json_option(command)
     return parser
 
@@ -467,7 +474,8 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     if getattr(args, "json", False):
         out = io.StringIO()  # the text report is not shown: the JSON document is
     settings = resolve_settings(**_connection_arguments(args))
-    report["settings"] = [{"name": n, "value": v, "source": src or None} for n, v, src in settings.describe()]
+    report["settings"] = [{"name": n, "value": None if not src else v, "source": src or None}
+                          for n, v, src in settings.describe()]
     report["configFile"] = settings.config_file
     _check_settings_text(settings, out)
     settings.require()

@@ -95,3 +95,12 @@ def test_setup_refusal_says_why() -> None:
     result = run(["--login-url", "https://x.my.salesforce.com", "setup", "--dry-run", "d"])
     assert_clean_failure(result, 2)
     assert "--login-url does not apply to `sfjwt setup`" in result.stderr and "writes the profile" in result.stderr
+
+
+def test_json_before_the_command_works_where_the_command_takes_it(tmp_path: Path) -> None:
+    listed = run(["--json", "cache", "list", "--folder", str(tmp_path)])
+    assert listed.returncode == 0 and json.loads(listed.stdout)["result"]["entries"] == []
+    refused = run(["--json", "keygen", "--out", str(tmp_path)])
+    assert_clean_failure(refused, 2)
+    assert "--json does not apply to `sfjwt keygen`" in refused.stderr and not list(tmp_path.iterdir())
+    assert json.loads(refused.stdout)["status"] == 2

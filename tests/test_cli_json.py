@@ -54,7 +54,8 @@ def test_check_json_is_the_report_as_one_document(salesforce_org: Any, env: Dict
     result = doc["result"]
     settings = {row["name"]: row for row in result["settings"]}
     assert settings["username"]["value"] == salesforce_org.credentials.username
-    assert settings["username"]["source"] == "environment" and settings["domain"]["source"] is None
+    assert settings["username"]["source"] == "environment"
+    assert settings["domain"] == {"name": "domain", "value": None, "source": None}
     assert "BEGIN" not in json.dumps(doc)  # no key material
     assert result["key"] == {"type": "RSA", "bits": 2048}
     assert result["login"]["orgId"] == salesforce_org.org_id
