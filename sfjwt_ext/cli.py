@@ -132,14 +132,16 @@ def _general_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", action="version", version=f"sfjwt {__version__}")
 
 
-def _connection_group(parser: argparse.ArgumentParser, dests: Sequence[str], *, instance_url_alias: bool) -> None:
+def _connection_group(parser: argparse.ArgumentParser, dests: Sequence[str], *, instance_url_alias: bool,
+                      title: str = "connection (else SF_* environment variables, else the profile)",
+                      description: Optional[str] = None) -> None:
     """The connection options ``dests``, each with its Salesforce CLI alias (``--client-id``
     ...); ``--instance-url`` only where it is not an admin session's option (check, setup).
     SUPPRESS defaults: a value given before or after the command is never overwritten by
     the other parser's default."""
     if not dests:
         return
-    group = parser.add_argument_group("connection (else SF_* environment variables, else the profile)")
+    group = parser.add_argument_group(title, description)
     for dest in dests:
         flag, alias, metavar, text = CONNECTION_OPTIONS[dest]
         names = [flag] + ([alias] if alias and (alias != "--instance-url" or instance_url_alias) else [])
@@ -178,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     _general_options(parser)
-    _connection_group(parser, _LOGIN, instance_url_alias=False)  # before the command: check, query ...
+    _connection_group(parser, _LOGIN, instance_url_alias=False,
+                      title="connection", description="  Before or after the command, else SF_* environment variables, else the profile.\n"
+                                  "  check and query take them all; setup --username, --key-file, --profile;\n"
+                                  "  cache --profile; keygen and demo none (`sfjwt COMMAND --help` lists each one's).")
     _json_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
