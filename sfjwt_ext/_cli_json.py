@@ -104,20 +104,21 @@ class RecordsDocument:
 
     def add(self, records: Iterable[Mapping[str, Any]]) -> None:
         for record in records:
-            self._spool.write(("\n" if self.count == 0 else ",\n") + json.dumps(record, ensure_ascii=False))
+            self._spool.write(("\n      " if self.count == 0 else ",\n      ") + json.dumps(record, ensure_ascii=False))
             self.count += 1
 
     def finish(self, out: IO[str], *, total: Optional[int], done: bool, collected: Warnings) -> None:
-        out.write('{\n"status": 0,\n"result": {"records": [')
+        out.write('{\n  "status": 0,\n  "result": {\n    "records": [')
         self._spool.seek(0)
         while True:
             chunk = self._spool.read(1 << 16)
             if not chunk:
                 break
             out.write(chunk)
-        tail = {"totalSize": total if total is not None else self.count, "done": done}
-        out.write(("\n]" if self.count else "]") + ", " + json.dumps(tail)[1:] + ",\n"
-                  f'"warnings": {json.dumps(collected.messages, ensure_ascii=False)}\n}}\n')
+        size = total if total is not None else self.count
+        out.write(("\n    ]" if self.count else "]") + f',\n    "totalSize": {json.dumps(size)},\n'
+                  f'    "done": {json.dumps(done)}\n  }},\n'
+                  f'  "warnings": {json.dumps(collected.messages, ensure_ascii=False)}\n}}\n')
         out.flush()
 
     def close(self) -> None:

@@ -479,8 +479,7 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     if getattr(args, "json", False):
         out = io.StringIO()  # the text report is not shown: the JSON document is
     settings = resolve_settings(**_connection_arguments(args))
-    report["settings"] = [{"name": n, "value": None if not src else v, "source": src or None}
-                          for n, v, src in settings.describe()]
+    report["settings"] = {n: {"value": v if src else None, "source": src or None} for n, v, src in settings.describe()}
     report["configFile"] = settings.config_file
     _check_settings_text(settings, out)
     settings.require()
@@ -980,12 +979,20 @@ def _cache_json(args: argparse.Namespace, store: Any, folder: str, out: IO[str])
     else:
         fields = ("username", "instance_url", "org_id", "user_id", "token_url", "key_id", "problem")
         entries = [dict({_camel(name): getattr(info, name, "") or None for name in fields},
-                        issuedAt=getattr(info, "issued_at", 0) or None,
+                        issuedAt=_utc(getattr(info, "issued_at", 0)),
                         ageSeconds=round(info.age) if getattr(info, "issued_at", 0) else None)
                    for info in store.entries()]
         result = {"folder": folder, "entries": entries}
     _cli_json.write(out, _cli_json.success(result, args.collected))
     return EXIT_OK
+
+
+def _utc(seconds: float) -> Optional[str]:
+    import datetime
+
+    if not seconds:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _camel(name: str) -> str:

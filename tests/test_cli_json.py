@@ -52,10 +52,10 @@ def accounts(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_check_json_is_the_report_as_one_document(salesforce_org: Any, env: Dict[str, str]) -> None:
     doc = document(run(["check", "--json"], env=env), 0)
     result = doc["result"]
-    settings = {row["name"]: row for row in result["settings"]}
+    settings = result["settings"]
     assert settings["username"]["value"] == salesforce_org.credentials.username
     assert settings["username"]["source"] == "environment"
-    assert settings["domain"] == {"name": "domain", "value": None, "source": None}
+    assert settings["domain"] == {"value": None, "source": None}
     assert "BEGIN" not in json.dumps(doc)  # no key material
     assert result["key"] == {"type": "RSA", "bits": 2048}
     assert result["login"]["orgId"] == salesforce_org.org_id
@@ -150,6 +150,7 @@ def test_cache_list_and_clear_json(salesforce_org: Any, tmp_path: Path) -> None:
     assert listed["result"]["folder"] == str(folder)
     assert entry["username"] == salesforce_org.credentials.username and entry["orgId"] == sf.token.org_id
     assert entry["instanceUrl"] == sf.token.instance_url and entry["ageSeconds"] >= 0 and entry["problem"] is None
+    assert entry["issuedAt"].endswith("Z") and entry["issuedAt"][:2] == "20"
     assert sf.session_id not in json.dumps(listed)
     cleared = document(run(["cache", "clear", "--folder", str(folder), "--json"]), 0)
     assert cleared["result"] == {"folder": str(folder), "removed": 1}
@@ -249,3 +250,10 @@ def test_one_line_warnings_takes_warnings_and_log_records(capsys: pytest.Capture
         "sfjwt: warning: verify=False: TLS certificates are NOT checked",
     ]
     assert len(collected.messages) == 2
+
+
+def test_query_json_count_and_empty_results(accounts: Any) -> None:
+    counted = document(run(["query", "SELECT COUNT() FROM Account", "--json"], env=accounts.env), 0)
+    assert counted["result"] == {"records": [], "totalSize": 7, "done": True}  # as sf data query --json
+    empty = document(run(["query", "SELECT Id FROM Account WHERE Name = 'none'", "--json"], env=accounts.env), 0)
+    assert empty["result"] == {"records": [], "totalSize": 0, "done": True}
