@@ -252,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--include-deleted", action="store_true", help="queryAll: deleted and archived records too")
     query.add_argument("--limit-pages", type=_positive_int, metavar="N", help="stop after N pages")
     query.add_argument("--format", "--result-format", dest="format", choices=("table", "csv", "json", "jsonl", "parquet"),
-                       help="output format (default: table); parquet needs --output FILE and pyarrow")
+                       type=lambda text: "table" if text == "human" else text,  # sf's name for the table
+                       help="output format (default: table; 'human' as in sf is table); parquet needs --output "
+                            "FILE and pyarrow")
     query.add_argument("--output", "--output-file", dest="output", metavar="FILE",
                        help="write the data to FILE instead of stdout")
 

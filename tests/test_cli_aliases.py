@@ -34,6 +34,13 @@ def test_query_takes_the_salesforce_cli_names(salesforce_org: Any, creds: Any, t
     assert target.read_text().splitlines()[0] == "Id,Username" and creds.username in target.read_text()
 
 
+def test_result_format_human_is_the_table(salesforce_org: Any, creds: Any) -> None:
+    result = run(["query", "SELECT Id, Username FROM User", "--result-format", "human"],
+                 env=dict(creds.env()))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split() == ["Id", "Username"] and set(result.stdout.splitlines()[1]) <= {"-", " "}
+
+
 def test_check_takes_client_id_and_jwt_key_file(salesforce_org: Any, creds: Any) -> None:
     result = run(["check", *sf_style(creds), "--login-url", creds.login_url], env=only_ca(salesforce_org))
     assert result.returncode == 0, result.stderr
