@@ -47,11 +47,11 @@ _JWT_RE = re.compile(
 )
 # A PEM private key block (PKCS#1, PKCS#8, encrypted, EC ...), also with literal "\n"
 # sequences or truncated before its END line. Only a block with a body is a secret: the
-# BEGIN line followed (after spaces, newlines or literal "\n") by key material (16 base64
+# BEGIN line followed (after spaces, newlines or literal "\n", also escaped twice) by key material (16 base64
 # characters) or an encrypted PEM's headers; a BEGIN line quoted in our own hints ("pass
 # '-----BEGIN PRIVATE KEY-----' or ...") is text, and stays.
 _PEM_RE = re.compile(
-    r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?=(?:\s|\\[rn])*(?:[A-Za-z0-9+/]{16}|Proc-Type:))"
+    r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?=(?:\s|\\+[rn])*(?:[A-Za-z0-9+/]{16}|Proc-Type:))"
     r".*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)",
     re.DOTALL,
 )

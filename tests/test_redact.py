@@ -169,7 +169,8 @@ def test_our_own_hints_quoting_a_begin_line_are_not_redacted():
 
 
 def test_a_key_on_one_line_with_spaces_or_crlf_is_still_redacted():
-    for joined in (PEM.replace("\n", " "), PEM.replace("\n", "\r\n"), PEM.replace("\n", "\\r\\n"), PEM.replace("\n", "")):
+    for joined in (PEM.replace("\n", " "), PEM.replace("\n", "\r\n"), PEM.replace("\n", "\\r\\n"), PEM.replace("\n", ""),
+                   PEM.replace("\n", "\\\\n")):  # JSON in JSON: the newline escaped twice
         assert "MIIEvQ" not in redact(joined) and PEM_MASK in redact(joined), joined
     encrypted = ("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,0A1B\n\n"
                  "c2VjcmV0IGtleSBtYXRlcmlhbA==\n-----END RSA PRIVATE KEY-----")
