@@ -501,14 +501,13 @@ def check_pair_name(name: object) -> None:
     """``name`` is a file name: not empty, no path separator, not ``.`` or ``..``."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(
-            f"name={name!r}: give the file name without extension, e.g. name='salesforce' "
-            "(--name salesforce)"
+            f"name={name!r}: give the file name without extension, e.g. name='salesforce'"
         )
     separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
     if any(sep in name for sep in separators) or "\0" in name or name in (".", ".."):
         raise ConfigurationError(
             f"name={name!r} is not a plain file name (no '/', not '.' or '..'): put the folder in "
-            "out_dir= (--out) and the file name without extension in name= (--name)"
+            "out_dir= and the file name without extension in name="
         )
 
 

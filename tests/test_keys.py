@@ -474,3 +474,11 @@ def test_an_ec_key_under_warnings_as_errors_is_our_private_key_error(tmp_path: P
             assert "Warning" not in type(caught.value).__name__, path
             with pytest.raises(PrivateKeyError, match="RSA"):
                 load_private_key(private_key=path.read_bytes())
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".."])
+def test_a_bad_pair_name_speaks_python_only(name: str, tmp_path: Path) -> None:
+    """Python callers get Python terms (the CLI words its own --name message)."""
+    with pytest.raises(ConfigurationError) as caught:
+        write_key_pair(tmp_path, name)
+    assert "name=" in str(caught.value) and "--" not in str(caught.value)
