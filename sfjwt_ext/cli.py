@@ -158,17 +158,32 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
                              "errors too, with the same exit codes")
 
 
+def _not_applicable(flag: str, dest: str, command: str) -> str:
+    users = JSON_COMMANDS if dest == "json" else tuple(name for name, dests in USES.items() if dest in dests)
+    why = "it is for " + ", ".join(users) if dest == "json" else _NOT_FOR.get(command, "it is for " + ", ".join(users))
+    return f"{flag} does not apply to `sfjwt {command}`: {why}"
+
+
 def _check_options_apply(args: argparse.Namespace) -> None:
-    """A connection option given before a command that does not use it is refused (argparse
-    already refuses it after the command)."""
-    command = args.command
+    """A connection option (or --json) given before a command that does not use it is refused."""
     for dest, (flag, _alias, _metavar, _text) in CONNECTION_OPTIONS.items():
-        if hasattr(args, dest) and dest not in USES[command]:
-            users = ", ".join(name for name, dests in USES.items() if dest in dests)
-            why = _NOT_FOR.get(command, f"it is for {users}")
-            raise UsageError(f"{flag} does not apply to `sfjwt {command}`: {why}")
-    if getattr(args, "json", False) and command not in JSON_COMMANDS:
-        raise UsageError(f"--json does not apply to `sfjwt {command}`: it is for {', '.join(JSON_COMMANDS)}")
+        if hasattr(args, dest) and dest not in USES[args.command]:
+            raise UsageError(_not_applicable(flag, dest, args.command))
+    if getattr(args, "json", False) and args.command not in JSON_COMMANDS:
+        raise UsageError(_not_applicable("--json", "json", args.command))
+
+
+def _refuse_extras(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: Sequence[str]) -> NoReturn:
+    """Words after the command that it does not take: a connection option (or --json) is
+    named as such ("--username does not apply to `sfjwt keygen`"), anything else is argparse's
+    "unrecognized arguments"."""
+    flags = {name: dest for dest, (flag, alias, _m, _t) in CONNECTION_OPTIONS.items() for name in (flag, alias) if name}
+    flags["--json"] = "json"
+    for word in extras:
+        name = word.split("=", 1)[0]
+        if name in flags and args.command:
+            parser.error(_not_applicable(name, flags[name], args.command))
+    parser.error(f"unrecognized arguments: {' '.join(extras)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1010,7 +1025,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     words = list(argv) if argv is not None else sys.argv[1:]
     try:
-        args = parser.parse_args(words)
+        args, extras = parser.parse_known_args(words)
+        if extras:
+            _refuse_extras(parser, args, extras)
     except SystemExit as exc:  # --help, --version (0)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except _ArgumentsRefused as exc:  # already printed on stderr

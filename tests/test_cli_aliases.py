@@ -85,6 +85,8 @@ def test_each_command_lists_only_the_connection_options_it_uses(command: str, sh
     (["--key-file", "k.key", "demo"], "--key-file"),
     (["cache", "list", "--username", "x"], "--username"),
     (["--client-id", "x", "cache", "list"], "--consumer-key"),
+    (["cache", "list", "--client-id", "x"], "--client-id"),
+    (["keygen", "--instance-url", "https://x"], "--instance-url"),
     (["setup", "--consumer-key", "x", "--dry-run", "d"], "--consumer-key"),
     (["--domain", "test", "setup", "--dry-run", "d"], "--domain"),
 ])
@@ -94,7 +96,8 @@ def test_a_connection_option_a_command_does_not_use_is_a_usage_error(args: List[
         args = args + ["--out", str(tmp_path)]
     result = run(args)
     assert_clean_failure(result, 2)
-    assert named in result.stderr, result.stderr
+    command = next(word for word in args if word in ("keygen", "demo", "cache", "setup"))
+    assert f"does not apply to `sfjwt {command}`" in result.stderr and named in result.stderr, result.stderr
     assert not list(tmp_path.iterdir())  # nothing was made
 
 
