@@ -770,7 +770,7 @@ def _isatty(stream: Any) -> bool:
 
 
 def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
-    """Rows are written as each page arrives (sf.query, then sf.query_more page by page):
+    """Rows are written as each page arrives (the next page is fetched while one is written):
     nothing but the current page is held, except by the table format, which keeps at most
     ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` is checked before the login
     and goes through a temporary file renamed at the end (:class:`~sfjwt_ext._outfile.OutputFile`),
@@ -789,14 +789,15 @@ def _query_rows(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
     from ._cli_output import make_writer
     from ._outfile import OutputFile
     from .connect import connect_jwt
-    from .records import RowPlan
+    from .records import QueryPages, RowPlan
 
     output = OutputFile(args.output, named="--output") if args.output else None
     sf = connect_jwt(**_connection_arguments(args))
     plan = RowPlan(soql)  # the SELECT list's columns; the records' own keys for FIELDS() / TYPEOF
     is_count = plan.query is not None and plan.query.is_count
 
-    result = sf.query(soql, include_deleted=args.include_deleted)
+    fetch = QueryPages(sf, soql, args.include_deleted)
+    result = fetch.first()
     target: IO[str] = out if output is None else output.open()
     writer = None
     pages = 0
@@ -810,6 +811,11 @@ def _query_rows(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
             records = result.get("records") or []
             if is_count and not records:
                 records = [{"count": total}]
+            next_url = result.get("nextRecordsUrl")
+            rows_after = (writer.rows if writer is not None else 0) + len(records)
+            prefetched = bool(next_url) and not result.get("done", True) and _wants_next_page(args, pages, rows_after)
+            if prefetched and next_url:
+                fetch.prefetch(next_url)  # the next page travels while this one is written
             if records and writer is None:
                 # the SELECT list's order, the API's spelling of each name (select id -> Id)
                 writer = make_writer(args.format, target, plan.start(records))
@@ -820,7 +826,6 @@ def _query_rows(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
                 progress = _Progress(total)
             if progress is not None:
                 progress.update(len(records))
-            next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 break
             if writer is not None and writer.full:  # the table's cap, and more pages remain
@@ -829,13 +834,14 @@ def _query_rows(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
             if args.limit_pages is not None and pages >= args.limit_pages:
                 stopped = "limit"
                 break
-            result = sf.query_more(next_url, identifier_is_url=True, include_deleted=args.include_deleted)
+            result = fetch.take() if prefetched else fetch.more(next_url)
         if writer is None:
             writer = make_writer(args.format, target, plan.columns or [])
         writer.close()
         if output is not None:
             output.commit()
     finally:
+        fetch.close()
         if progress is not None:
             progress.close()
         if output is not None:
@@ -850,6 +856,15 @@ def _query_rows(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
     _err(f"{writer.rows} {noun}" + (f" of {total}" if total is not None and total != writer.rows and not is_count else "")
          + f", {pages} page{'s' if pages != 1 else ''}" + (f", written to {args.output}" if args.output else ""))
     return EXIT_OK
+
+
+def _wants_next_page(args: argparse.Namespace, pages: int, rows_after: int) -> bool:
+    """Whether the page after this one will be written (so it can be fetched meanwhile)."""
+    from ._cli_output import TABLE_MAX_ROWS
+
+    if args.limit_pages is not None and pages >= args.limit_pages:
+        return False
+    return args.format != "table" or rows_after < TABLE_MAX_ROWS
 
 
 def _query_parquet(args: argparse.Namespace, soql: str) -> int:
