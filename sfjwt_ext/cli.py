@@ -714,7 +714,7 @@ _QUERY_URI_ROOM = 1_000
 
 
 def _read_soql(args: argparse.Namespace) -> str:
-    soql = args.soql
+    soql: Optional[str] = args.soql
     if soql in (None, "-"):
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError(
