@@ -9,6 +9,9 @@ from its stdin, one per line, answering each with one JSON line on stdout:
     expire    org.expire_all_sessions()            -> {"ok": true}
     counts    -> {"token_requests": n, "api_requests": n, "requests": n}
     reset     org.reset_counters()                 -> {"ok": true}
+    latency S org.api_latency = S                  -> {"ok": true}
+    timeline  -> {"requests": [[host, method, path, status, started, ended], ...]}
+              (started / ended: the org's time.monotonic(), 0 when the org does not record them)
 
 It stops when its stdin is closed.
 
@@ -94,6 +97,12 @@ with tempfile.TemporaryDirectory(prefix="sfjwt-bench-") as folder:
             elif command == "reset":
                 org.reset_counters()
                 reply = {"ok": True}
+            elif command.startswith("latency "):
+                org.api_latency = float(command.split()[1])
+                reply = {"ok": True}
+            elif command == "timeline":
+                reply = {"requests": [[r.host, r.method, r.path, r.status, getattr(r, "started", 0.0),
+                                       getattr(r, "ended", 0.0)] for r in list(org.requests)]}
             elif command == "":
                 continue
             else:
@@ -190,6 +199,12 @@ class OrgProcess:
 
     def counts(self) -> Dict[str, int]:
         return self.command("counts")
+
+    def set_latency(self, seconds: float) -> None:
+        self.command(f"latency {seconds!r}")
+
+    def timeline(self) -> List[List[Any]]:
+        return list(self.command("timeline")["requests"])
 
     # -- credentials -----------------------------------------------------------------------
     @property
@@ -307,11 +322,13 @@ def token_note(expected: int, made: int) -> str:
 
 
 def run_json_child(
-    args: Sequence[str], env: Dict[str, str], *, timeout: Optional[float] = None, what: str = "a child process"
+    args: Sequence[str], env: Dict[str, str], *, timeout: Optional[float] = None, what: str = "a child process",
+    cwd: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Run ``python args...`` with ``env`` (stdin closed) and return the JSON object of the
-    last line it prints; RuntimeError with the end of its stderr when it fails."""
-    done = subprocess.run([sys.executable, *args], env=env, stdin=subprocess.DEVNULL,
+    """Run ``python args...`` with ``env`` (stdin closed; in ``cwd``, which ``python -c``
+    puts first on sys.path) and return the JSON object of the last line it prints;
+    RuntimeError with the end of its stderr when it fails."""
+    done = subprocess.run([sys.executable, *args], env=env, stdin=subprocess.DEVNULL, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")

@@ -6,8 +6,9 @@
 
 Runs bench_login.py (B1, B2, B6), bench_threads.py (B3), bench_query.py (B4),
 bench_import.py (B5), bench_query_df.py (B7, B8), bench_parquet_memory.py (B9, B10),
-bench_token_cache.py (B11, B12, B13) and bench_bulk_parallel.py (B14; 1,000,000 rows at
-1 s latency: several minutes), each in its own process with ``--json``. Prints the machine
+bench_token_cache.py (B11, B12, B13), bench_bulk_parallel.py (B14; 1,000,000 rows at
+1 s latency: several minutes) and bench_roundtrips.py (B15: round trips waited for, at
+0.3 s and 1 s latency), each in its own process with ``--json``. Prints the machine
 (nproc, Python, date) and a table: figure, ours, theirs,
 ratio, target, met?. Exits 1 when a script failed (or, with ``--strict``, when a target
 was missed).
@@ -28,7 +29,7 @@ from _common import machine  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["bench_login.py", "bench_threads.py", "bench_query.py", "bench_import.py", "bench_query_df.py",
-           "bench_parquet_memory.py", "bench_token_cache.py", "bench_bulk_parallel.py"]
+           "bench_parquet_memory.py", "bench_token_cache.py", "bench_bulk_parallel.py", "bench_roundtrips.py"]
 TIMEOUT = 1800
 
 
@@ -77,6 +78,9 @@ def _rows_from_figures(data: Dict[str, Any]) -> List[Dict[str, str]]:
                 ours, theirs = ours + " / call", theirs + " / call"
         elif f["kind"] == "difference":
             ours, theirs, ratio = _ms(f["ours"]), _ms(f["theirs"]), f"{f['value']:+.1f} ms"
+        elif f["kind"] == "count" and f["unit"] == "sequential requests":  # B15
+            ours, ratio = f"{int(f['ours'])} sequential", "n/a"
+            theirs = f"{int(f['theirs'])} sequential (--before)" if f["theirs"] else "floor " + f"{f['target']:g}"
         elif f["kind"] == "count" and f["unit"] == "requests":  # B12, B13
             ours, theirs, ratio = f"{int(f['ours'])} token request(s)", f"{int(f['theirs'])} token requests", "n/a"
         else:  # B3

@@ -46,9 +46,13 @@ _JWT_RE = re.compile(
     rf"eyJ(?=({_B64}*))\2\.eyJ(?=({_B64}*))\3\.(?=({_B64}*))\4"
 )
 # A PEM private key block (PKCS#1, PKCS#8, encrypted, EC ...), also with literal "\n"
-# sequences or truncated before its END line.
+# sequences or truncated before its END line. Only a block with a body is a secret: the
+# BEGIN line followed (after spaces, newlines or literal "\n", also escaped twice) by key material (16 base64
+# characters) or an encrypted PEM's headers; a BEGIN line quoted in our own hints ("pass
+# '-----BEGIN PRIVATE KEY-----' or ...") is text, and stays.
 _PEM_RE = re.compile(
-    r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)",
+    r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?=(?:\s|\\+[rn])*(?:[A-Za-z0-9+/]{16}|Proc-Type:))"
+    r".*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)",
     re.DOTALL,
 )
 # Characters a token or a JWT is made of: a cut inside a run of them may leave a piece of a
@@ -106,10 +110,9 @@ def looks_like_jwt(token: str) -> bool:
     )
 
 
-def redact(text: Any) -> str:
-    """``text`` with access tokens, JWTs and PEM private keys masked."""
-    if not isinstance(text, str):
-        text = str(text)
+def redact(value: Any) -> str:
+    """``value`` (``str()`` of it) with access tokens, JWTs and PEM private keys masked."""
+    text: str = value if isinstance(value, str) else str(value)
     if "PRIVATE KEY" in text:
         text = _PEM_RE.sub(PEM_MASK, text)
     if "eyJ" in text:

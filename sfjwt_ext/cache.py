@@ -77,6 +77,7 @@ __all__ = [
     "TokenStore",
     "default_cache",
     "login_key",
+    "transport_environment",
     "key_source_id",
     "key_fingerprint",
     "log_in",
@@ -161,15 +162,20 @@ def login_key(
     )
     if isinstance(verify, str):
         verify = os.path.abspath(os.path.expanduser(verify))
-    names = _PROXY_ENV + _CA_BUNDLE_ENV if verify is True else _PROXY_ENV
-    environment = {name: os.environ[name] for name in names if os.environ.get(name)}
     transport = Transport(
         verify,
         tuple(sorted((proxies or {}).items())),
         repr(timeout),
-        tuple(sorted(environment.items())),
+        transport_environment(verify),
     )
     return LoginKey(identity, transport, token_cache)
+
+
+def transport_environment(verify: Verify) -> Tuple[Tuple[str, str], ...]:
+    """What this process's environment adds to token requests made with ``verify``: its
+    proxy variables, and its CA bundle variables when ``verify`` is True."""
+    names = _PROXY_ENV + _CA_BUNDLE_ENV if verify is True else _PROXY_ENV
+    return tuple(sorted((name, os.environ[name]) for name in names if os.environ.get(name)))
 
 
 def key_fingerprint(key: rsa.RSAPrivateKey) -> str:

@@ -2,14 +2,19 @@
 
     sfjwt keygen [--out DIR] [--name salesforce] [--days N] [--bits 2048|3072|4096]
                  [--passphrase-env VAR] [--force]
-    sfjwt check  [--cert FILE] [--target-org ALIAS | --instance-url URL]
+    sfjwt check  [--cert FILE] [--target-org ALIAS | --instance-url URL] [--json]
     sfjwt setup  [--target-org ALIAS | --instance-url URL] [--username USER] [--app-name NAME]
                  [--permission-set NAME] [--key-file FILE] [--out DIR] [--profile NAME]
-                 [--dry-run DIR] [--wait SECONDS | --no-wait]
+                 [--dry-run DIR] [--wait SECONDS | --no-wait] [--json]
     sfjwt query  [SOQL | -] [--include-deleted] [--limit-pages N]
-                 [--format table|csv|json|jsonl|parquet] [--output FILE]
+                 [--format table|csv|json|jsonl|parquet] [--output FILE] [--json]
     sfjwt demo
-    sfjwt cache  list|clear [--folder DIR]
+    sfjwt cache  list|clear [--folder DIR] [--json]
+
+Connection options (--username, --consumer-key/--client-id, --key-file/--jwt-key-file,
+--domain, --login-url, --profile) only on the commands that use them (``USES``); the
+Salesforce CLI's names are aliases (query: --instance-url, --result-format, --output-file).
+``--json``: one JSON document on stdout (:mod:`sfjwt_ext._cli_json`), errors too.
 
 Exit codes: 0 success; 1 Salesforce refused an API call (e.g. ``MALFORMED_QUERY``, its
 message quoted); 2 settings, key, file or usage problems (a missing setting, a bad key, a
@@ -22,12 +27,13 @@ refused the login; 4 the token endpoint (or the instance) could not be reached o
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
 import time
 import traceback
-from typing import IO, Any, Dict, Optional, Sequence
+from typing import IO, Any, Dict, NoReturn, Optional, Sequence, Tuple
 from urllib.parse import urlencode
 
 from ._version import __version__
@@ -84,37 +90,120 @@ class UsageError(Exception):
 # ---------------------------------------------------------------------------------------
 # parser
 # ---------------------------------------------------------------------------------------
-def _common_options() -> argparse.ArgumentParser:
-    """Options accepted before or after the subcommand: SUPPRESS defaults, so a value given
-    in either place is never overwritten by the other parser's default."""
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("connection (else SF_* environment variables, else the profile)")
+class _ArgumentsRefused(Exception):
+    """argparse refused the command line (already printed on stderr): exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused command line raises (main() writes the --json error document
+    and returns 2) instead of exiting from inside the parser."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise _ArgumentsRefused(message)
+
+
+#: The connection options: dest -> (flag, the Salesforce CLI's name for it or "", help).
+CONNECTION_OPTIONS: Dict[str, Tuple[str, str, str, str]] = {
+    "username": ("--username", "", "NAME", "Salesforce username (SF_USERNAME)"),
+    "consumer_key": ("--consumer-key", "--client-id", "KEY", "the app's consumer key (SF_CONSUMER_KEY)"),
+    "key_file": ("--key-file", "--jwt-key-file", "FILE", "PEM private key file (SF_PRIVATE_KEY_FILE)"),
+    "domain": ("--domain", "", "DOMAIN", "login, test, acme.my, or a host (SF_DOMAIN)"),
+    "login_url": ("--login-url", "--instance-url", "URL",
+                  "login host, e.g. https://acme.my.salesforce.com (SF_LOGIN_URL)"),
+    "profile": ("--profile", "", "NAME", "profile of the config file (SF_PROFILE)"),
+}
+_LOGIN = ("username", "consumer_key", "key_file", "domain", "login_url", "profile")
+#: The connection options each command uses: it lists only these, and refuses the others
+#: (also given before the command).
+USES: Dict[str, Tuple[str, ...]] = {
+    "check": _LOGIN, "query": _LOGIN, "setup": ("username", "key_file", "profile"), "cache": ("profile",),
+    "keygen": (), "demo": (),
+}
+_NOT_FOR = {
+    "setup": "setup makes the app and writes the profile's consumer key and login URL itself",
+}
+
+
+def _general_options(parser: argparse.ArgumentParser) -> None:
     s = argparse.SUPPRESS
-    group.add_argument("--username", default=s, metavar="NAME", help="Salesforce username (SF_USERNAME)")
-    group.add_argument("--consumer-key", default=s, metavar="KEY", help="Connected App consumer key (SF_CONSUMER_KEY)")
-    group.add_argument("--key-file", default=s, metavar="FILE", help="PEM private key file (SF_PRIVATE_KEY_FILE)")
-    group.add_argument("--domain", default=s, help="login, test, acme.my, or a host (SF_DOMAIN)")
-    group.add_argument("--login-url", default=s, metavar="URL", help="token host, e.g. https://acme.my.salesforce.com (SF_LOGIN_URL)")
-    group.add_argument("--profile", default=s, help="profile of the config file (SF_PROFILE)")
-    group.add_argument("-v", "--verbose", action="store_true", default=s, help="DEBUG logs (secrets masked) and tracebacks")
-    group.add_argument("--version", action="version", version=f"sfjwt {__version__}")
-    return common
+    parser.add_argument("-v", "--verbose", action="store_true", default=s, help="DEBUG logs (secrets masked) and tracebacks")
+    parser.add_argument("--version", action="version", version=f"sfjwt {__version__}")
+
+
+def _connection_group(parser: argparse.ArgumentParser, dests: Sequence[str], *, instance_url_alias: bool,
+                      title: str = "connection (else SF_* environment variables, else the profile)",
+                      description: Optional[str] = None) -> None:
+    """The connection options ``dests``, each with its Salesforce CLI alias (``--client-id``
+    ...); ``--instance-url`` only where it is not an admin session's option (check, setup).
+    SUPPRESS defaults: a value given before or after the command is never overwritten by
+    the other parser's default."""
+    if not dests:
+        return
+    group = parser.add_argument_group(title, description)
+    for dest in dests:
+        flag, alias, metavar, text = CONNECTION_OPTIONS[dest]
+        names = [flag] + ([alias] if alias and (alias != "--instance-url" or instance_url_alias) else [])
+        group.add_argument(*names, dest=dest, default=argparse.SUPPRESS, metavar=metavar, help=text)
+
+
+#: The commands that take --json.
+JSON_COMMANDS = ("check", "query", "cache", "setup")
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="one JSON document on stdout ({status, result, warnings}, as the Salesforce CLI); "
+                             "errors too, with the same exit codes")
+
+
+def _not_applicable(flag: str, dest: str, command: str) -> str:
+    users = JSON_COMMANDS if dest == "json" else tuple(name for name, dests in USES.items() if dest in dests)
+    why = "it is for " + ", ".join(users) if dest == "json" else _NOT_FOR.get(command, "it is for " + ", ".join(users))
+    return f"{flag} does not apply to `sfjwt {command}`: {why}"
+
+
+def _check_options_apply(args: argparse.Namespace) -> None:
+    """A connection option (or --json) given before a command that does not use it is refused."""
+    for dest, (flag, _alias, _metavar, _text) in CONNECTION_OPTIONS.items():
+        if hasattr(args, dest) and dest not in USES[args.command]:
+            raise UsageError(_not_applicable(flag, dest, args.command))
+    if getattr(args, "json", False) and args.command not in JSON_COMMANDS:
+        raise UsageError(_not_applicable("--json", "json", args.command))
+
+
+def _refuse_extras(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: Sequence[str]) -> NoReturn:
+    """Words after the command that it does not take: a connection option (or --json) is
+    named as such ("--username does not apply to `sfjwt keygen`"), anything else is argparse's
+    "unrecognized arguments"."""
+    flags = {name: dest for dest, (flag, alias, _m, _t) in CONNECTION_OPTIONS.items() for name in (flag, alias) if name}
+    flags["--json"] = "json"
+    for word in extras:
+        name = word.split("=", 1)[0]
+        if name in flags and args.command:
+            parser.error(_not_applicable(name, flags[name], args.command))
+    parser.error(f"unrecognized arguments: {' '.join(extras)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common_options()
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sfjwt",
         description="Salesforce OAuth 2.0 JWT bearer login: make keys, diagnose a setup, run SOQL.",
         epilog=EXAMPLES,
         formatter_class=formatter,
-        parents=[common],
     )
+    _general_options(parser)
+    _connection_group(parser, _LOGIN, instance_url_alias=False,
+                      title="connection", description="  Before or after the command, else SF_* environment variables, else the profile.\n"
+                                  "  check and query take them all; setup --username, --key-file, --profile;\n"
+                                  "  cache --profile; keygen and demo none (`sfjwt COMMAND --help` lists each one's).")
+    _json_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     keygen = sub.add_parser(
-        "keygen", parents=[common], formatter_class=formatter,
+        "keygen", formatter_class=formatter,
         help="make a private key and a self-signed certificate for the Connected App",
         description="Write NAME.key (private key, mode 0600) and NAME.crt (self-signed X.509, "
                     "SHA-256) and print the Connected App steps.",
@@ -128,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--force", action="store_true", help="overwrite existing files")
 
     check = sub.add_parser(
-        "check", parents=[common], formatter_class=formatter,
+        "check", formatter_class=formatter,
         help="show the settings, check the key, log in, and say what to fix",
         description="The doctor: every setting and where it came from (secrets masked), the key "
                     "(and that it matches --cert), the login host and aud, then a login.",
@@ -138,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     _admin_options(check, "on a refused login, read the app and the user with an admin's session: ")
 
     setup = sub.add_parser(
-        "setup", parents=[common], formatter_class=formatter,
+        "setup", formatter_class=formatter,
         help="make (or update) an External Client App and a profile from an admin's session",
         description="Deploy an External Client App for the JWT bearer flow through the Metadata API (a "
                     "new key and certificate unless --key-file; scopes api, refresh_token; admin-approved "
@@ -167,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="do not log in at the end")
 
     query = sub.add_parser(
-        "query", parents=[common], formatter_class=formatter,
+        "query", formatter_class=formatter,
         help="run SOQL and print every page",
         description="Run SOQL, fetch every page (streaming) and print flat rows (Account.Name "
                     "columns). In csv/json/jsonl, stdout holds only the data.",
@@ -177,12 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("soql", nargs="?", default="-", help="the SOQL query; '-' or nothing reads it from stdin")
     query.add_argument("--include-deleted", action="store_true", help="queryAll: deleted and archived records too")
     query.add_argument("--limit-pages", type=_positive_int, metavar="N", help="stop after N pages")
-    query.add_argument("--format", choices=("table", "csv", "json", "jsonl", "parquet"), default="table",
-                       help="output format (default: table); parquet needs --output FILE and pyarrow")
-    query.add_argument("--output", metavar="FILE", help="write the data to FILE instead of stdout")
+    query.add_argument("--format", "--result-format", dest="format", choices=("table", "csv", "json", "jsonl", "parquet"),
+                       type=lambda text: "table" if text == "human" else text,  # sf's name for the table
+                       help="output format (default: table; 'human' as in sf is table); parquet needs --output "
+                            "FILE and pyarrow")
+    query.add_argument("--output", "--output-file", dest="output", metavar="FILE",
+                       help="write the data to FILE instead of stdout")
 
     cache = sub.add_parser(
-        "cache", parents=[common], formatter_class=formatter,
+        "cache", formatter_class=formatter,
         help="list or clear the token cache shared by processes (token_cache=, SF_TOKEN_CACHE)",
         description="The on-disk token cache: 'list' shows each cached login (user, instance, org, "
                     "age; never a token), 'clear' removes them. The folder: --folder, else "
@@ -194,12 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--folder", metavar="DIR", help="the token cache folder (default: see above)")
 
     sub.add_parser(
-        "demo", parents=[common], formatter_class=formatter,
+        "demo", formatter_class=formatter,
         help="the whole flow against a local org: no account, no network",
         description="Start a local Salesforce org on 127.0.0.1 with sample data, make a key and a "
                     "Connected App, log in with connect_jwt, query, expire the session and watch "
                     "the client log in again by itself; then stop everything.",
     )
+    for name, command in sub.choices.items():  # each command lists only the options it uses
+        _general_options(command)
+        _connection_group(command, USES[name], instance_url_alias=name == "query")
+        if name in JSON_COMMANDS:
+            _json_option(command)
     return parser
 
 
@@ -208,7 +305,8 @@ def _admin_options(parser: argparse.ArgumentParser, prefix: str) -> None:
     group.add_argument("--target-org", metavar="ALIAS", help=prefix + "an admin's Salesforce CLI login "
                        "(alias or username; sf on PATH)")
     group.add_argument("--instance-url", metavar="URL", help=prefix + "the admin's instance, with the "
-                       "admin's access token in SF_ADMIN_ACCESS_TOKEN (never on the command line)")
+                       "admin's access token in SF_ADMIN_ACCESS_TOKEN (never on the command line), as "
+                       "`sf org login access-token --instance-url`" + ("; the JWT login host is --login-url" if prefix else ""))
 
 
 def _seconds(text: str) -> float:
@@ -290,7 +388,7 @@ def _exit_code(exc: BaseException) -> int:
 
     from .errors import AuthenticationError, ConfigurationError, PrivateKeyError, TokenEndpointUnavailable
 
-    if isinstance(exc, (ConfigurationError, PrivateKeyError, UsageError)):
+    if isinstance(exc, (ConfigurationError, PrivateKeyError, UsageError, Warning)):  # a Warning: -W error
         return EXIT_USAGE
     if isinstance(exc, AuthenticationError):
         return EXIT_AUTH
@@ -315,6 +413,8 @@ def _describe_error(exc: BaseException) -> str:
 
     if isinstance(exc, (SfJwtError, UsageError)):
         return redact(str(exc))
+    if isinstance(exc, Warning):  # python -W error (or PYTHONWARNINGS=error) raised a warning
+        return redact(f"{exc} ({type(exc).__name__}, an error because of -W error / PYTHONWARNINGS)")
     if isinstance(exc, SalesforceError):
         content = getattr(exc, "content", None)
         if isinstance(content, list) and content and isinstance(content[0], dict):
@@ -346,7 +446,7 @@ def _prefix(exc: BaseException, code: int) -> str:
 # ---------------------------------------------------------------------------------------
 def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
     from .errors import ConfigurationError
-    from .keys import fingerprint, load_certificate, write_key_pair
+    from .keys import KeyPairExistsError, fingerprint, load_certificate, write_key_pair
 
     passphrase: Optional[str] = None
     if args.passphrase_env:
@@ -361,7 +461,12 @@ def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
         key_path, cert_path = write_key_pair(
             args.out, args.name, bits=args.bits, days=args.days, passphrase=passphrase, force=args.force,
         )
-    except ConfigurationError:  # KeyPairExistsError names the files and --force
+    except KeyPairExistsError as exc:  # in CLI terms: --force, not force=True
+        raise UsageError(
+            f"{' and '.join(repr(p) for p in exc.paths)} already exist{'s' if len(exc.paths) == 1 else ''}: "
+            "pass --force to replace, or choose another --name / --out"
+        ) from None
+    except ConfigurationError:
         raise
     except OSError as exc:
         raise UsageError(f"cannot write the key pair into --out {args.out!r}: {exc.strerror or exc}") from exc
@@ -380,39 +485,31 @@ def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
 # ---------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     """Settings, key, then one real JWT login (never a cached one); on a refusal, with an
-    admin session (--target-org / --instance-url), the causes read from the org."""
+    admin session (--target-org / --instance-url), the causes read from the org. With
+    --json, what it found goes into ``args.report``: the result, or the error's data."""
     from .diagnose import login_client
     from .errors import AuthenticationError, InvalidClientIdError
-    from .keys import fingerprint, key_matches_certificate, load_certificate, load_private_key
+    from .keys import load_private_key
     from .settings import resolve_settings
 
+    stdout, report = out, args.report
+    if getattr(args, "json", False):
+        out = io.StringIO()  # the text report is not shown: the JSON document is
     settings = resolve_settings(**_connection_arguments(args))
-    out.write("settings:\n")
-    for name, shown, source in settings.describe():
-        out.write(f"  {name:<24} {shown}{f'   [{source}]' if source else ''}\n")
-    if settings.config_file is not None:
-        found = "" if os.path.exists(settings.config_file) else ", not found"
-        out.write(f"  (profile file: {settings.config_file}{found})\n")
+    report["settings"] = {n: {"value": v if src else None, "source": src or None} for n, v, src in settings.describe()}
+    report["configFile"] = settings.config_file
+    _check_settings_text(settings, out)
     settings.require()
 
     key = load_private_key(
         private_key=settings.private_key, private_key_file=settings.private_key_file,
         passphrase=settings.private_key_passphrase,
     )
+    report["key"] = {"type": "RSA", "bits": key.key_size}
     out.write(f"key:          RSA {key.key_size} bits, OK\n")
-    cert = None
-    if args.cert:
-        cert = load_certificate(args.cert)
-        if not key_matches_certificate(key, cert):
-            raise UsageError(
-                f"the private key does not match the certificate {args.cert}: upload the .crt that "
-                "was made with this key to the External Client App (Settings > Flow Enablement > Upload "
-                "Files; a Connected App: 'Use digital signatures'), or pass the matching key with "
-                "--key-file / SF_PRIVATE_KEY_FILE"
-            )
-        expires = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
-        out.write(f"certificate:  {args.cert} matches the key (SHA-256 {fingerprint(cert)}, expires {expires:%Y-%m-%d})\n")
+    cert = _check_certificate(args, key, out) if args.cert else None
     client = login_client(settings, key)
+    report.update(tokenUrl=client.target.token_url, loginUrl=client.login_url, audience=client.audience)
     out.write(f"token URL:    {client.target.token_url}\n")
     out.flush()
     started = time.monotonic()
@@ -428,16 +525,58 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     finally:
         client.close()
     elapsed_ms = (time.monotonic() - started) * 1000.0
-    out.write("login:        OK\n")
-    out.write(f"  user:         {settings.username}\n")
-    out.write(f"  user id:      {token.user_id or '?'}\n")
-    out.write(f"  org id:       {token.org_id or '?'}\n")
-    out.write(f"  instance URL: {token.instance_url}\n")
-    out.write(f"  API version:  {settings.version or _default_version()}\n")
-    out.write(f"  login host:   {client.login_url}\n")
-    out.write(f"  aud sent:     {client.audience}\n")
-    out.write(f"  time:         {elapsed_ms:.0f} ms\n")
+    report["login"] = {
+        "username": settings.username, "userId": token.user_id, "orgId": token.org_id,
+        "instanceUrl": token.instance_url, "apiVersion": str(settings.version or _default_version()),
+        "timeMs": round(elapsed_ms),
+    }
+    _check_login_text(report, out)
+    if getattr(args, "json", False):
+        from . import _cli_json
+
+        _cli_json.write(stdout, _cli_json.success(report, args.collected))
     return EXIT_OK
+
+
+def _check_certificate(args: argparse.Namespace, key: Any, out: IO[str]) -> Any:
+    """--cert: the certificate, checked against the key (UsageError when they differ)."""
+    from .keys import fingerprint, key_matches_certificate, load_certificate
+
+    cert = load_certificate(args.cert)
+    if not key_matches_certificate(key, cert):
+        raise UsageError(
+            f"the private key does not match the certificate {args.cert}: upload the .crt that "
+            "was made with this key to the External Client App (Settings > Flow Enablement > Upload "
+            "Files; a Connected App: 'Use digital signatures'), or pass the matching key with "
+            "--key-file / SF_PRIVATE_KEY_FILE"
+        )
+    expires = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
+    args.report["certificate"] = {"file": args.cert, "matchesKey": True, "sha256": fingerprint(cert),
+                                  "expires": f"{expires:%Y-%m-%dT%H:%M:%S}Z"}
+    out.write(f"certificate:  {args.cert} matches the key (SHA-256 {fingerprint(cert)}, expires {expires:%Y-%m-%d})\n")
+    return cert
+
+
+def _check_settings_text(settings: Any, out: IO[str]) -> None:
+    out.write("settings:\n")
+    for name, shown, source in settings.describe():
+        out.write(f"  {name:<24} {shown}{f'   [{source}]' if source else ''}\n")
+    if settings.config_file is not None:
+        found = "" if os.path.exists(settings.config_file) else ", not found"
+        out.write(f"  (profile file: {settings.config_file}{found})\n")
+
+
+def _check_login_text(report: Dict[str, Any], out: IO[str]) -> None:
+    login = report["login"]
+    out.write("login:        OK\n")
+    out.write(f"  user:         {login['username']}\n")
+    out.write(f"  user id:      {login['userId'] or '?'}\n")
+    out.write(f"  org id:       {login['orgId'] or '?'}\n")
+    out.write(f"  instance URL: {login['instanceUrl']}\n")
+    out.write(f"  API version:  {login['apiVersion']}\n")
+    out.write(f"  login host:   {report['loginUrl']}\n")
+    out.write(f"  aud sent:     {report['audience']}\n")
+    out.write(f"  time:         {login['timeMs']} ms\n")
 
 
 def _default_version() -> str:
@@ -467,6 +606,7 @@ def _diagnose(args: argparse.Namespace, settings: Any, key: Any, cert: Any, out:
                   "still be applying a change (up to ~10 minutes), or see Setup > Users > the user > Login History\n")
     for cause in found:
         out.write(f"cause:        {cause}\n")
+    args.report["causes"] = [str(cause) for cause in found]
 
 
 # ---------------------------------------------------------------------------------------
@@ -475,10 +615,6 @@ def _diagnose(args: argparse.Namespace, settings: Any, key: Any, cert: Any, out:
 def cmd_setup(args: argparse.Namespace, out: IO[str]) -> int:
     from .eca_setup import SetupOptions, WaitTimeout, run_setup
 
-    for flag, name in (("--consumer-key", "consumer_key"), ("--domain", "domain"), ("--login-url", "login_url")):
-        if getattr(args, name, None) is not None:
-            raise UsageError(f"{flag} does not apply to setup: it makes the app and writes the profile's "
-                             "consumer key and login URL itself")
     options = SetupOptions(
         target_org=args.target_org, instance_url=args.instance_url, username=getattr(args, "username", None),
         app_name=args.app_name, permission_set=args.permission_set, key_file=getattr(args, "key_file", None),
@@ -489,9 +625,32 @@ def cmd_setup(args: argparse.Namespace, out: IO[str]) -> int:
         result = run_setup(options, err=sys.stderr)
     except WaitTimeout as exc:
         _err(f"sfjwt setup: {_describe_error(exc)}")
+        _json_failure(args, EXIT_WAIT_EXPIRED, "WaitTimeout", {}, _describe_error(exc))
         return EXIT_WAIT_EXPIRED
+    if getattr(args, "json", False):
+        from . import _cli_json
+
+        _cli_json.write(out, _cli_json.success(_setup_result(result, options, time.monotonic() - started),
+                                               args.collected))
+        return EXIT_OK
     _setup_report(result, options, out, time.monotonic() - started)
     return EXIT_OK
+
+
+def _setup_result(result: Any, options: Any, elapsed: float) -> Dict[str, Any]:
+    """setup's --json result: what the text report shows, by name (never a secret: the
+    consumer key is not one; the private key is a path)."""
+    if result.package_dir:
+        return {"dryRun": True, "packageDir": result.package_dir, "appName": result.app_name,
+                "consumerKey": result.consumer_key, "privateKeyFile": result.key_file, "username": result.username,
+                "permissionSet": options.permission_set or result.app_name + "_users"}
+    return {
+        "dryRun": False, "appName": result.app_name, "created": result.created, "consumerKey": result.consumer_key,
+        "username": result.username, "privateKeyFile": result.key_file, "certificateFile": result.certificate_file,
+        "profile": result.profile, "configFile": result.config_file, "loginUrl": result.login_url,
+        "loggedIn": result.logged_in if options.wait is not None else None, "tokenRequests": result.token_requests,
+        "timeSeconds": round(elapsed, 1),
+    }
 
 
 def _setup_report(result: Any, options: Any, out: IO[str], elapsed: float) -> None:
@@ -555,7 +714,7 @@ _QUERY_URI_ROOM = 1_000
 
 
 def _read_soql(args: argparse.Namespace) -> str:
-    soql = args.soql
+    soql: Optional[str] = args.soql
     if soql in (None, "-"):
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError(
@@ -611,26 +770,34 @@ def _isatty(stream: Any) -> bool:
 
 
 def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
-    """Rows are written as each page arrives (sf.query, then sf.query_more page by page):
+    """Rows are written as each page arrives (the next page is fetched while one is written):
     nothing but the current page is held, except by the table format, which keeps at most
     ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` is checked before the login
     and goes through a temporary file renamed at the end (:class:`~sfjwt_ext._outfile.OutputFile`),
     made only once Salesforce has answered the first page: a failure at any point leaves an
-    existing file byte for byte as it was."""
+    existing file byte for byte as it was. With --json: :func:`_query_json`."""
+    soql = _read_soql(args)
+    if getattr(args, "json", False):
+        return _query_json(args, soql, out)
+    args.format = args.format or "table"
+    if args.format == "parquet":
+        return _query_parquet(args, soql)
+    return _query_rows(args, soql, out)
+
+
+def _query_rows(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
     from ._cli_output import make_writer
     from ._outfile import OutputFile
     from .connect import connect_jwt
-    from .records import RowPlan
+    from .records import QueryPages, RowPlan
 
-    soql = _read_soql(args)
-    if args.format == "parquet":
-        return _query_parquet(args, soql)
     output = OutputFile(args.output, named="--output") if args.output else None
     sf = connect_jwt(**_connection_arguments(args))
     plan = RowPlan(soql)  # the SELECT list's columns; the records' own keys for FIELDS() / TYPEOF
     is_count = plan.query is not None and plan.query.is_count
 
-    result = sf.query(soql, include_deleted=args.include_deleted)
+    fetch = QueryPages(sf, soql, args.include_deleted)
+    result = fetch.first()
     target: IO[str] = out if output is None else output.open()
     writer = None
     pages = 0
@@ -644,6 +811,11 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
             records = result.get("records") or []
             if is_count and not records:
                 records = [{"count": total}]
+            next_url = result.get("nextRecordsUrl")
+            rows_after = (writer.rows if writer is not None else 0) + len(records)
+            prefetched = bool(next_url) and not result.get("done", True) and _wants_next_page(args, pages, rows_after)
+            if prefetched and next_url:
+                fetch.prefetch(next_url)  # the next page travels while this one is written
             if records and writer is None:
                 # the SELECT list's order, the API's spelling of each name (select id -> Id)
                 writer = make_writer(args.format, target, plan.start(records))
@@ -654,7 +826,6 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
                 progress = _Progress(total)
             if progress is not None:
                 progress.update(len(records))
-            next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 break
             if writer is not None and writer.full:  # the table's cap, and more pages remain
@@ -663,17 +834,19 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
             if args.limit_pages is not None and pages >= args.limit_pages:
                 stopped = "limit"
                 break
-            result = sf.query_more(next_url, identifier_is_url=True, include_deleted=args.include_deleted)
+            result = fetch.take() if prefetched else fetch.more(next_url)
         if writer is None:
             writer = make_writer(args.format, target, plan.columns or [])
         writer.close()
         if output is not None:
             output.commit()
     finally:
+        fetch.close()
         if progress is not None:
             progress.close()
         if output is not None:
             output.discard()  # after a commit: nothing left to do
+    args.report.update(totalSize=total, done=stopped != "limit" and not writer.truncated, recordCount=writer.rows)
     if stopped == "limit":
         _err(f"stopped after {pages} page(s) (--limit-pages); more records remain")
     if writer.truncated:
@@ -683,6 +856,15 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     _err(f"{writer.rows} {noun}" + (f" of {total}" if total is not None and total != writer.rows and not is_count else "")
          + f", {pages} page{'s' if pages != 1 else ''}" + (f", written to {args.output}" if args.output else ""))
     return EXIT_OK
+
+
+def _wants_next_page(args: argparse.Namespace, pages: int, rows_after: int) -> bool:
+    """Whether the page after this one will be written (so it can be fetched meanwhile)."""
+    from ._cli_output import TABLE_MAX_ROWS
+
+    if args.limit_pages is not None and pages >= args.limit_pages:
+        return False
+    return args.format != "table" or rows_after < TABLE_MAX_ROWS
 
 
 def _query_parquet(args: argparse.Namespace, soql: str) -> int:
@@ -707,7 +889,53 @@ def _query_parquet(args: argparse.Namespace, soql: str) -> int:
         frames = _frames(pd, sf, soql, args.include_deleted, None if _isatty(sys.stderr) else False, "auto", None,
                          BULK_PARALLEL, "query_to_parquet")
         rows = _parquet_into(output, pa, pq, frames)
+    args.report.update(done=True, recordCount=rows)
     _err(f"{rows} record{'' if rows == 1 else 's'}, written to {args.output}")
+    return EXIT_OK
+
+
+def _query_json(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
+    """query --json: without --output, ``sf data query --json``'s document (the records as
+    Salesforce returns them: attributes, nested parents); with --output, the data goes to the
+    file in --format (default json) and the document says where and how much."""
+    from . import _cli_json
+
+    if not args.output:
+        if args.format not in (None, "json"):
+            raise UsageError(f"--json prints the records as JSON on stdout: --format {args.format} needs "
+                             "--output FILE (or leave --format out)")
+        return _query_records_json(args, soql, out)
+    args.format = args.format or "json"
+    code = _query_parquet(args, soql) if args.format == "parquet" else _query_rows(args, soql, io.StringIO())
+    result = dict(args.report, outputFile=args.output, resultFormat=args.format)
+    _cli_json.write(out, _cli_json.success(result, args.collected))
+    return code
+
+
+def _query_records_json(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
+    from ._cli_json import RecordsDocument
+    from .connect import connect_jwt
+
+    document = RecordsDocument()
+    try:
+        sf = connect_jwt(**_connection_arguments(args))
+        result = sf.query(soql, include_deleted=args.include_deleted)
+        total: Optional[int] = result.get("totalSize")
+        pages = 0
+        while True:
+            pages += 1
+            document.add(result.get("records") or [])
+            done = bool(result.get("done", True)) or not result.get("nextRecordsUrl")
+            if done or (args.limit_pages is not None and pages >= args.limit_pages):
+                break
+            result = sf.query_more(result["nextRecordsUrl"], identifier_is_url=True,
+                                   include_deleted=args.include_deleted)
+        document.finish(out, total=total, done=done, collected=args.collected)
+    finally:
+        document.close()
+    if not done:
+        _err(f"stopped after {pages} page(s) (--limit-pages); more records remain")
+    _err(f"{document.count} record{'' if document.count == 1 else 's'}, {pages} page{'s' if pages != 1 else ''}")
     return EXIT_OK
 
 
@@ -750,6 +978,8 @@ def cmd_cache(args: argparse.Namespace, out: IO[str]) -> int:
 
     folder = _cache_folder(args)
     store = TokenStore(folder)
+    if getattr(args, "json", False):
+        return _cache_json(args, store, folder, out)
     if args.action == "clear":
         removed = store.clear()
         out.write(f"removed {removed} cached token{'' if removed == 1 else 's'} from {folder}\n")
@@ -772,26 +1002,79 @@ def cmd_cache(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
+def _cache_json(args: argparse.Namespace, store: Any, folder: str, out: IO[str]) -> int:
+    """cache --json: list -> the entries (never a token), clear -> how many were removed."""
+    from . import _cli_json
+
+    if args.action == "clear":
+        result: Dict[str, Any] = {"folder": folder, "removed": store.clear()}
+    else:
+        fields = ("username", "instance_url", "org_id", "user_id", "token_url", "key_id", "problem")
+        entries = [dict({_camel(name): getattr(info, name, "") or None for name in fields},
+                        issuedAt=_utc(getattr(info, "issued_at", 0)),
+                        ageSeconds=round(info.age) if getattr(info, "issued_at", 0) else None)
+                   for info in store.entries()]
+        result = {"folder": folder, "entries": entries}
+    _cli_json.write(out, _cli_json.success(result, args.collected))
+    return EXIT_OK
+
+
+def _utc(seconds: float) -> Optional[str]:
+    import datetime
+
+    if not seconds:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 COMMANDS = {"keygen": cmd_keygen, "check": cmd_check, "setup": cmd_setup, "query": cmd_query, "demo": cmd_demo,
             "cache": cmd_cache}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
+    words = list(argv) if argv is not None else sys.argv[1:]
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except SystemExit as exc:  # --help, --version (0) or a usage error (2, already printed)
+        args, extras = parser.parse_known_args(words)
+        if extras:
+            _refuse_extras(parser, args, extras)
+    except SystemExit as exc:  # --help, --version (0)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except _ArgumentsRefused as exc:  # already printed on stderr
+        if "--json" in (words[: words.index("--")] if "--" in words else words):
+            from . import _cli_json
+
+            command = next((word for word in words if word in COMMANDS), "sfjwt")
+            _cli_json.write(sys.stdout, _cli_json.failure(code=EXIT_USAGE, name="UsageError", message=str(exc),
+                                                          command=command, collected=_cli_json.Warnings()))
+        return EXIT_USAGE
     verbose = bool(getattr(args, "verbose", False))
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _setup_logging(verbose)
-    out = sys.stdout
+    return _run(args, verbose)
+
+
+def _run(args: argparse.Namespace, verbose: bool) -> int:
+    """The command, its warnings on one line each, its failures as one message (and with
+    --json one JSON document on stdout) and an exit code."""
+    from ._cli_json import Warnings, one_line_warnings
+
+    args.collected = Warnings(quiet=verbose)
+    args.report = {}  # what a command found so far: the "data" of a --json error document
     try:
-        return COMMANDS[args.command](args, out)
+        with one_line_warnings(args.collected):
+            _check_options_apply(args)
+            return COMMANDS[args.command](args, sys.stdout)
     except KeyboardInterrupt:
         _err("interrupted")
+        _json_failure(args, EXIT_INTERRUPTED, "Interrupted", {}, "interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader went away (sfjwt query ... | head): not an error of ours
@@ -804,10 +1087,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = _exit_code(exc)
         if verbose:
             traceback.print_exc(file=sys.stderr)
-        _err(f"sfjwt {args.command}: {_prefix(exc, code)}: {_describe_error(exc)}")
+        message = _describe_error(exc)
+        _err(f"sfjwt {args.command}: {_prefix(exc, code)}: {message}")
         if not verbose:
             _err("(run with --verbose for details)")
+        _json_failure(args, code, *_error_name_and_data(exc), message)
         return code
+
+
+def _error_name_and_data(exc: BaseException) -> Tuple[str, Dict[str, Any]]:
+    """The error's name in a --json document: Salesforce's errorCode (INVALID_FIELD ...), as
+    ``sf`` gives it, else our exception's class name."""
+    from simple_salesforce.exceptions import SalesforceError
+
+    from ._redact import redact
+
+    content = getattr(exc, "content", None) if isinstance(exc, SalesforceError) else None
+    if isinstance(content, list) and content and isinstance(content[0], dict) and content[0].get("errorCode"):
+        first = content[0]
+        return str(first["errorCode"]), {"errorCode": first["errorCode"], "message": redact(first.get("message", ""))}
+    return type(exc).__name__, {}
+
+
+def _json_failure(args: argparse.Namespace, code: int, name: str, data: Dict[str, Any], message: str = "") -> None:
+    if not getattr(args, "json", False):
+        return
+    from . import _cli_json
+
+    merged = dict(getattr(args, "report", {}) or {}, **data)
+    _cli_json.write(sys.stdout, _cli_json.failure(code=code, name=name, message=message, command=args.command,
+                                                  collected=args.collected, data=merged))
 
 
 if __name__ == "__main__":  # pragma: no cover

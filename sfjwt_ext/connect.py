@@ -53,7 +53,9 @@ from simple_salesforce.metadata import SfdcMetadataApi
 from ._fork import ProcessLocal
 from ._redact import MaskedToken, RedactingFilter, get_logger, mask_token
 from ._urls import host_of
-from .cache import LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key
+from .cache import (
+    LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key, transport_environment,
+)
 from .errors import ConfigurationError, PrivateKeyError
 from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
 from .keys import load_private_key
@@ -181,6 +183,13 @@ class SalesforceJWT(Salesforce):
             raise TypeError(
                 "only a SalesforceJWT made by connect_jwt() (or unpickled) can be pickled: "
                 "it needs to know where its key comes from"
+            )
+        if any("@" in url for url in (state.proxies or {}).values()):
+            raise ConfigurationError(
+                "this client was made with proxies= (or a session's proxies) holding a proxy user "
+                "name or password, and a pickle never carries a credential: leave them out of "
+                "proxies= and set HTTPS_PROXY (http://user:password@host:port) in the environment "
+                "of the processes that unpickle it; an unpickled client uses its own environment"
             )
         return _restore_client, (dataclasses.replace(state, token=self.refresher.token, version=str(self.sf_version)),)
 
@@ -339,17 +348,25 @@ def _tls_verify(verify: Optional[Union[bool, str]], session: Optional[requests.S
     else True, each checked by :func:`~sfjwt_ext.settings.check_verify` (which names where the
     value came from); ``False`` is warned about once per process."""
     trust_env = session is None or session.trust_env  # requests then reads REQUESTS_CA_BUNDLE
+    value, named = _verify_source(verify, session, settings)
+    checked = check_verify(value, named=named, trust_env=trust_env)
+    if checked is False:
+        _warn_insecure()
+    return checked
+
+
+def _verify_source(
+    verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings
+) -> Tuple[object, str]:
+    """The ``verify`` a client uses before it is checked, and where it came from (for the
+    message of :func:`~sfjwt_ext.settings.check_verify`)."""
     if verify is None and session is not None and session.verify is not True:
-        verify = check_verify(session.verify, named="session.verify", trust_env=trust_env)
-    elif verify is None:
+        return session.verify, "session.verify"
+    if verify is None:
         bundle = settings.sources.get("ca_bundle")
         named = "SF_CA_BUNDLE" if bundle is None or bundle.source == "environment" else f"ca_bundle in {bundle.source}"
-        verify = check_verify(bundle.value if bundle else True, named=named, trust_env=trust_env)
-    else:
-        verify = check_verify(verify, trust_env=trust_env)
-    if verify is False:
-        _warn_insecure()
-    return verify
+        return (bundle.value if bundle else True), named
+    return verify, "verify="
 
 
 def _login_key(
@@ -396,7 +413,10 @@ def _token_source(
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _ClientState:
-    """What a pickled :class:`SalesforceJWT` carries: no key text, no passphrase, no JWT."""
+    """What a pickled :class:`SalesforceJWT` carries: its access token, and no other
+    credential (no key text, no passphrase, no JWT, no proxy password, nothing of the
+    environment: ``login_key`` goes without its transport's environment, which the
+    receiving process fills in from its own)."""
 
     token: TokenResponse
     login_key: LoginKey
@@ -408,6 +428,7 @@ class _ClientState:
     key_named: str                        # where the key came from, for error messages
     passphrase_named: Optional[str]       # where the passphrase came from (None: none)
     verify: Union[bool, str]
+    verify_named: str                     # where verify came from (verify=, SF_CA_BUNDLE ...)
     proxies: Optional[Dict[str, str]]
     timeout: TimeoutType
     retries: Optional[int]
@@ -429,13 +450,13 @@ def _named(settings: Settings, name: str) -> str:
 
 def _client_state(
     settings: Settings, target: LoginTarget, cache_key: LoginKey, token: TokenResponse, *,
-    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType,
+    verify: Union[bool, str], verify_named: str, proxies: Optional[Dict[str, str]], timeout: TimeoutType,
     retries: Optional[int], salesforce_kwargs: Dict[str, Any],
 ) -> _ClientState:
     key_file = settings.private_key_file if settings.private_key is None else None
     return _ClientState(
         token=token,
-        login_key=cache_key,
+        login_key=cache_key._replace(transport=cache_key.transport._replace(environment=())),
         target=target,
         settings=_masked_settings(settings),
         username=settings.username or "",
@@ -444,6 +465,7 @@ def _client_state(
         key_named=_named(settings, "private_key_file" if key_file else "private_key"),
         passphrase_named=_named(settings, "private_key_passphrase") if settings.private_key_passphrase else None,
         verify=verify,
+        verify_named=verify_named,
         proxies=dict(proxies) if proxies else None,
         timeout=timeout,
         retries=retries,
@@ -523,20 +545,40 @@ class _UnpickledTokenSource:
         return f"<unpickled token source of {self.username} (key {'loaded' if self._source else 'not loaded yet'})>"
 
 
+class _UnpickledSession(RefreshingSession):
+    """The session of unpickled clients: its first request checks ``verify`` in this
+    process, as connect_jwt does before it logs in (a CA bundle missing here raises the
+    same :class:`ConfigurationError`). Not at unpickling: a worker that dies unpickling
+    its task hangs a ``multiprocessing.Pool``."""
+
+    def __init__(self, refresher: Refresher, *, verify_named: str, **kwargs: Any) -> None:
+        super().__init__(refresher, **kwargs)
+        self._verify_named = verify_named
+        self._verify_checked = False
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if not self._verify_checked:
+            check_verify(self.verify, named=self._verify_named, trust_env=self.trust_env)
+            self._verify_checked = True
+        return super().send(request, **kwargs)
+
+
 def _restore_client(state: _ClientState) -> SalesforceJWT:
     """Unpickle: a client on the pickled token, through :data:`default_cache` (unpickled
     clients of one login in a process share one refresher, and one session). No token
     request while the token is valid; the first refresh loads the key
     (:func:`_worker_key`) and goes through the token cache when the setting says so."""
     folder = _cache_folder(state.token_cache)
-    cache_key = state.login_key._replace(token_cache=folder)
+    transport = state.login_key.transport._replace(environment=transport_environment(state.verify))
+    cache_key = state.login_key._replace(transport=transport, token_cache=folder)
     refresher, _reused = default_cache.login(
         cache_key, lambda: _UnpickledTokenSource(state, folder), token=state.token
     )
 
     def new_session() -> RefreshingSession:
-        return RefreshingSession(
-            refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout, retries=state.retries
+        return _UnpickledSession(
+            refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout, retries=state.retries,
+            verify_named=state.verify_named,
         )
 
     refreshing = default_cache.session((cache_key, state.retries), refresher, new_session)
@@ -600,6 +642,32 @@ def connect_jwt(
 
     The client pickles (multiprocessing, ProcessPoolExecutor, joblib): see
     :meth:`SalesforceJWT.__reduce__`.
+
+    :param username: the Salesforce username to log in as (``SF_USERNAME``).
+    :param consumer_key: the app's Consumer Key (``SF_CONSUMER_KEY`` or ``SF_CLIENT_ID``).
+    :param private_key: the key itself: PEM text or bytes, or a cryptography RSA key object
+        (``SF_PRIVATE_KEY``); never read from a profile.
+    :param private_key_file: the path of the PEM key (``SF_PRIVATE_KEY_FILE``).
+    :param private_key_passphrase: for an encrypted key (``SF_PRIVATE_KEY_PASSPHRASE``).
+    :param domain: ``'login'`` (the default), ``'test'``, ``'acme.my'``,
+        ``'acme.my.salesforce.com'`` or a URL (``SF_DOMAIN``).
+    :param login_url: an explicit token host, e.g. ``https://acme.my.salesforce.com``
+        (``SF_LOGIN_URL``).
+    :param audience: an explicit ``aud`` claim (``SF_AUDIENCE``).
+    :param version: the API version, e.g. ``'62.0'`` (``SF_API_VERSION``); else
+        simple-salesforce's default.
+    :param session: a :class:`requests.Session` whose adapters, headers, proxies and cookies
+        the client's refreshing session takes over.
+    :param proxies: as for simple-salesforce; used for the token request too.
+    :param verify: ``True``, ``False`` or a CA bundle path (``SF_CA_BUNDLE``).
+    :param timeout: seconds, or a ``(connect, read)`` pair, for the token request and every
+        API call made without its own.
+    :param retries: how often a GET/HEAD is resent after a blip (default 2; 0: never).
+    :param cache: reuse this process's login for the same user, app, host and key.
+    :param profile: a section of the config file (``SF_PROFILE``).
+    :param token_cache: ``True``, a folder, or ``False``: share tokens between processes
+        (``SF_TOKEN_CACHE``).
+    :param salesforce_kwargs: passed on to :class:`simple_salesforce.Salesforce`.
     """
     reserved = sorted(_RESERVED.intersection(salesforce_kwargs))
     if reserved:
@@ -673,7 +741,8 @@ def connect_jwt(
     if settings.domain:
         sf.domain = settings.domain
     sf._sfjwt_state = _client_state(
-        settings, target, cache_key, refresher.token, verify=tls_verify, proxies=proxies,
+        settings, target, cache_key, refresher.token, verify=tls_verify,
+        verify_named=_verify_source(verify, session, settings)[1], proxies=proxies,
         timeout=timeout, retries=retries, salesforce_kwargs=salesforce_kwargs,
     )
     logger.debug("connect_jwt done in %.0f ms", (time.monotonic() - started) * 1000.0)

@@ -1,7 +1,7 @@
 """SOQL into a Dask DataFrame: :func:`read_soql` (``pip install 'sfjwt-ext[dask]'``).
 
 ``read_soql(soql, sf=None)`` runs ``soql`` as one Bulk API 2.0 query job, in the calling
-process, and returns a lazy :class:`dask.dataframe.DataFrame` with one partition per result
+process (the job is created while describe plans the columns, side by side), and returns a lazy :class:`dask.dataframe.DataFrame` with one partition per result
 page (a ``resultUrl`` of ``GET jobs/query/{id}/resultPages``, API 58.0+). Computing a
 partition downloads that page on a Dask worker with the client, which travels to the
 workers pickled (a :class:`~sfjwt_ext.SalesforceJWT` pickles with its token: no login on

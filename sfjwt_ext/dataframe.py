@@ -25,15 +25,19 @@ runs a SOQL query with any :class:`simple_salesforce.Salesforce` client and retu
   one ``Int64`` column named ``count``.
 * Pages are streamed (``query`` + ``query_more`` through the client's session, so an
   expired session is refreshed in flight) into per-column lists: the records of one page
-  are alive at a time, never the whole result twice. With more than one page a tqdm
-  progress bar (``tqdm.auto``) shows the rows; ``progress=False`` hides it, ``True`` forces it.
+  are alive at a time, never the whole result twice. The next page is asked for while
+  the current one is converted, and the describes run beside the first page's request.
+  With more than one page a tqdm progress bar (``tqdm.auto``) shows the rows;
+  ``progress=False`` hides it, ``True`` forces it.
 * ``bulk=True`` runs a Bulk API 2.0 query job instead, downloads its CSV parts into a
   temporary directory (removed afterwards) and reads them with pandas (the pyarrow CSV
   engine when pyarrow is installed): same columns and dtypes as the REST path. The
   progress bar advances part by part, shown (``progress=None``) once a second part is coming.
-  ``bulk="auto"`` (the default) first asks ``SELECT COUNT() FROM <object> WHERE <same
-  filter>`` (capped by the query's LIMIT) and switches to Bulk 2.0 when that estimate is
-  above :data:`BULK_AUTO_THRESHOLD` and the query is one Bulk 2.0 can run.
+  The job is deleted in the background afterwards (a failed DELETE is logged, not raised).
+  ``bulk="auto"`` (the default) asks for the first REST page and switches to Bulk 2.0
+  when its ``totalSize`` (the rows the query returns, its LIMIT included) is above
+  :data:`BULK_AUTO_THRESHOLD` and the query is one Bulk 2.0 can run; the rest is then
+  not fetched by REST.
   Bulk 2.0 cannot run aggregates, ``COUNT()``, child subqueries, ``FIELDS()``, ``TYPEOF``,
   ``OFFSET`` or compound (address / location) fields: ``"auto"`` stays on REST for those,
   ``bulk=True`` raises :class:`BulkQueryNotSupported` (a ``ValueError``).
@@ -42,12 +46,15 @@ pandas and tqdm are imported when a function runs, never when this module is imp
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
 import re
 import tempfile
+import threading
 import time
+from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ._outfile import OutputFile
@@ -60,6 +67,7 @@ from .records import (
     TIME_UNIT,
     Column,
     Describer,
+    QueryPages,
     extract,
     flatten,
     flatten_column_metadata,
@@ -79,9 +87,9 @@ __all__ = [
 
 logger = logging.getLogger("sfjwt_ext.dataframe")
 
-#: ``bulk="auto"`` uses Bulk API 2.0 when a ``SELECT COUNT()`` estimate of the query (same
-#: object and WHERE clause, capped by its LIMIT) is above this many rows. Below it the REST
-#: query API is faster: a Bulk job costs several round trips and a polling delay.
+#: ``bulk="auto"`` uses Bulk API 2.0 when the first REST page's ``totalSize`` is above this
+#: many rows. Below it the REST query API is faster: a Bulk job costs several round trips
+#: and a polling delay.
 BULK_AUTO_THRESHOLD = 200_000
 #: ``maxRecords`` per Bulk 2.0 result part (one CSV file and one progress step per part).
 BULK_PART_RECORDS = 50_000
@@ -154,85 +162,6 @@ class _Progress:
             self.bar.close()
             self.bar = None
 
-
-
-class _Pages:
-    """REST query pages as plain dicts, fetched through ``sf._call_salesforce``.
-
-    The same requests ``sf.query`` / ``sf.query_more`` make (so the client's session and its
-    refresh apply), decoded with the C JSON decoder into plain dicts instead of
-    simple-salesforce's OrderedDicts. While one page is being converted the next one is
-    already on its way (one request in flight at a time, in order).
-    """
-
-    def __init__(self, sf: Any, soql: str, include_deleted: bool, batch_size: Optional[int]) -> None:
-        self.sf = sf
-        self.headers = {"Sforce-Query-Options": f"batchSize={int(batch_size)}"} if batch_size else {}
-        self.soql = soql
-        self.include_deleted = include_deleted
-        self._executor: Any = None
-        self._pending: Any = None
-
-    def _get(self, url: str, params: Optional[Dict[str, str]] = None) -> dict:
-        kwargs: Dict[str, Any] = {}
-        if params:
-            kwargs["params"] = params
-        if self.headers:
-            kwargs["headers"] = dict(self.headers)
-        call = getattr(self.sf, "_call_salesforce", None)
-        if call is None:  # pragma: no cover - not a simple-salesforce client
-            raise TypeError("query_df needs a simple_salesforce.Salesforce client (e.g. from connect_jwt())")
-        resp = call("GET", url, name="query", **kwargs)
-        return json.loads(resp.content)  # type: ignore[no-any-return]
-
-    def first(self) -> dict:
-        url = self.sf.base_url + ("queryAll/" if self.include_deleted else "query/")
-        return self._get(url, {"q": self.soql})
-
-    def more_url(self, next_records_url: str) -> str:
-        return f"https://{self.sf.sf_instance}{next_records_url}"
-
-    def prefetch(self, next_records_url: str) -> None:
-        if self._executor is None:
-            from concurrent.futures import ThreadPoolExecutor
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-query-df")
-        self._pending = self._executor.submit(self._get, self.more_url(next_records_url))
-
-    def take(self) -> dict:
-        pending, self._pending = self._pending, None
-        return pending.result()  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        if self._executor is not None:
-            if self._pending is not None:
-                self._pending.cancel()
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        self._pending = None
-
-    def iterate(self, page: dict) -> Iterator[dict]:
-        """Yield ``page`` and every following page (prefetching one ahead)."""
-        try:
-            while True:
-                if not page.get("done", True) and page.get("nextRecordsUrl"):
-                    self.prefetch(page["nextRecordsUrl"])
-                    yield page
-                    page = self.take()
-                else:
-                    yield page
-                    return
-        finally:
-            self.close()
-
-    def child_records(self, sub: Optional[dict]) -> List[dict]:
-        """All records of a child subquery's result (following its own nextRecordsUrl)."""
-        if not sub:
-            return []
-        records = list(sub.get("records") or [])
-        while not sub.get("done", True) and sub.get("nextRecordsUrl"):
-            sub = self._get(self.more_url(sub["nextRecordsUrl"]))
-            records.extend(sub.get("records") or [])
-        return [strip_attributes(r) for r in records]
 
 
 # --------------------------------------------------------------------------- conversion
@@ -372,7 +301,7 @@ def _frame(pd: Any, columns: List[Column]) -> Any:
 # --------------------------------------------------------------------------- REST path
 
 
-def _dynamic_rows(pages: _Pages, page_iter: Iterator[dict], known: List[str], bar: _Progress) -> Dict[str, List[Any]]:
+def _dynamic_rows(pages: QueryPages, page_iter: Iterator[dict], known: List[str], bar: _Progress) -> Dict[str, List[Any]]:
     """Columns discovered from the records themselves (FIELDS(), TYPEOF, unreadable SELECT)."""
     cols: Dict[str, List[Any]] = {name: [] for name in known}
     n = 0
@@ -394,17 +323,18 @@ def _dynamic_rows(pages: _Pages, page_iter: Iterator[dict], known: List[str], ba
     return cols
 
 
-def _rest(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer, pages: _Pages,
-          first: dict, progress: Optional[bool]) -> Any:
-    frames = list(_rest_frames(pd, sf, soql, q, describer, pages, first, progress, None, "query_df"))
+def _rest(pd: Any, route: "_Route", progress: Optional[bool]) -> Any:
+    frames = list(_rest_frames(pd, route, progress, None, "query_df"))
     return frames[0]
 
 
-def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer, pages: _Pages,
-                 first: dict, progress: Optional[bool], flush_rows: Optional[int], desc: str) -> Iterator[Any]:
+def _rest_frames(pd: Any, route: "_Route", progress: Optional[bool], flush_rows: Optional[int],
+                 desc: str) -> Iterator[Any]:
     """Typed frames of the REST result: one in all (``flush_rows=None``), or one per
     ``flush_rows`` rows or more (whole pages), the last one possibly shorter; always at
     least one (an empty result gives an empty, typed frame)."""
+    pages, first, q, columns = route.pages, route.first, route.q, route.columns
+    assert pages is not None and first is not None
     total = first.get("totalSize")
     if q is not None and q.is_count:
         pages.close()
@@ -414,9 +344,8 @@ def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describe
     bar = _Progress(show, progress is True, total if isinstance(total, int) else None, "rows", desc)
     try:
         if q is None or q.dynamic:
-            yield _rest_dynamic(pd, sf, soql, q, describer, pages, first, bar)
+            yield _rest_dynamic(pd, route, bar)
             return
-        columns = plan_columns(describer, q)
         child_cols = [c for c in columns if c.kind == "child"]
         value_cols = [c for c in columns if c.kind != "child"]
         nested_pending = [c for c in value_cols if len(c.keys) > 1]
@@ -447,18 +376,11 @@ def _rest_frames(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describe
         bar.close()
 
 
-def _rest_dynamic(pd: Any, sf: Any, soql: str, q: Optional[SelectQuery], describer: Describer,
-                  pages: _Pages, first: dict, bar: _Progress) -> Any:
-    known: List[str] = []
-    entity: Optional[str] = None
-    try:
-        meta = _column_metadata(sf, soql, pages.include_deleted)
-        known = flatten_column_metadata(meta.get("columnMetadata") or [])
-        entity = meta.get("entityName")
-    except Exception as exc:  # the metadata is a nicety: the records still name their columns
-        logger.debug("columns=true metadata unavailable: %s", exc)
-    cols = _dynamic_rows(pages, pages.iterate(first), known, bar)
-    sobject = q.sobject if q is not None else entity or \
+def _rest_dynamic(pd: Any, route: "_Route", bar: _Progress) -> Any:
+    pages, first, q, describer = route.pages, route.first, route.q, route.describer
+    assert pages is not None and first is not None
+    cols = _dynamic_rows(pages, pages.iterate(first), route.known, bar)
+    sobject = q.sobject if q is not None else route.entity or \
         ((first.get("records") or [{}])[0].get("attributes") or {}).get("type")
     data = {}
     for name, values in cols.items():
@@ -494,13 +416,31 @@ def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = No
 
 
 def _read_part(pd: Any, path: str, engine: Optional[str]) -> Any:
+    """One Bulk CSV page as a frame of text columns (empty text is null); None for an empty file."""
+    if engine == "pyarrow":
+        return _read_part_arrow(pd, path)
     kwargs: Dict[str, Any] = {"dtype": "string", "keep_default_na": False, "na_values": [""]}
-    if engine:
-        kwargs["engine"] = engine
     try:
         return pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError:
         return None
+
+
+def _read_part_arrow(pd: Any, path: str) -> Any:
+    """:func:`_read_part` with pyarrow's reader, told that every column is text. (pandas 2.2's
+    ``engine="pyarrow"`` lets pyarrow infer types and casts to ``dtype`` afterwards: a datetime
+    of 4000-12-31 is read as nanoseconds and wraps around to 2247 before it becomes text.)"""
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        names = next(csv.reader(handle), None)
+    if not names:
+        return None
+    options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in names},
+                                    null_values=[""], strings_can_be_null=True)
+    table = pa_csv.read_csv(path, convert_options=options)
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
 
 
 class _BulkResults:
@@ -598,8 +538,8 @@ class _BulkResults:
 
     def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[Any, int, bool]]:
         """Up to ``parallel`` downloads in flight, handed out in page order; the next
-        ``resultPages`` batch is asked for in the background while the last URLs of the
-        current one download, so the pipeline never waits a round trip for URLs."""
+        ``resultPages`` listing is asked for as soon as the previous one is in, beside the
+        downloads, so downloads never wait a round trip for URLs."""
         from collections import deque
         from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -610,22 +550,21 @@ class _BulkResults:
         pool = ThreadPoolExecutor(max_workers=self.parallel + 1, thread_name_prefix="sfjwt-bulk-results")
         try:
             while True:
-                if nxt and batch is None and len(queue) <= self.parallel:
+                # a listing is waited for only when a download slot has no URL left
+                if batch is not None and (batch.done() or (not queue and len(pending) < self.parallel)):
+                    more, nxt = batch.result()
+                    batch = None
+                    queue.extend(more)
+                # the next listing goes out beside the downloads (a few rounds of URLs ahead at most)
+                if nxt and batch is None and len(queue) <= 2 * self.parallel:
                     batch, nxt = pool.submit(self._batch, nxt), None
-                while len(pending) < self.parallel and (queue or batch is not None):
-                    if not queue:
-                        assert batch is not None
-                        more, nxt = batch.result()
-                        batch = None
-                        queue.extend(more)
-                        if nxt and len(queue) <= self.parallel:
-                            batch, nxt = pool.submit(self._batch, nxt), None
-                        continue
+                while len(pending) < self.parallel and queue:
                     pending.append(pool.submit(self._download, queue.popleft()))
-                if not pending:
+                if pending:
+                    path, n = pending.popleft().result()
+                    yield path, n, bool(pending or queue or nxt or batch is not None)
+                elif batch is None and not nxt:
                     return
-                path, n = pending.popleft().result()
-                yield path, n, bool(pending or queue or nxt or batch is not None)
         finally:
             for future in pending:
                 future.cancel()
@@ -674,23 +613,64 @@ def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Col
     resultUrl). The job is left in place for the pages to be downloaded (by anyone holding
     the client); :class:`BulkQueryNotSupported` when Bulk 2.0 cannot run the query,
     ``ValueError`` when the org has no ``resultPages`` (API before 58.0)."""
-    from simple_salesforce.bulk2 import Operation
-
     route = _Route(sf, soql, include_deleted, True, False, 1)
-    assert route.q is not None
-    client = getattr(sf.bulk2, route.q.sobject)._client
-    job_id = client.create_job(Operation.query_all if include_deleted else Operation.query, soql)["id"]
+    job = _start_job(sf, soql, route, include_deleted)
     try:
-        _wait_for_job(client, job_id)
-        urls = _BulkResults(sf, client, job_id, "", BULK_PARALLEL).result_urls()
+        _wait_for_job(job.client, job.id)
+        urls = _BulkResults(sf, job.client, job.id, "", BULK_PARALLEL).result_urls()
     except BaseException:
-        _delete_job(client, job_id)
+        _delete_job_later(job.client, job.id)
         raise
     if urls is None:
-        _delete_job(client, job_id)
+        _delete_job_later(job.client, job.id)
         raise ValueError(f"this needs Bulk 2.0 resultPages (API 58.0 or later; the client uses "
                          f"{getattr(sf, 'sf_version', '?')}): connect with version='58.0' or later")
-    return route.columns, job_id, urls
+    return route.columns, job.id, urls
+
+
+class _Job:
+    """A created Bulk 2.0 query job: its id and the simple-salesforce client that runs it."""
+
+    def __init__(self, client: Any, job_id: str) -> None:
+        self.client = client
+        self.id = job_id
+
+
+def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> _Job:
+    """Create the query job; when the columns are still to be planned (``bulk=True``), the
+    creation goes out first and describe runs beside it. Describe finding a column Bulk 2.0
+    cannot return (a compound field) raises :class:`BulkQueryNotSupported` and the job is
+    deleted in the background, unused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simple_salesforce.bulk2 import Operation
+
+    assert route.q is not None
+    client = getattr(sf.bulk2, route.q.sobject)._client
+    operation = Operation.query_all if include_deleted else Operation.query
+    if route.planned:
+        return _Job(client, client.create_job(operation, soql)["id"])
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-bulk-create")
+    creating = pool.submit(client.create_job, operation, soql)
+    pool.shutdown(wait=False)
+    try:
+        route.plan_bulk()
+    except BaseException:
+        _discard_job(client, creating)
+        raise
+    return _Job(client, creating.result()["id"])
+
+
+def _discard_job(client: Any, creating: "Future[Dict[str, Any]]") -> None:
+    """Delete (in the background) a job created for nothing, once its creation is answered."""
+    def discard() -> None:
+        try:
+            job_id = creating.result()["id"]
+        except Exception:  # never created: nothing to delete
+            return
+        _delete_job(client, job_id)
+
+    threading.Thread(target=discard, name="sfjwt-bulk-cleanup").start()
 
 
 def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[str, Any]:
@@ -719,8 +699,21 @@ def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[st
 def _delete_job(client: Any, job_id: str) -> None:
     try:
         client.delete_job(job_id, True)
+    except ValueError:  # simple-salesforce parses the 204's empty body as JSON: the job is deleted
+        pass
     except Exception as exc:  # results expire on their own; deleting is a courtesy
-        logger.debug("could not delete Bulk 2.0 job %s: %s", job_id, exc)
+        logger.warning("could not delete Bulk 2.0 job %s (Salesforce deletes it after 7 days): %s: %s",
+                       job_id, type(exc).__name__, exc)
+
+
+def _delete_job_later(client: Any, job_id: str) -> None:
+    """Delete the job in a background thread: the caller does not wait a round trip for
+    it, and a failure is logged (by :func:`_delete_job`), never raised over the caller's
+    result or error. The thread is not a daemon: the DELETE still goes out at exit."""
+    try:
+        threading.Thread(target=_delete_job, args=(client, job_id), name="sfjwt-bulk-cleanup").start()
+    except RuntimeError:  # no new threads (the interpreter is shutting down): delete here
+        _delete_job(client, job_id)
 
 
 def _api_version(sf: Any) -> float:
@@ -730,28 +723,24 @@ def _api_version(sf: Any) -> float:
         return 0.0
 
 
-def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted: bool, progress: Optional[bool],
-                    parallel: int, desc: str) -> Iterator[Any]:
-    """The job's result parts as frames of strings (one per part; empty parts skipped)."""
-    from simple_salesforce.bulk2 import Operation
-
+def _bulk_raw_parts(pd: Any, sf: Any, job: _Job, progress: Optional[bool], parallel: int,
+                    desc: str) -> Iterator[Any]:
+    """The job's result parts as frames of strings (one per part; empty parts skipped);
+    the job is deleted in the background at the end (done, failed or abandoned)."""
     # no token juggling here: the client's session puts the current token on every request
-    client = getattr(sf.bulk2, q.sobject)._client
-    operation = Operation.query_all if include_deleted else Operation.query
     engine = "pyarrow" if _has_pyarrow() else None
     bar: Optional[_Progress] = None
-    with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
-        job = client.create_job(operation, soql)
-        job_id = job["id"]
-        try:
-            info = _wait_for_job(client, job_id)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
+            info = _wait_for_job(job.client, job.id)
             total = info.get("numberRecordsProcessed")
             total = int(total) if isinstance(total, (int, float)) else None
             # progress=None: a bar only once a second part is coming (like the REST path's
             # "more than one page"); True: from the start; False: never
             if progress is True:
                 bar = _Progress(True, True, total, "rows", desc + " bulk")
-            results = _BulkResults(sf, client, job_id, folder, parallel, read=lambda path: _read_part(pd, path, engine))
+            results = _BulkResults(sf, job.client, job.id, folder, parallel,
+                                   read=lambda path: _read_part(pd, path, engine))
             for part, done, more in results.parts():
                 if bar is None and progress is None and more:
                     bar = _Progress(True, False, total, "rows", desc + " bulk")
@@ -759,10 +748,10 @@ def _bulk_raw_parts(pd: Any, sf: Any, soql: str, q: SelectQuery, include_deleted
                     bar.update(done)
                 if part is not None and len(part.columns):
                     yield part
-        finally:
-            if bar is not None:
-                bar.close()
-            _delete_job(client, job_id)
+    finally:
+        if bar is not None:
+            bar.close()
+        _delete_job_later(job.client, job.id)
 
 
 def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
@@ -777,30 +766,30 @@ def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
     return pd.DataFrame(data)
 
 
-def _bulk(pd: Any, sf: Any, soql: str, q: SelectQuery, columns: List[Column], include_deleted: bool,
-          progress: Optional[bool], parallel: int = 4) -> Any:
-    parts = list(_bulk_raw_parts(pd, sf, soql, q, include_deleted, progress, parallel, "query_df"))
+def _bulk(pd: Any, sf: Any, soql: str, route: "_Route", include_deleted: bool, progress: Optional[bool],
+          parallel: int) -> Any:
+    job = _start_job(sf, soql, route, include_deleted)
+    parts = list(_bulk_raw_parts(pd, sf, job, progress, parallel, "query_df"))
     raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else pd.DataFrame())
-    return _typed(pd, raw, columns)
+    return _typed(pd, raw, route.columns)
 
 
 # --------------------------------------------------------------------------- public
 
 
 class _Route:
-    """How a query runs: its parsed SELECT list, its columns, and REST or Bulk 2.0."""
+    """How a query runs: its parsed SELECT list, its columns, and REST or Bulk 2.0.
+
+    REST (``bulk=False`` or ``"auto"``): the first page is asked for at once and the
+    describes the columns need run beside it; ``"auto"`` then reads the page's
+    ``totalSize`` and, above :data:`BULK_AUTO_THRESHOLD`, leaves the rest to Bulk 2.0
+    (``pages`` closed, nothing more fetched by REST). ``bulk=True``: only the checks that
+    need no describe here; the job's creation and the describes go out together later
+    (:func:`_start_job`)."""
 
     def __init__(self, sf: Any, soql: str, include_deleted: bool, bulk: Any, progress: Optional[bool],
-                 parallel: int) -> None:
-        if bulk not in (True, False, "auto"):
-            raise ValueError(f"bulk must be True, False or 'auto', not {bulk!r}")
-        if progress not in (None, True, False):
-            raise ValueError(f"progress must be None, True or False, not {progress!r}")
-        if not isinstance(soql, str) or not soql.strip():
-            raise ValueError("soql must be a non-empty SOQL query string")
-        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
-            raise ValueError(f"parallel must be a whole number of simultaneous downloads >= 1 (1: one "
-                             f"after another), not {parallel!r}")
+                 parallel: int, batch_size: Optional[int] = None) -> None:
+        _check_arguments(soql, bulk, progress, parallel)
         try:
             q: Optional[SelectQuery] = parse_select(soql)
         except SoqlParseError as exc:
@@ -809,23 +798,85 @@ class _Route:
         self.q = q
         self.describer = Describer(sf)
         self.columns: List[Column] = []
-        self.bulk = False
-        if bulk is True:
+        self.planned = False
+        self.known: List[str] = []           # FIELDS() / TYPEOF: column names from columns=true
+        self.entity: Optional[str] = None    # ... and the object it names
+        self.pages: Optional[QueryPages] = None
+        self.first: Optional[dict] = None
+        self.bulk = bulk is True
+        if self.bulk:
             reason = _bulk_refusal(q)
-            self.columns = plan_columns(self.describer, q) if reason is None and q is not None else []
-            reason = reason or _bulk_refusal(q, self.columns)
             if reason is not None:
-                raise BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
-                                            f"or bulk='auto'.")
-            self.bulk = True
-        elif bulk == "auto" and q is not None and _bulk_refusal(q) is None:
-            estimate = _count_estimate(sf, q, include_deleted)
-            if estimate is not None and estimate > BULK_AUTO_THRESHOLD:
-                self.columns = plan_columns(self.describer, q)
-                if _bulk_refusal(q, self.columns) is None:
-                    logger.info("COUNT() estimate %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0",
-                                estimate, BULK_AUTO_THRESHOLD)
-                    self.bulk = True
+                raise _not_supported(reason)
+            return
+        self.pages = QueryPages(sf, soql, include_deleted, batch_size)
+        self.pages.start()  # the first round trip starts now ...
+        try:
+            self._plan_rest(sf, soql, include_deleted)  # ... and describe runs beside it
+            self.first = self.pages.take()
+        except BaseException:
+            self.pages.close()
+            raise
+        if bulk == "auto":
+            self._decide_auto()
+
+    def plan_bulk(self) -> None:
+        """The columns from describe; :class:`BulkQueryNotSupported` for a compound field."""
+        assert self.q is not None
+        self.columns = plan_columns(self.describer, self.q)
+        self.planned = True
+        reason = _bulk_refusal(self.q, self.columns)
+        if reason is not None:
+            raise _not_supported(reason)
+
+    def _plan_rest(self, sf: Any, soql: str, include_deleted: bool) -> None:
+        q = self.q
+        if q is not None and q.is_count:
+            return
+        if q is not None and not q.dynamic:
+            self.columns = plan_columns(self.describer, q)
+            self.planned = True
+            return
+        try:
+            meta = _column_metadata(sf, soql, include_deleted)
+            self.known = flatten_column_metadata(meta.get("columnMetadata") or [])
+            self.entity = meta.get("entityName")
+        except Exception as exc:  # the metadata is a nicety: the records still name their columns
+            logger.debug("columns=true metadata unavailable: %s", exc)
+        sobject = q.sobject if q is not None else self.entity
+        if sobject:
+            self.describer.describe(sobject)
+
+    def _decide_auto(self) -> None:
+        """Bulk 2.0 when the first page's totalSize is above the threshold (and Bulk 2.0 can
+        run the query); the first page was the estimate, no COUNT() is asked."""
+        assert self.first is not None and self.pages is not None
+        total = self.first.get("totalSize")
+        q = self.q
+        if (q is None or self.first.get("done", True) or not isinstance(total, int)
+                or total <= BULK_AUTO_THRESHOLD or _bulk_refusal(q, self.columns) is not None):
+            return
+        logger.info("totalSize %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0", total, BULK_AUTO_THRESHOLD)
+        self.pages.close()
+        self.pages = self.first = None
+        self.bulk = True
+
+
+def _check_arguments(soql: str, bulk: Any, progress: Optional[bool], parallel: int) -> None:
+    if bulk not in (True, False, "auto"):
+        raise ValueError(f"bulk must be True, False or 'auto', not {bulk!r}")
+    if progress not in (None, True, False):
+        raise ValueError(f"progress must be None, True or False, not {progress!r}")
+    if not isinstance(soql, str) or not soql.strip():
+        raise ValueError("soql must be a non-empty SOQL query string")
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"parallel must be a whole number of simultaneous downloads >= 1 (1: one "
+                         f"after another), not {parallel!r}")
+
+
+def _not_supported(reason: str) -> BulkQueryNotSupported:
+    return BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
+                                 f"or bulk='auto'.")
 
 
 def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
@@ -836,41 +887,36 @@ def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Opt
     :param include_deleted: query deleted and archived records too (``queryAll``).
     :param progress: ``None`` shows a tqdm bar when there is more than one page (or Bulk
         part), ``True`` always, ``False`` never.
-    :param bulk: ``"auto"`` (Bulk API 2.0 above :data:`BULK_AUTO_THRESHOLD` rows when the
-        query allows it), ``True`` (always Bulk 2.0; :class:`BulkQueryNotSupported` when it
-        cannot) or ``False`` (always the REST query API).
+    :param bulk: ``"auto"`` (Bulk API 2.0 when the first page's ``totalSize`` is above
+        :data:`BULK_AUTO_THRESHOLD` and the query allows it), ``True`` (always Bulk 2.0;
+        :class:`BulkQueryNotSupported` when it cannot) or ``False`` (always the REST query API).
     :param batch_size: REST page size to ask for (``Sforce-Query-Options: batchSize=``,
         200-2000; Salesforce treats it as a hint).
     :param parallel: Bulk 2.0 result pages downloaded at once (``resultPages``, API 58.0+);
         ``1`` follows the ``Sforce-Locator`` chain one page after another.
     """
     pd = _pandas()
-    route = _Route(sf, soql, include_deleted, bulk, progress, parallel)
+    route = _Route(sf, soql, include_deleted, bulk, progress, parallel, batch_size)
     if route.bulk:
-        assert route.q is not None
-        return _bulk(pd, sf, soql, route.q, route.columns, include_deleted, progress, parallel)
-    pages = _Pages(sf, soql, include_deleted, batch_size)
-    first = pages.first()
-    return _rest(pd, sf, soql, route.q, route.describer, pages, first, progress)
+        return _bulk(pd, sf, soql, route, include_deleted, progress, parallel)
+    return _rest(pd, route, progress)
 
 
 def _frames(pd: Any, sf: Any, soql: str, include_deleted: bool, progress: Optional[bool], bulk: Any,
             batch_size: Optional[int], parallel: int, desc: str) -> Iterator[Any]:
     """The result as typed pandas frames of about :data:`STREAM_ROWS` rows each (Bulk 2.0:
     one per result page), the same columns and dtypes as :func:`query_df`; at least one."""
-    route = _Route(sf, soql, include_deleted, bulk, progress, parallel)
-    if route.bulk:
-        assert route.q is not None
-        empty = True
-        for raw in _bulk_raw_parts(pd, sf, soql, route.q, include_deleted, progress, parallel, desc):
-            empty = False
-            yield _typed(pd, raw, route.columns)
-        if empty:
-            yield _typed(pd, pd.DataFrame(), route.columns)
+    route = _Route(sf, soql, include_deleted, bulk, progress, parallel, batch_size)
+    if not route.bulk:
+        yield from _rest_frames(pd, route, progress, STREAM_ROWS, desc)
         return
-    pages = _Pages(sf, soql, include_deleted, batch_size)
-    first = pages.first()
-    yield from _rest_frames(pd, sf, soql, route.q, route.describer, pages, first, progress, STREAM_ROWS, desc)
+    job = _start_job(sf, soql, route, include_deleted)
+    empty = True
+    for raw in _bulk_raw_parts(pd, sf, job, progress, parallel, desc):
+        empty = False
+        yield _typed(pd, raw, route.columns)
+    if empty:
+        yield _typed(pd, pd.DataFrame(), route.columns)
 
 
 # --------------------------------------------------------------------------- Arrow and Parquet
@@ -960,19 +1006,3 @@ def _parquet_into(output: OutputFile, pa: Any, pq: Any, frames: Iterator[Any], c
             except Exception:  # the original error is the one to report
                 pass
     return rows
-
-
-def _count_estimate(sf: Any, q: SelectQuery, include_deleted: bool) -> Optional[int]:
-    """Rows ``q`` will return, from ``SELECT COUNT() FROM <object> [WHERE ...]`` capped by
-    its LIMIT; ``None`` when the count itself fails (the REST path then decides)."""
-    count_soql = f"SELECT COUNT() FROM {q.sobject}" + (f" {q.alias}" if q.alias else "")
-    if q.where:
-        count_soql += f" WHERE {q.where}"
-    try:
-        total = sf.query(count_soql, include_deleted=include_deleted).get("totalSize")
-    except Exception as exc:  # a COUNT() that times out on a huge table must not stop the query
-        logger.debug("query_df: COUNT() estimate failed (%s); staying on REST", type(exc).__name__)
-        return None
-    if not isinstance(total, int):
-        return None
-    return min(total, q.limit) if q.limit is not None else total

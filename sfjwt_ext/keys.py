@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from .errors import ConfigurationError, PrivateKeyError
@@ -67,7 +68,19 @@ _PEM_HEADER_RE = re.compile(r"\b(Proc-Type|DEK-Info):\s*(\S+)")
 
 
 class KeyPairExistsError(ConfigurationError, FileExistsError):
-    """:func:`write_key_pair` would overwrite an existing file (pass ``force=True``)."""
+    """:func:`write_key_pair` would overwrite an existing file (pass ``force=True``).
+    ``paths``: the files that exist (the CLI words its own message from them)."""
+
+    paths: Tuple[str, ...] = ()
+
+
+def _exists_error(paths: List[str]) -> KeyPairExistsError:
+    error = KeyPairExistsError(
+        f"{' and '.join(repr(p) for p in paths)} already exist{'s' if len(paths) == 1 else ''}: "
+        "pass force=True to replace, or choose another name / directory"
+    )
+    error.paths = tuple(paths)
+    return error
 
 
 # ---------------------------------------------------------------------------------------
@@ -200,6 +213,8 @@ def _load_der(data: bytes, where: str, password: Optional[bytes]) -> rsa.RSAPriv
                 f"{_PASSPHRASE_SOURCE}"
             ) from None
         key = serialization.load_der_private_key(data, password=None, **_FAST_LOAD)
+    except CryptographyDeprecationWarning as warning:  # raised, not shown, under -W error
+        raise PrivateKeyError(_deprecated_message(where, warning)) from None
     except (ValueError, UnsupportedAlgorithm):
         try:
             x509.load_der_x509_certificate(data)
@@ -218,6 +233,15 @@ def _load_der(data: bytes, where: str, password: Optional[bytes]) -> rsa.RSAPriv
             f"wrong: pass the RSA private key in PEM form; {_KEYGEN_HINT}"
         ) from None
     return _check_key(key, where)
+
+
+def _deprecated_message(where: str, warning: Warning) -> str:
+    """cryptography warns (CryptographyDeprecationWarning) while loading some non-RSA keys or
+    old encryptions; under ``-W error`` that warning is raised: it becomes our error."""
+    return (
+        f"{where} uses a key type or encryption that cryptography deprecates ({warning}): "
+        f"Salesforce needs an RSA key; {_KEYGEN_HINT}"
+    )
 
 
 def _certificate_message(where: str) -> str:
@@ -277,6 +301,8 @@ def _load_from_text(text: str, where: str, password: Optional[bytes]) -> rsa.RSA
             f"{where} has a '-----BEGIN {label}-----' block that cryptography cannot parse "
             f"(damaged, truncated or edited): copy the whole key file again; {_KEYGEN_HINT}"
         ) from None
+    except CryptographyDeprecationWarning as warning:  # raised, not shown, under -W error
+        raise PrivateKeyError(_deprecated_message(where, warning)) from None
     except TypeError:  # pragma: no cover - encryption detected above
         raise PrivateKeyError(
             f"{where} is an encrypted private key and no passphrase was given: set {_PASSPHRASE_SOURCE}"
@@ -296,6 +322,8 @@ def _load_openssh(pem: bytes, where: str, password: Optional[bytes]) -> rsa.RSAP
         raise PrivateKeyError(
             f"{where} is an encrypted OpenSSH key and no passphrase was given: set {_PASSPHRASE_SOURCE}"
         ) from None
+    except CryptographyDeprecationWarning as warning:  # raised, not shown, under -W error
+        raise PrivateKeyError(_deprecated_message(where, warning)) from None
     except (ValueError, UnsupportedAlgorithm):
         raise PrivateKeyError(
             f"{where} is an OpenSSH private key that could not be read (wrong passphrase or "
@@ -451,17 +479,13 @@ def _write_atomic(path: Path, data: bytes, mode: int, force: bool) -> None:
             try:
                 os.link(tmp_name, path)
             except FileExistsError:
-                raise KeyPairExistsError(
-                    f"{str(path)!r} already exists: pass force=True (--force) to replace it"
-                ) from None
+                raise _exists_error([str(path)]) from None
             except OSError:  # no hard links here: fall back to an exclusive create
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
                 try:
                     out = os.open(str(path), flags, mode)
                 except FileExistsError:
-                    raise KeyPairExistsError(
-                        f"{str(path)!r} already exists: pass force=True (--force) to replace it"
-                    ) from None
+                    raise _exists_error([str(path)]) from None
                 with os.fdopen(out, "wb") as handle:
                     handle.write(data)
             os.unlink(tmp_name)
@@ -477,14 +501,13 @@ def check_pair_name(name: object) -> None:
     """``name`` is a file name: not empty, no path separator, not ``.`` or ``..``."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(
-            f"name={name!r}: give the file name without extension, e.g. name='salesforce' "
-            "(--name salesforce)"
+            f"name={name!r}: give the file name without extension, e.g. name='salesforce'"
         )
     separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
     if any(sep in name for sep in separators) or "\0" in name or name in (".", ".."):
         raise ConfigurationError(
             f"name={name!r} is not a plain file name (no '/', not '.' or '..'): put the folder in "
-            "out_dir= (--out) and the file name without extension in name= (--name)"
+            "out_dir= and the file name without extension in name="
         )
 
 
@@ -529,11 +552,7 @@ def write_key_pair(
     if not force:
         existing = [str(p) for p in (key_path, cert_path) if p.exists()]
         if existing:
-            raise KeyPairExistsError(
-                f"{' and '.join(repr(p) for p in existing)} already exist"
-                f"{'s' if len(existing) == 1 else ''}: pass force=True (--force) to replace, "
-                "or choose another name / directory"
-            )
+            raise _exists_error(existing)
     _make_private_dirs(directory)
     key, cert = generate_key_pair(bits=bits, days=days, common_name=common_name)
     password = _passphrase_bytes(passphrase)

@@ -17,6 +17,8 @@ Used by :func:`~sfjwt_ext.dataframe.query_df`, :func:`~sfjwt_ext.dataframe.query
 * :func:`flatten` flattens one record (``attributes`` dropped) when
   the columns can only be learnt from the records (``FIELDS()``, ``TYPEOF``).
 * :func:`flatten_column_metadata` / :func:`column_metadata`: the ``columns=true`` answer.
+* :class:`QueryPages`: the REST pages of a query, the next one requested while the caller
+  works on the current one (``query_df`` and friends, ``sfjwt query``).
 
 Nothing here imports pandas or pyarrow: values stay JSON values; typing them into arrays
 is the caller's job, by :attr:`Column.sftype` (see :data:`INT_TYPES` and friends).
@@ -25,7 +27,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ._soql_fields import SelectItem, SelectQuery, SoqlParseError, parse_select
 
@@ -34,7 +37,7 @@ __all__ = [
     "temporal_dtype", "Describer", "Column", "plan_columns",
     "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
     "select_columns", "row_values", "RowPlan", "flatten_column_metadata", "column_metadata",
-    "columns_from_metadata",
+    "columns_from_metadata", "QueryPages",
 ]
 
 logger = logging.getLogger("sfjwt_ext.records")
@@ -346,6 +349,107 @@ def column_metadata(sf: Any, soql: str, include_deleted: bool = False) -> dict:
 def columns_from_metadata(sf: Any, soql: str, include_deleted: bool = False) -> List[str]:
     """Column names (parents flattened to ``Account.Name``) from ``columns=true`` metadata."""
     return flatten_column_metadata(column_metadata(sf, soql, include_deleted).get("columnMetadata") or [])
+
+
+# --------------------------------------------------------------------------- fetching pages
+
+
+class QueryPages:
+    """REST query pages as plain dicts, one request ahead at most.
+
+    The requests ``sf.query`` / ``sf.query_more`` make, through ``sf._call_salesforce`` (so
+    the client's session and its refresh apply), decoded with the C JSON decoder into plain
+    dicts. :meth:`start` sends the first request in the background (the caller describes
+    meanwhile); :meth:`iterate` asks for the next page as soon as a page is handed out, so
+    the next round trip runs while the caller converts or writes the current page. One
+    worker thread, one request in flight, in page order; :meth:`close` ends it.
+    """
+
+    def __init__(self, sf: Any, soql: str, include_deleted: bool = False, batch_size: Optional[int] = None) -> None:
+        if getattr(sf, "_call_salesforce", None) is None:
+            raise TypeError("querying needs a simple_salesforce.Salesforce client (e.g. from connect_jwt())")
+        self.sf = sf
+        self.headers = {"Sforce-Query-Options": f"batchSize={int(batch_size)}"} if batch_size else {}
+        self.soql = soql
+        self.include_deleted = include_deleted
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._pending: "Optional[Future[dict]]" = None
+
+    def _get(self, url: str, params: Optional[Dict[str, str]] = None) -> dict:
+        kwargs: Dict[str, Any] = {}
+        if params:
+            kwargs["params"] = params
+        if self.headers:
+            kwargs["headers"] = dict(self.headers)
+        resp = self.sf._call_salesforce("GET", url, name="query", **kwargs)
+        return json.loads(resp.content)  # type: ignore[no-any-return]
+
+    def _first_request(self) -> Tuple[str, Dict[str, str]]:
+        return self.sf.base_url + ("queryAll/" if self.include_deleted else "query/"), {"q": self.soql}
+
+    def first(self) -> dict:
+        """The first page, fetched in the calling thread."""
+        return self._get(*self._first_request())
+
+    def start(self) -> None:
+        """Send the first request in the background; :meth:`take` gives its page."""
+        self._submit(*self._first_request())
+
+    def more_url(self, next_records_url: str) -> str:
+        return f"https://{self.sf.sf_instance}{next_records_url}"
+
+    def more(self, next_records_url: str) -> dict:
+        """The page at ``nextRecordsUrl``, fetched in the calling thread."""
+        return self._get(self.more_url(next_records_url))
+
+    def prefetch(self, next_records_url: str) -> None:
+        """Ask for the page at ``nextRecordsUrl`` in the background."""
+        self._submit(self.more_url(next_records_url))
+
+    def _submit(self, url: str, params: Optional[Dict[str, str]] = None) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-query-pages")
+        self._pending = self._executor.submit(self._get, url, params)
+
+    def take(self) -> dict:
+        """The page asked for by :meth:`start` or :meth:`prefetch` (waits for it)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError("QueryPages.take() without a request in flight")
+        return pending.result()
+
+    def close(self) -> None:
+        """Drop a page asked for but not taken, and end the worker thread."""
+        if self._executor is not None:
+            if self._pending is not None:
+                self._pending.cancel()
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._pending = None
+
+    def iterate(self, page: dict) -> Iterator[dict]:
+        """Yield ``page`` and every following page (the next one asked for before each is
+        yielded); closes the worker at the end."""
+        try:
+            while True:
+                if page.get("done", True) or not page.get("nextRecordsUrl"):
+                    yield page
+                    return
+                self.prefetch(page["nextRecordsUrl"])
+                yield page
+                page = self.take()
+        finally:
+            self.close()
+
+    def child_records(self, sub: Optional[dict]) -> List[dict]:
+        """All records of a child subquery's result (following its own nextRecordsUrl)."""
+        if not sub:
+            return []
+        records = list(sub.get("records") or [])
+        while not sub.get("done", True) and sub.get("nextRecordsUrl"):
+            sub = self.more(sub["nextRecordsUrl"])
+            records.extend(sub.get("records") or [])
+        return [strip_attributes(r) for r in records]
 
 
 

@@ -14,11 +14,14 @@ token through a folder, so a whole machine makes one token request per expiry.
   decrypt. An entry never holds the private key, the passphrase or a JWT.
 * Each file starts with a plaintext header (username, masked consumer key, token URL,
   audience, key fingerprint, instance URL, org and user ids, issue time; never a token):
-  :meth:`TokenStore.entries` lists identities without any key.
+  :meth:`TokenStore.entries` lists identities without any key (control characters
+  escaped: the header is unverified).
 * Folder 0700 (created so; a wider folder is tightened when it is ours, else a warning;
-  a folder other users can write to is not used), files 0600, written atomically
-  (temporary file in the same folder, fsync, :func:`os.replace`): a reader sees the old
-  entry or the new one, never a torn file.
+  a folder other users can write to, or owned by another user than us or root, is not
+  used, as ssh does), files 0600, written atomically (temporary file in the same folder,
+  fsync, :func:`os.replace`): a reader sees the old entry or the new one, never a torn
+  file. A write also removes the temporary files a killed writer left; :meth:`TokenStore.clear`
+  removes only files that are ours (by name and first bytes).
 * :meth:`TokenStore.lock` is a cross-process lock per entry (``filelock``) around a
   refresh, with a timeout; the OS drops the lock of a process that dies.
 * Nothing here raises for a bad disk: a corrupt, truncated, foreign or undecryptable entry,
@@ -32,21 +35,23 @@ File layout (version 1)::
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import errno
 import hashlib
 import json
+import math
 import os
+import re
 import stat
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Protocol, Set, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, List, Optional, Protocol, Set, Tuple, Union
 
-import filelock
 import platformdirs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -57,6 +62,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ._fork import ProcessLocal
 from ._redact import get_logger
 from .exchange import TokenResponse
+
+if TYPE_CHECKING:  # filelock is imported by TokenStore.lock: only a token cache in use needs it
+    import filelock
 
 __all__ = [
     "CacheIdentity",
@@ -92,6 +100,18 @@ _TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(TokenResponse))
 _CACHEDIR_TAG = "CACHEDIR.TAG"
 _CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 _POSIX = os.name == "posix"
+#: What our files are called: an entry, and the temporary file of a write (mkstemp's 8 characters).
+_ENTRY_NAME = re.compile(r"[0-9a-f]{32}" + re.escape(ENTRY_SUFFIX))
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
+#: A writer holds an flock on its temporary file (POSIX): the OS drops it when the writer
+#: dies, so an unlocked temporary file older than FRESH_TEMP_SECONDS (the instants between
+#: mkstemp and flock, and between close and rename) is a killed writer's. Where there is no
+#: flock, a temporary file untouched for STALE_TEMP_SECONDS is. Ages count either way: the
+#: clock may have stepped.
+FRESH_TEMP_SECONDS = 2.0
+STALE_TEMP_SECONDS = 600.0
+#: Tokens a SharedTokenSource remembers having handed out (never reused from the entry).
+_SEEN_TOKENS = 16
 
 PathLike = Union[str, "os.PathLike[str]"]
 #: How the bytes of an entry reach its temporary file (a seam for tests: a full disk).
@@ -114,6 +134,15 @@ def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
 
 def _mask_consumer_key(value: str) -> str:
     return f"{value[:5]}…{value[-4:]}" if len(value) > 12 else "…"
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character a terminal could act on (C0 and C1 controls, DEL,
+    bidirectional and other format characters, line separators) written as its escape
+    (``\\x1b``, ``\\u202e``): an entry's header is read before anything verifies it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 @dataclass(frozen=True)
@@ -188,6 +217,22 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def _flock(fd: int) -> Optional[bool]:
+    """Take the flock of ``fd`` without waiting: True, or False when another process holds
+    it; None where there is no flock (then only a temporary file's age tells)."""
+    if not _POSIX:
+        return None
+    import fcntl  # POSIX only; imported once a token cache writes
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without flock
+        return None
+    return True
+
+
 def _derive_key(key: rsa.RSAPrivateKey) -> bytes:
     secret = key.private_numbers().d
     material = secret.to_bytes((secret.bit_length() + 7) // 8, "big")
@@ -210,7 +255,7 @@ def _header_for(identity: CacheIdentity, token: TokenResponse) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _split(blob: bytes) -> Tuple[dict, bytes, bytes, bytes]:
+def _split(blob: bytes) -> Tuple[Dict[str, object], bytes, bytes, bytes]:
     """(header, authenticated prefix, nonce, ciphertext) of an entry file, or _Unusable."""
     if not blob:
         raise _Unusable("truncated", "the file is empty")
@@ -236,10 +281,10 @@ def _split(blob: bytes) -> Tuple[dict, bytes, bytes, bytes]:
     return header, blob[:end], blob[end : end + _NONCE_BYTES], blob[end + _NONCE_BYTES :]
 
 
-def _info_from(path: Path, header: dict) -> EntryInfo:
+def _info_from(path: Path, header: Dict[str, object]) -> EntryInfo:
     def text(name: str) -> str:
         value = header.get(name)
-        return value if isinstance(value, str) else ""
+        return _printable(value) if isinstance(value, str) else ""
 
     def number(name: str) -> float:
         value = header.get(name)
@@ -302,6 +347,8 @@ class TokenStore:
         logged once). ``key`` must be the key of ``identity`` (ValueError otherwise: a
         caller's mistake, not a disk problem)."""
         self._check_key(identity, key)
+        if not self._prepare(create=False):
+            return None
         path = self.entry_path(identity)
         try:
             blob = self._read(path)
@@ -356,7 +403,7 @@ class TokenStore:
         """Every entry file of the folder, from its plaintext header (no key needed, no
         token shown); unusable files come with ``problem`` set. Sorted by username."""
         found: List[EntryInfo] = []
-        for name in self._names():
+        for name in self._names() if self._prepare(create=False) else []:
             if not name.endswith(ENTRY_SUFFIX):
                 continue
             path = self.folder / name
@@ -392,12 +439,14 @@ class TokenStore:
         try:
             fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=TEMP_SUFFIX, dir=self.folder)
             try:
+                _flock(fd)  # "a live writer's": dropped by the OS if this process dies
                 self._writer(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(temp, path)
             temp = ""
+            self._sweep_temporary_files()
             return True
         except OSError as exc:
             name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
@@ -418,15 +467,57 @@ class TokenStore:
         return self._unlink(self.entry_path(identity))
 
     def clear(self) -> int:
-        """Remove every entry (and leftover temporary file); how many entries went.
-        Lock files stay: removing one a process waits on would let two refresh at once."""
+        """Remove every entry and temporary file of ours; how many entries went. Only files
+        named as ours whose first bytes are ours go: a mistyped folder loses nothing, and
+        another tool's ``*.token`` stays (named in a warning). Lock files stay: removing one
+        a process waits on would let two refresh at once."""
         removed = 0
-        for name in self._names():
-            if name.endswith(ENTRY_SUFFIX):
-                removed += self._unlink(self.folder / name)
-            elif name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                self._unlink(self.folder / name)
+        for name in self._names() if self._prepare(create=False) else []:
+            path = self.folder / name
+            if _ENTRY_NAME.fullmatch(name) and self._is_ours(path, temporary=False):
+                removed += self._unlink(path)
+            elif _TEMP_NAME.fullmatch(name) and self._is_ours(path, temporary=True, idle=math.inf):
+                self._unlink(path)
+            elif name.endswith((ENTRY_SUFFIX, TEMP_SUFFIX)):
+                self._warn(f"keep:{name}", "left %s in the token cache folder: not an sfjwt token cache file", path)
         return removed
+
+    def _sweep_temporary_files(self) -> None:
+        """Remove the temporary files of killed writers (a writer killed between its
+        temporary file and the rename leaves one): see :data:`FRESH_TEMP_SECONDS`."""
+        now = time.time()
+        for name in self._names():
+            path = self.folder / name
+            if not _TEMP_NAME.fullmatch(name):
+                continue
+            try:
+                idle = abs(now - os.lstat(path).st_mtime)
+            except OSError:  # renamed or removed meanwhile
+                continue
+            if idle > FRESH_TEMP_SECONDS and self._is_ours(path, temporary=True, idle=idle):
+                self._unlink(path)
+
+    @staticmethod
+    def _is_ours(path: Path, *, temporary: bool, idle: Optional[float] = None) -> bool:
+        """A regular file of this user that starts as our files do (an entry: the magic;
+        a temporary file: the magic, or a part of it when its writer was killed). With
+        ``idle`` (seconds since it was written), also: its writer is gone (nobody holds its
+        flock; where flock is missing, idle for :data:`STALE_TEMP_SECONDS`)."""
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(path, flags)
+        except OSError:  # a symbolic link, gone, unreadable: not ours to remove
+            return False
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or (_POSIX and info.st_uid != os.geteuid()):
+                return False
+            if idle is not None:
+                locked = _flock(handle.fileno())
+                if locked is False or (locked is None and idle <= STALE_TEMP_SECONDS):
+                    return False  # a live writer's, or cannot tell yet
+            head = handle.read(len(MAGIC))
+        return head == MAGIC or (temporary and MAGIC.startswith(head))
 
     def _names(self) -> List[str]:
         try:
@@ -454,8 +545,10 @@ class TokenStore:
         log in only if nobody else did, store). Yields True when held; False after
         ``timeout`` seconds (default :attr:`lock_timeout`) or when the folder is unusable
         (logged once): the caller goes on without the lock."""
-        held: Optional[filelock.BaseFileLock] = None
+        held: Optional["filelock.BaseFileLock"] = None
         if self._prepare():
+            import filelock  # here: only a token cache in use pays for it (issue 19)
+
             candidate = filelock.FileLock(
                 str(self.lock_path(identity)),
                 timeout=self.lock_timeout if timeout is None else timeout,
@@ -485,27 +578,50 @@ class TokenStore:
                 held.release()
 
     # -- the folder ----------------------------------------------------------------------
-    def _prepare(self) -> bool:
-        """Make sure the folder exists, is 0700 when it is ours, and is not writable by
-        other users. False (logged once) when it cannot be used."""
+    def _prepare(self, *, create: bool = True) -> bool:
+        """Make sure the folder exists (``create``; else False when it does not), belongs
+        to this user (or root), is 0700 when it is ours, and is not writable by other
+        users. False (logged once) when it cannot be used."""
         folder = self.folder
         try:
-            created = not folder.exists()
+            created = create and not folder.exists()
             if created:
                 os.makedirs(folder, mode=0o700, exist_ok=True)
                 self._mark(folder)
             info = os.stat(folder)
         except OSError as exc:
+            if not create and isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                return False  # no folder yet: nothing cached
             self._warn(
-                "folder", "cannot create the token cache folder %s (%s): not using it", folder, exc.strerror or exc
+                "folder", "cannot %s the token cache folder %s (%s): not using it",
+                "create" if create else "read", folder, exc.strerror or exc,
             )
             return False
         if not stat.S_ISDIR(info.st_mode):
             self._warn("folder", "the token cache folder %s is not a folder: not using it", folder)
             return False
-        if not _POSIX or not info.st_mode & 0o077:
+        if not _POSIX:
             return True
-        if info.st_uid == os.getuid() and (created or self._default or self._is_marked(folder)):
+        return self._owner_allows(info) and self._mode_allows(info, created)
+
+    def _owner_allows(self, info: os.stat_result) -> bool:
+        """As ssh does: a folder of another user (not root) could have its entries swapped."""
+        if info.st_uid in (os.geteuid(), 0):
+            return True
+        self._warn(
+            "folder-owner",
+            "the token cache folder %s is owned by another user (uid %d): not using it; pass a folder "
+            "of your own (token_cache=, SF_TOKEN_CACHE) or `chown` it",
+            self.folder,
+            info.st_uid,
+        )
+        return False
+
+    def _mode_allows(self, info: os.stat_result, created: bool) -> bool:
+        folder = self.folder
+        if not info.st_mode & 0o077:
+            return True
+        if info.st_uid == os.geteuid() and (created or self._default or self._is_marked(folder)):
             try:
                 os.chmod(folder, 0o700)
                 return True
@@ -575,32 +691,30 @@ class _Fetcher(Protocol):
     def close(self) -> None: ...
 
 
-def _newer(cached: Optional[TokenResponse], failed: Optional[TokenResponse]) -> bool:
-    """Whether ``cached`` may replace ``failed`` without a token request: another token,
-    issued no earlier (an entry older than the token that failed is stale too)."""
-    if cached is None:
-        return False
-    if failed is None:
-        return True
-    return cached.access_token != failed.access_token and cached.issued_at >= failed.issued_at
+def _digest(token: TokenResponse) -> bytes:
+    return hashlib.sha256(token.access_token.encode("utf-8")).digest()
 
 
 class SharedTokenSource:
     """A token source (what a :class:`~sfjwt_ext.session.Refresher` calls ``fetch()`` on)
     that shares tokens through a :class:`TokenStore`: N processes, one token request.
 
-    ``fetch()`` is asked for a token newer than the last one it handed out (``last``: the
-    token the refresher holds, which just failed; None for a first login):
+    ``fetch()`` is asked for a token it has not handed out before (the refresher's token
+    just failed; ``last`` is the token a client starts with, e.g. an unpickled one's).
+    Tokens are compared by identity, never by issue time: the clock may step either way
+    between two logins, and one process's clock says nothing of another's.
 
-    1. the entry, read without the lock, if it holds a newer token (another process
-       refreshed already): no token request;
+    1. the entry, read without the lock, if it holds a token this source has not handed
+       out (another process refreshed already): no token request;
     2. else under the entry's cross-process lock: read it again (the holder before us may
-       have just written it), and only if it still holds nothing newer, one
+       have just written it), and only if it still holds nothing new, one
        ``client.fetch()``, written to the entry before the lock is released.
 
-    A disk problem never raises (the store logs it once): the login simply goes without
-    the cache. Thread-safe (its refresher calls it under its own lock; a lock of its own
-    guards ``last`` for other callers).
+    The tokens it handed out (the last :data:`_SEEN_TOKENS`, as SHA-256 digests) are never
+    taken from the entry again, so an entry this process could not replace (a full disk) is
+    not reused. A disk problem never raises (the store logs it once): the login simply goes
+    without the cache. Thread-safe (its refresher calls it under its own lock; a lock of its
+    own guards what it has seen for other callers).
     """
 
     def __init__(
@@ -617,7 +731,9 @@ class SharedTokenSource:
         self.store = store
         self.identity = identity
         self._key = key
-        self._last = last
+        self._seen: Deque[bytes] = collections.deque(maxlen=_SEEN_TOKENS)
+        if last is not None:
+            self._seen.append(_digest(last))
         self._guard: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
         #: token requests this process avoided thanks to the entry (for diagnostics)
         self.cache_hits = 0
@@ -626,24 +742,24 @@ class SharedTokenSource:
     def username(self) -> str:
         return self.client.username
 
+    def _is_new(self, token: Optional[TokenResponse]) -> bool:
+        return token is not None and _digest(token) not in self._seen
+
     def fetch(self) -> TokenResponse:
         with self._guard.get():
-            failed = self._last
             token = self.store.load(self.identity, self._key)
-            if not _newer(token, failed):
-                token = self._fetch_locked(failed)
+            if token is None or not self._is_new(token):
+                token = self._fetch_locked()
             else:
                 self.cache_hits += 1
                 log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
-            self._last = token
-            assert token is not None
+            self._seen.append(_digest(token))
             return token
 
-    def _fetch_locked(self, failed: Optional[TokenResponse]) -> TokenResponse:
+    def _fetch_locked(self) -> TokenResponse:
         with self.store.lock(self.identity):
             token = self.store.load(self.identity, self._key)
-            if _newer(token, failed):
-                assert token is not None
+            if token is not None and self._is_new(token):
                 self.cache_hits += 1
                 log.debug("token of %s written by another process meanwhile", self.identity.username)
                 return token

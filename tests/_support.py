@@ -2,7 +2,8 @@
 on sys.path, and spawned children inherit it).
 
 - Processes with hard deadlines: ``collect`` / ``get_one`` read a multiprocessing queue,
-  ``join_all`` joins (kills and fails what overstays), ``kill_leftovers`` for ``finally``.
+  ``join_all`` joins (kills and fails what overstays), ``kill_leftovers`` for ``finally``,
+  ``call_in_process`` runs one function in a new process.
 - ``fork`` / ``exit_code``: os.fork() a child function and wait for it with a deadline.
 - ``exception_chain``: every exception reachable from one (cause, context, last_cause).
 - ``write_encrypted_key``: a passphrase-protected copy of a key file.
@@ -11,6 +12,7 @@ on sys.path, and spawned children inherit it).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import queue
 import signal
@@ -58,6 +60,19 @@ def join_all(processes: Sequence[Any], deadline: float) -> None:
         process.join(10)
     assert not hung, f"{len(hung)} processes did not finish within {deadline:.0f} s"
     assert [p.exitcode for p in processes] == [0] * len(processes)
+
+
+def call_in_process(context: Any, deadline: float, function: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """``function(*args, **kw)`` in one new process of the multiprocessing ``context``
+    (ProcessPoolExecutor); its process is killed and the test fails after ``deadline`` s."""
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        future = pool.submit(function, *args, **kw)
+        try:
+            return future.result(timeout=deadline)
+        except concurrent.futures.TimeoutError:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.kill()
+            pytest.fail(f"the worker did not answer within {deadline:.0f} s")
 
 
 def kill_leftovers(processes: Sequence[Any]) -> None:
@@ -169,3 +184,14 @@ def raw_login(org: Any) -> dict:
                          verify=org.ca_file, timeout=10)
     assert resp.status_code == 200, resp.text
     return dict(resp.json())
+
+
+def wait_for_bulk_cleanup(timeout: float = 30.0) -> None:
+    """Wait for the Bulk 2.0 job DELETEs that query_df & co. send in the background, so
+    that a test's request log starts after them."""
+    import threading
+
+    deadline = time.monotonic() + timeout
+    for thread in [t for t in threading.enumerate() if t.name == "sfjwt-bulk-cleanup"]:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        assert not thread.is_alive(), "a Bulk 2.0 job DELETE still runs after the deadline"

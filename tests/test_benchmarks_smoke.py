@@ -32,6 +32,7 @@ def _run(script: str, *args: str, timeout: float = 180) -> subprocess.CompletedP
         ("bench_query.py", ["B4"]),
         ("bench_import.py", ["B5"]),
         ("bench_bulk_parallel.py", ["B14"]),
+        ("bench_roundtrips.py", ["B15"] * 6),
     ],
 )
 def test_quick_run_prints_its_figures(script: str, figures: List[str]) -> None:

@@ -530,3 +530,22 @@ def test_keygen_days_sets_the_certificate_validity(tmp_path: Path) -> None:
     end = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
     assert abs((end - start).total_seconds() - 45 * 86400) <= 86400
     assert f"{end:%Y-%m-%d}" in result.stdout  # the expiry printed is the certificate's
+
+
+def test_keygen_refusing_to_overwrite_speaks_cli(tmp_path: Path) -> None:
+    assert run(["keygen", "--out", str(tmp_path), "--days", "1"]).returncode == 0
+    again = run(["keygen", "--out", str(tmp_path), "--days", "1"])
+    assert_clean_failure(again, 2)
+    assert "--force" in again.stderr and "force=True" not in again.stderr, again.stderr
+
+
+def test_a_key_file_that_is_no_key_keeps_the_whole_hint(tmp_path: Path) -> None:
+    """The redactor masks key material, not our hint that quotes a BEGIN line."""
+    not_a_key = tmp_path / "passwd"
+    not_a_key.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    not_a_key.chmod(0o600)
+    result = run(["--key-file", str(not_a_key), "check"],
+                 env={"SF_USERNAME": "a@b.c", "SF_CONSUMER_KEY": "3MVG9x"})
+    assert_clean_failure(result, 2)
+    assert "'-----BEGIN PRIVATE KEY-----' or '-----BEGIN RSA PRIVATE KEY-----'" in result.stderr, result.stderr
+    assert "sfjwt keygen" in result.stderr and "redacted" not in result.stderr

@@ -13,7 +13,7 @@ import threading
 from typing import Any, Iterator, List, Optional
 
 import pytest
-from _support import sample_org
+from _support import sample_org, wait_for_bulk_cleanup
 
 pd = pytest.importorskip("pandas")
 dd = pytest.importorskip("dask.dataframe")
@@ -100,6 +100,7 @@ def test_an_old_api_version_names_the_fix(org: Any) -> None:
     with pytest.raises(ValueError, match="version='58.0'"):
         read_soql(soql, sf=sf)
     assert org.bulk.jobs_created["bulk2"] >= 1
+    wait_for_bulk_cleanup()  # the DELETE goes out in the background
     assert all(j.query != soql for j in org.bulk.bulk2_jobs.values())  # the job it ran is deleted
 
 

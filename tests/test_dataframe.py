@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
-from _support import sample_org
+from _support import sample_org, wait_for_bulk_cleanup
 
 from sfjwt_ext._soql_fields import SoqlParseError, parse_select
 
@@ -267,8 +267,8 @@ def test_pages_are_streamed_without_loss(sf: Any, org: Any, capsys: pytest.Captu
     total = query_df(sf, "SELECT COUNT() FROM Contact", progress=False).at[0, "count"]
     assert len(df) == total == 1500
     assert df["Id"].is_unique
-    # + the bulk="auto" COUNT() estimate + the COUNT() query above
-    assert len(_page_requests(org)) == math.ceil(1500 / 200) + 2
+    # + the COUNT() query above (bulk="auto" asks no COUNT() of its own)
+    assert len(_page_requests(org)) == math.ceil(1500 / 200) + 1
     assert capsys.readouterr().err == ""
 
 
@@ -315,6 +315,7 @@ def _bulk_route_or_skip(org: Any, sf: Any) -> None:
         query_df(sf, "SELECT Id FROM Account LIMIT 1", progress=False, bulk=True)
     except SalesforceResourceNotFound as exc:
         pytest.skip(f"the local org has no Bulk 2.0 query route: {exc}")
+    wait_for_bulk_cleanup()  # its DELETE goes out in the background
 
 
 def test_bulk_equals_rest(sf: Any, org: Any) -> None:
@@ -413,16 +414,18 @@ def test_bulk_auto_above_threshold(sf: Any, org: Any, monkeypatch: pytest.Monkey
     org.reset_counters()
     small = query_df(sf, soql, progress=False, batch_size=500)  # 2000 rows: far below the default
     assert not any("/jobs/" in r.path for r in org.requests)
-    # the decision came from a COUNT() estimate of the same object and filter
-    assert any(r.path.rstrip("/").endswith("/query") and r.method == "GET" for r in org.requests)
+    # the decision came from the first page's totalSize: 4 pages of 500, nothing else
+    assert len(_page_requests(org)) == 4
     monkeypatch.setattr(dataframe, "BULK_AUTO_THRESHOLD", 1000)
     org.reset_counters()
-    limited = query_df(sf, soql + " LIMIT 900", progress=False)  # LIMIT caps the estimate
+    limited = query_df(sf, soql + " LIMIT 900", progress=False)  # totalSize counts the LIMIT
     assert len(limited) == 900 and not any("/jobs/" in r.path for r in org.requests)
     monkeypatch.setattr(dataframe, "BULK_AUTO_THRESHOLD", 1000)
     org.reset_counters()
     big = query_df(sf, soql, progress=False, batch_size=500)
     assert any(r.method == "POST" and r.path.endswith("/jobs/query") for r in org.requests)
+    assert len(_page_requests(org)) == 1  # the first page decided; the rest came by Bulk 2.0
+    wait_for_bulk_cleanup()
     pd.testing.assert_frame_equal(big, small)
     # a query Bulk cannot run stays on REST
     org.reset_counters()

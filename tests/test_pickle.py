@@ -11,7 +11,6 @@ Every process is waited for with a deadline (and killed if it overstays).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
 import os
 import pickle
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import pytest
-from _support import get_one, join_all, kill_leftovers, write_encrypted_key
+from _support import call_in_process, get_one, join_all, kill_leftovers, write_encrypted_key
 
 from sfjwt_ext import connect_jwt
 
@@ -63,14 +62,8 @@ def _query_twice(blob: bytes, ready: Any, go: Any, out: Any) -> None:
 # ---------------------------------------------------------------------------------------
 def _in_process(context: Any, blob: bytes, **kw: Any) -> Tuple[str, Any]:
     """_query(blob, **kw) in one new process of ``context``, with a hard deadline."""
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        future = pool.submit(_query, blob, **kw)
-        try:
-            return future.result(timeout=DEADLINE)
-        except concurrent.futures.TimeoutError:
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()
-            pytest.fail(f"the worker did not answer within {DEADLINE:.0f} s")
+    result: Tuple[str, Any] = call_in_process(context, DEADLINE, _query, blob, **kw)
+    return result
 
 
 def _no_secrets(blob: bytes, *secrets: bytes) -> None:

@@ -1,7 +1,9 @@
-"""The README is run as written by new users: keep it true.
+"""The README and the docs pages are run as written by new users: keep them true.
 
 - The two Quickstart commands stand, letter for letter, in .ci/run (which CI executes).
 - The Python examples that need no real org run here against the local org.
+- The README stays short and PyPI-ready (absolute links only, each naming a file that exists);
+  the details live in docs/ (an MkDocs site whose strict build runs in .ci/run).
 """
 from __future__ import annotations
 
@@ -13,11 +15,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+REPO_URL = "https://github.com/sfjwt-ext/sfjwt-ext"  # setup.cfg's url
 
 
-def _section(title: str) -> str:
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, re.S | re.M)
-    assert match, f"README has no '## {title}' section"
+def _page(name: str) -> str:
+    return (ROOT / "docs" / name).read_text(encoding="utf-8")
+
+
+def _section(title: str, text: str = README) -> str:
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"no '## {title}' section"
     return match.group(1)
 
 
@@ -34,27 +41,30 @@ def test_quickstart_has_exactly_two_one_line_commands_and_ci_runs_them_verbatim(
     assert demo in ci_lines and tests in ci_lines
 
 
-def test_local_org_fixture_example_runs_as_written(salesforce_org: Any) -> None:
-    (code,) = _blocks(_section("Using the local org in your own tests"), "python")
+@pytest.mark.parametrize("where", ["README.md", "docs/local-org.md"])
+def test_local_org_fixture_example_runs_as_written(where: str, salesforce_org: Any) -> None:
+    text = (ROOT / where).read_text(encoding="utf-8")
+    title = "Using the local org in your own tests" if where == "README.md" else "In pytest, and in a script"
+    (code,) = _blocks(_section(title, text), "python")
     namespace: Dict[str, Any] = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(code, where, "exec"), namespace)  # noqa: S102 - our own docs
     tests = [v for k, v in namespace.items() if k.startswith("test_")]
     assert tests, "the example defines no test"
     for test in tests:
         test(salesforce_org)
 
 
-def test_connect_reference_matches_the_signature() -> None:
+def test_connect_reference_documents_every_parameter() -> None:
+    """docs/connect.md renders connect_jwt's docstring (mkdocstrings): it names every
+    parameter of the signature with a :param: field, and no other."""
     import inspect
 
-    from sfjwt_ext import connect_jwt
+    from sfjwt_ext.connect import connect_jwt
 
-    (reference,) = _blocks(_section("`connect_jwt` reference"), "python")
-    documented = re.findall(r"^\s+(?:\w+=None, )*(\w+)=", reference, re.M)
-    names = set(re.findall(r"(\w+)=(?:None|True)", reference))
-    parameters = set(inspect.signature(connect_jwt).parameters) - {"salesforce_kwargs"}
-    assert names == parameters, (names ^ parameters)
-    assert documented  # the block is the signature, not prose
+    assert "::: sfjwt_ext.connect.connect_jwt" in _page("connect.md")
+    documented = re.findall(r"^\s*:param (\w+):", inspect.getdoc(connect_jwt) or "", re.M)
+    parameters = list(inspect.signature(connect_jwt).parameters)
+    assert documented == parameters, set(documented) ^ set(parameters)
 
 
 @pytest.mark.parametrize("variable", [
@@ -67,13 +77,13 @@ def test_every_environment_variable_is_documented(variable: str) -> None:
 
     known = set(ENV.values()) | {alias for aliases in ENV_ALIASES.values() for alias in aliases}
     assert variable in known
-    assert f"`{variable}`" in _section("`connect_jwt` reference")
+    assert f"`{variable}`" in _section("Arguments, then environment, then profile", _page("settings.md"))
 
 
 def test_keygen_command_runs_as_written(tmp_path: Path) -> None:
     import subprocess
 
-    (keygen,) = [b.strip() for b in _blocks(_section("Connecting a real org"), "bash") if "keygen" in b]
+    (keygen,) = [b.strip() for b in _blocks(_section("By hand, in Setup", _page("real-org.md")), "bash") if "keygen" in b]
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SF_")}
     env["HOME"] = str(tmp_path)
     result = subprocess.run(["bash", "-c", keygen], env=env, capture_output=True, text=True, timeout=60,
@@ -83,12 +93,12 @@ def test_keygen_command_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_local_org_shell_recipe_runs_as_written(tmp_path: Path) -> None:
-    """The notebook section's recipe: start the org in the background, source its exports,
+    """docs/local-org.md's recipe: start the org in the background, source its exports,
     and any client (here `sfjwt check`) logs in to it."""
     import os
     import subprocess
 
-    (recipe,) = [b for b in _blocks(_section("In a notebook"), "bash") if "sfjwt_ext.testing" in b]
+    (recipe,) = [b for b in _blocks(_section("From a shell or a notebook", _page("local-org.md")), "bash") if "sfjwt_ext.testing" in b]
     lines = [line for line in recipe.splitlines() if "jupyter" not in line]
     env_file = tmp_path / "sf-org.env"
     script = "\n".join(line.replace("/tmp/sf-org.env", str(env_file)) for line in lines)
@@ -100,3 +110,39 @@ def test_local_org_shell_recipe_runs_as_written(tmp_path: Path) -> None:
     check = (tmp_path / "check.txt").read_text()
     assert result.returncode == 0, (result.stderr, check)
     assert "login:        OK" in check and "[environment]" in check
+
+
+def test_readme_is_short() -> None:
+    """A newcomer finishes it; the details are in docs/."""
+    assert len(README.splitlines()) < 250
+
+
+def _links(text: str) -> List[str]:
+    inline = re.findall(r"\]\(\s*<?([^)\s>]*)", text)  # [text](target), ![alt](target)
+    references = re.findall(r"^\s*\[[^\]]+\]:\s*(\S+)", text, re.M)  # [label]: target
+    html = re.findall(r"""(?:href|src)\s*=\s*["']([^"']*)""", text, re.I)
+    return inline + references + html
+
+
+def test_readme_links_are_absolute() -> None:
+    """PyPI renders the README away from the repository: a relative link or a bare #anchor
+    breaks there."""
+    links = _links(README)
+    assert links, "the README links to nothing"
+    relative = [link for link in links if not link.startswith("https://")]
+    assert relative == []
+
+
+def test_readme_links_into_the_repository_name_files_that_exist() -> None:
+    prefix = re.escape(REPO_URL)
+    paths = [m.group(2) for link in _links(README)
+             for m in [re.match(rf"{prefix}/(blob|tree)/main/([^#?]+)", link)] if m]
+    assert paths, "the README links to no file of the repository"
+    missing = [path for path in paths if not (ROOT / path).exists()]
+    assert missing == []
+
+
+def test_link_finder_sees_relative_links() -> None:
+    """The two tests above can fail: the finder reports the kinds of link that break on PyPI."""
+    sample = '[a](docs/x.md) ![b](img.png) [c](#anchor) <a href="f.html">f</a>\n[d]: ../e.md\n'
+    assert sorted(_links(sample)) == sorted(["docs/x.md", "img.png", "#anchor", "../e.md", "f.html"])

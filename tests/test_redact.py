@@ -155,3 +155,23 @@ def test_child_logger_without_filter_would_leak_which_is_why_get_logger_exists(c
     assert TOKEN in captured.lines[-1]
     get_logger("sfjwt_ext.unfiltered_child_for_test").info("raw %s", TOKEN)
     assert TOKEN not in captured.lines[-1]
+
+
+def test_our_own_hints_quoting_a_begin_line_are_not_redacted():
+    """A BEGIN line with no key material after it is our text (keys.py's hints), not a secret."""
+    hint = ("does not contain a private key. Pass the RSA private key in PEM form ('-----BEGIN PRIVATE KEY-----' "
+            "or '-----BEGIN RSA PRIVATE KEY-----'); make one with `sfjwt keygen`")
+    assert redact(hint) == hint
+    assert redact("(-----BEGIN PRIVATE KEY-----); x") == "(-----BEGIN PRIVATE KEY-----); x"
+    # ... while the same hint followed by a real key still loses the key
+    out = redact(hint + " " + PEM)
+    assert out == hint + " " + PEM_MASK
+
+
+def test_a_key_on_one_line_with_spaces_or_crlf_is_still_redacted():
+    for joined in (PEM.replace("\n", " "), PEM.replace("\n", "\r\n"), PEM.replace("\n", "\\r\\n"), PEM.replace("\n", ""),
+                   PEM.replace("\n", "\\\\n")):  # JSON in JSON: the newline escaped twice
+        assert "MIIEvQ" not in redact(joined) and PEM_MASK in redact(joined), joined
+    encrypted = ("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,0A1B\n\n"
+                 "c2VjcmV0IGtleSBtYXRlcmlhbA==\n-----END RSA PRIVATE KEY-----")
+    assert redact(encrypted) == PEM_MASK

@@ -429,7 +429,7 @@ def test_clear_and_discard(store: TokenStore, key: rsa.RSAPrivateKey) -> None:
     store.store(second, key, token())
     with store.lock(first):
         pass
-    (store.folder / f".{first.entry_name}.leftover.tmp").write_bytes(b"half")
+    (store.folder / f".{first.entry_name}.leftover.tmp").write_bytes(MAGIC[:4])  # a killed writer's first bytes
     assert store.discard(first) is True and store.discard(first) is False
     assert store.clear() == 1
     names = {p.name for p in store.folder.iterdir()}

@@ -28,7 +28,8 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from xml.sax.saxutils import escape as xml_escape
 
@@ -85,6 +86,9 @@ class RequestRecord:
     method: str
     path: str
     status: int    # 0 when the connection was dropped
+    #: time.monotonic() when the org got the request (before api_latency) and answered it
+    started: float = field(default=0.0, compare=False)
+    ended: float = field(default=0.0, compare=False)
 
 
 #: the name apps had before External Client Apps (an app of either kind is an ``OrgApp``)
@@ -561,6 +565,7 @@ class LocalOrg:
         return None
 
     def _app(self, request: Request) -> Response:
+        started = time.monotonic()
         endpoint = self._endpoint(request)
         if endpoint == "token" and request.method == "POST":
             with self._lock:
@@ -594,7 +599,7 @@ class LocalOrg:
             response.headers.setdefault("Sforce-Limit-Info", f"api-usage={self.api_requests}/15000")
         with self._lock:
             self.requests.append(RequestRecord(request.role, request.method, request.path,
-                                               0 if response.drop else response.status))
+                                               0 if response.drop else response.status, started, time.monotonic()))
         return response
 
     def _record_assertion(self, assertion: Optional[str]) -> None:
