@@ -371,7 +371,7 @@ def test_expiry_while_pages_are_in_flight(org: Any, tmp_path: Path, monkeypatch:
 def test_a_failing_page_leaves_no_temp_files(org: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from simple_salesforce.exceptions import SalesforceError
 
-    from sfjwt_ext.testing.bulk import ID_RE, VERSION_RE
+    from sfjwt_ext.testing.core.jobs import ID_RE, VERSION_RE
 
     monkeypatch.setattr(dataframe, "BULK_PART_RECORDS", 100)
     sf = _connect(org, retries=0)
@@ -387,7 +387,7 @@ def test_a_failing_page_leaves_no_temp_files(org: Any, tmp_path: Path, monkeypat
             count[0] += 1
             n = count[0]
         if n == 6:
-            from sfjwt_ext.testing.http import json_response
+            from sfjwt_ext.testing.core.http import json_response
             return json_response([{"errorCode": "UNKNOWN_EXCEPTION", "message": "page lost"}], status=500)
         return real(request)
 
@@ -419,8 +419,8 @@ def test_query_df_parallel_equals_sequential(org: Any, monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("delimiter,line_ending", [(",", "\n"), ("\t", "\r\n"), ("|", "\n"), (";", "\r\n")])
 def test_render_page_writes_what_render_csv_writes(delimiter: str, line_ending: str) -> None:
-    from sfjwt_ext.testing.bulk import render_csv
-    from sfjwt_ext.testing.bulk2 import render_page
+    from sfjwt_ext.testing.core.jobs import render_csv
+    from sfjwt_ext.testing.bulk2.query import render_page
 
     columns = ["Id", "Name", 'Odd "col"', "Amount", "IsWon", "N"]
     mixed = [
@@ -456,7 +456,7 @@ def _csv_rows(raw: Raw, job: str, max_records: int) -> List[str]:
 
 
 def test_job_rows_are_taken_at_creation_and_dropped_with_the_job(org: Any, raw: Raw) -> None:
-    from sfjwt_ext.testing.bulk2 import render_page
+    from sfjwt_ext.testing.bulk2.query import render_page
 
     soql = "SELECT Id, Name, Email FROM Contact ORDER BY Name, Id"
     columns, expected = org.store.query_flat(soql)
@@ -481,7 +481,7 @@ def test_job_rows_are_taken_at_creation_and_dropped_with_the_job(org: Any, raw: 
 
 
 def test_aggregate_job_pages_equal_query_flat(org: Any, raw: Raw) -> None:
-    from sfjwt_ext.testing.bulk2 import render_page
+    from sfjwt_ext.testing.bulk2.query import render_page
 
     soql = "SELECT StageName, COUNT(Id), MAX(Amount), MIN(Amount) FROM Opportunity GROUP BY StageName"
     columns, expected = org.store.query_flat(soql)
@@ -495,7 +495,7 @@ def test_snapshot_lines_are_render_page_lines_for_wide_and_quoted_rows(delimiter
     """130 columns (more than one SQLite printf call takes), quotes, delimiters, newlines,
     nulls, numbers and booleans: the lines SQLite joins are the lines render_page writes."""
     from sfjwt_ext.testing import LocalOrg
-    from sfjwt_ext.testing.bulk2 import render_page
+    from sfjwt_ext.testing.bulk2.query import render_page
 
     store = LocalOrg().store
     names = [f"W{i}__c" for i in range(130)]

@@ -108,7 +108,7 @@ def test_query_more_after_expiry(org: Any, sf: SalesforceJWT) -> None:
 
 def test_bulk2_query_after_expiry(org: Any, sf: SalesforceJWT) -> None:
     if not _route_exists(sf, "GET", sf.bulk2_url + "query"):
-        pytest.skip("the local org serves no Bulk 2.0 query routes (sfjwt_ext.testing.bulk)")
+        pytest.skip("the local org serves no Bulk 2.0 query routes (sfjwt_ext.testing.core.jobs)")
     chunks = _expires_then(org, sf, lambda: list(sf.bulk2.Account.query("SELECT Id, Name FROM Account", wait=0.05)))
     lines = "".join(chunks).strip().splitlines()
     assert len(lines) == N_ACCOUNTS + 1  # header + rows
@@ -118,14 +118,14 @@ def test_bulk1_query_after_expiry(org: Any, sf: SalesforceJWT) -> None:
     if not _route_exists(sf, "POST", sf.bulk_url + "job", json={"operation": "query", "object": "Account",
                                                                "contentType": "JSON"},
                          headers={"X-SFDC-Session": sf.session_id, "Content-Type": "application/json"}):
-        pytest.skip("the local org serves no Bulk 1.0 routes (sfjwt_ext.testing.bulk)")
+        pytest.skip("the local org serves no Bulk 1.0 routes (sfjwt_ext.testing.core.jobs)")
     rows = _expires_then(org, sf, lambda: sf.bulk.Account.query("SELECT Id, Name FROM Account", wait=0.05))
     assert len(rows) == N_ACCOUNTS
 
 
 def test_handlers_created_before_a_refresh_keep_working(org: Any, sf: SalesforceJWT) -> None:
     if not _route_exists(sf, "GET", sf.bulk2_url + "query"):
-        pytest.skip("the local org serves no Bulk 2.0 query routes (sfjwt_ext.testing.bulk)")
+        pytest.skip("the local org serves no Bulk 2.0 query routes (sfjwt_ext.testing.core.jobs)")
     bulk1, bulk2, account = sf.bulk, sf.bulk2, sf.Account   # snapshots of the old token
     old = sf.session_id
     org.expire_all_sessions()
@@ -148,7 +148,7 @@ def _mdapi_or_skip(sf: SalesforceJWT) -> Any:
     response = requests.post(sf.metadata_url, data=b"<x/>", headers={"Content-Type": "text/xml"},
                              verify=sf.session.verify)
     if response.status_code == 404:
-        pytest.skip("the local org serves no SOAP Metadata route (sfjwt_ext.testing.bulk)")
+        pytest.skip("the local org serves no SOAP Metadata route (sfjwt_ext.testing.core.jobs)")
     return api
 
 

@@ -21,8 +21,8 @@ pd = pytest.importorskip("pandas")
 
 from sfjwt_ext import dataframe  # noqa: E402  (after the pandas skip)
 from sfjwt_ext.dataframe import query_df, query_to_parquet  # noqa: E402
-from sfjwt_ext.testing.bulk import ID_RE, VERSION_RE  # noqa: E402
-from sfjwt_ext.testing.http import Request, Response, json_response  # noqa: E402
+from sfjwt_ext.testing.core.jobs import ID_RE, VERSION_RE  # noqa: E402
+from sfjwt_ext.testing.core.http import Request, Response, json_response  # noqa: E402
 
 V = rf"/services/data/v{VERSION_RE}"
 QUERY = V + r"/(?P<kind>query|queryAll)/?"

@@ -248,7 +248,7 @@ def other_host() -> Iterator[Tuple[str, List[Dict[str, str]]]]:
 
 
 def test_redirect_to_another_host_strips_the_token(org: Any, sf: SalesforceJWT, other_host: Any) -> None:
-    from sfjwt_ext.testing.http import Response
+    from sfjwt_ext.testing.core.http import Response
 
     url, seen = other_host
     org.router.add("instance", "GET", r"/services/apexrest/elsewhere",
@@ -261,7 +261,7 @@ def test_redirect_to_another_host_strips_the_token(org: Any, sf: SalesforceJWT, 
 
 
 def test_redirect_within_the_instance_keeps_the_token(org: Any, sf: SalesforceJWT) -> None:
-    from sfjwt_ext.testing.http import Response
+    from sfjwt_ext.testing.core.http import Response
 
     target = sf.base_url + "limits"
     org.router.add("instance", "GET", r"/services/apexrest/moved",

@@ -14,7 +14,7 @@ from test_sf_cli import SF_BIN, TIMEOUT, _env, _sf, pytestmark  # noqa: F401 - t
 from test_testing_eca import eca_package
 
 from sfjwt_ext.testing import LocalOrg
-from sfjwt_ext.testing.tls import new_app_key_pair
+from sfjwt_ext.testing.core.tls import new_app_key_pair
 from cryptography.hazmat.primitives import serialization
 
 ADMIN = "admin@example.com"

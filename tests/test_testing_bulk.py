@@ -1,4 +1,4 @@
-"""Bulk API 2.0, Bulk API 1.0 and the SOAP Metadata API of the local org (sfjwt_ext.testing.bulk).
+"""Bulk API 2.0, Bulk API 1.0 and the SOAP Metadata API of the local org (sfjwt_ext.testing.core.jobs).
 
 Driven by simple-salesforce's own clients (sf.bulk2, sf.bulk, sf.mdapi with zeep and the
 bundled metadata.wsdl) with a token from a JWT signed here with PyJWT, plus raw requests for

@@ -1,4 +1,4 @@
-"""Bulk API 1.0 ingest and PK chunking of the local org (sfjwt_ext.testing.bulk1).
+"""Bulk API 1.0 ingest and PK chunking of the local org (sfjwt_ext.testing.bulk1.handlers).
 
 Driven by simple-salesforce's ``sf.bulk`` (JSON jobs), by salesforce-bulk 2.2 when it is
 installed (XML and CSV jobs; it compares Content-Type with ``==``), and by raw requests for

@@ -19,7 +19,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from sfjwt_ext.testing import LocalOrg
-from sfjwt_ext.testing.tls import new_app_key_pair
+from sfjwt_ext.testing.core.tls import new_app_key_pair
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 NS = "http://soap.sforce.com/2006/04/metadata"

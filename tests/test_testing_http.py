@@ -1,4 +1,4 @@
-"""sfjwt_ext.testing.http: Headers, Router, and the HTTPS server's wire behaviour (keep-alive,
+"""sfjwt_ext.testing.core.http: Headers, Router, and the HTTPS server's wire behaviour (keep-alive,
 chunked bodies, HEAD, 404/405, dropped connections, handler crashes)."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from sfjwt_ext.testing import tls
-from sfjwt_ext.testing.http import (
+from sfjwt_ext.testing.core import tls
+from sfjwt_ext.testing.core.http import (
     Headers,
     HTTPError,
     Request,

@@ -23,8 +23,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from sfjwt_ext.testing import LocalOrg, OrgCredentials, RequestRecord
-from sfjwt_ext.testing import tls
-from sfjwt_ext.testing.http import Request, Response, json_response
+from sfjwt_ext.testing.core import tls
+from sfjwt_ext.testing.core.http import Request, Response, json_response
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 USER = "user@example.com"
@@ -655,27 +655,29 @@ def test_plugin_is_a_pytest11_entry_point_and_cheap_to_import() -> None:
     code = ("import sys; import pytest; before = set(sys.modules); import sfjwt_ext.testing.plugin; "
             "new = sorted(set(sys.modules) - before); print(new); "
             "heavy = [m for m in new if m.split('.')[0] in ('requests', 'cryptography', 'simple_salesforce', 'jwt', "
-            "'pandas', 'ssl', 'sqlite3') or m.startswith(('sfjwt_ext.testing.org', 'sfjwt_ext.testing.records', "
-            "'sfjwt_ext.testing.http', 'sfjwt_ext.testing.tls'))]; "
+            "'pandas', 'ssl', 'sqlite3') or m.startswith(('sfjwt_ext.testing.org', 'sfjwt_ext.testing.core.store', "
+            "'sfjwt_ext.testing.core.http', 'sfjwt_ext.testing.core.tls'))]; "
             "assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_clean_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_the_org_imports_nothing_of_the_client() -> None:
-    """Every import in sfjwt_ext/testing is of a sibling (``from .x``) or of a third-party package."""
+    """Every import in sfjwt_ext/testing (its API folders included) stays inside the package
+    (``from .x`` / ``from ..core.x``) or is of a third-party package."""
     import ast
 
     folder = Path(__file__).resolve().parents[1] / "sfjwt_ext" / "testing"
     outside = []
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.rglob("*.py")):
+        depth = len(path.relative_to(folder).parts)   # 1 for testing/x.py: only "from ." stays inside
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.level > 1 or (node.level == 0 and node.module and
-                                                                        node.module.split(".")[0] == "sfjwt_ext")):
+            if isinstance(node, ast.ImportFrom) and (node.level > depth or (node.level == 0 and node.module and
+                                                                            node.module.split(".")[0] == "sfjwt_ext")):
                 outside.append(f"{path.name}:{node.lineno}")
             if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "sfjwt_ext" for a in node.names):
                 outside.append(f"{path.name}:{node.lineno}")
-    assert len(list(folder.glob("*.py"))) > 20 and outside == []
+    assert len(list(folder.rglob("*.py"))) > 20 and outside == []
 
 
 def test_pytest_fixtures_lists_the_plugin_fixtures(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
 from sfjwt_ext.testing import LocalOrg
-from sfjwt_ext.testing import tls
+from sfjwt_ext.testing.core import tls
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 V = "/services/data/v62.0"

@@ -17,7 +17,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from sfjwt_ext.testing import ids
+from sfjwt_ext.testing.core import ids
 
 from _support import raw_login
 from _writes import run_writes

@@ -16,7 +16,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from sfjwt_ext.testing.schema import SchemaError
+from sfjwt_ext.testing.core.schema import SchemaError
 
 
 def _token(org: Any) -> str:

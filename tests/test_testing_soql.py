@@ -1,11 +1,11 @@
-"""The SOQL tokenizer and parser of the local org (sfjwt_ext.testing.soql)."""
+"""The SOQL tokenizer and parser of the local org (sfjwt_ext.testing.core.soql)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sfjwt_ext.testing import soql
-from sfjwt_ext.testing.soql import (
+from sfjwt_ext.testing.core import soql
+from sfjwt_ext.testing.core.soql import (
     Aggregate,
     BoolOp,
     Comparison,

@@ -9,11 +9,11 @@ from typing import Any, Dict, List
 import pytest
 
 from sfjwt_ext.testing import sample
-from sfjwt_ext.testing.soql import SoqlError
-from sfjwt_ext.testing.ids import is_valid_id, to_18
-from sfjwt_ext.testing.literals import format_datetime
-from sfjwt_ext.testing.records import Store
-from sfjwt_ext.testing.schema import OPPORTUNITY_STAGES
+from sfjwt_ext.testing.core.soql import SoqlError
+from sfjwt_ext.testing.core.ids import is_valid_id, to_18
+from sfjwt_ext.testing.core.literals import format_datetime
+from sfjwt_ext.testing.core.store import Store
+from sfjwt_ext.testing.core.standard_objects import OPPORTUNITY_STAGES
 
 ORG_ID = "00D5g000004qR2y"
 NOW = datetime(2024, 3, 15, 12, 30, tzinfo=timezone.utc)

@@ -18,13 +18,13 @@ _EXPORTS = {
     "LocalOrg": "org",
     "OrgCredentials": "org",
     "RequestRecord": "org",
-    "OrgApp": "apps",
-    "ApexRequest": "rest",
-    "Session": "oauth",
-    "Request": "http",
-    "Response": "http",
-    "HTTPError": "http",
-    "Router": "http",
+    "OrgApp": "apps.models",
+    "ApexRequest": "rest.handlers",
+    "Session": "core.sessions",
+    "Request": "core.http",
+    "Response": "core.http",
+    "HTTPError": "core.http",
+    "Router": "core.http",
 }
 
 __all__ = list(_EXPORTS)
@@ -45,8 +45,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .apps import OrgApp
-    from .http import HTTPError, Request, Response, Router
-    from .oauth import Session
+    from .apps.models import OrgApp
+    from .core.http import HTTPError, Request, Response, Router
+    from .core.sessions import Session
     from .org import LocalOrg, OrgCredentials, RequestRecord
-    from .rest import ApexRequest
+    from .rest.handlers import ApexRequest

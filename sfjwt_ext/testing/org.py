@@ -6,13 +6,14 @@ REST, Bulk and SOAP Metadata; and the token endpoint, as a My Domain answers it)
 ignores ``instance_url`` gets 404 from the login host for ``/services/data``.
 
 This module holds the org's lifecycle (listeners), its users and apps (state in
-:mod:`apps`: External Client Apps and legacy Connected Apps), its
-sessions (``require_session``), the test controls (faults, expiry, revocation) and what
-tests observe (requests, assertions, counters). Each API is its own module with
-``register(router, org)``: :mod:`oauth`, :mod:`rest`, :mod:`bulk2`, :mod:`bulk1`,
-:mod:`metadata` (their jobs and test controls live on ``org.bulk``, a
-:class:`~.bulk.BulkService`). Handlers check tokens with
-``org.require_session(request, api="bulk1" | "bulk2" | "soap" | "rest")``.
+``apps/models.py``: External Client Apps and legacy Connected Apps), its sessions
+(``core/sessions.py``; ``require_session``), the test controls (faults, expiry, revocation)
+and what tests observe (requests, assertions, counters). Each API is a folder whose
+``routes.register(router, org, ...)`` adds its routes: ``oauth/``, ``rest/``, ``bulk2/``,
+``bulk1/``, ``metadata/``, ``composite/``, ``search/``, ``apps/``. Their handlers see the org
+as :class:`~.services.OrgServices` and check tokens with
+``org.require_session(request, api="bulk1" | "bulk2" | "soap" | "rest")``. The async APIs'
+jobs and test controls are on ``org.bulk`` (:class:`AsyncJobs`).
 
 This module imports nothing of the sfjwt_ext client.
 """
@@ -34,12 +35,25 @@ from xml.sax.saxutils import escape as xml_escape
 
 from cryptography.hazmat.primitives import serialization
 
-from . import bulk1, bulk2, composite, connect_apps, extid, ingest, metadata, oauth, rest, sample, search, tls
-from .access_tokens import TokenSigner, soap_refuses
-from .apps import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, AppRegistry, OrgApp, load_public_key, \
+from . import sample
+from .apps import routes as apps_routes
+from .bulk1 import routes as bulk1_routes
+from .bulk1.formats import bulk1_error_response
+from .bulk1.models import Bulk1Job, Bulk1Jobs
+from .bulk2 import routes as bulk2_routes
+from .bulk2.models import Bulk2Job, Bulk2Jobs
+from .composite import routes as composite_routes
+from .core import tls
+from .core.jobs import JobControls
+from .metadata import routes as metadata_routes
+from .metadata.models import MetadataJobs
+from .oauth import routes as oauth_routes
+from .rest import routes as rest_routes
+from .search import routes as search_routes
+from .oauth.tokens import TokenSigner, soap_refuses
+from .apps.models import ADMIN_APPROVED, CONNECTED_APP, ECA, SELF_AUTHORIZED, AppRegistry, OrgApp, load_public_key, \
     new_consumer_key
-from .bulk import BulkService
-from .http import (
+from .core.http import (
     SOAP_CONTENT_TYPE,
     HTTPError,
     Request,
@@ -49,11 +63,12 @@ from .http import (
     json_response,
     xml_response,
 )
-from .ids import random_id
-from .oauth import Session, b64url_decode
-from .records import Store
-from .schema import FieldDef, ObjectDef
-from .rest import ApexRequest
+from .core.ids import random_id
+from .oauth.handlers import b64url_decode
+from .core.sessions import OrgUser, Session, SessionTable, UserDirectory, bearer
+from .core.store import Store
+from .core.schema import FieldDef, ObjectDef
+from .rest.handlers import ApexRequest
 
 __all__ = ["LocalOrg", "OrgCredentials", "RequestRecord", "ApexRequest", "Session", "ConnectedApp", "OrgApp",
            "OrgUser"]
@@ -80,17 +95,25 @@ class RequestRecord:
 ConnectedApp = OrgApp
 
 
-@dataclass
-class OrgUser:
-    user_id: str
-    username: str
-    approved: bool = True
-    active: bool = True
-    app_access: bool = True
-    name: str = ""
-    email: str = ""
-    #: "Modify Metadata Through Metadata API Functions" / "Modify All Data": the Metadata API needs one
-    modify_metadata: bool = True
+class AsyncJobs(JobControls):
+    """``org.bulk``: the async APIs' test controls (:class:`~.core.jobs.JobControls`) and their
+    job stores, one per API: ``bulk2`` (query and ingest jobs), ``bulk1``, ``metadata``."""
+
+    def __init__(self, org_id: str) -> None:
+        super().__init__(org_id)
+        self.bulk2 = Bulk2Jobs(self)
+        self.bulk1 = Bulk1Jobs(self)
+        self.metadata = MetadataJobs(self)
+
+    @property
+    def bulk2_jobs(self) -> Dict[str, Bulk2Job]:
+        """Bulk API 2.0 query jobs by id."""
+        return self.bulk2.query
+
+    @property
+    def bulk1_jobs(self) -> Dict[str, Bulk1Job]:
+        """Bulk API 1.0 jobs by id."""
+        return self.bulk1.jobs
 
 
 @dataclass
@@ -150,14 +173,11 @@ class LocalOrg:
         self._extra_audiences = list(audiences) if audiences is not None else None
         self._ports = (login_port, instance_port)
         self._lock = threading.RLock()
-        self.users: Dict[str, OrgUser] = {}          # by username (lower-cased)
-        self._users_by_id: Dict[str, OrgUser] = {}
-        self._sessions: Dict[str, Session] = {}
-        self._session_by_login: Dict[Tuple[str, str], Session] = {}
-        self._logins: Dict[str, Deque[float]] = collections.defaultdict(collections.deque)
+        self.user_directory = UserDirectory(self._lock)
+        self.users: Dict[str, OrgUser] = self.user_directory.by_name   # by username (lower-cased)
+        self.session_table = SessionTable(self._lock)
         self._faults: Dict[str, Deque[_Fault]] = {"token": collections.deque(), "api": collections.deque(),
                                                   "identity": collections.deque()}
-        self.inactivity_timeout: Optional[float] = None
         #: seconds every instance (API) request waits before it is answered, as a real org's
         #: round trip would; slept in the request's own thread with no lock held
         self.api_latency: float = 0.0
@@ -182,17 +202,15 @@ class LocalOrg:
         self.apps: Dict[str, OrgApp] = self.app_registry.by_key
         self.token_signer = TokenSigner(self.org_id)
         self.router = Router()
-        self.oauth = oauth.register(self.router, self)
-        self.rest = rest.register(self.router, self)
-        self.bulk = BulkService(self)
-        self.bulk2 = bulk2.register(self.router, self)
-        bulk1.register(self.router, self)
-        metadata.register(self.router, self)
-        self.ingest = ingest.register(self.router, self)
-        extid.register(self.router, self)
-        composite.register(self.router, self)
-        search.register(self.router, self)
-        connect_apps.register(self.router, self)
+        self.bulk = AsyncJobs(self.org_id)
+        self.oauth = oauth_routes.register(self.router, self)
+        self.rest, _ = rest_routes.register(self.router, self)
+        self.bulk2, self.ingest = bulk2_routes.register(self.router, self, self.bulk.bulk2)
+        bulk1_routes.register(self.router, self, self.bulk.bulk1)
+        metadata_routes.register(self.router, self, self.bulk.metadata)
+        composite_routes.register(self.router, self)
+        search_routes.register(self.router, self)
+        apps_routes.register(self.router, self)
 
     @classmethod
     def with_app(cls, folder: Any = None, *, username: str = "user@example.com", **options: Any) -> "LocalOrg":
@@ -346,10 +364,7 @@ class LocalOrg:
                   "Email": mail, "IsActive": active, "ProfileId": self.store.admin_profile_id}
         user_id = self.store.insert("User", [record])[0]
         user = OrgUser(user_id, username, approved, active, app_access, display, mail)
-        with self._lock:
-            self.users[username.lower()] = user
-            self._users_by_id[user_id] = user
-            self._users_by_id[user_id[:15]] = user
+        self.user_directory.add(user)
         return user_id
 
     def set_user(self, username: str, **changes: Any) -> None:
@@ -426,15 +441,10 @@ class LocalOrg:
 
     # ------------------------------------------------------------------ controls
     def expire_all_sessions(self) -> None:
-        with self._lock:
-            for s in self._sessions.values():
-                s.valid = False
+        self.session_table.expire_all()
 
     def revoke(self, access_token: str) -> None:
-        with self._lock:
-            s = self._sessions.get(access_token)
-            if s is not None:
-                s.valid = False
+        self.session_table.invalidate(access_token)
 
     def inject_fault(self, endpoint: str, *, count: int = 1, status: Optional[int] = None, body: Any = b"",
                      content_type: Optional[str] = "text/html", headers: Optional[Dict[str, str]] = None,
@@ -469,42 +479,25 @@ class LocalOrg:
 
     @property
     def sessions(self) -> List[Session]:
-        with self._lock:
-            return list(self._sessions.values())
+        return self.session_table.all()
+
+    @property
+    def inactivity_timeout(self) -> Optional[float]:
+        """Seconds a session may stay unused before it ends (None: never)."""
+        return self.session_table.inactivity_timeout
+
+    @inactivity_timeout.setter
+    def inactivity_timeout(self, seconds: Optional[float]) -> None:
+        self.session_table.inactivity_timeout = seconds
 
     # ------------------------------------------------------------------ sessions
-    def _session_state(self, token: Optional[str]) -> Optional[Session]:
-        """The live session for ``token`` (timer reset), or None."""
-        if not token:
-            return None
-        now = time.monotonic()
-        with self._lock:
-            s = self._sessions.get(token)
-            if s is None or not s.valid:
-                return None
-            timeout = self.inactivity_timeout
-            if timeout is not None and now - s.last_used > timeout:
-                s.valid = False
-                return None
-            s.last_used = now
-            return s
+    def user_by_id(self, user_id: str) -> Optional[OrgUser]:
+        """The user with this 15- or 18-character id, or None."""
+        return self.user_directory.by_id(user_id)
 
     def is_session_valid(self, access_token: str) -> bool:
         """Whether ``access_token`` would be accepted now (does not reset the inactivity timer)."""
-        with self._lock:
-            s = self._sessions.get(access_token)
-            if s is None or not s.valid:
-                return False
-            timeout = self.inactivity_timeout
-            return timeout is None or time.monotonic() - s.last_used <= timeout
-
-    @staticmethod
-    def _bearer(request: Request) -> Optional[str]:
-        auth = request.headers.get("Authorization") or ""
-        scheme, _, value = auth.strip().partition(" ")
-        if scheme.lower() in ("bearer", "oauth") and value.strip():
-            return value.strip()
-        return None
+        return self.session_table.is_valid(access_token)
 
     def require_session(self, request: Request, api: str = "rest", token: Optional[str] = None) -> Session:
         """Check the request's token for an API flavour; raise ``HTTPError`` with the error
@@ -517,30 +510,31 @@ class LocalOrg:
         """
         if token is None:
             if api == "bulk1":
-                token = request.headers.get("X-SFDC-Session") or self._bearer(request)
+                token = request.headers.get("X-SFDC-Session") or bearer(request)
             elif api == "soap":
                 m = re.search(rb"<(?:\w+:)?sessionId>\s*([^<\s]+)\s*</(?:\w+:)?sessionId>", request.body)
                 token = m.group(1).decode("utf-8", "replace") if m else None
             else:
-                token = self._bearer(request)
+                token = bearer(request)
         if self.reject_sessions:
-            raise HTTPError(self._session_error(request, api, "This session is not valid for use with the REST API"))
+            raise HTTPError(self.session_error(request, api, "This session is not valid for use with the REST API"))
         if api == "soap" and soap_refuses(token, request.path):
             # a JWT-based access token: the SOAP API takes it only from API 68.0 (Winter '27)
-            raise HTTPError(self._session_error(request, api, "This session is not valid for use with the API"))
-        session = self._session_state(token)
+            raise HTTPError(self.session_error(request, api, "This session is not valid for use with the API"))
+        session = self.session_table.live(token)
         if session is None:
-            raise HTTPError(self._session_error(request, api, "Session expired or invalid"))
+            raise HTTPError(self.session_error(request, api, "Session expired or invalid"))
         with self._lock:
             self.api_requests += 1
         return session
 
-    def _session_error(self, request: Request, api: str, message: str) -> Response:
+    def session_error(self, request: Request, api: str, message: str) -> Response:
+        """The answer of ``api`` ("rest" | "bulk1" | "soap") to a refused session."""
         if api == "bulk1":
             wants_json = "json" in request.content_type or (
                 "json" in (request.headers.get("Accept") or "") and "xml" not in request.content_type)
             text = "Invalid session id" if message.startswith("Session expired") else message
-            return bulk1.bulk1_error_response("JSON" if wants_json else "XML", "InvalidSessionId", text)
+            return bulk1_error_response("JSON" if wants_json else "XML", "InvalidSessionId", text)
         if api == "soap":
             text = ("INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: Illegal Session"
                     if message.startswith("Session expired") else f"INVALID_SESSION_ID: {message}")

@@ -12,9 +12,9 @@ import random
 from datetime import date, datetime, timedelta, timezone
 from typing import Dict, List, Optional, Sequence
 
-from .literals import format_datetime
-from .records import Store
-from .schema import ACCOUNT_TYPES, INDUSTRIES, LEAD_SOURCES, OPPORTUNITY_STAGES
+from .core.literals import format_datetime
+from .core.store import Store
+from .core.standard_objects import ACCOUNT_TYPES, INDUSTRIES, LEAD_SOURCES, OPPORTUNITY_STAGES
 
 __all__ = ["load_sample_data", "generate_opportunities", "SEED"]
 
@@ -71,8 +71,26 @@ def load_sample_data(store: Store, *, owner_ids: Optional[Sequence[str]] = None,
     rng = random.Random(SEED)
     owners = _owners(store, owner_ids)
 
-    account_rows = []
-    for i in range(accounts):
+    account_rows = _account_rows(rng, accounts, owners)
+    account_ids = store.insert("Account", account_rows)
+    names = {aid: str(row["Name"]) for aid, row in zip(account_ids, account_rows)}
+    contact_rows = _contact_rows(rng, contacts, account_ids, owners)
+    contact_ids = store.insert("Contact", contact_rows)
+    opp_rows = _opportunity_rows(rng, opportunities, account_ids, names, owners)
+    store.insert("Opportunity", opp_rows)
+    lead_rows = _lead_rows(rng, leads, owners)
+    store.insert("Lead", lead_rows)
+    case_rows = _case_rows(rng, cases, contact_ids, contact_rows, owners)
+    store.insert("Case", case_rows)
+    store.insert("ApexClass", [dict(row) for row in _SAMPLE_APEX])
+    return {"Account": len(account_rows), "Contact": len(contact_rows), "Opportunity": len(opp_rows),
+            "Lead": len(lead_rows), "Case": len(case_rows), "ApexClass": 2}
+
+
+
+def _account_rows(rng: random.Random, n: int, owners: Sequence[Optional[str]]) -> List[Dict[str, object]]:
+    account_rows: List[Dict[str, object]] = []
+    for i in range(n):
         country = rng.choice(sorted(_COUNTRIES))
         name = f"{rng.choice(_NAME_A)} {rng.choice(_NAME_B)} {rng.choice(_NAME_C)}"
         account_rows.append({
@@ -87,11 +105,12 @@ def load_sample_data(store: Store, *, owner_ids: Optional[Sequence[str]] = None,
             "OwnerId": rng.choice(owners),
             "CreatedDate": _created(rng),
         })
-    account_ids = store.insert("Account", account_rows)
-    names = {aid: row["Name"] for aid, row in zip(account_ids, account_rows)}
+    return account_rows
 
-    contact_rows = []
-    for i in range(contacts):
+
+def _contact_rows(rng: random.Random, n: int, account_ids: Sequence[str], owners: Sequence[Optional[str]]) -> List[Dict[str, object]]:
+    contact_rows: List[Dict[str, object]] = []
+    for i in range(n):
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         contact_rows.append({
             "FirstName": first if rng.random() > 0.03 else None,
@@ -104,10 +123,13 @@ def load_sample_data(store: Store, *, owner_ids: Optional[Sequence[str]] = None,
             "OwnerId": rng.choice(owners),
             "CreatedDate": _created(rng),
         })
-    contact_ids = store.insert("Contact", contact_rows)
+    return contact_rows
 
-    opp_rows = []
-    for i in range(opportunities):
+
+def _opportunity_rows(rng: random.Random, n: int, account_ids: Sequence[str], names: Dict[str, str],
+                      owners: Sequence[Optional[str]]) -> List[Dict[str, object]]:
+    opp_rows: List[Dict[str, object]] = []
+    for i in range(n):
         account_id = rng.choice(account_ids)
         stage = rng.choices(OPPORTUNITY_STAGES, weights=_STAGE_WEIGHTS)[0]
         close = date(2023, 1, 1) + timedelta(days=rng.randrange(0, 3 * 365))
@@ -123,10 +145,12 @@ def load_sample_data(store: Store, *, owner_ids: Optional[Sequence[str]] = None,
             "OwnerId": rng.choice(owners),
             "CreatedDate": _created(rng),
         })
-    store.insert("Opportunity", opp_rows)
+    return opp_rows
 
-    lead_rows = []
-    for i in range(leads):
+
+def _lead_rows(rng: random.Random, n: int, owners: Sequence[Optional[str]]) -> List[Dict[str, object]]:
+    lead_rows: List[Dict[str, object]] = []
+    for i in range(n):
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         lead_rows.append({
             "FirstName": first, "LastName": last,
@@ -137,10 +161,13 @@ def load_sample_data(store: Store, *, owner_ids: Optional[Sequence[str]] = None,
             "OwnerId": rng.choice(owners),
             "CreatedDate": _created(rng),
         })
-    store.insert("Lead", lead_rows)
+    return lead_rows
 
-    case_rows = []
-    for i in range(cases):
+
+def _case_rows(rng: random.Random, n: int, contact_ids: Sequence[str], contact_rows: List[Dict[str, object]],
+               owners: Sequence[Optional[str]]) -> List[Dict[str, object]]:
+    case_rows: List[Dict[str, object]] = []
+    for i in range(n):
         contact_index = rng.randrange(len(contact_ids)) if contact_ids else None
         contact_row = contact_rows[contact_index] if contact_index is not None else None
         case_rows.append({
@@ -154,19 +181,19 @@ def load_sample_data(store: Store, *, owner_ids: Optional[Sequence[str]] = None,
             "OwnerId": rng.choice(owners),
             "CreatedDate": _created(rng),
         })
-    store.insert("Case", case_rows)
+    return case_rows
 
-    store.insert("ApexClass", [
-        {"Name": "AccountService", "ApiVersion": 62.0, "Status": "Active",
-         "Body": "public with sharing class AccountService {\n    // returns accounts by name\n"
-                 "    public static List<Account> byName(String n) {\n"
-                 "        return [SELECT Id, Name FROM Account WHERE Name = :n];\n    }\n}\n"},
-        {"Name": "SampleRestResource", "ApiVersion": 62.0, "Status": "Active",
-         "Body": "@RestResource(urlMapping='/sample/*')\nglobal class SampleRestResource {\n"
-                 "    @HttpGet global static String hello() { return 'hello'; }\n}\n"},
-    ])
-    return {"Account": len(account_rows), "Contact": len(contact_rows), "Opportunity": len(opp_rows),
-            "Lead": len(lead_rows), "Case": len(case_rows), "ApexClass": 2}
+
+#: the Apex classes of the sample data (Tooling and Metadata queries find them)
+_SAMPLE_APEX: List[Dict[str, object]] = [
+    {"Name": "AccountService", "ApiVersion": 62.0, "Status": "Active",
+     "Body": "public with sharing class AccountService {\n    // returns accounts by name\n"
+             "    public static List<Account> byName(String n) {\n"
+             "        return [SELECT Id, Name FROM Account WHERE Name = :n];\n    }\n}\n"},
+    {"Name": "SampleRestResource", "ApiVersion": 62.0, "Status": "Active",
+     "Body": "@RestResource(urlMapping='/sample/*')\nglobal class SampleRestResource {\n"
+             "    @HttpGet global static String hello() { return 'hello'; }\n}\n"},
+]
 
 
 def generate_opportunities(store: Store, n: int, owner_ids: Optional[Sequence[str]] = None, *,
