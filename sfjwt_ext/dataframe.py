@@ -301,7 +301,7 @@ def _frame(pd: Any, columns: List[Column]) -> Any:
 # --------------------------------------------------------------------------- REST path
 
 
-def _dynamic_rows(pages: QueryPages, page_iter: Iterator[dict], known: List[str], bar: _Progress) -> Dict[str, List[Any]]:
+def _dynamic_rows(pages: QueryPages, page_iter: Iterator[Dict[str, Any]], known: List[str], bar: _Progress) -> Dict[str, List[Any]]:
     """Columns discovered from the records themselves (FIELDS(), TYPEOF, unreadable SELECT)."""
     cols: Dict[str, List[Any]] = {name: [] for name in known}
     n = 0
@@ -802,7 +802,7 @@ class _Route:
         self.known: List[str] = []           # FIELDS() / TYPEOF: column names from columns=true
         self.entity: Optional[str] = None    # ... and the object it names
         self.pages: Optional[QueryPages] = None
-        self.first: Optional[dict] = None
+        self.first: Optional[Dict[str, Any]] = None
         self.bulk = bulk is True
         if self.bulk:
             reason = _bulk_refusal(q)

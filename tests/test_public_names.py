@@ -5,11 +5,17 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from typing import Any
+
+import pytest
+
 import sfjwt_ext
+import sfjwt_ext.testing as sfjwt_ext_testing
 
 
-def test_all_is_a_literal_list_that_type_checkers_can_read() -> None:
-    tree = ast.parse(Path(sfjwt_ext.__file__).read_text())
+@pytest.mark.parametrize("module", [sfjwt_ext, sfjwt_ext_testing], ids=["sfjwt_ext", "sfjwt_ext.testing"])
+def test_all_is_a_literal_list_that_type_checkers_can_read(module: Any) -> None:
+    tree = ast.parse(Path(module.__file__).read_text())
     assigned = [node.value for node in tree.body if isinstance(node, ast.Assign)
                 and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)]
     assert len(assigned) == 1
@@ -23,3 +29,9 @@ def test_all_names_every_lazy_export_and_each_loads() -> None:
     assert len(sfjwt_ext.__all__) == len(set(sfjwt_ext.__all__))
     for name in sfjwt_ext.__all__:
         assert getattr(sfjwt_ext, name) is not None
+
+
+def test_testing_all_names_every_lazy_export_and_each_loads() -> None:
+    assert set(sfjwt_ext_testing.__all__) == set(sfjwt_ext_testing._EXPORTS)
+    for name in sfjwt_ext_testing.__all__:
+        assert getattr(sfjwt_ext_testing, name) is not None

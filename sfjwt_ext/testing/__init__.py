@@ -27,7 +27,20 @@ _EXPORTS = {
     "Router": "core.http",
 }
 
-__all__ = list(_EXPORTS)
+# Written out (not list(_EXPORTS)) so that type checkers read it; tests/test_public_names.py
+# keeps the two equal.
+__all__ = [
+    "LocalOrg",
+    "OrgCredentials",
+    "RequestRecord",
+    "OrgApp",
+    "ApexRequest",
+    "Session",
+    "Request",
+    "Response",
+    "HTTPError",
+    "Router",
+]
 
 
 def __getattr__(name: str) -> Any:

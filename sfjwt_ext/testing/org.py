@@ -183,7 +183,7 @@ class LocalOrg:
         self.api_latency: float = 0.0
         self.reject_sessions: bool = False
         self.requests: List[RequestRecord] = []
-        self.assertions: List[Tuple[dict, dict]] = []
+        self.assertions: List[Tuple[Dict[str, Any], Dict[str, Any]]] = []
         self.token_requests = 0
         self.api_requests = 0
         self._tmpdir: Optional[str] = None
@@ -408,7 +408,7 @@ class LocalOrg:
                               certificate_file=cert_file, login_url=self.login_url, ca_file=self.ca_file,
                               user_id=user_id)
 
-    def insert(self, sobject: str, records: List[dict]) -> List[str]:
+    def insert(self, sobject: str, records: List[Dict[str, Any]]) -> List[str]:
         return self.store.insert(sobject, records)
 
     def load_sample_data(self) -> Dict[str, int]:
@@ -603,8 +603,8 @@ class LocalOrg:
         return response
 
     def _record_assertion(self, assertion: Optional[str]) -> None:
-        header: dict = {}
-        claims: dict = {}
+        header: Dict[str, Any] = {}
+        claims: Dict[str, Any] = {}
         if assertion:
             parts = assertion.split(".")
             try:

@@ -14,7 +14,7 @@ or consumer, or a version below the resource's, is 404 NOT_FOUND as Salesforce a
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Set
 
 from .models import ECA, OrgApp
 from ..core.http import HTTPError, Request, Response, json_response
@@ -64,7 +64,7 @@ class ConnectAppsApi:
         v = self._version(request, 59.0)
         page, size = self._int_param(request, "page", 0), max(self._int_param(request, "pageSize", 100), 1)
         apps = sorted(self.org.app_registry.all(ECA), key=lambda a: a.created)
-        users: Dict[str, set] = {}
+        users: Dict[str, Set[str]] = {}
         for session in self.org.sessions:
             users.setdefault(session.consumer_key, set()).add(session.user_id)
         base = f"/services/data/v{v}/apps/oauth"

@@ -43,7 +43,7 @@ def xml_datetime(ts: float) -> str:
 
 
 
-def _record_xml(record: dict, tag: str) -> str:
+def _record_xml(record: Dict[str, Any], tag: str) -> str:
     attrs = record.get("attributes") or {}
     parts = [f'<{tag} xsi:type="sObject">', f"<type>{xml_text(attrs.get('type', ''))}</type>"]
     for key, value in record.items():
@@ -62,7 +62,7 @@ def _record_xml(record: dict, tag: str) -> str:
 
 
 
-def records_xml(records: List[dict]) -> str:
+def records_xml(records: List[Dict[str, Any]]) -> str:
     return (f'<?xml version="1.0" encoding="UTF-8"?><queryResult xmlns="{DATALOAD_NS}" xmlns:xsi="{XSI_NS}">'
             + "".join(_record_xml(r, "records") for r in records) + "</queryResult>")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import datetime
-from typing import Dict, List, Optional, Protocol
+from typing import Any, Dict, List, Optional, Protocol
 
 from .literals import parse_datetime
 from .schema import AUDIT_FIELDS, MASTER_RECORD_TYPE_ID, SOAP_TYPES, TEXT_TYPES, FieldDef, ObjectDef, Schema
@@ -42,7 +42,7 @@ class Describer:
         return {"rowTemplate": f"{base}/{{ID}}", "defaultValues": f"{base}/defaultValues?recordTypeId&fields",
                 "describe": f"{base}/describe", "sobject": base}
 
-    def _global_entry(self, obj: ObjectDef, tooling: bool) -> dict:
+    def _global_entry(self, obj: ObjectDef, tooling: bool) -> Dict[str, Any]:
         return {
             "activateable": False, "associateEntityType": None, "associateParentEntity": None,
             "createable": obj.createable, "custom": obj.custom, "customSetting": False, "deepCloneable": False,
@@ -57,13 +57,13 @@ class Describer:
             "urls": self._object_urls(obj, tooling),
         }
 
-    def describe_global(self, *, tooling: bool = False) -> dict:
+    def describe_global(self, *, tooling: bool = False) -> Dict[str, Any]:
         """GET /sobjects (or /tooling/sobjects)."""
         objs = [o for o in self.tables.schema.objects() if (o.tooling_api if tooling else o.data_api)]
         return {"encoding": "UTF-8", "maxBatchSize": 200,
                 "sobjects": [self._global_entry(o, tooling) for o in sorted(objs, key=lambda o: o.name)]}
 
-    def _describe_field(self, obj: ObjectDef, f: FieldDef) -> dict:
+    def _describe_field(self, obj: ObjectDef, f: FieldDef) -> Dict[str, Any]:
         t = f.type
         text = t in TEXT_TYPES
         out = self._describe_field_base(obj, f, t, text)
@@ -75,7 +75,7 @@ class Describer:
             out["polymorphicForeignKey"] = True
         return out
 
-    def _describe_field_base(self, obj: ObjectDef, f: FieldDef, t: str, text: bool) -> dict:
+    def _describe_field_base(self, obj: ObjectDef, f: FieldDef, t: str, text: bool) -> Dict[str, Any]:
         return {
             "aggregatable": t not in ("textarea", "boolean"), "aiPredictionField": False, "autoNumber": f.name == "CaseNumber",
             "byteLength": f.length * 3 if text else 0, "calculated": f.calculated, "calculatedFormula": None,
@@ -107,7 +107,7 @@ class Describer:
             "writeRequiresMasterRead": False,
         }
 
-    def _record_type_infos(self, obj: ObjectDef, tooling: bool) -> List[dict]:
+    def _record_type_infos(self, obj: ObjectDef, tooling: bool) -> List[Dict[str, Any]]:
         """The Master record type every layoutable object has, then the active RecordType rows."""
         if tooling or not obj.createable:
             return []
@@ -132,7 +132,7 @@ class Describer:
         assert created is not None
         return max([created] + [o.metadata_changed for o in objs if o.metadata_changed is not None])
 
-    def describe(self, sobject: str, *, tooling: bool = False) -> dict:
+    def describe(self, sobject: str, *, tooling: bool = False) -> Dict[str, Any]:
         """GET /sobjects/<type>/describe.  Unknown type: SoqlError NOT_FOUND (404)."""
         obj = self.tables.object_def(sobject, tooling=tooling)
         out = self._global_entry(obj, tooling)

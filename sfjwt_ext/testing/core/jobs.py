@@ -126,7 +126,7 @@ class Rows:
     """A query's result both ways: JSON records (Bulk 1.0 JSON/XML) and flat rows (CSV)."""
 
     entity: str
-    records: List[dict]
+    records: List[Dict[str, Any]]
     columns: List[str]
     rows: List[List[Any]]
 
@@ -143,7 +143,7 @@ def run_query(store: Store, soql_text: str, include_deleted: bool, api: str, *, 
     Raises the store's ``SoqlError`` for bad SOQL and ``BulkRefusal`` for what Bulk refuses.
     """
     parsed = _refuse_subqueries(soql_text, api)
-    result_records: List[dict] = []
+    result_records: List[Dict[str, Any]] = []
     entity = ""
     if records:
         result = store.query(soql_text, include_deleted=include_deleted)

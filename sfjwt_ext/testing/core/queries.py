@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import soql as _soql
 from .compiler import ChildPlan, Compiler, Node, SchemaSource, Scope
@@ -29,7 +29,7 @@ __all__ = ["FlatSnapshot", "QueryEngine", "QueryResult"]
 
 @dataclass
 class QueryResult:
-    records: List[dict]
+    records: List[Dict[str, Any]]
     total_size: int
     entity: str
 
@@ -142,7 +142,7 @@ class QueryEngine:
               ) -> Tuple[Node, List[str], List[ChildPlan]]:
         root = Node(scope.obj, scope.alias)
         children: List[ChildPlan] = []
-        seen: set = set()
+        seen: Set[str] = set()
         for item in q.select:
             if isinstance(item, Subquery):
                 plan = self._child_plan(scope, item, q, allow_children, seen)
@@ -157,7 +157,7 @@ class QueryEngine:
         _layout(root, columns, scope.alias)
         return root, columns, children
 
-    def _child_plan(self, scope: Scope, item: Subquery, q: Query, allow_children: bool, seen: set) -> ChildPlan:
+    def _child_plan(self, scope: Scope, item: Subquery, q: Query, allow_children: bool, seen: Set[str]) -> ChildPlan:
         sub = item.query
         child_rel = scope.obj.children.get(sub.sobject.lower())
         if child_rel is None or not allow_children:
@@ -169,7 +169,7 @@ class QueryEngine:
         child_obj = self.source.schema[child_name]
         return ChildPlan(rel_name, child_obj, child_obj.by_lower[fk_name.lower()], sub)
 
-    def _add_value(self, scope: Scope, root: Node, item: SelectItem, q: Query, seen: set) -> None:
+    def _add_value(self, scope: Scope, root: Node, item: SelectItem, q: Query, seen: Set[str]) -> None:
         """A field (or toLabel / FORMAT / convertCurrency of one) of ``root`` or of its parents."""
         if isinstance(item, Aggregate):  # pragma: no cover - handled by is_aggregate
             raise error_at("MALFORMED_QUERY", q.text, item.pos, "unexpected aggregate")
@@ -223,7 +223,7 @@ class QueryEngine:
             scope.join_sql.append(f"LEFT JOIN {quote_identifier(obj.name)} AS {sub.alias} "
                                   f"ON {sub.alias}.\"Id\" = {fk_expr}")
             node = Node(obj, sub.alias)
-            seen: set = set()
+            seen: Set[str] = set()
             for f in fields:
                 self._add_value(sub, node, f, q, seen)
             scope.join_sql.extend(sub.join_sql)
@@ -233,7 +233,7 @@ class QueryEngine:
                 raise error_at("INVALID_FIELD", q.text, f.pos, NO_SUCH_COLUMN.format(col=f.name, entity="Name"))
         return typed
 
-    def _builder(self, node: Node, tooling: bool, typed: Optional[str] = None) -> Callable[[Sequence[Any]], dict]:
+    def _builder(self, node: Node, tooling: bool, typed: Optional[str] = None) -> Callable[[Sequence[Any]], Dict[str, Any]]:
         type_name = node.obj.name
         prefix = self.sobject_url(type_name, tooling=tooling) + "/"
         keys = tuple(key for _k, key, _p in node.items)
@@ -244,7 +244,7 @@ class QueryEngine:
         parents = tuple((key, self._builder(p, tooling)) for kind, key, p in node.items if kind == "p")
         typeofs = tuple((key, self._typeof_builder(p, tooling)) for kind, key, p in node.items if kind == "t")
 
-        def build(row: Sequence[Any]) -> dict:
+        def build(row: Sequence[Any]) -> Dict[str, Any]:
             rec: Dict[str, Any] = {"attributes": {"type": type_name, "url": prefix + row[id_col]}}
             rec.update(zip(keys, row[start:stop]))
             for k in bools:
@@ -265,13 +265,13 @@ class QueryEngine:
 
         return build
 
-    def _typeof_builder(self, typed: TypeOfPlan, tooling: bool) -> Callable[[Sequence[Any]], Optional[dict]]:
+    def _typeof_builder(self, typed: TypeOfPlan, tooling: bool) -> Callable[[Sequence[Any]], Optional[Dict[str, Any]]]:
         """The record a TYPEOF names: its type's fields, or only its attributes if it has none."""
         builders = {name: (node.id_col, self._builder(node, tooling)) for name, node in typed.nodes.items()}
         by_prefix = {obj.key_prefix: obj.name for obj in self.source.schema.objects() if obj.key_prefix}
         fk_col = typed.fk_col
 
-        def build(row: Sequence[Any]) -> Optional[dict]:
+        def build(row: Sequence[Any]) -> Optional[Dict[str, Any]]:
             ref = row[fk_col]
             if ref is None:
                 return None
@@ -319,7 +319,7 @@ class QueryEngine:
             self._fill_children(comp, records, children, q)
         return QueryResult(records, len(records), obj.name)
 
-    def _fill_children(self, comp: Compiler, records: List[dict], children: List[ChildPlan], top: Query) -> None:
+    def _fill_children(self, comp: Compiler, records: List[Dict[str, Any]], children: List[ChildPlan], top: Query) -> None:
         """Run each child subquery for ``records`` (whose relationship keys hold their own Id until
         then) and attach its records, then theirs: up to five levels of parent-to-child queries."""
         if not records:
@@ -353,8 +353,8 @@ class QueryEngine:
         # json_each placeholder comes after the base filter and before the user's WHERE params
         return sql, [_PARENT_IDS] + params, root, grandchildren
 
-    def _attach_children(self, records: List[dict], plan: ChildPlan, root: Node, rows: List[Any],
-                         tooling: bool) -> List[dict]:
+    def _attach_children(self, records: List[Dict[str, Any]], plan: ChildPlan, root: Node, rows: List[Any],
+                         tooling: bool) -> List[Dict[str, Any]]:
         """Set each record's relationship to its child records; returns every child record attached."""
         build = self._builder(root, tooling)
         fk_col = root.fk_col
@@ -364,7 +364,7 @@ class QueryEngine:
         q = plan.query
         offset = q.offset or 0
         key = plan.rel
-        attached: List[dict] = []
+        attached: List[Dict[str, Any]] = []
         for rec in records:
             kids = grouped.get(rec[key])
             if kids and (offset or q.limit is not None):
@@ -403,7 +403,7 @@ class QueryEngine:
             grouped[expr] = fdef
         out = []
         n = 0
-        keys: set = set()
+        keys: Set[str] = set()
         for item in q.select:
             if isinstance(item, Subquery):
                 raise error_at("MALFORMED_QUERY", q.text, item.pos,
@@ -534,7 +534,7 @@ class QueryEngine:
         formats = self._aggregate_formats(scope, q, plan)
         records = []
         for row in rows:
-            rec: dict = {"attributes": {"type": "AggregateResult"}}
+            rec: Dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
             rec.update(zip(keys, row))
             for k in bools:
                 if rec[k] is not None:
@@ -619,7 +619,7 @@ class QueryEngine:
         else:
             names = []
             exprs = []
-            seen: set = set()
+            seen: Set[str] = set()
             for item in q.select:
                 if isinstance(item, TypeOf) or (isinstance(item, FieldFunction) and item.function == "FORMAT"):
                     raise SoqlError("INVALIDJOB", f"{'TYPEOF' if isinstance(item, TypeOf) else 'FORMAT()'} is not "
@@ -643,14 +643,14 @@ class QueryEngine:
         return names, [t for _, t in exprs], sql, params
 
     # columns=true
-    def column_metadata(self, soql: str, *, tooling: bool = False) -> dict:
+    def column_metadata(self, soql: str, *, tooling: bool = False) -> Dict[str, Any]:
         """The response of GET /query?q=...&columns=true (no records)."""
         q = _soql.parse(soql)
         comp = Compiler(self.source, q, tooling, False)
         obj = comp.object(q.sobject, q.sobject_pos, q.text)
         self._expand_fields(q, obj, q)
         scope = Scope(comp, obj, q)
-        columns: List[dict] = []
+        columns: List[Dict[str, Any]] = []
         if q.is_count_only:
             pass
         elif q.is_aggregate:
@@ -664,9 +664,9 @@ class QueryEngine:
         return {"columnMetadata": columns, "entityName": obj.name, "groupBy": bool(q.group_by),
                 "idSelected": id_selected, "keyPrefix": obj.key_prefix}
 
-    def _columns_for(self, comp: Compiler, scope: Scope, q: Query) -> List[dict]:
-        out: List[dict] = []
-        by_rel: Dict[Tuple[str, ...], dict] = {}
+    def _columns_for(self, comp: Compiler, scope: Scope, q: Query) -> List[Dict[str, Any]]:
+        out: List[Dict[str, Any]] = []
+        by_rel: Dict[Tuple[str, ...], Dict[str, Any]] = {}
         for item in q.select:
             if isinstance(item, Subquery):
                 rel_name, child, _fk = scope.obj.children[item.query.sobject.lower()]
@@ -766,7 +766,7 @@ def _csv_expr(expr: str, ftype: str) -> str:
 
 
 def _column(name: str, display: str, ftype: Optional[str], *, aggregate: bool, insertable: bool,
-            updatable: bool, custom: bool = False) -> dict:
+            updatable: bool, custom: bool = False) -> Dict[str, Any]:
     return {
         "aggregate": aggregate,
         "apexType": APEX_TYPES.get(ftype) if ftype else None,

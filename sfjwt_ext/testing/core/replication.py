@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any, List, Protocol, Tuple
+from typing import Any, Dict, List, Protocol, Tuple
 
 from .literals import format_datetime, parse_datetime
 from .schema import ObjectDef, quote_identifier
@@ -48,7 +48,7 @@ class Replication:
             raise SoqlError("INVALID_REPLICATION_DATE", "EndDate must chronologically succeed startDate")
         return format_datetime(bounds[0]), format_datetime(bounds[1])
 
-    def updated(self, sobject: str, start: str, end: str) -> dict:
+    def updated(self, sobject: str, start: str, end: str) -> Dict[str, Any]:
         """GET /sobjects/X/updated/?start=&end=: ids of live records whose SystemModstamp is in [start, end)."""
         obj = self.tables.object_def(sobject)
         lo, hi = self._replication_window(start, end)
@@ -59,7 +59,7 @@ class Replication:
                                       (lo, hi)).fetchall()
         return {"ids": [r[0] for r in rows], "latestDateCovered": hi}
 
-    def deleted(self, sobject: str, start: str, end: str) -> dict:
+    def deleted(self, sobject: str, start: str, end: str) -> Dict[str, Any]:
         """GET /sobjects/X/deleted/?start=&end=: records deleted (to the recycle bin) in [start, end)."""
         obj = self.tables.object_def(sobject)
         lo, hi = self._replication_window(start, end)

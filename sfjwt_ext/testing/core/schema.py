@@ -8,6 +8,7 @@ tables below map them to SOAP, Apex and SQLite types.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 import threading
@@ -112,7 +113,7 @@ class ObjectDef:
     relationships: Dict[str, FieldDef] = field(default_factory=dict)  # lower relationship name -> reference field
     children: Dict[str, Tuple[str, str, str]] = field(default_factory=dict)  # lower -> (relName, childObj, field)
     #: when a test last changed the object's metadata (a datetime; None: as the org was created)
-    metadata_changed: Optional[Any] = None
+    metadata_changed: Optional[datetime.datetime] = None
 
     def __post_init__(self) -> None:
         self.reindex()

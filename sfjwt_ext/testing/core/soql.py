@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = [
     "SoqlError",
@@ -53,9 +53,9 @@ class SoqlError(Exception):
         self.status = status
         self.fields: List[str] = list(fields or [])
 
-    def to_json(self) -> List[dict]:
+    def to_json(self) -> List[Dict[str, Any]]:
         """The REST API error body: ``[{"message", "errorCode"(, "fields")}]``."""
-        body: dict = {"message": self.message, "errorCode": self.error_code}
+        body: Dict[str, Any] = {"message": self.message, "errorCode": self.error_code}
         if self.fields:
             body["fields"] = list(self.fields)
         return [body]

@@ -185,7 +185,7 @@ class Store:
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM {quote_identifier(obj.name)}{where}").fetchone()[0])
 
-    def record_counts(self, names: Optional[Sequence[str]] = None) -> dict:
+    def record_counts(self, names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         """GET /limits/recordCount[?sObjects=A,B]: live records per object; unknown names are left out."""
         if names is None:
             objs = [o for o in self.schema.objects() if o.data_api]
@@ -218,7 +218,7 @@ class Store:
         return self.writes.load_rows(sobject, columns, rows)
 
     def get(self, sobject: str, record_id: str, fields: Optional[Sequence[str]] = None, *,
-            tooling: bool = False) -> dict:
+            tooling: bool = False) -> Dict[str, Any]:
         """One record in the REST API's JSON shape; NOT_FOUND otherwise."""
         return self.writes.get(sobject, record_id, fields, tooling=tooling)
 
@@ -233,11 +233,11 @@ class Store:
         self.writes.hard_delete(sobject, record_id)
 
     # describe (core/describe.py) and replication (core/replication.py) ---------
-    def describe_global(self, *, tooling: bool = False) -> dict:
+    def describe_global(self, *, tooling: bool = False) -> Dict[str, Any]:
         """GET /sobjects (or /tooling/sobjects)."""
         return self.describer.describe_global(tooling=tooling)
 
-    def describe(self, sobject: str, *, tooling: bool = False) -> dict:
+    def describe(self, sobject: str, *, tooling: bool = False) -> Dict[str, Any]:
         """GET /sobjects/<type>/describe. Unknown type: SoqlError NOT_FOUND (404)."""
         return self.describer.describe(sobject, tooling=tooling)
 
@@ -245,11 +245,11 @@ class Store:
         """When ``sobject``'s describe (None: any object's) last changed."""
         return self.describer.metadata_changed(sobject)
 
-    def updated(self, sobject: str, start: str, end: str) -> dict:
+    def updated(self, sobject: str, start: str, end: str) -> Dict[str, Any]:
         """GET /sobjects/X/updated/?start=&end=."""
         return self.replication.updated(sobject, start, end)
 
-    def deleted(self, sobject: str, start: str, end: str) -> dict:
+    def deleted(self, sobject: str, start: str, end: str) -> Dict[str, Any]:
         """GET /sobjects/X/deleted/?start=&end=."""
         return self.replication.deleted(sobject, start, end)
 
@@ -269,6 +269,6 @@ class Store:
         """:meth:`query_flat`'s rows kept inside SQLite, read by page (a Bulk 2.0 job's results)."""
         return self.queries.snapshot_flat(soql, include_deleted=include_deleted)
 
-    def column_metadata(self, soql: str, *, tooling: bool = False) -> dict:
+    def column_metadata(self, soql: str, *, tooling: bool = False) -> Dict[str, Any]:
         """The response of GET /query?q=...&columns=true (no records)."""
         return self.queries.column_metadata(soql, tooling=tooling)

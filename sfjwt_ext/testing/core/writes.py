@@ -15,7 +15,7 @@ import re
 import sqlite3
 import threading
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Set, Tuple
 
 from .ids import canonical_id, new_id
 from .literals import UTC, format_datetime, parse_date, parse_datetime
@@ -248,7 +248,7 @@ class RecordWriter:
                             fields=["PricebookEntryId"])
 
     def _check_unique(self, obj: ObjectDef, values: Dict[str, Any], record_id: Optional[str],
-                      seen: Dict[str, set]) -> None:
+                      seen: Dict[str, Set[Any]]) -> None:
         """DUPLICATE_VALUE when a unique field's value is held by another live record (or earlier in
         the same call); text compares case-insensitively unless the field is case sensitive."""
         for f in obj.fields:
@@ -335,7 +335,7 @@ class RecordWriter:
         columns = [f.name for f in obj.stored_fields]
         rows: List[Tuple[Any, ...]] = []
         ids: List[str] = []
-        seen: Dict[str, set] = {}
+        seen: Dict[str, Set[Any]] = {}
         with self._lock:
             for record in records:
                 values = self._prepare(obj, record, creating=True, audit_fields=audit_fields)
@@ -441,7 +441,7 @@ class RecordWriter:
         return parts if any(v is not None for v in parts.values()) else None
 
     def get(self, sobject: str, record_id: str, fields: Optional[Sequence[str]] = None, *,
-            tooling: bool = False) -> dict:
+            tooling: bool = False) -> Dict[str, Any]:
         """One record as the REST API's GET /sobjects/<type>/<id> returns it."""
         obj = self.tables.object_def(sobject, tooling=tooling)
         row = self._fetch_row(obj, record_id)
@@ -456,7 +456,7 @@ class RecordWriter:
                 wanted.append(f)
         else:
             wanted = obj.public_fields
-        out: dict = {"attributes": {"type": obj.name, "url": self.tables.sobject_url(obj.name, row["Id"], tooling=tooling)}}
+        out: Dict[str, Any] = {"attributes": {"type": obj.name, "url": self.tables.sobject_url(obj.name, row["Id"], tooling=tooling)}}
         for f in wanted:
             out[f.name] = self._compound_value(f, row) if f.compound else self._output_value(f, row[f.name])
         return out

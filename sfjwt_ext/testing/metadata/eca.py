@@ -17,7 +17,7 @@ built from the app as it is now (the consumer key in effect, never the consumer 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 from xml.etree import ElementTree as ET
 
 from cryptography import x509
@@ -115,7 +115,7 @@ class EcaDeploy:
                 self.failures.append(Failure(item.type, item.full_name, item.file_name, problem))
         return self.failures
 
-    def _problem(self, item: _Parsed, in_package: set) -> Optional[str]:
+    def _problem(self, item: _Parsed, in_package: Set[str]) -> Optional[str]:
         registry = self.org.app_registry
         if item.type == "ConnectedApp":
             existing = registry.named(item.full_name)

@@ -149,12 +149,10 @@ class OAuthService:
             value = float(text)
         if not isinstance(value, (int, float)):
             return None
-        value = float(value)
-        if not math.isfinite(value):
+        seconds = float(value)
+        if not math.isfinite(seconds):
             return None
-        if value > 10 ** 11:
-            value /= 1000.0
-        return value
+        return seconds / 1000.0 if seconds > 10 ** 11 else seconds
 
     def revoke(self, request: Request) -> Response:
         token = request.form().get("token") or request.query.get("token")

@@ -7,6 +7,7 @@ Salesforce's JSON error body.
 """
 from __future__ import annotations
 
+import datetime
 import re
 import threading
 import time
@@ -43,7 +44,7 @@ class ApexRequest:
 
 @dataclass
 class _Cursor:
-    records: List[dict]
+    records: List[Dict[str, Any]]
     total_size: int
     batch: int
     created: float
@@ -237,7 +238,7 @@ class RestApi:
             when = None
         if when is None or when.tzinfo is None:
             return False
-        changed = self._store_call(self.org.store.metadata_changed, sobject)
+        changed: datetime.datetime = self._store_call(self.org.store.metadata_changed, sobject)
         return changed.replace(microsecond=0) <= when
 
     def describe_global(self, request: Request) -> Response:

@@ -64,7 +64,7 @@ class _TermParser:
     """``or := and (OR and)*``; ``and := unit ((AND [NOT] | AND NOT | <nothing>) unit)*``."""
 
     def __init__(self, text: str) -> None:
-        self.items = re.findall(r'"[^"]*"|\(|\)|[^\s()"]+', text)
+        self.items: List[str] = re.findall(r'"[^"]*"|\(|\)|[^\s()"]+', text)
         self.pos = 0
 
     def peek(self) -> Optional[str]:
