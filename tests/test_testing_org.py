@@ -737,3 +737,11 @@ def test_module_main_prints_exports_and_stops_on_sigint(tmp_path: Path) -> None:
             proc.kill()
             raise
     assert code == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_credentials_are_typed_and_missing_ones_say_what_to_do(tmp_path: Any) -> None:
+    bare = LocalOrg()
+    with pytest.raises(LookupError, match="LocalOrg.with_app"):
+        bare.credentials
+    with LocalOrg.with_app(tmp_path) as org:
+        assert org.credentials.username == "user@example.com"

@@ -193,7 +193,7 @@ class LocalOrg:
         self.instance_url = ""
         self.token_url = ""
         self.ca_file = ""
-        self.credentials: Optional[OrgCredentials] = None
+        self._credentials: Optional[OrgCredentials] = None
         # the Store creates the Organization record itself (Id = org_id, Name, IsSandbox false, ...)
         self.store = Store(org_id=self.org_id, api_version=api_version, org_name=name)
         self.app_registry = AppRegistry(self._lock, self.store)
@@ -239,6 +239,19 @@ class LocalOrg:
     def __repr__(self) -> str:
         state = "running" if self._servers else "stopped"
         return f"<LocalOrg {self.org_id} {state} login_url={self.login_url!r} instance_url={self.instance_url!r}>"
+
+    @property
+    def credentials(self) -> OrgCredentials:
+        """The key, consumer key and user that ``with_app()`` (or the ``salesforce_org`` fixture)
+        made; ``LookupError`` naming what to do for an org started without them."""
+        if self._credentials is None:
+            raise LookupError("this LocalOrg has no credentials yet: start it with LocalOrg.with_app(), or set "
+                              "org.credentials = org.new_app_with_key(folder)")
+        return self._credentials
+
+    @credentials.setter
+    def credentials(self, value: OrgCredentials) -> None:
+        self._credentials = value
 
     @property
     def running(self) -> bool:

@@ -41,5 +41,4 @@ def salesforce_org(tmp_path: "Path") -> Iterator["LocalOrg"]:
 @pytest.fixture
 def salesforce_credentials(salesforce_org: "LocalOrg") -> "OrgCredentials":
     """The OrgCredentials of ``salesforce_org`` (connect_kwargs() for connect_jwt, env() for SF_*)."""
-    assert salesforce_org.credentials is not None
     return salesforce_org.credentials
