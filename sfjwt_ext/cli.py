@@ -232,7 +232,7 @@ def _positive_int(text: str) -> int:
 
 
 def _days(text: str) -> int:
-    from .keys import MAX_DAYS
+    from .auth.keys import MAX_DAYS
 
     value = _positive_int(text)
     if value > MAX_DAYS:
@@ -245,7 +245,7 @@ def _days(text: str) -> int:
 
 def _file_name(text: str) -> str:
     from .errors import ConfigurationError
-    from .keys import check_pair_name
+    from .auth.keys import check_pair_name
 
     try:
         check_pair_name(text)
@@ -275,7 +275,7 @@ def _err(message: str) -> None:
 def _setup_logging(verbose: bool) -> None:
     if not verbose:
         return
-    from ._redact import RedactingFilter
+    from ._internal.redact import RedactingFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -310,7 +310,7 @@ def _exit_code(exc: BaseException) -> int:
 def _describe_error(exc: BaseException) -> str:
     from simple_salesforce.exceptions import SalesforceError
 
-    from ._redact import redact
+    from ._internal.redact import redact
     from .errors import SfJwtError
 
     if isinstance(exc, (SfJwtError, UsageError)):
@@ -346,7 +346,7 @@ def _prefix(exc: BaseException, code: int) -> str:
 # ---------------------------------------------------------------------------------------
 def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
     from .errors import ConfigurationError
-    from .keys import fingerprint, load_certificate, write_key_pair
+    from .auth.keys import fingerprint, load_certificate, write_key_pair
 
     passphrase: Optional[str] = None
     if args.passphrase_env:
@@ -383,8 +383,8 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     admin session (--target-org / --instance-url), the causes read from the org."""
     from .diagnose import login_client
     from .errors import AuthenticationError, InvalidClientIdError
-    from .keys import fingerprint, key_matches_certificate, load_certificate, load_private_key
-    from .settings import resolve_settings
+    from .auth.keys import fingerprint, key_matches_certificate, load_certificate, load_private_key
+    from .config import resolve_settings
 
     settings = resolve_settings(**_connection_arguments(args))
     out.write("settings:\n")
@@ -614,13 +614,13 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     """Rows are written as each page arrives (the next page is fetched while one is written):
     nothing but the current page is held, except by the table format, which keeps at most
     ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` is checked before the login
-    and goes through a temporary file renamed at the end (:class:`~sfjwt_ext._outfile.OutputFile`),
+    and goes through a temporary file renamed at the end (:class:`~sfjwt_ext._internal.outfile.OutputFile`),
     made only once Salesforce has answered the first page: a failure at any point leaves an
     existing file byte for byte as it was."""
     from ._cli_output import make_writer
-    from ._outfile import OutputFile
-    from .connect import connect_jwt
-    from .records import QueryPages, RowPlan
+    from ._internal.outfile import OutputFile
+    from .client import connect_jwt
+    from .data.records import QueryPages, RowPlan
 
     soql = _read_soql(args)
     if args.format == "parquet":
@@ -703,9 +703,9 @@ def _wants_next_page(args: argparse.Namespace, pages: int, rows_after: int) -> b
 def _query_parquet(args: argparse.Namespace, soql: str) -> int:
     """--format parquet: query_to_parquet's writer (typed columns, page by page) into the
     same OutputFile as the other formats; pyarrow, pandas and the path checked before the login."""
-    from ._outfile import OutputFile
-    from .connect import connect_jwt
-    from .dataframe import BULK_PARALLEL, _frames, _pandas, _parquet_into, _pyarrow
+    from ._internal.outfile import OutputFile
+    from .client import connect_jwt
+    from .data.dataframe import BULK_PARALLEL, _frames, _pandas, _parquet_into, _pyarrow
 
     if not args.output:
         raise UsageError("--format parquet writes a file: add --output FILE (e.g. --output accounts.parquet)")
@@ -737,8 +737,8 @@ def cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _cache_folder(args: argparse.Namespace) -> str:
     """--folder, else a token_cache path from SF_TOKEN_CACHE / the profile, else the default."""
-    from .settings import resolve_settings, token_cache_value
-    from .tokencache import default_folder
+    from .config import resolve_settings, token_cache_value
+    from .sharing.diskcache import default_folder
 
     if args.folder:
         value = token_cache_value(args.folder, "--folder")
@@ -761,7 +761,7 @@ def _age(seconds: float) -> str:
 
 
 def cmd_cache(args: argparse.Namespace, out: IO[str]) -> int:
-    from .tokencache import TokenStore
+    from .sharing.diskcache import TokenStore
 
     folder = _cache_folder(args)
     store = TokenStore(folder)

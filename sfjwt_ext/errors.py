@@ -3,7 +3,7 @@
 Every exception says what went wrong *and* what to change where (which argument, which
 ``SF_*`` environment variable, which Salesforce Setup screen). Nothing secret (key,
 passphrase, assertion, access token) is ever put into a message: bodies quoted from the
-token endpoint go through :func:`sfjwt_ext._redact.excerpt` first (cut, then masked).
+token endpoint go through :func:`sfjwt_ext._internal.redact.excerpt` first (cut, then masked).
 
 :class:`AuthenticationError` is also simple-salesforce's
 :class:`~simple_salesforce.exceptions.SalesforceAuthenticationFailed`, so code that already
@@ -15,8 +15,8 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 
-from ._redact import excerpt
-from ._urls import host_of
+from ._internal.redact import excerpt
+from ._internal.urls import host_of
 
 __all__ = [
     "SfJwtError",

@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.cli import EXIT_OK, main
 from sfjwt_ext.errors import ConfigurationError
-from sfjwt_ext.exchange import TokenResponse
-from sfjwt_ext.keys import generate_key_pair
-from sfjwt_ext.tokencache import FORMAT_VERSION, MAGIC, CacheIdentity, TokenStore
+from sfjwt_ext.auth.token_client import TokenResponse
+from sfjwt_ext.auth.keys import generate_key_pair
+from sfjwt_ext.sharing.diskcache import FORMAT_VERSION, MAGIC, CacheIdentity, TokenStore
 
 LOGGER = "sfjwt_ext.tokencache"
 DEADLINE = 180.0  # seconds for a worker process; only a hang gets near it
@@ -252,7 +252,7 @@ import sys
 from sfjwt_ext import connect_jwt
 import sfjwt_ext.cli
 print("filelock" in sys.modules)
-from sfjwt_ext.tokencache import TokenStore
+from sfjwt_ext.sharing.diskcache import TokenStore
 print("filelock" in sys.modules)
 """
 

@@ -1,4 +1,4 @@
-"""sfjwt_ext.cache: one login per key and transport, shared outcomes, bounds, a store plugs in."""
+"""sfjwt_ext.sharing.registry: one login per key and transport, shared outcomes, bounds, a store plugs in."""
 from __future__ import annotations
 
 import gc
@@ -12,12 +12,12 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from sfjwt_ext.cache import LoginCache, LoginIdentity, default_cache, login_key
-from sfjwt_ext.connect import connect_jwt
+from sfjwt_ext.sharing.registry import LoginCache, LoginIdentity, default_cache, login_key
+from sfjwt_ext.client import connect_jwt
 from sfjwt_ext.errors import TokenEndpointUnavailable
-from sfjwt_ext.exchange import TokenClient, TokenResponse, resolve_login
-from sfjwt_ext.keys import load_private_key
-from sfjwt_ext.settings import resolve_settings
+from sfjwt_ext.auth.token_client import TokenClient, TokenResponse, resolve_login
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.config import resolve_settings
 
 SOQL = "SELECT Id FROM Account"
 NOW = {"Retry-After": "0"}  # injected 503s are retried at once

@@ -27,7 +27,7 @@ from sfjwt_ext.errors import (
     TokenEndpointUnavailable,
     UnknownUserError,
 )
-from sfjwt_ext.exchange import (
+from sfjwt_ext.auth.token_client import (
     LOGIN_AUDIENCE,
     TEST_AUDIENCE,
     LoginTarget,
@@ -35,7 +35,7 @@ from sfjwt_ext.exchange import (
     TokenResponse,
     resolve_login,
 )
-from sfjwt_ext.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
 
 # --------------------------------------------------------------------------------------
 # resolve_login

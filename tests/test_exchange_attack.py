@@ -15,7 +15,7 @@ import pytest
 
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.errors import AuthenticationError, ConfigurationError, TokenEndpointUnavailable
-from sfjwt_ext.exchange import (
+from sfjwt_ext.auth.token_client import (
     LOGIN_AUDIENCE,
     MAX_BACKOFF,
     TokenClient,
@@ -23,7 +23,7 @@ from sfjwt_ext.exchange import (
     backoff_delays,
     resolve_login,
 )
-from sfjwt_ext.keys import load_private_key
+from sfjwt_ext.auth.keys import load_private_key
 
 EYJ_BODY = ("eyJhbGciOiJSUzI1NiJ9" * 15_000)[:300_000]  # 300 KB of JWT-looking text, no dots
 NOW = {"Retry-After": "0"}

@@ -15,8 +15,8 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
-from sfjwt_ext.session import (
+from sfjwt_ext.client import SalesforceJWT, connect_jwt
+from sfjwt_ext.auth.transport import (
     Refresher,
     RefreshingSession,
     RequestNotReplayable,

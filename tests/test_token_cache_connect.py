@@ -16,11 +16,11 @@ from typing import Any, List
 import pytest
 from _support import write_encrypted_key
 
-import sfjwt_ext.tokencache as tokencache
+import sfjwt_ext.sharing.diskcache as tokencache
 from sfjwt_ext import clear_cache, connect_jwt
 from sfjwt_ext.errors import ConfigurationError
-from sfjwt_ext.keys import generate_key_pair, load_private_key
-from sfjwt_ext.tokencache import CacheIdentity, TokenStore
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.sharing.diskcache import CacheIdentity, TokenStore
 
 SOQL = "SELECT Id FROM Account"
 LOGGER = "sfjwt_ext.tokencache"

@@ -1,4 +1,4 @@
-"""The on-disk token cache (sfjwt_ext.tokencache): format, encryption, modes, failures.
+"""The on-disk token cache (sfjwt_ext.sharing.diskcache): format, encryption, modes, failures.
 
 Cross-process behaviour (concurrent writers, the lock between processes, a real full or
 read-only file system) is in tests/reliability/test_tokencache_processes.py.
@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sfjwt_ext.exchange import TokenResponse
-from sfjwt_ext.keys import generate_key_pair, load_private_key
-from sfjwt_ext.tokencache import (
+from sfjwt_ext.auth.token_client import TokenResponse
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.sharing.diskcache import (
     FORMAT_VERSION,
     MAGIC,
     CacheIdentity,

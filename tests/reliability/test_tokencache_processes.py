@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from _support import collect, join_all
 
-from sfjwt_ext.exchange import TokenResponse
-from sfjwt_ext.keys import generate_key_pair, load_private_key
-from sfjwt_ext.tokencache import CacheIdentity, TokenStore
+from sfjwt_ext.auth.token_client import TokenResponse
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.sharing.diskcache import CacheIdentity, TokenStore
 
 DEADLINE = 240.0  # seconds for any one process or message; only a hang gets near it
 WRITERS, WRITES = 8, 50

@@ -179,7 +179,7 @@ def _attach(logger: logging.Logger) -> logging.Logger:
 
 def get_logger(name: str = PACKAGE_LOGGER) -> logging.Logger:
     """The logger ``name`` (made a child of ``sfjwt_ext`` when it is not already in that
-    tree, e.g. ``"exchange"`` -> ``sfjwt_ext.exchange``) with one :class:`RedactingFilter`
+    tree, e.g. ``"exchange"`` -> ``sfjwt_ext.auth.token_client``) with one :class:`RedactingFilter`
     attached (idempotent)."""
     if name != PACKAGE_LOGGER and not name.startswith(PACKAGE_LOGGER + "."):
         name = f"{PACKAGE_LOGGER}.{name}"

@@ -3,7 +3,7 @@
 Two objects, one concept each (the credentials / transport split of google-auth):
 
 ``Refresher``
-    Knows the current token, how to get a new one (a :class:`~sfjwt_ext.exchange.TokenClient`,
+    Knows the current token, how to get a new one (a :class:`~sfjwt_ext.auth.token_client.TokenClient`,
     which owns its own plain ``requests.Session``), and which tokens it handed out before.
     ``refresh(seen_token)`` is single-flight: one lock, one token request however many
     threads call it at once. A thread that failed with an older token than the current one
@@ -55,17 +55,17 @@ from requests.utils import rewind_body
 from simple_salesforce.exceptions import SalesforceExpiredSession
 from urllib3.exceptions import NewConnectionError
 
-from ._fork import ProcessLocal
-from ._redact import MaskedToken, excerpt, get_logger, looks_like_jwt, mask_token, redact
-from ._urls import host_of
-from .errors import SOAP_JWT_MIN_VERSION, ConfigurationError, SessionRefusedError, SoapJwtTokenError
-from .exchange import TimeoutType, TokenResponse, backoff_delays
+from .._internal.fork import ProcessLocal
+from .._internal.redact import MaskedToken, excerpt, get_logger, looks_like_jwt, mask_token, redact
+from .._internal.urls import host_of
+from ..errors import SOAP_JWT_MIN_VERSION, ConfigurationError, SessionRefusedError, SoapJwtTokenError
+from .token_client import TimeoutType, TokenResponse, backoff_delays
 
 
 class TokenSource(Protocol):
     """What a :class:`Refresher` needs of its token client: ``fetch()`` a new token, and
     ``close()`` its idle connections (the login cache does, on eviction and fork) (the
-    :class:`~sfjwt_ext.exchange.TokenClient`, or a cache that wraps one the same way)."""
+    :class:`~sfjwt_ext.auth.token_client.TokenClient`, or a cache that wraps one the same way)."""
 
     def fetch(self) -> TokenResponse: ...
 
@@ -274,7 +274,7 @@ class Refresher:
     ``refresh`` raises :class:`~sfjwt_ext.errors.SessionRefusedError` instead of logging in
     again, until a token is accepted or ``REFUSED_RETRY_AFTER`` seconds have passed.
 
-    The lock lives in a :class:`~sfjwt_ext._fork.ProcessLocal`: a forked child gets a new
+    The lock lives in a :class:`~sfjwt_ext._internal.fork.ProcessLocal`: a forked child gets a new
     one, and forgets a refresh that was in flight in a thread of its parent.
     """
 
@@ -579,7 +579,7 @@ class RefreshingSession(requests.Session):
     * ``timeout`` -- used for every request that is sent without one; ``None`` means
       :data:`DEFAULT_API_TIMEOUT` (an API call never waits forever).
     * ``retries`` -- GET and HEAD are sent again after a connection error or a 502/503/504,
-      up to ``retries`` times with :func:`~sfjwt_ext.exchange.backoff_delays`; any request whose connection
+      up to ``retries`` times with :func:`~sfjwt_ext.auth.token_client.backoff_delays`; any request whose connection
       failed before it was sent, too. A request that may have reached Salesforce (a POST
       whose connection dropped) is never resent; ``REQUEST_LIMIT_EXCEEDED`` is not retried.
       ``retries=0``, or the caller's own adapter (``base=`` with a custom adapter or one

@@ -6,12 +6,12 @@
   environment, profile file content and working directory, so a notebook cell that is run
   again costs microseconds;
 * the **login** of a :class:`LoginKey` (``LoginCache.login``): a
-  :class:`~sfjwt_ext.session.Refresher`, made by one token request however many threads ask
+  :class:`~sfjwt_ext.auth.transport.Refresher`, made by one token request however many threads ask
   at once. Threads that wait for a first login share its outcome, the failure included
   (32 threads against a token endpoint that answers 503 make one caller's retries, not 32);
   a failed login is never kept;
 * the **session** of a login (``LoginCache.session``): clients of one login share one
-  :class:`~sfjwt_ext.session.RefreshingSession` (and its connection pool) while one of them
+  :class:`~sfjwt_ext.auth.transport.RefreshingSession` (and its connection pool) while one of them
   is alive; the cache holds it weakly.
 
 What a key is made of is decided here, in the key makers (:func:`login_key`,
@@ -28,7 +28,7 @@ login's token client is closed (its idle TLS connection goes); a client still us
 login keeps working (its next refresh opens a new connection).
 
 Fork-aware: the lock, the first logins in flight and the shared sessions live in a
-:class:`~sfjwt_ext._fork.ProcessLocal`. A forked child gets a fresh lock and forgets the
+:class:`~sfjwt_ext._internal.fork.ProcessLocal`. A forked child gets a fresh lock and forgets the
 parent's logins in flight (their threads do not exist in the child: it logs in itself) and
 the parent's sessions; the logins it keeps (their tokens stay valid) first close the pooled
 connections inherited from the parent, so the child's token requests open their own.
@@ -40,7 +40,7 @@ shared by processes plugs in differently: see below).
 
 The token cache shared by processes (``connect_jwt(token_cache=...)``) is part of the login:
 its folder is the third field of the :class:`LoginKey`, and the login's token source is a
-:class:`~sfjwt_ext.tokencache.SharedTokenSource` wrapping the token client, so the first
+:class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` wrapping the token client, so the first
 login and every refresh read the entry, and log in under its lock only when it holds
 nothing newer. :meth:`LoginCache.disk_store` keeps one store per folder (so each problem is
 warned about once per process). ``login(key, make_client, token=...)`` starts a login from a
@@ -59,14 +59,14 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Pro
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._fork import ProcessLocal
-from ._redact import get_logger
-from .errors import ConfigurationError, PrivateKeyError
-from .exchange import LoginTarget, TimeoutType, TokenResponse
-from .keys import read_key_file
-from .tokencache import TokenStore as DiskStore
-from .session import Refresher, RefreshingSession, TokenSource
-from .settings import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
+from .._internal.fork import ProcessLocal
+from .._internal.redact import get_logger
+from ..errors import ConfigurationError, PrivateKeyError
+from ..auth.token_client import LoginTarget, TimeoutType, TokenResponse
+from ..auth.keys import read_key_file
+from .diskcache import TokenStore as DiskStore
+from ..auth.transport import Refresher, RefreshingSession, TokenSource
+from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
 __all__ = [
     "LoginCache",
@@ -265,9 +265,9 @@ class TokenStore(Protocol):
 
 
 class LoginSource(TokenSource, Protocol):
-    """What logs a login in and refreshes it: a :class:`~sfjwt_ext.exchange.TokenClient`, or
+    """What logs a login in and refreshes it: a :class:`~sfjwt_ext.auth.token_client.TokenClient`, or
     a source wrapping one (the token cache's
-    :class:`~sfjwt_ext.tokencache.SharedTokenSource`, an unpickled client's key loader)."""
+    :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource`, an unpickled client's key loader)."""
 
     @property
     def username(self) -> str: ...
@@ -438,7 +438,7 @@ class LoginCache:
 
     # -- token cache folders ----------------------------------------------------------------
     def disk_store(self, folder: str) -> DiskStore:
-        """The one :class:`~sfjwt_ext.tokencache.TokenStore` of ``folder`` (absolute) in this
+        """The one :class:`~sfjwt_ext.sharing.diskcache.TokenStore` of ``folder`` (absolute) in this
         process: what it warned about is warned once, whichever client hits it."""
         with self._process.get().lock:
             store = self._disk_stores.get(folder)

@@ -28,7 +28,7 @@ Rules
   helper (:meth:`TokenClient._post`), and the sent request's body is cleared, so a traceback
   with ``capture_locals=True`` never shows it.
 * Fork-aware: the HTTP pool and the lock of a :class:`TokenClient` are per process
-  (:class:`~sfjwt_ext._fork.ProcessLocal`): a forked child opens its own connections.
+  (:class:`~sfjwt_ext._internal.fork.ProcessLocal`): a forked child opens its own connections.
 * A TLS certificate that cannot be verified is not retried: it raises
   :class:`~sfjwt_ext.errors.TokenEndpointUnavailable` (``attempts=1``, ``last_cause`` the
   ``requests.exceptions.SSLError``) whose hint names ``verify=`` / ``SF_CA_BUNDLE``.
@@ -51,12 +51,12 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._fork import ProcessLocal
-from ._redact import excerpt, get_logger, looks_like_jwt, mask_token
-from ._urls import host_of, is_loopback
+from .._internal.fork import ProcessLocal
+from .._internal.redact import excerpt, get_logger, looks_like_jwt, mask_token
+from .._internal.urls import host_of, is_loopback
 from .assertion import build_claims, sign_assertion
 from .keys import load_private_key
-from .errors import (
+from ..errors import (
     AudienceInvalidError,
     AuthenticationError,
     ConfigurationError,
@@ -591,10 +591,10 @@ class TokenClient:
         if not isinstance(key, rsa.RSAPrivateKey):
             raise PrivateKeyError(
                 f"TokenClient needs an RSA private key object, not {type(key).__name__}: "
-                "load it with sfjwt_ext.keys.load_private_key()"
+                "load it with sfjwt_ext.auth.keys.load_private_key()"
             )
         if not isinstance(target, LoginTarget):
-            raise ConfigurationError("target= must be a LoginTarget from sfjwt_ext.exchange.resolve_login()")
+            raise ConfigurationError("target= must be a LoginTarget from sfjwt_ext.auth.token_client.resolve_login()")
         if max_attempts < 1:
             raise ConfigurationError(f"max_attempts={max_attempts!r} must be at least 1")
         if total_budget <= 0:

@@ -8,23 +8,23 @@ Reuse: in one process, a second ``connect_jwt()`` for the same user, Connected A
 URL, audience and key (SHA-256 of the key file's or text's bytes and the passphrase, so a
 reuse costs no key parse), made with the same ``verify``, proxies and timeout, does not log
 in again. It gets the live token and *shares* the first client's
-:class:`~sfjwt_ext.session.Refresher`, so a refresh done by either client serves both. A
+:class:`~sfjwt_ext.auth.transport.Refresher`, so a refresh done by either client serves both. A
 notebook cell that is run again therefore costs no login. A client with other transport
 settings makes its own login, whose refreshes go out the way it asked. Threads connecting at
 once for one login make one token request and share its outcome, a failure included.
 ``cache=False`` neither reads nor fills that cache; failed logins are never cached;
 :func:`clear_cache` empties it. The cache (bounded, fork-aware) is
-:data:`sfjwt_ext.cache.default_cache`.
+:data:`sfjwt_ext.sharing.registry.default_cache`.
 
 Many processes: ``token_cache=True`` (or a folder, ``SF_TOKEN_CACHE``, the profile's
 ``token_cache``) shares the token through an encrypted folder
-(:mod:`sfjwt_ext.tokencache`): the login and every refresh go through a
-:class:`~sfjwt_ext.tokencache.SharedTokenSource`, so N processes make one token request per
+(:mod:`sfjwt_ext.sharing.diskcache`): the login and every refresh go through a
+:class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource`, so N processes make one token request per
 expiry. A :class:`SalesforceJWT` pickles (:meth:`SalesforceJWT.__reduce__`): the pickle
 carries the token and where the key comes from, never the key; unpickling makes no token
 request, and the first refresh loads the key in that process.
 
-Your own ``session=``: ``sf.session`` is always a :class:`~sfjwt_ext.session.RefreshingSession`
+Your own ``session=``: ``sf.session`` is always a :class:`~sfjwt_ext.auth.transport.RefreshingSession`
 (that is what keeps every API, bulk and metadata included, alive). When you pass a
 ``requests.Session``, its mounted adapters (shared: same pools, same retry policy),
 headers, proxies, cookies (copied), client certificate, auth, hooks and params are taken
@@ -50,18 +50,18 @@ from simple_salesforce import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
-from ._fork import ProcessLocal
-from ._redact import MaskedToken, RedactingFilter, get_logger, mask_token
-from ._urls import host_of
-from .cache import (
+from ._internal.fork import ProcessLocal
+from ._internal.redact import MaskedToken, RedactingFilter, get_logger, mask_token
+from ._internal.urls import host_of
+from .sharing.registry import (
     LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key, transport_environment,
 )
 from .errors import ConfigurationError, PrivateKeyError
-from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
-from .keys import load_private_key
-from .session import Refresher, RefreshingSession, refuse_jwt_below_soap_minimum
-from .settings import ENV, SECRETS, Settings, check_timeout, check_verify, token_cache_value
-from .tokencache import CacheIdentity, SharedTokenSource, default_folder
+from .auth.token_client import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
+from .auth.keys import load_private_key
+from .auth.transport import Refresher, RefreshingSession, refuse_jwt_below_soap_minimum
+from .config import ENV, SECRETS, Settings, check_timeout, check_verify, token_cache_value
+from .sharing.diskcache import CacheIdentity, SharedTokenSource, default_folder
 
 __all__ = ["connect_jwt", "SalesforceJWT", "clear_cache"]
 
@@ -82,7 +82,7 @@ def clear_cache(disk: bool = False) -> None:
     """Forget every cached login of this process (clients already made keep working).
 
     ``disk=True`` also empties the token cache folders shared by processes: the default one
-    (:func:`~sfjwt_ext.tokencache.default_folder`), the one ``SF_TOKEN_CACHE`` names when
+    (:func:`~sfjwt_ext.sharing.diskcache.default_folder`), the one ``SF_TOKEN_CACHE`` names when
     it is a path, and every folder this process used."""
     folders = default_cache.disk_folders() if disk else []
     default_cache.clear()
@@ -271,20 +271,20 @@ class SalesforceJWT(Salesforce):
 
     # -- conveniences ----------------------------------------------------------------------
     def query_df(self, soql: str, **kw: Any) -> Any:
-        """``sfjwt_ext.dataframe.query_df(self, soql, **kw)`` (pandas imported only now)."""
-        from .dataframe import query_df
+        """``sfjwt_ext.data.dataframe.query_df(self, soql, **kw)`` (pandas imported only now)."""
+        from .data.dataframe import query_df
 
         return query_df(self, soql, **kw)
 
     def query_arrow(self, soql: str, **kw: Any) -> Any:
-        """``sfjwt_ext.dataframe.query_arrow(self, soql, **kw)``: a ``pyarrow.Table``."""
-        from .dataframe import query_arrow
+        """``sfjwt_ext.data.dataframe.query_arrow(self, soql, **kw)``: a ``pyarrow.Table``."""
+        from .data.dataframe import query_arrow
 
         return query_arrow(self, soql, **kw)
 
     def query_to_parquet(self, soql: str, path: "str | os.PathLike[str]", **kw: Any) -> int:
-        """``sfjwt_ext.dataframe.query_to_parquet(self, soql, path, **kw)``: rows written."""
-        from .dataframe import query_to_parquet
+        """``sfjwt_ext.data.dataframe.query_to_parquet(self, soql, path, **kw)``: rows written."""
+        from .data.dataframe import query_to_parquet
 
         return query_to_parquet(self, soql, path, **kw)
 
@@ -345,7 +345,7 @@ def _load_key(settings: Settings) -> rsa.RSAPrivateKey:
 
 def _tls_verify(verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings) -> Union[bool, str]:
     """``verify=``, else the caller's ``session.verify`` when changed, else ``SF_CA_BUNDLE``,
-    else True, each checked by :func:`~sfjwt_ext.settings.check_verify` (which names where the
+    else True, each checked by :func:`~sfjwt_ext.config.check_verify` (which names where the
     value came from); ``False`` is warned about once per process."""
     trust_env = session is None or session.trust_env  # requests then reads REQUESTS_CA_BUNDLE
     value, named = _verify_source(verify, session, settings)
@@ -359,7 +359,7 @@ def _verify_source(
     verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings
 ) -> Tuple[object, str]:
     """The ``verify`` a client uses before it is checked, and where it came from (for the
-    message of :func:`~sfjwt_ext.settings.check_verify`)."""
+    message of :func:`~sfjwt_ext.config.check_verify`)."""
     if verify is None and session is not None and session.verify is not True:
         return session.verify, "session.verify"
     if verify is None:
@@ -392,7 +392,7 @@ def _token_source(
     folder: Optional[str], last: Optional[TokenResponse] = None,
 ) -> LoginSource:
     """The token client of a login; with a token cache ``folder``, wrapped in the
-    :class:`~sfjwt_ext.tokencache.SharedTokenSource` that shares its tokens on disk."""
+    :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` that shares its tokens on disk."""
     make = functools.partial(
         TokenClient, username=username, consumer_key=consumer_key, key=key, target=target,
         verify=verify, proxies=proxies,
@@ -630,7 +630,7 @@ def connect_jwt(
     ``SF_CONSUMER_KEY``, ``SF_PRIVATE_KEY_FILE`` ...) or the profile (``profile=`` /
     ``SF_PROFILE``). ``verify`` defaults to ``SF_CA_BUNDLE`` when set, else ``True``.
     ``timeout`` applies to the token POST and to every API call made without one (API
-    calls default to ``sfjwt_ext.session.DEFAULT_API_TIMEOUT``, (10, 130) s). ``retries``:
+    calls default to ``sfjwt_ext.auth.transport.DEFAULT_API_TIMEOUT``, (10, 130) s). ``retries``:
     how often a GET/HEAD is sent again after a connection error or 502/503/504 (default 2,
     0: never).
     ``token_cache``: share the token with other processes through an encrypted cache

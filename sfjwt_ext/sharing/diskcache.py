@@ -59,9 +59,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ._fork import ProcessLocal
-from ._redact import get_logger
-from .exchange import TokenResponse
+from .._internal.fork import ProcessLocal
+from .._internal.redact import get_logger
+from ..auth.token_client import TokenResponse
 
 if TYPE_CHECKING:  # filelock is imported by TokenStore.lock: only a token cache in use needs it
     import filelock
@@ -682,7 +682,7 @@ class TokenStore:
 # ---------------------------------------------------------------------------------------
 class _Fetcher(Protocol):
     """The token client a :class:`SharedTokenSource` wraps (a
-    :class:`~sfjwt_ext.exchange.TokenClient`)."""
+    :class:`~sfjwt_ext.auth.token_client.TokenClient`)."""
 
     username: str
 
@@ -696,7 +696,7 @@ def _digest(token: TokenResponse) -> bytes:
 
 
 class SharedTokenSource:
-    """A token source (what a :class:`~sfjwt_ext.session.Refresher` calls ``fetch()`` on)
+    """A token source (what a :class:`~sfjwt_ext.auth.transport.Refresher` calls ``fetch()`` on)
     that shares tokens through a :class:`TokenStore`: N processes, one token request.
 
     ``fetch()`` is asked for a token it has not handed out before (the refresher's token

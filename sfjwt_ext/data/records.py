@@ -1,7 +1,7 @@
 """The record engine: Salesforce JSON records -> named, typed columns, in one place.
 
-Used by :func:`~sfjwt_ext.dataframe.query_df`, :func:`~sfjwt_ext.dataframe.query_arrow`,
-:func:`~sfjwt_ext.dataframe.query_to_parquet` and the writers of ``sfjwt query``.
+Used by :func:`~sfjwt_ext.data.dataframe.query_df`, :func:`~sfjwt_ext.data.dataframe.query_arrow`,
+:func:`~sfjwt_ext.data.dataframe.query_to_parquet` and the writers of ``sfjwt query``.
 
 * :class:`Describer` describes each object once per client (cached on the client in
   ``sf._sfjwt_describe_cache``) and resolves a dotted field path (``account.owner.name``)
@@ -30,7 +30,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ._soql_fields import SelectItem, SelectQuery, SoqlParseError, parse_select
+from .soql_select import SelectItem, SelectQuery, SoqlParseError, parse_select
 
 __all__ = [
     "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "TIME_UNIT", "DATE_DTYPE", "DATETIME_DTYPE",
