@@ -15,7 +15,6 @@ other kind.
 from __future__ import annotations
 
 import configparser
-import errno
 import math
 import numbers
 import os
@@ -23,14 +22,14 @@ import posixpath
 import re
 import stat
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import platformdirs
 
-from .errors import ConfigurationError, KeyFilePermissionWarning
+from ._internal.files import check_file_permissions, file_kind, file_size_text, read_small_file, warn_on_mode
+from .errors import ConfigurationError
 
 __all__ = [
     "ENV",
@@ -157,71 +156,6 @@ def _user_config_dir(env: Mapping[str, str]) -> Path:
 PROFILE_MAX_BYTES = 1024 * 1024
 
 
-def _kind_of(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
-def _size(n: int) -> str:
-    return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
-
-
-def read_small_file(path: Union[str, "os.PathLike[str]"], *, what: str, limit: int, instead: str) -> bytes:
-    """The bytes of the regular file ``path``, at most ``limit`` of them.
-
-    Opened without blocking (``O_NONBLOCK``: a FIFO with no writer does not hang), then
-    checked on the open descriptor (``fstat``, no race with a rename): a directory, a FIFO,
-    a device (``/dev/zero`` would be read until memory runs out) or a socket raise
-    :class:`ConfigurationError` saying what was found, ``what`` it should be and ``instead``
-    (what to give). So does a file over ``limit`` bytes. ``OSError`` (missing file,
-    permission denied) is left to the caller, which knows the setting to name."""
-    name = os.fspath(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(name, flags)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # a socket (or a FIFO on some systems)
-            raise ConfigurationError(f"{what} {name!r} is a socket, not a regular file: {instead}") from None
-        if isinstance(exc, IsADirectoryError):  # Windows
-            raise ConfigurationError(f"{what} {name!r} is a directory, not a regular file: {instead}") from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigurationError(f"{what} {name!r} is {_kind_of(info.st_mode)}, not a regular file: {instead}")
-        if info.st_size > limit:
-            raise ConfigurationError(
-                f"{what} {name!r} is {_size(info.st_size)}, more than the {_size(limit)} such a file can be: "
-                f"is it the right file? {instead}"
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        chunks: List[bytes] = []
-        total = 0
-        while total <= limit:  # the file may grow after the fstat: never read past the cap
-            chunk = handle.read(limit + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise ConfigurationError(
-                f"{what} {name!r} grew past {_size(limit)} while being read: {instead}"
-            )
-        return b"".join(chunks)
-
-
 def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
     """The bytes of the profile file (:func:`read_small_file`, cap :data:`PROFILE_MAX_BYTES`).
     :class:`ConfigurationError` names ``SFJWT_CONFIG`` for anything that is not a small
@@ -232,33 +166,12 @@ def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
     )
 
 
-def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:
-    """Warn (:class:`KeyFilePermissionWarning`) when ``path`` is accessible by group or
-    others, as ssh does; returns True when it warned. No-op where POSIX modes do not apply."""
-    return _warn_on_mode(path, stat.S_IRWXG | stat.S_IRWXO, f"the {what} {str(path)!r} is accessible by group or "
-                         "others", "chmod 600", stacklevel + 1)
-
-
 def check_profile_permissions(path: Any, stacklevel: int = 3) -> bool:
     """Warn when the profile file is *writable* by group or others: profiles hold no secret
     (anyone may read them), but whoever can write one can point your logins elsewhere."""
-    return _warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group "
+    return warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group "
                          "or others, who could point your logins at another host", "chmod go-w",
                          stacklevel + 1)
-
-
-def _warn_on_mode(path: Any, bits: int, what: str, command: str, stacklevel: int) -> bool:
-    if os.name != "posix":
-        return False
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    if mode & bits:
-        warnings.warn(f"{what} (mode {stat.S_IMODE(mode):04o}): run `{command} {path}`",
-                      KeyFilePermissionWarning, stacklevel=stacklevel)
-        return True
-    return False
 
 
 def _read_profiles(path: Path) -> configparser.ConfigParser:
@@ -785,7 +698,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
             )
         return
     if not stat.S_ISREG(info.st_mode):
-        raise ConfigurationError(f"{named} names {path!r}, which is {_kind_of(info.st_mode)}: {fix}")
+        raise ConfigurationError(f"{named} names {path!r}, which is {file_kind(info.st_mode)}: {fix}")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -797,7 +710,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     with os.fdopen(fd, "rb", buffering=0) as handle:
         if not _has_pem_certificate(handle):
             raise ConfigurationError(
-                f"{named} names {path!r} ({_size(info.st_size)}), which holds no PEM certificate "
+                f"{named} names {path!r} ({file_size_text(info.st_size)}), which holds no PEM certificate "
                 "(no '-----BEGIN CERTIFICATE-----' line; a DER .cer converts with `openssl x509 "
                 f"-inform der -in ca.cer -out ca.pem`): {fix}"
             )

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ..errors import ConfigurationError, PrivateKeyError
-from ..config import check_file_permissions, read_small_file
+from .._internal.files import check_file_permissions, read_small_file
 
 __all__ = [
     "load_private_key",

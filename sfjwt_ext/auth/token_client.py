@@ -389,7 +389,7 @@ class TokenResponse:
         )
 
 
-def _kind_of(value: object) -> str:
+def _json_kind(value: object) -> str:
     """What a JSON value is, without quoting it (it may be a token)."""
     if value is None:
         return "null"
@@ -443,9 +443,9 @@ def _token_json_problem(data: Mapping[str, object]) -> Optional[str]:
         return f"JSON without {' and '.join(missing)}"
     token, url = data.get("access_token"), data.get("instance_url")
     if not isinstance(token, str) or not token.strip():
-        return f"access_token is {_kind_of(token)}, not a non-empty string"
+        return f"access_token is {_json_kind(token)}, not a non-empty string"
     if not isinstance(url, str):
-        return f"instance_url is {_kind_of(url)}, not an https URL"
+        return f"instance_url is {_json_kind(url)}, not an https URL"
     if not _is_https_origin(url):
         return f"instance_url {excerpt(url, 120)!r} is not an https URL (https://host[:port])"
     return None
@@ -587,7 +587,7 @@ class TokenClient:
         if not consumer_key:
             raise ConfigurationError("consumer_key= (SF_CONSUMER_KEY) is required for the JWT login")
         if isinstance(key, (str, bytes)):
-            key = _load_key(key)  # parse once, here; no frame keeps the text
+            key = _parse_key(key)  # parse once, here; no frame keeps the text
         if not isinstance(key, rsa.RSAPrivateKey):
             raise PrivateKeyError(
                 f"TokenClient needs an RSA private key object, not {type(key).__name__}: "
@@ -893,7 +893,7 @@ class TokenClient:
         )
 
 
-def _load_key(text: Union[str, bytes]) -> rsa.RSAPrivateKey:
+def _parse_key(text: Union[str, bytes]) -> rsa.RSAPrivateKey:
     """Parse PEM text; on failure the text is gone from this frame before the error
     leaves it."""
     try:
