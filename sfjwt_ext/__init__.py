@@ -19,8 +19,8 @@ _EXPORTS = {
     "connect_jwt": "client",
     "SalesforceJWT": "client",
     "clear_cache": "client",
-    "resolve_login": "auth.token_client",
-    "LoginTarget": "auth.token_client",
+    "resolve_login": "auth.target",
+    "LoginTarget": "auth.target",
     "TokenResponse": "auth.token_client",
     "resolve_settings": "config",
     "Settings": "config",
@@ -28,7 +28,7 @@ _EXPORTS = {
     "query_arrow": "data.dataframe",
     "query_to_parquet": "data.dataframe",
     "BulkQueryNotSupported": "data.dataframe",
-    "RequestNotReplayable": "auth.transport",
+    "RequestNotReplayable": "errors",
     "RedactingFilter": "_internal.redact",
     "errors": None,
     "SfJwtError": "errors",
@@ -129,6 +129,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LoginRateExceededError,
         LoginRestrictedError,
         PrivateKeyError,
+        RequestNotReplayable,
         SessionRefusedError,
         SfJwtError,
         SoapJwtTokenError,
@@ -136,6 +137,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownUserError,
         UnsupportedGrantTypeError,
     )
-    from .auth.token_client import LoginTarget, TokenResponse, resolve_login
-    from .auth.transport import RequestNotReplayable
+    from .auth.target import LoginTarget, resolve_login
+    from .auth.token_client import TokenResponse
+
     from .config import Settings, resolve_settings

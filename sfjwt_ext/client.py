@@ -41,8 +41,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -52,14 +51,17 @@ from simple_salesforce.metadata import SfdcMetadataApi
 
 from ._internal.fork import ProcessLocal
 from ._internal.redact import MaskedToken, RedactingFilter, get_logger, mask_token
-from ._internal.urls import host_of
+from ._internal.urls import host_of, instance_of
 from .sharing.registry import (
     LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key, transport_environment,
 )
 from .errors import ConfigurationError, PrivateKeyError
-from .auth.token_client import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
+from .auth.target import LoginTarget, resolve_login
+from .auth.token_client import TimeoutType, TokenClient, TokenResponse
 from .auth.keys import load_private_key
-from .auth.transport import Refresher, RefreshingSession, refuse_jwt_below_soap_minimum
+from .auth.credentials import Refresher
+from .auth.signals import refuse_jwt_below_soap_minimum
+from .auth.transport import RefreshingSession
 from .config import ENV, SECRETS, Settings, check_timeout, check_verify, token_cache_value
 from .sharing.diskcache import CacheIdentity, SharedTokenSource, default_folder
 
@@ -106,15 +108,6 @@ def _cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
     if isinstance(setting, str) and setting:
         return setting
     return None
-
-
-def _instance_from_url(instance_url: str) -> str:
-    """What simple-salesforce keeps as ``sf_instance``: host, plus the port when not 443."""
-    parts = urlsplit(instance_url)
-    instance = parts.hostname or ""
-    if parts.port not in (None, 443):
-        instance += f":{parts.port}"
-    return instance
 
 
 def _masked_settings(settings: Settings) -> Settings:
@@ -253,7 +246,7 @@ class SalesforceJWT(Salesforce):
     def _sfjwt_apply_token(self, token: TokenResponse) -> None:
         self.session_id = MaskedToken(token.access_token)  # masked in frames' locals
         self.headers["Authorization"] = MaskedToken("Bearer " + token.access_token)
-        instance = _instance_from_url(token.instance_url)
+        instance = instance_of(token.instance_url)
         if instance and instance != self.sf_instance:
             logger.info("instance moved from %s to %s", self.sf_instance, instance)
             self._set_instance(instance)

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ._internal.redact import mask_token
 from .admin import soql_quote, AdminApiError, AdminSession
-from .auth.token_client import TokenClient, resolve_login
+from .auth.target import resolve_login
+from .auth.token_client import TokenClient
 from .auth.keys import fingerprint
 from .config import Settings, check_verify
 

@@ -44,7 +44,9 @@ from .errors import (
     SfJwtError,
 )
 from .diagnose import causes
-from .auth.token_client import TokenClient, TokenResponse, backoff_delays, resolve_login
+from ._internal.backoff import backoff_delays
+from .auth.target import resolve_login
+from .auth.token_client import TokenClient, TokenResponse
 from .auth.keys import (
     key_matches_certificate,
     load_certificate,

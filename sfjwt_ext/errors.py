@@ -38,6 +38,7 @@ __all__ = [
     "UnsupportedGrantTypeError",
     "TokenEndpointUnavailable",
     "SessionRefusedError",
+    "RequestNotReplayable",
     "SoapJwtTokenError",
     "error_for",
     "unexpected_response",
@@ -517,3 +518,18 @@ class SoapJwtTokenError(SfJwtError):
             "Settings; an existing Connected App: Setup > App Manager > the app > Edit) and log "
             "in again. REST and Bulk API 2.0 calls accept the token at any version."
         )
+
+
+class RequestNotReplayable(SfJwtError, SalesforceExpiredSession):
+    """The session had expired and was refreshed, but the request was not sent again.
+
+    Its body was a stream (a generator, an iterator or a file object that cannot be
+    rewound), which was used up by the first attempt. Repeat the call: the client already
+    holds the new token.
+    """
+
+    message = (
+        "The session had expired for {url}; sfjwt_ext logged in again, but the request body "
+        "is a stream that was already consumed and cannot be sent a second time. Repeat the "
+        "call (the client now holds a fresh session). Response content: {content}"
+    )

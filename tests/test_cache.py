@@ -15,7 +15,8 @@ import pytest
 from sfjwt_ext.sharing.registry import LoginCache, LoginIdentity, default_cache, login_key
 from sfjwt_ext.client import connect_jwt
 from sfjwt_ext.errors import TokenEndpointUnavailable
-from sfjwt_ext.auth.token_client import TokenClient, TokenResponse, resolve_login
+from sfjwt_ext.auth.target import resolve_login
+from sfjwt_ext.auth.token_client import TokenClient, TokenResponse
 from sfjwt_ext.auth.keys import load_private_key
 from sfjwt_ext.config import resolve_settings
 

@@ -62,10 +62,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .._internal.fork import ProcessLocal
 from .._internal.redact import get_logger
 from ..errors import ConfigurationError, PrivateKeyError
-from ..auth.token_client import LoginTarget, TimeoutType, TokenResponse
+from ..auth.target import LoginTarget
+from ..auth.token_client import TimeoutType, TokenResponse
 from ..auth.keys import read_key_file
 from .diskcache import TokenStore as DiskStore
-from ..auth.transport import Refresher, RefreshingSession, TokenSource
+from ..auth.credentials import Refresher, TokenSource
+from ..auth.transport import RefreshingSession
 from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
 __all__ = [
