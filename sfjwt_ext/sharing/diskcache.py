@@ -192,7 +192,6 @@ class EntryInfo:
     org_id: str = ""
     user_id: str = ""
     issued_at: float = 0.0
-    written_at: float = 0.0
     problem: str = ""
 
     @property
@@ -250,7 +249,6 @@ def _header_for(identity: CacheIdentity, token: TokenResponse) -> bytes:
         "org_id": token.org_id,
         "user_id": token.user_id,
         "issued_at": token.issued_at,
-        "written_at": time.time(),
     }
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -301,7 +299,6 @@ def _info_from(path: Path, header: Dict[str, object]) -> EntryInfo:
         org_id=text("org_id"),
         user_id=text("user_id"),
         issued_at=number("issued_at"),
-        written_at=number("written_at"),
     )
 
 
@@ -736,7 +733,6 @@ class SharedTokenSource:
             self._seen.append(_digest(last))
         self._guard: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
         #: token requests this process avoided thanks to the entry (for diagnostics)
-        self.cache_hits = 0
 
     @property
     def username(self) -> str:
@@ -751,7 +747,6 @@ class SharedTokenSource:
             if token is None or not self._is_new(token):
                 token = self._fetch_locked()
             else:
-                self.cache_hits += 1
                 log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
             self._seen.append(_digest(token))
             return token
@@ -760,7 +755,6 @@ class SharedTokenSource:
         with self.store.lock(self.identity):
             token = self.store.load(self.identity, self._key)
             if token is not None and self._is_new(token):
-                self.cache_hits += 1
                 log.debug("token of %s written by another process meanwhile", self.identity.username)
                 return token
             token = self.client.fetch()

@@ -33,11 +33,6 @@ parent's logins in flight (their threads do not exist in the child: it logs in i
 the parent's sessions; the logins it keeps (their tokens stay valid) first close the pooled
 connections inherited from the parent, so the child's token requests open their own.
 
-A second store plugs in as ``LoginCache(store=...)``, any object with the
-:class:`TokenStore` methods: a first login asks it for a token of the login's identity
-before making a token request, and hands it every token it fetched (the on-disk token cache
-shared by processes plugs in differently: see below).
-
 The token cache shared by processes (``connect_jwt(token_cache=...)``) is part of the login:
 its folder is the third field of the :class:`LoginKey`, and the login's token source is a
 :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` wrapping the token client, so the first
@@ -76,7 +71,6 @@ __all__ = [
     "LoginKey",
     "LoginSource",
     "Transport",
-    "TokenStore",
     "default_cache",
     "login_key",
     "transport_environment",
@@ -255,17 +249,6 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
 # ---------------------------------------------------------------------------------------
 # first logins
 # ---------------------------------------------------------------------------------------
-class TokenStore(Protocol):
-    """A second place for tokens, looked up by login identity (e.g. a cache on disk shared
-    by processes). Neither method may raise for a broken store: log and answer None."""
-
-    def load(self, identity: LoginIdentity) -> Optional[TokenResponse]:
-        """A token of ``identity`` to use without a token request, or None."""
-
-    def save(self, identity: LoginIdentity, token: TokenResponse) -> None:
-        """Keep ``token``, just fetched for ``identity``."""
-
-
 class LoginSource(TokenSource, Protocol):
     """What logs a login in and refreshes it: a :class:`~sfjwt_ext.auth.token_client.TokenClient`, or
     a source wrapping one (the token cache's
@@ -326,13 +309,11 @@ class LoginCache:
         *,
         max_logins: int = MAX_LOGINS,
         max_settings: int = MAX_SETTINGS,
-        store: Optional[TokenStore] = None,
     ) -> None:
         if max_logins < 1 or max_settings < 1:
             raise ValueError("max_logins and max_settings must be at least 1")
         self.max_logins = max_logins
         self.max_settings = max_settings
-        self.store = store
         self._logins: "collections.OrderedDict[LoginKey, Refresher]" = collections.OrderedDict()
         self._settings: "collections.OrderedDict[SettingsKey, Settings]" = collections.OrderedDict()
         self._disk_stores: Dict[str, DiskStore] = {}
@@ -399,7 +380,7 @@ class LoginCache:
                 return flight.refresher, True
         evicted: List[Refresher] = []
         try:
-            refresher = self._first_login(key.identity, make_client, token)
+            refresher = log_in(make_client(), token)
         except Exception as exc:
             flight.error = exc
             raise
@@ -417,23 +398,6 @@ class LoginCache:
         for old in evicted:
             old.token_client.close()
         return refresher, False
-
-    def _first_login(
-        self, identity: LoginIdentity, make_client: Callable[[], LoginSource], token: Optional[TokenResponse]
-    ) -> Refresher:
-        client = make_client()
-        if token is not None:
-            return log_in(client, token)
-        stored = self.store.load(identity) if self.store is not None else None
-        refresher = log_in(client, stored)
-        if self.store is not None and stored is None:
-            self.store.save(identity, refresher.token)
-        return refresher
-
-    def get(self, key: LoginKey) -> Optional[Refresher]:
-        """The cached login of ``key`` (not counted as a use)."""
-        with self._process.get().lock:
-            return self._logins.get(key)
 
     def __len__(self) -> int:
         return len(self._logins)
