@@ -53,17 +53,18 @@ from ._internal.fork import ProcessLocal
 from ._internal.redact import MaskedToken, RedactingFilter, get_logger, mask_token
 from ._internal.urls import host_of, instance_of
 from .sharing.registry import (
-    LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key, transport_environment,
+    LoginKey, LoginSource, default_cache, key_source_id, log_in, login_key, transport_environment,
 )
 from .errors import ConfigurationError, PrivateKeyError
 from .auth.target import LoginTarget, resolve_login
 from .auth.token_client import TimeoutType, TokenClient, TokenResponse
-from .auth.keys import load_private_key
+from .auth.keys import key_fingerprint, load_private_key
 from .auth.credentials import Refresher
 from .auth.signals import refuse_jwt_below_soap_minimum
 from .auth.transport import RefreshingSession
 from .config import ENV, SECRETS, Settings, check_timeout, check_verify, token_cache_value
-from .sharing.diskcache import CacheIdentity, SharedTokenSource, default_folder
+from .auth.credentials import LoginIdentity
+from .sharing.diskcache import SharedTokenSource, default_folder
 
 __all__ = ["connect_jwt", "SalesforceJWT", "clear_cache"]
 
@@ -394,7 +395,7 @@ def _token_source(
     client = make() if timeout is None else make(timeout=timeout)
     if folder is None:
         return client
-    identity = CacheIdentity.for_key(
+    identity = LoginIdentity.for_key(
         username=username, consumer_key=consumer_key, token_url=target.token_url,
         audience=target.audience, key=key,
     )

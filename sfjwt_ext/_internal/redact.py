@@ -187,3 +187,8 @@ def get_logger(name: str = PACKAGE_LOGGER) -> logging.Logger:
 
 
 get_logger(PACKAGE_LOGGER)
+
+
+def mask_consumer_key(value: str) -> str:
+    """A consumer key as logs and cache headers show it: ``3MVG9…WxYz``."""
+    return f"{value[:5]}…{value[-4:]}" if len(value) > 12 else "…"

@@ -17,18 +17,22 @@ import hashlib
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Protocol, Set, Tuple
+
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 import requests
 
 from .._internal.fork import ProcessLocal
-from .._internal.redact import MaskedToken, get_logger, mask_token
+from .._internal.redact import MaskedToken, get_logger, mask_consumer_key, mask_token
 from .._internal.urls import Origin, host_of, https_origin_of, origin_of
 from ..errors import SessionRefusedError
+from .keys import key_fingerprint
 from .signals import content_for_error, expiry_signal, salesforce_message
 from .token_client import TokenResponse
 
-__all__ = ["Refresher", "TokenListener", "TokenSource", "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER"]
+__all__ = ["LoginIdentity", "Refresher", "TokenListener", "TokenSource", "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER"]
 
 logger = get_logger("sfjwt_ext.session")
 
@@ -253,4 +257,29 @@ class Refresher:
             f"<Refresher {getattr(self.token_client, 'username', '?')} "
             f"token={mask_token(self.token.access_token)} generation={self.generation} "
             f"refreshes={self.refresh_count}>"
+        )
+
+
+@dataclass(frozen=True)
+class LoginIdentity:
+    """Whose token: the same identity gets the same session from Salesforce. ``key_id``
+    names the key, never its material: :func:`~sfjwt_ext.auth.keys.key_fingerprint` (the
+    on-disk cache, :meth:`for_key`) or what the user gave, hashed (the per-process cache)."""
+
+    username: str
+    consumer_key: str
+    token_url: str
+    audience: str
+    key_id: str
+
+    @classmethod
+    def for_key(
+        cls, *, username: str, consumer_key: str, token_url: str, audience: str, key: rsa.RSAPrivateKey
+    ) -> "LoginIdentity":
+        return cls(username, consumer_key, token_url, audience, key_fingerprint(key))
+
+    def __repr__(self) -> str:
+        return (
+            f"LoginIdentity(username={self.username!r}, consumer_key={mask_consumer_key(self.consumer_key)!r}, "
+            f"token_url={self.token_url!r}, audience={self.audience!r}, key_id={self.key_id[:19]!r})"
         )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import re
 import tempfile
@@ -593,3 +594,12 @@ def load_certificate(path: PathLike) -> x509.Certificate:
 def fingerprint(cert: x509.Certificate) -> str:
     """The certificate's SHA-256 fingerprint as colon-separated upper-case hex."""
     return ":".join(f"{byte:02X}" for byte in cert.fingerprint(hashes.SHA256()))
+
+
+def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
+    """``sha256:<hex>`` of the public key (DER SubjectPublicKeyInfo): the key's identity,
+    the same however the private key was given."""
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256:" + hashlib.sha256(der).hexdigest()

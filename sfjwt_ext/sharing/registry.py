@@ -60,14 +60,14 @@ from ..errors import ConfigurationError, PrivateKeyError
 from ..auth.target import LoginTarget
 from ..auth.token_client import TimeoutType, TokenResponse
 from ..auth.keys import read_key_file
-from .diskcache import TokenStore as DiskStore
-from ..auth.credentials import Refresher, TokenSource
+from .diskcache import TokenStore
+from ..auth.credentials import LoginIdentity, Refresher, TokenSource
+from ..auth.keys import key_fingerprint
 from ..auth.transport import RefreshingSession
 from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
 __all__ = [
     "LoginCache",
-    "LoginIdentity",
     "LoginKey",
     "LoginSource",
     "Transport",
@@ -75,7 +75,6 @@ __all__ = [
     "login_key",
     "transport_environment",
     "key_source_id",
-    "key_fingerprint",
     "log_in",
     "MAX_LOGINS",
     "MAX_SETTINGS",
@@ -95,15 +94,6 @@ PrivateKeySource = Union[str, bytes, rsa.RSAPrivateKey, None]
 # ---------------------------------------------------------------------------------------
 # keys
 # ---------------------------------------------------------------------------------------
-class LoginIdentity(NamedTuple):
-    """Whose token: the same identity gets the same session from Salesforce. ``key_id`` is
-    :func:`key_source_id` (never key material)."""
-
-    username: str
-    consumer_key: str
-    token_url: str
-    audience: str
-    key_id: str
 
 
 class Transport(NamedTuple):
@@ -172,12 +162,6 @@ def transport_environment(verify: Verify) -> Tuple[Tuple[str, str], ...]:
     proxy variables, and its CA bundle variables when ``verify`` is True."""
     names = _PROXY_ENV + _CA_BUNDLE_ENV if verify is True else _PROXY_ENV
     return tuple(sorted((name, os.environ[name]) for name in names if os.environ.get(name)))
-
-
-def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
-    """SHA-256 of a loaded key's public numbers."""
-    numbers = key.public_key().public_numbers()
-    return hashlib.sha256(f"{numbers.n:x}:{numbers.e:x}".encode("ascii")).hexdigest()
 
 
 def key_source_id(settings: Settings) -> Optional[str]:
@@ -316,7 +300,7 @@ class LoginCache:
         self.max_settings = max_settings
         self._logins: "collections.OrderedDict[LoginKey, Refresher]" = collections.OrderedDict()
         self._settings: "collections.OrderedDict[SettingsKey, Settings]" = collections.OrderedDict()
-        self._disk_stores: Dict[str, DiskStore] = {}
+        self._disk_stores: Dict[str, TokenStore] = {}
         self._process: ProcessLocal[_ProcessState] = ProcessLocal(self._new_process)
 
     def _new_process(self) -> _ProcessState:
@@ -403,13 +387,13 @@ class LoginCache:
         return len(self._logins)
 
     # -- token cache folders ----------------------------------------------------------------
-    def disk_store(self, folder: str) -> DiskStore:
+    def disk_store(self, folder: str) -> TokenStore:
         """The one :class:`~sfjwt_ext.sharing.diskcache.TokenStore` of ``folder`` (absolute) in this
         process: what it warned about is warned once, whichever client hits it."""
         with self._process.get().lock:
             store = self._disk_stores.get(folder)
             if store is None:
-                store = self._disk_stores[folder] = DiskStore(folder)
+                store = self._disk_stores[folder] = TokenStore(folder)
             return store
 
     def disk_folders(self) -> List[str]:
