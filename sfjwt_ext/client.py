@@ -35,11 +35,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import html
-import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -49,28 +47,25 @@ from simple_salesforce import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
-from ._internal.fork import ProcessLocal
-from ._internal.redact import MaskedToken, RedactingFilter, get_logger, mask_token
+from ._internal.redact import MaskedToken, get_logger, mask_token
 from ._internal.urls import host_of, instance_of
 from .sharing.registry import (
-    LoginKey, LoginSource, default_cache, key_source_id, log_in, login_key, transport_environment,
+    LoginKey, LoginSource, cache_folder, default_cache, key_source_id, log_in, login_key, token_source,
 )
-from .errors import ConfigurationError, PrivateKeyError
+from .errors import ConfigurationError
 from .auth.target import LoginTarget, resolve_login
-from .auth.token_client import TimeoutType, TokenClient, TokenResponse
+from .auth.token_client import TimeoutType, TokenResponse
 from .auth.keys import key_fingerprint, load_private_key
 from .auth.credentials import Refresher
 from .auth.signals import refuse_jwt_below_soap_minimum
 from .auth.transport import RefreshingSession
-from .config import ENV, SECRETS, Settings, check_timeout, check_verify, token_cache_value
-from .auth.credentials import LoginIdentity
-from .sharing.diskcache import SharedTokenSource, default_folder
+from .config import ENV, Settings, check_timeout, check_verify, token_cache_value
+from .sharing.diskcache import default_folder
+from .sharing.pickling import ClientState, client_state, restore_client
 
 __all__ = ["connect_jwt", "SalesforceJWT", "clear_cache"]
 
 logger = get_logger("sfjwt_ext.connect")
-
-_insecure_warned = False
 
 # Arguments of Salesforce() that connect_jwt decides itself.
 _RESERVED = frozenset(
@@ -102,27 +97,6 @@ def clear_cache(disk: bool = False) -> None:
         default_cache.disk_store(folder).clear()
 
 
-def _cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
-    """The token cache folder of a ``token_cache`` setting (None: off)."""
-    if setting is True:
-        return str(default_folder())
-    if isinstance(setting, str) and setting:
-        return setting
-    return None
-
-
-def _masked_settings(settings: Settings) -> Settings:
-    """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
-    object lives in the token client, nothing else keeps secrets."""
-    sources = {
-        name: dataclasses.replace(setting, value="(hidden)")
-        if name in SECRETS and setting.value is not None
-        else setting
-        for name, setting in settings.sources.items()
-    }
-    return Settings(sources, config_file=settings.config_file)
-
-
 class SalesforceJWT(Salesforce):
     """A :class:`simple_salesforce.Salesforce` whose session never expires for you.
 
@@ -147,9 +121,10 @@ class SalesforceJWT(Salesforce):
         self.login_target = login_target
         self.settings = settings
         self.username = username
+        # simple-salesforce (1.12.10) caches its Metadata API client in `_mdapi`: sf.mdapi below fills it
         self._mdapi: Optional[SfdcMetadataApi] = None
         self._sfjwt_token_lock = threading.Lock()
-        self._sfjwt_state: Optional[_ClientState] = None  # what a pickle carries (connect_jwt sets it)
+        self._sfjwt_state: Optional[ClientState] = None  # what a pickle carries (connect_jwt sets it)
         token = refresher.token
         super().__init__(
             session_id=token.access_token,
@@ -167,11 +142,11 @@ class SalesforceJWT(Salesforce):
             self._sfjwt_token_changed(refresher.token)
 
     # -- pickling -------------------------------------------------------------------------
-    def __reduce__(self) -> Tuple[Callable[["_ClientState"], "SalesforceJWT"], Tuple["_ClientState"]]:
+    def __reduce__(self) -> Tuple[Callable[..., "SalesforceJWT"], Tuple[Any, ...]]:
         """A pickle carries the current token, the login target, the settings without
         secrets (the key *file path*, never key text or passphrase), verify / proxies /
         timeout / retries, the API version and the token cache setting: see
-        :func:`_restore_client` for what unpickling does."""
+        :func:`restore_client` for what unpickling does."""
         state = self._sfjwt_state
         if state is None:
             raise TypeError(
@@ -185,7 +160,8 @@ class SalesforceJWT(Salesforce):
                 "proxies= and set HTTPS_PROXY (http://user:password@host:port) in the environment "
                 "of the processes that unpickle it; an unpickled client uses its own environment"
             )
-        return _restore_client, (dataclasses.replace(state, token=self.refresher.token, version=str(self.sf_version)),)
+        state = dataclasses.replace(state, token=self.refresher.token, version=str(self.sf_version))
+        return restore_client, (_build_client, state)
 
     # -- names simple-salesforce would turn into SObject types ---------------------------
     def __getattr__(self, name: str) -> Any:
@@ -226,10 +202,7 @@ class SalesforceJWT(Salesforce):
                 api_version=self.sf_version,
                 headers=dict(self.headers),
             )
-            transport = getattr(getattr(api, "_client", None), "transport", None)
-            if transport is not None:
-                transport.session = self.session
-            _redact_zeep_debug_log()
+            _route_mdapi(api, self.session)
             self._mdapi = api
         return self._mdapi
 
@@ -311,22 +284,28 @@ class SalesforceJWT(Salesforce):
         return f"<table><caption>SalesforceJWT</caption>{rows}</table>"
 
 
-def _redact_zeep_debug_log() -> None:
-    """zeep logs whole SOAP envelopes (with ``<sessionId>``) at DEBUG: mask them."""
-    zeep_logger = logging.getLogger("zeep.transports")
-    if not any(isinstance(f, RedactingFilter) for f in zeep_logger.filters):
-        zeep_logger.addFilter(RedactingFilter())
+def _route_mdapi(api: SfdcMetadataApi, session: RefreshingSession) -> None:
+    """Send the Metadata API client's SOAP calls through ``session`` and log its DEBUG
+    envelopes (which hold ``<sessionId>``) masked, on ``sfjwt_ext.zeep``; zeep's own
+    ``zeep.transports`` logger is left as it is.
+
+    simple-salesforce (checked against 1.12.10) has no public hook for this: its zeep
+    transport is ``SfdcMetadataApi._client.transport``, and zeep's ``Transport`` logs
+    through its ``logger`` attribute. This is the one place that reaches into them."""
+    transport = getattr(getattr(api, "_client", None), "transport", None)
+    if transport is not None:
+        transport.session = session
+        transport.logger = get_logger("sfjwt_ext.zeep")
 
 
+@functools.lru_cache(maxsize=None)
 def _warn_insecure() -> None:
-    global _insecure_warned
-    if not _insecure_warned:
-        _insecure_warned = True
-        logger.warning(
-            "verify=False: TLS certificates of Salesforce are NOT checked for this connection "
-            "(anyone on the network path can read the session). Use verify=<CA bundle path> "
-            "or SF_CA_BUNDLE instead."
-        )
+    """Once per process (``_warn_insecure.cache_clear()`` warns again)."""
+    logger.warning(
+        "verify=False: TLS certificates of Salesforce are NOT checked for this connection "
+        "(anyone on the network path can read the session). Use verify=<CA bundle path> "
+        "or SF_CA_BUNDLE instead."
+    )
 
 
 def _load_key(settings: Settings) -> rsa.RSAPrivateKey:
@@ -380,215 +359,6 @@ def _login_key(
     return cache_key, key
 
 
-def _token_source(
-    *, username: str, consumer_key: str, key: rsa.RSAPrivateKey, target: LoginTarget,
-    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType,
-    folder: Optional[str], last: Optional[TokenResponse] = None,
-) -> LoginSource:
-    """The token client of a login; with a token cache ``folder``, wrapped in the
-    :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` that shares its tokens on disk."""
-    make = functools.partial(
-        TokenClient, username=username, consumer_key=consumer_key, key=key, target=target,
-        verify=verify, proxies=proxies,
-    )
-    # timeout=None: the token client's own default, (connect, read) = (10, 30)
-    client = make() if timeout is None else make(timeout=timeout)
-    if folder is None:
-        return client
-    identity = LoginIdentity.for_key(
-        username=username, consumer_key=consumer_key, token_url=target.token_url,
-        audience=target.audience, key=key,
-    )
-    return SharedTokenSource(client, default_cache.disk_store(folder), identity, key, last=last)
-
-
-# ---------------------------------------------------------------------------------------
-# pickling
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _ClientState:
-    """What a pickled :class:`SalesforceJWT` carries: its access token, and no other
-    credential (no key text, no passphrase, no JWT, no proxy password, nothing of the
-    environment: ``login_key`` goes without its transport's environment, which the
-    receiving process fills in from its own)."""
-
-    token: TokenResponse
-    login_key: LoginKey
-    target: LoginTarget
-    settings: Optional[Settings]          # masked: SECRETS read "(hidden)"
-    username: str
-    consumer_key: str
-    key_file: Optional[str]               # the key's file, when it came from one
-    key_named: str                        # where the key came from, for error messages
-    passphrase_named: Optional[str]       # where the passphrase came from (None: none)
-    verify: Union[bool, str]
-    verify_named: str                     # where verify came from (verify=, SF_CA_BUNDLE ...)
-    proxies: Optional[Dict[str, str]]
-    timeout: TimeoutType
-    retries: Optional[int]
-    version: str
-    domain: Optional[str]
-    token_cache: Union[bool, str, None]
-    salesforce_kwargs: Dict[str, Any]
-
-
-def _named(settings: Settings, name: str) -> str:
-    setting = settings.sources.get(name)
-    source = setting.source if setting is not None else None
-    if source == "argument":
-        return f"{name}="
-    if source == "environment":
-        return ENV[name]
-    return f"{name} in {source}"
-
-
-def _client_state(
-    settings: Settings, target: LoginTarget, cache_key: LoginKey, token: TokenResponse, *,
-    verify: Union[bool, str], verify_named: str, proxies: Optional[Dict[str, str]], timeout: TimeoutType,
-    retries: Optional[int], salesforce_kwargs: Dict[str, Any],
-) -> _ClientState:
-    key_file = settings.private_key_file if settings.private_key is None else None
-    return _ClientState(
-        token=token,
-        login_key=cache_key._replace(transport=cache_key.transport._replace(environment=())),
-        target=target,
-        settings=_masked_settings(settings),
-        username=settings.username or "",
-        consumer_key=settings.consumer_key or "",
-        key_file=os.path.abspath(key_file) if key_file else None,
-        key_named=_named(settings, "private_key_file" if key_file else "private_key"),
-        passphrase_named=_named(settings, "private_key_passphrase") if settings.private_key_passphrase else None,
-        verify=verify,
-        verify_named=verify_named,
-        proxies=dict(proxies) if proxies else None,
-        timeout=timeout,
-        retries=retries,
-        version=settings.version or DEFAULT_API_VERSION,
-        domain=settings.domain,
-        token_cache=settings.token_cache,
-        salesforce_kwargs=dict(salesforce_kwargs),
-    )
-
-
-def _worker_key(state: _ClientState) -> rsa.RSAPrivateKey:
-    """The key of an unpickled client, loaded in this process from the same source: the
-    key file, else ``SF_PRIVATE_KEY`` / ``SF_PRIVATE_KEY_FILE`` here (passphrase from
-    ``SF_PRIVATE_KEY_PASSPHRASE``). ConfigurationError names what to set when none works."""
-    pid = os.getpid()
-    where = f"this client was unpickled in process {pid}"
-    try:
-        if state.key_file and os.path.exists(state.key_file):
-            return load_private_key(
-                private_key_file=state.key_file, passphrase=os.environ.get(ENV["private_key_passphrase"]) or None
-            )
-        if (os.environ.get(ENV["private_key"]) or "").strip():
-            return load_private_key(
-                private_key=os.environ.get(ENV["private_key"]),
-                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
-            )
-        if os.environ.get(ENV["private_key_file"]):
-            return load_private_key(
-                private_key_file=os.environ.get(ENV["private_key_file"]),
-                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
-            )
-    except PrivateKeyError as exc:
-        passphrase = (
-            f" The key's passphrase came from {state.passphrase_named} where it was pickled; here it is read "
-            "from SF_PRIVATE_KEY_PASSPHRASE only: set that on the workers."
-            if state.passphrase_named else ""
-        )
-        raise ConfigurationError(f"{where}, and its key cannot be loaded here: {exc}.{passphrase}") from None
-    copy = f"make the key file {state.key_file!r} readable there, or " if state.key_file else ""
-    raise ConfigurationError(
-        f"{where}, which has no private key to log in again with (the key came from "
-        f"{state.key_named}, which a pickle never carries): {copy}set SF_PRIVATE_KEY_FILE "
-        "(or SF_PRIVATE_KEY, the PEM text) in the workers' environment, and "
-        "SF_PRIVATE_KEY_PASSPHRASE when the key is encrypted"
-    )
-
-
-class _UnpickledTokenSource:
-    """The token source of an unpickled client: the key is loaded (:func:`_worker_key`)
-    and the token client made at the first refresh, not at unpickling (a worker whose
-    token is valid needs no key and makes no token request)."""
-
-    def __init__(self, state: _ClientState, folder: Optional[str]) -> None:
-        self.username = state.username
-        self._state = state
-        self._folder = folder
-        self._source: Optional[LoginSource] = None
-        self._lock: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
-
-    def fetch(self) -> TokenResponse:
-        with self._lock.get():
-            if self._source is None:
-                state = self._state
-                self._source = _token_source(
-                    username=state.username, consumer_key=state.consumer_key, key=_worker_key(state),
-                    target=state.target, verify=state.verify, proxies=state.proxies,
-                    timeout=state.timeout, folder=self._folder, last=state.token,
-                )
-            source = self._source
-        return source.fetch()
-
-    def close(self) -> None:
-        if self._source is not None:
-            self._source.close()
-
-    def __repr__(self) -> str:
-        return f"<unpickled token source of {self.username} (key {'loaded' if self._source else 'not loaded yet'})>"
-
-
-class _UnpickledSession(RefreshingSession):
-    """The session of unpickled clients: its first request checks ``verify`` in this
-    process, as connect_jwt does before it logs in (a CA bundle missing here raises the
-    same :class:`ConfigurationError`). Not at unpickling: a worker that dies unpickling
-    its task hangs a ``multiprocessing.Pool``."""
-
-    def __init__(self, refresher: Refresher, *, verify_named: str, **kwargs: Any) -> None:
-        super().__init__(refresher, **kwargs)
-        self._verify_named = verify_named
-        self._verify_checked = False
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if not self._verify_checked:
-            check_verify(self.verify, named=self._verify_named, trust_env=self.trust_env)
-            self._verify_checked = True
-        return super().send(request, **kwargs)
-
-
-def _restore_client(state: _ClientState) -> SalesforceJWT:
-    """Unpickle: a client on the pickled token, through :data:`default_cache` (unpickled
-    clients of one login in a process share one refresher, and one session). No token
-    request while the token is valid; the first refresh loads the key
-    (:func:`_worker_key`) and goes through the token cache when the setting says so."""
-    folder = _cache_folder(state.token_cache)
-    transport = state.login_key.transport._replace(environment=transport_environment(state.verify))
-    cache_key = state.login_key._replace(transport=transport, token_cache=folder)
-    refresher, _reused = default_cache.login(
-        cache_key, lambda: _UnpickledTokenSource(state, folder), token=state.token
-    )
-
-    def new_session() -> RefreshingSession:
-        return _UnpickledSession(
-            refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout, retries=state.retries,
-            verify_named=state.verify_named,
-        )
-
-    refreshing = default_cache.session((cache_key, state.retries), refresher, new_session)
-    sf = SalesforceJWT(
-        refresher=refresher,
-        session=refreshing,
-        login_target=state.target,
-        settings=state.settings,
-        version=state.version,
-        username=state.username,
-        **state.salesforce_kwargs,
-    )
-    if state.domain:
-        sf.domain = state.domain
-    sf._sfjwt_state = state
-    return sf
 
 
 def _settings(**arguments: Any) -> Settings:
@@ -677,67 +447,73 @@ def connect_jwt(
         token_cache=token_cache,
     )
     # The key text and passphrase now live in ``settings`` only (masked in its repr): no
-    # frame of connect_jwt keeps them for a traceback's locals (issue 9 item 14).
+    # frame of connect_jwt keeps them for a traceback's locals.
     del private_key, private_key_passphrase
     settings.require()
-
     timeout = check_timeout(timeout)
     tls_verify = _tls_verify(verify, session, settings)
     if proxies is None and session is not None and session.proxies:
         proxies = dict(session.proxies)
     target = resolve_login(domain=settings.domain, login_url=settings.login_url, audience=settings.audience)
-
-    folder = _cache_folder(settings.token_cache)
-
-    def make_client(key: Optional[rsa.RSAPrivateKey] = None) -> LoginSource:
-        return _token_source(
-            username=settings.username or "",
-            consumer_key=settings.consumer_key or "",
-            key=key if key is not None else _load_key(settings),
-            target=target,
-            verify=tls_verify,
-            proxies=proxies,
-            timeout=timeout,
-            folder=folder,
-        )
-
-    def new_session() -> RefreshingSession:
-        return RefreshingSession(
-            refresher, verify=tls_verify, proxies=proxies, timeout=timeout, base=session, retries=retries
-        )
-
-    cache_key, key = _login_key(
-        settings, target, verify=tls_verify, proxies=proxies, timeout=timeout, token_cache=folder
+    refresher, refreshing, cache_key = _log_in(
+        settings, target, cache=cache, session=session, verify=tls_verify, proxies=proxies,
+        timeout=timeout, retries=retries,
     )
-    if cache:
-        refresher, reused = default_cache.login(cache_key, lambda: make_client(key))
-        if reused:
-            logger.info(
-                "reusing the session of %s at %s (org %s, token %s)",
-                settings.username, host_of(target.token_url), refresher.token.org_id or "?",
-                mask_token(refresher.access_token),
-            )
-        # Your own session= is never shared: its adapters, headers and cookies are yours.
-        refreshing = new_session() if session is not None else default_cache.session((cache_key, retries), refresher, new_session)
-    else:
-        refresher = log_in(make_client(key))
-        refreshing = new_session()
-
-    sf = SalesforceJWT(
-        refresher=refresher,
-        session=refreshing,
-        login_target=target,
-        settings=_masked_settings(settings),
-        version=settings.version or DEFAULT_API_VERSION,
-        username=settings.username,
-        **salesforce_kwargs,
-    )
-    if settings.domain:
-        sf.domain = settings.domain
-    sf._sfjwt_state = _client_state(
+    state = client_state(
         settings, target, cache_key, refresher.token, verify=tls_verify,
         verify_named=_verify_source(verify, session, settings)[1], proxies=proxies,
         timeout=timeout, retries=retries, salesforce_kwargs=salesforce_kwargs,
     )
+    sf = _build_client(refresher, refreshing, state)
     logger.debug("connect_jwt done in %.0f ms", (time.monotonic() - started) * 1000.0)
+    return sf
+
+
+def _log_in(
+    settings: Settings, target: LoginTarget, *, cache: bool, session: Optional[requests.Session],
+    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType, retries: Optional[int],
+) -> Tuple[Refresher, RefreshingSession, LoginKey]:
+    """The login (this process's cached one, or a new one) and the session that uses it."""
+    folder = cache_folder(settings.token_cache)
+    cache_key, key = _login_key(settings, target, verify=verify, proxies=proxies, timeout=timeout, token_cache=folder)
+
+    def make_source() -> LoginSource:
+        return token_source(
+            username=settings.username or "", consumer_key=settings.consumer_key or "",
+            key=key if key is not None else _load_key(settings), target=target,
+            verify=verify, proxies=proxies, timeout=timeout, folder=folder,
+        )
+
+    def new_session(refresher: Refresher) -> RefreshingSession:
+        return RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, base=session, retries=retries)
+
+    if not cache:
+        refresher = log_in(make_source())
+        return refresher, new_session(refresher), cache_key
+    refresher, reused = default_cache.login(cache_key, make_source)
+    if reused:
+        logger.info(
+            "reusing the session of %s at %s (org %s, token %s)",
+            settings.username, host_of(target.token_url), refresher.token.org_id or "?",
+            mask_token(refresher.access_token),
+        )
+    if session is not None:  # your own session= is never shared: its adapters, headers and cookies are yours
+        return refresher, new_session(refresher), cache_key
+    return refresher, default_cache.session((cache_key, retries), refresher, lambda: new_session(refresher)), cache_key
+
+
+def _build_client(refresher: Refresher, session: RefreshingSession, state: ClientState) -> SalesforceJWT:
+    """The client of a login: made by connect_jwt, and by unpickling (``restore_client``)."""
+    sf = SalesforceJWT(
+        refresher=refresher,
+        session=session,
+        login_target=state.target,
+        settings=state.settings,
+        version=state.version,
+        username=state.username,
+        **state.salesforce_kwargs,
+    )
+    if state.domain:
+        sf.domain = state.domain
+    sf._sfjwt_state = state
     return sf

@@ -15,6 +15,7 @@ other kind.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import math
 import numbers
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "ENV",
     "ENV_ALIASES",
     "Setting",
+    "masked_settings",
     "Settings",
     "resolve_settings",
     "config_path",
@@ -756,3 +758,15 @@ def check_verify(
     where = named if named == "verify=" else f"{named} (verify=)"
     _check_ca_bundle(path, where, _CA_FIX)
     return path
+
+
+def masked_settings(settings: Settings) -> Settings:
+    """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
+    object lives in the token client, nothing else keeps secrets."""
+    sources = {
+        name: dataclasses.replace(setting, value="(hidden)")
+        if name in SECRETS and setting.value is not None
+        else setting
+        for name, setting in settings.sources.items()
+    }
+    return Settings(sources, config_file=settings.config_file)

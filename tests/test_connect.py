@@ -174,8 +174,7 @@ def test_verify_false_works_and_warns_once(org: Any, caplog: pytest.LogCaptureFi
 
     import sfjwt_ext.client as connect_module
 
-    monkey_state = connect_module._insecure_warned
-    connect_module._insecure_warned = False
+    connect_module._warn_insecure.cache_clear()
     kwargs = org.credentials.connect_kwargs()
     kwargs["verify"] = False
     try:
@@ -186,7 +185,7 @@ def test_verify_false_works_and_warns_once(org: Any, caplog: pytest.LogCaptureFi
                 connect_jwt(**kwargs, cache=False)
                 assert sf.query(SOQL)["totalSize"] == 4
     finally:
-        connect_module._insecure_warned = monkey_state
+        connect_module._warn_insecure.cache_clear()
     warned = [r for r in caplog.records if "verify=False" in r.getMessage()]
     assert len(warned) == 1
     assert sf.session.verify is False

@@ -58,11 +58,10 @@ from .._internal.fork import ProcessLocal
 from .._internal.redact import get_logger
 from ..errors import ConfigurationError, PrivateKeyError
 from ..auth.target import LoginTarget
-from ..auth.token_client import TimeoutType, TokenResponse
-from ..auth.keys import read_key_file
-from .diskcache import TokenStore
+from ..auth.token_client import TimeoutType, TokenClient, TokenResponse
+from ..auth.keys import key_fingerprint, read_key_file
+from .diskcache import SharedTokenSource, TokenStore, default_folder
 from ..auth.credentials import LoginIdentity, Refresher, TokenSource
-from ..auth.keys import key_fingerprint
 from ..auth.transport import RefreshingSession
 from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
@@ -75,7 +74,9 @@ __all__ = [
     "login_key",
     "transport_environment",
     "key_source_id",
+    "cache_folder",
     "log_in",
+    "token_source",
     "MAX_LOGINS",
     "MAX_SETTINGS",
 ]
@@ -432,3 +433,34 @@ class LoginCache:
 
 #: The cache ``connect_jwt()`` uses.
 default_cache = LoginCache()
+
+
+def cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
+    """The token cache folder of a ``token_cache`` setting (None: off)."""
+    if setting is True:
+        return str(default_folder())
+    if isinstance(setting, str) and setting:
+        return setting
+    return None
+
+
+def token_source(
+    *, username: str, consumer_key: str, key: rsa.RSAPrivateKey, target: LoginTarget,
+    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType,
+    folder: Optional[str], last: Optional[TokenResponse] = None,
+) -> LoginSource:
+    """The token client of a login; with a token cache ``folder``, wrapped in the
+    :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` that shares its tokens on disk."""
+    make = functools.partial(
+        TokenClient, username=username, consumer_key=consumer_key, key=key, target=target,
+        verify=verify, proxies=proxies,
+    )
+    # timeout=None: the token client's own default, (connect, read) = (10, 30)
+    client = make() if timeout is None else make(timeout=timeout)
+    if folder is None:
+        return client
+    identity = LoginIdentity.for_key(
+        username=username, consumer_key=consumer_key, token_url=target.token_url,
+        audience=target.audience, key=key,
+    )
+    return SharedTokenSource(client, default_cache.disk_store(folder), identity, key, last=last)
