@@ -414,6 +414,15 @@ def _normalise_version(value: Any, source: str) -> str:
     return text
 
 
+#: Settings that come as a whole from the first layer that sets any of them: an argument is
+#: never mixed with an environment variable of the other kind.
+_GROUPS = (("private_key", "private_key_file"), ("domain", "login_url"))
+_SINGLES = ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle", "token_cache")
+
+#: One source of settings: (values by setting name, source label). Highest precedence first.
+Layer = Tuple[Mapping[str, Any], str]
+
+
 def resolve_settings(
     *,
     environ: Optional[Mapping[str, str]] = None,
@@ -424,6 +433,31 @@ def resolve_settings(
     > profile (``config_path``, default :func:`config_path`) > defaults. Arguments that are
     None count as not given. Raises :class:`ConfigurationError` for contradictory or
     malformed settings; call :meth:`Settings.require` to insist on the required ones."""
+    args = _argument_values(arguments)
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    env_values, empty_env = _environment_values(env)
+    profile_name, named_by = _profile_named(args, env_values)
+    path = Path(os.path.expanduser(config_path)) if config_path else globals()["config_path"](env)
+    profile_values, used_profile = _load_profile(path, profile_name, named_by)
+    _check_groups(args, env_values, empty_env)
+    layers: List[Layer] = [
+        (args, "argument"),
+        (env_values, "environment"),
+        (profile_values, f"profile:{used_profile}" if used_profile else ""),
+        (DEFAULTS, "default"),
+    ]
+    sources = _pick(layers)
+    profile = _first("profile", layers[:2])  # a profile is named by an argument or SF_PROFILE only
+    if profile is None and used_profile is not None:
+        profile = Setting("profile", used_profile, "default")
+    if profile is not None:
+        sources["profile"] = profile
+    _check_values(sources)
+    return Settings(sources, config_file=path, empty_env=empty_env)
+
+
+def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
+    """The arguments given (None and blank ones are not), ``client_id=`` as ``consumer_key``."""
     unknown = sorted(set(arguments) - set(_ARGUMENT_NAMES) - {"client_id"})
     if unknown:
         raise TypeError(
@@ -435,8 +469,6 @@ def resolve_settings(
             raise ConfigurationError("both consumer_key= and client_id= were given: pass only consumer_key=")
         arguments["consumer_key"] = arguments.pop("client_id")
     arguments.pop("client_id", None)
-    env: Mapping[str, str] = os.environ if environ is None else environ
-
     args: Dict[str, Any] = {}
     for name, value in arguments.items():
         if value is None:
@@ -447,55 +479,41 @@ def resolve_settings(
                     "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
                 )
             continue
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        args[name] = value
+        args[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
+    return args
 
-    env_values: Dict[str, Tuple[str, str]] = {}
+
+def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """(values by setting name, the SF_* variables set but empty) of the environment."""
+    values: Dict[str, str] = {}
     empty_env: List[str] = []
     for name in _ARGUMENT_NAMES:
         value, variable, empty = _env_value(env, name)
         if value is not None and variable is not None:
-            env_values[name] = (value, variable)
+            values[name] = value
         elif empty:
             empty_env.extend(v for v in (ENV[name],) + ENV_ALIASES.get(name, ()) if v in env)
+    return values, empty_env
 
-    # the profile
+
+def _profile_named(args: Mapping[str, Any], env_values: Mapping[str, str]) -> Tuple[Optional[str], Optional[str]]:
+    """(the profile asked for, who asked: for messages), or (None, None)."""
     if "profile" in args:
-        profile_name: Optional[str] = str(args["profile"]).strip()
-        named_by: Optional[str] = f"profile={profile_name!r}"
-    elif "profile" in env_values:
-        profile_name = env_values["profile"][0]
-        named_by = "SF_PROFILE"
-    else:
-        profile_name, named_by = None, None
-    path = Path(os.path.expanduser(config_path)) if config_path else globals()["config_path"](env)
-    profile_values, used_profile = _load_profile(path, profile_name, named_by)
-    profile_source = f"profile:{used_profile}" if used_profile else ""
+        name = str(args["profile"]).strip()
+        return name, f"profile={name!r}"
+    if "profile" in env_values:
+        return env_values["profile"], "SF_PROFILE"
+    return None, None
 
-    sources: Dict[str, Setting] = {}
 
-    def take(name: str) -> None:
-        if name in args:
-            sources[name] = Setting(name, args[name], "argument")
-        elif name in env_values:
-            sources[name] = Setting(name, env_values[name][0], "environment")
-        elif name in profile_values:
-            sources[name] = Setting(name, profile_values[name], profile_source)
-        elif name in DEFAULTS:
-            sources[name] = Setting(name, DEFAULTS[name], "default")
-
-    # groups: the private key, the login host
+def _check_groups(args: Mapping[str, Any], env_values: Mapping[str, str], empty_env: List[str]) -> None:
+    """Refuse two settings of one group given at the same level (which would win silently)."""
     if "private_key" in args and "private_key_file" in args:
         raise ConfigurationError(
             "both private_key= and private_key_file= were given: pass only one (the PEM text or "
             "the path of the .key file)"
         )
-    if "private_key" in args or "private_key_file" in args:
-        for name in ("private_key", "private_key_file"):
-            if name in args:
-                sources[name] = Setting(name, args[name], "argument")
-    else:
+    if "private_key" not in args and "private_key_file" not in args:
         if "SF_PRIVATE_KEY" in empty_env:
             raise ConfigurationError(
                 "SF_PRIVATE_KEY is set but empty: unset it, or give it the PEM text of the key "
@@ -507,40 +525,38 @@ def resolve_settings(
                 "both SF_PRIVATE_KEY and SF_PRIVATE_KEY_FILE are set: unset one of them (or pass "
                 "private_key= / private_key_file= to override both)"
             )
-        for name in ("private_key", "private_key_file"):
-            if name in env_values:
-                sources[name] = Setting(name, env_values[name][0], "environment")
-        if "private_key" not in env_values and "private_key_file" not in env_values and "private_key_file" in profile_values:
-            sources["private_key_file"] = Setting(
-                "private_key_file", profile_values["private_key_file"], profile_source
-            )
-    host_group = ("domain", "login_url")
-    if all(name in env_values for name in host_group) and not any(name in args for name in host_group):
+    if "domain" in env_values and "login_url" in env_values and "domain" not in args and "login_url" not in args:
         raise ConfigurationError(
-            f"both SF_DOMAIN ({env_values['domain'][0]!r}) and SF_LOGIN_URL ({env_values['login_url'][0]!r}) "
+            f"both SF_DOMAIN ({env_values['domain']!r}) and SF_LOGIN_URL ({env_values['login_url']!r}) "
             "are set, and SF_LOGIN_URL would silently win: unset one of them (to send the JWT to a My Domain "
             "host with a login/test audience, set SF_LOGIN_URL and SF_AUDIENCE)"
         )
-    for layer, source in ((args, "argument"), ({k: v[0] for k, v in env_values.items()}, "environment"), (profile_values, profile_source)):
-        if any(name in layer for name in host_group):
-            for name in host_group:
-                if name in layer:
-                    sources[name] = Setting(name, layer[name], source)
-            break
-    else:
-        sources["domain"] = Setting("domain", DEFAULTS["domain"], "default")
 
-    for name in ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle", "token_cache"):
-        take(name)
-    if used_profile is not None or "profile" in args or "profile" in env_values:
-        if "profile" in args:
-            sources["profile"] = Setting("profile", args["profile"], "argument")
-        elif "profile" in env_values:
-            sources["profile"] = Setting("profile", env_values["profile"][0], "environment")
-        else:
-            sources["profile"] = Setting("profile", used_profile, "default")
 
-    # validation
+def _first(name: str, layers: List[Layer]) -> Optional[Setting]:
+    for values, source in layers:
+        if name in values:
+            return Setting(name, values[name], source)
+    return None
+
+
+def _pick(layers: List[Layer]) -> Dict[str, Setting]:
+    """Each setting from the first layer that has it; a group from the first that has any of it."""
+    sources: Dict[str, Setting] = {}
+    for group in _GROUPS:
+        for values, source in layers:
+            if any(name in values for name in group):
+                sources.update((name, Setting(name, values[name], source)) for name in group if name in values)
+                break
+    for name in _SINGLES:
+        setting = _first(name, layers)
+        if setting is not None:
+            sources[name] = setting
+    return sources
+
+
+def _check_values(sources: Dict[str, Setting]) -> None:
+    """Normalise the version, the CA bundle path and the token cache switch; refuse bad ones."""
     if "version" in sources:
         setting = sources["version"]
         sources["version"] = Setting(
@@ -563,7 +579,6 @@ def resolve_settings(
     for name in ("username", "consumer_key"):
         if name in sources and not isinstance(sources[name].value, str):
             raise ConfigurationError(f"{name}= must be a string, not {type(sources[name].value).__name__}")
-    return Settings(sources, config_file=path, empty_env=empty_env)
 
 
 _SWITCH_ON = ("1", "true", "yes", "on")
