@@ -49,14 +49,12 @@ from simple_salesforce.metadata import SfdcMetadataApi
 
 from ._internal.redact import MaskedToken, get_logger, mask_token
 from ._internal.urls import host_of, instance_of
-from .sharing.registry import (
-    LoginKey, LoginSource, cache_folder, default_cache, key_source_id, log_in, login_key, token_source,
-)
+from .sharing.registry import LoginKey, cache_folder, default_cache, key_source_id, login_key, token_source
 from .errors import ConfigurationError
 from .auth.target import LoginTarget, resolve_login
 from .auth.token_client import TimeoutType, TokenResponse
 from .auth.keys import key_fingerprint, load_private_key
-from .auth.credentials import Refresher
+from .auth.credentials import Refresher, TokenSource, log_in
 from .auth.signals import refuse_jwt_below_soap_minimum
 from .auth.transport import RefreshingSession
 from .config import ENV, Settings, check_timeout, check_verify, token_cache_value
@@ -477,7 +475,7 @@ def _log_in(
     folder = cache_folder(settings.token_cache)
     cache_key, key = _login_key(settings, target, verify=verify, proxies=proxies, timeout=timeout, token_cache=folder)
 
-    def make_source() -> LoginSource:
+    def make_source() -> TokenSource:
         return token_source(
             username=settings.username or "", consumer_key=settings.consumer_key or "",
             key=key if key is not None else _load_key(settings), target=target,

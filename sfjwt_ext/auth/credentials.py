@@ -32,15 +32,20 @@ from .keys import key_fingerprint
 from .signals import content_for_error, expiry_signal, salesforce_message
 from .token_client import TokenResponse
 
-__all__ = ["LoginIdentity", "Refresher", "TokenListener", "TokenSource", "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER"]
+__all__ = ["LoginIdentity", "Refresher", "log_in", "token_digest", "TokenListener", "TokenSource", "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER"]
 
 logger = get_logger("sfjwt_ext.session")
 
 
 class TokenSource(Protocol):
-    """What a :class:`Refresher` needs of its token client: ``fetch()`` a new token, and
-    ``close()`` its idle connections (the login cache does, on eviction and fork) (the
-    :class:`~sfjwt_ext.auth.token_client.TokenClient`, or a cache that wraps one the same way)."""
+    """Where a login's tokens come from: ``fetch()`` a new token, ``close()`` its idle
+    connections (the login cache does, on eviction and fork), and whose they are
+    (``username``, for logs). A :class:`~sfjwt_ext.auth.token_client.TokenClient`, or a source
+    that wraps one the same way (the token cache's
+    :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource`, an unpickled client's key loader)."""
+
+    @property
+    def username(self) -> str: ...
 
     def fetch(self) -> TokenResponse: ...
 
@@ -62,7 +67,7 @@ MAX_REFUSED_TOKENS = 2
 REFUSED_RETRY_AFTER = 300.0
 
 
-def _digest(token: str) -> bytes:
+def token_digest(token: str) -> bytes:
     """Old tokens are remembered by their SHA-256 only: no old secret stays in memory."""
     return hashlib.sha256(token.encode("utf-8")).digest()
 
@@ -121,7 +126,7 @@ class Refresher:
     def is_old_token(self, token: str) -> bool:
         """True when ``token`` is one this refresher handed out before the current one
         (however many refreshes ago)."""
-        return token != self.token.access_token and _digest(token) in self._old_tokens
+        return token != self.token.access_token and token_digest(token) in self._old_tokens
 
     def is_instance_url(self, url: str) -> bool:
         origin = origin_of(url)
@@ -226,7 +231,7 @@ class Refresher:
                 raise
             self._last_failure = None
             if new.access_token != current.access_token:
-                self._old_tokens.add(_digest(current.access_token))
+                self._old_tokens.add(token_digest(current.access_token))
             self._unproven = new.access_token  # (Salesforce may give the same one again)
             self.token = new
             self.generation += 1
@@ -283,3 +288,21 @@ class LoginIdentity:
             f"LoginIdentity(username={self.username!r}, consumer_key={mask_consumer_key(self.consumer_key)!r}, "
             f"token_url={self.token_url!r}, audience={self.audience!r}, key_id={self.key_id[:19]!r})"
         )
+
+
+def log_in(client: TokenSource, token: Optional[TokenResponse] = None) -> Refresher:
+    """The refresher of a first login: ``token`` when given, else one ``client.fetch()``.
+    A failed login closes the client."""
+    if token is None:
+        started = time.monotonic()
+        try:
+            token = client.fetch()
+        except BaseException:
+            client.close()
+            raise
+        # exchange.py logs the login at INFO; this is the step.
+        logger.debug(
+            "logged in %s (org %s) in %.0f ms",
+            client.username, token.org_id or "?", (time.monotonic() - started) * 1000.0,
+        )
+    return Refresher(client, token)

@@ -50,7 +50,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, List, Optional, Protocol, Set, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import platformdirs
 from cryptography.exceptions import InvalidTag
@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .._internal.fork import ProcessLocal
 from .._internal.redact import get_logger, mask_consumer_key
-from ..auth.credentials import LoginIdentity
+from ..auth.credentials import LoginIdentity, TokenSource, token_digest
 from ..auth.keys import key_fingerprint
 from ..auth.token_client import TokenResponse
 
@@ -643,19 +643,6 @@ class TokenStore:
 # ---------------------------------------------------------------------------------------
 # the refresh path of many processes
 # ---------------------------------------------------------------------------------------
-class _Fetcher(Protocol):
-    """The token client a :class:`SharedTokenSource` wraps (a
-    :class:`~sfjwt_ext.auth.token_client.TokenClient`)."""
-
-    username: str
-
-    def fetch(self) -> TokenResponse: ...
-
-    def close(self) -> None: ...
-
-
-def _digest(token: TokenResponse) -> bytes:
-    return hashlib.sha256(token.access_token.encode("utf-8")).digest()
 
 
 class SharedTokenSource:
@@ -682,7 +669,7 @@ class SharedTokenSource:
 
     def __init__(
         self,
-        client: _Fetcher,
+        client: TokenSource,
         store: TokenStore,
         identity: LoginIdentity,
         key: rsa.RSAPrivateKey,
@@ -696,7 +683,7 @@ class SharedTokenSource:
         self._key = key
         self._seen: Deque[bytes] = collections.deque(maxlen=_SEEN_TOKENS)
         if last is not None:
-            self._seen.append(_digest(last))
+            self._seen.append(token_digest(last.access_token))
         self._guard: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
         #: token requests this process avoided thanks to the entry (for diagnostics)
 
@@ -705,7 +692,7 @@ class SharedTokenSource:
         return self.client.username
 
     def _is_new(self, token: Optional[TokenResponse]) -> bool:
-        return token is not None and _digest(token) not in self._seen
+        return token is not None and token_digest(token.access_token) not in self._seen
 
     def fetch(self) -> TokenResponse:
         with self._guard.get():
@@ -714,7 +701,7 @@ class SharedTokenSource:
                 token = self._fetch_locked()
             else:
                 log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
-            self._seen.append(_digest(token))
+            self._seen.append(token_digest(token.access_token))
             return token
 
     def _fetch_locked(self) -> TokenResponse:

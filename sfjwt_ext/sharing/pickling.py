@@ -28,7 +28,8 @@ from ..auth.token_client import TimeoutType, TokenResponse
 from ..auth.transport import RefreshingSession
 from ..config import ENV, Settings, check_verify, masked_settings
 from ..errors import ConfigurationError, PrivateKeyError
-from .registry import LoginKey, LoginSource, cache_folder, default_cache, token_source, transport_environment
+from ..auth.credentials import TokenSource
+from .registry import LoginKey, cache_folder, default_cache, token_source, transport_environment
 
 __all__ = ["ClientState", "client_state", "restore_client"]
 
@@ -146,7 +147,7 @@ class _UnpickledTokenSource:
         self.username = state.username
         self._state = state
         self._folder = folder
-        self._source: Optional[LoginSource] = None
+        self._source: Optional[TokenSource] = None
         self._lock: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
 
     def fetch(self) -> TokenResponse:

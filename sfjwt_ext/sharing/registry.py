@@ -48,9 +48,8 @@ import functools
 import hashlib
 import os
 import threading
-import time
 import weakref
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -61,21 +60,19 @@ from ..auth.target import LoginTarget
 from ..auth.token_client import TimeoutType, TokenClient, TokenResponse
 from ..auth.keys import key_fingerprint, read_key_file
 from .diskcache import SharedTokenSource, TokenStore, default_folder
-from ..auth.credentials import LoginIdentity, Refresher, TokenSource
+from ..auth.credentials import LoginIdentity, Refresher, TokenSource, log_in
 from ..auth.transport import RefreshingSession
 from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
 __all__ = [
     "LoginCache",
     "LoginKey",
-    "LoginSource",
     "Transport",
     "default_cache",
     "login_key",
     "transport_environment",
     "key_source_id",
     "cache_folder",
-    "log_in",
     "token_source",
     "MAX_LOGINS",
     "MAX_SETTINGS",
@@ -234,31 +231,6 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
 # ---------------------------------------------------------------------------------------
 # first logins
 # ---------------------------------------------------------------------------------------
-class LoginSource(TokenSource, Protocol):
-    """What logs a login in and refreshes it: a :class:`~sfjwt_ext.auth.token_client.TokenClient`, or
-    a source wrapping one (the token cache's
-    :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource`, an unpickled client's key loader)."""
-
-    @property
-    def username(self) -> str: ...
-
-
-def log_in(client: LoginSource, token: Optional[TokenResponse] = None) -> Refresher:
-    """The refresher of a first login: ``token`` when given, else one ``client.fetch()``.
-    A failed login closes the client."""
-    if token is None:
-        started = time.monotonic()
-        try:
-            token = client.fetch()
-        except BaseException:
-            client.close()
-            raise
-        # exchange.py logs the login at INFO; this is the step.
-        logger.debug(
-            "logged in %s (org %s) in %.0f ms",
-            client.username, token.org_id or "?", (time.monotonic() - started) * 1000.0,
-        )
-    return Refresher(client, token)
 
 
 class _FirstLogin:
@@ -339,7 +311,7 @@ class LoginCache:
     def login(
         self,
         key: LoginKey,
-        make_client: Callable[[], LoginSource],
+        make_client: Callable[[], TokenSource],
         token: Optional[TokenResponse] = None,
     ) -> Tuple[Refresher, bool]:
         """``(refresher, reused)`` for ``key``: the cached login, or one first login for all
@@ -448,7 +420,7 @@ def token_source(
     *, username: str, consumer_key: str, key: rsa.RSAPrivateKey, target: LoginTarget,
     verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType,
     folder: Optional[str], last: Optional[TokenResponse] = None,
-) -> LoginSource:
+) -> TokenSource:
     """The token client of a login; with a token cache ``folder``, wrapped in the
     :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` that shares its tokens on disk."""
     make = functools.partial(
