@@ -287,7 +287,7 @@ def test_session_expiring_halfway_loses_and_doubles_nothing(org: Any, monkeypatc
     soql = "SELECT Id, Name FROM Contact ORDER BY Id"
     expected = [r["Id"] for r in _raw(sf, soql)]
     calls = {"n": 0}
-    real = sf._call_salesforce
+    real = sf.session.request
 
     def expiring(method: str, url: str, **kwargs: Any) -> Any:
         if "/query" in url:
@@ -296,7 +296,7 @@ def test_session_expiring_halfway_loses_and_doubles_nothing(org: Any, monkeypatc
                 org.expire_all_sessions()
         return real(method, url, **kwargs)
 
-    monkeypatch.setattr(sf, "_call_salesforce", expiring)
+    monkeypatch.setattr(sf.session, "request", expiring)
     org.reset_counters()
     before = sf.refresh_count
     df = query_df(sf, soql, progress=False, batch_size=200)

@@ -59,6 +59,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from .._internal.outfile import OutputFile
 from .soql_select import SelectQuery, SoqlParseError, parse_select
 from .records import (
+    api_get,
     COMPOUND_TYPES,
     FLOAT_TYPES,
     INT_TYPES,
@@ -475,7 +476,7 @@ class _BulkResults:
         return path if path.startswith("https://") else f"https://{self.sf.sf_instance}{path}"
 
     def _batch(self, url: str) -> Tuple[List[str], Optional[str]]:
-        resp = self.sf._call_salesforce("GET", url, name="resultPages", headers={"Accept": "application/json"})
+        resp = api_get(self.sf, url, "resultPages", headers={"Accept": "application/json"})
         body = json.loads(resp.content)
         urls = [self._url(p["resultUrl"]) for p in body.get("resultPages") or [] if p.get("resultUrl")]
         # the guide's example says nextRecordsUrl, its table nextRecordUrl: take either
@@ -567,8 +568,7 @@ def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
     fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            resp = sf._call_salesforce("GET", url, name="results", stream=True,
-                                       headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
+            resp = api_get(sf, url, "results", stream=True, headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
             try:
                 for chunk in resp.iter_content(chunk_size=1 << 16):
                     fh.write(chunk.replace(b"\x00", b""))  # as simple-salesforce's filter_null_bytes
@@ -627,6 +627,8 @@ def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> _J
     from simple_salesforce.bulk2 import Operation
 
     assert route.q is not None
+    # simple-salesforce (checked against 1.12.10) gives its Bulk 2.0 job client (create, poll,
+    # delete, results) no public name: SFBulk2Type._client. The one place data/ reaches it.
     client = getattr(sf.bulk2, route.q.sobject)._client
     operation = Operation.query_all if include_deleted else Operation.query
     if route.planned:
