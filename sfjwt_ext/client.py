@@ -43,7 +43,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
@@ -283,7 +283,7 @@ class SalesforceJWT(Salesforce):
         return f"<table><caption>SalesforceJWT</caption>{rows}</table>"
 
 
-def _route_mdapi(api: SfdcMetadataApi, session: RefreshingSession) -> None:
+def _route_mdapi(api: SfdcMetadataApi, session: requests.Session) -> None:
     """Send the Metadata API client's SOAP calls through ``session`` and log its DEBUG
     envelopes (which hold ``<sessionId>``) masked, on ``sfjwt_ext.zeep``; zeep's own
     ``zeep.transports`` logger is left as it is.

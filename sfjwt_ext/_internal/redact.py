@@ -106,10 +106,9 @@ def looks_like_jwt(token: str) -> bool:
     )
 
 
-def redact(text: Any) -> str:
-    """``text`` with access tokens, JWTs and PEM private keys masked."""
-    if not isinstance(text, str):
-        text = str(text)
+def redact(value: Any) -> str:
+    """``value`` (its ``str()``) with access tokens, JWTs and PEM private keys masked."""
+    text = value if isinstance(value, str) else str(value)
     if "PRIVATE KEY" in text:
         text = _PEM_RE.sub(PEM_MASK, text)
     if "eyJ" in text:

@@ -264,14 +264,14 @@ class RefreshingSession(requests.Session):
         self.cookies = base.cookies.copy() if hasattr(base.cookies, "copy") else base.cookies
         self.cert = base.cert
         self.auth = base.auth
-        self.params = dict(base.params or {})  # type: ignore[arg-type]  # a mapping on any real session
+        self.params = dict(base.params or {})
         self.hooks = {event: list(hooks) for event, hooks in (base.hooks or {}).items()}
         self.trust_env = base.trust_env
         self.max_redirects = base.max_redirects
         self.stream = base.stream
 
     # -- settings ---------------------------------------------------------------------------
-    def merge_environment_settings(  # type: ignore[override]
+    def merge_environment_settings(
         self,
         url: str,
         proxies: Optional[Dict[str, str]],
@@ -299,7 +299,7 @@ class RefreshingSession(requests.Session):
         logger.debug("forked child: dropped the connections inherited from the parent")
 
     # -- sending ------------------------------------------------------------------------------
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if self._process.forked():
             self._drop_inherited_connections()
         if kwargs.get("timeout") is None:

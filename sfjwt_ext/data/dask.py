@@ -30,7 +30,7 @@ from .dataframe import BulkQueryNotSupported, _bulk_job_pages, _bulk_page_frame,
 from .records import Column
 
 if TYPE_CHECKING:  # pragma: no cover
-    from simple_salesforce import Salesforce
+    from simple_salesforce.api import Salesforce
 
 __all__ = ["read_soql"]
 

@@ -228,7 +228,7 @@ def _wide_datetimes(values: Any) -> Any:
         if match is None:
             raise ValueError(f"not an ISO 8601 date or datetime: {text!r}")
         day, clock, zone = match.groups()
-        value = np.datetime64(day + ("T" + clock if clock else ""), TIME_UNIT)
+        value = np.datetime64(day + ("T" + clock if clock else ""), TIME_UNIT)  # type: ignore[call-overload]
         if zone and zone != "Z":
             minutes = int(zone[1:3]) * 60 + int(zone[-2:])
             value -= np.timedelta64(minutes if zone[0] == "+" else -minutes, "m")
@@ -301,7 +301,7 @@ def _frame(pd: Any, columns: List[Column]) -> Any:
 # --------------------------------------------------------------------------- REST path
 
 
-def _dynamic_rows(pages: QueryPages, page_iter: Iterator[dict], known: List[str], bar: _Progress) -> Dict[str, List[Any]]:
+def _dynamic_rows(pages: QueryPages, page_iter: Iterator[Dict[str, Any]], known: List[str], bar: _Progress) -> Dict[str, List[Any]]:
     """Columns discovered from the records themselves (FIELDS(), TYPEOF, unreadable SELECT)."""
     cols: Dict[str, List[Any]] = {name: [] for name in known}
     n = 0
@@ -785,7 +785,7 @@ class _Route:
         self.known: List[str] = []           # FIELDS() / TYPEOF: column names from columns=true
         self.entity: Optional[str] = None    # ... and the object it names
         self.pages: Optional[QueryPages] = None
-        self.first: Optional[dict] = None
+        self.first: Optional[Dict[str, Any]] = None
         self.bulk = bulk is True
         if self.bulk:
             reason = _bulk_refusal(q)

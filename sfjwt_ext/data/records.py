@@ -90,9 +90,9 @@ class Describer:
         cache = getattr(sf, "__dict__", {}).get("_sfjwt_describe_cache") if sf is not None else None
         self.cache: Dict[str, Any] = cache if isinstance(cache, dict) else {}
         self.failed: Dict[str, bool] = {}
-        self.indexes: Dict[str, Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]] = {}
+        self.indexes: Dict[str, Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]] = {}
 
-    def describe(self, sobject: str) -> Optional[dict]:
+    def describe(self, sobject: str) -> Optional[Dict[str, Any]]:
         if self.sf is None:  # a plan from the SELECT list alone (the CLI's rows)
             return None
         key = sobject.lower()
@@ -109,7 +109,7 @@ class Describer:
         self.cache[key] = result
         return result  # type: ignore[no-any-return]
 
-    def index(self, sobject: str) -> Optional[Tuple[Dict[str, dict], Dict[str, dict], Dict[str, dict]]]:
+    def index(self, sobject: str) -> Optional[Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]]:
         key = sobject.lower()
         if key not in self.indexes:
             d = self.describe(sobject)
@@ -128,7 +128,7 @@ class Describer:
         objects = [sobject]
         for i, part in enumerate(path):
             last = i == len(path) - 1
-            found: Optional[dict] = None
+            found: Optional[Dict[str, Any]] = None
             next_objects: List[str] = []
             for obj in objects:
                 idx = self.index(obj)
@@ -236,7 +236,7 @@ def plan_columns(d: Describer, q: SelectQuery) -> List[Column]:
     return columns
 
 
-def resolve_top_level(columns: List[Column], record: dict) -> None:
+def resolve_top_level(columns: List[Column], record: Dict[str, Any]) -> None:
     """Pick each column's key path from the candidates, matching the record's keys (any case)."""
     lower = {k.lower(): k for k in record}
     for col in columns:
@@ -253,7 +253,7 @@ def resolve_top_level(columns: List[Column], record: dict) -> None:
         col.resolved = True
 
 
-def resolve_nested(col: Column, records: List[dict]) -> bool:
+def resolve_nested(col: Column, records: List[Dict[str, Any]]) -> bool:
     """Fix the case of a parent path's inner keys from a record that has the parent.
 
     True once a record with a non-null parent was seen (nothing more to learn).
@@ -294,7 +294,7 @@ def strip_attributes(value: Any) -> Any:
     return value
 
 
-def extract(records: List[dict], keys: Tuple[str, ...]) -> List[Any]:
+def extract(records: List[Dict[str, Any]], keys: Tuple[str, ...]) -> List[Any]:
     if len(keys) == 1:
         k = keys[0]
         return [r.get(k) for r in records]
@@ -316,7 +316,7 @@ def extract(records: List[dict], keys: Tuple[str, ...]) -> List[Any]:
 # --------------------------------------------------------------------------- columns=true
 
 
-def flatten_column_metadata(entries: Sequence[dict], prefix: str = "") -> List[str]:
+def flatten_column_metadata(entries: Sequence[Dict[str, Any]], prefix: str = "") -> List[str]:
     names: List[str] = []
     for entry in entries or []:
         name = entry.get("columnName") or entry.get("displayName") or ""
@@ -328,7 +328,7 @@ def flatten_column_metadata(entries: Sequence[dict], prefix: str = "") -> List[s
     return names
 
 
-def _is_child_column(entry: dict) -> bool:
+def _is_child_column(entry: Dict[str, Any]) -> bool:
     # a child subquery's metadata carries its columns under joinColumns, like a parent
     # relationship does; Salesforce tells them apart with "aggregate": true
     return bool(entry.get("aggregate")) and bool(entry.get("joinColumns"))
@@ -347,7 +347,7 @@ def api_get(sf: Any, url: str, name: str, headers: Optional[Dict[str, str]] = No
     return response
 
 
-def column_metadata(sf: Any, soql: str, include_deleted: bool = False) -> dict:
+def column_metadata(sf: Any, soql: str, include_deleted: bool = False) -> Dict[str, Any]:
     """The query endpoint's ``columns=true`` answer: column metadata, no records."""
     url = sf.base_url + ("queryAll/" if include_deleted else "query/")
     resp = api_get(sf, url, "query", params={"q": soql, "columns": "true"})
@@ -381,9 +381,9 @@ class QueryPages:
         self.soql = soql
         self.include_deleted = include_deleted
         self._executor: Optional[ThreadPoolExecutor] = None
-        self._pending: "Optional[Future[dict]]" = None
+        self._pending: "Optional[Future[Dict[str, Any]]]" = None
 
-    def _get(self, url: str, params: Optional[Dict[str, str]] = None) -> dict:
+    def _get(self, url: str, params: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         kwargs: Dict[str, Any] = {}
         if params:
             kwargs["params"] = params
@@ -395,7 +395,7 @@ class QueryPages:
     def _first_request(self) -> Tuple[str, Dict[str, str]]:
         return self.sf.base_url + ("queryAll/" if self.include_deleted else "query/"), {"q": self.soql}
 
-    def first(self) -> dict:
+    def first(self) -> Dict[str, Any]:
         """The first page, fetched in the calling thread."""
         return self._get(*self._first_request())
 
@@ -406,7 +406,7 @@ class QueryPages:
     def more_url(self, next_records_url: str) -> str:
         return f"https://{self.sf.sf_instance}{next_records_url}"
 
-    def more(self, next_records_url: str) -> dict:
+    def more(self, next_records_url: str) -> Dict[str, Any]:
         """The page at ``nextRecordsUrl``, fetched in the calling thread."""
         return self._get(self.more_url(next_records_url))
 
@@ -419,7 +419,7 @@ class QueryPages:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-query-pages")
         self._pending = self._executor.submit(self._get, url, params)
 
-    def take(self) -> dict:
+    def take(self) -> Dict[str, Any]:
         """The page asked for by :meth:`start` or :meth:`prefetch` (waits for it)."""
         pending, self._pending = self._pending, None
         if pending is None:
@@ -435,7 +435,7 @@ class QueryPages:
             self._executor = None
         self._pending = None
 
-    def iterate(self, page: dict) -> Iterator[dict]:
+    def iterate(self, page: Dict[str, Any]) -> Iterator[Dict[str, Any]]:
         """Yield ``page`` and every following page (the next one asked for before each is
         yielded); closes the worker at the end."""
         try:
@@ -449,7 +449,7 @@ class QueryPages:
         finally:
             self.close()
 
-    def child_records(self, sub: Optional[dict]) -> List[dict]:
+    def child_records(self, sub: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
         """All records of a child subquery's result (following its own nextRecordsUrl)."""
         if not sub:
             return []
@@ -546,7 +546,7 @@ class RowPlan:
         self.columns: Optional[List[str]] = None if self._plan is None else [c.name for c in self._plan]
         self._started = False
 
-    def start(self, records: List[dict]) -> List[str]:
+    def start(self, records: List[Dict[str, Any]]) -> List[str]:
         """The column names, fixed from the first page (``records``, non-empty)."""
         if not self._started and records:
             self._started = True
@@ -563,7 +563,7 @@ class RowPlan:
                 self.columns = [c.name for c in self._plan]
         return list(self.columns or [])
 
-    def rows(self, records: List[dict]) -> List[List[Any]]:
+    def rows(self, records: List[Dict[str, Any]]) -> List[List[Any]]:
         """One list of values per record, in the order of :attr:`columns`."""
         self.start(records)
         if self._plan is None:
