@@ -187,7 +187,7 @@ class SalesforceJWT(Salesforce):
 
         simple-salesforce's zeep client would post through zeep's own requests.Session (no
         refresh, no CA bundle); we point it at the refreshing session. Its headers are a
-        copy, so the metadata path no longer changes ``sf.headers``. A JWT-format token below
+        copy, so the metadata path never changes ``sf.headers``. A JWT-format token below
         API 68.0 raises :class:`~sfjwt_ext.errors.SoapJwtTokenError` here already, before
         zeep builds an envelope (whose frames would hold the token).
         """

@@ -510,7 +510,7 @@ class TokenStore:
         (logged once): the caller goes on without the lock."""
         held: Optional["filelock.BaseFileLock"] = None
         if self._prepare():
-            import filelock  # here: only a token cache in use pays for it (issue 19)
+            import filelock  # here: only a token cache in use pays for its import
 
             candidate = filelock.FileLock(
                 str(self.lock_path(identity)),
