@@ -20,7 +20,9 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-from sfjwt_ext import connect_jwt, keys, settings
+from sfjwt_ext import config as settings
+from sfjwt_ext import connect_jwt
+from sfjwt_ext.auth import keys
 from sfjwt_ext.errors import ConfigurationError, PrivateKeyError
 from sfjwt_ext.auth.keys import load_private_key, write_key_pair
 from sfjwt_ext.config import config_path, resolve_settings
