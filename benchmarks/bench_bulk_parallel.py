@@ -52,8 +52,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     isolate()
     report = Report("bench_bulk_parallel", args)
 
-    from sfjwt_ext import connect_jwt, dataframe
-    from sfjwt_ext.dataframe import query_to_parquet
+    from sfjwt_ext import connect_jwt
+    from sfjwt_ext.data import dataframe
+    from sfjwt_ext.data.dataframe import query_to_parquet
 
     dataframe.BULK_PART_RECORDS = page_rows
     # phase marks (an untimed wrapper): the job runs until _wait_for_job returns, the pages

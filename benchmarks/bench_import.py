@@ -42,7 +42,7 @@ STATEMENTS: Dict[str, str] = {
     "added": "import simple_salesforce  # untimed\nfrom sfjwt_ext import connect_jwt",
 }
 TARGET_MS = 15.0
-HEAVY = ("pandas", "tqdm", "argparse", "sfjwt_ext.testing", "sfjwt_ext.cli", "sfjwt_ext.dataframe")
+HEAVY = ("pandas", "tqdm", "argparse", "sfjwt_ext.testing", "sfjwt_ext.cli", "sfjwt_ext.data.dataframe")
 
 
 def run(statement: str) -> Tuple[float, float, List[str]]:

@@ -14,7 +14,7 @@ B1  cold ``connect_jwt()`` (``cache=False``, the key loaded from ``private_key_f
 B2  a second ``connect_jwt()`` in the same process (``cache=True``) vs the cold one just
     before it; the org must see no token request for the second. Target: ratio <= 0.05.
 B6  signing a re-login's assertion with our already-loaded key
-    (``sfjwt_ext.assertion.sign_assertion``) vs PyJWT's ``jwt.encode(claims, pem_text,
+    (``sfjwt_ext.auth.assertion.sign_assertion``) vs PyJWT's ``jwt.encode(claims, pem_text,
     algorithm="RS256")`` from the PEM text, as simple-salesforce does at every (re-)login.
     Target: ratio <= 0.05.
 
@@ -144,8 +144,8 @@ def bench_b2(org: OrgProcess, rounds: int) -> Figure:
 def bench_b6(key_file: str, rounds: int, per_round: int) -> Figure:
     import jwt
 
-    from sfjwt_ext.assertion import build_claims, sign_assertion
-    from sfjwt_ext.keys import load_private_key
+    from sfjwt_ext.auth.assertion import build_claims, sign_assertion
+    from sfjwt_ext.auth.keys import load_private_key
 
     pem_text = open(key_file, encoding="ascii").read()
     key = load_private_key(private_key_file=key_file)

@@ -39,7 +39,7 @@ _CHILD = r"""
 import json, os, resource, sys
 mode, path = sys.argv[1], sys.argv[2]
 from sfjwt_ext import connect_jwt
-from sfjwt_ext.dataframe import query_df, query_to_parquet
+from sfjwt_ext.data.dataframe import query_df, query_to_parquet
 import pandas, pyarrow.parquet
 sf = connect_jwt(cache=False)
 query = os.environ["BENCH_QUERY"]

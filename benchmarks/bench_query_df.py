@@ -84,7 +84,7 @@ def connect(env: Dict[str, str]) -> Any:
 
 
 def run_a(sf: Any, query: str) -> Any:
-    from sfjwt_ext.dataframe import query_df
+    from sfjwt_ext.data.dataframe import query_df
 
     return query_df(sf, query, progress=False, bulk=False)
 

@@ -40,7 +40,7 @@ DEADLINE = 300.0
 _TIMED_CONNECT = r"""
 import json, time
 from sfjwt_ext import connect_jwt
-import sfjwt_ext.connect  # everything imported before the clock starts
+import sfjwt_ext.client  # everything imported before the clock starts
 t0 = time.perf_counter()
 sf = connect_jwt()
 elapsed = time.perf_counter() - t0

@@ -16,20 +16,20 @@ from ._version import __version__
 
 # public name -> module that defines it
 _EXPORTS = {
-    "connect_jwt": "connect",
-    "SalesforceJWT": "connect",
-    "clear_cache": "connect",
-    "resolve_login": "exchange",
-    "LoginTarget": "exchange",
-    "TokenResponse": "exchange",
-    "resolve_settings": "settings",
-    "Settings": "settings",
-    "query_df": "dataframe",
-    "query_arrow": "dataframe",
-    "query_to_parquet": "dataframe",
-    "BulkQueryNotSupported": "dataframe",
-    "RequestNotReplayable": "session",
-    "RedactingFilter": "_redact",
+    "connect_jwt": "client",
+    "SalesforceJWT": "client",
+    "clear_cache": "client",
+    "resolve_login": "auth.target",
+    "LoginTarget": "auth.target",
+    "TokenResponse": "auth.token_client",
+    "resolve_settings": "config",
+    "Settings": "config",
+    "query_df": "data.dataframe",
+    "query_arrow": "data.dataframe",
+    "query_to_parquet": "data.dataframe",
+    "BulkQueryNotSupported": "data.dataframe",
+    "RequestNotReplayable": "errors",
+    "RedactingFilter": "_internal.redact",
     "errors": None,
     "SfJwtError": "errors",
     "ConfigurationError": "errors",
@@ -111,9 +111,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import errors
-    from ._redact import RedactingFilter
-    from .connect import SalesforceJWT, clear_cache, connect_jwt
-    from .dataframe import BulkQueryNotSupported, query_arrow, query_df, query_to_parquet
+    from ._internal.redact import RedactingFilter
+    from .client import SalesforceJWT, clear_cache, connect_jwt
+    from .data.dataframe import BulkQueryNotSupported, query_arrow, query_df, query_to_parquet
     from .errors import (
         AppAccessError,
         AppNotInstalledError,
@@ -129,6 +129,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LoginRateExceededError,
         LoginRestrictedError,
         PrivateKeyError,
+        RequestNotReplayable,
         SessionRefusedError,
         SfJwtError,
         SoapJwtTokenError,
@@ -136,6 +137,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownUserError,
         UnsupportedGrantTypeError,
     )
-    from .exchange import LoginTarget, TokenResponse, resolve_login
-    from .session import RequestNotReplayable
-    from .settings import Settings, resolve_settings
+    from .auth.target import LoginTarget, resolve_login
+    from .auth.token_client import TokenResponse
+
+    from .config import Settings, resolve_settings

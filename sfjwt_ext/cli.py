@@ -330,7 +330,7 @@ def _positive_int(text: str) -> int:
 
 
 def _days(text: str) -> int:
-    from .keys import MAX_DAYS
+    from .auth.keys import MAX_DAYS
 
     value = _positive_int(text)
     if value > MAX_DAYS:
@@ -343,7 +343,7 @@ def _days(text: str) -> int:
 
 def _file_name(text: str) -> str:
     from .errors import ConfigurationError
-    from .keys import check_pair_name
+    from .auth.keys import check_pair_name
 
     try:
         check_pair_name(text)
@@ -373,7 +373,7 @@ def _err(message: str) -> None:
 def _setup_logging(verbose: bool) -> None:
     if not verbose:
         return
-    from ._redact import RedactingFilter
+    from ._internal.redact import RedactingFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -408,7 +408,7 @@ def _exit_code(exc: BaseException) -> int:
 def _describe_error(exc: BaseException) -> str:
     from simple_salesforce.exceptions import SalesforceError
 
-    from ._redact import redact
+    from ._internal.redact import redact
     from .errors import SfJwtError
 
     if isinstance(exc, (SfJwtError, UsageError)):
@@ -446,7 +446,7 @@ def _prefix(exc: BaseException, code: int) -> str:
 # ---------------------------------------------------------------------------------------
 def cmd_keygen(args: argparse.Namespace, out: IO[str]) -> int:
     from .errors import ConfigurationError
-    from .keys import KeyPairExistsError, fingerprint, load_certificate, write_key_pair
+    from .auth.keys import KeyPairExistsError, fingerprint, load_certificate, write_key_pair
 
     passphrase: Optional[str] = None
     if args.passphrase_env:
@@ -489,8 +489,8 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
     --json, what it found goes into ``args.report``: the result, or the error's data."""
     from .diagnose import login_client
     from .errors import AuthenticationError, InvalidClientIdError
-    from .keys import load_private_key
-    from .settings import resolve_settings
+    from .auth.keys import load_private_key
+    from .config import resolve_settings
 
     stdout, report = out, args.report
     if getattr(args, "json", False):
@@ -540,7 +540,7 @@ def cmd_check(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _check_certificate(args: argparse.Namespace, key: Any, out: IO[str]) -> Any:
     """--cert: the certificate, checked against the key (UsageError when they differ)."""
-    from .keys import fingerprint, key_matches_certificate, load_certificate
+    from .auth.keys import fingerprint, key_matches_certificate, load_certificate
 
     cert = load_certificate(args.cert)
     if not key_matches_certificate(key, cert):
@@ -773,7 +773,7 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
     """Rows are written as each page arrives (the next page is fetched while one is written):
     nothing but the current page is held, except by the table format, which keeps at most
     ``TABLE_MAX_ROWS`` and then stops fetching. ``--output`` is checked before the login
-    and goes through a temporary file renamed at the end (:class:`~sfjwt_ext._outfile.OutputFile`),
+    and goes through a temporary file renamed at the end (:class:`~sfjwt_ext._internal.outfile.OutputFile`),
     made only once Salesforce has answered the first page: a failure at any point leaves an
     existing file byte for byte as it was. With --json: :func:`_query_json`."""
     soql = _read_soql(args)
@@ -787,9 +787,9 @@ def cmd_query(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _query_rows(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
     from ._cli_output import make_writer
-    from ._outfile import OutputFile
-    from .connect import connect_jwt
-    from .records import QueryPages, RowPlan
+    from ._internal.outfile import OutputFile
+    from .client import connect_jwt
+    from .data.records import QueryPages, RowPlan
 
     output = OutputFile(args.output, named="--output") if args.output else None
     sf = connect_jwt(**_connection_arguments(args))
@@ -870,9 +870,9 @@ def _wants_next_page(args: argparse.Namespace, pages: int, rows_after: int) -> b
 def _query_parquet(args: argparse.Namespace, soql: str) -> int:
     """--format parquet: query_to_parquet's writer (typed columns, page by page) into the
     same OutputFile as the other formats; pyarrow, pandas and the path checked before the login."""
-    from ._outfile import OutputFile
-    from .connect import connect_jwt
-    from .dataframe import BULK_PARALLEL, _frames, _pandas, _parquet_into, _pyarrow
+    from ._internal.outfile import OutputFile
+    from .client import connect_jwt
+    from .data.dataframe import BULK_PARALLEL, _frames, _pandas, _parquet_into, _pyarrow
 
     if not args.output:
         raise UsageError("--format parquet writes a file: add --output FILE (e.g. --output accounts.parquet)")
@@ -914,7 +914,7 @@ def _query_json(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
 
 def _query_records_json(args: argparse.Namespace, soql: str, out: IO[str]) -> int:
     from ._cli_json import RecordsDocument
-    from .connect import connect_jwt
+    from .client import connect_jwt
 
     document = RecordsDocument()
     try:
@@ -950,8 +950,8 @@ def cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _cache_folder(args: argparse.Namespace) -> str:
     """--folder, else a token_cache path from SF_TOKEN_CACHE / the profile, else the default."""
-    from .settings import resolve_settings, token_cache_value
-    from .tokencache import default_folder
+    from .config import resolve_settings, token_cache_value
+    from .sharing.diskcache import default_folder
 
     if args.folder:
         value = token_cache_value(args.folder, "--folder")
@@ -974,7 +974,7 @@ def _age(seconds: float) -> str:
 
 
 def cmd_cache(args: argparse.Namespace, out: IO[str]) -> int:
-    from .tokencache import TokenStore
+    from .sharing.diskcache import TokenStore
 
     folder = _cache_folder(args)
     store = TokenStore(folder)
@@ -1100,7 +1100,7 @@ def _error_name_and_data(exc: BaseException) -> Tuple[str, Dict[str, Any]]:
     ``sf`` gives it, else our exception's class name."""
     from simple_salesforce.exceptions import SalesforceError
 
-    from ._redact import redact
+    from ._internal.redact import redact
 
     content = getattr(exc, "content", None) if isinstance(exc, SalesforceError) else None
     if isinstance(content, list) and content and isinstance(content[0], dict) and content[0].get("errorCode"):

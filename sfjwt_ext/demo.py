@@ -14,7 +14,7 @@ import time
 from typing import IO, Any, Iterator, List, Sequence
 
 from ._cli_output import flatten, format_table, row_values, select_columns
-from .connect import SalesforceJWT, connect_jwt
+from .client import SalesforceJWT, connect_jwt
 from .testing import LocalOrg
 
 __all__ = ["run_demo"]

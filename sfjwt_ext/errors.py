@@ -3,7 +3,7 @@
 Every exception says what went wrong *and* what to change where (which argument, which
 ``SF_*`` environment variable, which Salesforce Setup screen). Nothing secret (key,
 passphrase, assertion, access token) is ever put into a message: bodies quoted from the
-token endpoint go through :func:`sfjwt_ext._redact.excerpt` first (cut, then masked).
+token endpoint go through :func:`sfjwt_ext._internal.redact.excerpt` first (cut, then masked).
 
 :class:`AuthenticationError` is also simple-salesforce's
 :class:`~simple_salesforce.exceptions.SalesforceAuthenticationFailed`, so code that already
@@ -15,8 +15,8 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 
-from ._redact import excerpt
-from ._urls import host_of
+from ._internal.redact import excerpt
+from ._internal.urls import host_of
 
 __all__ = [
     "SfJwtError",
@@ -38,6 +38,7 @@ __all__ = [
     "UnsupportedGrantTypeError",
     "TokenEndpointUnavailable",
     "SessionRefusedError",
+    "RequestNotReplayable",
     "SoapJwtTokenError",
     "error_for",
     "unexpected_response",
@@ -517,3 +518,18 @@ class SoapJwtTokenError(SfJwtError):
             "Settings; an existing Connected App: Setup > App Manager > the app > Edit) and log "
             "in again. REST and Bulk API 2.0 calls accept the token at any version."
         )
+
+
+class RequestNotReplayable(SfJwtError, SalesforceExpiredSession):
+    """The session had expired and was refreshed, but the request was not sent again.
+
+    Its body was a stream (a generator, an iterator or a file object that cannot be
+    rewound), which was used up by the first attempt. Repeat the call: the client already
+    holds the new token.
+    """
+
+    message = (
+        "The session had expired for {url}; sfjwt_ext logged in again, but the request body "
+        "is a stream that was already consumed and cannot be sent a second time. Repeat the "
+        "call (the client now holds a fresh session). Response content: {content}"
+    )

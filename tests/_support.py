@@ -29,7 +29,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from sfjwt_ext.keys import load_private_key
+from sfjwt_ext.auth.keys import load_private_key
 from sfjwt_ext.testing import LocalOrg
 
 

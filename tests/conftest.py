@@ -83,7 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _no_cached_logins() -> Iterator[None]:
     """Every test starts and ends with an empty connect_jwt() cache: a login cached by one
     test must not answer another test's org."""
-    from sfjwt_ext.connect import clear_cache
+    from sfjwt_ext.client import clear_cache
 
     clear_cache()
     yield
@@ -107,7 +107,7 @@ def org(salesforce_org: Any) -> Any:
 
 @pytest.fixture
 def sf(org: Any) -> Any:
-    from sfjwt_ext.connect import connect_jwt
+    from sfjwt_ext.client import connect_jwt
 
     client = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
     client.query("SELECT Id FROM Account")  # the first token is accepted

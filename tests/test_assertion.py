@@ -4,7 +4,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sfjwt_ext.assertion import build_claims, sign_assertion
+from sfjwt_ext.auth.assertion import build_claims, sign_assertion
 from sfjwt_ext.errors import ConfigurationError, PrivateKeyError
 
 

@@ -33,9 +33,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.cli import EXIT_OK, main
 from sfjwt_ext.errors import ConfigurationError
-from sfjwt_ext.exchange import TokenResponse
-from sfjwt_ext.keys import generate_key_pair
-from sfjwt_ext.tokencache import FORMAT_VERSION, MAGIC, CacheIdentity, TokenStore
+from sfjwt_ext.auth.token_client import TokenResponse
+from sfjwt_ext.auth.keys import generate_key_pair
+from sfjwt_ext.auth.credentials import LoginIdentity
+from sfjwt_ext.sharing.diskcache import FORMAT_VERSION, MAGIC, TokenStore, entry_name
 
 LOGGER = "sfjwt_ext.tokencache"
 DEADLINE = 180.0  # seconds for a worker process; only a hang gets near it
@@ -53,8 +54,8 @@ def key() -> rsa.RSAPrivateKey:
     return generate_key_pair()[0]
 
 
-def _identity(key: rsa.RSAPrivateKey) -> CacheIdentity:
-    return CacheIdentity.for_key(
+def _identity(key: rsa.RSAPrivateKey) -> LoginIdentity:
+    return LoginIdentity.for_key(
         username="ops@acme.example", consumer_key="3MVG9" + "x" * 80,
         token_url="https://acme.my.salesforce.com/services/oauth2/token",
         audience="https://login.salesforce.com", key=key,
@@ -93,7 +94,7 @@ def test_clear_removes_only_our_entries_and_temporary_files(tmp_path: Path, key:
     target = tmp_path / "elsewhere.token"
     target.write_bytes(MAGIC + b"\x01")
     (store.folder / "fedcba9876543210fedcba9876543210.token").symlink_to(target)
-    killed = store.folder / f".{identity.entry_name}.k3j4h5g6.tmp"
+    killed = store.folder / f".{entry_name(identity)}.k3j4h5g6.tmp"
     killed.write_bytes(MAGIC[:5])  # a writer killed while writing
     assert store.clear() == 1
     assert not store.entry_path(identity).exists() and not killed.exists()
@@ -116,11 +117,11 @@ def test_a_killed_writers_temporary_file_goes_with_the_next_write(tmp_path: Path
     store = TokenStore(tmp_path / "cache")
     identity = _identity(key)
     assert store.store(identity, key, _token())
-    stale = store.folder / f".{identity.entry_name}.zz9_plur.tmp"
+    stale = store.folder / f".{entry_name(identity)}.zz9_plur.tmp"
     stale.write_bytes(MAGIC + b"\x01\x00\x00")  # killed after a few bytes, an hour ago
     hour_ago = time.time() - 3600
     os.utime(stale, (hour_ago, hour_ago))
-    live = store.folder / f".{identity.entry_name}.l1vewr1t.tmp"
+    live = store.folder / f".{entry_name(identity)}.l1vewr1t.tmp"
     live.write_bytes(MAGIC)  # another process writing right now
     other = store.folder / ".session.tmp"
     other.write_bytes(b"not ours")
@@ -252,7 +253,7 @@ import sys
 from sfjwt_ext import connect_jwt
 import sfjwt_ext.cli
 print("filelock" in sys.modules)
-from sfjwt_ext.tokencache import TokenStore
+from sfjwt_ext.sharing.diskcache import TokenStore
 print("filelock" in sys.modules)
 """
 

@@ -1,7 +1,7 @@
 """Files that outputs replace (issue 18, items 1, 2 and 10), against the local org over HTTPS.
 
 ``query_to_parquet`` and ``sfjwt query --output`` (every format) go through one output
-helper (``sfjwt_ext._outfile.OutputFile``): a symbolic link is written through (its target
+helper (``sfjwt_ext._internal.outfile.OutputFile``): a symbolic link is written through (its target
 is replaced, in the target's folder), a FIFO or a character device is streamed into and stays
 what it was, a replaced file keeps its mode (a new one gets the umask's), and a path that
 cannot be written, or ``--format parquet`` without pyarrow, is a usage error (exit 2) that
@@ -25,7 +25,7 @@ pd = pytest.importorskip("pandas")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from sfjwt_ext.dataframe import query_df, query_to_parquet  # noqa: E402  (after the skips)
+from sfjwt_ext.data.dataframe import query_df, query_to_parquet  # noqa: E402  (after the skips)
 from sfjwt_ext.errors import ConfigurationError  # noqa: E402
 
 SCRIPT = shutil.which("sfjwt")

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.errors import ConfigurationError, PrivateKeyError, SfJwtError
-from sfjwt_ext.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
 
 PASSPHRASE = "correct horse battery staple 42"
 USERNAME = "user@example.com"

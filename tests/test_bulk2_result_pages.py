@@ -23,8 +23,8 @@ import requests
 
 pd = pytest.importorskip("pandas")
 
-from sfjwt_ext import dataframe  # noqa: E402  (after the pandas skip)
-from sfjwt_ext.dataframe import _BulkResults, query_df  # noqa: E402
+from sfjwt_ext.data import dataframe  # noqa: E402  (after the pandas skip)
+from sfjwt_ext.data.dataframe import _BulkResults, query_df  # noqa: E402
 
 SOQL = "SELECT Id, Name FROM Contact ORDER BY Id"  # 1,500 rows in the sample data
 

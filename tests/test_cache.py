@@ -1,4 +1,4 @@
-"""sfjwt_ext.cache: one login per key and transport, shared outcomes, bounds, a store plugs in."""
+"""sfjwt_ext.sharing.registry: one login per key and transport, shared outcomes, bounds, a store plugs in."""
 from __future__ import annotations
 
 import gc
@@ -12,12 +12,14 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from sfjwt_ext.cache import LoginCache, LoginIdentity, default_cache, login_key
-from sfjwt_ext.connect import connect_jwt
+from sfjwt_ext.sharing import registry
+from sfjwt_ext.sharing.registry import LoginCache, default_cache, log_in, login_key
+from sfjwt_ext.client import connect_jwt
 from sfjwt_ext.errors import TokenEndpointUnavailable
-from sfjwt_ext.exchange import TokenClient, TokenResponse, resolve_login
-from sfjwt_ext.keys import load_private_key
-from sfjwt_ext.settings import resolve_settings
+from sfjwt_ext.auth.target import resolve_login
+from sfjwt_ext.auth.token_client import TokenClient, TokenResponse
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.config import resolve_settings
 
 SOQL = "SELECT Id FROM Account"
 NOW = {"Retry-After": "0"}  # injected 503s are retried at once
@@ -131,27 +133,24 @@ def test_an_environment_proxy_is_part_of_the_key(salesforce_org: Any, monkeypatc
 # ---------------------------------------------------------------------------------------
 # item 6: threads waiting for a first login share its outcome
 # ---------------------------------------------------------------------------------------
-class _HeldStore:
-    """A token store that holds the first login until released (and has no tokens)."""
+class _HeldLogin:
+    """registry.log_in, holding the first login until released."""
 
     def __init__(self) -> None:
         self.asked = threading.Event()
         self.release = threading.Event()
 
-    def load(self, identity: LoginIdentity) -> Optional[TokenResponse]:
+    def __call__(self, client: Any, token: Optional[TokenResponse] = None) -> Any:
         self.asked.set()
         assert self.release.wait(20)
-        return None
-
-    def save(self, identity: LoginIdentity, token: TokenResponse) -> None:
-        pass
+        return log_in(client, token)
 
 
 def test_threads_waiting_for_a_first_login_share_its_failure(salesforce_org: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     org = salesforce_org
     org.inject_fault("token", status=503, count=200, body="down", headers=NOW)
-    held = _HeldStore()
-    monkeypatch.setattr(default_cache, "store", held)
+    held = _HeldLogin()
+    monkeypatch.setattr(registry, "log_in", held)
     errors: List[BaseException] = []
 
     def connect() -> None:
@@ -165,7 +164,7 @@ def test_threads_waiting_for_a_first_login_share_its_failure(salesforce_org: Any
         thread.start()
     try:
         assert held.asked.wait(10)
-        _poll(lambda: _threads_inside(LoginCache.login.__code__, LoginCache._first_login.__code__) == 31,
+        _poll(lambda: _threads_inside(LoginCache.login.__code__, _HeldLogin.__call__.__code__) == 31,
               "31 threads waiting for the first login")
     finally:
         held.release.set()
@@ -177,7 +176,7 @@ def test_threads_waiting_for_a_first_login_share_its_failure(salesforce_org: Any
     assert org.token_requests == 3  # one caller's three attempts (96 before)
     # failures are not cached: the next caller logs in
     org.clear_faults()
-    monkeypatch.setattr(default_cache, "store", None)
+    monkeypatch.setattr(registry, "log_in", log_in)
     assert connect_jwt(**_kwargs(org)).query(SOQL)["done"]
     assert org.token_requests == 4
 
@@ -232,7 +231,7 @@ def test_an_interrupted_first_login_is_made_by_a_waiter(salesforce_org: Any) -> 
     assert entered.wait(10)
     follower = threading.Thread(target=waiter)
     follower.start()
-    _poll(lambda: _threads_inside(LoginCache.login.__code__, LoginCache._first_login.__code__) == 1,
+    _poll(lambda: _threads_inside(LoginCache.login.__code__, make_client.__code__) == 1,
           "the waiter")
     go.set()
     leader.join(10)
@@ -293,30 +292,4 @@ def test_clear_empties_logins_settings_and_sessions(salesforce_org: Any) -> None
     assert second.refresher is not first.refresher and second.session is not first.session
     assert first.query(SOQL)["done"]  # a client made before keeps working
 
-
-# ---------------------------------------------------------------------------------------
-# a second store plugs in
-# ---------------------------------------------------------------------------------------
-class _DictStore:
-    def __init__(self) -> None:
-        self.tokens: Dict[LoginIdentity, TokenResponse] = {}
-
-    def load(self, identity: LoginIdentity) -> Optional[TokenResponse]:
-        return self.tokens.get(identity)
-
-    def save(self, identity: LoginIdentity, token: TokenResponse) -> None:
-        self.tokens[identity] = token
-
-
-def test_a_token_store_answers_first_logins(salesforce_org: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    org = salesforce_org
-    store = _DictStore()
-    monkeypatch.setattr(default_cache, "store", store)
-    first = connect_jwt(**_kwargs(org))
-    assert org.token_requests == 1 and list(store.tokens.values()) == [first.token]
-    default_cache.clear()  # as a new process would start
-    second = connect_jwt(**_kwargs(org))
-    assert second.refresher is not first.refresher
-    assert org.token_requests == 1  # the stored token: no token request
-    assert second.query(SOQL)["done"]
 

@@ -96,7 +96,7 @@ def test_the_console_script_is_installed() -> None:
 
 # -- keygen ------------------------------------------------------------------------------
 def test_keygen_writes_a_private_key_0600_and_a_matching_certificate(tmp_path: Path) -> None:
-    from sfjwt_ext.keys import key_matches_certificate, load_certificate, load_private_key
+    from sfjwt_ext.auth.keys import key_matches_certificate, load_certificate, load_private_key
 
     result = run(["keygen", "--out", str(tmp_path), "--name", "prod", "--days", "30"])
     assert result.returncode == 0, result.stderr
@@ -157,7 +157,7 @@ def test_keygen_bits_outside_the_choices_is_a_usage_error(tmp_path: Path) -> Non
 
 def test_keygen_encrypts_with_the_passphrase_from_the_environment(tmp_path: Path) -> None:
     from sfjwt_ext.errors import PrivateKeyError
-    from sfjwt_ext.keys import load_private_key
+    from sfjwt_ext.auth.keys import load_private_key
 
     result = run(["keygen", "--out", str(tmp_path), "--bits", "3072", "--passphrase-env", "MY_PASS"],
                  env={"MY_PASS": "s3cret-pass"})
@@ -521,7 +521,7 @@ def test_check_token_endpoint_answering_429_is_exit_4(org: Any, env: Dict[str, s
 
 
 def test_keygen_days_sets_the_certificate_validity(tmp_path: Path) -> None:
-    from sfjwt_ext.keys import load_certificate
+    from sfjwt_ext.auth.keys import load_certificate
 
     result = run(["keygen", "--out", str(tmp_path), "--days", "45"])
     assert result.returncode == 0, result.stderr

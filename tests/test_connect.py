@@ -9,8 +9,8 @@ import requests
 import simple_salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
 
-from sfjwt_ext.connect import SalesforceJWT, clear_cache, connect_jwt
-from sfjwt_ext.session import RefreshingSession
+from sfjwt_ext.client import SalesforceJWT, clear_cache, connect_jwt
+from sfjwt_ext.auth.transport import RefreshingSession
 
 SOQL = "SELECT Id, Name FROM Account"
 
@@ -172,10 +172,9 @@ def test_unknown_names_with_underscore_are_attribute_errors(org: Any) -> None:
 def test_verify_false_works_and_warns_once(org: Any, caplog: pytest.LogCaptureFixture) -> None:
     import warnings
 
-    import sfjwt_ext.connect as connect_module
+    import sfjwt_ext.client as connect_module
 
-    monkey_state = connect_module._insecure_warned
-    connect_module._insecure_warned = False
+    connect_module._warn_insecure.cache_clear()
     kwargs = org.credentials.connect_kwargs()
     kwargs["verify"] = False
     try:
@@ -186,7 +185,7 @@ def test_verify_false_works_and_warns_once(org: Any, caplog: pytest.LogCaptureFi
                 connect_jwt(**kwargs, cache=False)
                 assert sf.query(SOQL)["totalSize"] == 4
     finally:
-        connect_module._insecure_warned = monkey_state
+        connect_module._warn_insecure.cache_clear()
     warned = [r for r in caplog.records if "verify=False" in r.getMessage()]
     assert len(warned) == 1
     assert sf.session.verify is False
@@ -208,9 +207,9 @@ def test_login_and_refresh_are_logged_without_secrets(org: Any, caplog: pytest.L
 def test_query_df_delegates(org: Any) -> None:
     pytest.importorskip("pandas")
     try:
-        import sfjwt_ext.dataframe  # noqa: F401
+        import sfjwt_ext.data.dataframe  # noqa: F401
     except ImportError:
-        pytest.skip("sfjwt_ext.dataframe is not there yet")
+        pytest.skip("sfjwt_ext.data.dataframe is not there yet")
     sf = connect_jwt(**org.credentials.connect_kwargs(), cache=False)
     frame = sf.query_df(SOQL)
     assert len(frame) == 4

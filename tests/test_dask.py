@@ -18,9 +18,9 @@ from _support import sample_org, wait_for_bulk_cleanup
 pd = pytest.importorskip("pandas")
 dd = pytest.importorskip("dask.dataframe")
 
-from sfjwt_ext import dataframe  # noqa: E402  (after the skips)
+from sfjwt_ext.data import dataframe  # noqa: E402  (after the skips)
 from sfjwt_ext.dask import read_soql  # noqa: E402
-from sfjwt_ext.dataframe import BulkQueryNotSupported, query_df  # noqa: E402
+from sfjwt_ext.data.dataframe import BulkQueryNotSupported, query_df  # noqa: E402
 
 SOQL = ("SELECT Id, Name, Amount, Probability, StageName, CloseDate, IsWon, CreatedDate, "
         "Account.Name, Account.NumberOfEmployees FROM Opportunity ORDER BY Id")
@@ -52,7 +52,7 @@ def _same(got: Any, expected: Any) -> None:
 
 
 def test_import_sfjwt_ext_does_not_import_dask() -> None:
-    code = "import sys, sfjwt_ext, sfjwt_ext.dataframe; print('dask' in sys.modules or 'distributed' in sys.modules)"
+    code = "import sys, sfjwt_ext, sfjwt_ext.data.dataframe; print('dask' in sys.modules or 'distributed' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"
 

@@ -12,12 +12,12 @@ from typing import Any, Iterator, List
 import pytest
 from _support import sample_org, wait_for_bulk_cleanup
 
-from sfjwt_ext._soql_fields import SoqlParseError, parse_select
+from sfjwt_ext.data.soql_select import SoqlParseError, parse_select
 
 pd = pytest.importorskip("pandas")
 
-from sfjwt_ext import dataframe  # noqa: E402  (after the pandas skip)
-from sfjwt_ext.dataframe import BulkQueryNotSupported, query_df  # noqa: E402
+from sfjwt_ext.data import dataframe  # noqa: E402  (after the pandas skip)
+from sfjwt_ext.data.dataframe import BulkQueryNotSupported, query_df  # noqa: E402
 
 OPP_FIELDS = "Id, Name, Amount, StageName, CloseDate, Probability, IsWon, CreatedDate"
 
@@ -52,7 +52,7 @@ def _raw(sf: Any, soql: str) -> List[dict]:
 
 
 def test_import_does_not_load_pandas_or_tqdm() -> None:
-    code = ("import sys, sfjwt_ext, sfjwt_ext.dataframe, sfjwt_ext._soql_fields\n"
+    code = ("import sys, sfjwt_ext, sfjwt_ext.data.dataframe, sfjwt_ext.data.soql_select\n"
             "from sfjwt_ext import query_df\n"
             "bad = [m for m in ('pandas', 'tqdm', 'pyarrow', 'sfjwt_ext.testing') if m in sys.modules]\n"
             "assert not bad, bad\n")
@@ -62,7 +62,7 @@ def test_import_does_not_load_pandas_or_tqdm() -> None:
 def test_missing_pandas_names_the_extra() -> None:
     code = ("import sys\n"
             "sys.modules['pandas'] = None  # makes 'import pandas' raise ImportError\n"
-            "from sfjwt_ext.dataframe import query_df\n"
+            "from sfjwt_ext.data.dataframe import query_df\n"
             "try:\n"
             "    query_df(object(), 'SELECT Id FROM Account')\n"
             "except ImportError as e:\n"
@@ -287,7 +287,7 @@ def test_session_expiring_halfway_loses_and_doubles_nothing(org: Any, monkeypatc
     soql = "SELECT Id, Name FROM Contact ORDER BY Id"
     expected = [r["Id"] for r in _raw(sf, soql)]
     calls = {"n": 0}
-    real = sf._call_salesforce
+    real = sf.session.request
 
     def expiring(method: str, url: str, **kwargs: Any) -> Any:
         if "/query" in url:
@@ -296,7 +296,7 @@ def test_session_expiring_halfway_loses_and_doubles_nothing(org: Any, monkeypatc
                 org.expire_all_sessions()
         return real(method, url, **kwargs)
 
-    monkeypatch.setattr(sf, "_call_salesforce", expiring)
+    monkeypatch.setattr(sf.session, "request", expiring)
     org.reset_counters()
     before = sf.refresh_count
     df = query_df(sf, soql, progress=False, batch_size=200)

@@ -27,15 +27,9 @@ from sfjwt_ext.errors import (
     TokenEndpointUnavailable,
     UnknownUserError,
 )
-from sfjwt_ext.exchange import (
-    LOGIN_AUDIENCE,
-    TEST_AUDIENCE,
-    LoginTarget,
-    TokenClient,
-    TokenResponse,
-    resolve_login,
-)
-from sfjwt_ext.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.target import LOGIN_AUDIENCE, TEST_AUDIENCE, LoginTarget, resolve_login
+from sfjwt_ext.auth.token_client import TokenClient, TokenResponse
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
 
 # --------------------------------------------------------------------------------------
 # resolve_login

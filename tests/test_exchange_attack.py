@@ -15,15 +15,10 @@ import pytest
 
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.errors import AuthenticationError, ConfigurationError, TokenEndpointUnavailable
-from sfjwt_ext.exchange import (
-    LOGIN_AUDIENCE,
-    MAX_BACKOFF,
-    TokenClient,
-    _can_retry,
-    backoff_delays,
-    resolve_login,
-)
-from sfjwt_ext.keys import load_private_key
+from sfjwt_ext.auth.target import LOGIN_AUDIENCE, resolve_login
+from sfjwt_ext._internal.backoff import MAX_BACKOFF, backoff_delays
+from sfjwt_ext.auth.token_client import TokenClient, _can_retry
+from sfjwt_ext.auth.keys import load_private_key
 
 EYJ_BODY = ("eyJhbGciOiJSUzI1NiJ9" * 15_000)[:300_000]  # 300 KB of JWT-looking text, no dots
 NOW = {"Retry-After": "0"}

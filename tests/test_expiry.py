@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List
 import pytest
 import requests
 
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
+from sfjwt_ext.client import SalesforceJWT, connect_jwt
 
 N_ACCOUNTS = 23
 

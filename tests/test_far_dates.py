@@ -17,8 +17,8 @@ pd = pytest.importorskip("pandas")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from sfjwt_ext import dataframe  # noqa: E402  (after the skips)
-from sfjwt_ext.dataframe import query_arrow, query_df, query_to_parquet  # noqa: E402
+from sfjwt_ext.data import dataframe  # noqa: E402  (after the skips)
+from sfjwt_ext.data.dataframe import query_arrow, query_df, query_to_parquet  # noqa: E402
 from sfjwt_ext.testing import LocalOrg  # noqa: E402
 
 ROWS = 450
@@ -121,7 +121,7 @@ def test_query_to_parquet_with_a_far_date_on_a_later_page(sf: Any, small_parts: 
 
 def test_dask_meta_and_partitions_hold_far_dates(sf: Any, small_parts: None) -> None:
     pytest.importorskip("dask.dataframe")
-    from sfjwt_ext.dask import read_soql
+    from sfjwt_ext.data.dask import read_soql
 
     ddf = read_soql(SOQL, sf=sf)
     assert ddf.npartitions == 3
@@ -134,7 +134,7 @@ def test_dask_meta_and_partitions_hold_far_dates(sf: Any, small_parts: None) -> 
 
 def test_the_wide_parser_reads_every_salesforce_spelling() -> None:
     """The parser used where pandas 2's nanosecond one overflows (run here on any pandas)."""
-    from sfjwt_ext.dataframe import _wide_datetimes
+    from sfjwt_ext.data.dataframe import _wide_datetimes
 
     got = _wide_datetimes(["4000-12-31", "1700-01-01T00:00:00.000+0000", "2024-01-05T10:30:00.000Z",
                            "2024-01-05T12:00:00+01:30", "2024-01-05T10:30:00.123-0200", None, pd.NA])

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from sfjwt_ext._fork import ProcessLocal
+from sfjwt_ext._internal.fork import ProcessLocal
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 

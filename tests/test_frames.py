@@ -18,8 +18,9 @@ from _support import exception_chain
 
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.errors import ConsumerNotApprovedError, SfJwtError, TokenEndpointUnavailable
-from sfjwt_ext.exchange import TokenClient, resolve_login
-from sfjwt_ext.keys import load_private_key
+from sfjwt_ext.auth.target import resolve_login
+from sfjwt_ext.auth.token_client import TokenClient
+from sfjwt_ext.auth.keys import load_private_key
 
 JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]*")
 

@@ -20,10 +20,12 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-from sfjwt_ext import connect_jwt, keys, settings
+from sfjwt_ext import config as settings
+from sfjwt_ext import connect_jwt
+from sfjwt_ext.auth import keys
 from sfjwt_ext.errors import ConfigurationError, PrivateKeyError
-from sfjwt_ext.keys import load_private_key, write_key_pair
-from sfjwt_ext.settings import config_path, resolve_settings
+from sfjwt_ext.auth.keys import load_private_key, write_key_pair
+from sfjwt_ext.config import config_path, resolve_settings
 
 LOCAL_LOGIN = "https://127.0.0.1:9"  # never reached
 DEADLINE = 60  # seconds a subprocess gets; the fixed code answers at once
@@ -34,7 +36,7 @@ CHILD = r"""
 import json, os, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))  # 2 GiB: /dev/zero fails fast, the machine is safe
 from sfjwt_ext import connect_jwt
-from sfjwt_ext.settings import resolve_settings
+from sfjwt_ext.config import resolve_settings
 what, kwargs = sys.argv[1], json.loads(sys.argv[2])
 try:
     if what == "connect":

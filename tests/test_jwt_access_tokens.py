@@ -22,9 +22,9 @@ import requests
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from sfjwt_ext import clear_cache, connect_jwt
-from sfjwt_ext._redact import JWT_MASK, looks_like_jwt, mask_token, redact
+from sfjwt_ext._internal.redact import JWT_MASK, looks_like_jwt, mask_token, redact
 from sfjwt_ext.errors import SfJwtError, SoapJwtTokenError
-from sfjwt_ext.exchange import TokenResponse
+from sfjwt_ext.auth.token_client import TokenResponse
 from sfjwt_ext.testing import LocalOrg
 from sfjwt_ext.testing.org import OrgCredentials
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sfjwt_ext.errors import ConfigurationError, KeyFilePermissionWarning, PrivateKeyError
-from sfjwt_ext.keys import (
+from sfjwt_ext.auth.keys import (
     KeyPairExistsError,
     fingerprint,
     generate_key_pair,

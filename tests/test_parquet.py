@@ -14,8 +14,8 @@ pd = pytest.importorskip("pandas")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from sfjwt_ext import dataframe  # noqa: E402  (after the skips)
-from sfjwt_ext.dataframe import query_arrow, query_df, query_to_parquet  # noqa: E402
+from sfjwt_ext.data import dataframe  # noqa: E402  (after the skips)
+from sfjwt_ext.data.dataframe import query_arrow, query_df, query_to_parquet  # noqa: E402
 
 OPP = ("SELECT Id, Name, Amount, Probability, StageName, CloseDate, IsWon, CreatedDate, "
        "Account.Name, Account.Owner.Name, Account.NumberOfEmployees FROM Opportunity ORDER BY Id")
@@ -147,7 +147,7 @@ def test_missing_folder_names_the_argument(sf: Any, tmp_path: Path) -> None:
 def test_missing_pyarrow_names_the_extra() -> None:
     code = ("import sys\n"
             "sys.modules['pyarrow'] = None\n"
-            "from sfjwt_ext.dataframe import query_to_parquet, query_arrow\n"
+            "from sfjwt_ext.data.dataframe import query_to_parquet, query_arrow\n"
             "for f, args in ((query_to_parquet, ('x.parquet',)), (query_arrow, ())):\n"
             "    try:\n"
             "        f(object(), 'SELECT Id FROM Account', *args)\n"

@@ -119,7 +119,7 @@ def test_unpickled_in_the_same_process_shares_the_login(salesforce_org: Any) -> 
 
 
 def test_a_client_not_made_by_connect_jwt_says_why_it_does_not_pickle(salesforce_org: Any) -> None:
-    from sfjwt_ext.connect import SalesforceJWT
+    from sfjwt_ext.client import SalesforceJWT
 
     sf = connect_jwt(**salesforce_org.credentials.connect_kwargs())
     bare = SalesforceJWT(refresher=sf.refresher, session=sf.session)

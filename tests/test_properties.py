@@ -25,9 +25,10 @@ from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
 from sfjwt_ext.errors import AuthenticationError, ConfigurationError, SfJwtError, error_for
-from sfjwt_ext.exchange import TOKEN_PATH, LoginTarget, TokenClient, TokenResponse, resolve_login
-from sfjwt_ext.keys import generate_key_pair, load_private_key, repair_pem
-from sfjwt_ext.settings import ENV, Settings, resolve_settings
+from sfjwt_ext.auth.target import TOKEN_PATH, LoginTarget, resolve_login
+from sfjwt_ext.auth.token_client import TokenClient, TokenResponse
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key, repair_pem
+from sfjwt_ext.config import ENV, Settings, resolve_settings
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -324,7 +325,7 @@ def test_token_answer_parser_gives_a_token_or_our_error(
     exchange.py has no public ``parse_token_response`` yet) on a built response. A transient
     answer is the internal retry signal, which ``fetch()`` turns into
     TokenEndpointUnavailable; the HTTP test below checks that end to end."""
-    from sfjwt_ext import exchange
+    from sfjwt_ext.auth import token_client as exchange
 
     client = _client(key)
     try:

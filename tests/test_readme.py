@@ -59,9 +59,9 @@ def test_connect_reference_documents_every_parameter() -> None:
     parameter of the signature with a :param: field, and no other."""
     import inspect
 
-    from sfjwt_ext.connect import connect_jwt
+    from sfjwt_ext.client import connect_jwt
 
-    assert "::: sfjwt_ext.connect.connect_jwt" in _page("connect.md")
+    assert "::: sfjwt_ext.client.connect_jwt" in _page("connect.md")
     documented = re.findall(r"^\s*:param (\w+):", inspect.getdoc(connect_jwt) or "", re.M)
     parameters = list(inspect.signature(connect_jwt).parameters)
     assert documented == parameters, set(documented) ^ set(parameters)
@@ -73,7 +73,7 @@ def test_connect_reference_documents_every_parameter() -> None:
     "SF_CA_BUNDLE", "SF_PROFILE",
 ])
 def test_every_environment_variable_is_documented(variable: str) -> None:
-    from sfjwt_ext.settings import ENV, ENV_ALIASES
+    from sfjwt_ext.config import ENV, ENV_ALIASES
 
     known = set(ENV.values()) | {alias for aliases in ENV_ALIASES.values() for alias in aliases}
     assert variable in known

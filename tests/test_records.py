@@ -1,12 +1,12 @@
-"""The record engine (sfjwt_ext.records): column plans from describe, flattening, row values."""
+"""The record engine (sfjwt_ext.data.records): column plans from describe, flattening, row values."""
 from __future__ import annotations
 
 from typing import Any, Iterator
 
 import pytest
 
-from sfjwt_ext import records
-from sfjwt_ext._soql_fields import parse_select
+from sfjwt_ext.data import records
+from sfjwt_ext.data.soql_select import parse_select
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_records_imports_no_optional_package() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, sfjwt_ext.records, sfjwt_ext._cli_output\n"
+    code = ("import sys, sfjwt_ext.data.records, sfjwt_ext._cli_output\n"
             "bad = [m for m in ('pandas', 'pyarrow', 'tqdm', 'sfjwt_ext.testing') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from sfjwt_ext._redact import (
+from sfjwt_ext._internal.redact import (
     JWT_MASK,
     PEM_MASK,
     RedactingFilter,

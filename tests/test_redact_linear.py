@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from sfjwt_ext._redact import JWT_MASK, PEM_MASK, excerpt, redact
+from sfjwt_ext._internal.redact import JWT_MASK, PEM_MASK, excerpt, redact
 
 # The pattern before issue 9 (quadratic on long runs of base64url text): the oracle.
 OLD_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_\-]*\.eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*")

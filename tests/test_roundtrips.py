@@ -19,8 +19,8 @@ from _support import sample_org, wait_for_bulk_cleanup
 
 pd = pytest.importorskip("pandas")
 
-from sfjwt_ext import dataframe  # noqa: E402  (after the pandas skip)
-from sfjwt_ext.dataframe import query_df, query_to_parquet  # noqa: E402
+from sfjwt_ext.data import dataframe  # noqa: E402  (after the pandas skip)
+from sfjwt_ext.data.dataframe import query_df, query_to_parquet  # noqa: E402
 from sfjwt_ext.testing.core.jobs import ID_RE, VERSION_RE  # noqa: E402
 from sfjwt_ext.testing.core.http import Request, Response, json_response  # noqa: E402
 

@@ -15,14 +15,11 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
-from sfjwt_ext.session import (
-    Refresher,
-    RefreshingSession,
-    RequestNotReplayable,
-    body_is_replayable,
-    expiry_signal,
-)
+from sfjwt_ext.client import SalesforceJWT, connect_jwt
+from sfjwt_ext.auth.credentials import Refresher
+from sfjwt_ext.auth.signals import expiry_signal
+from sfjwt_ext.auth.transport import RefreshingSession, body_is_replayable
+from sfjwt_ext.errors import RequestNotReplayable
 
 SOQL = "SELECT Id, Name FROM Account"
 

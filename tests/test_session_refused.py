@@ -13,7 +13,7 @@ import pytest
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from sfjwt_ext import SessionRefusedError
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
+from sfjwt_ext.client import SalesforceJWT, connect_jwt
 
 SOQL = "SELECT Id FROM Account"
 REFUSAL = "This session is not valid for use with the REST API"

@@ -15,9 +15,9 @@ import requests
 import requests.adapters
 from simple_salesforce.exceptions import SalesforceError
 
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
-from sfjwt_ext.exchange import backoff_delays
-from sfjwt_ext.session import DEFAULT_API_TIMEOUT, RETRY_FIRST_DELAY, RETRY_JITTER, RefreshingSession
+from sfjwt_ext.client import SalesforceJWT, connect_jwt
+from sfjwt_ext._internal.backoff import backoff_delays
+from sfjwt_ext.auth.transport import DEFAULT_API_TIMEOUT, RETRY_FIRST_DELAY, RETRY_JITTER, RefreshingSession
 
 SOQL = "SELECT Id FROM Account"
 

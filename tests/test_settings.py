@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sfjwt_ext.errors import ConfigurationError, KeyFilePermissionWarning
-from sfjwt_ext.settings import ENV, Setting, Settings, config_path, resolve_settings
+from sfjwt_ext.config import ENV, Setting, Settings, config_path, resolve_settings
 
 SECRET_PEM = "-----BEGIN PRIVATE KEY-----\nMIIsecretsecretsecret\n-----END PRIVATE KEY-----\n"
 

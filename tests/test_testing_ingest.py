@@ -13,7 +13,7 @@ import pytest
 import requests
 from simple_salesforce.exceptions import SalesforceOperationError
 
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
+from sfjwt_ext.client import SalesforceJWT, connect_jwt
 
 from _writes import add_external_id, run_writes
 

@@ -8,7 +8,7 @@ from typing import Any, List, Tuple
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
+from sfjwt_ext.client import SalesforceJWT, connect_jwt
 
 from _writes import add_external_id, run_writes
 

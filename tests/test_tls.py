@@ -61,9 +61,9 @@ def test_api_calls_verify_certificates_too(org: Any) -> None:
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_verify_false_works_only_when_asked_and_warns(org: Any, caplog: pytest.LogCaptureFixture,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import sfjwt_ext.connect as connect_module
+    import sfjwt_ext.client as connect_module
 
-    monkeypatch.setattr(connect_module, "_insecure_warned", False)  # warned once per process
+    connect_module._warn_insecure.cache_clear()  # warned once per process
     caplog.set_level(logging.WARNING, logger="sfjwt_ext")
     with pytest.raises(TokenEndpointUnavailable):
         connect_jwt(**_without_ca(org), cache=False)

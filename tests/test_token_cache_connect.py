@@ -16,11 +16,12 @@ from typing import Any, List
 import pytest
 from _support import write_encrypted_key
 
-import sfjwt_ext.tokencache as tokencache
+import sfjwt_ext.sharing.diskcache as tokencache
 from sfjwt_ext import clear_cache, connect_jwt
 from sfjwt_ext.errors import ConfigurationError
-from sfjwt_ext.keys import generate_key_pair, load_private_key
-from sfjwt_ext.tokencache import CacheIdentity, TokenStore
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.credentials import LoginIdentity
+from sfjwt_ext.sharing.diskcache import TokenStore
 
 SOQL = "SELECT Id FROM Account"
 LOGGER = "sfjwt_ext.tokencache"
@@ -171,9 +172,9 @@ def test_an_entry_of_another_key_is_not_used(salesforce_org: Any, tmp_path: Path
     (entry,) = _entries(folder)
     other = generate_key_pair()[0]
     mine = load_private_key(private_key_file=creds.private_key_file)
-    identity = CacheIdentity.for_key(username=creds.username, consumer_key=creds.consumer_key,
+    identity = LoginIdentity.for_key(username=creds.username, consumer_key=creds.consumer_key,
                                      token_url=sf.login_target.token_url, audience=sf.login_target.audience, key=mine)
-    theirs = CacheIdentity.for_key(username=creds.username, consumer_key=creds.consumer_key,
+    theirs = LoginIdentity.for_key(username=creds.username, consumer_key=creds.consumer_key,
                                    token_url=sf.login_target.token_url, audience=sf.login_target.audience, key=other)
     store = TokenStore(tmp_path / "elsewhere")
     forged = sf.token.__class__(access_token="00D000000000001!AQforged" + "x" * 60, instance_url=sf.token.instance_url)

@@ -1,4 +1,4 @@
-"""The on-disk token cache (sfjwt_ext.tokencache): format, encryption, modes, failures.
+"""The on-disk token cache (sfjwt_ext.sharing.diskcache): format, encryption, modes, failures.
 
 Cross-process behaviour (concurrent writers, the lock between processes, a real full or
 read-only file system) is in tests/reliability/test_tokencache_processes.py.
@@ -18,16 +18,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sfjwt_ext.exchange import TokenResponse
-from sfjwt_ext.keys import generate_key_pair, load_private_key
-from sfjwt_ext.tokencache import (
-    FORMAT_VERSION,
-    MAGIC,
-    CacheIdentity,
-    TokenStore,
-    default_folder,
-    key_fingerprint,
-)
+from sfjwt_ext.auth.token_client import TokenResponse
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.credentials import LoginIdentity
+from sfjwt_ext.auth.keys import key_fingerprint
+from sfjwt_ext.sharing.diskcache import FORMAT_VERSION, MAGIC, TokenStore, default_folder, entry_name
 
 TOKEN = "00D5g000004ABCD!AQ4AQFx3kT.kVWc9oyzkEpDuYfZ7wAqR1hLwM8sJ2nNqBvC0dXeGhI_jKlMoPrSt"
 CONSUMER_KEY = "3MVG9" + "Ab1Cd2Ef3Gh4Ij5Kl6Mn7Op8Qr9St0Uv" * 2 + "WxYz"
@@ -47,8 +42,8 @@ def other_key() -> rsa.RSAPrivateKey:
     return generate_key_pair()[0]
 
 
-def identity_for(key: rsa.RSAPrivateKey, username: str = "ops@acme.example") -> CacheIdentity:
-    return CacheIdentity.for_key(
+def identity_for(key: rsa.RSAPrivateKey, username: str = "ops@acme.example") -> LoginIdentity:
+    return LoginIdentity.for_key(
         username=username, consumer_key=CONSUMER_KEY, token_url=TOKEN_URL, audience=AUDIENCE, key=key
     )
 
@@ -133,9 +128,9 @@ def test_the_key_identity_does_not_depend_on_how_the_key_was_given(tmp_path: Pat
 def test_a_key_that_is_not_the_identitys_is_a_caller_error(
     store: TokenStore, key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey
 ) -> None:
-    with pytest.raises(ValueError, match="CacheIdentity.for_key"):
+    with pytest.raises(ValueError, match="LoginIdentity.for_key"):
         store.load(identity_for(key), other_key)
-    with pytest.raises(ValueError, match="CacheIdentity.for_key"):
+    with pytest.raises(ValueError, match="LoginIdentity.for_key"):
         store.store(identity_for(key), other_key, token())
 
 
@@ -429,11 +424,11 @@ def test_clear_and_discard(store: TokenStore, key: rsa.RSAPrivateKey) -> None:
     store.store(second, key, token())
     with store.lock(first):
         pass
-    (store.folder / f".{first.entry_name}.leftover.tmp").write_bytes(MAGIC[:4])  # a killed writer's first bytes
+    (store.folder / f".{entry_name(first)}.leftover.tmp").write_bytes(MAGIC[:4])  # a killed writer's first bytes
     assert store.discard(first) is True and store.discard(first) is False
     assert store.clear() == 1
     names = {p.name for p in store.folder.iterdir()}
-    assert names == {"CACHEDIR.TAG", first.entry_name + ".lock"}  # lock files stay on purpose
+    assert names == {"CACHEDIR.TAG", entry_name(first) + ".lock"}  # lock files stay on purpose
     assert store.load(second, key) is None
     assert TokenStore(store.folder / "missing").clear() == 0
 

@@ -23,11 +23,11 @@ from _support import exception_chain, exit_code, fork
 from simple_salesforce.exceptions import SalesforceExpiredSession
 
 from sfjwt_ext import SessionRefusedError, connect_jwt
-from sfjwt_ext.cache import default_cache
-from sfjwt_ext.connect import SalesforceJWT
+from sfjwt_ext.sharing.registry import default_cache
+from sfjwt_ext.client import SalesforceJWT
 from sfjwt_ext.errors import AuthenticationError, ConfigurationError, TokenEndpointUnavailable
-from sfjwt_ext.exchange import resolve_login
-from sfjwt_ext.settings import check_timeout
+from sfjwt_ext.auth.target import resolve_login
+from sfjwt_ext.config import check_timeout
 
 SOQL = "SELECT Id, Name FROM Account"
 NOW = {"Retry-After": "0"}
@@ -536,7 +536,7 @@ def test_debug_logs_of_refreshes_faults_and_metadata_hold_no_secret(org: Any, ca
 # the other new error path: a streamed body that cannot be resent after a refresh
 # ---------------------------------------------------------------------------------------
 def test_a_streamed_post_after_an_expiry_is_not_resent_and_its_error_shows_no_token(org: Any) -> None:
-    from sfjwt_ext.session import RequestNotReplayable
+    from sfjwt_ext.errors import RequestNotReplayable
 
     sf = connect_jwt(**_kwargs(org))
     sf.query(SOQL)

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from sfjwt_ext import connect_jwt
-from sfjwt_ext.connect import SalesforceJWT
+from sfjwt_ext.client import SalesforceJWT
 
 ROWS = 25
 BATCH = 10          # 3 batches: 10, 10, 5

@@ -20,7 +20,7 @@ import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
 from sfjwt_ext import connect_jwt
-from sfjwt_ext.connect import SalesforceJWT
+from sfjwt_ext.client import SalesforceJWT
 from sfjwt_ext.errors import (
     AppAccessError,
     AssertionExpiredError,
@@ -34,7 +34,7 @@ from sfjwt_ext.errors import (
     TokenEndpointUnavailable,
     UnknownUserError,
 )
-from sfjwt_ext.keys import generate_key_pair
+from sfjwt_ext.auth.keys import generate_key_pair
 
 SOQL = "SELECT Id, Name FROM Account"
 NOW = {"Retry-After": "0"}

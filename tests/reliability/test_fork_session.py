@@ -17,7 +17,7 @@ from typing import Any, Callable, Tuple
 import pytest
 from _support import exit_code, fork
 
-from sfjwt_ext.connect import SalesforceJWT
+from sfjwt_ext.client import SalesforceJWT
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from sfjwt_ext import connect_jwt
-from sfjwt_ext.connect import SalesforceJWT
+from sfjwt_ext.client import SalesforceJWT
 
 ROWS = 120
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from sfjwt_ext.connect import SalesforceJWT, connect_jwt
+from sfjwt_ext.client import SalesforceJWT, connect_jwt
 
 REFRESHES = 100
 

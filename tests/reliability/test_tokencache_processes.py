@@ -28,9 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from _support import collect, join_all
 
-from sfjwt_ext.exchange import TokenResponse
-from sfjwt_ext.keys import generate_key_pair, load_private_key
-from sfjwt_ext.tokencache import CacheIdentity, TokenStore
+from sfjwt_ext.auth.token_client import TokenResponse
+from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.credentials import LoginIdentity
+from sfjwt_ext.sharing.diskcache import TokenStore
 
 DEADLINE = 240.0  # seconds for any one process or message; only a hang gets near it
 WRITERS, WRITES = 8, 50
@@ -40,8 +41,8 @@ _TOKEN_RE = re.compile(r"^00D5g000004ABCD!AQ(\d\d)x(\d\d\d\d)\.[A-Za-z0-9]{60}$"
 spawn = multiprocessing.get_context("spawn")
 
 
-def _identity(key: rsa.RSAPrivateKey) -> CacheIdentity:
-    return CacheIdentity.for_key(
+def _identity(key: rsa.RSAPrivateKey) -> LoginIdentity:
+    return LoginIdentity.for_key(
         username="jobs@acme.example",
         consumer_key="3MVG9" + "k" * 80,
         token_url="https://acme.my.salesforce.com/services/oauth2/token",

@@ -4,7 +4,7 @@ Many processes of one job (cron runs, a pool, Airflow tasks, Dask workers) log i
 same user through the same Connected App. A :class:`TokenStore` lets them share one access
 token through a folder, so a whole machine makes one token request per expiry.
 
-* An entry is keyed by a :class:`CacheIdentity`: username, consumer key, token URL, audience
+* An entry is keyed by a :class:`LoginIdentity`: username, consumer key, token URL, audience
   and the SHA-256 of the *public* key (so it does not matter whether the key came from a
   file, PEM text or DER). The file name is a hash of the identity: no name in clear.
 * The token is encrypted with AES-256-GCM under a key derived (HKDF-SHA256) from the RSA
@@ -50,29 +50,30 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, List, Optional, Protocol, Set, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import platformdirs
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ._fork import ProcessLocal
-from ._redact import get_logger
-from .exchange import TokenResponse
+from .._internal.fork import ProcessLocal
+from .._internal.redact import get_logger, mask_consumer_key
+from ..auth.credentials import LoginIdentity, TokenSource, token_digest
+from ..auth.keys import key_fingerprint
+from ..auth.token_client import TokenResponse
 
 if TYPE_CHECKING:  # filelock is imported by TokenStore.lock: only a token cache in use needs it
     import filelock
 
 __all__ = [
-    "CacheIdentity",
     "EntryInfo",
+    "entry_name",
     "TokenStore",
     "SharedTokenSource",
     "default_folder",
-    "key_fingerprint",
     "MAGIC",
     "FORMAT_VERSION",
     "DEFAULT_LOCK_TIMEOUT",
@@ -123,19 +124,6 @@ def default_folder() -> Path:
     return Path(platformdirs.user_cache_dir("sfjwt", appauthor=False))
 
 
-def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
-    """``sha256:<hex>`` of the public key (DER SubjectPublicKeyInfo): the key's identity,
-    the same however the private key was given."""
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(der).hexdigest()
-
-
-def _mask_consumer_key(value: str) -> str:
-    return f"{value[:5]}…{value[-4:]}" if len(value) > 12 else "…"
-
-
 def _printable(text: str) -> str:
     """``text`` with every character a terminal could act on (C0 and C1 controls, DEL,
     bidirectional and other format characters, line separators) written as its escape
@@ -145,36 +133,14 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
-@dataclass(frozen=True)
-class CacheIdentity:
-    """Who an entry logs in as. ``key_id`` is :func:`key_fingerprint` of the key."""
+def _canonical(identity: LoginIdentity) -> bytes:
+    """The identity as the bytes that name the file and bind the ciphertext."""
+    return json.dumps(dataclasses.asdict(identity), sort_keys=True, separators=(",", ":")).encode("utf-8")
 
-    username: str
-    consumer_key: str
-    token_url: str
-    audience: str
-    key_id: str
 
-    @classmethod
-    def for_key(
-        cls, *, username: str, consumer_key: str, token_url: str, audience: str, key: rsa.RSAPrivateKey
-    ) -> "CacheIdentity":
-        return cls(username, consumer_key, token_url, audience, key_fingerprint(key))
-
-    def canonical(self) -> bytes:
-        """The identity as the bytes that name the file and bind the ciphertext."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":")).encode("utf-8")
-
-    @property
-    def entry_name(self) -> str:
-        """The entry's file name stem: a hash of the identity (no username in clear)."""
-        return hashlib.sha256(self.canonical()).hexdigest()[:32]
-
-    def __repr__(self) -> str:
-        return (
-            f"CacheIdentity(username={self.username!r}, consumer_key={_mask_consumer_key(self.consumer_key)!r}, "
-            f"token_url={self.token_url!r}, audience={self.audience!r}, key_id={self.key_id[:19]!r})"
-        )
+def entry_name(identity: LoginIdentity) -> str:
+    """The entry's file name stem: a hash of the identity (no username in clear)."""
+    return hashlib.sha256(_canonical(identity)).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -192,7 +158,6 @@ class EntryInfo:
     org_id: str = ""
     user_id: str = ""
     issued_at: float = 0.0
-    written_at: float = 0.0
     problem: str = ""
 
     @property
@@ -239,10 +204,10 @@ def _derive_key(key: rsa.RSAPrivateKey) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO).derive(material)
 
 
-def _header_for(identity: CacheIdentity, token: TokenResponse) -> bytes:
+def _header_for(identity: LoginIdentity, token: TokenResponse) -> bytes:
     header = {
         "username": identity.username,
-        "consumer_key": _mask_consumer_key(identity.consumer_key),
+        "consumer_key": mask_consumer_key(identity.consumer_key),
         "token_url": identity.token_url,
         "audience": identity.audience,
         "key_id": identity.key_id,
@@ -250,7 +215,6 @@ def _header_for(identity: CacheIdentity, token: TokenResponse) -> bytes:
         "org_id": token.org_id,
         "user_id": token.user_id,
         "issued_at": token.issued_at,
-        "written_at": time.time(),
     }
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -301,7 +265,6 @@ def _info_from(path: Path, header: Dict[str, object]) -> EntryInfo:
         org_id=text("org_id"),
         user_id=text("user_id"),
         issued_at=number("issued_at"),
-        written_at=number("written_at"),
     )
 
 
@@ -335,14 +298,14 @@ class TokenStore:
         self.lock_timeout = state["lock_timeout"]
 
     # -- paths ---------------------------------------------------------------------------
-    def entry_path(self, identity: CacheIdentity) -> Path:
-        return self.folder / (identity.entry_name + ENTRY_SUFFIX)
+    def entry_path(self, identity: LoginIdentity) -> Path:
+        return self.folder / (entry_name(identity) + ENTRY_SUFFIX)
 
-    def lock_path(self, identity: CacheIdentity) -> Path:
-        return self.folder / (identity.entry_name + LOCK_SUFFIX)
+    def lock_path(self, identity: LoginIdentity) -> Path:
+        return self.folder / (entry_name(identity) + LOCK_SUFFIX)
 
     # -- reading -------------------------------------------------------------------------
-    def load(self, identity: CacheIdentity, key: rsa.RSAPrivateKey) -> Optional[TokenResponse]:
+    def load(self, identity: LoginIdentity, key: rsa.RSAPrivateKey) -> Optional[TokenResponse]:
         """The cached token of ``identity``, or ``None`` (no entry, or an unusable one:
         logged once). ``key`` must be the key of ``identity`` (ValueError otherwise: a
         caller's mistake, not a disk problem)."""
@@ -356,7 +319,7 @@ class TokenStore:
                 return None
             header, prefix, nonce, sealed = _split(blob)
             try:
-                plain = AESGCM(_derive_key(key)).decrypt(nonce, sealed, prefix + identity.canonical())
+                plain = AESGCM(_derive_key(key)).decrypt(nonce, sealed, prefix + _canonical(identity))
             except InvalidTag:
                 raise _Unusable(
                     "undecryptable", "it does not decrypt with this key and identity (tampered, or another key's)"
@@ -419,7 +382,7 @@ class TokenStore:
         return sorted(found, key=lambda info: (info.username, info.token_url, str(info.path)))
 
     # -- writing -------------------------------------------------------------------------
-    def store(self, identity: CacheIdentity, key: rsa.RSAPrivateKey, token: TokenResponse) -> bool:
+    def store(self, identity: LoginIdentity, key: rsa.RSAPrivateKey, token: TokenResponse) -> bool:
         """Write ``token`` as the entry of ``identity`` (atomically). False when it could
         not be written (logged once)."""
         self._check_key(identity, key)
@@ -430,7 +393,7 @@ class TokenStore:
         prefix = MAGIC + bytes([FORMAT_VERSION]) + len(header).to_bytes(4, "big") + header
         nonce = os.urandom(_NONCE_BYTES)
         sealed = AESGCM(_derive_key(key)).encrypt(
-            nonce, json.dumps(payload, separators=(",", ":")).encode("utf-8"), prefix + identity.canonical()
+            nonce, json.dumps(payload, separators=(",", ":")).encode("utf-8"), prefix + _canonical(identity)
         )
         return self._replace(self.entry_path(identity), prefix + nonce + sealed)
 
@@ -462,7 +425,7 @@ class TokenStore:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
 
-    def discard(self, identity: CacheIdentity) -> bool:
+    def discard(self, identity: LoginIdentity) -> bool:
         """Remove the entry of ``identity``; True if one was removed."""
         return self._unlink(self.entry_path(identity))
 
@@ -540,14 +503,14 @@ class TokenStore:
 
     # -- locking -------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, identity: CacheIdentity, timeout: Optional[float] = None) -> Iterator[bool]:
+    def lock(self, identity: LoginIdentity, timeout: Optional[float] = None) -> Iterator[bool]:
         """Hold the cross-process lock of ``identity``'s entry (around a refresh: re-read,
         log in only if nobody else did, store). Yields True when held; False after
         ``timeout`` seconds (default :attr:`lock_timeout`) or when the folder is unusable
         (logged once): the caller goes on without the lock."""
         held: Optional["filelock.BaseFileLock"] = None
         if self._prepare():
-            import filelock  # here: only a token cache in use pays for it (issue 19)
+            import filelock  # here: only a token cache in use pays for its import
 
             candidate = filelock.FileLock(
                 str(self.lock_path(identity)),
@@ -663,9 +626,9 @@ class TokenStore:
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
-    def _check_key(identity: CacheIdentity, key: rsa.RSAPrivateKey) -> None:
+    def _check_key(identity: LoginIdentity, key: rsa.RSAPrivateKey) -> None:
         if key_fingerprint(key) != identity.key_id:
-            raise ValueError("the key is not the key of this CacheIdentity (build it with CacheIdentity.for_key)")
+            raise ValueError("the key is not the key of this LoginIdentity (build it with LoginIdentity.for_key)")
 
     def _warn(self, reason: str, message: str, *args: object) -> None:
         with self._guard.get():
@@ -680,23 +643,10 @@ class TokenStore:
 # ---------------------------------------------------------------------------------------
 # the refresh path of many processes
 # ---------------------------------------------------------------------------------------
-class _Fetcher(Protocol):
-    """The token client a :class:`SharedTokenSource` wraps (a
-    :class:`~sfjwt_ext.exchange.TokenClient`)."""
-
-    username: str
-
-    def fetch(self) -> TokenResponse: ...
-
-    def close(self) -> None: ...
-
-
-def _digest(token: TokenResponse) -> bytes:
-    return hashlib.sha256(token.access_token.encode("utf-8")).digest()
 
 
 class SharedTokenSource:
-    """A token source (what a :class:`~sfjwt_ext.session.Refresher` calls ``fetch()`` on)
+    """A token source (what a :class:`~sfjwt_ext.auth.transport.Refresher` calls ``fetch()`` on)
     that shares tokens through a :class:`TokenStore`: N processes, one token request.
 
     ``fetch()`` is asked for a token it has not handed out before (the refresher's token
@@ -719,9 +669,9 @@ class SharedTokenSource:
 
     def __init__(
         self,
-        client: _Fetcher,
+        client: TokenSource,
         store: TokenStore,
-        identity: CacheIdentity,
+        identity: LoginIdentity,
         key: rsa.RSAPrivateKey,
         *,
         last: Optional[TokenResponse] = None,
@@ -733,17 +683,16 @@ class SharedTokenSource:
         self._key = key
         self._seen: Deque[bytes] = collections.deque(maxlen=_SEEN_TOKENS)
         if last is not None:
-            self._seen.append(_digest(last))
+            self._seen.append(token_digest(last.access_token))
         self._guard: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
         #: token requests this process avoided thanks to the entry (for diagnostics)
-        self.cache_hits = 0
 
     @property
     def username(self) -> str:
         return self.client.username
 
     def _is_new(self, token: Optional[TokenResponse]) -> bool:
-        return token is not None and _digest(token) not in self._seen
+        return token is not None and token_digest(token.access_token) not in self._seen
 
     def fetch(self) -> TokenResponse:
         with self._guard.get():
@@ -751,16 +700,14 @@ class SharedTokenSource:
             if token is None or not self._is_new(token):
                 token = self._fetch_locked()
             else:
-                self.cache_hits += 1
                 log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
-            self._seen.append(_digest(token))
+            self._seen.append(token_digest(token.access_token))
             return token
 
     def _fetch_locked(self) -> TokenResponse:
         with self.store.lock(self.identity):
             token = self.store.load(self.identity, self._key)
             if token is not None and self._is_new(token):
-                self.cache_hits += 1
                 log.debug("token of %s written by another process meanwhile", self.identity.username)
                 return token
             token = self.client.fetch()

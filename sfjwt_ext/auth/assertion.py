@@ -11,7 +11,7 @@ from typing import Dict, Optional, Union
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .errors import ConfigurationError, PrivateKeyError
+from ..errors import ConfigurationError, PrivateKeyError
 
 __all__ = ["build_claims", "sign_assertion", "Claims", "MAX_LIFETIME", "ALGORITHM"]
 
@@ -60,7 +60,7 @@ def sign_assertion(key: rsa.RSAPrivateKey, claims: Claims) -> str:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise PrivateKeyError(
             f"sign_assertion needs a loaded RSA private key object, not {type(key).__name__}: "
-            "load it once with sfjwt_ext.keys.load_private_key()"
+            "load it once with sfjwt_ext.auth.keys.load_private_key()"
         )
     token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"typ": "JWT"})
     return token if isinstance(token, str) else token.decode("ascii")

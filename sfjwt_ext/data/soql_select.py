@@ -1,6 +1,6 @@
 """A small, forgiving parser for the SELECT list of a SOQL query (client side).
 
-:func:`parse_select` tells :mod:`sfjwt_ext.dataframe` which columns a query returns, in
+:func:`parse_select` tells :mod:`sfjwt_ext.data.dataframe` which columns a query returns, in
 order, before any record arrives: plain fields and parent paths (``Account.Owner.Name``),
 aggregate and date functions with their column names (alias, else ``expr0``, ``expr1``...),
 ``COUNT()``, child subqueries (``(SELECT ... FROM Contacts)``), and whatever it cannot know

@@ -1,5 +1,5 @@
 """Where an output goes: :class:`OutputFile`, the one helper behind ``sfjwt query --output``
-(every format) and :func:`sfjwt_ext.dataframe.query_to_parquet`.
+(every format) and :func:`sfjwt_ext.data.dataframe.query_to_parquet`.
 
 * A regular file (or a new one) is written to a temporary file in its folder
   (``.NAME.<random>.tmp``), fsynced and renamed over it only by :meth:`OutputFile.commit`:
@@ -23,7 +23,7 @@ import secrets
 import stat
 from typing import IO, Any, Optional, Union
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = ["OutputFile"]
 

@@ -30,7 +30,7 @@ __all__ = [
 PACKAGE_LOGGER = "sfjwt_ext"
 
 # Every pattern runs in linear time: no quantifier can give back characters that another
-# one then rescans (that made a 300 KB body of ``eyJ`` text take ~30 s, issue 9 item 3).
+# one then rescans (a 300 KB body of ``eyJ`` text would otherwise take ~30 s).
 #
 # A Salesforce access token / session id: the 15- or 18-character org id, '!', then the
 # opaque part. '!' may appear URL-encoded as %21. (Bounded prefix: each start costs O(1).)
@@ -182,7 +182,7 @@ def _attach(logger: logging.Logger) -> logging.Logger:
 
 def get_logger(name: str = PACKAGE_LOGGER) -> logging.Logger:
     """The logger ``name`` (made a child of ``sfjwt_ext`` when it is not already in that
-    tree, e.g. ``"exchange"`` -> ``sfjwt_ext.exchange``) with one :class:`RedactingFilter`
+    tree, e.g. ``"exchange"`` -> ``sfjwt_ext.auth.token_client``) with one :class:`RedactingFilter`
     attached (idempotent)."""
     if name != PACKAGE_LOGGER and not name.startswith(PACKAGE_LOGGER + "."):
         name = f"{PACKAGE_LOGGER}.{name}"
@@ -190,3 +190,8 @@ def get_logger(name: str = PACKAGE_LOGGER) -> logging.Logger:
 
 
 get_logger(PACKAGE_LOGGER)
+
+
+def mask_consumer_key(value: str) -> str:
+    """A consumer key as logs and cache headers show it: ``3MVG9…WxYz``."""
+    return f"{value[:5]}…{value[-4:]}" if len(value) > 12 else "…"

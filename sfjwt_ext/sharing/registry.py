@@ -6,12 +6,12 @@
   environment, profile file content and working directory, so a notebook cell that is run
   again costs microseconds;
 * the **login** of a :class:`LoginKey` (``LoginCache.login``): a
-  :class:`~sfjwt_ext.session.Refresher`, made by one token request however many threads ask
+  :class:`~sfjwt_ext.auth.transport.Refresher`, made by one token request however many threads ask
   at once. Threads that wait for a first login share its outcome, the failure included
   (32 threads against a token endpoint that answers 503 make one caller's retries, not 32);
   a failed login is never kept;
 * the **session** of a login (``LoginCache.session``): clients of one login share one
-  :class:`~sfjwt_ext.session.RefreshingSession` (and its connection pool) while one of them
+  :class:`~sfjwt_ext.auth.transport.RefreshingSession` (and its connection pool) while one of them
   is alive; the cache holds it weakly.
 
 What a key is made of is decided here, in the key makers (:func:`login_key`,
@@ -28,19 +28,14 @@ login's token client is closed (its idle TLS connection goes); a client still us
 login keeps working (its next refresh opens a new connection).
 
 Fork-aware: the lock, the first logins in flight and the shared sessions live in a
-:class:`~sfjwt_ext._fork.ProcessLocal`. A forked child gets a fresh lock and forgets the
+:class:`~sfjwt_ext._internal.fork.ProcessLocal`. A forked child gets a fresh lock and forgets the
 parent's logins in flight (their threads do not exist in the child: it logs in itself) and
 the parent's sessions; the logins it keeps (their tokens stay valid) first close the pooled
 connections inherited from the parent, so the child's token requests open their own.
 
-A second store plugs in as ``LoginCache(store=...)``, any object with the
-:class:`TokenStore` methods: a first login asks it for a token of the login's identity
-before making a token request, and hands it every token it fetched (the on-disk token cache
-shared by processes plugs in differently: see below).
-
 The token cache shared by processes (``connect_jwt(token_cache=...)``) is part of the login:
 its folder is the third field of the :class:`LoginKey`, and the login's token source is a
-:class:`~sfjwt_ext.tokencache.SharedTokenSource` wrapping the token client, so the first
+:class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` wrapping the token client, so the first
 login and every refresh read the entry, and log in under its lock only when it holds
 nothing newer. :meth:`LoginCache.disk_store` keeps one store per folder (so each problem is
 warned about once per process). ``login(key, make_client, token=...)`` starts a login from a
@@ -53,34 +48,32 @@ import functools
 import hashlib
 import os
 import threading
-import time
 import weakref
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._fork import ProcessLocal
-from ._redact import get_logger
-from .errors import ConfigurationError, PrivateKeyError
-from .exchange import LoginTarget, TimeoutType, TokenResponse
-from .keys import read_key_file
-from .tokencache import TokenStore as DiskStore
-from .session import Refresher, RefreshingSession, TokenSource
-from .settings import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
+from .._internal.fork import ProcessLocal
+from .._internal.redact import get_logger
+from ..errors import ConfigurationError, PrivateKeyError
+from ..auth.target import LoginTarget
+from ..auth.token_client import TimeoutType, TokenClient, TokenResponse
+from ..auth.keys import key_fingerprint, read_key_file
+from .diskcache import SharedTokenSource, TokenStore, default_folder
+from ..auth.credentials import LoginIdentity, Refresher, TokenSource, log_in
+from ..auth.transport import RefreshingSession
+from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
 __all__ = [
     "LoginCache",
-    "LoginIdentity",
     "LoginKey",
-    "LoginSource",
     "Transport",
-    "TokenStore",
     "default_cache",
     "login_key",
     "transport_environment",
     "key_source_id",
-    "key_fingerprint",
-    "log_in",
+    "cache_folder",
+    "token_source",
     "MAX_LOGINS",
     "MAX_SETTINGS",
 ]
@@ -99,15 +92,6 @@ PrivateKeySource = Union[str, bytes, rsa.RSAPrivateKey, None]
 # ---------------------------------------------------------------------------------------
 # keys
 # ---------------------------------------------------------------------------------------
-class LoginIdentity(NamedTuple):
-    """Whose token: the same identity gets the same session from Salesforce. ``key_id`` is
-    :func:`key_source_id` (never key material)."""
-
-    username: str
-    consumer_key: str
-    token_url: str
-    audience: str
-    key_id: str
 
 
 class Transport(NamedTuple):
@@ -176,12 +160,6 @@ def transport_environment(verify: Verify) -> Tuple[Tuple[str, str], ...]:
     proxy variables, and its CA bundle variables when ``verify`` is True."""
     names = _PROXY_ENV + _CA_BUNDLE_ENV if verify is True else _PROXY_ENV
     return tuple(sorted((name, os.environ[name]) for name in names if os.environ.get(name)))
-
-
-def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
-    """SHA-256 of a loaded key's public numbers."""
-    numbers = key.public_key().public_numbers()
-    return hashlib.sha256(f"{numbers.n:x}:{numbers.e:x}".encode("ascii")).hexdigest()
 
 
 def key_source_id(settings: Settings) -> Optional[str]:
@@ -253,42 +231,6 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
 # ---------------------------------------------------------------------------------------
 # first logins
 # ---------------------------------------------------------------------------------------
-class TokenStore(Protocol):
-    """A second place for tokens, looked up by login identity (e.g. a cache on disk shared
-    by processes). Neither method may raise for a broken store: log and answer None."""
-
-    def load(self, identity: LoginIdentity) -> Optional[TokenResponse]:
-        """A token of ``identity`` to use without a token request, or None."""
-
-    def save(self, identity: LoginIdentity, token: TokenResponse) -> None:
-        """Keep ``token``, just fetched for ``identity``."""
-
-
-class LoginSource(TokenSource, Protocol):
-    """What logs a login in and refreshes it: a :class:`~sfjwt_ext.exchange.TokenClient`, or
-    a source wrapping one (the token cache's
-    :class:`~sfjwt_ext.tokencache.SharedTokenSource`, an unpickled client's key loader)."""
-
-    @property
-    def username(self) -> str: ...
-
-
-def log_in(client: LoginSource, token: Optional[TokenResponse] = None) -> Refresher:
-    """The refresher of a first login: ``token`` when given, else one ``client.fetch()``.
-    A failed login closes the client."""
-    if token is None:
-        started = time.monotonic()
-        try:
-            token = client.fetch()
-        except BaseException:
-            client.close()
-            raise
-        # exchange.py logs the login at INFO; this is the step.
-        logger.debug(
-            "logged in %s (org %s) in %.0f ms",
-            client.username, token.org_id or "?", (time.monotonic() - started) * 1000.0,
-        )
-    return Refresher(client, token)
 
 
 class _FirstLogin:
@@ -324,16 +266,14 @@ class LoginCache:
         *,
         max_logins: int = MAX_LOGINS,
         max_settings: int = MAX_SETTINGS,
-        store: Optional[TokenStore] = None,
     ) -> None:
         if max_logins < 1 or max_settings < 1:
             raise ValueError("max_logins and max_settings must be at least 1")
         self.max_logins = max_logins
         self.max_settings = max_settings
-        self.store = store
         self._logins: "collections.OrderedDict[LoginKey, Refresher]" = collections.OrderedDict()
         self._settings: "collections.OrderedDict[SettingsKey, Settings]" = collections.OrderedDict()
-        self._disk_stores: Dict[str, DiskStore] = {}
+        self._disk_stores: Dict[str, TokenStore] = {}
         self._process: ProcessLocal[_ProcessState] = ProcessLocal(self._new_process)
 
     def _new_process(self) -> _ProcessState:
@@ -371,7 +311,7 @@ class LoginCache:
     def login(
         self,
         key: LoginKey,
-        make_client: Callable[[], LoginSource],
+        make_client: Callable[[], TokenSource],
         token: Optional[TokenResponse] = None,
     ) -> Tuple[Refresher, bool]:
         """``(refresher, reused)`` for ``key``: the cached login, or one first login for all
@@ -397,7 +337,7 @@ class LoginCache:
                 return flight.refresher, True
         evicted: List[Refresher] = []
         try:
-            refresher = self._first_login(key.identity, make_client, token)
+            refresher = log_in(make_client(), token)
         except Exception as exc:
             flight.error = exc
             raise
@@ -416,34 +356,17 @@ class LoginCache:
             old.token_client.close()
         return refresher, False
 
-    def _first_login(
-        self, identity: LoginIdentity, make_client: Callable[[], LoginSource], token: Optional[TokenResponse]
-    ) -> Refresher:
-        client = make_client()
-        if token is not None:
-            return log_in(client, token)
-        stored = self.store.load(identity) if self.store is not None else None
-        refresher = log_in(client, stored)
-        if self.store is not None and stored is None:
-            self.store.save(identity, refresher.token)
-        return refresher
-
-    def get(self, key: LoginKey) -> Optional[Refresher]:
-        """The cached login of ``key`` (not counted as a use)."""
-        with self._process.get().lock:
-            return self._logins.get(key)
-
     def __len__(self) -> int:
         return len(self._logins)
 
     # -- token cache folders ----------------------------------------------------------------
-    def disk_store(self, folder: str) -> DiskStore:
-        """The one :class:`~sfjwt_ext.tokencache.TokenStore` of ``folder`` (absolute) in this
+    def disk_store(self, folder: str) -> TokenStore:
+        """The one :class:`~sfjwt_ext.sharing.diskcache.TokenStore` of ``folder`` (absolute) in this
         process: what it warned about is warned once, whichever client hits it."""
         with self._process.get().lock:
             store = self._disk_stores.get(folder)
             if store is None:
-                store = self._disk_stores[folder] = DiskStore(folder)
+                store = self._disk_stores[folder] = TokenStore(folder)
             return store
 
     def disk_folders(self) -> List[str]:
@@ -482,3 +405,34 @@ class LoginCache:
 
 #: The cache ``connect_jwt()`` uses.
 default_cache = LoginCache()
+
+
+def cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
+    """The token cache folder of a ``token_cache`` setting (None: off)."""
+    if setting is True:
+        return str(default_folder())
+    if isinstance(setting, str) and setting:
+        return setting
+    return None
+
+
+def token_source(
+    *, username: str, consumer_key: str, key: rsa.RSAPrivateKey, target: LoginTarget,
+    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType,
+    folder: Optional[str], last: Optional[TokenResponse] = None,
+) -> TokenSource:
+    """The token client of a login; with a token cache ``folder``, wrapped in the
+    :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` that shares its tokens on disk."""
+    make = functools.partial(
+        TokenClient, username=username, consumer_key=consumer_key, key=key, target=target,
+        verify=verify, proxies=proxies,
+    )
+    # timeout=None: the token client's own default, (connect, read) = (10, 30)
+    client = make() if timeout is None else make(timeout=timeout)
+    if folder is None:
+        return client
+    identity = LoginIdentity.for_key(
+        username=username, consumer_key=consumer_key, token_url=target.token_url,
+        audience=target.audience, key=key,
+    )
+    return SharedTokenSource(client, default_cache.disk_store(folder), identity, key, last=last)

@@ -1,7 +1,7 @@
 """The record engine: Salesforce JSON records -> named, typed columns, in one place.
 
-Used by :func:`~sfjwt_ext.dataframe.query_df`, :func:`~sfjwt_ext.dataframe.query_arrow`,
-:func:`~sfjwt_ext.dataframe.query_to_parquet` and the writers of ``sfjwt query``.
+Used by :func:`~sfjwt_ext.data.dataframe.query_df`, :func:`~sfjwt_ext.data.dataframe.query_arrow`,
+:func:`~sfjwt_ext.data.dataframe.query_to_parquet` and the writers of ``sfjwt query``.
 
 * :class:`Describer` describes each object once per client (cached on the client in
   ``sf._sfjwt_describe_cache``) and resolves a dotted field path (``account.owner.name``)
@@ -30,7 +30,10 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ._soql_fields import SelectItem, SelectQuery, SoqlParseError, parse_select
+import requests
+from simple_salesforce.util import exception_handler
+
+from .soql_select import SelectItem, SelectQuery, SoqlParseError, parse_select
 
 __all__ = [
     "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "TIME_UNIT", "DATE_DTYPE", "DATETIME_DTYPE",
@@ -83,17 +86,9 @@ class Describer:
         """``sf``: the client whose describe calls (and cache) to use; ``None`` describes
         nothing (names and keys as the query writes them)."""
         self.sf = sf
-        cache: Any = {}
-        if sf is not None:
-            # sf.__dict__ directly: simple-salesforce's __getattr__ turns unknown names into SFType
-            cache = sf.__dict__.get("_sfjwt_describe_cache")
-            if not isinstance(cache, dict):
-                cache = {}
-                try:
-                    sf.__dict__["_sfjwt_describe_cache"] = cache
-                except (AttributeError, TypeError):  # pragma: no cover - objects without __dict__
-                    pass
-        self.cache: Dict[str, Any] = cache
+        # A SalesforceJWT keeps describes for its lifetime; another client's last one call.
+        cache = getattr(sf, "__dict__", {}).get("_sfjwt_describe_cache") if sf is not None else None
+        self.cache: Dict[str, Any] = cache if isinstance(cache, dict) else {}
         self.failed: Dict[str, bool] = {}
         self.indexes: Dict[str, Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]] = {}
 
@@ -339,10 +334,23 @@ def _is_child_column(entry: Dict[str, Any]) -> bool:
     return bool(entry.get("aggregate")) and bool(entry.get("joinColumns"))
 
 
+def api_get(sf: Any, url: str, name: str, headers: Optional[Dict[str, str]] = None, **kwargs: Any) -> requests.Response:
+    """GET ``url`` as ``sf.query`` does, on simple-salesforce's public surface: the client's
+    session (whose refresh applies) and headers, Salesforce's errors raised by
+    ``simple_salesforce.util.exception_handler``, ``sf.api_usage`` kept up to date."""
+    response: requests.Response = sf.session.request("GET", url, headers={**sf.headers, **(headers or {})}, **kwargs)
+    if response.status_code >= 300:
+        exception_handler(response, name=name)
+    limit_info = response.headers.get("Sforce-Limit-Info")
+    if limit_info:
+        sf.api_usage = sf.parse_api_usage(limit_info)
+    return response
+
+
 def column_metadata(sf: Any, soql: str, include_deleted: bool = False) -> Dict[str, Any]:
     """The query endpoint's ``columns=true`` answer: column metadata, no records."""
     url = sf.base_url + ("queryAll/" if include_deleted else "query/")
-    resp = sf._call_salesforce("GET", url, name="query", params={"q": soql, "columns": "true"})
+    resp = api_get(sf, url, "query", params={"q": soql, "columns": "true"})
     return json.loads(resp.content)  # type: ignore[no-any-return]
 
 
@@ -357,7 +365,7 @@ def columns_from_metadata(sf: Any, soql: str, include_deleted: bool = False) -> 
 class QueryPages:
     """REST query pages as plain dicts, one request ahead at most.
 
-    The requests ``sf.query`` / ``sf.query_more`` make, through ``sf._call_salesforce`` (so
+    The requests ``sf.query`` / ``sf.query_more`` make, through :func:`api_get` (so
     the client's session and its refresh apply), decoded with the C JSON decoder into plain
     dicts. :meth:`start` sends the first request in the background (the caller describes
     meanwhile); :meth:`iterate` asks for the next page as soon as a page is handed out, so
@@ -366,7 +374,7 @@ class QueryPages:
     """
 
     def __init__(self, sf: Any, soql: str, include_deleted: bool = False, batch_size: Optional[int] = None) -> None:
-        if getattr(sf, "_call_salesforce", None) is None:
+        if not isinstance(getattr(sf, "session", None), requests.Session):
             raise TypeError("querying needs a simple_salesforce.Salesforce client (e.g. from connect_jwt())")
         self.sf = sf
         self.headers = {"Sforce-Query-Options": f"batchSize={int(batch_size)}"} if batch_size else {}
@@ -381,7 +389,7 @@ class QueryPages:
             kwargs["params"] = params
         if self.headers:
             kwargs["headers"] = dict(self.headers)
-        resp = self.sf._call_salesforce("GET", url, name="query", **kwargs)
+        resp = api_get(self.sf, url, "query", **kwargs)
         return json.loads(resp.content)  # type: ignore[no-any-return]
 
     def _first_request(self) -> Tuple[str, Dict[str, str]]:

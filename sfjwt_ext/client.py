@@ -8,23 +8,23 @@ Reuse: in one process, a second ``connect_jwt()`` for the same user, Connected A
 URL, audience and key (SHA-256 of the key file's or text's bytes and the passphrase, so a
 reuse costs no key parse), made with the same ``verify``, proxies and timeout, does not log
 in again. It gets the live token and *shares* the first client's
-:class:`~sfjwt_ext.session.Refresher`, so a refresh done by either client serves both. A
+:class:`~sfjwt_ext.auth.transport.Refresher`, so a refresh done by either client serves both. A
 notebook cell that is run again therefore costs no login. A client with other transport
 settings makes its own login, whose refreshes go out the way it asked. Threads connecting at
 once for one login make one token request and share its outcome, a failure included.
 ``cache=False`` neither reads nor fills that cache; failed logins are never cached;
 :func:`clear_cache` empties it. The cache (bounded, fork-aware) is
-:data:`sfjwt_ext.cache.default_cache`.
+:data:`sfjwt_ext.sharing.registry.default_cache`.
 
 Many processes: ``token_cache=True`` (or a folder, ``SF_TOKEN_CACHE``, the profile's
 ``token_cache``) shares the token through an encrypted folder
-(:mod:`sfjwt_ext.tokencache`): the login and every refresh go through a
-:class:`~sfjwt_ext.tokencache.SharedTokenSource`, so N processes make one token request per
+(:mod:`sfjwt_ext.sharing.diskcache`): the login and every refresh go through a
+:class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource`, so N processes make one token request per
 expiry. A :class:`SalesforceJWT` pickles (:meth:`SalesforceJWT.__reduce__`): the pickle
 carries the token and where the key comes from, never the key; unpickling makes no token
 request, and the first refresh loads the key in that process.
 
-Your own ``session=``: ``sf.session`` is always a :class:`~sfjwt_ext.session.RefreshingSession`
+Your own ``session=``: ``sf.session`` is always a :class:`~sfjwt_ext.auth.transport.RefreshingSession`
 (that is what keeps every API, bulk and metadata included, alive). When you pass a
 ``requests.Session``, its mounted adapters (shared: same pools, same retry policy),
 headers, proxies, cookies (copied), client certificate, auth, hooks and params are taken
@@ -35,39 +35,35 @@ from __future__ import annotations
 import dataclasses
 import functools
 import html
-import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from simple_salesforce import Salesforce
+from simple_salesforce.api import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.metadata import SfdcMetadataApi
 
-from ._fork import ProcessLocal
-from ._redact import MaskedToken, RedactingFilter, get_logger, mask_token
-from ._urls import host_of
-from .cache import (
-    LoginKey, LoginSource, default_cache, key_fingerprint, key_source_id, log_in, login_key, transport_environment,
-)
-from .errors import ConfigurationError, PrivateKeyError
-from .exchange import LoginTarget, TimeoutType, TokenClient, TokenResponse, resolve_login
-from .keys import load_private_key
-from .session import Refresher, RefreshingSession, refuse_jwt_below_soap_minimum
-from .settings import ENV, SECRETS, Settings, check_timeout, check_verify, token_cache_value
-from .tokencache import CacheIdentity, SharedTokenSource, default_folder
+from ._internal.redact import MaskedToken, get_logger, mask_token
+from ._internal.urls import host_of, instance_of
+from .sharing.registry import LoginKey, cache_folder, default_cache, key_source_id, login_key, token_source
+from .errors import ConfigurationError
+from .auth.target import LoginTarget, resolve_login
+from .auth.token_client import TimeoutType, TokenResponse
+from .auth.keys import key_fingerprint, load_private_key
+from .auth.credentials import Refresher, TokenSource, log_in
+from .auth.signals import refuse_jwt_below_soap_minimum
+from .auth.transport import RefreshingSession
+from .config import ENV, Settings, check_timeout, check_verify, token_cache_value
+from .sharing.diskcache import default_folder
+from .sharing.pickling import ClientState, client_state, restore_client
 
 __all__ = ["connect_jwt", "SalesforceJWT", "clear_cache"]
 
 logger = get_logger("sfjwt_ext.connect")
-
-_insecure_warned = False
 
 # Arguments of Salesforce() that connect_jwt decides itself.
 _RESERVED = frozenset(
@@ -82,7 +78,7 @@ def clear_cache(disk: bool = False) -> None:
     """Forget every cached login of this process (clients already made keep working).
 
     ``disk=True`` also empties the token cache folders shared by processes: the default one
-    (:func:`~sfjwt_ext.tokencache.default_folder`), the one ``SF_TOKEN_CACHE`` names when
+    (:func:`~sfjwt_ext.sharing.diskcache.default_folder`), the one ``SF_TOKEN_CACHE`` names when
     it is a path, and every folder this process used."""
     folders = default_cache.disk_folders() if disk else []
     default_cache.clear()
@@ -97,36 +93,6 @@ def clear_cache(disk: bool = False) -> None:
         folders.append(named)
     for folder in dict.fromkeys(folders):
         default_cache.disk_store(folder).clear()
-
-
-def _cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
-    """The token cache folder of a ``token_cache`` setting (None: off)."""
-    if setting is True:
-        return str(default_folder())
-    if isinstance(setting, str) and setting:
-        return setting
-    return None
-
-
-def _instance_from_url(instance_url: str) -> str:
-    """What simple-salesforce keeps as ``sf_instance``: host, plus the port when not 443."""
-    parts = urlsplit(instance_url)
-    instance = parts.hostname or ""
-    if parts.port not in (None, 443):
-        instance += f":{parts.port}"
-    return instance
-
-
-def _masked_settings(settings: Settings) -> Settings:
-    """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
-    object lives in the token client, nothing else keeps secrets."""
-    sources = {
-        name: dataclasses.replace(setting, value="(hidden)")
-        if name in SECRETS and setting.value is not None
-        else setting
-        for name, setting in settings.sources.items()
-    }
-    return Settings(sources, config_file=settings.config_file)
 
 
 class SalesforceJWT(Salesforce):
@@ -153,9 +119,11 @@ class SalesforceJWT(Salesforce):
         self.login_target = login_target
         self.settings = settings
         self.username = username
+        # simple-salesforce (1.12.10) caches its Metadata API client in `_mdapi`: sf.mdapi below fills it
         self._mdapi: Optional[SfdcMetadataApi] = None
         self._sfjwt_token_lock = threading.Lock()
-        self._sfjwt_state: Optional[_ClientState] = None  # what a pickle carries (connect_jwt sets it)
+        self._sfjwt_describe_cache: Dict[str, Any] = {}  # data.records.Describer: describes, per client
+        self._sfjwt_state: Optional[ClientState] = None  # what a pickle carries (connect_jwt sets it)
         token = refresher.token
         super().__init__(
             session_id=token.access_token,
@@ -173,11 +141,11 @@ class SalesforceJWT(Salesforce):
             self._sfjwt_token_changed(refresher.token)
 
     # -- pickling -------------------------------------------------------------------------
-    def __reduce__(self) -> Tuple[Callable[["_ClientState"], "SalesforceJWT"], Tuple["_ClientState"]]:
+    def __reduce__(self) -> Tuple[Callable[..., "SalesforceJWT"], Tuple[Any, ...]]:
         """A pickle carries the current token, the login target, the settings without
         secrets (the key *file path*, never key text or passphrase), verify / proxies /
         timeout / retries, the API version and the token cache setting: see
-        :func:`_restore_client` for what unpickling does."""
+        :func:`restore_client` for what unpickling does."""
         state = self._sfjwt_state
         if state is None:
             raise TypeError(
@@ -191,7 +159,8 @@ class SalesforceJWT(Salesforce):
                 "proxies= and set HTTPS_PROXY (http://user:password@host:port) in the environment "
                 "of the processes that unpickle it; an unpickled client uses its own environment"
             )
-        return _restore_client, (dataclasses.replace(state, token=self.refresher.token, version=str(self.sf_version)),)
+        state = dataclasses.replace(state, token=self.refresher.token, version=str(self.sf_version))
+        return restore_client, (_build_client, state)
 
     # -- names simple-salesforce would turn into SObject types ---------------------------
     def __getattr__(self, name: str) -> Any:
@@ -218,7 +187,7 @@ class SalesforceJWT(Salesforce):
 
         simple-salesforce's zeep client would post through zeep's own requests.Session (no
         refresh, no CA bundle); we point it at the refreshing session. Its headers are a
-        copy, so the metadata path no longer changes ``sf.headers``. A JWT-format token below
+        copy, so the metadata path never changes ``sf.headers``. A JWT-format token below
         API 68.0 raises :class:`~sfjwt_ext.errors.SoapJwtTokenError` here already, before
         zeep builds an envelope (whose frames would hold the token).
         """
@@ -232,10 +201,7 @@ class SalesforceJWT(Salesforce):
                 api_version=self.sf_version,
                 headers=dict(self.headers),
             )
-            transport = getattr(getattr(api, "_client", None), "transport", None)
-            if transport is not None:
-                transport.session = self.session
-            _redact_zeep_debug_log()
+            _route_mdapi(api, self.session)
             self._mdapi = api
         return self._mdapi
 
@@ -253,7 +219,7 @@ class SalesforceJWT(Salesforce):
     def _sfjwt_apply_token(self, token: TokenResponse) -> None:
         self.session_id = MaskedToken(token.access_token)  # masked in frames' locals
         self.headers["Authorization"] = MaskedToken("Bearer " + token.access_token)
-        instance = _instance_from_url(token.instance_url)
+        instance = instance_of(token.instance_url)
         if instance and instance != self.sf_instance:
             logger.info("instance moved from %s to %s", self.sf_instance, instance)
             self._set_instance(instance)
@@ -271,20 +237,20 @@ class SalesforceJWT(Salesforce):
 
     # -- conveniences ----------------------------------------------------------------------
     def query_df(self, soql: str, **kw: Any) -> Any:
-        """``sfjwt_ext.dataframe.query_df(self, soql, **kw)`` (pandas imported only now)."""
-        from .dataframe import query_df
+        """``sfjwt_ext.data.dataframe.query_df(self, soql, **kw)`` (pandas imported only now)."""
+        from .data.dataframe import query_df
 
         return query_df(self, soql, **kw)
 
     def query_arrow(self, soql: str, **kw: Any) -> Any:
-        """``sfjwt_ext.dataframe.query_arrow(self, soql, **kw)``: a ``pyarrow.Table``."""
-        from .dataframe import query_arrow
+        """``sfjwt_ext.data.dataframe.query_arrow(self, soql, **kw)``: a ``pyarrow.Table``."""
+        from .data.dataframe import query_arrow
 
         return query_arrow(self, soql, **kw)
 
     def query_to_parquet(self, soql: str, path: "str | os.PathLike[str]", **kw: Any) -> int:
-        """``sfjwt_ext.dataframe.query_to_parquet(self, soql, path, **kw)``: rows written."""
-        from .dataframe import query_to_parquet
+        """``sfjwt_ext.data.dataframe.query_to_parquet(self, soql, path, **kw)``: rows written."""
+        from .data.dataframe import query_to_parquet
 
         return query_to_parquet(self, soql, path, **kw)
 
@@ -317,22 +283,28 @@ class SalesforceJWT(Salesforce):
         return f"<table><caption>SalesforceJWT</caption>{rows}</table>"
 
 
-def _redact_zeep_debug_log() -> None:
-    """zeep logs whole SOAP envelopes (with ``<sessionId>``) at DEBUG: mask them."""
-    zeep_logger = logging.getLogger("zeep.transports")
-    if not any(isinstance(f, RedactingFilter) for f in zeep_logger.filters):
-        zeep_logger.addFilter(RedactingFilter())
+def _route_mdapi(api: SfdcMetadataApi, session: requests.Session) -> None:
+    """Send the Metadata API client's SOAP calls through ``session`` and log its DEBUG
+    envelopes (which hold ``<sessionId>``) masked, on ``sfjwt_ext.zeep``; zeep's own
+    ``zeep.transports`` logger is left as it is.
+
+    simple-salesforce (checked against 1.12.10) has no public hook for this: its zeep
+    transport is ``SfdcMetadataApi._client.transport``, and zeep's ``Transport`` logs
+    through its ``logger`` attribute. This is the one place that reaches into them."""
+    transport = getattr(getattr(api, "_client", None), "transport", None)
+    if transport is not None:
+        transport.session = session
+        transport.logger = get_logger("sfjwt_ext.zeep")
 
 
+@functools.lru_cache(maxsize=None)
 def _warn_insecure() -> None:
-    global _insecure_warned
-    if not _insecure_warned:
-        _insecure_warned = True
-        logger.warning(
-            "verify=False: TLS certificates of Salesforce are NOT checked for this connection "
-            "(anyone on the network path can read the session). Use verify=<CA bundle path> "
-            "or SF_CA_BUNDLE instead."
-        )
+    """Once per process (``_warn_insecure.cache_clear()`` warns again)."""
+    logger.warning(
+        "verify=False: TLS certificates of Salesforce are NOT checked for this connection "
+        "(anyone on the network path can read the session). Use verify=<CA bundle path> "
+        "or SF_CA_BUNDLE instead."
+    )
 
 
 def _load_key(settings: Settings) -> rsa.RSAPrivateKey:
@@ -345,7 +317,7 @@ def _load_key(settings: Settings) -> rsa.RSAPrivateKey:
 
 def _tls_verify(verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings) -> Union[bool, str]:
     """``verify=``, else the caller's ``session.verify`` when changed, else ``SF_CA_BUNDLE``,
-    else True, each checked by :func:`~sfjwt_ext.settings.check_verify` (which names where the
+    else True, each checked by :func:`~sfjwt_ext.config.check_verify` (which names where the
     value came from); ``False`` is warned about once per process."""
     trust_env = session is None or session.trust_env  # requests then reads REQUESTS_CA_BUNDLE
     value, named = _verify_source(verify, session, settings)
@@ -359,7 +331,7 @@ def _verify_source(
     verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings
 ) -> Tuple[object, str]:
     """The ``verify`` a client uses before it is checked, and where it came from (for the
-    message of :func:`~sfjwt_ext.settings.check_verify`)."""
+    message of :func:`~sfjwt_ext.config.check_verify`)."""
     if verify is None and session is not None and session.verify is not True:
         return session.verify, "session.verify"
     if verify is None:
@@ -386,215 +358,6 @@ def _login_key(
     return cache_key, key
 
 
-def _token_source(
-    *, username: str, consumer_key: str, key: rsa.RSAPrivateKey, target: LoginTarget,
-    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType,
-    folder: Optional[str], last: Optional[TokenResponse] = None,
-) -> LoginSource:
-    """The token client of a login; with a token cache ``folder``, wrapped in the
-    :class:`~sfjwt_ext.tokencache.SharedTokenSource` that shares its tokens on disk."""
-    make = functools.partial(
-        TokenClient, username=username, consumer_key=consumer_key, key=key, target=target,
-        verify=verify, proxies=proxies,
-    )
-    # timeout=None: the token client's own default, (connect, read) = (10, 30)
-    client = make() if timeout is None else make(timeout=timeout)
-    if folder is None:
-        return client
-    identity = CacheIdentity.for_key(
-        username=username, consumer_key=consumer_key, token_url=target.token_url,
-        audience=target.audience, key=key,
-    )
-    return SharedTokenSource(client, default_cache.disk_store(folder), identity, key, last=last)
-
-
-# ---------------------------------------------------------------------------------------
-# pickling
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _ClientState:
-    """What a pickled :class:`SalesforceJWT` carries: its access token, and no other
-    credential (no key text, no passphrase, no JWT, no proxy password, nothing of the
-    environment: ``login_key`` goes without its transport's environment, which the
-    receiving process fills in from its own)."""
-
-    token: TokenResponse
-    login_key: LoginKey
-    target: LoginTarget
-    settings: Optional[Settings]          # masked: SECRETS read "(hidden)"
-    username: str
-    consumer_key: str
-    key_file: Optional[str]               # the key's file, when it came from one
-    key_named: str                        # where the key came from, for error messages
-    passphrase_named: Optional[str]       # where the passphrase came from (None: none)
-    verify: Union[bool, str]
-    verify_named: str                     # where verify came from (verify=, SF_CA_BUNDLE ...)
-    proxies: Optional[Dict[str, str]]
-    timeout: TimeoutType
-    retries: Optional[int]
-    version: str
-    domain: Optional[str]
-    token_cache: Union[bool, str, None]
-    salesforce_kwargs: Dict[str, Any]
-
-
-def _named(settings: Settings, name: str) -> str:
-    setting = settings.sources.get(name)
-    source = setting.source if setting is not None else None
-    if source == "argument":
-        return f"{name}="
-    if source == "environment":
-        return ENV[name]
-    return f"{name} in {source}"
-
-
-def _client_state(
-    settings: Settings, target: LoginTarget, cache_key: LoginKey, token: TokenResponse, *,
-    verify: Union[bool, str], verify_named: str, proxies: Optional[Dict[str, str]], timeout: TimeoutType,
-    retries: Optional[int], salesforce_kwargs: Dict[str, Any],
-) -> _ClientState:
-    key_file = settings.private_key_file if settings.private_key is None else None
-    return _ClientState(
-        token=token,
-        login_key=cache_key._replace(transport=cache_key.transport._replace(environment=())),
-        target=target,
-        settings=_masked_settings(settings),
-        username=settings.username or "",
-        consumer_key=settings.consumer_key or "",
-        key_file=os.path.abspath(key_file) if key_file else None,
-        key_named=_named(settings, "private_key_file" if key_file else "private_key"),
-        passphrase_named=_named(settings, "private_key_passphrase") if settings.private_key_passphrase else None,
-        verify=verify,
-        verify_named=verify_named,
-        proxies=dict(proxies) if proxies else None,
-        timeout=timeout,
-        retries=retries,
-        version=settings.version or DEFAULT_API_VERSION,
-        domain=settings.domain,
-        token_cache=settings.token_cache,
-        salesforce_kwargs=dict(salesforce_kwargs),
-    )
-
-
-def _worker_key(state: _ClientState) -> rsa.RSAPrivateKey:
-    """The key of an unpickled client, loaded in this process from the same source: the
-    key file, else ``SF_PRIVATE_KEY`` / ``SF_PRIVATE_KEY_FILE`` here (passphrase from
-    ``SF_PRIVATE_KEY_PASSPHRASE``). ConfigurationError names what to set when none works."""
-    pid = os.getpid()
-    where = f"this client was unpickled in process {pid}"
-    try:
-        if state.key_file and os.path.exists(state.key_file):
-            return load_private_key(
-                private_key_file=state.key_file, passphrase=os.environ.get(ENV["private_key_passphrase"]) or None
-            )
-        if (os.environ.get(ENV["private_key"]) or "").strip():
-            return load_private_key(
-                private_key=os.environ.get(ENV["private_key"]),
-                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
-            )
-        if os.environ.get(ENV["private_key_file"]):
-            return load_private_key(
-                private_key_file=os.environ.get(ENV["private_key_file"]),
-                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
-            )
-    except PrivateKeyError as exc:
-        passphrase = (
-            f" The key's passphrase came from {state.passphrase_named} where it was pickled; here it is read "
-            "from SF_PRIVATE_KEY_PASSPHRASE only: set that on the workers."
-            if state.passphrase_named else ""
-        )
-        raise ConfigurationError(f"{where}, and its key cannot be loaded here: {exc}.{passphrase}") from None
-    copy = f"make the key file {state.key_file!r} readable there, or " if state.key_file else ""
-    raise ConfigurationError(
-        f"{where}, which has no private key to log in again with (the key came from "
-        f"{state.key_named}, which a pickle never carries): {copy}set SF_PRIVATE_KEY_FILE "
-        "(or SF_PRIVATE_KEY, the PEM text) in the workers' environment, and "
-        "SF_PRIVATE_KEY_PASSPHRASE when the key is encrypted"
-    )
-
-
-class _UnpickledTokenSource:
-    """The token source of an unpickled client: the key is loaded (:func:`_worker_key`)
-    and the token client made at the first refresh, not at unpickling (a worker whose
-    token is valid needs no key and makes no token request)."""
-
-    def __init__(self, state: _ClientState, folder: Optional[str]) -> None:
-        self.username = state.username
-        self._state = state
-        self._folder = folder
-        self._source: Optional[LoginSource] = None
-        self._lock: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
-
-    def fetch(self) -> TokenResponse:
-        with self._lock.get():
-            if self._source is None:
-                state = self._state
-                self._source = _token_source(
-                    username=state.username, consumer_key=state.consumer_key, key=_worker_key(state),
-                    target=state.target, verify=state.verify, proxies=state.proxies,
-                    timeout=state.timeout, folder=self._folder, last=state.token,
-                )
-            source = self._source
-        return source.fetch()
-
-    def close(self) -> None:
-        if self._source is not None:
-            self._source.close()
-
-    def __repr__(self) -> str:
-        return f"<unpickled token source of {self.username} (key {'loaded' if self._source else 'not loaded yet'})>"
-
-
-class _UnpickledSession(RefreshingSession):
-    """The session of unpickled clients: its first request checks ``verify`` in this
-    process, as connect_jwt does before it logs in (a CA bundle missing here raises the
-    same :class:`ConfigurationError`). Not at unpickling: a worker that dies unpickling
-    its task hangs a ``multiprocessing.Pool``."""
-
-    def __init__(self, refresher: Refresher, *, verify_named: str, **kwargs: Any) -> None:
-        super().__init__(refresher, **kwargs)
-        self._verify_named = verify_named
-        self._verify_checked = False
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if not self._verify_checked:
-            check_verify(self.verify, named=self._verify_named, trust_env=self.trust_env)
-            self._verify_checked = True
-        return super().send(request, **kwargs)
-
-
-def _restore_client(state: _ClientState) -> SalesforceJWT:
-    """Unpickle: a client on the pickled token, through :data:`default_cache` (unpickled
-    clients of one login in a process share one refresher, and one session). No token
-    request while the token is valid; the first refresh loads the key
-    (:func:`_worker_key`) and goes through the token cache when the setting says so."""
-    folder = _cache_folder(state.token_cache)
-    transport = state.login_key.transport._replace(environment=transport_environment(state.verify))
-    cache_key = state.login_key._replace(transport=transport, token_cache=folder)
-    refresher, _reused = default_cache.login(
-        cache_key, lambda: _UnpickledTokenSource(state, folder), token=state.token
-    )
-
-    def new_session() -> RefreshingSession:
-        return _UnpickledSession(
-            refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout, retries=state.retries,
-            verify_named=state.verify_named,
-        )
-
-    refreshing = default_cache.session((cache_key, state.retries), refresher, new_session)
-    sf = SalesforceJWT(
-        refresher=refresher,
-        session=refreshing,
-        login_target=state.target,
-        settings=state.settings,
-        version=state.version,
-        username=state.username,
-        **state.salesforce_kwargs,
-    )
-    if state.domain:
-        sf.domain = state.domain
-    sf._sfjwt_state = state
-    return sf
 
 
 def _settings(**arguments: Any) -> Settings:
@@ -630,7 +393,7 @@ def connect_jwt(
     ``SF_CONSUMER_KEY``, ``SF_PRIVATE_KEY_FILE`` ...) or the profile (``profile=`` /
     ``SF_PROFILE``). ``verify`` defaults to ``SF_CA_BUNDLE`` when set, else ``True``.
     ``timeout`` applies to the token POST and to every API call made without one (API
-    calls default to ``sfjwt_ext.session.DEFAULT_API_TIMEOUT``, (10, 130) s). ``retries``:
+    calls default to ``sfjwt_ext.auth.transport.DEFAULT_API_TIMEOUT``, (10, 130) s). ``retries``:
     how often a GET/HEAD is sent again after a connection error or 502/503/504 (default 2,
     0: never).
     ``token_cache``: share the token with other processes through an encrypted cache
@@ -683,67 +446,73 @@ def connect_jwt(
         token_cache=token_cache,
     )
     # The key text and passphrase now live in ``settings`` only (masked in its repr): no
-    # frame of connect_jwt keeps them for a traceback's locals (issue 9 item 14).
+    # frame of connect_jwt keeps them for a traceback's locals.
     del private_key, private_key_passphrase
     settings.require()
-
     timeout = check_timeout(timeout)
     tls_verify = _tls_verify(verify, session, settings)
     if proxies is None and session is not None and session.proxies:
         proxies = dict(session.proxies)
     target = resolve_login(domain=settings.domain, login_url=settings.login_url, audience=settings.audience)
-
-    folder = _cache_folder(settings.token_cache)
-
-    def make_client(key: Optional[rsa.RSAPrivateKey] = None) -> LoginSource:
-        return _token_source(
-            username=settings.username or "",
-            consumer_key=settings.consumer_key or "",
-            key=key if key is not None else _load_key(settings),
-            target=target,
-            verify=tls_verify,
-            proxies=proxies,
-            timeout=timeout,
-            folder=folder,
-        )
-
-    def new_session() -> RefreshingSession:
-        return RefreshingSession(
-            refresher, verify=tls_verify, proxies=proxies, timeout=timeout, base=session, retries=retries
-        )
-
-    cache_key, key = _login_key(
-        settings, target, verify=tls_verify, proxies=proxies, timeout=timeout, token_cache=folder
+    refresher, refreshing, cache_key = _log_in(
+        settings, target, cache=cache, session=session, verify=tls_verify, proxies=proxies,
+        timeout=timeout, retries=retries,
     )
-    if cache:
-        refresher, reused = default_cache.login(cache_key, lambda: make_client(key))
-        if reused:
-            logger.info(
-                "reusing the session of %s at %s (org %s, token %s)",
-                settings.username, host_of(target.token_url), refresher.token.org_id or "?",
-                mask_token(refresher.access_token),
-            )
-        # Your own session= is never shared: its adapters, headers and cookies are yours.
-        refreshing = new_session() if session is not None else default_cache.session((cache_key, retries), refresher, new_session)
-    else:
-        refresher = log_in(make_client(key))
-        refreshing = new_session()
-
-    sf = SalesforceJWT(
-        refresher=refresher,
-        session=refreshing,
-        login_target=target,
-        settings=_masked_settings(settings),
-        version=settings.version or DEFAULT_API_VERSION,
-        username=settings.username,
-        **salesforce_kwargs,
-    )
-    if settings.domain:
-        sf.domain = settings.domain
-    sf._sfjwt_state = _client_state(
+    state = client_state(
         settings, target, cache_key, refresher.token, verify=tls_verify,
         verify_named=_verify_source(verify, session, settings)[1], proxies=proxies,
         timeout=timeout, retries=retries, salesforce_kwargs=salesforce_kwargs,
     )
+    sf = _build_client(refresher, refreshing, state)
     logger.debug("connect_jwt done in %.0f ms", (time.monotonic() - started) * 1000.0)
+    return sf
+
+
+def _log_in(
+    settings: Settings, target: LoginTarget, *, cache: bool, session: Optional[requests.Session],
+    verify: Union[bool, str], proxies: Optional[Dict[str, str]], timeout: TimeoutType, retries: Optional[int],
+) -> Tuple[Refresher, RefreshingSession, LoginKey]:
+    """The login (this process's cached one, or a new one) and the session that uses it."""
+    folder = cache_folder(settings.token_cache)
+    cache_key, key = _login_key(settings, target, verify=verify, proxies=proxies, timeout=timeout, token_cache=folder)
+
+    def make_source() -> TokenSource:
+        return token_source(
+            username=settings.username or "", consumer_key=settings.consumer_key or "",
+            key=key if key is not None else _load_key(settings), target=target,
+            verify=verify, proxies=proxies, timeout=timeout, folder=folder,
+        )
+
+    def new_session(refresher: Refresher) -> RefreshingSession:
+        return RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, base=session, retries=retries)
+
+    if not cache:
+        refresher = log_in(make_source())
+        return refresher, new_session(refresher), cache_key
+    refresher, reused = default_cache.login(cache_key, make_source)
+    if reused:
+        logger.info(
+            "reusing the session of %s at %s (org %s, token %s)",
+            settings.username, host_of(target.token_url), refresher.token.org_id or "?",
+            mask_token(refresher.access_token),
+        )
+    if session is not None:  # your own session= is never shared: its adapters, headers and cookies are yours
+        return refresher, new_session(refresher), cache_key
+    return refresher, default_cache.session((cache_key, retries), refresher, lambda: new_session(refresher)), cache_key
+
+
+def _build_client(refresher: Refresher, session: RefreshingSession, state: ClientState) -> SalesforceJWT:
+    """The client of a login: made by connect_jwt, and by unpickling (``restore_client``)."""
+    sf = SalesforceJWT(
+        refresher=refresher,
+        session=session,
+        login_target=state.target,
+        settings=state.settings,
+        version=state.version,
+        username=state.username,
+        **state.salesforce_kwargs,
+    )
+    if state.domain:
+        sf.domain = state.domain
+    sf._sfjwt_state = state
     return sf

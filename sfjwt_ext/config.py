@@ -15,7 +15,7 @@ other kind.
 from __future__ import annotations
 
 import configparser
-import errno
+import dataclasses
 import math
 import numbers
 import os
@@ -23,19 +23,20 @@ import posixpath
 import re
 import stat
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import platformdirs
 
-from .errors import ConfigurationError, KeyFilePermissionWarning
+from ._internal.files import check_file_permissions, file_kind, file_size_text, read_small_file, warn_on_mode
+from .errors import ConfigurationError
 
 __all__ = [
     "ENV",
     "ENV_ALIASES",
     "Setting",
+    "masked_settings",
     "Settings",
     "resolve_settings",
     "config_path",
@@ -157,71 +158,6 @@ def _user_config_dir(env: Mapping[str, str]) -> Path:
 PROFILE_MAX_BYTES = 1024 * 1024
 
 
-def _kind_of(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
-def _size(n: int) -> str:
-    return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
-
-
-def read_small_file(path: Union[str, "os.PathLike[str]"], *, what: str, limit: int, instead: str) -> bytes:
-    """The bytes of the regular file ``path``, at most ``limit`` of them.
-
-    Opened without blocking (``O_NONBLOCK``: a FIFO with no writer does not hang), then
-    checked on the open descriptor (``fstat``, no race with a rename): a directory, a FIFO,
-    a device (``/dev/zero`` would be read until memory runs out) or a socket raise
-    :class:`ConfigurationError` saying what was found, ``what`` it should be and ``instead``
-    (what to give). So does a file over ``limit`` bytes. ``OSError`` (missing file,
-    permission denied) is left to the caller, which knows the setting to name."""
-    name = os.fspath(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(name, flags)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # a socket (or a FIFO on some systems)
-            raise ConfigurationError(f"{what} {name!r} is a socket, not a regular file: {instead}") from None
-        if isinstance(exc, IsADirectoryError):  # Windows
-            raise ConfigurationError(f"{what} {name!r} is a directory, not a regular file: {instead}") from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigurationError(f"{what} {name!r} is {_kind_of(info.st_mode)}, not a regular file: {instead}")
-        if info.st_size > limit:
-            raise ConfigurationError(
-                f"{what} {name!r} is {_size(info.st_size)}, more than the {_size(limit)} such a file can be: "
-                f"is it the right file? {instead}"
-            )
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        chunks: List[bytes] = []
-        total = 0
-        while total <= limit:  # the file may grow after the fstat: never read past the cap
-            chunk = handle.read(limit + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise ConfigurationError(
-                f"{what} {name!r} grew past {_size(limit)} while being read: {instead}"
-            )
-        return b"".join(chunks)
-
-
 def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
     """The bytes of the profile file (:func:`read_small_file`, cap :data:`PROFILE_MAX_BYTES`).
     :class:`ConfigurationError` names ``SFJWT_CONFIG`` for anything that is not a small
@@ -232,33 +168,12 @@ def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
     )
 
 
-def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:
-    """Warn (:class:`KeyFilePermissionWarning`) when ``path`` is accessible by group or
-    others, as ssh does; returns True when it warned. No-op where POSIX modes do not apply."""
-    return _warn_on_mode(path, stat.S_IRWXG | stat.S_IRWXO, f"the {what} {str(path)!r} is accessible by group or "
-                         "others", "chmod 600", stacklevel + 1)
-
-
 def check_profile_permissions(path: Any, stacklevel: int = 3) -> bool:
     """Warn when the profile file is *writable* by group or others: profiles hold no secret
     (anyone may read them), but whoever can write one can point your logins elsewhere."""
-    return _warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group "
+    return warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group "
                          "or others, who could point your logins at another host", "chmod go-w",
                          stacklevel + 1)
-
-
-def _warn_on_mode(path: Any, bits: int, what: str, command: str, stacklevel: int) -> bool:
-    if os.name != "posix":
-        return False
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    if mode & bits:
-        warnings.warn(f"{what} (mode {stat.S_IMODE(mode):04o}): run `{command} {path}`",
-                      KeyFilePermissionWarning, stacklevel=stacklevel)
-        return True
-    return False
 
 
 def _read_profiles(path: Path) -> configparser.ConfigParser:
@@ -499,6 +414,15 @@ def _normalise_version(value: Any, source: str) -> str:
     return text
 
 
+#: Settings that come as a whole from the first layer that sets any of them: an argument is
+#: never mixed with an environment variable of the other kind.
+_GROUPS = (("private_key", "private_key_file"), ("domain", "login_url"))
+_SINGLES = ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle", "token_cache")
+
+#: One source of settings: (values by setting name, source label). Highest precedence first.
+Layer = Tuple[Mapping[str, Any], str]
+
+
 def resolve_settings(
     *,
     environ: Optional[Mapping[str, str]] = None,
@@ -509,6 +433,31 @@ def resolve_settings(
     > profile (``config_path``, default :func:`config_path`) > defaults. Arguments that are
     None count as not given. Raises :class:`ConfigurationError` for contradictory or
     malformed settings; call :meth:`Settings.require` to insist on the required ones."""
+    args = _argument_values(arguments)
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    env_values, empty_env = _environment_values(env)
+    profile_name, named_by = _profile_named(args, env_values)
+    path = Path(os.path.expanduser(config_path)) if config_path else globals()["config_path"](env)
+    profile_values, used_profile = _load_profile(path, profile_name, named_by)
+    _check_groups(args, env_values, empty_env)
+    layers: List[Layer] = [
+        (args, "argument"),
+        (env_values, "environment"),
+        (profile_values, f"profile:{used_profile}" if used_profile else ""),
+        (DEFAULTS, "default"),
+    ]
+    sources = _pick(layers)
+    profile = _first("profile", layers[:2])  # a profile is named by an argument or SF_PROFILE only
+    if profile is None and used_profile is not None:
+        profile = Setting("profile", used_profile, "default")
+    if profile is not None:
+        sources["profile"] = profile
+    _check_values(sources)
+    return Settings(sources, config_file=path, empty_env=empty_env)
+
+
+def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
+    """The arguments given (None and blank ones are not), ``client_id=`` as ``consumer_key``."""
     unknown = sorted(set(arguments) - set(_ARGUMENT_NAMES) - {"client_id"})
     if unknown:
         raise TypeError(
@@ -520,8 +469,6 @@ def resolve_settings(
             raise ConfigurationError("both consumer_key= and client_id= were given: pass only consumer_key=")
         arguments["consumer_key"] = arguments.pop("client_id")
     arguments.pop("client_id", None)
-    env: Mapping[str, str] = os.environ if environ is None else environ
-
     args: Dict[str, Any] = {}
     for name, value in arguments.items():
         if value is None:
@@ -532,55 +479,41 @@ def resolve_settings(
                     "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
                 )
             continue
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        args[name] = value
+        args[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
+    return args
 
-    env_values: Dict[str, Tuple[str, str]] = {}
+
+def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """(values by setting name, the SF_* variables set but empty) of the environment."""
+    values: Dict[str, str] = {}
     empty_env: List[str] = []
     for name in _ARGUMENT_NAMES:
         value, variable, empty = _env_value(env, name)
         if value is not None and variable is not None:
-            env_values[name] = (value, variable)
+            values[name] = value
         elif empty:
             empty_env.extend(v for v in (ENV[name],) + ENV_ALIASES.get(name, ()) if v in env)
+    return values, empty_env
 
-    # the profile
+
+def _profile_named(args: Mapping[str, Any], env_values: Mapping[str, str]) -> Tuple[Optional[str], Optional[str]]:
+    """(the profile asked for, who asked: for messages), or (None, None)."""
     if "profile" in args:
-        profile_name: Optional[str] = str(args["profile"]).strip()
-        named_by: Optional[str] = f"profile={profile_name!r}"
-    elif "profile" in env_values:
-        profile_name = env_values["profile"][0]
-        named_by = "SF_PROFILE"
-    else:
-        profile_name, named_by = None, None
-    path = Path(os.path.expanduser(config_path)) if config_path else globals()["config_path"](env)
-    profile_values, used_profile = _load_profile(path, profile_name, named_by)
-    profile_source = f"profile:{used_profile}" if used_profile else ""
+        name = str(args["profile"]).strip()
+        return name, f"profile={name!r}"
+    if "profile" in env_values:
+        return env_values["profile"], "SF_PROFILE"
+    return None, None
 
-    sources: Dict[str, Setting] = {}
 
-    def take(name: str) -> None:
-        if name in args:
-            sources[name] = Setting(name, args[name], "argument")
-        elif name in env_values:
-            sources[name] = Setting(name, env_values[name][0], "environment")
-        elif name in profile_values:
-            sources[name] = Setting(name, profile_values[name], profile_source)
-        elif name in DEFAULTS:
-            sources[name] = Setting(name, DEFAULTS[name], "default")
-
-    # groups: the private key, the login host
+def _check_groups(args: Mapping[str, Any], env_values: Mapping[str, str], empty_env: List[str]) -> None:
+    """Refuse two settings of one group given at the same level (which would win silently)."""
     if "private_key" in args and "private_key_file" in args:
         raise ConfigurationError(
             "both private_key= and private_key_file= were given: pass only one (the PEM text or "
             "the path of the .key file)"
         )
-    if "private_key" in args or "private_key_file" in args:
-        for name in ("private_key", "private_key_file"):
-            if name in args:
-                sources[name] = Setting(name, args[name], "argument")
-    else:
+    if "private_key" not in args and "private_key_file" not in args:
         if "SF_PRIVATE_KEY" in empty_env:
             raise ConfigurationError(
                 "SF_PRIVATE_KEY is set but empty: unset it, or give it the PEM text of the key "
@@ -592,40 +525,38 @@ def resolve_settings(
                 "both SF_PRIVATE_KEY and SF_PRIVATE_KEY_FILE are set: unset one of them (or pass "
                 "private_key= / private_key_file= to override both)"
             )
-        for name in ("private_key", "private_key_file"):
-            if name in env_values:
-                sources[name] = Setting(name, env_values[name][0], "environment")
-        if "private_key" not in env_values and "private_key_file" not in env_values and "private_key_file" in profile_values:
-            sources["private_key_file"] = Setting(
-                "private_key_file", profile_values["private_key_file"], profile_source
-            )
-    host_group = ("domain", "login_url")
-    if all(name in env_values for name in host_group) and not any(name in args for name in host_group):
+    if "domain" in env_values and "login_url" in env_values and "domain" not in args and "login_url" not in args:
         raise ConfigurationError(
-            f"both SF_DOMAIN ({env_values['domain'][0]!r}) and SF_LOGIN_URL ({env_values['login_url'][0]!r}) "
+            f"both SF_DOMAIN ({env_values['domain']!r}) and SF_LOGIN_URL ({env_values['login_url']!r}) "
             "are set, and SF_LOGIN_URL would silently win: unset one of them (to send the JWT to a My Domain "
             "host with a login/test audience, set SF_LOGIN_URL and SF_AUDIENCE)"
         )
-    for layer, source in ((args, "argument"), ({k: v[0] for k, v in env_values.items()}, "environment"), (profile_values, profile_source)):
-        if any(name in layer for name in host_group):
-            for name in host_group:
-                if name in layer:
-                    sources[name] = Setting(name, layer[name], source)
-            break
-    else:
-        sources["domain"] = Setting("domain", DEFAULTS["domain"], "default")
 
-    for name in ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle", "token_cache"):
-        take(name)
-    if used_profile is not None or "profile" in args or "profile" in env_values:
-        if "profile" in args:
-            sources["profile"] = Setting("profile", args["profile"], "argument")
-        elif "profile" in env_values:
-            sources["profile"] = Setting("profile", env_values["profile"][0], "environment")
-        else:
-            sources["profile"] = Setting("profile", used_profile, "default")
 
-    # validation
+def _first(name: str, layers: List[Layer]) -> Optional[Setting]:
+    for values, source in layers:
+        if name in values:
+            return Setting(name, values[name], source)
+    return None
+
+
+def _pick(layers: List[Layer]) -> Dict[str, Setting]:
+    """Each setting from the first layer that has it; a group from the first that has any of it."""
+    sources: Dict[str, Setting] = {}
+    for group in _GROUPS:
+        for values, source in layers:
+            if any(name in values for name in group):
+                sources.update((name, Setting(name, values[name], source)) for name in group if name in values)
+                break
+    for name in _SINGLES:
+        setting = _first(name, layers)
+        if setting is not None:
+            sources[name] = setting
+    return sources
+
+
+def _check_values(sources: Dict[str, Setting]) -> None:
+    """Normalise the version, the CA bundle path and the token cache switch; refuse bad ones."""
     if "version" in sources:
         setting = sources["version"]
         sources["version"] = Setting(
@@ -648,7 +579,6 @@ def resolve_settings(
     for name in ("username", "consumer_key"):
         if name in sources and not isinstance(sources[name].value, str):
             raise ConfigurationError(f"{name}= must be a string, not {type(sources[name].value).__name__}")
-    return Settings(sources, config_file=path, empty_env=empty_env)
 
 
 _SWITCH_ON = ("1", "true", "yes", "on")
@@ -785,7 +715,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
             )
         return
     if not stat.S_ISREG(info.st_mode):
-        raise ConfigurationError(f"{named} names {path!r}, which is {_kind_of(info.st_mode)}: {fix}")
+        raise ConfigurationError(f"{named} names {path!r}, which is {file_kind(info.st_mode)}: {fix}")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -797,7 +727,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     with os.fdopen(fd, "rb", buffering=0) as handle:
         if not _has_pem_certificate(handle):
             raise ConfigurationError(
-                f"{named} names {path!r} ({_size(info.st_size)}), which holds no PEM certificate "
+                f"{named} names {path!r} ({file_size_text(info.st_size)}), which holds no PEM certificate "
                 "(no '-----BEGIN CERTIFICATE-----' line; a DER .cer converts with `openssl x509 "
                 f"-inform der -in ca.cer -out ca.pem`): {fix}"
             )
@@ -843,3 +773,15 @@ def check_verify(
     where = named if named == "verify=" else f"{named} (verify=)"
     _check_ca_bundle(path, where, _CA_FIX)
     return path
+
+
+def masked_settings(settings: Settings) -> Settings:
+    """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
+    object lives in the token client, nothing else keeps secrets."""
+    sources = {
+        name: dataclasses.replace(setting, value="(hidden)")
+        if name in SECRETS and setting.value is not None
+        else setting
+        for name, setting in settings.sources.items()
+    }
+    return Settings(sources, config_file=settings.config_file)

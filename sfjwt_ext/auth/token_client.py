@@ -28,35 +28,33 @@ Rules
   helper (:meth:`TokenClient._post`), and the sent request's body is cleared, so a traceback
   with ``capture_locals=True`` never shows it.
 * Fork-aware: the HTTP pool and the lock of a :class:`TokenClient` are per process
-  (:class:`~sfjwt_ext._fork.ProcessLocal`): a forked child opens its own connections.
+  (:class:`~sfjwt_ext._internal.fork.ProcessLocal`): a forked child opens its own connections.
 * A TLS certificate that cannot be verified is not retried: it raises
   :class:`~sfjwt_ext.errors.TokenEndpointUnavailable` (``attempts=1``, ``last_cause`` the
   ``requests.exceptions.SSLError``) whose hint names ``verify=`` / ``SF_CA_BUNDLE``.
 """
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import json
 import os
-import random
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ._fork import ProcessLocal
-from ._redact import excerpt, get_logger, looks_like_jwt, mask_token
-from ._urls import host_of, is_loopback
+from .._internal.fork import ProcessLocal
+from .._internal.redact import excerpt, get_logger, looks_like_jwt, mask_token
+from .._internal.backoff import backoff_delays, retry_after
+from .._internal.urls import is_https_origin
 from .assertion import build_claims, sign_assertion
+from .target import LOGIN_AUDIENCE, TEST_AUDIENCE, LoginTarget
 from .keys import load_private_key
-from .errors import (
+from ..errors import (
     AudienceInvalidError,
     AuthenticationError,
     ConfigurationError,
@@ -66,259 +64,21 @@ from .errors import (
     unexpected_response,
 )
 
-__all__ = [
-    "LoginTarget",
-    "TokenResponse",
-    "TokenClient",
-    "resolve_login",
-    "backoff_delays",
-    "LOGIN_AUDIENCE",
-    "TEST_AUDIENCE",
-    "TOKEN_PATH",
-    "GRANT_TYPE",
-]
+__all__ = ["TokenResponse", "TokenClient", "GRANT_TYPE"]
 
 log = get_logger("sfjwt_ext.exchange")
 
-LOGIN_AUDIENCE = "https://login.salesforce.com"
-TEST_AUDIENCE = "https://test.salesforce.com"
-TOKEN_PATH = "/services/oauth2/token"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-DEFAULT_DOMAIN = "login"
-
-_HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*$")
 
 
 # ---------------------------------------------------------------------------------------
 # resolve_login
 # ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LoginTarget:
-    """Where the token POST goes (``token_url``) and the ``aud`` claim to sign.
-
-    ``host_kind`` is ``"login"``, ``"test"``, ``"my_domain"``, ``"sandbox_my_domain"`` or
-    ``"other"``; ``audience_derived`` is False when the caller chose ``audience``.
-    """
-
-    token_url: str
-    audience: str
-    host_kind: str
-    audience_derived: bool = True
-
-    @property
-    def login_url(self) -> str:
-        """``scheme://host[:port]`` of the token endpoint."""
-        if self.token_url.endswith(TOKEN_PATH):
-            return self.token_url[: -len(TOKEN_PATH)]
-        parts = urlsplit(self.token_url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    @property
-    def host(self) -> str:
-        return (urlsplit(self.token_url).hostname or "").lower()
-
-
-def _is_sandbox_name(label: str) -> bool:
-    """``acme--uat`` names a sandbox; the ``xn--`` that starts a punycode label does not."""
-    return "--" in (label[4:] if label.startswith("xn--") else label)
-
-
-def _host_kind(host: str) -> str:
-    host = host.lower()
-    if host == "login.salesforce.com":
-        return "login"
-    if host == "test.salesforce.com":
-        return "test"
-    if host.endswith(".my.salesforce.com"):
-        first = host.split(".", 1)[0]
-        if host.endswith(".sandbox.my.salesforce.com") or _is_sandbox_name(first):
-            return "sandbox_my_domain"
-        return "my_domain"
-    return "other"
-
-
-# Hosts of an org that are not its login host: (suffix, what it is, first label ends in a
-# "--<package>" part to drop). A sandbox's have ".sandbox" before the suffix.
-_APP_HOSTS: Tuple[Tuple[str, str, bool], ...] = (
-    (".lightning.force.com", "the Lightning Experience host", False),
-    (".my.salesforce-setup.com", "the Setup host", False),
-    (".vf.force.com", "a Visualforce host", True),
-    (".visual.force.com", "a Visualforce host", True),
-    (".visualforce.com", "a Visualforce host", True),
-)
-# na123.salesforce.com, cs42, eu12, um5, usa2s, gs0: one server of many, not a login host
-_INSTANCE_HOST_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,3}[a-z]?\.salesforce\.com$")
-_MY_DOMAIN_ADVICE = (
-    "domain='login' (production) or domain='test' (sandbox), or the org's My Domain, "
-    "e.g. domain='acme.my' (SF_DOMAIN), login_url='https://acme.my.salesforce.com' (SF_LOGIN_URL)"
-)
-
-
-def _refuse_app_host(host: str, argument: str, value: str) -> None:
-    """Raise ConfigurationError when ``host`` serves an org but does not log in, naming the
-    ``domain=`` to use instead."""
-    said = f"{argument}={value!r}"
-    if _INSTANCE_HOST_RE.match(host):
-        raise ConfigurationError(
-            f"{said} is an instance host (one Salesforce server), not a login host: use "
-            + _MY_DOMAIN_ADVICE
-        )
-    for suffix, what, has_package in _APP_HOSTS:
-        if not host.endswith(suffix):
-            continue
-        sandbox = host.endswith(".sandbox" + suffix)
-        name = host.split(".", 1)[0]
-        if has_package:  # acme--c, acme--uat--c: the My Domain name, then "--" and a package
-            name, sep, _package = name.rpartition("--")
-            name = name if sep else ""
-        if not name or name in ("c", "sandbox"):
-            raise ConfigurationError(f"{said} is {what} of an org, not a login host: use " + _MY_DOMAIN_ADVICE)
-        domain = name + (".sandbox.my" if sandbox else ".my")
-        raise ConfigurationError(
-            f"{said} is {what} of an org, not a login host: use domain={domain!r} (SF_DOMAIN), "
-            f"or login_url='https://{domain}.salesforce.com' (SF_LOGIN_URL)"
-        )
-
-
-def _derived_audience(kind: str, origin: str) -> str:
-    if kind in ("login", "my_domain"):
-        return LOGIN_AUDIENCE
-    if kind in ("test", "sandbox_my_domain"):
-        return TEST_AUDIENCE
-    return origin
-
-
-def _suggest_domain(host: str) -> str:
-    """The shortest ``domain=`` value for ``host`` (for error messages)."""
-    host = host.lower()
-    if host in ("login.salesforce.com", "test.salesforce.com"):
-        return host.split(".", 1)[0]
-    if host.endswith(".my.salesforce.com"):
-        return host[: -len(".salesforce.com")]
-    return host
-
-
-def _parse_url(value: str, argument: str) -> Tuple[str, str, str]:
-    """(scheme, host, origin) of a login URL; refuses paths, queries and bad schemes."""
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"{argument}={value!r} is not a valid URL ({exc})") from None
-    scheme = parts.scheme.lower()
-    if not host:
-        raise ConfigurationError(
-            f"{argument}={value!r} has no host name: use e.g. {argument}='https://acme.my.salesforce.com'"
-        )
-    if parts.username or parts.password:
-        raise ConfigurationError(f"{argument}=... must not contain a user name or password")
-    netloc_host = f"[{host}]" if ":" in host else host
-    origin = f"{scheme}://{netloc_host}" + (f":{port}" if port is not None else "")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigurationError(
-            f"{argument}={value!r} has a path ({parts.path or '?' + parts.query!s}): give only the "
-            f"scheme and host, e.g. {argument}={origin!r} (the token path "
-            f"{TOKEN_PATH} is added for you)"
-        )
-    if scheme == "https":
-        pass
-    elif scheme == "http" and is_loopback(host):
-        pass
-    elif scheme == "http":
-        raise ConfigurationError(
-            f"{argument}={value!r} uses plain http: the token exchange needs https:// "
-            f"(http is allowed only for 127.0.0.1, localhost and [::1]); use "
-            f"{argument}={'https://' + netloc_host + (f':{port}' if port else '')!r}"
-        )
-    else:
-        raise ConfigurationError(
-            f"{argument}={value!r}: only https:// URLs are supported (http:// only for "
-            f"127.0.0.1, localhost and [::1])"
-        )
-    return scheme, host.lower(), origin
-
-
-def _target_from_url(value: str, argument: str) -> Tuple[str, str, str]:
-    """(kind, origin, token_url) for a URL-shaped value."""
-    scheme, host, origin = _parse_url(value, argument)
-    host = host[:-1] if host.endswith(".") else host  # a fully qualified name is the same host
-    _refuse_app_host(host, argument, value)
-    kind = _host_kind(host) if scheme == "https" else "other"
-    if kind != "other" and urlsplit(value).port not in (None, 443):
-        kind = "other"
-    return kind, origin, origin + TOKEN_PATH
-
-
-def _target_from_domain(domain: str) -> Tuple[str, str, str]:
-    value = domain.strip()
-    if not value:
-        raise ConfigurationError(
-            "domain='' is empty: use domain='login' (production), domain='test' (sandbox) or "
-            "your My Domain, e.g. domain='acme.my' (SF_DOMAIN)"
-        )
-    if "://" in value:
-        return _target_from_url(value, "domain")
-    if "/" in value:
-        host_part, _, rest = value.partition("/")
-        suggestion = _suggest_domain(host_part) if host_part else "login"
-        what = "a trailing slash" if rest.strip("/") == "" else f"a path ('/{rest}')"
-        raise ConfigurationError(
-            f"domain={domain!r} has {what}: use domain={suggestion!r} (a host name only; "
-            f"SF_DOMAIN likewise)"
-        )
-    host, sep, port = value.partition(":")
-    if sep and not port.isdigit():
-        raise ConfigurationError(f"domain={domain!r} is not a host name: use e.g. domain='acme.my'")
-    if host.endswith(".") and host.count(".") > 1:
-        host = host[:-1]  # 'acme.my.salesforce.com.': the same host, fully qualified
-    if "." not in host or host.lower().endswith(".my"):
-        host = host + ".salesforce.com"
-    if not _HOST_RE.match(host):
-        raise ConfigurationError(
-            f"domain={domain!r} is not a valid host name: use 'login', 'test', 'acme.my', a full "
-            f"host name such as 'acme.my.salesforce.com', or login_url='https://...'"
-        )
-    return _target_from_url(f"https://{host}" + (f":{port}" if sep else ""), "domain")
-
-
-def resolve_login(
-    domain: Optional[str] = None,
-    login_url: Optional[str] = None,
-    audience: Optional[str] = None,
-) -> LoginTarget:
-    """The token URL and ``aud`` for ``domain`` / ``login_url`` / ``audience`` (see the
-    module docstring). Raises :class:`ConfigurationError` naming the bad value."""
-    if login_url is not None and str(login_url).strip():
-        value = str(login_url).strip()
-        if "://" not in value:
-            raise ConfigurationError(
-                f"login_url={login_url!r} has no scheme: use login_url='https://{value.rstrip('/')}' "
-                f"(SF_LOGIN_URL), or pass the host as domain="
-            )
-        kind, origin, token_url = _target_from_url(value, "login_url")
-    else:
-        kind, origin, token_url = _target_from_domain(DEFAULT_DOMAIN if domain is None else str(domain))
-    if audience is not None and str(audience).strip():
-        aud = str(audience).strip()
-        if "://" not in aud:
-            raise ConfigurationError(
-                f"audience={audience!r} must be a URL such as 'https://login.salesforce.com', "
-                f"'https://test.salesforce.com' or an Experience Cloud site URL (SF_AUDIENCE)"
-            )
-        return LoginTarget(token_url=token_url, audience=aud, host_kind=kind, audience_derived=False)
-    return LoginTarget(
-        token_url=token_url,
-        audience=_derived_audience(kind, origin),
-        host_kind=kind,
-        audience_derived=True,
-    )
 
 
 # ---------------------------------------------------------------------------------------
 # TokenResponse
 # ---------------------------------------------------------------------------------------
-_ID_RE = re.compile(r"/id/([A-Za-z0-9]{15,18})/([A-Za-z0-9]{15,18})/?$")
 
 
 @dataclass(frozen=True)
@@ -389,7 +149,7 @@ class TokenResponse:
         )
 
 
-def _kind_of(value: object) -> str:
+def _json_kind(value: object) -> str:
     """What a JSON value is, without quoting it (it may be a token)."""
     if value is None:
         return "null"
@@ -406,35 +166,6 @@ def _kind_of(value: object) -> str:
     return type(value).__name__
 
 
-def _is_https_origin(url: str) -> bool:
-    """``https://host[:port]`` (a trailing ``/`` allowed), nothing else."""
-    if len(url) > 300:  # a host name is at most 253 characters
-        return False
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return False
-    host = parts.hostname
-    return (
-        parts.scheme.lower() == "https"
-        and bool(host)
-        and host is not None
-        and (_HOST_RE.match(host) is not None or _is_ip(host))
-        and not (parts.username or parts.password or parts.query or parts.fragment)
-        and parts.path in ("", "/")
-        and (port is None or 0 < port < 65536)
-    )
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _token_json_problem(data: Mapping[str, object]) -> Optional[str]:
     """Why ``data`` is not a token answer (a text that quotes no value but a masked
     instance_url), or None when it is one."""
@@ -443,10 +174,10 @@ def _token_json_problem(data: Mapping[str, object]) -> Optional[str]:
         return f"JSON without {' and '.join(missing)}"
     token, url = data.get("access_token"), data.get("instance_url")
     if not isinstance(token, str) or not token.strip():
-        return f"access_token is {_kind_of(token)}, not a non-empty string"
+        return f"access_token is {_json_kind(token)}, not a non-empty string"
     if not isinstance(url, str):
-        return f"instance_url is {_kind_of(url)}, not an https URL"
-    if not _is_https_origin(url):
+        return f"instance_url is {_json_kind(url)}, not an https URL"
+    if not is_https_origin(url):
         return f"instance_url {excerpt(url, 120)!r} is not an https URL (https://host[:port])"
     return None
 
@@ -456,8 +187,6 @@ def _token_json_problem(data: Mapping[str, object]) -> Optional[str]:
 # ---------------------------------------------------------------------------------------
 TimeoutType = Union[None, float, Tuple[Optional[float], Optional[float]]]
 
-#: The longest wait between two attempts (unless the server's Retry-After asks for more).
-MAX_BACKOFF = 8.0
 #: How much of an answer is read: a token answer is under 2 KB, an error page a few KB.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -489,34 +218,6 @@ def _can_retry(outcome: Union[requests.Response, BaseException]) -> bool:
     if isinstance(outcome, requests.exceptions.SSLError):
         return not _is_cert_error(outcome)
     return isinstance(outcome, _RETRY_ERRORS)
-
-
-def backoff_delays(
-    first: float, *, multiplier: float = 2.0, cap: float = MAX_BACKOFF, jitter: float = 1.0
-) -> Iterator[float]:
-    """Seconds to wait before each retry, for ever (the caller takes as many as it retries;
-    google-auth's ``_exponential_backoff``): ``first``, multiplied by ``multiplier`` each
-    time, at most ``cap``; ``jitter`` is the part of each wait that may be taken off at
-    random (1.0: full jitter, ``uniform(0, d)``; 0.0: none). The one backoff of the package:
-    the token client's and the API session's retries."""
-    for n in itertools.count():
-        delay = min(cap, first * multiplier ** min(n, 64))
-        yield random.uniform(delay * (1.0 - jitter), delay)
-
-
-def _retry_after(value: Optional[str]) -> Optional[float]:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 def _read_body(response: requests.Response, deadline: float) -> bytes:
@@ -587,14 +288,14 @@ class TokenClient:
         if not consumer_key:
             raise ConfigurationError("consumer_key= (SF_CONSUMER_KEY) is required for the JWT login")
         if isinstance(key, (str, bytes)):
-            key = _load_key(key)  # parse once, here; no frame keeps the text
+            key = _parse_key(key)  # parse once, here; no frame keeps the text
         if not isinstance(key, rsa.RSAPrivateKey):
             raise PrivateKeyError(
                 f"TokenClient needs an RSA private key object, not {type(key).__name__}: "
-                "load it with sfjwt_ext.keys.load_private_key()"
+                "load it with sfjwt_ext.auth.keys.load_private_key()"
             )
         if not isinstance(target, LoginTarget):
-            raise ConfigurationError("target= must be a LoginTarget from sfjwt_ext.exchange.resolve_login()")
+            raise ConfigurationError("target= must be a LoginTarget from sfjwt_ext.auth.target.resolve_login()")
         if max_attempts < 1:
             raise ConfigurationError(f"max_attempts={max_attempts!r} must be at least 1")
         if total_budget <= 0:
@@ -862,7 +563,7 @@ class TokenClient:
         if _can_retry(response):
             shown = excerpt(body, 120)  # cut first, then masked: linear in 120, not in the body
             cause = f"HTTP {status}" + (f": {shown}" if shown else "")
-            return _Transient(cause, _retry_after(response.headers.get("Retry-After")))
+            return _Transient(cause, retry_after(response.headers.get("Retry-After")))
         if 300 <= status < 400:
             location = excerpt(response.headers.get("Location", ""), 200)
             return self._unexpected(status, body, content_type, f"a redirect to {location or '(no Location)'}")
@@ -893,7 +594,7 @@ class TokenClient:
         )
 
 
-def _load_key(text: Union[str, bytes]) -> rsa.RSAPrivateKey:
+def _parse_key(text: Union[str, bytes]) -> rsa.RSAPrivateKey:
     """Parse PEM text; on failure the text is gone from this frame before the error
     leaves it."""
     try:
@@ -922,3 +623,6 @@ def _clean_exception(exc: BaseException) -> BaseException:
             if isinstance(linked, BaseException):
                 todo.append(linked)
     return exc
+
+
+_ID_RE = re.compile(r"/id/([A-Za-z0-9]{15,18})/([A-Za-z0-9]{15,18})/?$")

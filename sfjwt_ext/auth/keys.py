@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import re
 import tempfile
@@ -25,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
-from .errors import ConfigurationError, PrivateKeyError
-from .settings import check_file_permissions, read_small_file
+from ..errors import ConfigurationError, PrivateKeyError
+from .._internal.files import check_file_permissions, read_small_file
 
 __all__ = [
     "load_private_key",
@@ -612,3 +613,12 @@ def load_certificate(path: PathLike) -> x509.Certificate:
 def fingerprint(cert: x509.Certificate) -> str:
     """The certificate's SHA-256 fingerprint as colon-separated upper-case hex."""
     return ":".join(f"{byte:02X}" for byte in cert.fingerprint(hashes.SHA256()))
+
+
+def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
+    """``sha256:<hex>`` of the public key (DER SubjectPublicKeyInfo): the key's identity,
+    the same however the private key was given."""
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256:" + hashlib.sha256(der).hexdigest()

@@ -1,0 +1,124 @@
+"""What an API answer says about the session: the expiry signal of each API, the message and
+the (masked) content of a refusal, and the SOAP calls a JWT-format token cannot make.
+
+* REST, Apex REST, Tooling, Bulk 2.0: HTTP 401 with ``errorCode`` ``INVALID_SESSION_ID``
+* Bulk 1.0: HTTP 400 with ``exceptionCode`` ``InvalidSessionId`` (XML or JSON)
+* SOAP / Metadata: HTTP 500 fault ``INVALID_SESSION_ID``
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Optional
+
+import requests
+
+from .._internal.redact import MaskedToken, excerpt, looks_like_jwt, redact
+from .._internal.urls import path_of
+from ..errors import SOAP_JWT_MIN_VERSION, SoapJwtTokenError
+from .token_client import TokenResponse
+
+__all__ = ["content_for_error", "expiry_signal", "refuse_jwt_below_soap_minimum", "salesforce_message"]
+
+
+_BULK1_EXPIRED = re.compile(rb"exceptionCode[\"'\s:>]*InvalidSessionId")
+
+
+_SOAP_EXPIRED = re.compile(rb"faultcode>[^<]*INVALID_SESSION_ID")
+
+
+_BULK1_PATH = "/services/async/"
+
+
+_SOAP_PATH = "/services/Soap/"
+
+
+# /services/Soap/{u,c,m,T,s...}/<version>[/...]: the API version of a SOAP endpoint
+_SOAP_VERSION = re.compile(r"^/services/Soap/[A-Za-z]+/([0-9]{1,3})(?:\.([0-9]{1,2}))?(?:/|$)")
+
+
+_SOAP_JWT_MIN = tuple(int(part) for part in SOAP_JWT_MIN_VERSION.split("."))
+
+
+def refuse_jwt_below_soap_minimum(url: str, token: TokenResponse, sent: str) -> None:
+    """Raise :class:`~sfjwt_ext.errors.SoapJwtTokenError` when ``url`` is a SOAP endpoint
+    of an API version below 68.0 and the token it would carry (``sent``, which is
+    ``token``'s access token or another of ours) is JWT-format: Salesforce would refuse it
+    with what looks like an expired session, and a refresh would bring another JWT."""
+    if _SOAP_PATH not in url:  # every REST call passes here: the cheap test first
+        return
+    sent = MaskedToken(sent)  # a traceback's locals show it masked
+    match = _SOAP_VERSION.match(path_of(url))
+    if match is None:
+        return
+    version = (int(match.group(1)), int(match.group(2) or 0))
+    if version >= _SOAP_JWT_MIN:
+        return
+    jwt = token.is_jwt if sent == token.access_token else looks_like_jwt(sent)
+    if jwt:
+        shown = f"{version[0]}.{version[1]}"
+        raise SoapJwtTokenError(url.split("?", 1)[0], shown)
+
+
+def expiry_signal(response: requests.Response) -> Optional[str]:
+    """Which API said "session expired" in ``response``: "rest", "bulk", "soap" or None.
+
+    Each API's signal counts only on that API's URLs: Bulk 1.0's ``InvalidSessionId`` (HTTP
+    400) on ``/services/async/``, a SOAP fault ``INVALID_SESSION_ID`` (HTTP 500) on
+    ``/services/Soap/``; HTTP 401 ``INVALID_SESSION_ID`` anywhere (REST, Apex REST,
+    Tooling, Bulk 2.0, identity). Only error statuses are looked at (their bodies are
+    small), so a successful streamed download is never read here.
+    """
+    status = response.status_code
+    if status not in (400, 401, 500):
+        return None
+    try:
+        content = response.content
+    except Exception:  # content already consumed by a streaming caller, broken connection
+        return None
+    if not content:
+        return None
+    if status == 401:
+        return "rest" if b"INVALID_SESSION_ID" in content else None
+    path = path_of(response.url or "")
+    if status == 400 and _BULK1_PATH in path and _BULK1_EXPIRED.search(content):
+        return "bulk"
+    if status == 500 and _SOAP_PATH in path and _SOAP_EXPIRED.search(content):
+        return "soap"
+    return None
+
+
+def salesforce_message(response: requests.Response) -> str:
+    """Salesforce's own words in an error answer (REST ``message``, Bulk
+    ``exceptionMessage``, SOAP ``faultstring``), at most 300 characters, cut first and
+    then masked (an answer that quotes a token or a JWT shows it masked)."""
+    try:
+        text = response.content.decode("utf-8", "replace")
+    except Exception:
+        return ""
+    for pattern in _MESSAGE_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return excerpt(match.group(1), 300)
+    return excerpt(text, 300)
+
+
+def content_for_error(response: requests.Response) -> Any:
+    """The answer's content for an exception (its repr shows it): parsed JSON when it is
+    JSON, else text, with tokens, JWTs and PEM keys masked (the masks keep JSON valid)."""
+    try:
+        text = redact(response.content.decode("utf-8", "replace"))
+    except Exception:  # pragma: no cover - content already consumed
+        return ""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+_MESSAGE_PATTERNS = (
+    re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"'),
+    re.compile(r'"exceptionMessage"\s*:\s*"((?:[^"\\]|\\.)*)"'),
+    re.compile(r"<(?:\w+:)?exceptionMessage>([^<]*)<"),
+    re.compile(r"<faultstring>([^<]*)<"),
+)

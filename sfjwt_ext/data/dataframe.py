@@ -1,0 +1,1010 @@
+"""SOQL results as pandas DataFrames: :func:`query_df`.
+
+``query_df(sf, soql)`` (also ``sf.query_df(soql)`` on a :class:`~sfjwt_ext.SalesforceJWT`)
+runs a SOQL query with any :class:`simple_salesforce.Salesforce` client and returns a
+:class:`pandas.DataFrame`:
+
+* Columns come in the order of the SELECT list. ``attributes`` is dropped; parent
+  relationships are flattened to ``Account.Name`` / ``Account.Owner.Name`` (a null parent
+  gives nulls in those columns, never a missing column); a child subquery
+  (``(SELECT ... FROM Contacts)``) becomes one column (named after the relationship) holding
+  a list of records per row: plain dicts without ``attributes``, ``[]`` when there are none.
+* Types come from the objects' describe (fetched once per object and cached on the client
+  in ``sf._sfjwt_describe_cache``): int -> ``Int64``; double / currency / percent ->
+  ``Float64``; boolean -> ``boolean``; date -> ``datetime64[us]``; datetime ->
+  ``datetime64[us, UTC]`` (microseconds: Salesforce's range, 1700-01-01 to 4000-12-31, in
+  every output, whatever the values; see :data:`sfjwt_ext.data.records.TIME_UNIT`); compound address / location fields keep their dicts (object);
+  everything else (Id, reference, string, picklist, textarea, time, ...) -> ``string``.
+  Nulls stay nulls (``<NA>`` / ``NaT``). Every column is a typed pandas array, so
+  ``df.to_parquet(...)`` works.
+* Aggregate queries (``SELECT StageName, SUM(Amount) total FROM Opportunity GROUP BY
+  StageName``) give one column per SELECT item, named by its alias or Salesforce's
+  ``expr0``, ``expr1``...; grouped fields keep their (dotted) name. COUNT / COUNT_DISTINCT
+  and date functions are ``Int64``, SUM / AVG ``Float64``, MIN / MAX the field's type.
+* ``SELECT COUNT() FROM X`` returns no records, only a total: you get a one-row frame with
+  one ``Int64`` column named ``count``.
+* Pages are streamed (``query`` + ``query_more`` through the client's session, so an
+  expired session is refreshed in flight) into per-column lists: the records of one page
+  are alive at a time, never the whole result twice. The next page is asked for while
+  the current one is converted, and the describes run beside the first page's request.
+  With more than one page a tqdm progress bar (``tqdm.auto``) shows the rows;
+  ``progress=False`` hides it, ``True`` forces it.
+* ``bulk=True`` runs a Bulk API 2.0 query job instead, downloads its CSV parts into a
+  temporary directory (removed afterwards) and reads them with pandas (the pyarrow CSV
+  engine when pyarrow is installed): same columns and dtypes as the REST path. The
+  progress bar advances part by part, shown (``progress=None``) once a second part is coming.
+  The job is deleted in the background afterwards (a failed DELETE is logged, not raised).
+  ``bulk="auto"`` (the default) asks for the first REST page and switches to Bulk 2.0
+  when its ``totalSize`` (the rows the query returns, its LIMIT included) is above
+  :data:`BULK_AUTO_THRESHOLD` and the query is one Bulk 2.0 can run; the rest is then
+  not fetched by REST.
+  Bulk 2.0 cannot run aggregates, ``COUNT()``, child subqueries, ``FIELDS()``, ``TYPEOF``,
+  ``OFFSET`` or compound (address / location) fields: ``"auto"`` stays on REST for those,
+  ``bulk=True`` raises :class:`BulkQueryNotSupported` (a ``ValueError``).
+
+pandas and tqdm are imported when a function runs, never when this module is imported.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .._internal.outfile import OutputFile
+from .soql_select import SelectQuery, SoqlParseError, parse_select
+from .records import (
+    api_get,
+    COMPOUND_TYPES,
+    FLOAT_TYPES,
+    INT_TYPES,
+    OBJECT_TYPES,
+    TIME_UNIT,
+    Column,
+    Describer,
+    QueryPages,
+    extract,
+    flatten,
+    flatten_column_metadata,
+    plan_columns,
+    resolve_nested,
+    resolve_top_level,
+    strip_attributes,
+    temporal_dtype,
+)
+from .records import column_metadata as _column_metadata  # a module name tests can patch
+from .records import columns_from_metadata as _columns_from_metadata  # noqa: F401 (same)
+
+__all__ = [
+    "BULK_AUTO_THRESHOLD", "BULK_PART_RECORDS", "BULK_PARALLEL", "STREAM_ROWS", "BulkQueryNotSupported",
+    "query_df", "query_arrow", "query_to_parquet",
+]
+
+logger = logging.getLogger("sfjwt_ext.dataframe")
+
+#: ``bulk="auto"`` uses Bulk API 2.0 when the first REST page's ``totalSize`` is above this
+#: many rows. Below it the REST query API is faster: a Bulk job costs several round trips
+#: and a polling delay.
+BULK_AUTO_THRESHOLD = 200_000
+#: ``maxRecords`` per Bulk 2.0 result part (one CSV file and one progress step per part).
+BULK_PART_RECORDS = 50_000
+#: First wait before polling a Bulk 2.0 job's state (simple-salesforce then backs off to 2 s).
+BULK_POLL_SECONDS = 0.2
+#: Bulk 2.0 result pages downloaded at once (``parallel=``) when the API has ``resultPages``.
+BULK_PARALLEL = 4
+#: ``query_to_parquet`` / ``query_arrow`` on REST: rows gathered before a frame is typed and
+#: written (one Parquet row group).
+STREAM_ROWS = 50_000
+
+_PIP_HINT = "pip install 'sfjwt-ext[pandas]'"
+_ARROW_HINT = "pip install 'sfjwt-ext[arrow]'"
+
+
+class BulkQueryNotSupported(ValueError):
+    """``bulk=True`` was asked for a query that Bulk API 2.0 cannot run."""
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+        raise ImportError(f"query_df needs pandas: {_PIP_HINT}") from exc
+    return pandas
+
+
+def _tqdm(required: bool) -> Optional[Callable[..., Any]]:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # in a notebook without ipywidgets tqdm.auto warns, then falls back to text bars
+            warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+            from tqdm.auto import tqdm
+    except ImportError as exc:
+        if required:
+            raise ImportError(f"progress=True needs tqdm: {_PIP_HINT}") from exc
+        return None
+    return tqdm  # type: ignore[no-any-return]
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _Progress:
+    """A tqdm bar, or nothing."""
+
+    def __init__(self, show: bool, required: bool, total: Optional[int], unit: str, desc: str) -> None:
+        self.bar = None
+        if show:
+            tqdm = _tqdm(required)
+            if tqdm is not None:
+                self.bar = tqdm(total=total, unit=unit, desc=desc, leave=False)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _infer_type(values: Sequence[Any]) -> Optional[str]:
+    kinds = set()
+    for v in values:
+        if v is None:
+            continue
+        kinds.add(type(v))
+        if len(kinds) > 2:
+            break
+    if not kinds:
+        return None
+    if kinds == {bool}:
+        return "boolean"
+    if kinds == {int}:
+        return "int"
+    if kinds <= {int, float}:
+        return "double"
+    if kinds == {str}:
+        return "string"
+    return "anytype"
+
+
+def _object_array(pd: Any, values: Sequence[Any]) -> Any:
+    import numpy as np
+
+    arr = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        arr[i] = v
+    return arr
+
+
+def _to_datetime(pd: Any, values: Any, sftype: str) -> Any:
+    """A date / datetime column typed :func:`~sfjwt_ext.data.records.temporal_dtype` (microseconds,
+    datetimes in UTC), whatever its values: Salesforce's whole range, 1700 to 4000, fits."""
+    utc = sftype == "datetime"
+    try:
+        out = pd.to_datetime(values, format="ISO8601", utc=utc)
+    except pd.errors.OutOfBoundsDatetime:  # pandas 2 parses text in nanoseconds (up to 2262-04-11)
+        out = pd.Series(_wide_datetimes(values))
+        if utc:
+            out = out.dt.tz_localize("UTC")
+    return pd.Series(out).astype(temporal_dtype(sftype)).array
+
+
+#: Salesforce's date / datetime text: ``2024-01-05``, ``2024-01-05T10:30:00.000+0000`` (REST),
+#: ``...000Z`` (Bulk); other ISO 8601 offsets too.
+_ISO_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def _wide_datetimes(values: Any) -> Any:
+    """ISO 8601 text -> a numpy ``datetime64[us]`` array in UTC (nulls NaT), for the dates
+    pandas 2's nanosecond parser cannot hold; ``ValueError`` for text that is not a date."""
+    import numpy as np
+
+    out = np.full(len(values), np.datetime64("NaT"), dtype=f"datetime64[{TIME_UNIT}]")
+    for i, text in enumerate(values):
+        if not isinstance(text, str):  # None, NaN, pd.NA
+            continue
+        match = _ISO_DATETIME.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"not an ISO 8601 date or datetime: {text!r}")
+        day, clock, zone = match.groups()
+        value = np.datetime64(day + ("T" + clock if clock else ""), TIME_UNIT)  # type: ignore[call-overload]
+        if zone and zone != "Z":
+            minutes = int(zone[1:3]) * 60 + int(zone[-2:])
+            value -= np.timedelta64(minutes if zone[0] == "+" else -minutes, "m")
+        out[i] = value
+    return out
+
+
+def _string_array(pd: Any, values: Sequence[Any]) -> Any:
+    try:
+        return pd.array(values, dtype="string")
+    except (TypeError, ValueError):
+        return pd.array([None if v is None else (v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list))
+                                                 else str(v)) for v in values], dtype="string")
+
+
+def _convert(pd: Any, values: List[Any], sftype: Optional[str], kind: str) -> Any:
+    """A typed pandas array for a list of JSON values."""
+    if kind == "child":
+        return _object_array(pd, values)
+    t = sftype if sftype is not None else _infer_type(values)
+    try:
+        if t in INT_TYPES:
+            try:
+                return pd.array(values, dtype="Int64")
+            except (TypeError, ValueError):
+                return pd.array(values, dtype="Float64")
+        if t in FLOAT_TYPES:
+            return pd.array(values, dtype="Float64")
+        if t == "boolean":
+            return pd.array(values, dtype="boolean")
+        if t in ("date", "datetime"):
+            return _to_datetime(pd, values, t)
+        if t in OBJECT_TYPES:
+            return _object_array(pd, values)
+    except (TypeError, ValueError) as exc:
+        logger.debug("could not convert to %s (%s); keeping strings", t, exc)
+    return _string_array(pd, values)
+
+
+def _convert_strings(pd: Any, series: Any, sftype: Optional[str]) -> Any:
+    """A typed pandas array for a column of CSV strings (Bulk 2.0), matching :func:`_convert`."""
+    t = sftype
+    try:
+        if t in INT_TYPES:
+            floats = series.astype("Float64")
+            try:
+                return floats.astype("Int64").array
+            except (TypeError, ValueError):
+                return floats.array
+        if t in FLOAT_TYPES:
+            return series.astype("Float64").array
+        if t == "boolean":
+            return series.str.lower().map({"true": True, "false": False, "1": True, "0": False}).astype("boolean").array
+        if t in ("date", "datetime"):
+            return _to_datetime(pd, series, t)
+    except (TypeError, ValueError) as exc:
+        logger.debug("could not convert bulk column to %s (%s); keeping strings", t, exc)
+    return series.astype("string").array
+
+
+def _frame(pd: Any, columns: List[Column]) -> Any:
+    data = {col.name: _convert(pd, col.values, col.sftype, col.kind) for col in columns}
+    for col in columns:
+        col.values = []
+    if not data:
+        return pd.DataFrame()
+    return pd.DataFrame(data)
+
+
+# --------------------------------------------------------------------------- REST path
+
+
+def _dynamic_rows(pages: QueryPages, page_iter: Iterator[Dict[str, Any]], known: List[str], bar: _Progress) -> Dict[str, List[Any]]:
+    """Columns discovered from the records themselves (FIELDS(), TYPEOF, unreadable SELECT)."""
+    cols: Dict[str, List[Any]] = {name: [] for name in known}
+    n = 0
+
+    for page in page_iter:
+        records = page.get("records") or []
+        for rec in records:
+            row = flatten(rec, children=pages.child_records, known=cols)
+            for name, value in row.items():
+                col = cols.get(name)
+                if col is None:
+                    col = cols[name] = [None] * n
+                col.append(value)
+            n += 1
+            for col in cols.values():
+                if len(col) < n:
+                    col.append(None)
+        bar.update(len(records))
+    return cols
+
+
+def _rest(pd: Any, route: "_Route", progress: Optional[bool]) -> Any:
+    frames = list(_rest_frames(pd, route, progress, None, "query_df"))
+    return frames[0]
+
+
+def _rest_frames(pd: Any, route: "_Route", progress: Optional[bool], flush_rows: Optional[int],
+                 desc: str) -> Iterator[Any]:
+    """Typed frames of the REST result: one in all (``flush_rows=None``), or one per
+    ``flush_rows`` rows or more (whole pages), the last one possibly shorter; always at
+    least one (an empty result gives an empty, typed frame)."""
+    pages, first, q, columns = route.pages, route.first, route.q, route.columns
+    assert pages is not None and first is not None
+    total = first.get("totalSize")
+    if q is not None and q.is_count:
+        pages.close()
+        yield pd.DataFrame({q.items[0].name: pd.array([int(total or 0)], dtype="Int64")})
+        return
+    show = progress is True or (progress is None and not first.get("done", True))
+    bar = _Progress(show, progress is True, total if isinstance(total, int) else None, "rows", desc)
+    try:
+        if q is None or q.dynamic:
+            yield _rest_dynamic(pd, route, bar)
+            return
+        child_cols = [c for c in columns if c.kind == "child"]
+        value_cols = [c for c in columns if c.kind != "child"]
+        nested_pending = [c for c in value_cols if len(c.keys) > 1]
+        buffered = 0
+        yielded = False
+        for page in pages.iterate(first):
+            records = page.get("records") or []
+            if records:
+                if not all(c.resolved for c in columns):
+                    resolve_top_level(columns, records[0])
+                if nested_pending:
+                    nested_pending = [c for c in nested_pending if not resolve_nested(c, records)]
+                for c in value_cols:
+                    c.values.extend(extract(records, c.keys))
+                for c in child_cols:
+                    key = c.keys[0]
+                    c.values.extend(pages.child_records(r.get(key)) for r in records)
+                buffered += len(records)
+            bar.update(len(records))
+            if flush_rows is not None and buffered >= flush_rows:
+                buffered = 0
+                yielded = True
+                yield _frame(pd, columns)
+        if buffered or not yielded:
+            yield _frame(pd, columns)
+    finally:
+        pages.close()
+        bar.close()
+
+
+def _rest_dynamic(pd: Any, route: "_Route", bar: _Progress) -> Any:
+    pages, first, q, describer = route.pages, route.first, route.q, route.describer
+    assert pages is not None and first is not None
+    cols = _dynamic_rows(pages, pages.iterate(first), route.known, bar)
+    sobject = q.sobject if q is not None else route.entity or \
+        ((first.get("records") or [{}])[0].get("attributes") or {}).get("type")
+    data = {}
+    for name, values in cols.items():
+        sftype = None
+        kind = "value"
+        if values and any(isinstance(v, list) for v in values[:50]):
+            kind = "child"
+        elif sobject:
+            _, sftype = describer.resolve(sobject, name.split("."))
+        data[name] = _convert(pd, values, sftype, kind)
+    return pd.DataFrame(data) if data else pd.DataFrame()
+
+
+# --------------------------------------------------------------------------- Bulk 2.0 path
+
+
+def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = None) -> Optional[str]:
+    """Why Bulk API 2.0 cannot run this query (None: it can)."""
+    if q is None:
+        return "its SELECT list could not be read"
+    if q.is_count or q.is_aggregate:
+        return "Bulk API 2.0 does not run aggregate queries (COUNT(), SUM(), GROUP BY ...)"
+    if q.has_subquery:
+        return "Bulk API 2.0 does not run child subqueries (SELECT ..., (SELECT ... FROM Children))"
+    if q.dynamic:
+        return "Bulk API 2.0 does not run FIELDS() or TYPEOF"
+    if q.offset is not None:
+        return "Bulk API 2.0 does not support OFFSET"
+    for col in columns or []:
+        if col.sftype in COMPOUND_TYPES:
+            return f"Bulk API 2.0 does not return compound fields ({col.name} is an {col.sftype}); select its parts"
+    return None
+
+
+def _read_part(pd: Any, path: str, engine: Optional[str]) -> Any:
+    """One Bulk CSV page as a frame of text columns (empty text is null); None for an empty file."""
+    if engine == "pyarrow":
+        return _read_part_arrow(pd, path)
+    kwargs: Dict[str, Any] = {"dtype": "string", "keep_default_na": False, "na_values": [""]}
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        return None
+
+
+def _read_part_arrow(pd: Any, path: str) -> Any:
+    """:func:`_read_part` with pyarrow's reader, told that every column is text. (pandas 2.2's
+    ``engine="pyarrow"`` lets pyarrow infer types and casts to ``dtype`` afterwards: a datetime
+    of 4000-12-31 is read as nanoseconds and wraps around to 2247 before it becomes text.)"""
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        names = next(csv.reader(handle), None)
+    if not names:
+        return None
+    options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in names},
+                                    null_values=[""], strings_can_be_null=True)
+    table = pa_csv.read_csv(path, convert_options=options)
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+
+
+class _BulkResults:
+    """The CSV result pages of a finished Bulk 2.0 query job, downloaded into ``folder``.
+
+    ``parallel > 1`` on API 58.0 and later: ``GET jobs/query/{id}/resultPages`` answers up to
+    five ``resultPages[].resultUrl`` at a time (plus ``nextRecordsUrl`` and ``done``); up
+    to ``parallel`` of those pages download at once on ``sf.session`` (so the session's
+    token swap and refresh apply), gzip-compressed (``Accept-Encoding: gzip``; requests
+    inflates it). Pages are handed out in order. ``parallel=1``, an older API version, or a
+    404 from ``resultPages`` use the sequential ``Sforce-Locator`` chain instead.
+    """
+
+    def __init__(self, sf: Any, client: Any, job_id: str, folder: str, parallel: int,
+                 read: Optional[Callable[[str], Any]] = None) -> None:
+        self.sf = sf
+        self.client = client
+        self.job_id = job_id
+        self.folder = folder
+        self.parallel = parallel
+        #: with ``read``, parts() gives ``read(file)`` for each page instead of the file (and
+        #: removes the file); the parallel downloads call it in their own threads, so parsing
+        #: a page (pyarrow's CSV reader releases the GIL) overlaps the other pages' downloads
+        self.read = read
+        #: "parallel" or "locator": which protocol the last parts() used
+        self.mode = ""
+
+    def parts(self) -> Iterator[Tuple[Any, int, bool]]:
+        """(CSV file, records in it, more parts coming); the caller removes each file.
+        With ``read``: ``read(file)`` in place of the file, which is already removed."""
+        batch = self._first_batch() if self.parallel > 1 and _api_version(self.sf) >= 58.0 else None
+        if batch is None:
+            self.mode = "locator"
+            return self._locator_chain()
+        self.mode = "parallel"
+        return self._parallel(*batch)
+
+    # -- sequential: Sforce-Locator
+    def _locator_chain(self) -> Iterator[Tuple[Any, int, bool]]:
+        locator = ""
+        while True:
+            result = self.client.download_job_data(self.folder, self.job_id, locator, BULK_PART_RECORDS,
+                                                   chunk_size=1 << 16)
+            locator = result.get("locator") or ""
+            yield self._read(result["file"]), int(result.get("number_of_records") or 0), bool(locator)
+            if not locator:
+                return
+
+    # -- parallel: resultPages
+    def _url(self, path: str) -> str:
+        return path if path.startswith("https://") else f"https://{self.sf.sf_instance}{path}"
+
+    def _batch(self, url: str) -> Tuple[List[str], Optional[str]]:
+        resp = api_get(self.sf, url, "resultPages", headers={"Accept": "application/json"})
+        body = json.loads(resp.content)
+        urls = [self._url(p["resultUrl"]) for p in body.get("resultPages") or [] if p.get("resultUrl")]
+        # the guide's example says nextRecordsUrl, its table nextRecordUrl: take either
+        nxt = body.get("nextRecordsUrl") or body.get("nextRecordUrl")
+        return urls, (None if body.get("done", True) or not nxt else self._url(nxt))
+
+    def _first_batch(self) -> Optional[Tuple[List[str], Optional[str]]]:
+        from simple_salesforce.exceptions import SalesforceResourceNotFound
+
+        try:
+            # maxRecords here: the org cuts the pages at that size and names it in every resultUrl
+            return self._batch(f"{self.sf.base_url}jobs/query/{self.job_id}/resultPages"
+                               f"?maxRecords={BULK_PART_RECORDS}")
+        except SalesforceResourceNotFound:
+            logger.debug("resultPages not available for job %s: using the Sforce-Locator chain", self.job_id)
+            return None
+
+    def result_urls(self) -> Optional[List[str]]:
+        """Every page's ``resultUrl`` (following ``nextRecordsUrl``), or ``None`` when the org
+        has no ``resultPages`` (API before 58.0, or a 404)."""
+        batch = self._first_batch() if _api_version(self.sf) >= 58.0 else None
+        if batch is None:
+            return None
+        urls, nxt = batch
+        while nxt:
+            more, nxt = self._batch(nxt)
+            urls.extend(more)
+        return urls
+
+    def _read(self, path: str) -> Any:
+        if self.read is None:
+            return path
+        try:
+            return self.read(path)
+        finally:
+            os.remove(path)
+
+    def _download(self, url: str) -> Tuple[Any, int]:
+        path, n = _download_page(self.sf, url, self.folder)
+        return self._read(path), n
+
+    def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[Any, int, bool]]:
+        """Up to ``parallel`` downloads in flight, handed out in page order; the next
+        ``resultPages`` listing is asked for as soon as the previous one is in, beside the
+        downloads, so downloads never wait a round trip for URLs."""
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        pending: "deque[Future[Tuple[Any, int]]]" = deque()
+        queue = deque(urls)
+        batch: "Optional[Future[Tuple[List[str], Optional[str]]]]" = None
+        # one worker more than downloads: a resultPages call never waits for a download slot
+        pool = ThreadPoolExecutor(max_workers=self.parallel + 1, thread_name_prefix="sfjwt-bulk-results")
+        try:
+            while True:
+                # a listing is waited for only when a download slot has no URL left
+                if batch is not None and (batch.done() or (not queue and len(pending) < self.parallel)):
+                    more, nxt = batch.result()
+                    batch = None
+                    queue.extend(more)
+                # the next listing goes out beside the downloads (a few rounds of URLs ahead at most)
+                if nxt and batch is None and len(queue) <= 2 * self.parallel:
+                    batch, nxt = pool.submit(self._batch, nxt), None
+                while len(pending) < self.parallel and queue:
+                    pending.append(pool.submit(self._download, queue.popleft()))
+                if pending:
+                    path, n = pending.popleft().result()
+                    yield path, n, bool(pending or queue or nxt or batch is not None)
+                elif batch is None and not nxt:
+                    return
+        finally:
+            for future in pending:
+                future.cancel()
+            if batch is not None:
+                batch.cancel()
+            pool.shutdown(wait=True)
+            for future in pending:  # downloaded but never handed out (an error, a closed generator)
+                if self.read is None and future.done() and not future.cancelled() and future.exception() is None:
+                    try:
+                        os.remove(future.result()[0])
+                    except OSError:
+                        pass
+
+
+def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
+    """One result page (a ``resultUrl``) into a new file in ``folder``: (file, records)."""
+    # the resultUrl as given: its locator points at a page boundary of the org's choosing,
+    # so another maxRecords here would skip or repeat rows
+    fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            resp = api_get(sf, url, "results", stream=True, headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
+            try:
+                for chunk in resp.iter_content(chunk_size=1 << 16):
+                    fh.write(chunk.replace(b"\x00", b""))  # as simple-salesforce's filter_null_bytes
+            finally:
+                resp.close()
+    except BaseException:
+        os.remove(path)
+        raise
+    return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
+
+
+def _bulk_page_frame(sf: Any, url: str, columns: List[Column]) -> Any:
+    """One Bulk 2.0 result page as a typed frame (the columns and dtypes of :func:`query_df`)."""
+    pd = _pandas()
+    with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
+        path, _ = _download_page(sf, url, folder)
+        raw = _read_part(pd, path, "pyarrow" if _has_pyarrow() else None)
+    return _typed(pd, raw if raw is not None else pd.DataFrame(), columns)
+
+
+def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Column], str, List[str]]:
+    """Run ``soql`` as a Bulk 2.0 job to completion: (its columns, the job id, every page's
+    resultUrl). The job is left in place for the pages to be downloaded (by anyone holding
+    the client); :class:`BulkQueryNotSupported` when Bulk 2.0 cannot run the query,
+    ``ValueError`` when the org has no ``resultPages`` (API before 58.0)."""
+    route = _Route(sf, soql, include_deleted, True, False, 1)
+    job = _start_job(sf, soql, route, include_deleted)
+    try:
+        _wait_for_job(job.client, job.id)
+        urls = _BulkResults(sf, job.client, job.id, "", BULK_PARALLEL).result_urls()
+    except BaseException:
+        _delete_job_later(job.client, job.id)
+        raise
+    if urls is None:
+        _delete_job_later(job.client, job.id)
+        raise ValueError(f"this needs Bulk 2.0 resultPages (API 58.0 or later; the client uses "
+                         f"{getattr(sf, 'sf_version', '?')}): connect with version='58.0' or later")
+    return route.columns, job.id, urls
+
+
+class _Job:
+    """A created Bulk 2.0 query job: its id and the simple-salesforce client that runs it."""
+
+    def __init__(self, client: Any, job_id: str) -> None:
+        self.client = client
+        self.id = job_id
+
+
+def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> _Job:
+    """Create the query job; when the columns are still to be planned (``bulk=True``), the
+    creation goes out first and describe runs beside it. Describe finding a column Bulk 2.0
+    cannot return (a compound field) raises :class:`BulkQueryNotSupported` and the job is
+    deleted in the background, unused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simple_salesforce.bulk2 import Operation
+
+    assert route.q is not None
+    # simple-salesforce (checked against 1.12.10) gives its Bulk 2.0 job client (create, poll,
+    # delete, results) no public name: SFBulk2Type._client. The one place data/ reaches it.
+    client = getattr(sf.bulk2, route.q.sobject)._client
+    operation = Operation.query_all if include_deleted else Operation.query
+    if route.planned:
+        return _Job(client, client.create_job(operation, soql)["id"])
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-bulk-create")
+    creating = pool.submit(client.create_job, operation, soql)
+    pool.shutdown(wait=False)
+    try:
+        route.plan_bulk()
+    except BaseException:
+        _discard_job(client, creating)
+        raise
+    return _Job(client, creating.result()["id"])
+
+
+def _discard_job(client: Any, creating: "Future[Dict[str, Any]]") -> None:
+    """Delete (in the background) a job created for nothing, once its creation is answered."""
+    def discard() -> None:
+        try:
+            job_id = creating.result()["id"]
+        except Exception:  # never created: nothing to delete
+            return
+        _delete_job(client, job_id)
+
+    threading.Thread(target=discard, name="sfjwt-bulk-cleanup").start()
+
+
+def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[str, Any]:
+    """Poll a query job until it is complete; its final info (``numberRecordsProcessed``).
+
+    simple-salesforce's ``wait_for_job`` throws the final info away, which cost one more
+    ``get_job`` round trip for the row total; this keeps it. Backs off from
+    :data:`BULK_POLL_SECONDS` to 2 s between polls, like simple-salesforce."""
+    from simple_salesforce.exceptions import SalesforceOperationError
+
+    deadline = time.monotonic() + timeout
+    delay = BULK_POLL_SECONDS
+    while True:
+        time.sleep(delay)
+        info: Dict[str, Any] = client.get_job(job_id, True)
+        state = info.get("state")
+        if state == "JobComplete":
+            return info
+        if state in ("Aborted", "Failed"):
+            raise SalesforceOperationError(f"Job failure. Response content: {info.get('errorMessage') or info}")
+        if time.monotonic() >= deadline:
+            raise SalesforceOperationError(f"Job timeout. Job status: {state}")
+        delay = min(delay * 2, 2.0)
+
+
+def _delete_job(client: Any, job_id: str) -> None:
+    try:
+        client.delete_job(job_id, True)
+    except ValueError:  # simple-salesforce parses the 204's empty body as JSON: the job is deleted
+        pass
+    except Exception as exc:  # results expire on their own; deleting is a courtesy
+        logger.warning("could not delete Bulk 2.0 job %s (Salesforce deletes it after 7 days): %s: %s",
+                       job_id, type(exc).__name__, exc)
+
+
+def _delete_job_later(client: Any, job_id: str) -> None:
+    """Delete the job in a background thread: the caller does not wait a round trip for
+    it, and a failure is logged (by :func:`_delete_job`), never raised over the caller's
+    result or error. The thread is not a daemon: the DELETE still goes out at exit."""
+    try:
+        threading.Thread(target=_delete_job, args=(client, job_id), name="sfjwt-bulk-cleanup").start()
+    except RuntimeError:  # no new threads (the interpreter is shutting down): delete here
+        _delete_job(client, job_id)
+
+
+def _api_version(sf: Any) -> float:
+    try:
+        return float(getattr(sf, "sf_version", "0") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _bulk_raw_parts(pd: Any, sf: Any, job: _Job, progress: Optional[bool], parallel: int,
+                    desc: str) -> Iterator[Any]:
+    """The job's result parts as frames of strings (one per part; empty parts skipped);
+    the job is deleted in the background at the end (done, failed or abandoned)."""
+    # no token juggling here: the client's session puts the current token on every request
+    engine = "pyarrow" if _has_pyarrow() else None
+    bar: Optional[_Progress] = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
+            info = _wait_for_job(job.client, job.id)
+            total = info.get("numberRecordsProcessed")
+            total = int(total) if isinstance(total, (int, float)) else None
+            # progress=None: a bar only once a second part is coming (like the REST path's
+            # "more than one page"); True: from the start; False: never
+            if progress is True:
+                bar = _Progress(True, True, total, "rows", desc + " bulk")
+            results = _BulkResults(sf, job.client, job.id, folder, parallel,
+                                   read=lambda path: _read_part(pd, path, engine))
+            for part, done, more in results.parts():
+                if bar is None and progress is None and more:
+                    bar = _Progress(True, False, total, "rows", desc + " bulk")
+                if bar is not None:
+                    bar.update(done)
+                if part is not None and len(part.columns):
+                    yield part
+    finally:
+        if bar is not None:
+            bar.close()
+        _delete_job_later(job.client, job.id)
+
+
+def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
+    """The query's columns, typed, from a frame of CSV strings."""
+    by_name = {str(c).lower(): c for c in raw.columns}
+    n = len(raw)
+    data = {}
+    for col in columns:
+        source = next((by_name[k] for k in col.csv_names if k in by_name), None)
+        series = pd.Series([None] * n, dtype="string") if source is None else raw[source]
+        data[col.name] = _convert_strings(pd, series, col.sftype)
+    return pd.DataFrame(data)
+
+
+def _bulk(pd: Any, sf: Any, soql: str, route: "_Route", include_deleted: bool, progress: Optional[bool],
+          parallel: int) -> Any:
+    job = _start_job(sf, soql, route, include_deleted)
+    parts = list(_bulk_raw_parts(pd, sf, job, progress, parallel, "query_df"))
+    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else pd.DataFrame())
+    return _typed(pd, raw, route.columns)
+
+
+# --------------------------------------------------------------------------- public
+
+
+class _Route:
+    """How a query runs: its parsed SELECT list, its columns, and REST or Bulk 2.0.
+
+    REST (``bulk=False`` or ``"auto"``): the first page is asked for at once and the
+    describes the columns need run beside it; ``"auto"`` then reads the page's
+    ``totalSize`` and, above :data:`BULK_AUTO_THRESHOLD`, leaves the rest to Bulk 2.0
+    (``pages`` closed, nothing more fetched by REST). ``bulk=True``: only the checks that
+    need no describe here; the job's creation and the describes go out together later
+    (:func:`_start_job`)."""
+
+    def __init__(self, sf: Any, soql: str, include_deleted: bool, bulk: Any, progress: Optional[bool],
+                 parallel: int, batch_size: Optional[int] = None) -> None:
+        _check_arguments(soql, bulk, progress, parallel)
+        try:
+            q: Optional[SelectQuery] = parse_select(soql)
+        except SoqlParseError as exc:
+            logger.debug("SELECT list not understood (%s): columns will come from the records", exc)
+            q = None
+        self.q = q
+        self.describer = Describer(sf)
+        self.columns: List[Column] = []
+        self.planned = False
+        self.known: List[str] = []           # FIELDS() / TYPEOF: column names from columns=true
+        self.entity: Optional[str] = None    # ... and the object it names
+        self.pages: Optional[QueryPages] = None
+        self.first: Optional[Dict[str, Any]] = None
+        self.bulk = bulk is True
+        if self.bulk:
+            reason = _bulk_refusal(q)
+            if reason is not None:
+                raise _not_supported(reason)
+            return
+        self.pages = QueryPages(sf, soql, include_deleted, batch_size)
+        self.pages.start()  # the first round trip starts now ...
+        try:
+            self._plan_rest(sf, soql, include_deleted)  # ... and describe runs beside it
+            self.first = self.pages.take()
+        except BaseException:
+            self.pages.close()
+            raise
+        if bulk == "auto":
+            self._decide_auto()
+
+    def plan_bulk(self) -> None:
+        """The columns from describe; :class:`BulkQueryNotSupported` for a compound field."""
+        assert self.q is not None
+        self.columns = plan_columns(self.describer, self.q)
+        self.planned = True
+        reason = _bulk_refusal(self.q, self.columns)
+        if reason is not None:
+            raise _not_supported(reason)
+
+    def _plan_rest(self, sf: Any, soql: str, include_deleted: bool) -> None:
+        q = self.q
+        if q is not None and q.is_count:
+            return
+        if q is not None and not q.dynamic:
+            self.columns = plan_columns(self.describer, q)
+            self.planned = True
+            return
+        try:
+            meta = _column_metadata(sf, soql, include_deleted)
+            self.known = flatten_column_metadata(meta.get("columnMetadata") or [])
+            self.entity = meta.get("entityName")
+        except Exception as exc:  # the metadata is a nicety: the records still name their columns
+            logger.debug("columns=true metadata unavailable: %s", exc)
+        sobject = q.sobject if q is not None else self.entity
+        if sobject:
+            self.describer.describe(sobject)
+
+    def _decide_auto(self) -> None:
+        """Bulk 2.0 when the first page's totalSize is above the threshold (and Bulk 2.0 can
+        run the query); the first page was the estimate, no COUNT() is asked."""
+        assert self.first is not None and self.pages is not None
+        total = self.first.get("totalSize")
+        q = self.q
+        if (q is None or self.first.get("done", True) or not isinstance(total, int)
+                or total <= BULK_AUTO_THRESHOLD or _bulk_refusal(q, self.columns) is not None):
+            return
+        logger.info("totalSize %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0", total, BULK_AUTO_THRESHOLD)
+        self.pages.close()
+        self.pages = self.first = None
+        self.bulk = True
+
+
+def _check_arguments(soql: str, bulk: Any, progress: Optional[bool], parallel: int) -> None:
+    if bulk not in (True, False, "auto"):
+        raise ValueError(f"bulk must be True, False or 'auto', not {bulk!r}")
+    if progress not in (None, True, False):
+        raise ValueError(f"progress must be None, True or False, not {progress!r}")
+    if not isinstance(soql, str) or not soql.strip():
+        raise ValueError("soql must be a non-empty SOQL query string")
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"parallel must be a whole number of simultaneous downloads >= 1 (1: one "
+                         f"after another), not {parallel!r}")
+
+
+def _not_supported(reason: str) -> BulkQueryNotSupported:
+    return BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
+                                 f"or bulk='auto'.")
+
+
+def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
+             bulk: Any = "auto", batch_size: Optional[int] = None, parallel: int = BULK_PARALLEL) -> Any:
+    """Run ``soql`` and return a :class:`pandas.DataFrame` (see the module docstring).
+
+    :param sf: a :class:`simple_salesforce.Salesforce` client, e.g. from ``connect_jwt()``.
+    :param include_deleted: query deleted and archived records too (``queryAll``).
+    :param progress: ``None`` shows a tqdm bar when there is more than one page (or Bulk
+        part), ``True`` always, ``False`` never.
+    :param bulk: ``"auto"`` (Bulk API 2.0 when the first page's ``totalSize`` is above
+        :data:`BULK_AUTO_THRESHOLD` and the query allows it), ``True`` (always Bulk 2.0;
+        :class:`BulkQueryNotSupported` when it cannot) or ``False`` (always the REST query API).
+    :param batch_size: REST page size to ask for (``Sforce-Query-Options: batchSize=``,
+        200-2000; Salesforce treats it as a hint).
+    :param parallel: Bulk 2.0 result pages downloaded at once (``resultPages``, API 58.0+);
+        ``1`` follows the ``Sforce-Locator`` chain one page after another.
+    """
+    pd = _pandas()
+    route = _Route(sf, soql, include_deleted, bulk, progress, parallel, batch_size)
+    if route.bulk:
+        return _bulk(pd, sf, soql, route, include_deleted, progress, parallel)
+    return _rest(pd, route, progress)
+
+
+def _frames(pd: Any, sf: Any, soql: str, include_deleted: bool, progress: Optional[bool], bulk: Any,
+            batch_size: Optional[int], parallel: int, desc: str) -> Iterator[Any]:
+    """The result as typed pandas frames of about :data:`STREAM_ROWS` rows each (Bulk 2.0:
+    one per result page), the same columns and dtypes as :func:`query_df`; at least one."""
+    route = _Route(sf, soql, include_deleted, bulk, progress, parallel, batch_size)
+    if not route.bulk:
+        yield from _rest_frames(pd, route, progress, STREAM_ROWS, desc)
+        return
+    job = _start_job(sf, soql, route, include_deleted)
+    empty = True
+    for raw in _bulk_raw_parts(pd, sf, job, progress, parallel, desc):
+        empty = False
+        yield _typed(pd, raw, route.columns)
+    if empty:
+        yield _typed(pd, pd.DataFrame(), route.columns)
+
+
+# --------------------------------------------------------------------------- Arrow and Parquet
+
+
+def _pyarrow(what: str) -> Tuple[Any, Any]:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise ImportError(f"{what} needs pyarrow: {_ARROW_HINT}") from exc
+    return pyarrow, pyarrow.parquet
+
+
+def _tables(pa: Any, frames: Iterator[Any]) -> Iterator[Any]:
+    """Arrow tables of the frames, all with the first one's schema."""
+    schema = None
+    for frame in frames:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if schema is None:
+            schema = table.schema
+        elif not table.schema.equals(schema, check_metadata=False):
+            try:
+                table = table.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError) as exc:
+                raise ValueError(f"a later page of the result does not fit the columns of the first "
+                                 f"({exc}); use query_df for this query") from exc
+        yield table
+
+
+def query_arrow(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
+                bulk: Any = "auto", batch_size: Optional[int] = None, parallel: int = BULK_PARALLEL) -> Any:
+    """Run ``soql`` and return a :class:`pyarrow.Table` with the columns and types of
+    :func:`query_df` (``table.to_pandas()`` gives its dtypes back; polars: ``pl.from_arrow``).
+    The arguments are :func:`query_df`'s."""
+    pa, _ = _pyarrow("query_arrow")
+    pd = _pandas()
+    tables = list(_tables(pa, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size, parallel,
+                                      "query_arrow")))
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def query_to_parquet(sf: Any, soql: str, path: "str | os.PathLike[str]", *, include_deleted: bool = False,
+                     progress: Optional[bool] = None, bulk: Any = "auto", batch_size: Optional[int] = None,
+                     parallel: int = BULK_PARALLEL, compression: str = "snappy") -> int:
+    """Run ``soql`` and write the result to the Parquet file ``path``; return the rows written.
+
+    Written page by page with :class:`pyarrow.parquet.ParquetWriter` (one row group per
+    Bulk 2.0 result page, or per :data:`STREAM_ROWS` REST rows), so memory stays that of
+    one page whatever the number of rows. The columns and types are :func:`query_df`'s:
+    ``pd.read_parquet(path)`` equals ``query_df(sf, soql)``. ``path`` is handled as
+    ``sfjwt query --output`` handles it (:class:`~sfjwt_ext._internal.outfile.OutputFile`): the
+    file is written next to ``path`` (through a symbolic link: next to the file it names)
+    under a temporary name and renamed at the end, keeping the replaced file's mode, so a
+    query that fails leaves an existing ``path`` untouched; a FIFO or a character device is
+    streamed into. A folder, or a ``path`` whose folder does not exist, is a
+    :class:`~sfjwt_ext.errors.ConfigurationError` (a ``ValueError``) before the query runs.
+    The other arguments are :func:`query_df`'s.
+    """
+    pa, pq = _pyarrow("query_to_parquet")
+    pd = _pandas()
+    with OutputFile(path, named="path") as output:
+        return _parquet_into(output, pa, pq, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size,
+                                                     parallel, "query_to_parquet"), compression)
+
+
+def _parquet_into(output: OutputFile, pa: Any, pq: Any, frames: Iterator[Any], compression: str = "snappy") -> int:
+    """Write ``frames`` (at least one) as one Parquet file to ``output`` and commit it; the
+    rows written. ``output`` is opened when the first frame is ready (a FIFO's reader sees
+    nothing of a query that fails at once). The caller discards ``output`` on failure."""
+    writer = None
+    rows = 0
+    try:
+        for table in _tables(pa, frames):
+            if writer is None:
+                writer = pq.ParquetWriter(output.open(binary=True), table.schema, compression=compression)
+            writer.write_table(table)
+            rows += table.num_rows
+        assert writer is not None  # _frames yields at least one frame
+        writer.close()
+        writer = None
+        output.commit()
+    finally:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # the original error is the one to report
+                pass
+    return rows

@@ -1,0 +1,209 @@
+"""Pickling a client (multiprocessing, ProcessPoolExecutor, joblib): what a pickle carries and
+how a worker process gets a client back.
+
+A pickle carries :class:`ClientState`: the current access token and where everything else
+comes from, never a credential (no key text, passphrase, JWT or proxy password, nothing of the
+environment). :func:`restore_client` runs in the worker: the client is made on the pickled
+token through :data:`~sfjwt_ext.sharing.registry.default_cache` (unpickled clients of one login
+in a process share one refresher and one session), with no token request while the token is
+valid; the first refresh loads the key in the worker (:func:`_worker_key`). This module knows
+nothing of the client class: :func:`restore_client` is handed the function that builds one.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, TypeVar, Union
+
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from simple_salesforce.api import DEFAULT_API_VERSION
+
+from .._internal.fork import ProcessLocal
+from ..auth.credentials import Refresher
+from ..auth.keys import load_private_key
+from ..auth.target import LoginTarget
+from ..auth.token_client import TimeoutType, TokenResponse
+from ..auth.transport import RefreshingSession
+from ..config import ENV, Settings, check_verify, masked_settings
+from ..errors import ConfigurationError, PrivateKeyError
+from ..auth.credentials import TokenSource
+from .registry import LoginKey, cache_folder, default_cache, token_source, transport_environment
+
+__all__ = ["ClientState", "client_state", "restore_client"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """What a pickled :class:`SalesforceJWT` carries: its access token, and no other
+    credential (no key text, no passphrase, no JWT, no proxy password, nothing of the
+    environment: ``login_key`` goes without its transport's environment, which the
+    receiving process fills in from its own)."""
+
+    token: TokenResponse
+    login_key: LoginKey
+    target: LoginTarget
+    settings: Optional[Settings]          # masked: SECRETS read "(hidden)"
+    username: str
+    consumer_key: str
+    key_file: Optional[str]               # the key's file, when it came from one
+    key_named: str                        # where the key came from, for error messages
+    passphrase_named: Optional[str]       # where the passphrase came from (None: none)
+    verify: Union[bool, str]
+    verify_named: str                     # where verify came from (verify=, SF_CA_BUNDLE ...)
+    proxies: Optional[Dict[str, str]]
+    timeout: TimeoutType
+    retries: Optional[int]
+    version: str
+    domain: Optional[str]
+    token_cache: Union[bool, str, None]
+    salesforce_kwargs: Dict[str, Any]
+
+
+def _named(settings: Settings, name: str) -> str:
+    setting = settings.sources.get(name)
+    source = setting.source if setting is not None else None
+    if source == "argument":
+        return f"{name}="
+    if source == "environment":
+        return ENV[name]
+    return f"{name} in {source}"
+
+
+def client_state(
+    settings: Settings, target: LoginTarget, cache_key: LoginKey, token: TokenResponse, *,
+    verify: Union[bool, str], verify_named: str, proxies: Optional[Dict[str, str]], timeout: TimeoutType,
+    retries: Optional[int], salesforce_kwargs: Dict[str, Any],
+) -> ClientState:
+    key_file = settings.private_key_file if settings.private_key is None else None
+    return ClientState(
+        token=token,
+        login_key=cache_key._replace(transport=cache_key.transport._replace(environment=())),
+        target=target,
+        settings=masked_settings(settings),
+        username=settings.username or "",
+        consumer_key=settings.consumer_key or "",
+        key_file=os.path.abspath(key_file) if key_file else None,
+        key_named=_named(settings, "private_key_file" if key_file else "private_key"),
+        passphrase_named=_named(settings, "private_key_passphrase") if settings.private_key_passphrase else None,
+        verify=verify,
+        verify_named=verify_named,
+        proxies=dict(proxies) if proxies else None,
+        timeout=timeout,
+        retries=retries,
+        version=settings.version or DEFAULT_API_VERSION,
+        domain=settings.domain,
+        token_cache=settings.token_cache,
+        salesforce_kwargs=dict(salesforce_kwargs),
+    )
+
+
+def _worker_key(state: ClientState) -> rsa.RSAPrivateKey:
+    """The key of an unpickled client, loaded in this process from the same source: the
+    key file, else ``SF_PRIVATE_KEY`` / ``SF_PRIVATE_KEY_FILE`` here (passphrase from
+    ``SF_PRIVATE_KEY_PASSPHRASE``). ConfigurationError names what to set when none works."""
+    pid = os.getpid()
+    where = f"this client was unpickled in process {pid}"
+    try:
+        if state.key_file and os.path.exists(state.key_file):
+            return load_private_key(
+                private_key_file=state.key_file, passphrase=os.environ.get(ENV["private_key_passphrase"]) or None
+            )
+        if (os.environ.get(ENV["private_key"]) or "").strip():
+            return load_private_key(
+                private_key=os.environ.get(ENV["private_key"]),
+                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
+            )
+        if os.environ.get(ENV["private_key_file"]):
+            return load_private_key(
+                private_key_file=os.environ.get(ENV["private_key_file"]),
+                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
+            )
+    except PrivateKeyError as exc:
+        passphrase = (
+            f" The key's passphrase came from {state.passphrase_named} where it was pickled; here it is read "
+            "from SF_PRIVATE_KEY_PASSPHRASE only: set that on the workers."
+            if state.passphrase_named else ""
+        )
+        raise ConfigurationError(f"{where}, and its key cannot be loaded here: {exc}.{passphrase}") from None
+    copy = f"make the key file {state.key_file!r} readable there, or " if state.key_file else ""
+    raise ConfigurationError(
+        f"{where}, which has no private key to log in again with (the key came from "
+        f"{state.key_named}, which a pickle never carries): {copy}set SF_PRIVATE_KEY_FILE "
+        "(or SF_PRIVATE_KEY, the PEM text) in the workers' environment, and "
+        "SF_PRIVATE_KEY_PASSPHRASE when the key is encrypted"
+    )
+
+
+class _UnpickledTokenSource:
+    """The token source of an unpickled client: the key is loaded (:func:`_worker_key`)
+    and the token client made at the first refresh, not at unpickling (a worker whose
+    token is valid needs no key and makes no token request)."""
+
+    def __init__(self, state: ClientState, folder: Optional[str]) -> None:
+        self.username = state.username
+        self._state = state
+        self._folder = folder
+        self._source: Optional[TokenSource] = None
+        self._lock: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
+
+    def fetch(self) -> TokenResponse:
+        with self._lock.get():
+            if self._source is None:
+                state = self._state
+                self._source = token_source(
+                    username=state.username, consumer_key=state.consumer_key, key=_worker_key(state),
+                    target=state.target, verify=state.verify, proxies=state.proxies,
+                    timeout=state.timeout, folder=self._folder, last=state.token,
+                )
+            source = self._source
+        return source.fetch()
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+
+    def __repr__(self) -> str:
+        return f"<unpickled token source of {self.username} (key {'loaded' if self._source else 'not loaded yet'})>"
+
+
+class _UnpickledSession(RefreshingSession):
+    """The session of unpickled clients: its first request checks ``verify`` in this
+    process, as connect_jwt does before it logs in (a CA bundle missing here raises the
+    same :class:`ConfigurationError`). Not at unpickling: a worker that dies unpickling
+    its task hangs a ``multiprocessing.Pool``."""
+
+    def __init__(self, refresher: Refresher, *, verify_named: str, **kwargs: Any) -> None:
+        super().__init__(refresher, **kwargs)
+        self._verify_named = verify_named
+        self._verify_checked = False
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if not self._verify_checked:
+            check_verify(self.verify, named=self._verify_named, trust_env=self.trust_env)
+            self._verify_checked = True
+        return super().send(request, **kwargs)
+
+
+def restore_client(build: Callable[[Refresher, RefreshingSession, ClientState], T], state: ClientState) -> T:
+    """Unpickle: ``build(refresher, session, state)`` on the pickled token, through
+    :data:`default_cache` (unpickled clients of one login in a process share one refresher,
+    and one session). No token request while the token is valid; the first refresh loads
+    the key (:func:`_worker_key`) and goes through the token cache when the setting says so."""
+    folder = cache_folder(state.token_cache)
+    transport = state.login_key.transport._replace(environment=transport_environment(state.verify))
+    cache_key = state.login_key._replace(transport=transport, token_cache=folder)
+    refresher, _reused = default_cache.login(
+        cache_key, lambda: _UnpickledTokenSource(state, folder), token=state.token
+    )
+
+    def new_session() -> RefreshingSession:
+        return _UnpickledSession(
+            refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout, retries=state.retries,
+            verify_named=state.verify_named,
+        )
+
+    return build(refresher, default_cache.session((cache_key, state.retries), refresher, new_session), state)
