@@ -279,7 +279,8 @@ def _sf_result(proc: "subprocess.Popen[str]", args: List[str], alias: str) -> Di
             f"the Salesforce CLI has no usable login for {alias!r} ({detail}): log in with "
             f"`{_LOGIN_HINT.format(alias=alias)}` (add --instance-url https://acme.my.salesforce.com "
             "for a My Domain or a sandbox), then run this again")
-    return data["result"]
+    result: Dict[str, Any] = data["result"]
+    return result
 
 
 def from_sf_cli(alias: str, env: Mapping[str, str]) -> AdminSession:
