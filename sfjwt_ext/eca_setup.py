@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import string
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from xml.etree import ElementTree as ET
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ._internal.files import write_atomic
 from ._internal.redact import redact
 from .admin import soql_quote, METADATA_NS, AdminApiError, AdminSession, admin_session
 from .errors import (
@@ -209,7 +209,7 @@ def write_package(folder: Path, files: Mapping[str, bytes]) -> None:
     for relative, content in files.items():
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(target, content, 0o644)
+        write_atomic(target, content, 0o644)
 
 
 def _zip(files: Mapping[str, bytes]) -> bytes:
@@ -218,23 +218,6 @@ def _zip(files: Mapping[str, bytes]) -> bytes:
         for relative, content in sorted(files.items()):
             archive.writestr(relative, content)
     return buffer.getvalue()
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        os.fchmod(fd, mode) if hasattr(os, "fchmod") else os.chmod(temp, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,7 +251,7 @@ def key_and_certificate(key_file: Optional[str], out: Path, name: str,
             return KeyMaterial(path.resolve(), cert, cert_path.resolve(), False)
         return KeyMaterial(path.resolve(), self_signed_certificate(key), None, False)
     cert = self_signed_certificate(key)
-    _atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return KeyMaterial(path.resolve(), cert, cert_path.resolve(), False)
 
 
@@ -456,7 +439,7 @@ def write_profile(path: Path, name: str, values: Mapping[str, str]) -> None:
         out.extend(section)
     if not target.parent.exists():
         target.parent.mkdir(parents=True, mode=0o700)
-    _atomic_write(target, "".join(out).encode("utf-8"), 0o600)
+    write_atomic(target, "".join(out).encode("utf-8"), 0o600)
 
 
 # ---------------------------------------------------------------------------------------

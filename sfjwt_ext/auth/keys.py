@@ -15,7 +15,6 @@ import datetime
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
@@ -27,7 +26,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from ..errors import ConfigurationError, PrivateKeyError
-from .._internal.files import check_file_permissions, read_small_file
+from .._internal.files import check_file_permissions, read_small_file, write_atomic
 
 __all__ = [
     "load_private_key",
@@ -465,37 +464,11 @@ def self_signed_certificate(
 
 
 def _write_atomic(path: Path, data: bytes, mode: int, force: bool) -> None:
-    """Write ``data`` to ``path`` via a temp file created with ``mode`` (O_EXCL), then
-    rename (``force``) or hard-link (refuses to replace an existing file)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    """:func:`write_atomic`; without ``force`` an existing file is a :class:`KeyPairExistsError`."""
     try:
-        os.fchmod(fd, mode) if hasattr(os, "fchmod") else os.chmod(tmp_name, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if force:
-            os.replace(tmp_name, path)
-        else:
-            try:
-                os.link(tmp_name, path)
-            except FileExistsError:
-                raise _exists_error([str(path)]) from None
-            except OSError:  # no hard links here: fall back to an exclusive create
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-                try:
-                    out = os.open(str(path), flags, mode)
-                except FileExistsError:
-                    raise _exists_error([str(path)]) from None
-                with os.fdopen(out, "wb") as handle:
-                    handle.write(data)
-            os.unlink(tmp_name)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
+        write_atomic(path, data, mode, replace=force)
+    except FileExistsError:
+        raise _exists_error([str(path)]) from None
 
 
 def check_pair_name(name: object) -> None:
