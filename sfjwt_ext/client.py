@@ -39,7 +39,7 @@ import os
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Union
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -53,13 +53,17 @@ from .sharing.registry import LoginKey, cache_folder, default_cache, key_source_
 from .errors import ConfigurationError
 from .auth.target import LoginTarget, resolve_login
 from .auth.token_client import TimeoutType, TokenResponse
-from .auth.keys import key_fingerprint, load_private_key
+from .auth.keys import Passphrase, PathLike, key_fingerprint, load_private_key
 from .auth.credentials import Refresher, TokenSource, log_in
 from .auth.signals import refuse_jwt_below_soap_minimum
 from .auth.transport import RefreshingSession
 from .config import ENV, Settings, check_timeout, check_verify, token_cache_value
 from .sharing.diskcache import default_folder
 from .sharing.pickling import ClientState, client_state, restore_client
+
+if TYPE_CHECKING:  # pragma: no cover  (pandas and pyarrow are optional extras)
+    import pandas
+    import pyarrow
 
 __all__ = ["connect_jwt", "SalesforceJWT", "clear_cache"]
 
@@ -236,13 +240,13 @@ class SalesforceJWT(Salesforce):
         self._mdapi = None
 
     # -- conveniences ----------------------------------------------------------------------
-    def query_df(self, soql: str, **kw: Any) -> Any:
+    def query_df(self, soql: str, **kw: Any) -> "pandas.DataFrame":
         """``sfjwt_ext.data.dataframe.query_df(self, soql, **kw)`` (pandas imported only now)."""
         from .data.dataframe import query_df
 
         return query_df(self, soql, **kw)
 
-    def query_arrow(self, soql: str, **kw: Any) -> Any:
+    def query_arrow(self, soql: str, **kw: Any) -> "pyarrow.Table":
         """``sfjwt_ext.data.dataframe.query_arrow(self, soql, **kw)``: a ``pyarrow.Table``."""
         from .data.dataframe import query_arrow
 
@@ -370,9 +374,9 @@ def connect_jwt(
     username: Optional[str] = None,
     consumer_key: Optional[str] = None,
     *,
-    private_key: Optional[str] = None,
-    private_key_file: Optional[str] = None,
-    private_key_passphrase: Optional[str] = None,
+    private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None,
+    private_key_file: Optional[PathLike] = None,
+    private_key_passphrase: Passphrase = None,
     domain: Optional[str] = None,
     login_url: Optional[str] = None,
     audience: Optional[str] = None,

@@ -30,6 +30,7 @@ from .dataframe import BulkQueryNotSupported, _bulk_job_pages, _bulk_page_frame,
 from .records import Column
 
 if TYPE_CHECKING:  # pragma: no cover
+    import dask.dataframe
     from simple_salesforce.api import Salesforce
 
 __all__ = ["read_soql"]
@@ -59,7 +60,8 @@ def _dask_dataframe() -> Any:
     return dd
 
 
-def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *, include_deleted: bool = False) -> Any:
+def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *,
+              include_deleted: bool = False) -> "dask.dataframe.DataFrame":
     """Run ``soql`` as a Bulk API 2.0 job and return a :class:`dask.dataframe.DataFrame`
     with one partition per result page (see the module docstring).
 
@@ -85,5 +87,6 @@ def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *, include_deleted: 
     # Dask's "convert-string" (on by default) would turn query_df's string columns into
     # string[pyarrow] under pandas 2: the frame keeps exactly query_df's dtypes instead.
     with dask.config.set({"dataframe.convert-string": False}):
-        return dd.from_map(_page, urls, args=(sf, columns), meta=meta, label="read-soql",
-                           enforce_metadata=False)
+        frame: "dask.dataframe.DataFrame" = dd.from_map(_page, urls, args=(sf, columns), meta=meta,
+                                                       label="read-soql", enforce_metadata=False)
+    return frame

@@ -55,7 +55,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union
 
 from .._internal.outfile import OutputFile
 from .soql_select import SelectQuery, SoqlParseError, parse_select
@@ -81,6 +81,10 @@ from .records import (
 from .records import column_metadata as _column_metadata  # a module name tests can patch
 from .records import columns_from_metadata as _columns_from_metadata  # noqa: F401 (same)
 
+if TYPE_CHECKING:  # pragma: no cover  (pandas and pyarrow are imported when a function runs)
+    import pandas
+    import pyarrow
+
 __all__ = [
     "BULK_AUTO_THRESHOLD", "BULK_PART_RECORDS", "BULK_PARALLEL", "STREAM_ROWS", "BulkQueryNotSupported",
     "query_df", "query_arrow", "query_to_parquet",
@@ -98,6 +102,9 @@ BULK_PART_RECORDS = 50_000
 BULK_POLL_SECONDS = 0.2
 #: Bulk 2.0 result pages downloaded at once (``parallel=``) when the API has ``resultPages``.
 BULK_PARALLEL = 4
+
+#: ``bulk=``: ``False`` (REST), ``True`` (Bulk API 2.0) or ``"auto"`` (decided by the first page's totalSize)
+BulkMode = Union[bool, Literal["auto"]]
 #: ``query_to_parquet`` / ``query_arrow`` on REST: rows gathered before a frame is typed and
 #: written (one Parquet row group).
 STREAM_ROWS = 50_000
@@ -882,7 +889,8 @@ def _not_supported(reason: str) -> BulkQueryNotSupported:
 
 
 def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
-             bulk: Any = "auto", batch_size: Optional[int] = None, parallel: int = BULK_PARALLEL) -> Any:
+             bulk: BulkMode = "auto", batch_size: Optional[int] = None,
+             parallel: int = BULK_PARALLEL) -> "pandas.DataFrame":
     """Run ``soql`` and return a :class:`pandas.DataFrame` (see the module docstring).
 
     :param sf: a :class:`simple_salesforce.Salesforce` client, e.g. from ``connect_jwt()``.
@@ -950,7 +958,8 @@ def _tables(pa: Any, frames: Iterator[Any]) -> Iterator[Any]:
 
 
 def query_arrow(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
-                bulk: Any = "auto", batch_size: Optional[int] = None, parallel: int = BULK_PARALLEL) -> Any:
+                bulk: BulkMode = "auto", batch_size: Optional[int] = None,
+                parallel: int = BULK_PARALLEL) -> "pyarrow.Table":
     """Run ``soql`` and return a :class:`pyarrow.Table` with the columns and types of
     :func:`query_df` (``table.to_pandas()`` gives its dtypes back; polars: ``pl.from_arrow``).
     The arguments are :func:`query_df`'s."""
@@ -962,7 +971,7 @@ def query_arrow(sf: Any, soql: str, *, include_deleted: bool = False, progress: 
 
 
 def query_to_parquet(sf: Any, soql: str, path: "str | os.PathLike[str]", *, include_deleted: bool = False,
-                     progress: Optional[bool] = None, bulk: Any = "auto", batch_size: Optional[int] = None,
+                     progress: Optional[bool] = None, bulk: BulkMode = "auto", batch_size: Optional[int] = None,
                      parallel: int = BULK_PARALLEL, compression: str = "snappy") -> int:
     """Run ``soql`` and write the result to the Parquet file ``path``; return the rows written.
 
