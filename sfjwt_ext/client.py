@@ -54,7 +54,7 @@ from .errors import ConfigurationError
 from .auth.target import LoginTarget, resolve_login
 from .auth.token_client import TimeoutType, TokenResponse
 from .auth.keys import Passphrase, PathLike, key_fingerprint, load_private_key
-from .auth.credentials import Refresher, TokenSource, log_in
+from .auth.credentials import Refresher, TokenSource
 from .auth.signals import refuse_jwt_below_soap_minimum
 from .auth.transport import RefreshingSession
 from .config import ENV, Settings, check_timeout, check_verify, token_cache_value
@@ -491,7 +491,8 @@ def _log_in(
         return RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, base=session, retries=retries)
 
     if not cache:
-        refresher = log_in(make_source())
+        refresher = Refresher.before_login(make_source)
+        refresher.log_in()
         return refresher, new_session(refresher), cache_key
     refresher, reused = default_cache.login(cache_key, make_source)
     if reused:

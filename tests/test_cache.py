@@ -12,8 +12,9 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from sfjwt_ext.sharing import registry
-from sfjwt_ext.sharing.registry import LoginCache, default_cache, log_in, login_key
+from sfjwt_ext.auth import credentials
+from sfjwt_ext.auth.credentials import log_in
+from sfjwt_ext.sharing.registry import LoginCache, default_cache, login_key
 from sfjwt_ext.client import connect_jwt
 from sfjwt_ext.errors import TokenEndpointUnavailable
 from sfjwt_ext.auth.target import resolve_login
@@ -134,7 +135,7 @@ def test_an_environment_proxy_is_part_of_the_key(salesforce_org: Any, monkeypatc
 # item 6: threads waiting for a first login share its outcome
 # ---------------------------------------------------------------------------------------
 class _HeldLogin:
-    """registry.log_in, holding the first login until released."""
+    """credentials.log_in (the first token of a login), holding it until released."""
 
     def __init__(self) -> None:
         self.asked = threading.Event()
@@ -150,7 +151,7 @@ def test_threads_waiting_for_a_first_login_share_its_failure(salesforce_org: Any
     org = salesforce_org
     org.inject_fault("token", status=503, count=200, body="down", headers=NOW)
     held = _HeldLogin()
-    monkeypatch.setattr(registry, "log_in", held)
+    monkeypatch.setattr(credentials, "log_in", held)
     errors: List[BaseException] = []
 
     def connect() -> None:
@@ -176,7 +177,7 @@ def test_threads_waiting_for_a_first_login_share_its_failure(salesforce_org: Any
     assert org.token_requests == 3  # one caller's three attempts (96 before)
     # failures are not cached: the next caller logs in
     org.clear_faults()
-    monkeypatch.setattr(registry, "log_in", log_in)
+    monkeypatch.setattr(credentials, "log_in", log_in)
     assert connect_jwt(**_kwargs(org)).query(SOQL)["done"]
     assert org.token_requests == 4
 

@@ -6,8 +6,10 @@ single-flight that gets it.
 which tokens it handed out before. ``refresh(seen_token)`` is single-flight: one lock, one
 token request however many threads call it at once; a thread that failed with an older token
 than the current one gets the current one without a token request. A first login is a refresh
-from no token (:func:`log_in`). Clients that share the refresher (``SalesforceJWT``) hear of a
-new token through weak references. After ``MAX_REFUSED_TOKENS`` freshly issued tokens in a
+from no token: a refresher made by :meth:`Refresher.before_login` has none; its first refresh
+(:meth:`Refresher.log_in`) makes the token client and logs in, once for all threads, its
+failure shared with its waiters. Clients that share the refresher (``SalesforceJWT``) hear of
+a new token through weak references. After ``MAX_REFUSED_TOKENS`` freshly issued tokens in a
 row were refused by the API, it stops asking until one is accepted or
 ``REFUSED_RETRY_AFTER`` seconds passed (:class:`~sfjwt_ext.errors.SessionRefusedError`).
 """
@@ -18,7 +20,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -32,7 +34,7 @@ from .keys import key_fingerprint
 from .signals import content_for_error, expiry_signal, salesforce_message
 from .token_client import TokenResponse
 
-__all__ = ["LoginIdentity", "Refresher", "log_in", "token_digest", "TokenListener", "TokenSource", "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER"]
+__all__ = ["LoginIdentity", "Refresher", "log_in", "NO_TOKEN", "token_digest", "TokenListener", "TokenSource", "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER"]
 
 logger = get_logger("sfjwt_ext.session")
 
@@ -67,6 +69,22 @@ MAX_REFUSED_TOKENS = 2
 REFUSED_RETRY_AFTER = 300.0
 
 
+#: The token of a refresher that has not logged in yet (:meth:`Refresher.before_login`).
+NO_TOKEN = TokenResponse(access_token="", instance_url="", issued_at=0.0)
+
+
+class _NoClient:
+    """The token source of a refresher before its first login (which makes the real one)."""
+
+    username = "?"
+
+    def fetch(self) -> TokenResponse:
+        raise RuntimeError("not logged in: call Refresher.log_in() first")
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 def token_digest(token: str) -> bytes:
     """Old tokens are remembered by their SHA-256 only: no old secret stays in memory."""
     return hashlib.sha256(token.encode("utf-8")).digest()
@@ -94,6 +112,10 @@ class Refresher:
 
     def __init__(self, token_client: TokenSource, token: TokenResponse) -> None:
         self.token_client = token_client
+        # before the first login (before_login): how to make the token client, the first token
+        self._make_client: Optional[Callable[[], TokenSource]] = None
+        self._first_token: Optional[TokenResponse] = None
+        self._logged_in_by: Optional[threading.Thread] = None  # the thread that made the first login
         self.token: TokenResponse = token
         self.generation: int = 0
         self.refresh_count: int = 0
@@ -188,6 +210,38 @@ class Refresher:
         url, status, message, content = self._refusal
         return SessionRefusedError(url, status, message, content)
 
+    # -- first login ----------------------------------------------------------------------
+    @classmethod
+    def before_login(
+        cls, make_client: Callable[[], TokenSource], token: Optional[TokenResponse] = None
+    ) -> "Refresher":
+        """A refresher with no token yet: :meth:`log_in` makes its token client with
+        ``make_client()`` and logs in (``token``: the first token, given by an unpickled
+        client: no token request)."""
+        refresher = cls(_NoClient(), NO_TOKEN)
+        refresher._make_client, refresher._first_token = make_client, token
+        return refresher
+
+    def log_in(self) -> bool:
+        """The first login: a refresh from no token, single-flight like every refresh.
+        True for the thread that made it; its waiters get False, or raise its exception.
+        An interrupt (``KeyboardInterrupt``) stays with its thread: a waiter logs in."""
+        if self._make_client is None:
+            return False
+        self.refresh(NO_TOKEN.access_token)
+        return self._logged_in_by is threading.current_thread()
+
+    def _fetch(self) -> TokenResponse:
+        """A new token (under the lock); a first login makes the token client first."""
+        make_client = self._make_client
+        if make_client is None:
+            return self.token_client.fetch()
+        client = make_client()
+        token = log_in(client, self._first_token)  # closes the client when it fails
+        self.token_client, self._make_client, self._first_token = client, None, None
+        self.logged_in_at, self._logged_in_by = time.time(), threading.current_thread()
+        return token
+
     # -- refresh --------------------------------------------------------------------------
     def refresh(self, seen_token: str, *, answer: Optional[requests.Response] = None) -> TokenResponse:
         """Return a token newer than ``seen_token``, making at most one token request for
@@ -207,8 +261,9 @@ class Refresher:
                 # Salesforce gave the same token again while we were waiting: use it.
                 return current
             failure = self._last_failure
-            if failure is not None and failure[0] > waited_since and failure[1] == seen_token:
-                raise failure[2]
+            if failure is not None and failure[1] == seen_token and (
+                    failure[0] > waited_since or current is NO_TOKEN):
+                raise failure[2]  # a failed first login is over for everybody who has it
             if answer is not None and seen_token == self._unproven:
                 # a token just issued, refused at once: count it; stop after a few
                 self._note_refusal(answer)
@@ -218,7 +273,7 @@ class Refresher:
             started = time.monotonic()
             logger.debug("refreshing session %s", mask_token(seen_token))
             try:
-                new = self.token_client.fetch()
+                new = self._fetch()
             except Exception as exc:
                 # Only errors of the exchange are shared with the waiters: an interrupt
                 # (KeyboardInterrupt, SystemExit) belongs to the thread that received it, and
@@ -229,28 +284,40 @@ class Refresher:
                     (time.monotonic() - started) * 1000.0, type(exc).__name__,
                 )
                 raise
-            self._last_failure = None
-            if new.access_token != current.access_token:
-                self._old_tokens.add(token_digest(current.access_token))
-            self._unproven = new.access_token  # (Salesforce may give the same one again)
-            self.token = new
-            self.generation += 1
-            self.refresh_count += 1
-            self._last_success = time.monotonic()
-            self._remember_instance(new)
+            self._take(current, new)
             clients = list(self._clients)
         elapsed_ms = (time.monotonic() - started) * 1000.0
+        if current is NO_TOKEN:  # token_client.py logs the login at INFO; this is the step.
+            logger.debug("logged in %s (org %s) in %.0f ms", self.token_client.username, new.org_id or "?", elapsed_ms)
+            return new
         logger.info(
             "refreshed the Salesforce session of %s at %s (org %s) in %.0f ms, refresh #%d",
             getattr(self.token_client, "username", "?"),
             host_of(new.instance_url), getattr(new, "org_id", "?"), elapsed_ms, self.refresh_count,
         )
+        self._tell(clients, new)
+        return new
+
+    def _take(self, current: TokenResponse, new: TokenResponse) -> None:
+        """Make ``new`` the current token (under the lock); a first login is no refresh."""
+        self._last_failure = None
+        if current is not NO_TOKEN:
+            if new.access_token != current.access_token:
+                self._old_tokens.add(token_digest(current.access_token))
+            self.generation += 1
+            self.refresh_count += 1
+        self._unproven = new.access_token  # (Salesforce may give the same one again)
+        self.token = new
+        self._last_success = time.monotonic()
+        self._remember_instance(new)
+
+    @staticmethod
+    def _tell(clients: List[TokenListener], new: TokenResponse) -> None:
         for client in clients:
             try:
                 client._sfjwt_token_changed(new)
             except Exception:  # a broken client must not break the refresh of the others
                 logger.exception("could not hand the new token to %s", type(client).__name__)
-        return new
 
     def _remember_instance(self, token: TokenResponse) -> None:
         origin = https_origin_of(token.instance_url)
@@ -290,19 +357,13 @@ class LoginIdentity:
         )
 
 
-def log_in(client: TokenSource, token: Optional[TokenResponse] = None) -> Refresher:
-    """The refresher of a first login: ``token`` when given, else one ``client.fetch()``.
-    A failed login closes the client."""
-    if token is None:
-        started = time.monotonic()
-        try:
-            token = client.fetch()
-        except BaseException:
-            client.close()
-            raise
-        # exchange.py logs the login at INFO; this is the step.
-        logger.debug(
-            "logged in %s (org %s) in %.0f ms",
-            client.username, token.org_id or "?", (time.monotonic() - started) * 1000.0,
-        )
-    return Refresher(client, token)
+def log_in(client: TokenSource, token: Optional[TokenResponse] = None) -> TokenResponse:
+    """The first token of a login: ``token`` when given, else one ``client.fetch()``. A
+    failed login closes the client."""
+    if token is not None:
+        return token
+    try:
+        return client.fetch()
+    except BaseException:
+        client.close()
+        raise

@@ -7,7 +7,8 @@
   again costs microseconds;
 * the **login** of a :class:`LoginKey` (``LoginCache.login``): a
   :class:`~sfjwt_ext.auth.transport.Refresher`, made by one token request however many threads ask
-  at once. Threads that wait for a first login share its outcome, the failure included
+  at once (the first refresh of a :meth:`~sfjwt_ext.auth.credentials.Refresher.before_login`:
+  one single-flight for first logins and refreshes). Threads that wait for a first login share its outcome, the failure included
   (32 threads against a token endpoint that answers 503 make one caller's retries, not 32);
   a failed login is never kept;
 * the **session** of a login (``LoginCache.session``): clients of one login share one
@@ -60,7 +61,7 @@ from ..auth.target import LoginTarget
 from ..auth.token_client import TimeoutType, TokenClient, TokenResponse
 from ..auth.keys import key_fingerprint, read_key_file
 from .diskcache import SharedTokenSource, TokenStore, default_folder
-from ..auth.credentials import LoginIdentity, Refresher, TokenSource, log_in
+from ..auth.credentials import LoginIdentity, Refresher, TokenSource
 from ..auth.transport import RefreshingSession
 from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
 
@@ -228,28 +229,13 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
     return key
 
 
-# ---------------------------------------------------------------------------------------
-# first logins
-# ---------------------------------------------------------------------------------------
-
-
-class _FirstLogin:
-    """A first login in flight: its waiters get its refresher or its exception."""
-
-    __slots__ = ("done", "refresher", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.refresher: Optional[Refresher] = None
-        self.error: Optional[Exception] = None
-
-
 class _ProcessState:
-    """What belongs to one process: the lock, first logins in flight, shared sessions."""
+    """What belongs to one process: the lock, first logins in flight (refreshers that have
+    no token yet), shared sessions."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.in_flight: Dict[LoginKey, _FirstLogin] = {}
+        self.in_flight: Dict[LoginKey, Refresher] = {}
         self.sessions: "weakref.WeakValueDictionary[SessionKey, RefreshingSession]" = (
             weakref.WeakValueDictionary()
         )
@@ -315,46 +301,42 @@ class LoginCache:
         token: Optional[TokenResponse] = None,
     ) -> Tuple[Refresher, bool]:
         """``(refresher, reused)`` for ``key``: the cached login, or one first login for all
-        threads asking at once (``make_client()`` is called by the one that logs in;
-        ``token``, when given, is its first token: an unpickled client's, no token request).
-        Its waiters get its refresher, or raise its exception; an interrupt
-        (``KeyboardInterrupt``) stays with its thread and a waiter logs in instead."""
-        while True:
-            state = self._process.get()
-            with state.lock:
-                refresher = self._logins.get(key)
-                if refresher is not None:
-                    self._logins.move_to_end(key)
-                    return refresher, True
-                flight = state.in_flight.get(key)
-                if flight is None:
-                    flight = state.in_flight[key] = _FirstLogin()
-                    break
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            if flight.refresher is not None:
-                return flight.refresher, True
-        evicted: List[Refresher] = []
+        threads asking at once: the first refresh of a :meth:`Refresher.before_login`
+        (``make_client()`` is called by the thread that logs in; ``token``, when given, is its
+        first token: an unpickled client's, no token request). Its waiters get its refresher,
+        or raise its exception; an interrupt (``KeyboardInterrupt``) stays with its thread and
+        a waiter logs in instead. A failed login is never kept."""
+        state = self._process.get()
+        with state.lock:
+            refresher = self._logins.get(key)
+            if refresher is not None:
+                self._logins.move_to_end(key)
+                return refresher, True
+            pending = state.in_flight.get(key)
+            if pending is None:
+                pending = state.in_flight[key] = Refresher.before_login(make_client, token)
         try:
-            refresher = log_in(make_client(), token)
-        except Exception as exc:
-            flight.error = exc
+            made = pending.log_in()
+        except Exception:
+            self._settle(state, key, pending, keep=False)
             raise
-        else:
-            flight.refresher = refresher
-            with state.lock:
-                self._logins[key] = refresher
+        self._settle(state, key, pending, keep=True)
+        return pending, not made
+
+    def _settle(self, state: _ProcessState, key: LoginKey, pending: Refresher, *, keep: bool) -> None:
+        """A first login is over: out of flight, and cached when it succeeded (the least
+        recently used logins beyond ``max_logins`` are evicted, their token clients closed)."""
+        evicted: List[Refresher] = []
+        with state.lock:
+            if state.in_flight.get(key) is not pending:
+                return  # settled by another of its threads
+            del state.in_flight[key]
+            if keep:
+                self._logins[key] = pending
                 while len(self._logins) > self.max_logins:
                     evicted.append(self._logins.popitem(last=False)[1])
-        finally:
-            with state.lock:
-                if state.in_flight.get(key) is flight:
-                    del state.in_flight[key]
-            flight.done.set()
         for old in evicted:
             old.token_client.close()
-        return refresher, False
 
     def __len__(self) -> int:
         return len(self._logins)
