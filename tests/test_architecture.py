@@ -21,9 +21,9 @@ LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
     ("sharing", ("sfjwt_ext.sharing",)),
     ("client", ("sfjwt_ext.client",)),
     ("data", ("sfjwt_ext.data",)),
-    ("app", ("sfjwt_ext.cli", "sfjwt_ext._cli_output", "sfjwt_ext.admin", "sfjwt_ext.diagnose",
-             "sfjwt_ext.eca_setup", "sfjwt_ext.demo", "sfjwt_ext.dataframe", "sfjwt_ext.dask",
-             "sfjwt_ext.__main__", "sfjwt_ext")),
+    ("app", ("sfjwt_ext.dataframe", "sfjwt_ext.dask", "sfjwt_ext")),
+    # the command line and its app-setup code: the top application layer
+    ("cli", ("sfjwt_ext.cli", "sfjwt_ext.__main__")),
 ]
 # SalesforceJWT.query_df / query_arrow / query_to_parquet import data/ when called: the
 # convenience methods of the client; the only import that points up, and never at import time.

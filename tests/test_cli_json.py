@@ -238,7 +238,7 @@ def test_one_line_warnings_takes_warnings_and_log_records(capsys: pytest.Capture
     import logging
     import warnings
 
-    from sfjwt_ext._cli_json import Warnings, one_line_warnings
+    from sfjwt_ext.cli.jsonout import Warnings, one_line_warnings
 
     collected = Warnings()
     with one_line_warnings(collected):

@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 import pytest
 
 from sfjwt_ext import connect_jwt
-from sfjwt_ext.eca_setup import write_profile
+from sfjwt_ext.cli.eca_setup import write_profile
 from sfjwt_ext.auth.keys import load_certificate, load_private_key, key_matches_certificate
 from sfjwt_ext.testing import LocalOrg
 from tests._support import raw_login
@@ -228,8 +228,8 @@ def test_write_profile_replaces_one_section_atomically_and_0600(tmp_path: Path) 
 
 
 def test_a_component_the_org_refuses_is_quoted_with_a_fix(org: Any, admin_env: Dict[str, str]) -> None:
-    from sfjwt_ext.admin import from_token
-    from sfjwt_ext.eca_setup import AppComponents, AppPlan, SetupError, deploy, package_files
+    from sfjwt_ext.cli.admin import from_token
+    from sfjwt_ext.cli.eca_setup import AppComponents, AppPlan, SetupError, deploy, package_files
 
     admin = from_token(org.instance_url, admin_env)
     cert = Path(org.credentials.certificate_file).read_text()
@@ -259,6 +259,6 @@ def test_verbose_setup_shows_no_secret(org: Any, admin_env: Dict[str, str], tmp_
     ("In field: externalClientApplication - no ExternalClientApplication named x found", "Deployment Status"),
 ])
 def test_each_deploy_refusal_names_its_fix(problem: str, fix: str) -> None:
-    from sfjwt_ext.eca_setup import _deploy_fix
+    from sfjwt_ext.cli.eca_setup import _deploy_fix
 
     assert fix in _deploy_fix(problem)

@@ -94,7 +94,7 @@ def test_records_imports_no_optional_package() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, sfjwt_ext.data.records, sfjwt_ext._cli_output\n"
+    code = ("import sys, sfjwt_ext.data.records, sfjwt_ext.cli.output\n"
             "bad = [m for m in ('pandas', 'pyarrow', 'tqdm', 'sfjwt_ext.testing') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -7,15 +7,16 @@ re-login, then stops the org and removes the folder.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import tempfile
 import time
 from typing import IO, Any, Iterator, List, Sequence
 
-from ._cli_output import flatten, format_table, row_values, select_columns
-from .client import SalesforceJWT, connect_jwt
-from .testing import LocalOrg
+from .output import flatten, format_table, row_values, select_columns
+from ..client import SalesforceJWT, connect_jwt
+from ..testing import LocalOrg
 
 __all__ = ["run_demo"]
 
@@ -104,3 +105,7 @@ def run_demo(out: IO[str]) -> int:
     out.write(f"5. Stopped the org and removed the key folder. Done in {time.monotonic() - started:.1f} s.\n")
     out.write("   Next: `sfjwt keygen` to make your own key, then `sfjwt check` against your org.\n")
     return 0
+
+
+def cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
+    return run_demo(out)

@@ -22,7 +22,7 @@ import warnings
 from contextlib import contextmanager
 from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional
 
-from ._internal.redact import PACKAGE_LOGGER, redact
+from .._internal.redact import PACKAGE_LOGGER, redact
 
 __all__ = ["Warnings", "one_line_warnings", "success", "failure", "write", "RecordsDocument"]
 

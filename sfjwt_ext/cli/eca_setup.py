@@ -31,10 +31,10 @@ from xml.etree import ElementTree as ET
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ._internal.files import write_atomic
-from ._internal.redact import redact
+from .._internal.files import write_atomic
+from .._internal.redact import redact
 from .admin import soql_quote, METADATA_NS, AdminApiError, AdminSession, admin_session
-from .errors import (
+from ..errors import (
     AppAccessError,
     AuthenticationError,
     ConfigurationError,
@@ -44,17 +44,17 @@ from .errors import (
     SfJwtError,
 )
 from .diagnose import causes
-from ._internal.backoff import backoff_delays
-from .auth.target import resolve_login
-from .auth.token_client import TokenClient, TokenResponse
-from .auth.keys import (
+from .._internal.backoff import backoff_delays
+from ..auth.target import resolve_login
+from ..auth.token_client import TokenClient, TokenResponse
+from ..auth.keys import (
     key_matches_certificate,
     load_certificate,
     load_private_key,
     self_signed_certificate,
     write_key_pair,
 )
-from .config import check_verify, config_path, read_profile_file
+from ..config import check_verify, config_path, read_profile_file
 
 __all__ = [
     "SetupOptions", "SetupResult", "SetupError", "WaitTimeout", "AppComponents", "AppPlan",

@@ -23,10 +23,10 @@ from xml.etree import ElementTree as ET
 
 import requests
 
-from ._internal.redact import excerpt, mask_token, redact
-from ._internal.urls import host_of
-from .errors import ConfigurationError, SfJwtError
-from .config import check_verify
+from .._internal.redact import excerpt, mask_token, redact
+from .._internal.urls import host_of
+from ..errors import ConfigurationError, SfJwtError
+from ..config import check_verify
 
 __all__ = [
     "AdminSession",

@@ -14,7 +14,7 @@ import csv
 import json
 from typing import IO, Any, Iterable, List, Sequence
 
-from .data.records import flatten, row_values, select_columns
+from ..data.records import flatten, row_values, select_columns
 
 __all__ = [
     "TABLE_MAX_ROWS", "flatten", "select_columns", "row_values", "make_writer", "format_table",

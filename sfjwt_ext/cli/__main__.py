@@ -1,0 +1,9 @@
+"""``python -m sfjwt_ext.cli`` runs the ``sfjwt`` command."""
+from __future__ import annotations
+
+import sys
+
+from . import main
+
+if __name__ == "__main__":
+    sys.exit(main())
