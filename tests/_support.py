@@ -186,6 +186,19 @@ def raw_login(org: Any) -> dict:
     return dict(resp.json())
 
 
+def plain_salesforce(org: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A plain ``simple_salesforce.Salesforce`` on a token from :func:`raw_login` (not our
+    client), trusting the org's CA: requests lets REQUESTS_CA_BUNDLE override a session's
+    verify, and zeep (mdapi) uses its own session, so the variable points at the org's CA too."""
+    from simple_salesforce import Salesforce
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", org.ca_file)
+    http = requests.Session()
+    http.verify = org.ca_file
+    return Salesforce(session_id=raw_login(org)["access_token"], instance_url=org.instance_url, session=http,
+                      version=str(org.api_version))
+
+
 def wait_for_bulk_cleanup(timeout: float = 30.0) -> None:
     """Wait for the Bulk 2.0 job DELETEs that query_df & co. send in the background, so
     that a test's request log starts after them."""

@@ -10,20 +10,14 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Dict
 
 import pytest
-from _support import raw_login
+from _support import plain_salesforce
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 @pytest.fixture
 def sf(salesforce_org: Any, monkeypatch: pytest.MonkeyPatch) -> Salesforce:
-    # requests lets REQUESTS_CA_BUNDLE override a session's verify: point it at the org's CA
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", salesforce_org.ca_file)
-    token = raw_login(salesforce_org)["access_token"]
-    http = requests.Session()
-    http.verify = salesforce_org.ca_file
-    return Salesforce(session_id=token, instance_url=salesforce_org.instance_url, session=http,
-                      version=str(salesforce_org.api_version))
+    return plain_salesforce(salesforce_org, monkeypatch)
 
 
 def _error(exc: SalesforceMalformedRequest) -> Dict[str, Any]:

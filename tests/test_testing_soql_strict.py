@@ -11,18 +11,13 @@ from typing import Any, Dict, List
 
 import pytest
 import requests
-from _support import raw_login
+from _support import plain_salesforce
 from simple_salesforce import Salesforce
 
 
 @pytest.fixture
 def sf(salesforce_org: Any, monkeypatch: pytest.MonkeyPatch) -> Salesforce:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", salesforce_org.ca_file)
-    token = raw_login(salesforce_org)["access_token"]
-    http = requests.Session()
-    http.verify = salesforce_org.ca_file
-    return Salesforce(session_id=token, instance_url=salesforce_org.instance_url, session=http,
-                      version=str(salesforce_org.api_version))
+    return plain_salesforce(salesforce_org, monkeypatch)
 
 
 def raw_query(sf: Salesforce, soql: str) -> requests.Response:
