@@ -23,6 +23,14 @@ FieldSpec = Tuple[str, str, Dict[str, Any]]
 ID: FieldSpec = ("*id", "", {})
 SYSTEM: FieldSpec = ("*system", "", {})
 SYSTEM_NO_RECYCLE: FieldSpec = ("*system", "", {"recycle": False})
+#: the polymorphic "who" and "what" of an activity and its subject: the same on Task and Event
+ACTIVITY_LINKS: Tuple[FieldSpec, ...] = (
+    ("WhoId", "reference", {"to": "Contact", "relationship": "Who", "label": "Name ID",
+        "reference_targets": ("Contact", "Lead")}),
+    ("WhatId", "reference", {"to": "Account", "relationship": "What", "label": "Related To ID",
+        "reference_targets": ("Account", "Opportunity", "Case", "Campaign")}),
+    ("Subject", "combobox", {"length": 255}),
+)
 
 STANDARD_RECORD_TYPE_OBJECTS = ("Account", "Contact", "Opportunity", "Lead", "Case", "Campaign", "Task", "Event",
                                 "Product2")
@@ -259,11 +267,7 @@ STANDARD_OBJECTS: Tuple[Tuple[str, str, str, str, Dict[str, Any], Tuple[FieldSpe
     )),
     ("Task", "Task", "Tasks", "00T", {}, (
         ID,
-        ("WhoId", "reference", {"to": "Contact", "relationship": "Who", "label": "Name ID",
-            "reference_targets": ("Contact", "Lead")}),
-        ("WhatId", "reference", {"to": "Account", "relationship": "What", "label": "Related To ID",
-            "reference_targets": ("Account", "Opportunity", "Case", "Campaign")}),
-        ("Subject", "combobox", {"length": 255}),
+        *ACTIVITY_LINKS,
         ("ActivityDate", "date", {"label": "Due Date Only"}),
         ("Status", "picklist", {"nillable": False, "default": "Not Started", "picklist": ("Not Started",
             "In Progress", "Completed", "Waiting on someone else", "Deferred")}),
@@ -280,11 +284,7 @@ STANDARD_OBJECTS: Tuple[Tuple[str, str, str, str, Dict[str, Any], Tuple[FieldSpe
     )),
     ("Event", "Event", "Events", "00U", {}, (
         ID,
-        ("WhoId", "reference", {"to": "Contact", "relationship": "Who", "label": "Name ID",
-            "reference_targets": ("Contact", "Lead")}),
-        ("WhatId", "reference", {"to": "Account", "relationship": "What", "label": "Related To ID",
-            "reference_targets": ("Account", "Opportunity", "Case", "Campaign")}),
-        ("Subject", "combobox", {"length": 255}),
+        *ACTIVITY_LINKS,
         ("Location", "string", {}),
         ("IsAllDayEvent", "boolean", {"label": "All-Day Event", "nillable": False, "default": False}),
         ("ActivityDateTime", "datetime", {"label": "Due Date Time"}),
