@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator, List
 
@@ -380,16 +381,26 @@ def test_bulk_session_expiring_between_parts_loses_and_doubles_nothing(org: Any,
     _bulk_route_or_skip(org, sf)
     soql = "SELECT Id, Name FROM Contact ORDER BY Id"
     expected = query_df(sf, soql, progress=False, bulk=False)
-    real = dataframe._read_part
+    real = dataframe._download_page
     seen: List[str] = []
+    expired = threading.Event()
+    lock = threading.Lock()
 
-    def expiring(pd_: Any, path: str, engine: Any) -> Any:
-        seen.append(path)
-        if len(seen) == 1:  # after the first part is downloaded, before the second
+    def expiring(sf_: Any, url: str, folder: str) -> Any:
+        # downloads run side by side: the first expires every session once its part is in,
+        # the others send their request only after that: they meet it and share one refresh
+        with lock:
+            seen.append(url)
+            first = len(seen) == 1
+        if first:
+            out = real(sf_, url, folder)
             org.expire_all_sessions()
-        return real(pd_, path, engine)
+            expired.set()
+            return out
+        assert expired.wait(timeout=30), "the first part's download never finished"
+        return real(sf_, url, folder)
 
-    monkeypatch.setattr(dataframe, "_read_part", expiring)
+    monkeypatch.setattr(dataframe, "_download_page", expiring)
     monkeypatch.setattr(dataframe, "BULK_PART_RECORDS", 600)
     org.reset_counters()
     before = sf.refresh_count
