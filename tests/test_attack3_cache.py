@@ -34,7 +34,7 @@ from sfjwt_ext import connect_jwt
 from sfjwt_ext.cli import EXIT_OK, main
 from sfjwt_ext.errors import ConfigurationError
 from sfjwt_ext.auth.token_client import TokenResponse
-from sfjwt_ext.auth.keys import generate_key_pair
+from sfjwt_ext.cli.keypair import generate_key_pair
 from sfjwt_ext.auth.credentials import LoginIdentity
 from sfjwt_ext.sharing.diskcache import FORMAT_VERSION, MAGIC, TokenStore, entry_name
 

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.errors import ConfigurationError, PrivateKeyError, SfJwtError
-from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.cli.keypair import generate_key_pair
 
 PASSPHRASE = "correct horse battery staple 42"
 USERNAME = "user@example.com"

@@ -96,7 +96,8 @@ def test_the_console_script_is_installed() -> None:
 
 # -- keygen ------------------------------------------------------------------------------
 def test_keygen_writes_a_private_key_0600_and_a_matching_certificate(tmp_path: Path) -> None:
-    from sfjwt_ext.auth.keys import key_matches_certificate, load_certificate, load_private_key
+    from sfjwt_ext.auth.keys import load_private_key
+    from sfjwt_ext.cli.keypair import key_matches_certificate, load_certificate
 
     result = run(["keygen", "--out", str(tmp_path), "--name", "prod", "--days", "30"])
     assert result.returncode == 0, result.stderr
@@ -521,7 +522,7 @@ def test_check_token_endpoint_answering_429_is_exit_4(org: Any, env: Dict[str, s
 
 
 def test_keygen_days_sets_the_certificate_validity(tmp_path: Path) -> None:
-    from sfjwt_ext.auth.keys import load_certificate
+    from sfjwt_ext.cli.keypair import load_certificate
 
     result = run(["keygen", "--out", str(tmp_path), "--days", "45"])
     assert result.returncode == 0, result.stderr

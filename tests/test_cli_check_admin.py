@@ -83,7 +83,7 @@ def _causes(result: Any) -> str:
 
 def _ps_app(org: Any, tmp_path: Path) -> str:
     """An ECA that pre-authorizes only the permission set 'etl_users', with the user's key."""
-    from sfjwt_ext.auth.keys import load_certificate
+    from sfjwt_ext.cli.keypair import load_certificate
 
     org.create_permission_set("etl_users")
     cert = load_certificate(org.credentials.certificate_file)
@@ -104,7 +104,7 @@ def test_admin_check_names_the_missing_permission_set(org: Any, env: Dict[str, s
 
 def test_admin_check_shows_both_fingerprints_when_the_certificate_does_not_match(
         org: Any, env: Dict[str, str], tmp_path: Path) -> None:
-    from sfjwt_ext.auth.keys import fingerprint, generate_key_pair
+    from sfjwt_ext.cli.keypair import fingerprint, generate_key_pair
 
     admin = _admin(org, env)
     _other_key, other_cert = generate_key_pair()
@@ -135,7 +135,7 @@ def test_admin_check_names_an_app_without_a_certificate(org: Any, env: Dict[str,
 
 
 def test_admin_check_reads_a_legacy_connected_app_self_authorized(org: Any, env: Dict[str, str]) -> None:
-    from sfjwt_ext.auth.keys import load_certificate
+    from sfjwt_ext.cli.keypair import load_certificate
 
     admin = _admin(org, env)
     cert = load_certificate(org.credentials.certificate_file)
@@ -149,7 +149,7 @@ def test_admin_check_reads_a_legacy_connected_app_self_authorized(org: Any, env:
 
 
 def test_admin_check_names_the_permission_set_a_connected_app_wants(org: Any, env: Dict[str, str]) -> None:
-    from sfjwt_ext.auth.keys import load_certificate
+    from sfjwt_ext.cli.keypair import load_certificate
 
     admin = _admin(org, env)
     org.create_permission_set("legacy_users")

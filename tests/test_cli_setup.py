@@ -15,7 +15,8 @@ import pytest
 
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.cli.eca_setup import write_profile
-from sfjwt_ext.auth.keys import load_certificate, load_private_key, key_matches_certificate
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.cli.keypair import load_certificate, key_matches_certificate
 from sfjwt_ext.testing import LocalOrg
 from tests._support import raw_login
 from tests.test_cli import assert_clean_failure, run

@@ -29,7 +29,8 @@ from sfjwt_ext.errors import (
 )
 from sfjwt_ext.auth.target import LOGIN_AUDIENCE, TEST_AUDIENCE, LoginTarget, resolve_login
 from sfjwt_ext.auth.token_client import TokenClient, TokenResponse
-from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.cli.keypair import generate_key_pair
 
 # --------------------------------------------------------------------------------------
 # resolve_login

@@ -24,7 +24,8 @@ from sfjwt_ext import config as settings
 from sfjwt_ext import connect_jwt
 from sfjwt_ext.auth import keys
 from sfjwt_ext.errors import ConfigurationError, PrivateKeyError
-from sfjwt_ext.auth.keys import load_private_key, write_key_pair
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.cli.keypair import write_key_pair
 from sfjwt_ext.config import config_path, resolve_settings
 
 LOCAL_LOGIN = "https://127.0.0.1:9"  # never reached

@@ -11,14 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sfjwt_ext.errors import ConfigurationError, KeyFilePermissionWarning, PrivateKeyError
-from sfjwt_ext.auth.keys import (
+from sfjwt_ext.auth.keys import load_private_key, repair_pem
+from sfjwt_ext.cli.keypair import (
     KeyPairExistsError,
     fingerprint,
     generate_key_pair,
     key_matches_certificate,
     load_certificate,
-    load_private_key,
-    repair_pem,
     write_key_pair,
 )
 

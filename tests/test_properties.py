@@ -27,7 +27,8 @@ from requests.structures import CaseInsensitiveDict
 from sfjwt_ext.errors import AuthenticationError, ConfigurationError, SfJwtError, error_for
 from sfjwt_ext.auth.target import TOKEN_PATH, LoginTarget, resolve_login
 from sfjwt_ext.auth.token_client import TokenClient, TokenResponse
-from sfjwt_ext.auth.keys import generate_key_pair, load_private_key, repair_pem
+from sfjwt_ext.auth.keys import load_private_key, repair_pem
+from sfjwt_ext.cli.keypair import generate_key_pair
 from sfjwt_ext.config import ENV, Settings, resolve_settings
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

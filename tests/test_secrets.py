@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from sfjwt_ext import connect_jwt, resolve_settings
 from sfjwt_ext.client import clear_cache
 from sfjwt_ext.errors import ConsumerNotApprovedError
-from sfjwt_ext.auth.keys import generate_key_pair
+from sfjwt_ext.cli.keypair import generate_key_pair
 
 PASSPHRASE = "Tr0ub4dor&3 horse staple"
 # a JWS compact header: 'eyJ' + base64url JSON, then a dot

@@ -19,7 +19,8 @@ from _support import write_encrypted_key
 import sfjwt_ext.sharing.diskcache as tokencache
 from sfjwt_ext import clear_cache, connect_jwt
 from sfjwt_ext.errors import ConfigurationError
-from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.cli.keypair import generate_key_pair
 from sfjwt_ext.auth.credentials import LoginIdentity
 from sfjwt_ext.sharing.diskcache import TokenStore
 

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sfjwt_ext.auth.token_client import TokenResponse
-from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.cli.keypair import generate_key_pair
 from sfjwt_ext.auth.credentials import LoginIdentity
 from sfjwt_ext.auth.keys import key_fingerprint
 from sfjwt_ext.sharing.diskcache import FORMAT_VERSION, MAGIC, TokenStore, default_folder, entry_name

@@ -47,12 +47,7 @@ def build_claims(
             f"seconds between 1 and {MAX_LIFETIME} (Salesforce refuses exp more than 3 minutes ahead)"
         )
     issued = time.time() if now is None else now
-    return {
-        "iss": consumer_key.strip(),
-        "sub": username.strip(),
-        "aud": audience,
-        "exp": int(issued) + lifetime,
-    }
+    return {"iss": consumer_key.strip(), "sub": username.strip(), "aud": audience, "exp": int(issued) + lifetime}
 
 
 def sign_assertion(key: rsa.RSAPrivateKey, claims: Claims) -> str:
@@ -62,5 +57,4 @@ def sign_assertion(key: rsa.RSAPrivateKey, claims: Claims) -> str:
             f"sign_assertion needs a loaded RSA private key object, not {type(key).__name__}: "
             "load it once with sfjwt_ext.auth.keys.load_private_key()"
         )
-    token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"typ": "JWT"})
-    return token if isinstance(token, str) else token.decode("ascii")
+    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"typ": "JWT"})  # PyJWT 2: a str

@@ -21,16 +21,13 @@ from .token_client import TokenResponse
 __all__ = ["content_for_error", "expiry_signal", "refuse_jwt_below_soap_minimum", "salesforce_message"]
 
 
-_BULK1_EXPIRED = re.compile(rb"exceptionCode[\"'\s:>]*InvalidSessionId")
-
-
-_SOAP_EXPIRED = re.compile(rb"faultcode>[^<]*INVALID_SESSION_ID")
-
-
-_BULK1_PATH = "/services/async/"
-
-
-_SOAP_PATH = "/services/Soap/"
+#: HTTP status -> (the API that says "session expired" with it, the path of that API's URLs, its
+#: words): an API's signal counts only on that API's URLs; HTTP 401 on any URL.
+_EXPIRY_SIGNALS = {
+    401: ("rest", "", re.compile(rb"INVALID_SESSION_ID")),
+    400: ("bulk", "/services/async/", re.compile(rb"exceptionCode[\"'\s:>]*InvalidSessionId")),
+    500: ("soap", "/services/Soap/", re.compile(rb"faultcode>[^<]*INVALID_SESSION_ID")),
+}
 
 
 # /services/Soap/{u,c,m,T,s...}/<version>[/...]: the API version of a SOAP endpoint
@@ -45,19 +42,13 @@ def refuse_jwt_below_soap_minimum(url: str, token: TokenResponse, sent: str) -> 
     of an API version below 68.0 and the token it would carry (``sent``, which is
     ``token``'s access token or another of ours) is JWT-format: Salesforce would refuse it
     with what looks like an expired session, and a refresh would bring another JWT."""
-    if _SOAP_PATH not in url:  # every REST call passes here: the cheap test first
+    if "/services/Soap/" not in url:  # every REST call passes here: the cheap test first
         return
     sent = MaskedToken(sent)  # a traceback's locals show it masked
     match = _SOAP_VERSION.match(path_of(url))
-    if match is None:
-        return
-    version = (int(match.group(1)), int(match.group(2) or 0))
-    if version >= _SOAP_JWT_MIN:
-        return
-    jwt = token.is_jwt if sent == token.access_token else looks_like_jwt(sent)
-    if jwt:
-        shown = f"{version[0]}.{version[1]}"
-        raise SoapJwtTokenError(url.split("?", 1)[0], shown)
+    version = (int(match.group(1)), int(match.group(2) or 0)) if match else _SOAP_JWT_MIN
+    if version < _SOAP_JWT_MIN and (token.is_jwt if sent == token.access_token else looks_like_jwt(sent)):
+        raise SoapJwtTokenError(url.split("?", 1)[0], f"{version[0]}.{version[1]}")
 
 
 def expiry_signal(response: requests.Response) -> Optional[str]:
@@ -69,22 +60,15 @@ def expiry_signal(response: requests.Response) -> Optional[str]:
     Tooling, Bulk 2.0, identity). Only error statuses are looked at (their bodies are
     small), so a successful streamed download is never read here.
     """
-    status = response.status_code
-    if status not in (400, 401, 500):
+    if response.status_code not in _EXPIRY_SIGNALS:
         return None
+    api, api_path, expired = _EXPIRY_SIGNALS[response.status_code]
     try:
         content = response.content
     except Exception:  # content already consumed by a streaming caller, broken connection
         return None
-    if not content:
-        return None
-    if status == 401:
-        return "rest" if b"INVALID_SESSION_ID" in content else None
-    path = path_of(response.url or "")
-    if status == 400 and _BULK1_PATH in path and _BULK1_EXPIRED.search(content):
-        return "bulk"
-    if status == 500 and _SOAP_PATH in path and _SOAP_EXPIRED.search(content):
-        return "soap"
+    if content and api_path in path_of(response.url or "") and expired.search(content):
+        return api
     return None
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 from urllib.parse import urlsplit
 
-from .._internal.urls import HOST_RE, is_loopback
+from .._internal.urls import HOST_RE, host_of, is_loopback
 from ..errors import ConfigurationError
 
 __all__ = ["LoginTarget", "resolve_login", "LOGIN_AUDIENCE", "TEST_AUDIENCE", "TOKEN_PATH", "DEFAULT_DOMAIN"]
@@ -51,23 +51,20 @@ class LoginTarget:
         return (urlsplit(self.token_url).hostname or "").lower()
 
 
-def _is_sandbox_name(label: str) -> bool:
-    """``acme--uat`` names a sandbox; the ``xn--`` that starts a punycode label does not."""
-    return "--" in (label[4:] if label.startswith("xn--") else label)
+#: The two login hosts: their host kind, which is also the ``domain=`` that names them.
+_LOGIN_HOSTS = {"login.salesforce.com": "login", "test.salesforce.com": "test"}
+#: The ``aud`` each Salesforce host kind signs when the caller chooses none (other hosts: their origin).
+_AUDIENCES = {"login": LOGIN_AUDIENCE, "my_domain": LOGIN_AUDIENCE, "test": TEST_AUDIENCE,
+              "sandbox_my_domain": TEST_AUDIENCE}
 
 
 def _host_kind(host: str) -> str:
-    host = host.lower()
-    if host == "login.salesforce.com":
-        return "login"
-    if host == "test.salesforce.com":
-        return "test"
-    if host.endswith(".my.salesforce.com"):
-        first = host.split(".", 1)[0]
-        if host.endswith(".sandbox.my.salesforce.com") or _is_sandbox_name(first):
-            return "sandbox_my_domain"
-        return "my_domain"
-    return "other"
+    if not host.endswith(".my.salesforce.com"):
+        return _LOGIN_HOSTS.get(host, "other")
+    # acme--uat names a sandbox; the xn-- that starts a punycode label does not
+    if host.endswith(".sandbox.my.salesforce.com") or "--" in host.split(".", 1)[0].removeprefix("xn--"):
+        return "sandbox_my_domain"
+    return "my_domain"
 
 
 # na123.salesforce.com, cs42, eu12, um5, usa2s, gs0: one server of many, not a login host
@@ -83,49 +80,43 @@ _MY_DOMAIN_ADVICE = (
 def _refuse_app_host(host: str, argument: str, value: str) -> None:
     """Raise ConfigurationError when ``host`` serves an org but does not log in, naming the
     ``domain=`` to use instead."""
-    said = f"{argument}={value!r}"
     if _INSTANCEHOST_RE.match(host):
         raise ConfigurationError(
-            f"{said} is an instance host (one Salesforce server), not a login host: use "
+            f"{argument}={value!r} is an instance host (one Salesforce server), not a login host: use "
             + _MY_DOMAIN_ADVICE
         )
     for suffix, what, has_package in _APP_HOSTS:
-        if not host.endswith(suffix):
-            continue
-        sandbox = host.endswith(".sandbox" + suffix)
-        name = host.split(".", 1)[0]
-        if has_package:  # acme--c, acme--uat--c: the My Domain name, then "--" and a package
-            name, sep, _package = name.rpartition("--")
-            name = name if sep else ""
-        if not name or name in ("c", "sandbox"):
-            raise ConfigurationError(f"{said} is {what} of an org, not a login host: use " + _MY_DOMAIN_ADVICE)
-        domain = name + (".sandbox.my" if sandbox else ".my")
-        raise ConfigurationError(
-            f"{said} is {what} of an org, not a login host: use domain={domain!r} (SF_DOMAIN), "
-            f"or login_url='https://{domain}.salesforce.com' (SF_LOGIN_URL)"
-        )
+        if host.endswith(suffix):
+            raise _app_host_error(host, f"{argument}={value!r} is {what} of an org", suffix, has_package)
 
 
-def _derived_audience(kind: str, origin: str) -> str:
-    if kind in ("login", "my_domain"):
-        return LOGIN_AUDIENCE
-    if kind in ("test", "sandbox_my_domain"):
-        return TEST_AUDIENCE
-    return origin
+def _app_host_error(host: str, said: str, suffix: str, has_package: bool) -> ConfigurationError:
+    """The error for the app host ``host`` (``said``: what it is), with its My Domain when the host names it."""
+    name = host.split(".", 1)[0]
+    if has_package:  # acme--c, acme--uat--c: the My Domain name, then "--" and a package
+        name, sep, _package = name.rpartition("--")
+        name = name if sep else ""
+    if not name or name in ("c", "sandbox"):
+        return ConfigurationError(f"{said}, not a login host: use " + _MY_DOMAIN_ADVICE)
+    domain = name + (".sandbox.my" if host.endswith(".sandbox" + suffix) else ".my")
+    return ConfigurationError(
+        f"{said}, not a login host: use domain={domain!r} (SF_DOMAIN), "
+        f"or login_url='https://{domain}.salesforce.com' (SF_LOGIN_URL)"
+    )
 
 
 def _suggest_domain(host: str) -> str:
     """The shortest ``domain=`` value for ``host`` (for error messages)."""
     host = host.lower()
-    if host in ("login.salesforce.com", "test.salesforce.com"):
-        return host.split(".", 1)[0]
+    if host in _LOGIN_HOSTS:
+        return _LOGIN_HOSTS[host]
     if host.endswith(".my.salesforce.com"):
         return host[: -len(".salesforce.com")]
     return host
 
 
-def _parse_url(value: str, argument: str) -> Tuple[str, str, str]:
-    """(scheme, host, origin) of a login URL; refuses paths, queries and bad schemes."""
+def _target_from_url(value: str, argument: str) -> Tuple[str, str]:
+    """(host kind, origin) of a login URL; refuses paths, queries, bad schemes and app hosts."""
     try:
         parts = urlsplit(value)
         host = parts.hostname or ""
@@ -139,44 +130,34 @@ def _parse_url(value: str, argument: str) -> Tuple[str, str, str]:
         )
     if parts.username or parts.password:
         raise ConfigurationError(f"{argument}=... must not contain a user name or password")
-    netloc_host = f"[{host}]" if ":" in host else host
-    origin = f"{scheme}://{netloc_host}" + (f":{port}" if port is not None else "")
+    origin = f"{scheme}://{host_of(value)}"
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigurationError(
-            f"{argument}={value!r} has a path ({parts.path or '?' + parts.query!s}): give only the "
-            f"scheme and host, e.g. {argument}={origin!r} (the token path "
-            f"{TOKEN_PATH} is added for you)"
+            f"{argument}={value!r} has a path ({parts.path or '?' + parts.query!s}): give only the scheme and "
+            f"host, e.g. {argument}={origin!r} (the token path {TOKEN_PATH} is added for you)"
         )
-    if scheme == "https":
-        pass
-    elif scheme == "http" and is_loopback(host):
-        pass
-    elif scheme == "http":
-        raise ConfigurationError(
-            f"{argument}={value!r} uses plain http: the token exchange needs https:// "
-            f"(http is allowed only for 127.0.0.1, localhost and [::1]); use "
-            f"{argument}={'https://' + netloc_host + (f':{port}' if port else '')!r}"
-        )
-    else:
-        raise ConfigurationError(
+    if scheme != "https" and not (scheme == "http" and is_loopback(host)):
+        raise _scheme_error(value, argument, scheme, host, port)
+    host = host[:-1] if host.endswith(".") else host  # a fully qualified name is the same host
+    _refuse_app_host(host, argument, value)
+    return (_host_kind(host) if scheme == "https" and port in (None, 443) else "other"), origin
+
+
+def _scheme_error(value: str, argument: str, scheme: str, host: str, port: Optional[int]) -> ConfigurationError:
+    """The error for a login URL that is neither https nor http to this machine."""
+    if scheme != "http":
+        return ConfigurationError(
             f"{argument}={value!r}: only https:// URLs are supported (http:// only for "
             f"127.0.0.1, localhost and [::1])"
         )
-    return scheme, host.lower(), origin
+    https = "https://" + (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return ConfigurationError(
+        f"{argument}={value!r} uses plain http: the token exchange needs https:// "
+        f"(http is allowed only for 127.0.0.1, localhost and [::1]); use {argument}={https!r}"
+    )
 
 
-def _target_from_url(value: str, argument: str) -> Tuple[str, str, str]:
-    """(kind, origin, token_url) for a URL-shaped value."""
-    scheme, host, origin = _parse_url(value, argument)
-    host = host[:-1] if host.endswith(".") else host  # a fully qualified name is the same host
-    _refuse_app_host(host, argument, value)
-    kind = _host_kind(host) if scheme == "https" else "other"
-    if kind != "other" and urlsplit(value).port not in (None, 443):
-        kind = "other"
-    return kind, origin, origin + TOKEN_PATH
-
-
-def _target_from_domain(domain: str) -> Tuple[str, str, str]:
+def _target_from_domain(domain: str) -> Tuple[str, str]:
     value = domain.strip()
     if not value:
         raise ConfigurationError(
@@ -215,30 +196,22 @@ def resolve_login(
 ) -> LoginTarget:
     """The token URL and ``aud`` for ``domain`` / ``login_url`` / ``audience`` (see the
     module docstring). Raises :class:`ConfigurationError` naming the bad value."""
-    if login_url is not None and str(login_url).strip():
-        value = str(login_url).strip()
-        if "://" not in value:
-            raise ConfigurationError(
-                f"login_url={login_url!r} has no scheme: use login_url='https://{value.rstrip('/')}' "
-                f"(SF_LOGIN_URL), or pass the host as domain="
-            )
-        kind, origin, token_url = _target_from_url(value, "login_url")
-    else:
-        kind, origin, token_url = _target_from_domain(DEFAULT_DOMAIN if domain is None else str(domain))
-    if audience is not None and str(audience).strip():
-        aud = str(audience).strip()
-        if "://" not in aud:
-            raise ConfigurationError(
-                f"audience={audience!r} must be a URL such as 'https://login.salesforce.com', "
-                f"'https://test.salesforce.com' or an Experience Cloud site URL (SF_AUDIENCE)"
-            )
-        return LoginTarget(token_url=token_url, audience=aud, host_kind=kind, audience_derived=False)
-    return LoginTarget(
-        token_url=token_url,
-        audience=_derived_audience(kind, origin),
-        host_kind=kind,
-        audience_derived=True,
-    )
+    url = "" if login_url is None else str(login_url).strip()
+    if url and "://" not in url:
+        raise ConfigurationError(
+            f"login_url={login_url!r} has no scheme: use login_url='https://{url.rstrip('/')}' "
+            f"(SF_LOGIN_URL), or pass the host as domain="
+        )
+    kind, origin = _target_from_url(url, "login_url") if url else _target_from_domain(
+        DEFAULT_DOMAIN if domain is None else str(domain))
+    aud = "" if audience is None else str(audience).strip()
+    if aud and "://" not in aud:
+        raise ConfigurationError(
+            f"audience={audience!r} must be a URL such as 'https://login.salesforce.com', "
+            f"'https://test.salesforce.com' or an Experience Cloud site URL (SF_AUDIENCE)"
+        )
+    return LoginTarget(token_url=origin + TOKEN_PATH, audience=aud or _AUDIENCES.get(kind, origin), host_kind=kind,
+                       audience_derived=not aud)
 
 
 # Hosts of an org that are not its login host: (suffix, what it is, first label ends in a

@@ -9,7 +9,8 @@ from typing import IO, Any, Dict
 
 from simple_salesforce.api import DEFAULT_API_VERSION
 
-from ..auth.keys import fingerprint, key_matches_certificate, load_certificate, load_private_key
+from ..auth.keys import load_private_key
+from .keypair import fingerprint, key_matches_certificate, load_certificate
 from ..config import resolve_settings
 from ..errors import AuthenticationError, InvalidClientIdError
 from . import jsonout

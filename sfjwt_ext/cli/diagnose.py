@@ -29,7 +29,7 @@ from .._internal.redact import mask_token
 from .admin import soql_quote, AdminApiError, AdminSession
 from ..auth.target import resolve_login
 from ..auth.token_client import TokenClient
-from ..auth.keys import fingerprint
+from .keypair import fingerprint
 from ..config import Settings, check_verify
 
 __all__ = ["AppInfo", "UserInfo", "find_app_by_key", "read_user", "causes", "login_client",

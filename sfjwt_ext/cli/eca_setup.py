@@ -47,13 +47,8 @@ from .diagnose import causes
 from .._internal.backoff import backoff_delays
 from ..auth.target import resolve_login
 from ..auth.token_client import TokenClient, TokenResponse
-from ..auth.keys import (
-    key_matches_certificate,
-    load_certificate,
-    load_private_key,
-    self_signed_certificate,
-    write_key_pair,
-)
+from ..auth.keys import load_private_key
+from .keypair import key_matches_certificate, load_certificate, self_signed_certificate, write_key_pair
 from ..config import check_verify, config_path, read_profile_file
 
 __all__ = [

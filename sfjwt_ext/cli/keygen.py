@@ -5,7 +5,7 @@ import argparse
 import os
 from typing import IO, Optional
 
-from ..auth.keys import KeyPairExistsError, fingerprint, load_certificate, write_key_pair
+from .keypair import KeyPairExistsError, fingerprint, load_certificate, write_key_pair
 from ..errors import ConfigurationError
 from .base import EXIT_OK, UsageError
 

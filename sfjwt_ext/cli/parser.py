@@ -291,7 +291,7 @@ def _positive_int(text: str) -> int:
 
 
 def _days(text: str) -> int:
-    from ..auth.keys import MAX_DAYS
+    from .keypair import MAX_DAYS
 
     value = _positive_int(text)
     if value > MAX_DAYS:
@@ -304,7 +304,7 @@ def _days(text: str) -> int:
 
 def _file_name(text: str) -> str:
     from ..errors import ConfigurationError
-    from ..auth.keys import check_pair_name
+    from .keypair import check_pair_name
 
     try:
         check_pair_name(text)

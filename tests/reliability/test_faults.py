@@ -34,7 +34,7 @@ from sfjwt_ext.errors import (
     TokenEndpointUnavailable,
     UnknownUserError,
 )
-from sfjwt_ext.auth.keys import generate_key_pair
+from sfjwt_ext.cli.keypair import generate_key_pair
 
 SOQL = "SELECT Id, Name FROM Account"
 NOW = {"Retry-After": "0"}

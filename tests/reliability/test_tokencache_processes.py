@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from _support import collect, join_all
 
 from sfjwt_ext.auth.token_client import TokenResponse
-from sfjwt_ext.auth.keys import generate_key_pair, load_private_key
+from sfjwt_ext.auth.keys import load_private_key
+from sfjwt_ext.cli.keypair import generate_key_pair
 from sfjwt_ext.auth.credentials import LoginIdentity
 from sfjwt_ext.sharing.diskcache import TokenStore
 
