@@ -37,7 +37,7 @@ from .._internal.fork import ProcessLocal
 from .._internal.redact import MaskedToken, get_logger, mask_token
 from .._internal.urls import host_of, https_origin_of
 from ..errors import ConfigurationError
-from .._internal.backoff import backoff_delays
+from .._internal.backoff import backoff_delays, retry_after
 from ..errors import RequestNotReplayable
 from .credentials import Refresher
 from .signals import content_for_error, expiry_signal, refuse_jwt_below_soap_minimum
@@ -70,6 +70,10 @@ DEFAULT_RETRIES = 2
 #: which up to ``RETRY_JITTER`` (20 %) is taken off at random.
 RETRY_FIRST_DELAY = 0.5
 RETRY_JITTER = 0.2
+
+#: A 502/503/504 whose ``Retry-After`` (seconds or an HTTP date) asks for a longer wait than
+#: this is returned at once instead of retried: a huge value must not hang a job.
+MAX_RETRY_AFTER = 30.0
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
@@ -374,8 +378,13 @@ class RefreshingSession(requests.Session):
                 continue
             if idempotent and response.status_code in _RETRY_STATUSES and not _limit_exceeded(response):
                 delay = next(delays, None)
-                if delay is None:
+                asked = retry_after(response.headers.get("Retry-After"))
+                if asked is not None and asked > MAX_RETRY_AFTER:
+                    logger.info("%s %s: HTTP %d with Retry-After %.0f s (over %.0f s): not retrying",
+                                request.method, host_of(request.url or ""), response.status_code, asked, MAX_RETRY_AFTER)
+                if delay is None or (asked is not None and asked > MAX_RETRY_AFTER):
                     return response
+                delay = delay if asked is None else asked
                 logger.info("%s %s: HTTP %d; retrying in %.1f s", request.method,
                             host_of(request.url or ""), response.status_code, delay)
                 response.close()
