@@ -420,10 +420,10 @@ class TokenClient:
         form = {"grant_type": GRANT_TYPE, "assertion": sign_assertion(self._key, claims)}
         remaining = deadline - time.monotonic()
         pair = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
-        timeout = tuple(max(0.001, min(remaining if t is None else float(t), remaining)) for t in pair)
+        connect, read = (max(0.001, min(remaining if t is None else float(t), remaining)) for t in pair)
         try:
             response = self.session.post(
-                self.target.token_url, data=form, timeout=timeout, verify=self.verify,
+                self.target.token_url, data=form, timeout=(connect, read), verify=self.verify,
                 proxies=self.proxies or None, allow_redirects=False, stream=True,
             )
         finally:
