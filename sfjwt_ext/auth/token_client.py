@@ -460,7 +460,9 @@ class TokenClient:
             except ValueError as exc:  # the reason quotes no token; neither does the body
                 return self._unexpected(response, None, str(exc))
         code = error_code.lower()
-        permanent = code.startswith("invalid_") or code in _PERMANENT_CODES or "login_rate_exceeded" in description.lower()
+        permanent = (
+            code.startswith("invalid_") or code in _PERMANENT_CODES or "login_rate_exceeded" in description.lower()
+        )
         if error_code and (permanent or not _can_retry(response)):
             return error_for(
                 error_code, description, status=status, login_url=self.target.login_url,

@@ -394,7 +394,7 @@ class RefreshingSession(requests.Session):
         if (self.refresher.is_instance_url(url) and not self.refresher.is_identity_url(url)
                 and new_origin is not None and https_origin_of(url) != new_origin):
             parts = urlsplit(url)
-            retry.url = urlunsplit((parts.scheme, urlsplit(instance_url).netloc, parts.path, parts.query, parts.fragment))
+            retry.url = urlunsplit(parts._replace(netloc=urlsplit(instance_url).netloc))
             logger.info("resending to the new instance %s", host_of(instance_url))
         return retry
 
