@@ -81,38 +81,35 @@ _TOKEN_HEADERS = ("Authorization", "X-SFDC-Session")
 _SOAP_SESSION_ID = re.compile(rb"(sessionId(?:>|&gt;)\s*)([^<&\s]+)")
 
 
-def _header_token(name: str, value: Union[str, bytes]) -> Optional[str]:
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
+def _header_token(name: str, text: str) -> Optional[str]:
+    """The token in an ``Authorization: Bearer|OAuth <token>`` or an ``X-SFDC-Session`` header
+    (the bare token; some tools prefix ``Bearer``), or None."""
+    value = text.strip()
+    scheme, _, rest = value.partition(" ")
     if name.lower() == "authorization":
-        scheme, _, rest = value.partition(" ")
-        if scheme.lower() in ("bearer", "oauth") and rest.strip():
-            return rest.strip()
-        return None
-    # X-SFDC-Session: the bare token (some tools prefix "Bearer ")
-    if value.lower().startswith("bearer "):
-        return value[7:].strip() or None
-    return value or None
+        return rest.strip() or None if scheme.lower() in ("bearer", "oauth") else None
+    return (rest.strip() if scheme.lower() == "bearer" and rest else value) or None
 
 
-def _swap_body_tokens(body: Union[bytes, bytearray, str], refresher: Refresher, current: str) -> Union[bytes, str]:
-    """``body`` with every old token of ``refresher`` in a SOAP ``<sessionId>`` replaced by
-    ``current`` (``body`` itself when there is none)."""
-    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+def _swap_body_tokens(request: requests.PreparedRequest, refresher: Refresher, current: str) -> None:
+    """Every old token of ``refresher`` in a SOAP ``<sessionId>`` of the body becomes ``current``."""
+    body = request.body
+    if isinstance(body, str) and "sessionId" in body:
+        raw = body.encode("utf-8")
+    elif isinstance(body, (bytes, bytearray)) and b"sessionId" in body:
+        raw = bytes(body)
+    else:
+        return
     new = current.encode("utf-8")
 
     def swap(match: "re.Match[bytes]") -> bytes:
-        if refresher.is_old_token(match.group(2).decode("utf-8", "replace")):
-            return match.group(1) + new
-        return match.group(0)
+        old = refresher.is_old_token(match.group(2).decode("utf-8", "replace"))
+        return match.group(1) + new if old else match.group(0)
 
     swapped = _SOAP_SESSION_ID.sub(swap, raw)
-    if swapped == raw:
-        return body if not isinstance(body, bytearray) else raw
-    return swapped.decode("utf-8") if isinstance(body, str) else swapped
+    if swapped != raw:
+        request.body = swapped.decode("utf-8") if isinstance(body, str) else swapped
+        request.prepare_content_length(request.body)
 
 
 def put_token(request: requests.PreparedRequest, refresher: Refresher) -> Optional[str]:
@@ -125,31 +122,21 @@ def put_token(request: requests.PreparedRequest, refresher: Refresher) -> Option
     ours (then an expiry answer is not ours to handle)."""
     current = refresher.access_token
     headers = request.headers
+    present = [name for name in _TOKEN_HEADERS if name in headers]
     sent: Optional[str] = None
-    has_token_header = False
-    for name in _TOKEN_HEADERS:
-        if name not in headers:
-            continue
-        has_token_header = True
-        value = headers[name]
-        token = _header_token(name, value)
-        if token is None:
-            continue
-        if token == current:
-            sent = current
-        elif refresher.is_old_token(token):
-            text = value.decode("latin-1") if isinstance(value, bytes) else value
-            headers[name] = text.replace(token, current)
-            sent = current
-    if not has_token_header:
+    if not present:
         headers["Authorization"] = "Bearer " + current
         sent = current
-    body = request.body
-    if isinstance(body, (bytes, bytearray)) and b"sessionId" in body or isinstance(body, str) and "sessionId" in body:
-        swapped = _swap_body_tokens(body, refresher, current)
-        if swapped is not body:
-            request.body = swapped
-            request.prepare_content_length(swapped)
+    for name in present:
+        value = headers[name]
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        token = _header_token(name, text)
+        if token is not None and token != current and refresher.is_old_token(token):
+            headers[name] = text.replace(token, current)
+            token = current
+        if token == current:
+            sent = current
+    _swap_body_tokens(request, refresher, current)
     return MaskedToken(sent) if sent is not None else None  # masked in the caller's frame
 
 
