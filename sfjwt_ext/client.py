@@ -129,13 +129,12 @@ class SalesforceJWT(Salesforce):
             session=session,
             **salesforce_kwargs,
         )
-        self._sfjwt_apply_token(token)  # the token and its header as MaskedToken
         self.auth_type = "jwt-bearer"
         if login_target is not None:
             self.auth_site = login_target.login_url
         refresher.attach(self)
-        if refresher.token is not token:  # refreshed between the two lines above
-            self._sfjwt_token_changed(refresher.token)
+        # the current token (also one refreshed since the line above) and its header, as MaskedToken
+        self._sfjwt_token_changed(refresher.token)
 
     # -- pickling -------------------------------------------------------------------------
     def __reduce__(self) -> Tuple[Callable[..., "SalesforceJWT"], Tuple[Any, ...]]:
@@ -211,15 +210,13 @@ class SalesforceJWT(Salesforce):
         notification of an older token cannot overwrite a newer one.
         """
         with self._sfjwt_token_lock:
-            self._sfjwt_apply_token(self.refresher.token)
-
-    def _sfjwt_apply_token(self, token: TokenResponse) -> None:
-        self.session_id = MaskedToken(token.access_token)  # masked in frames' locals
-        self.headers["Authorization"] = MaskedToken("Bearer " + token.access_token)
-        instance = instance_of(token.instance_url)
-        if instance and instance != self.sf_instance:
-            logger.info("instance moved from %s to %s", self.sf_instance, instance)
-            self._set_instance(instance)
+            current = self.refresher.token
+            self.session_id = MaskedToken(current.access_token)  # masked in frames' locals
+            self.headers["Authorization"] = MaskedToken("Bearer " + current.access_token)
+            instance = instance_of(current.instance_url)
+            if instance and instance != self.sf_instance:
+                logger.info("instance moved from %s to %s", self.sf_instance, instance)
+                self._set_instance(instance)
 
     def _set_instance(self, instance: str) -> None:
         self.sf_instance = instance
