@@ -461,11 +461,9 @@ def _log_in(
             verify=verify, proxies=proxies, timeout=timeout, folder=folder,
         )
 
-    def new_session(refresher: Refresher) -> RefreshingSession:
-        return RefreshingSession(
-            refresher, verify=verify, proxies=proxies, timeout=timeout, base=session, retries=retries
-        )
-
+    new_session = functools.partial(
+        RefreshingSession, verify=verify, proxies=proxies, timeout=timeout, base=session, retries=retries
+    )
     if not cache:
         refresher = Refresher.before_login(make_source)
         refresher.log_in()
