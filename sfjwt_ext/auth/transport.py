@@ -48,6 +48,7 @@ __all__ = [
     "MAX_REFRESHES_PER_REQUEST",
     "DEFAULT_API_TIMEOUT",
     "DEFAULT_RETRIES",
+    "MAX_RETRY_AFTER",
 ]
 
 logger = get_logger("sfjwt_ext.session")
