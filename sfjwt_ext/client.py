@@ -70,12 +70,8 @@ __all__ = ["connect_jwt", "SalesforceJWT", "clear_cache"]
 logger = get_logger("sfjwt_ext.connect")
 
 # Arguments of Salesforce() that connect_jwt decides itself.
-_RESERVED = frozenset(
-    {
-        "session_id", "instance", "instance_url", "password", "security_token",
-        "organizationId", "consumer_secret", "privatekey_file", "privatekey", "client_id",
-    }
-)
+_RESERVED = frozenset({"session_id", "instance", "instance_url", "password", "security_token",
+                       "organizationId", "consumer_secret", "privatekey_file", "privatekey", "client_id"})
 
 
 def clear_cache(disk: bool = False) -> None:
@@ -89,10 +85,7 @@ def clear_cache(disk: bool = False) -> None:
     if not disk:
         return
     folders.append(str(default_folder()))
-    try:
-        named = token_cache_value(os.environ.get(ENV["token_cache"], ""), ENV["token_cache"])
-    except ConfigurationError:  # pragma: no cover - any string is a switch or a path
-        named = False
+    named = token_cache_value(os.environ.get(ENV["token_cache"], ""), ENV["token_cache"])  # a string never fails
     if isinstance(named, str):
         folders.append(named)
     for folder in dict.fromkeys(folders):
@@ -136,13 +129,12 @@ class SalesforceJWT(Salesforce):
             session=session,
             **salesforce_kwargs,
         )
-        self._sfjwt_apply_token(token)  # the token and its header as MaskedToken
         self.auth_type = "jwt-bearer"
         if login_target is not None:
             self.auth_site = login_target.login_url
         refresher.attach(self)
-        if refresher.token is not token:  # refreshed between the two lines above
-            self._sfjwt_token_changed(refresher.token)
+        # the current token (also one refreshed since the line above) and its header, as MaskedToken
+        self._sfjwt_token_changed(refresher.token)
 
     # -- pickling -------------------------------------------------------------------------
     def __reduce__(self) -> Tuple[Callable[..., "SalesforceJWT"], Tuple[Any, ...]]:
@@ -218,15 +210,13 @@ class SalesforceJWT(Salesforce):
         notification of an older token cannot overwrite a newer one.
         """
         with self._sfjwt_token_lock:
-            self._sfjwt_apply_token(self.refresher.token)
-
-    def _sfjwt_apply_token(self, token: TokenResponse) -> None:
-        self.session_id = MaskedToken(token.access_token)  # masked in frames' locals
-        self.headers["Authorization"] = MaskedToken("Bearer " + token.access_token)
-        instance = instance_of(token.instance_url)
-        if instance and instance != self.sf_instance:
-            logger.info("instance moved from %s to %s", self.sf_instance, instance)
-            self._set_instance(instance)
+            current = self.refresher.token
+            self.session_id = MaskedToken(current.access_token)  # masked in frames' locals
+            self.headers["Authorization"] = MaskedToken("Bearer " + current.access_token)
+            instance = instance_of(current.instance_url)
+            if instance and instance != self.sf_instance:
+                logger.info("instance moved from %s to %s", self.sf_instance, instance)
+                self._set_instance(instance)
 
     def _set_instance(self, instance: str) -> None:
         self.sf_instance = instance
@@ -319,49 +309,26 @@ def _load_key(settings: Settings) -> rsa.RSAPrivateKey:
     )
 
 
-def _tls_verify(verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings) -> Union[bool, str]:
-    """``verify=``, else the caller's ``session.verify`` when changed, else ``SF_CA_BUNDLE``,
-    else True, each checked by :func:`~sfjwt_ext.config.check_verify` (which names where the
-    value came from); ``False`` is warned about once per process."""
-    trust_env = session is None or session.trust_env  # requests then reads REQUESTS_CA_BUNDLE
-    value, named = _verify_source(verify, session, settings)
-    checked = check_verify(value, named=named, trust_env=trust_env)
-    if checked is False:
-        _warn_insecure()
-    return checked
-
-
-def _verify_source(
+def _tls_verify(
     verify: Optional[Union[bool, str]], session: Optional[requests.Session], settings: Settings
-) -> Tuple[object, str]:
-    """The ``verify`` a client uses before it is checked, and where it came from (for the
-    message of :func:`~sfjwt_ext.config.check_verify`)."""
+) -> Tuple[Union[bool, str], str]:
+    """The ``verify`` of a client and where it came from: ``verify=``, else the caller's
+    ``session.verify`` when changed, else ``SF_CA_BUNDLE`` (or the profile's ``ca_bundle``),
+    else True; checked by :func:`~sfjwt_ext.config.check_verify` (whose message names where
+    the value came from). ``False`` is warned about once per process."""
+    value: object = verify
+    named = "verify="
     if verify is None and session is not None and session.verify is not True:
-        return session.verify, "session.verify"
-    if verify is None:
+        value, named = session.verify, "session.verify"
+    elif verify is None:
         bundle = settings.sources.get("ca_bundle")
         named = "SF_CA_BUNDLE" if bundle is None or bundle.source == "environment" else f"ca_bundle in {bundle.source}"
-        return (bundle.value if bundle else True), named
-    return verify, "verify="
-
-
-def _login_key(
-    settings: Settings, target: LoginTarget, *, verify: Union[bool, str],
-    proxies: Optional[Dict[str, str]], timeout: TimeoutType, token_cache: Optional[str] = None,
-) -> Tuple[LoginKey, Optional[rsa.RSAPrivateKey]]:
-    """The cache key, and the key already loaded when its file could not be hashed (loading
-    it raises the PrivateKeyError that says why, or gives its fingerprint)."""
-    key: Optional[rsa.RSAPrivateKey] = None
-    key_id = key_source_id(settings)
-    if key_id is None:
-        key = _load_key(settings)
-        key_id = key_fingerprint(key)
-    cache_key = login_key(
-        settings, target, key_id, verify=verify, proxies=proxies, timeout=timeout, token_cache=token_cache
-    )
-    return cache_key, key
-
-
+        value = bundle.value if bundle else True
+    # without a session of the caller's, requests reads REQUESTS_CA_BUNDLE (trust_env)
+    checked = check_verify(value, named=named, trust_env=session is None or session.trust_env)
+    if checked is False:
+        _warn_insecure()
+    return checked, named
 
 
 def _settings(**arguments: Any) -> Settings:
@@ -454,7 +421,7 @@ def connect_jwt(
     del private_key, private_key_passphrase
     settings.require()
     timeout = check_timeout(timeout)
-    tls_verify = _tls_verify(verify, session, settings)
+    tls_verify, verify_named = _tls_verify(verify, session, settings)
     if proxies is None and session is not None and session.proxies:
         proxies = dict(session.proxies)
     target = resolve_login(domain=settings.domain, login_url=settings.login_url, audience=settings.audience)
@@ -464,7 +431,7 @@ def connect_jwt(
     )
     state = client_state(
         settings, target, cache_key, refresher.token, verify=tls_verify,
-        verify_named=_verify_source(verify, session, settings)[1], proxies=proxies,
+        verify_named=verify_named, proxies=proxies,
         timeout=timeout, retries=retries, salesforce_kwargs=salesforce_kwargs,
     )
     sf = _build_client(refresher, refreshing, state)
@@ -478,7 +445,14 @@ def _log_in(
 ) -> Tuple[Refresher, RefreshingSession, LoginKey]:
     """The login (this process's cached one, or a new one) and the session that uses it."""
     folder = cache_folder(settings.token_cache)
-    cache_key, key = _login_key(settings, target, verify=verify, proxies=proxies, timeout=timeout, token_cache=folder)
+    key: Optional[rsa.RSAPrivateKey] = None
+    key_id = key_source_id(settings)  # hashed, not parsed: a reused login costs no key parse
+    if key_id is None:  # the key file could not be hashed: loading it says why, or gives its fingerprint
+        key = _load_key(settings)
+        key_id = key_fingerprint(key)
+    cache_key = login_key(
+        settings, target, key_id, verify=verify, proxies=proxies, timeout=timeout, token_cache=folder
+    )
 
     def make_source() -> TokenSource:
         return token_source(
@@ -487,21 +461,22 @@ def _log_in(
             verify=verify, proxies=proxies, timeout=timeout, folder=folder,
         )
 
-    def new_session(refresher: Refresher) -> RefreshingSession:
-        return RefreshingSession(refresher, verify=verify, proxies=proxies, timeout=timeout, base=session, retries=retries)
-
+    new_session = functools.partial(
+        RefreshingSession, verify=verify, proxies=proxies, timeout=timeout, base=session, retries=retries
+    )
     if not cache:
         refresher = Refresher.before_login(make_source)
         refresher.log_in()
-        return refresher, new_session(refresher), cache_key
-    refresher, reused = default_cache.login(cache_key, make_source)
-    if reused:
-        logger.info(
-            "reusing the session of %s at %s (org %s, token %s)",
-            settings.username, host_of(target.token_url), refresher.token.org_id or "?",
-            mask_token(refresher.access_token),
-        )
-    if session is not None:  # your own session= is never shared: its adapters, headers and cookies are yours
+    else:
+        refresher, reused = default_cache.login(cache_key, make_source)
+        if reused:
+            logger.info(
+                "reusing the session of %s at %s (org %s, token %s)",
+                settings.username, host_of(target.token_url), refresher.token.org_id or "?",
+                mask_token(refresher.access_token),
+            )
+    # your own session= is never shared: its adapters, headers and cookies are yours
+    if not cache or session is not None:
         return refresher, new_session(refresher), cache_key
     return refresher, default_cache.session((cache_key, retries), refresher, lambda: new_session(refresher)), cache_key
 

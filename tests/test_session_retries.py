@@ -8,6 +8,9 @@ or the caller's own adapter turns it off. Requests are counted at the org."""
 from __future__ import annotations
 
 import itertools
+import logging
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import Any, List
 
 import pytest
@@ -17,7 +20,9 @@ from simple_salesforce.exceptions import SalesforceError
 
 from sfjwt_ext.client import SalesforceJWT, connect_jwt
 from sfjwt_ext._internal.backoff import backoff_delays
-from sfjwt_ext.auth.transport import DEFAULT_API_TIMEOUT, RETRY_FIRST_DELAY, RETRY_JITTER, RefreshingSession
+from sfjwt_ext.auth.transport import (
+    DEFAULT_API_TIMEOUT, MAX_RETRY_AFTER, RETRY_FIRST_DELAY, RETRY_JITTER, RefreshingSession,
+)
 
 SOQL = "SELECT Id FROM Account"
 
@@ -158,3 +163,35 @@ def test_retries_must_be_a_small_whole_number(org: Any, sf: SalesforceJWT, bad: 
 
     with pytest.raises(ConfigurationError, match="retries="):
         RefreshingSession(sf.refresher, verify=sf.session.verify, retries=bad)
+
+
+def _retry_lines(caplog: pytest.LogCaptureFixture) -> List[str]:
+    return [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+
+
+@pytest.mark.parametrize("retry_after, chosen", [
+    ("1", "retrying in 1.0 s"),
+    (format_datetime(datetime.now(timezone.utc) - timedelta(minutes=5), usegmt=True), "retrying in 0.0 s"),
+], ids=["seconds", "http-date"])
+def test_a_gateway_errors_retry_after_is_the_delay(org: Any, sf: SalesforceJWT, caplog: pytest.LogCaptureFixture,
+                                                   retry_after: str, chosen: str) -> None:
+    """Seconds or an HTTP date (one in the past: at once) replace the backoff's 0.4-0.5 s."""
+    caplog.set_level(logging.INFO, logger="sfjwt_ext")
+    org.inject_fault("api", count=1, status=503, body=b"busy", headers={"Retry-After": retry_after})
+    since = len(org.requests)
+    assert sf.query(SOQL)["totalSize"] == 3
+    assert _api_statuses(org, since) == [503, 200]
+    assert [line.rsplit(": ", 1)[-1] for line in _retry_lines(caplog)] == [f"HTTP 503; {chosen}"]
+
+
+def test_a_retry_after_over_the_cap_is_not_waited_for(org: Any, sf: SalesforceJWT,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sfjwt_ext")
+    org.inject_fault("api", count=1, status=503, body=b"busy", headers={"Retry-After": str(24 * 3600)})
+    since = len(org.requests)
+    with pytest.raises(SalesforceError):
+        sf.query(SOQL)
+    assert _api_statuses(org, since) == [503]
+    assert not _retry_lines(caplog)
+    assert any(f"Retry-After 86400 s (over {MAX_RETRY_AFTER:.0f} s): not retrying" in r.getMessage()
+               for r in caplog.records)

@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Protocol, Set, Tuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -155,11 +155,8 @@ class Refresher:
         return origin is not None and origin in self._instance_origins
 
     def is_identity_url(self, url: str) -> bool:
-        identity = getattr(self.token, "id", None) or ""
-        if not identity:
-            return False
-        base = identity.split("?", 1)[0]
-        return url == base or url.startswith(base + "?") or url.startswith(base + "/")
+        base = self.token.id.split("?", 1)[0]
+        return bool(base) and (url == base or url.startswith((base + "?", base + "/")))
 
     # -- clients --------------------------------------------------------------------------
     def attach(self, client: TokenListener) -> None:
@@ -251,25 +248,10 @@ class Refresher:
         waited_since = time.monotonic()
         with self._guard():
             current = self.token
-            if current.access_token != seen_token:
-                logger.debug(
-                    "token %s already replaced by %s (generation %d)",
-                    mask_token(seen_token), mask_token(current.access_token), self.generation,
-                )
+            if current.access_token != seen_token or self._last_success > waited_since:
+                # another thread refreshed (Salesforce may have given the same token again)
                 return current
-            if self._last_success > waited_since:
-                # Salesforce gave the same token again while we were waiting: use it.
-                return current
-            failure = self._last_failure
-            if failure is not None and failure[1] == seen_token and (
-                    failure[0] > waited_since or current is NO_TOKEN):
-                raise failure[2]  # a failed first login is over for everybody who has it
-            if answer is not None and seen_token == self._unproven:
-                # a token just issued, refused at once: count it; stop after a few
-                self._note_refusal(answer)
-                if (self._refusals >= MAX_REFUSED_TOKENS
-                        and time.monotonic() - self._refused_since < REFUSED_RETRY_AFTER):
-                    raise self.refusal_error()
+            self._refuse_early(seen_token, waited_since, answer)
             started = time.monotonic()
             logger.debug("refreshing session %s", mask_token(seen_token))
             try:
@@ -292,11 +274,29 @@ class Refresher:
             return new
         logger.info(
             "refreshed the Salesforce session of %s at %s (org %s) in %.0f ms, refresh #%d",
-            getattr(self.token_client, "username", "?"),
-            host_of(new.instance_url), getattr(new, "org_id", "?"), elapsed_ms, self.refresh_count,
+            self.token_client.username, host_of(new.instance_url), new.org_id, elapsed_ms, self.refresh_count,
         )
-        self._tell(clients, new)
+        for client in clients:
+            try:
+                client._sfjwt_token_changed(new)
+            except Exception:  # a broken client must not break the refresh of the others
+                logger.exception("could not hand the new token to %s", type(client).__name__)
         return new
+
+    def _refuse_early(self, seen_token: str, waited_since: float, answer: Optional[requests.Response]) -> None:
+        """Raise instead of a token request (under the lock): the failure of the refresh
+        this caller waited for (or of a first login), or :class:`SessionRefusedError` when
+        fresh tokens were refused ``MAX_REFUSED_TOKENS`` times in a row (``answer``, the
+        expiry of a token just issued, is counted first)."""
+        failure = self._last_failure
+        if failure is not None and failure[1] == seen_token and (
+                failure[0] > waited_since or self.token is NO_TOKEN):
+            raise failure[2]  # a failed first login is over for everybody who has it
+        if answer is not None and seen_token == self._unproven:
+            self._note_refusal(answer)
+            if (self._refusals >= MAX_REFUSED_TOKENS
+                    and time.monotonic() - self._refused_since < REFUSED_RETRY_AFTER):
+                raise self.refusal_error()
 
     def _take(self, current: TokenResponse, new: TokenResponse) -> None:
         """Make ``new`` the current token (under the lock); a first login is no refresh."""
@@ -311,14 +311,6 @@ class Refresher:
         self._last_success = time.monotonic()
         self._remember_instance(new)
 
-    @staticmethod
-    def _tell(clients: List[TokenListener], new: TokenResponse) -> None:
-        for client in clients:
-            try:
-                client._sfjwt_token_changed(new)
-            except Exception:  # a broken client must not break the refresh of the others
-                logger.exception("could not hand the new token to %s", type(client).__name__)
-
     def _remember_instance(self, token: TokenResponse) -> None:
         origin = https_origin_of(token.instance_url)
         if origin is not None:
@@ -326,7 +318,7 @@ class Refresher:
 
     def __repr__(self) -> str:
         return (
-            f"<Refresher {getattr(self.token_client, 'username', '?')} "
+            f"<Refresher {self.token_client.username} "
             f"token={mask_token(self.token.access_token)} generation={self.generation} "
             f"refreshes={self.refresh_count}>"
         )

@@ -1,22 +1,7 @@
-"""The token exchange: where to log in (:func:`resolve_login`) and the token POST itself
-(:class:`TokenClient`), with retries for transient failures and a specific exception for
-every answer Salesforce gives.
+"""The token POST (:class:`TokenClient`): sign an assertion, exchange it for a
+:class:`TokenResponse`, retry transient failures, and raise a specific exception for every
+answer Salesforce gives. Where to log in is :mod:`.target`'s :func:`resolve_login`.
 
-Rules
------
-* ``domain`` follows simple-salesforce: ``'login'``, ``'test'``, ``'acme.my'`` (no dot, or
-  ending in ``.my``) get ``.salesforce.com`` appended; a value with a scheme is a URL; any
-  other value is a full host name. ``login_url`` (a URL) replaces ``domain``.
-* ``aud`` is ``https://login.salesforce.com`` for login.salesforce.com and production My
-  Domains, ``https://test.salesforce.com`` for test.salesforce.com and sandbox My Domains,
-  and the login URL itself for any other host (an Experience Cloud site, the local org).
-  ``audience`` replaces it.
-* Only ``https://``, except plain ``http://`` to 127.0.0.1, localhost and [::1].
-* Hosts that serve an org but do not log in (``acme.lightning.force.com``,
-  ``acme.my.salesforce-setup.com``, ``acme--c.vf.force.com``, instance hosts such as
-  ``na123.salesforce.com``) are refused with the ``domain=`` to use instead. A sandbox My
-  Domain has ``--`` in its first label (``acme--uat``) or ``.sandbox.`` in its host; the
-  ``xn--`` of a punycode label does not count.
 * Transient failures (5xx, 408, 425, 429, timeouts, dropped connections) are retried, up
   to ``max_attempts`` requests in all, with exponential backoff and full jitter (capped at
   ``MAX_BACKOFF`` seconds, or the server's ``Retry-After``), inside a total time budget that
@@ -35,7 +20,7 @@ Rules
 """
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import json
 import os
 import re
@@ -47,13 +32,10 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .._internal.backoff import backoff_delays, retry_after
 from .._internal.fork import ProcessLocal
 from .._internal.redact import excerpt, get_logger, looks_like_jwt, mask_token
-from .._internal.backoff import backoff_delays, retry_after
 from .._internal.urls import is_https_origin
-from .assertion import build_claims, sign_assertion
-from .target import LOGIN_AUDIENCE, TEST_AUDIENCE, LoginTarget
-from .keys import load_private_key
 from ..errors import (
     AudienceInvalidError,
     AuthenticationError,
@@ -63,6 +45,8 @@ from ..errors import (
     error_for,
     unexpected_response,
 )
+from .assertion import build_claims, sign_assertion
+from .target import LOGIN_AUDIENCE, TEST_AUDIENCE, LoginTarget
 
 __all__ = ["TokenResponse", "TokenClient", "GRANT_TYPE"]
 
@@ -70,15 +54,7 @@ log = get_logger("sfjwt_ext.exchange")
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
-
-# ---------------------------------------------------------------------------------------
-# resolve_login
-# ---------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------
-# TokenResponse
-# ---------------------------------------------------------------------------------------
+_ID_RE = re.compile(r"/id/([A-Za-z0-9]{15,18})/([A-Za-z0-9]{15,18})/?$")
 
 
 @dataclass(frozen=True)
@@ -106,22 +82,15 @@ class TokenResponse:
         return self.token_format.lower() == "jwt" or looks_like_jwt(self.access_token)
 
     def __post_init__(self) -> None:
-        if (not self.org_id or not self.user_id) and self.id:
-            match = _ID_RE.search(self.id)
-            if match:
-                if not self.org_id:
-                    object.__setattr__(self, "org_id", match.group(1))
-                if not self.user_id:
-                    object.__setattr__(self, "user_id", match.group(2))
+        match = _ID_RE.search(self.id)
+        if match:
+            object.__setattr__(self, "org_id", self.org_id or match.group(1))
+            object.__setattr__(self, "user_id", self.user_id or match.group(2))
 
     def __repr__(self) -> str:
-        return (
-            f"TokenResponse(access_token={mask_token(self.access_token)!r}, "
-            f"instance_url={self.instance_url!r}, id={self.id!r}, scope={self.scope!r}, "
-            f"token_type={self.token_type!r}, issued_at={self.issued_at!r}, "
-            f"org_id={self.org_id!r}, user_id={self.user_id!r}, "
-            f"token_format={self.token_format!r})"
-        )
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["access_token"] = mask_token(self.access_token)
+        return f"TokenResponse({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     __str__ = __repr__
 
@@ -149,21 +118,15 @@ class TokenResponse:
         )
 
 
+_JSON_KINDS = ((type(None), "null"), (bool, "true/false"), ((int, float), "a number"), (list, "a list"),
+               (dict, "an object"))
+
+
 def _json_kind(value: object) -> str:
     """What a JSON value is, without quoting it (it may be a token)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
     if isinstance(value, str):
         return "a blank string" if not value.strip() else "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return next((name for types, name in _JSON_KINDS if isinstance(value, types)), type(value).__name__)
 
 
 def _token_json_problem(data: Mapping[str, object]) -> Optional[str]:
@@ -182,15 +145,12 @@ def _token_json_problem(data: Mapping[str, object]) -> Optional[str]:
     return None
 
 
-# ---------------------------------------------------------------------------------------
-# TokenClient
-# ---------------------------------------------------------------------------------------
 TimeoutType = Union[None, float, Tuple[Optional[float], Optional[float]]]
 
 #: How much of an answer is read: a token answer is under 2 KB, an error page a few KB.
 MAX_BODY_BYTES = 64 * 1024
 
-_RATE_LIMIT_CODES = {"rate_limit_exceeded", "login_rate_exceeded"}
+_PERMANENT_CODES = {"rate_limit_exceeded", "login_rate_exceeded", "unsupported_grant_type"}
 _RETRY_STATUSES = {408, 425, 429}
 _RETRY_ERRORS = (
     requests.exceptions.ConnectionError,  # refused, reset, dropped (and SSLError, see below)
@@ -204,11 +164,6 @@ _CERT_ERROR_MARKERS = (
 )
 
 
-def _is_cert_error(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return any(marker in text for marker in _CERT_ERROR_MARKERS)
-
-
 def _can_retry(outcome: Union[requests.Response, BaseException]) -> bool:
     """Whether a failed attempt may be tried again: a 408/425/429/5xx answer (the caller
     has ruled out Salesforce's permanent error codes), a timeout, a dropped or refused
@@ -216,20 +171,33 @@ def _can_retry(outcome: Union[requests.Response, BaseException]) -> bool:
     if isinstance(outcome, requests.Response):
         return outcome.status_code in _RETRY_STATUSES or outcome.status_code >= 500
     if isinstance(outcome, requests.exceptions.SSLError):
-        return not _is_cert_error(outcome)
+        return not any(marker in str(outcome).lower() for marker in _CERT_ERROR_MARKERS)
     return isinstance(outcome, _RETRY_ERRORS)
 
 
 def _read_body(response: requests.Response, deadline: float) -> bytes:
     """At most ``MAX_BODY_BYTES`` of the (streamed) answer, read before ``deadline``."""
     chunks: List[bytes] = []
-    size = 0
     for chunk in response.iter_content(chunk_size=16 * 1024):
         chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES or time.monotonic() > deadline:
+        if sum(map(len, chunks)) > MAX_BODY_BYTES or time.monotonic() > deadline:
             break
     return b"".join(chunks)[:MAX_BODY_BYTES]
+
+
+def _error_of(body: bytes) -> Tuple[object, str, str]:
+    """The answer's JSON (None when it is not JSON), its error code and description: OAuth's
+    ``{"error", "error_description"}``, or REST's ``[{"errorCode", "message"}]`` (e.g.
+    LOGIN_RATE_EXCEEDED from a gateway)."""
+    try:
+        data = json.loads(body.decode("utf-8")) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None, "", ""
+    if isinstance(data, dict) and data.get("error"):
+        return data, str(data.get("error")), str(data.get("error_description") or "")
+    if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("errorCode"):
+        return data, str(data[0].get("errorCode")), str(data[0].get("message", ""))
+    return data, "", ""
 
 
 class _Transient(Exception):
@@ -250,8 +218,7 @@ class _Pool:
         self.lock = threading.Lock()
         self.session = requests.Session()
         self.session.verify = verify
-        if proxies:
-            self.session.proxies.update(proxies)
+        self.session.proxies.update(proxies)
         self.session.headers.update({"Accept": "application/json"})
 
 
@@ -259,13 +226,15 @@ class TokenClient:
     """Signs an assertion and exchanges it for an access token.
 
     Owns a plain :class:`requests.Session` (never the refreshing one), one per process
-    (a forked child makes its own). ``verify`` (True, False or a CA bundle path) and
-    ``proxies`` are passed on every request, so ``REQUESTS_CA_BUNDLE`` in the environment
-    cannot override a private CA. ``timeout`` is ``(connect, read)`` seconds or one number;
-    every request also ends within the total ``total_budget``. Up to ``max_attempts``
-    requests for transient failures, with exponential backoff (base ``backoff`` seconds,
-    at most ``MAX_BACKOFF``) and full jitter. Thread-safe. :meth:`close` closes the idle
-    connections; a closed client still works (the next fetch opens a new connection).
+    (a forked child makes its own). ``key`` is an RSA key object
+    (:func:`~sfjwt_ext.auth.keys.load_private_key`). ``verify`` (True, False or a CA bundle
+    path) and ``proxies`` are passed on every request, so ``REQUESTS_CA_BUNDLE`` in the
+    environment cannot override a private CA. ``timeout`` is ``(connect, read)`` seconds or
+    one number; every request also ends within the total ``total_budget``. Up to
+    ``max_attempts`` requests for transient failures, with exponential backoff (base
+    ``backoff`` seconds, at most ``MAX_BACKOFF``) and full jitter. Thread-safe.
+    :meth:`close` closes the idle connections; a closed client still works (the next fetch
+    opens a new connection).
     """
 
     def __init__(
@@ -273,7 +242,7 @@ class TokenClient:
         *,
         username: str,
         consumer_key: str,
-        key: Union[rsa.RSAPrivateKey, str, bytes],
+        key: rsa.RSAPrivateKey,
         target: LoginTarget,
         verify: Union[bool, str] = True,
         proxies: Optional[Mapping[str, str]] = None,
@@ -287,35 +256,26 @@ class TokenClient:
             raise ConfigurationError("username= (SF_USERNAME) is required for the JWT login")
         if not consumer_key:
             raise ConfigurationError("consumer_key= (SF_CONSUMER_KEY) is required for the JWT login")
-        if isinstance(key, (str, bytes)):
-            key = _parse_key(key)  # parse once, here; no frame keeps the text
         if not isinstance(key, rsa.RSAPrivateKey):
             raise PrivateKeyError(
                 f"TokenClient needs an RSA private key object, not {type(key).__name__}: "
                 "load it with sfjwt_ext.auth.keys.load_private_key()"
             )
-        if not isinstance(target, LoginTarget):
-            raise ConfigurationError("target= must be a LoginTarget from sfjwt_ext.auth.target.resolve_login()")
         if max_attempts < 1:
             raise ConfigurationError(f"max_attempts={max_attempts!r} must be at least 1")
         if total_budget <= 0:
             raise ConfigurationError(f"total_budget={total_budget!r} must be a positive number of seconds")
-        self.username = username
-        self.consumer_key = consumer_key
-        self.target = target
-        self.verify: Union[bool, str] = verify if verify is not None else True
+        self.username, self.consumer_key, self.target = username, consumer_key, target
+        self.verify = verify
         self.proxies: Dict[str, str] = dict(proxies or {})
         self.timeout = timeout
-        self.total_budget = float(total_budget)
-        self.max_attempts = int(max_attempts)
-        self.backoff = float(backoff)
+        self.total_budget, self.max_attempts, self.backoff = float(total_budget), int(max_attempts), float(backoff)
         self.lifetime = lifetime
         self._key = key
-        self._audience = target.audience
+        self._audience = target.audience  # changes once if Salesforce refused the derived one
         self._requests_made = 0
         self._pool: ProcessLocal[_Pool] = ProcessLocal(lambda: _Pool(self.verify, self.proxies))
 
-    # -- public ---------------------------------------------------------------------------
     @property
     def requests_made(self) -> int:
         """How many token POSTs this client has sent (for tests and diagnostics)."""
@@ -343,12 +303,6 @@ class TokenClient:
         if pool is not None:
             pool.session.close()
 
-    def __enter__(self) -> "TokenClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return (
             f"TokenClient(username={self.username!r}, token_url={self.target.token_url!r}, "
@@ -357,33 +311,34 @@ class TokenClient:
 
     def fetch(self) -> TokenResponse:
         """Sign a fresh assertion, POST it and return the token; retries transient failures.
+        When Salesforce refuses a derived login/test ``aud``, the other one is tried once,
+        right away (that request is no retry).
 
         Raises an :class:`AuthenticationError` subclass for Salesforce's refusals (at once,
         no retry) and :class:`TokenEndpointUnavailable` when every attempt failed.
         """
         started = time.monotonic()
         deadline = started + self.total_budget
-        attempts = 0
-        failure: Optional[_Transient] = None
-        switched = False  # the one login/test audience switch of this fetch
-        # no wait before the first attempt, then the backoff
-        for delay in itertools.islice(itertools.chain((0.0,), backoff_delays(self.backoff)), self.max_attempts):
-            if failure is not None and not self._wait(failure, delay, deadline, attempts):
+        delays = backoff_delays(self.backoff)
+        attempts, failure, switched = 0, None, False
+        while attempts < self.max_attempts:
+            if failure is not None and not self._wait(failure, next(delays), deadline, attempts):
                 break
             if time.monotonic() >= deadline:
                 break
             attempts += 1
-            before = self._audience
+            audience = self._audience
             try:
-                return self._logged(self._try(deadline, attempts, may_switch=not switched), started)
+                return self._logged(self._attempt(audience, deadline, attempts), started)
             except _Transient as exc:
                 failure = exc
-            finally:
-                switched = switched or self._audience != before
+            except AudienceInvalidError:
+                if switched or not self._switch_audience(audience):
+                    raise
+                switched, attempts, failure = True, attempts - 1, None
         cause = failure.cause if failure else f"total time budget of {self.total_budget:g} s exhausted"
         raise TokenEndpointUnavailable(self.target.login_url, attempts, cause)
 
-    # -- internals -----------------------------------------------------------------------
     def _wait(self, failure: _Transient, delay: float, deadline: float, attempts: int) -> bool:
         """Sleep before the next attempt (the server's Retry-After, else ``delay``); False
         when that wait would end past the budget."""
@@ -399,29 +354,25 @@ class TokenClient:
             "token endpoint %s failed (%s); retry %d/%d in %.2f s", self.target.login_url,
             excerpt(str(failure.cause), 200), attempts + 1, self.max_attempts, wait,
         )
-        if wait > 0:
-            time.sleep(wait)
+        time.sleep(wait)
         return True
 
-    def _try(self, deadline: float, attempt: int, *, may_switch: bool) -> TokenResponse:
-        """One attempt; when Salesforce refuses a derived login/test ``aud``, one more
-        request with the other one right away (it does not count as a retry)."""
-        audience = self._audience
-        try:
-            return self._attempt(audience, deadline, attempt)
-        except AudienceInvalidError:
-            other = self._other_audience(audience) if may_switch else None
-            if other is None:
-                raise
+    def _switch_audience(self, refused: str) -> bool:
+        """After Salesforce refused ``refused``, a derived login/test ``aud``: sign the other
+        one from now on. False when there is no other to try."""
+        others = {LOGIN_AUDIENCE: TEST_AUDIENCE, TEST_AUDIENCE: LOGIN_AUDIENCE}
+        kinds = ("login", "test", "my_domain", "sandbox_my_domain")
+        if not self.target.audience_derived or self.target.host_kind not in kinds or refused not in others:
+            return False
         log.warning(
             "Salesforce refused aud=%s for %s at %s (audience is invalid); trying aud=%s "
             "once. Set audience= (SF_AUDIENCE) to skip this extra login.",
-            audience, self.username, self.target.login_url, other,
+            refused, self.username, self.target.login_url, others[refused],
         )
         with self._pool.get().lock:
-            if self._audience == audience:
-                self._audience = other
-        return self._attempt(other, deadline, attempt)
+            if self._audience == refused:
+                self._audience = others[refused]
+        return True
 
     def _logged(self, token: TokenResponse, started: float) -> TokenResponse:
         if self._audience != self.target.audience:
@@ -437,30 +388,9 @@ class TokenClient:
         )
         return token
 
-    def _other_audience(self, audience: str) -> Optional[str]:
-        if not self.target.audience_derived:
-            return None
-        if self.target.host_kind not in ("login", "test", "my_domain", "sandbox_my_domain"):
-            return None
-        if audience == LOGIN_AUDIENCE:
-            return TEST_AUDIENCE
-        if audience == TEST_AUDIENCE:
-            return LOGIN_AUDIENCE
-        return None
-
-    def _request_timeout(self, remaining: float) -> Tuple[float, float]:
-        timeout = self.timeout
-        if timeout is None:
-            connect = read = remaining
-        elif isinstance(timeout, (int, float)):
-            connect = read = float(timeout)
-        else:
-            connect_t, read_t = timeout
-            connect = remaining if connect_t is None else float(connect_t)
-            read = remaining if read_t is None else float(read_t)
-        return (max(0.001, min(connect, remaining)), max(0.001, min(read, remaining)))
-
     def _attempt(self, audience: str, deadline: float, attempt: int) -> TokenResponse:
+        """One POST and its answer: the token, or the exception for it (:class:`_Transient`
+        when it may be retried)."""
         log.debug(
             "POST %s (attempt %d/%d, aud %s, user %s)",
             self.target.token_url, attempt, self.max_attempts, audience, self.username,
@@ -488,20 +418,17 @@ class TokenClient:
             lifetime=self.lifetime,
         )
         form = {"grant_type": GRANT_TYPE, "assertion": sign_assertion(self._key, claims)}
+        remaining = deadline - time.monotonic()
+        pair = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
+        connect, read = (max(0.001, min(remaining if t is None else float(t), remaining)) for t in pair)
         try:
             response = self.session.post(
-                self.target.token_url,
-                data=form,
-                timeout=self._request_timeout(deadline - time.monotonic()),
-                verify=self.verify,
-                proxies=self.proxies or None,
-                allow_redirects=False,
-                stream=True,
+                self.target.token_url, data=form, timeout=(connect, read), verify=self.verify,
+                proxies=self.proxies or None, allow_redirects=False, stream=True,
             )
         finally:
             form.clear()
-        if response.request is not None:
-            response.request.body = None
+        response.request.body = None
         return response
 
     def _failure(self, exc: requests.exceptions.RequestException, attempt: int) -> Exception:
@@ -523,39 +450,20 @@ class TokenClient:
 
     def _judge(self, response: requests.Response, body: bytes) -> Union[TokenResponse, Exception]:
         status = response.status_code
-        content_type = response.headers.get("Content-Type", "")
         log.debug("token endpoint %s answered HTTP %d (%d bytes)", self.target.login_url, status, len(body))
-        data: object = None
-        try:
-            data = json.loads(body.decode("utf-8")) if body else None
-        except (ValueError, UnicodeDecodeError):
-            data = None
-        error_code = ""
-        description = ""
-        if isinstance(data, dict) and data.get("error"):
-            error_code = str(data.get("error") or "")
-            description = str(data.get("error_description") or "")
-        elif isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("errorCode"):
-            # REST-style [{"errorCode","message"}] (e.g. LOGIN_RATE_EXCEEDED from a gateway)
-            error_code = str(data[0].get("errorCode"))
-            description = str(data[0].get("message", ""))
-
+        data, error_code, description = _error_of(body)
         if status == 200:
             if not isinstance(data, dict):
-                return self._unexpected(status, body, content_type, "not JSON")
+                return self._unexpected(response, body, "not JSON")
             try:
                 return TokenResponse.from_json(data)
             except ValueError as exc:  # the reason quotes no token; neither does the body
-                return self._unexpected(status, None, content_type, str(exc))
-
+                return self._unexpected(response, None, str(exc))
         code = error_code.lower()
-        permanent = bool(code) and (
-            code.startswith("invalid_")
-            or code in _RATE_LIMIT_CODES
-            or "login_rate_exceeded" in description.lower()
-            or code == "unsupported_grant_type"
+        permanent = (
+            code.startswith("invalid_") or code in _PERMANENT_CODES or "login_rate_exceeded" in description.lower()
         )
-        if permanent or (error_code and not _can_retry(response)):
+        if error_code and (permanent or not _can_retry(response)):
             return error_for(
                 error_code, description, status=status, login_url=self.target.login_url,
                 username=self.username,
@@ -564,20 +472,16 @@ class TokenClient:
             shown = excerpt(body, 120)  # cut first, then masked: linear in 120, not in the body
             cause = f"HTTP {status}" + (f": {shown}" if shown else "")
             return _Transient(cause, retry_after(response.headers.get("Retry-After")))
+        reason = "not Salesforce's error JSON"
         if 300 <= status < 400:
-            location = excerpt(response.headers.get("Location", ""), 200)
-            return self._unexpected(status, body, content_type, f"a redirect to {location or '(no Location)'}")
-        return self._unexpected(status, body, content_type, "not Salesforce's error JSON")
+            reason = f"a redirect to {excerpt(response.headers.get('Location', ''), 200) or '(no Location)'}"
+        return self._unexpected(response, body, reason)
 
-    def _unexpected(self, status: int, body: Optional[bytes], content_type: str, reason: str) -> AuthenticationError:
+    def _unexpected(self, response: requests.Response, body: Optional[bytes], reason: str) -> AuthenticationError:
+        content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
         return unexpected_response(
-            status,
-            body,
-            login_url=self.target.login_url,
-            username=self.username,
-            reason=reason,
-            content_type=content_type.split(";", 1)[0].strip(),
-            show_body=body is not None,
+            response.status_code, body, login_url=self.target.login_url, username=self.username,
+            reason=reason, content_type=content_type, show_body=body is not None,
         )
 
     def _tls_hint(self) -> str:
@@ -592,16 +496,6 @@ class TokenClient:
             "verify='/path/to/ca.pem' (SF_CA_BUNDLE, --ca-bundle); otherwise check the host name "
             "in domain= / login_url="
         )
-
-
-def _parse_key(text: Union[str, bytes]) -> rsa.RSAPrivateKey:
-    """Parse PEM text; on failure the text is gone from this frame before the error
-    leaves it."""
-    try:
-        return load_private_key(private_key=text)
-    except PrivateKeyError:
-        del text
-        raise
 
 
 def _clean_exception(exc: BaseException) -> BaseException:
@@ -623,6 +517,3 @@ def _clean_exception(exc: BaseException) -> BaseException:
             if isinstance(linked, BaseException):
                 todo.append(linked)
     return exc
-
-
-_ID_RE = re.compile(r"/id/([A-Za-z0-9]{15,18})/([A-Za-z0-9]{15,18})/?$")

@@ -22,23 +22,20 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections import OrderedDict
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
 from requests.cookies import extract_cookies_to_jar
-from requests.structures import CaseInsensitiveDict
 from requests.utils import rewind_body
 from urllib3.exceptions import NewConnectionError
 
 from .._internal.fork import ProcessLocal
 from .._internal.redact import MaskedToken, get_logger, mask_token
+from .._internal.backoff import backoff_delays, retry_after
 from .._internal.urls import host_of, https_origin_of
-from ..errors import ConfigurationError
-from .._internal.backoff import backoff_delays
-from ..errors import RequestNotReplayable
+from ..errors import ConfigurationError, RequestNotReplayable
 from .credentials import Refresher
 from .signals import content_for_error, expiry_signal, refuse_jwt_below_soap_minimum
 from .token_client import TimeoutType
@@ -51,6 +48,7 @@ __all__ = [
     "MAX_REFRESHES_PER_REQUEST",
     "DEFAULT_API_TIMEOUT",
     "DEFAULT_RETRIES",
+    "MAX_RETRY_AFTER",
 ]
 
 logger = get_logger("sfjwt_ext.session")
@@ -71,61 +69,48 @@ DEFAULT_RETRIES = 2
 RETRY_FIRST_DELAY = 0.5
 RETRY_JITTER = 0.2
 
+#: A 502/503/504 whose ``Retry-After`` (seconds or an HTTP date) asks for a longer wait than
+#: this is returned at once instead of retried: a huge value must not hang a job.
+MAX_RETRY_AFTER = 30.0
+
 
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
 _RETRY_STATUSES = frozenset({502, 503, 504})
 
-
-# ---------------------------------------------------------------------------------------
-# expiry signals
-# ---------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------
-# Refresher
-# ---------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------
-# which token goes on a request
-# ---------------------------------------------------------------------------------------
 _TOKEN_HEADERS = ("Authorization", "X-SFDC-Session")
 # a SOAP <sessionId> (also XML-escaped inside another envelope)
 _SOAP_SESSION_ID = re.compile(rb"(sessionId(?:>|&gt;)\s*)([^<&\s]+)")
 
 
-def _header_token(name: str, value: Union[str, bytes]) -> Optional[str]:
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
+def _header_token(name: str, text: str) -> Optional[str]:
+    """The token in an ``Authorization: Bearer|OAuth <token>`` or an ``X-SFDC-Session`` header
+    (the bare token; some tools prefix ``Bearer``), or None."""
+    value = text.strip()
+    scheme, _, rest = value.partition(" ")
     if name.lower() == "authorization":
-        scheme, _, rest = value.partition(" ")
-        if scheme.lower() in ("bearer", "oauth") and rest.strip():
-            return rest.strip()
-        return None
-    # X-SFDC-Session: the bare token (some tools prefix "Bearer ")
-    if value.lower().startswith("bearer "):
-        return value[7:].strip() or None
-    return value or None
+        return rest.strip() or None if scheme.lower() in ("bearer", "oauth") else None
+    return (rest.strip() if scheme.lower() == "bearer" and rest else value) or None
 
 
-def _swap_body_tokens(body: Union[bytes, bytearray, str], refresher: Refresher, current: str) -> Union[bytes, str]:
-    """``body`` with every old token of ``refresher`` in a SOAP ``<sessionId>`` replaced by
-    ``current`` (``body`` itself when there is none)."""
-    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+def _swap_body_tokens(request: requests.PreparedRequest, refresher: Refresher, current: str) -> None:
+    """Every old token of ``refresher`` in a SOAP ``<sessionId>`` of the body becomes ``current``."""
+    body = request.body
+    if isinstance(body, str) and "sessionId" in body:
+        raw = body.encode("utf-8")
+    elif isinstance(body, (bytes, bytearray)) and b"sessionId" in body:
+        raw = bytes(body)
+    else:
+        return
     new = current.encode("utf-8")
 
     def swap(match: "re.Match[bytes]") -> bytes:
-        if refresher.is_old_token(match.group(2).decode("utf-8", "replace")):
-            return match.group(1) + new
-        return match.group(0)
+        old = refresher.is_old_token(match.group(2).decode("utf-8", "replace"))
+        return match.group(1) + new if old else match.group(0)
 
     swapped = _SOAP_SESSION_ID.sub(swap, raw)
-    if swapped == raw:
-        return body if not isinstance(body, bytearray) else raw
-    return swapped.decode("utf-8") if isinstance(body, str) else swapped
+    if swapped != raw:
+        request.body = swapped.decode("utf-8") if isinstance(body, str) else swapped
+        request.prepare_content_length(request.body)
 
 
 def put_token(request: requests.PreparedRequest, refresher: Refresher) -> Optional[str]:
@@ -138,31 +123,21 @@ def put_token(request: requests.PreparedRequest, refresher: Refresher) -> Option
     ours (then an expiry answer is not ours to handle)."""
     current = refresher.access_token
     headers = request.headers
+    present = [name for name in _TOKEN_HEADERS if name in headers]
     sent: Optional[str] = None
-    has_token_header = False
-    for name in _TOKEN_HEADERS:
-        if name not in headers:
-            continue
-        has_token_header = True
-        value = headers[name]
-        token = _header_token(name, value)
-        if token is None:
-            continue
-        if token == current:
-            sent = current
-        elif refresher.is_old_token(token):
-            text = value.decode("latin-1") if isinstance(value, bytes) else value
-            headers[name] = text.replace(token, current)
-            sent = current
-    if not has_token_header:
+    if not present:
         headers["Authorization"] = "Bearer " + current
         sent = current
-    body = request.body
-    if isinstance(body, (bytes, bytearray)) and b"sessionId" in body or isinstance(body, str) and "sessionId" in body:
-        swapped = _swap_body_tokens(body, refresher, current)
-        if swapped is not body:
-            request.body = swapped
-            request.prepare_content_length(swapped)
+    for name in present:
+        value = headers[name]
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        token = _header_token(name, text)
+        if token is not None and token != current and refresher.is_old_token(token):
+            headers[name] = text.replace(token, current)
+            token = current
+        if token == current:
+            sent = current
+    _swap_body_tokens(request, refresher, current)
     return MaskedToken(sent) if sent is not None else None  # masked in the caller's frame
 
 
@@ -186,8 +161,7 @@ def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
     """The connection failed before the request left (refused, DNS, connect timeout)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
-    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
-    return isinstance(reason, NewConnectionError)
+    return isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), NewConnectionError)
 
 
 def _adapter_has_own_retries(adapter: requests.adapters.BaseAdapter) -> bool:
@@ -203,9 +177,45 @@ def _adapter_has_own_retries(adapter: requests.adapters.BaseAdapter) -> bool:
     )
 
 
-# ---------------------------------------------------------------------------------------
-# RefreshingSession
-# ---------------------------------------------------------------------------------------
+def _retry_wait(
+    request: requests.PreparedRequest, outcome: Union[requests.Response, requests.exceptions.ConnectionError],
+    delays: Iterator[float],
+) -> Optional[float]:
+    """Seconds to wait before sending ``request`` again after ``outcome``, or None: not again.
+
+    A connection error (not a certificate problem: that does not go away by itself) on a
+    GET/HEAD, or on any request whose connection failed before it was sent. A 502/503/504
+    on a GET/HEAD, unless it is REQUEST_LIMIT_EXCEEDED; its ``Retry-After`` replaces the
+    backoff's delay, and one over ``MAX_RETRY_AFTER`` is not waited for."""
+    idempotent = (request.method or "GET").upper() in _IDEMPOTENT
+    what, asked = "", None
+    if isinstance(outcome, requests.exceptions.ConnectionError):
+        if isinstance(outcome, requests.exceptions.SSLError) or not (
+                idempotent or (_never_sent(outcome) and body_is_replayable(request))):
+            return None
+        what = type(outcome).__name__
+    else:
+        if not idempotent or outcome.status_code not in _RETRY_STATUSES or _limit_exceeded(outcome):
+            return None
+        what, asked = f"HTTP {outcome.status_code}", retry_after(outcome.headers.get("Retry-After"))
+    host = host_of(request.url or "")
+    if asked is not None and asked > MAX_RETRY_AFTER:
+        logger.info("%s %s: %s with Retry-After %.0f s (over %.0f s): not retrying",
+                    request.method, host, what, asked, MAX_RETRY_AFTER)
+        return None
+    delay = next(delays, None)
+    if delay is not None:
+        delay = delay if asked is None else asked
+        logger.info("%s %s: %s; retrying in %.1f s", request.method, host, what, delay)
+    return delay
+
+
+def _rewind(request: requests.PreparedRequest) -> None:
+    """Put a file body back at its start before the request is sent again."""
+    if request.body is not None and not isinstance(request.body, (bytes, bytearray, str)):
+        rewind_body(request)
+
+
 class RefreshingSession(requests.Session):
     """A ``requests.Session`` that keeps a Salesforce session alive (see module docstring).
 
@@ -213,12 +223,16 @@ class RefreshingSession(requests.Session):
 
     * ``timeout`` -- used for every request that is sent without one; ``None`` means
       :data:`DEFAULT_API_TIMEOUT` (an API call never waits forever).
-    * ``retries`` -- GET and HEAD are sent again after a connection error or a 502/503/504,
-      up to ``retries`` times with :func:`~sfjwt_ext._internal.backoff.backoff_delays`; any request whose connection
-      failed before it was sent, too. A request that may have reached Salesforce (a POST
-      whose connection dropped) is never resent; ``REQUEST_LIMIT_EXCEEDED`` is not retried.
-      ``retries=0``, or the caller's own adapter (``base=`` with a custom adapter or one
-      with ``max_retries``), turns it off.
+    * ``retries`` -- GET and HEAD are sent again after a connection error or a 502/503/504
+      (after its ``Retry-After`` when it has one, up to ``MAX_RETRY_AFTER``), up to
+      ``retries`` times with :func:`~sfjwt_ext._internal.backoff.backoff_delays`; any request
+      whose connection failed before it was sent, too. A request that may have reached
+      Salesforce (a POST whose connection dropped) is never resent; ``REQUEST_LIMIT_EXCEEDED``
+      is not retried. ``retries=0``, or the caller's own adapter (``base=`` with a custom
+      adapter or one with ``max_retries``), turns it off.
+    * ``base`` -- a caller's session whose adapters (shared, with their pools and retries),
+      headers, proxies, cookies, client certificate, auth, hooks, params and environment
+      trust are taken over (copied); its ``verify`` is decided by the caller of the constructor.
     * ``verify`` -- honoured even when ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is set
       (plain requests lets those variables override ``Session.verify``); a ``verify=``
       passed with a single request still wins.
@@ -245,7 +259,10 @@ class RefreshingSession(requests.Session):
         self._process: ProcessLocal[object] = ProcessLocal(object)
         self._own_adapter: Optional[requests.adapters.HTTPAdapter] = None
         if base is not None:
-            self._copy_from(base)
+            for name in requests.Session.__attrs__:  # what a Session is made of (requests pickles these)
+                value = getattr(base, name)
+                setattr(self, name, value.copy() if hasattr(value, "copy") else value)
+            self.hooks = {event: list(hooks) for event, hooks in base.hooks.items()}
         else:
             # threads share one client: keep more than urllib3's default 10 connections
             self._own_adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
@@ -254,23 +271,6 @@ class RefreshingSession(requests.Session):
         if proxies is not None:
             self.proxies = dict(proxies)
 
-    def _copy_from(self, base: requests.Session) -> None:
-        """Take over a caller's session: its mounted adapters (shared, with their pools and
-        retries), headers, proxies, cookies, client certificate, auth, hooks, params and
-        environment trust. Its ``verify`` is decided by the caller of the constructor."""
-        self.adapters = OrderedDict(base.adapters)  # what requests.Session keeps them in
-        self.headers = CaseInsensitiveDict(base.headers)
-        self.proxies = dict(base.proxies or {})
-        self.cookies = base.cookies.copy() if hasattr(base.cookies, "copy") else base.cookies
-        self.cert = base.cert
-        self.auth = base.auth
-        self.params = dict(base.params or {})
-        self.hooks = {event: list(hooks) for event, hooks in (base.hooks or {}).items()}
-        self.trust_env = base.trust_env
-        self.max_redirects = base.max_redirects
-        self.stream = base.stream
-
-    # -- settings ---------------------------------------------------------------------------
     def merge_environment_settings(
         self,
         url: str,
@@ -285,23 +285,12 @@ class RefreshingSession(requests.Session):
             verify = self.verify
         return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
-    # -- fork ---------------------------------------------------------------------------------
-    def _drop_inherited_connections(self) -> None:
-        """In a forked child: forget the parent's pooled sockets. ``PoolManager.clear()``
-        closes them; closing a socket writes nothing (no TLS close_notify), so the parent's
-        connections stay intact."""
-        for adapter in self.adapters.values():
-            managers = [getattr(adapter, "poolmanager", None)]
-            managers.extend((getattr(adapter, "proxy_manager", None) or {}).values())
-            for manager in managers:
-                if manager is not None:
-                    manager.clear()
-        logger.debug("forked child: dropped the connections inherited from the parent")
-
-    # -- sending ------------------------------------------------------------------------------
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if self._process.forked():
-            self._drop_inherited_connections()
+            # a forked child forgets its parent's pooled sockets: closing one writes nothing
+            # on it (no TLS close_notify), so the parent's connections stay intact
+            self.close()
+            logger.debug("forked child: dropped the connections inherited from the parent")
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         return self._send(request, kwargs, 0)
@@ -339,8 +328,7 @@ class RefreshingSession(requests.Session):
             raise RequestNotReplayable(
                 response.url, response.status_code, "", content_for_error(response)
             )
-        retry = self._copy_for_resend(request, response)
-        self._follow_instance(retry, token.instance_url)
+        retry = self._copy_for_resend(request, response, token.instance_url)
         new_response = self._send(retry, kwargs, refreshes + 1)
         new_response.history = [*response.history, response, *new_response.history]
         return new_response
@@ -352,66 +340,51 @@ class RefreshingSession(requests.Session):
         return itertools.islice(backoff_delays(RETRY_FIRST_DELAY, jitter=RETRY_JITTER), self.retries)
 
     def _send_with_retries(self, request: requests.PreparedRequest, kwargs: Dict[str, Any]) -> requests.Response:
-        """Send; again after a blip when that cannot do a request twice (see class doc)."""
+        """Send; again after a blip when that cannot do a request twice (:func:`_retry_wait`)."""
         delays = self._retry_delays(request)
-        idempotent = (request.method or "GET").upper() in _IDEMPOTENT
         while True:
             try:
                 response = super().send(request, **kwargs)
-            except requests.exceptions.SSLError:
-                raise  # a certificate problem does not go away by itself
             except requests.exceptions.ConnectionError as exc:
-                if not (idempotent or (_never_sent(exc) and body_is_replayable(request))):
+                wait = _retry_wait(request, exc, delays)
+                if wait is None:
                     raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise
-                logger.info("%s %s: %s; retrying in %.1f s", request.method,
-                            host_of(request.url or ""), type(exc).__name__, delay)
-                if request.body is not None and not isinstance(request.body, (bytes, bytearray, str)):
-                    rewind_body(request)
-                time.sleep(delay)
-                continue
-            if idempotent and response.status_code in _RETRY_STATUSES and not _limit_exceeded(response):
-                delay = next(delays, None)
-                if delay is None:
+            else:
+                if response.status_code not in _RETRY_STATUSES:  # nearly every answer
                     return response
-                logger.info("%s %s: HTTP %d; retrying in %.1f s", request.method,
-                            host_of(request.url or ""), response.status_code, delay)
+                wait = _retry_wait(request, response, delays)
+                if wait is None:
+                    return response
                 response.close()
-                time.sleep(delay)
-                continue
-            return response
+            _rewind(request)
+            time.sleep(wait)
 
     def _wants_token(self, url: str) -> bool:
         return self.refresher.is_instance_url(url) or self.refresher.is_identity_url(url)
 
-    def _copy_for_resend(self, request: requests.PreparedRequest, failed: requests.Response) -> requests.PreparedRequest:
-        """A copy of ``request`` to send again (``put_token`` gives it the new token)."""
+    def _copy_for_resend(
+        self, request: requests.PreparedRequest, failed: requests.Response, instance_url: str
+    ) -> requests.PreparedRequest:
+        """A copy of ``request`` to send again (``put_token`` gives it the new token), with
+        the cookies the failed answer set (as ``HTTPDigestAuth`` does). A refresh that
+        answered with another ``instance_url`` (an org migration) sends it to the new
+        instance, as the client's URLs do from now on."""
         retry = request.copy()
-        # Cookies the failed answer set go along, as HTTPDigestAuth does.
         jar = retry._cookies
         if failed.raw is not None and jar is not None:
             extract_cookies_to_jar(jar, request, failed.raw)
             if "Cookie" in retry.headers and len(jar):
                 del retry.headers["Cookie"]
             retry.prepare_cookies(jar)
-        if retry.body is not None and not isinstance(retry.body, (bytes, bytearray, str)):
-            rewind_body(retry)
-        return retry
-
-    def _follow_instance(self, request: requests.PreparedRequest, instance_url: str) -> None:
-        """A refresh that answered with another ``instance_url`` (an org migration): the
-        resend goes to the new instance, as the client's URLs do from now on."""
-        url = request.url or ""
-        if not self.refresher.is_instance_url(url) or self.refresher.is_identity_url(url):
-            return
+        _rewind(retry)
+        url = retry.url or ""
         new_origin = https_origin_of(instance_url)
-        if new_origin is None or https_origin_of(url) == new_origin:
-            return
-        parts = urlsplit(url)
-        request.url = urlunsplit((parts.scheme, urlsplit(instance_url).netloc, parts.path, parts.query, parts.fragment))
-        logger.info("resending to the new instance %s", host_of(instance_url))
+        if (self.refresher.is_instance_url(url) and not self.refresher.is_identity_url(url)
+                and new_origin is not None and https_origin_of(url) != new_origin):
+            parts = urlsplit(url)
+            retry.url = urlunsplit(parts._replace(netloc=urlsplit(instance_url).netloc))
+            logger.info("resending to the new instance %s", host_of(instance_url))
+        return retry
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
         """requests drops ``Authorization`` when a redirect changes host; we also drop
@@ -419,11 +392,8 @@ class RefreshingSession(requests.Session):
         original_url = response.request.url or ""
         super().rebuild_auth(prepared_request, response)
         new_url = prepared_request.url or ""
-        ours_before = self._wants_token(original_url)
-        leaves = self.should_strip_auth(original_url, new_url) or (
-            ours_before and not self._wants_token(new_url)
-        )
-        if leaves:
+        if self.should_strip_auth(original_url, new_url) or (
+                self._wants_token(original_url) and not self._wants_token(new_url)):
             for name in _TOKEN_HEADERS:
                 if name in prepared_request.headers:
                     del prepared_request.headers[name]
