@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import platformdirs
 from cryptography.exceptions import InvalidTag
@@ -63,9 +63,6 @@ from .._internal.redact import get_logger, mask_consumer_key
 from ..auth.credentials import LoginIdentity, token_digest
 from ..auth.keys import key_fingerprint
 from ..auth.token_client import TokenClient, TokenResponse
-
-if TYPE_CHECKING:  # filelock is imported by TokenStore.lock: only a token cache in use needs it
-    import filelock
 
 __all__ = ["entry_name", "TokenStore", "SharedTokenSource", "default_folder", "MAGIC", "FORMAT_VERSION",
            "DEFAULT_LOCK_TIMEOUT", "ENTRY_SUFFIX"]
@@ -136,7 +133,6 @@ class _Unusable(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-        self.detail = detail
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -195,16 +191,13 @@ def _split(blob: bytes) -> Tuple[Dict[str, object], bytes, bytes, bytes]:
 
 
 def _token_from(plain: bytes) -> TokenResponse:
+    """The token of an entry's plaintext. It decrypted, so store() wrote it (with the key):
+    what fails here is an entry of a version with other fields."""
     try:
         data = json.loads(plain.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise _Unusable("corrupt", "its content is not JSON") from None
-    try:
-        if isinstance(data, dict) and isinstance(data.get("access_token"), str):
-            return TokenResponse(**{name: data[name] for name in _TOKEN_FIELDS if name in data})
-    except (TypeError, ValueError):
-        pass
-    raise _Unusable("corrupt", "its content is not a token")
+        return TokenResponse(**{name: data[name] for name in _TOKEN_FIELDS if name in data})
+    except (TypeError, ValueError):  # not JSON (UnicodeDecodeError is a ValueError), no access_token
+        raise _Unusable("corrupt", "its content is not a token") from None
 
 
 class TokenStore:
@@ -261,22 +254,19 @@ class TokenStore:
                 ) from None
             return _token_from(plain)
         except _Unusable as problem:
-            self._warn(f"{problem.reason}:{path.name}", "ignoring the token cache entry %s: %s", path, problem.detail)
+            self._warn(f"{problem.reason}:{path.name}", "ignoring the token cache entry %s: %s", path, problem)
             return None
 
     def _read(self, path: Path) -> Optional[bytes]:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+            with os.fdopen(fd, "rb") as handle:
+                blob = handle.read(MAX_ENTRY_BYTES + 1)
         except (FileNotFoundError, NotADirectoryError):  # no entry (or no folder) yet
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _Unusable("foreign", "it is a symbolic link") from None
-            raise _Unusable("unreadable", f"it cannot be read ({exc.strerror or exc})") from None
-        try:
-            with os.fdopen(fd, "rb") as handle:
-                blob = handle.read(MAX_ENTRY_BYTES + 1)
-        except OSError as exc:
             raise _Unusable("unreadable", f"it cannot be read ({exc.strerror or exc})") from None
         if len(blob) > MAX_ENTRY_BYTES:
             raise _Unusable("foreign", f"it is larger than {MAX_ENTRY_BYTES} bytes")
@@ -293,7 +283,7 @@ class TokenStore:
                 if blob is not None:  # None: not an entry, or removed meanwhile
                     found.append((path, _split(blob)[0]))
             except _Unusable as problem:
-                found.append((path, problem.detail))
+                found.append((path, str(problem)))
         return found
 
     # -- writing -------------------------------------------------------------------------
@@ -420,25 +410,20 @@ class TokenStore:
         (logged once): the caller goes on without the lock."""
         timeout = self.lock_timeout if timeout is None else timeout
         path = self.lock_path(identity)
-        held: Optional["filelock.BaseFileLock"] = None
-        if self._prepare():
-            import filelock  # here: only a token cache in use pays for its import
+        held = False
+        with contextlib.ExitStack() as stack:
+            if self._prepare():
+                import filelock  # here: only a token cache in use pays for its import
 
-            candidate = filelock.FileLock(str(path), timeout=timeout, mode=0o600)
-            try:
-                candidate.acquire()
-                held = candidate
-            except filelock.Timeout:
-                self._warn(
-                    "lock-timeout", "waited %.0f s for the token cache lock %s: refreshing without it", timeout, path
-                )
-            except OSError as exc:
-                self._warn("lock", "cannot lock %s (%s): refreshing without the lock", path, exc.strerror or exc)
-        try:
-            yield held is not None
-        finally:
-            if held is not None:
-                held.release()
+                try:
+                    stack.enter_context(filelock.FileLock(str(path), timeout=timeout, mode=0o600))
+                    held = True
+                except filelock.Timeout:
+                    self._warn("lock-timeout", "waited %.0f s for the token cache lock %s: refreshing without it",
+                               timeout, path)
+                except OSError as exc:
+                    self._warn("lock", "cannot lock %s (%s): refreshing without the lock", path, exc.strerror or exc)
+            yield held
 
     # -- the folder ----------------------------------------------------------------------
     def _prepare(self, *, create: bool = True) -> bool:
@@ -553,8 +538,7 @@ class SharedTokenSource:
     The tokens it handed out (the last :data:`_SEEN_TOKENS`, as SHA-256 digests) are never
     taken from the entry again, so an entry this process could not replace (a full disk) is
     not reused. A disk problem never raises (the store logs it once): the login simply goes
-    without the cache. Thread-safe (its refresher calls it under its own lock; a lock of its
-    own guards what it has seen for other callers).
+    without the cache. Its refresher calls ``fetch()`` under its own lock: one at a time.
     """
 
     def __init__(
@@ -568,23 +552,20 @@ class SharedTokenSource:
             audience=client.target.audience, key=key,
         )
         self._key = key
-        self._seen: Deque[bytes] = collections.deque(maxlen=_SEEN_TOKENS)
-        if last is not None:
-            self._seen.append(token_digest(last.access_token))
-        self._guard: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
+        seen = [token_digest(last.access_token)] if last is not None else []
+        self._seen: Deque[bytes] = collections.deque(seen, maxlen=_SEEN_TOKENS)
 
     def _is_new(self, token: Optional[TokenResponse]) -> bool:
         return token is not None and token_digest(token.access_token) not in self._seen
 
     def fetch(self) -> TokenResponse:
-        with self._guard.get():
-            token = self.store.load(self.identity, self._key)
-            if token is None or not self._is_new(token):
-                token = self._fetch_locked()
-            else:
-                log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
-            self._seen.append(token_digest(token.access_token))
-            return token
+        token = self.store.load(self.identity, self._key)
+        if token is None or not self._is_new(token):
+            token = self._fetch_locked()
+        else:
+            log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
+        self._seen.append(token_digest(token.access_token))
+        return token
 
     def _fetch_locked(self) -> TokenResponse:
         with self.store.lock(self.identity):

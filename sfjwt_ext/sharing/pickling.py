@@ -12,15 +12,12 @@ nothing of the client class: :func:`restore_client` is handed the function that 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, TypeVar, Union
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from simple_salesforce.api import DEFAULT_API_VERSION
 
-from .._internal.fork import ProcessLocal
 from ..auth.credentials import Refresher, TokenSource
 from ..auth.keys import load_private_key
 from ..auth.target import LoginTarget
@@ -53,7 +50,7 @@ class ClientState:
     proxies: Optional[Dict[str, str]]
     timeout: TimeoutType
     retries: Optional[int]
-    version: str
+    version: Optional[str]                # None: simple-salesforce's default
     salesforce_kwargs: Dict[str, Any]
 
     @property
@@ -75,7 +72,7 @@ def client_state(
         token=token, key_id=cache_key.identity.key_id, target=target, settings=masked_settings(settings),
         key_file=os.path.abspath(key_file) if key_file else None, verify=verify, verify_named=verify_named,
         proxies=dict(proxies) if proxies else None, timeout=timeout, retries=retries,
-        version=settings.version or DEFAULT_API_VERSION, salesforce_kwargs=dict(salesforce_kwargs),
+        version=settings.version, salesforce_kwargs=dict(salesforce_kwargs),
     )
 
 
@@ -83,11 +80,7 @@ def _named(settings: Settings, name: str) -> str:
     """Where setting ``name`` came from, as a message names it."""
     setting = settings.sources.get(name)
     source = setting.source if setting is not None else None
-    if source == "argument":
-        return f"{name}="
-    if source == "environment":
-        return ENV[name]
-    return f"{name} in {source}"
+    return {"argument": f"{name}=", "environment": ENV[name]}.get(str(source), f"{name} in {source}")
 
 
 def _environ(name: str) -> Optional[str]:
@@ -127,26 +120,24 @@ def _worker_key(state: ClientState) -> rsa.RSAPrivateKey:
 class _UnpickledTokenSource:
     """The token source of an unpickled client: the key is loaded (:func:`_worker_key`)
     and the token client made at the first refresh, not at unpickling (a worker whose
-    token is valid needs no key and makes no token request)."""
+    token is valid needs no key and makes no token request). Its refresher calls
+    ``fetch()`` under its own lock: one at a time."""
 
     def __init__(self, state: ClientState, folder: Optional[str]) -> None:
         self.username = state.username
         self._state = state
         self._folder = folder
         self._source: Optional[TokenSource] = None
-        self._lock: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
 
     def fetch(self) -> TokenResponse:
-        with self._lock.get():
-            if self._source is None:
-                state = self._state
-                self._source = token_source(
-                    username=state.username, consumer_key=state.settings.consumer_key or "", key=_worker_key(state),
-                    target=state.target, verify=state.verify, proxies=state.proxies,
-                    timeout=state.timeout, folder=self._folder, last=state.token,
-                )
-            source = self._source
-        return source.fetch()
+        if self._source is None:
+            state = self._state
+            self._source = token_source(
+                username=state.username, consumer_key=state.settings.consumer_key or "", key=_worker_key(state),
+                target=state.target, verify=state.verify, proxies=state.proxies,
+                timeout=state.timeout, folder=self._folder, last=state.token,
+            )
+        return self._source.fetch()
 
     def close(self) -> None:
         if self._source is not None:
@@ -185,9 +176,7 @@ def restore_client(build: Callable[[Refresher, RefreshingSession, ClientState], 
     refresher, _reused = default_cache.login(cache_key, lambda: _UnpickledTokenSource(state, folder), token=state.token)
 
     def new_session() -> RefreshingSession:
-        return _UnpickledSession(
-            refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout, retries=state.retries,
-            verify_named=state.verify_named,
-        )
+        return _UnpickledSession(refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout,
+                                 retries=state.retries, verify_named=state.verify_named)
 
     return build(refresher, default_cache.session((cache_key, state.retries), refresher, new_session), state)

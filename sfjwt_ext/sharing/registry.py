@@ -6,10 +6,11 @@
   environment, profile file content and working directory, so a notebook cell that is run
   again costs microseconds;
 * the **login** of a :class:`LoginKey` (``LoginCache.login``): a
-  :class:`~sfjwt_ext.auth.transport.Refresher`, made by one token request however many threads ask
-  at once (the first refresh of a :meth:`~sfjwt_ext.auth.credentials.Refresher.before_login`:
-  one single-flight for first logins and refreshes). Threads that wait for a first login share its outcome, the failure included
-  (32 threads against a token endpoint that answers 503 make one caller's retries, not 32);
+  :class:`~sfjwt_ext.auth.credentials.Refresher`, made by one token request however many threads
+  ask at once (the first refresh of a :meth:`~sfjwt_ext.auth.credentials.Refresher.before_login`:
+  one single-flight for first logins and refreshes). Threads that wait for a first login share
+  its outcome, the failure included (32 threads against a token endpoint that answers 503 make
+  one caller's retries, not 32);
   a failed login is never kept;
 * the **session** of a login (``LoginCache.session``): clients of one login share one
   :class:`~sfjwt_ext.auth.transport.RefreshingSession` (and its connection pool) while one of them
@@ -18,7 +19,7 @@
 What a key is made of is decided here, in the key makers (:func:`login_key`,
 :func:`key_source_id`, :func:`settings_key`), and nowhere else. A :class:`LoginKey` is the
 :class:`LoginIdentity` a token belongs to (user, Consumer Key, token URL, audience, key) plus
-the :class:`Transport` its token requests are made with (``verify``, proxies, timeout and the
+the transport its token requests are made with (``verify``, proxies, timeout and the
 environment's proxies / CA bundle): a login made with ``verify=False`` is never reused by a
 client that asked for ``verify="/path/ca.pem"``, and every refresh goes out the way its
 client asked.
@@ -64,7 +65,7 @@ from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file,
 from ..errors import ConfigurationError, PrivateKeyError
 from .diskcache import SharedTokenSource, TokenStore, default_folder
 
-__all__ = ["LoginCache", "LoginKey", "Transport", "default_cache", "login_key", "key_source_id", "cache_folder",
+__all__ = ["LoginCache", "LoginKey", "default_cache", "login_key", "key_source_id", "cache_folder",
            "token_source", "MAX_LOGINS", "MAX_SETTINGS"]
 
 #: Logins kept per process (least recently used out first; each holds one idle TLS connection).
@@ -75,18 +76,11 @@ MAX_SETTINGS = 64
 Verify = Union[bool, str]
 
 
-class Transport(NamedTuple):
-    """How the token requests of a login are made."""
-
-    verify: Verify                          # True, False or an absolute CA bundle path
-    proxies: Tuple[Tuple[str, str], ...]    # the proxies= given, sorted
-    timeout: str                            # repr of timeout= (None: the token client's default)
-    environment: Tuple[Tuple[str, str], ...]  # proxies and CA bundle the environment adds
-
-
 class LoginKey(NamedTuple):
     identity: LoginIdentity
-    transport: Transport
+    #: how its token requests are made: verify (True, False or an absolute CA bundle path), the
+    #: proxies= given (sorted), repr(timeout) and what the environment adds (proxies, CA bundle)
+    transport: Tuple[object, ...]
     #: the token cache folder its refreshes go through (absolute), None: no token cache
     token_cache: Optional[str] = None
 
@@ -120,8 +114,7 @@ def login_key(
         verify = os.path.abspath(os.path.expanduser(verify))
     names = _PROXY_ENV + _CA_BUNDLE_ENV if verify is True else _PROXY_ENV
     environment = tuple(sorted((name, os.environ[name]) for name in names if os.environ.get(name)))
-    return LoginKey(identity, Transport(verify, tuple(sorted((proxies or {}).items())), repr(timeout), environment),
-                    token_cache)
+    return LoginKey(identity, (verify, tuple(sorted((proxies or {}).items())), repr(timeout), environment), token_cache)
 
 
 def key_source_id(settings: Settings) -> Optional[str]:
@@ -219,14 +212,14 @@ class LoginCache:
         return _ProcessState()
 
     def settings(self, arguments: Mapping[str, Any]) -> Settings:
-        """``resolve_settings(**arguments)``, memoized by :func:`settings_key`."""
+        """``resolve_settings(**arguments)``, memoized by :func:`settings_key`. A memo whose CA
+        bundle was deleted since is resolved again, which raises the error naming it."""
         key = settings_key(arguments)
         if key is None:
             return resolve_settings(**arguments)
         lock = self._process.get().lock
         with lock:
             settings = self._settings.get(key)
-            # a CA bundle deleted since is resolved again, which raises the error naming it
             if settings is not None and (not settings.ca_bundle or os.path.exists(settings.ca_bundle)):
                 self._settings.move_to_end(key)
                 return settings
@@ -314,7 +307,8 @@ class LoginCache:
             refresher.token_client.close()
 
     def __repr__(self) -> str:
-        return f"<LoginCache logins={len(self._logins)}/{self.max_logins} settings={len(self._settings)}/{self.max_settings}>"
+        return (f"<LoginCache logins={len(self._logins)}/{self.max_logins} "
+                f"settings={len(self._settings)}/{self.max_settings}>")
 
 
 #: The cache ``connect_jwt()`` uses.
@@ -335,8 +329,7 @@ def token_source(
 ) -> TokenSource:
     """The token client of a login; with a token cache ``folder``, wrapped in the
     :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` that shares its tokens on disk."""
-    # timeout=None: the token client's own default, (connect, read) = (10, 30)
-    options: Dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    options: Dict[str, Any] = {} if timeout is None else {"timeout": timeout}  # None: TokenClient's (10, 30)
     client = TokenClient(username=username, consumer_key=consumer_key, key=key, target=target, verify=verify,
                          proxies=proxies, **options)
     return client if folder is None else SharedTokenSource(client, default_cache.disk_store(folder), key, last=last)
