@@ -169,11 +169,9 @@ def _split(blob: bytes) -> Tuple[Dict[str, object], bytes, bytes, bytes]:
     """(header, authenticated prefix, nonce, ciphertext) of an entry file, or _Unusable."""
     if not blob:
         raise _Unusable("truncated", "the file is empty")
-    if not blob.startswith(MAGIC):
-        if MAGIC.startswith(blob):
-            raise _Unusable("truncated", "the file ends inside its header")
+    if not blob.startswith(MAGIC) and not MAGIC.startswith(blob):
         raise _Unusable("foreign", "not an sfjwt token cache file")
-    if len(blob) < _PREFIX:
+    if len(blob) < _PREFIX:  # a part of the magic, or of what follows it
         raise _Unusable("truncated", "the file ends inside its header")
     version = blob[len(MAGIC)]
     if version != FORMAT_VERSION:

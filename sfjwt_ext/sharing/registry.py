@@ -73,9 +73,6 @@ MAX_LOGINS = 64
 #: Resolved settings kept per process.
 MAX_SETTINGS = 64
 
-Verify = Union[bool, str]
-
-
 class LoginKey(NamedTuple):
     identity: LoginIdentity
     #: how its token requests are made: verify (True, False or an absolute CA bundle path), the
@@ -101,8 +98,8 @@ _PROXY_ENV = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy"
 
 
 def login_key(
-    settings: Settings, target: LoginTarget, key_id: str, *, verify: Verify, proxies: Optional[Mapping[str, str]],
-    timeout: TimeoutType, token_cache: Optional[str] = None,
+    settings: Settings, target: LoginTarget, key_id: str, *, verify: Union[bool, str],
+    proxies: Optional[Mapping[str, str]], timeout: TimeoutType, token_cache: Optional[str] = None,
 ) -> LoginKey:
     """The cache key of a login: its identity, the transport of its token requests (with what
     this process's environment adds to them: its proxy variables, and its CA bundle variables
