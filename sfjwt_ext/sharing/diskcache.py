@@ -553,27 +553,24 @@ class SharedTokenSource:
         seen = [token_digest(last.access_token)] if last is not None else []
         self._seen: Deque[bytes] = collections.deque(seen, maxlen=_SEEN_TOKENS)
 
-    def _is_new(self, token: Optional[TokenResponse]) -> bool:
-        return token is not None and token_digest(token.access_token) not in self._seen
-
     def fetch(self) -> TokenResponse:
-        token = self.store.load(self.identity, self._key)
-        if token is None or not self._is_new(token):
-            token = self._fetch_locked()
-        else:
-            log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
+        token = self._new_entry("token of %s taken from the cache %s", self.store.folder)
+        if token is None:
+            with self.store.lock(self.identity):
+                token = self._new_entry("token of %s written by another process meanwhile")
+                if token is None:
+                    token = self.client.fetch()
+                    self.store.store(self.identity, self._key, token)
         self._seen.append(token_digest(token.access_token))
         return token
 
-    def _fetch_locked(self) -> TokenResponse:
-        with self.store.lock(self.identity):
-            token = self.store.load(self.identity, self._key)
-            if token is not None and self._is_new(token):
-                log.debug("token of %s written by another process meanwhile", self.identity.username)
-                return token
-            token = self.client.fetch()
-            self.store.store(self.identity, self._key, token)
-            return token
+    def _new_entry(self, message: str, *args: object) -> Optional[TokenResponse]:
+        """The entry's token if this source has not handed it out (``message`` logged), else None."""
+        token = self.store.load(self.identity, self._key)
+        if token is None or token_digest(token.access_token) in self._seen:
+            return None
+        log.debug(message, self.identity.username, *args)
+        return token
 
     def close(self) -> None:
         self.client.close()
