@@ -23,6 +23,7 @@ from sfjwt_ext.auth.keys import load_private_key
 from sfjwt_ext.cli.keypair import generate_key_pair
 from sfjwt_ext.auth.credentials import LoginIdentity
 from sfjwt_ext.auth.keys import key_fingerprint
+from sfjwt_ext.cli.cache import entries
 from sfjwt_ext.sharing.diskcache import FORMAT_VERSION, MAGIC, TokenStore, default_folder, entry_name
 
 TOKEN = "00D5g000004ABCD!AQ4AQFx3kT.kVWc9oyzkEpDuYfZ7wAqR1hLwM8sJ2nNqBvC0dXeGhI_jKlMoPrSt"
@@ -138,7 +139,7 @@ def test_a_key_that_is_not_the_identitys_is_a_caller_error(
 def test_reprs_show_no_token_and_mask_the_consumer_key(store: TokenStore, key: rsa.RSAPrivateKey) -> None:
     identity = identity_for(key)
     store.store(identity, key, token())
-    shown = repr(identity) + repr(store.entries()) + repr(store.load(identity, key)) + repr(store)
+    shown = repr(identity) + repr(entries(store)) + repr(store.load(identity, key)) + repr(store)
     assert TOKEN not in shown and CONSUMER_KEY not in shown
     assert "3MVG9…" in shown
 
@@ -216,7 +217,7 @@ def test_foreign_and_corrupt_files_give_none_without_raising(
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert store.load(identity, key) is None
     assert len(warnings_of(caplog)) == 1
-    [info] = store.entries()
+    [info] = entries(store)
     assert info.problem and not info.username
 
 
@@ -381,7 +382,7 @@ def test_an_unusable_folder_path_warns_once_and_never_raises(
         assert store.store(identity, key, token()) is False
         with store.lock(identity) as held:
             assert held is False
-        assert store.entries() == []
+        assert entries(store) == []
         assert store.clear() == 0
     [warning] = warnings_of(caplog)
     assert "cannot create the token cache folder" in warning
@@ -410,7 +411,7 @@ def test_a_read_only_folder_reads_but_does_not_write(
 def test_entries_show_identities_without_the_key(store: TokenStore, key: rsa.RSAPrivateKey) -> None:
     store.store(identity_for(key, "b@acme.example"), key, token(issued_at=1_000.0))
     store.store(identity_for(key, "a@acme.example"), key, token())
-    listed = TokenStore(store.folder).entries()  # a fresh store, no key given
+    listed = entries(TokenStore(store.folder))  # a fresh store, no key given
     assert [e.username for e in listed] == ["a@acme.example", "b@acme.example"]
     first = listed[0]
     assert first.token_url == TOKEN_URL and first.audience == AUDIENCE and first.instance_url == "https://acme.my.salesforce.com"

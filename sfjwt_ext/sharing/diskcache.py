@@ -14,8 +14,8 @@ token through a folder, so a whole machine makes one token request per expiry.
   decrypt. An entry never holds the private key, the passphrase or a JWT.
 * Each file starts with a plaintext header (username, masked consumer key, token URL,
   audience, key fingerprint, instance URL, org and user ids, issue time; never a token):
-  :meth:`TokenStore.entries` lists identities without any key (control characters
-  escaped: the header is unverified).
+  :meth:`TokenStore.headers` reads them without any key (for ``sfjwt cache list``, which
+  escapes control characters: the header is unverified).
 * Folder 0700 (created so; a wider folder is tightened when it is ours, else a warning;
   a folder other users can write to, or owned by another user than us or root, is not
   used, as ssh does), files 0600, written atomically (temporary file in the same folder,
@@ -48,9 +48,8 @@ import stat
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, List, Optional, Set, Tuple, Union
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import platformdirs
 from cryptography.exceptions import InvalidTag
@@ -61,24 +60,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .._internal.fork import ProcessLocal
 from .._internal.redact import get_logger, mask_consumer_key
-from ..auth.credentials import LoginIdentity, TokenSource, token_digest
+from ..auth.credentials import LoginIdentity, token_digest
 from ..auth.keys import key_fingerprint
-from ..auth.token_client import TokenResponse
+from ..auth.token_client import TokenClient, TokenResponse
 
-if TYPE_CHECKING:  # filelock is imported by TokenStore.lock: only a token cache in use needs it
-    import filelock
-
-__all__ = [
-    "EntryInfo",
-    "entry_name",
-    "TokenStore",
-    "SharedTokenSource",
-    "default_folder",
-    "MAGIC",
-    "FORMAT_VERSION",
-    "DEFAULT_LOCK_TIMEOUT",
-    "ENTRY_SUFFIX",
-]
+__all__ = ["entry_name", "TokenStore", "SharedTokenSource", "default_folder", "MAGIC", "FORMAT_VERSION",
+           "DEFAULT_LOCK_TIMEOUT", "ENTRY_SUFFIX"]
 
 log = get_logger("sfjwt_ext.tokencache")
 
@@ -117,6 +104,8 @@ _SEEN_TOKENS = 16
 PathLike = Union[str, "os.PathLike[str]"]
 #: How the bytes of an entry reach its temporary file (a seam for tests: a full disk).
 Writer = Callable[[int, bytes], None]
+#: An entry file's plaintext header, or why the file cannot be used.
+Header = Union[Dict[str, object], str]
 
 
 def default_folder() -> Path:
@@ -124,46 +113,18 @@ def default_folder() -> Path:
     return Path(platformdirs.user_cache_dir("sfjwt", appauthor=False))
 
 
-def _printable(text: str) -> str:
-    """``text`` with every character a terminal could act on (C0 and C1 controls, DEL,
-    bidirectional and other format characters, line separators) written as its escape
-    (``\\x1b``, ``\\u202e``): an entry's header is read before anything verifies it."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+def _json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 def _canonical(identity: LoginIdentity) -> bytes:
     """The identity as the bytes that name the file and bind the ciphertext."""
-    return json.dumps(dataclasses.asdict(identity), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return _json(dataclasses.asdict(identity))
 
 
 def entry_name(identity: LoginIdentity) -> str:
     """The entry's file name stem: a hash of the identity (no username in clear)."""
     return hashlib.sha256(_canonical(identity)).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class EntryInfo:
-    """What :meth:`TokenStore.entries` shows of one file, read without any key (never a
-    token). ``problem`` is empty for a readable entry, else why it cannot be used."""
-
-    path: Path
-    username: str = ""
-    consumer_key: str = ""  # masked
-    token_url: str = ""
-    audience: str = ""
-    key_id: str = ""
-    instance_url: str = ""
-    org_id: str = ""
-    user_id: str = ""
-    issued_at: float = 0.0
-    problem: str = ""
-
-    @property
-    def age(self) -> float:
-        """Seconds since the token was issued."""
-        return max(0.0, time.time() - self.issued_at) if self.issued_at else 0.0
 
 
 class _Unusable(Exception):
@@ -172,7 +133,6 @@ class _Unusable(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-        self.detail = detail
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -198,42 +158,25 @@ def _flock(fd: int) -> Optional[bool]:
     return True
 
 
-def _derive_key(key: rsa.RSAPrivateKey) -> bytes:
+def _cipher(key: rsa.RSAPrivateKey) -> AESGCM:
+    """AES-256-GCM under a key derived from the RSA key's secret exponent."""
     secret = key.private_numbers().d
     material = secret.to_bytes((secret.bit_length() + 7) // 8, "big")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO).derive(material)
-
-
-def _header_for(identity: LoginIdentity, token: TokenResponse) -> bytes:
-    header = {
-        "username": identity.username,
-        "consumer_key": mask_consumer_key(identity.consumer_key),
-        "token_url": identity.token_url,
-        "audience": identity.audience,
-        "key_id": identity.key_id,
-        "instance_url": token.instance_url,
-        "org_id": token.org_id,
-        "user_id": token.user_id,
-        "issued_at": token.issued_at,
-    }
-    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO).derive(material))
 
 
 def _split(blob: bytes) -> Tuple[Dict[str, object], bytes, bytes, bytes]:
     """(header, authenticated prefix, nonce, ciphertext) of an entry file, or _Unusable."""
     if not blob:
         raise _Unusable("truncated", "the file is empty")
-    if not blob.startswith(MAGIC):
-        if MAGIC.startswith(blob):
-            raise _Unusable("truncated", "the file ends inside its header")
+    if not blob.startswith(MAGIC) and not MAGIC.startswith(blob):
         raise _Unusable("foreign", "not an sfjwt token cache file")
-    if len(blob) < _PREFIX:
+    if len(blob) < _PREFIX:  # a part of the magic, or of what follows it
         raise _Unusable("truncated", "the file ends inside its header")
     version = blob[len(MAGIC)]
     if version != FORMAT_VERSION:
         raise _Unusable("version", f"format version {version} (this sfjwt-ext reads {FORMAT_VERSION})")
-    length = int.from_bytes(blob[len(MAGIC) + 1 : _PREFIX], "big")
-    end = _PREFIX + length
+    end = _PREFIX + int.from_bytes(blob[len(MAGIC) + 1 : _PREFIX], "big")
     if len(blob) < end + _NONCE_BYTES + 16:
         raise _Unusable("truncated", "the file is shorter than its header says")
     try:
@@ -245,27 +188,14 @@ def _split(blob: bytes) -> Tuple[Dict[str, object], bytes, bytes, bytes]:
     return header, blob[:end], blob[end : end + _NONCE_BYTES], blob[end + _NONCE_BYTES :]
 
 
-def _info_from(path: Path, header: Dict[str, object]) -> EntryInfo:
-    def text(name: str) -> str:
-        value = header.get(name)
-        return _printable(value) if isinstance(value, str) else ""
-
-    def number(name: str) -> float:
-        value = header.get(name)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
-
-    return EntryInfo(
-        path=path,
-        username=text("username"),
-        consumer_key=text("consumer_key"),
-        token_url=text("token_url"),
-        audience=text("audience"),
-        key_id=text("key_id"),
-        instance_url=text("instance_url"),
-        org_id=text("org_id"),
-        user_id=text("user_id"),
-        issued_at=number("issued_at"),
-    )
+def _token_from(plain: bytes) -> TokenResponse:
+    """The token of an entry's plaintext. It decrypted, so store() wrote it (with the key):
+    what fails here is an entry of a version with other fields."""
+    try:
+        data = json.loads(plain.decode("utf-8"))
+        return TokenResponse(**{name: data[name] for name in _TOKEN_FIELDS if name in data})
+    except (TypeError, ValueError):  # not JSON (UnicodeDecodeError is a ValueError), no access_token
+        raise _Unusable("corrupt", "its content is not a token") from None
 
 
 class TokenStore:
@@ -273,10 +203,7 @@ class TokenStore:
     for a disk problem (logged once per store and reason)."""
 
     def __init__(
-        self,
-        folder: Optional[PathLike] = None,
-        *,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        self, folder: Optional[PathLike] = None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         writer: Optional[Writer] = None,
     ) -> None:
         self._default = folder is None
@@ -297,7 +224,6 @@ class TokenStore:
     def __setstate__(self, state: Dict[str, float]) -> None:
         self.lock_timeout = state["lock_timeout"]
 
-    # -- paths ---------------------------------------------------------------------------
     def entry_path(self, identity: LoginIdentity) -> Path:
         return self.folder / (entry_name(identity) + ENTRY_SUFFIX)
 
@@ -317,69 +243,46 @@ class TokenStore:
             blob = self._read(path)
             if blob is None:
                 return None
-            header, prefix, nonce, sealed = _split(blob)
+            _, prefix, nonce, sealed = _split(blob)
             try:
-                plain = AESGCM(_derive_key(key)).decrypt(nonce, sealed, prefix + _canonical(identity))
+                plain = _cipher(key).decrypt(nonce, sealed, prefix + _canonical(identity))
             except InvalidTag:
                 raise _Unusable(
                     "undecryptable", "it does not decrypt with this key and identity (tampered, or another key's)"
                 ) from None
-            return self._token_from(plain)
+            return _token_from(plain)
         except _Unusable as problem:
-            self._warn(f"{problem.reason}:{path.name}", "ignoring the token cache entry %s: %s", path, problem.detail)
+            self._warn(f"{problem.reason}:{path.name}", "ignoring the token cache entry %s: %s", path, problem)
             return None
 
     def _read(self, path: Path) -> Optional[bytes]:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
         try:
-            fd = os.open(path, flags)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+            with os.fdopen(fd, "rb") as handle:
+                blob = handle.read(MAX_ENTRY_BYTES + 1)
         except (FileNotFoundError, NotADirectoryError):  # no entry (or no folder) yet
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _Unusable("foreign", "it is a symbolic link") from None
             raise _Unusable("unreadable", f"it cannot be read ({exc.strerror or exc})") from None
-        try:
-            with os.fdopen(fd, "rb") as handle:
-                blob = handle.read(MAX_ENTRY_BYTES + 1)
-        except OSError as exc:
-            raise _Unusable("unreadable", f"it cannot be read ({exc.strerror or exc})") from None
         if len(blob) > MAX_ENTRY_BYTES:
             raise _Unusable("foreign", f"it is larger than {MAX_ENTRY_BYTES} bytes")
         return blob
 
-    @staticmethod
-    def _token_from(plain: bytes) -> TokenResponse:
-        try:
-            data = json.loads(plain.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise _Unusable("corrupt", "its content is not JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-            raise _Unusable("corrupt", "its content is not a token")
-        fields = {name: data[name] for name in _TOKEN_FIELDS if name in data}
-        try:
-            return TokenResponse(**fields)
-        except (TypeError, ValueError):
-            raise _Unusable("corrupt", "its content is not a token") from None
-
-    def entries(self) -> List[EntryInfo]:
-        """Every entry file of the folder, from its plaintext header (no key needed, no
-        token shown); unusable files come with ``problem`` set. Sorted by username."""
-        found: List[EntryInfo] = []
+    def headers(self) -> List[Tuple[Path, Header]]:
+        """(path, plaintext header) of every entry file of the folder, read without any key
+        (never a token); the header is why the file cannot be used when it cannot."""
+        found: List[Tuple[Path, Header]] = []
         for name in self._names() if self._prepare(create=False) else []:
-            if not name.endswith(ENTRY_SUFFIX):
-                continue
             path = self.folder / name
             try:
-                blob = self._read(path)
-                if blob is None:  # removed meanwhile
-                    continue
-                header = _split(blob)[0]
+                blob = self._read(path) if name.endswith(ENTRY_SUFFIX) else None
+                if blob is not None:  # None: not an entry, or removed meanwhile
+                    found.append((path, _split(blob)[0]))
             except _Unusable as problem:
-                found.append(EntryInfo(path=path, problem=problem.detail))
-                continue
-            found.append(_info_from(path, header))
-        return sorted(found, key=lambda info: (info.username, info.token_url, str(info.path)))
+                found.append((path, str(problem)))
+        return found
 
     # -- writing -------------------------------------------------------------------------
     def store(self, identity: LoginIdentity, key: rsa.RSAPrivateKey, token: TokenResponse) -> bool:
@@ -388,13 +291,13 @@ class TokenStore:
         self._check_key(identity, key)
         if not self._prepare():
             return False
-        payload = {name: getattr(token, name) for name in _TOKEN_FIELDS}
-        header = _header_for(identity, token)
+        header = _json(dict(
+            dataclasses.asdict(identity), consumer_key=mask_consumer_key(identity.consumer_key),
+            instance_url=token.instance_url, org_id=token.org_id, user_id=token.user_id, issued_at=token.issued_at,
+        ))
         prefix = MAGIC + bytes([FORMAT_VERSION]) + len(header).to_bytes(4, "big") + header
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = AESGCM(_derive_key(key)).encrypt(
-            nonce, json.dumps(payload, separators=(",", ":")).encode("utf-8"), prefix + _canonical(identity)
-        )
+        sealed = _cipher(key).encrypt(nonce, _json(dataclasses.asdict(token)), prefix + _canonical(identity))
         return self._replace(self.entry_path(identity), prefix + nonce + sealed)
 
     def _replace(self, path: Path, data: bytes) -> bool:
@@ -412,12 +315,9 @@ class TokenStore:
             self._sweep_temporary_files()
             return True
         except OSError as exc:
-            name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
             self._warn(
-                f"write:{name}",
-                "cannot write the token cache entry %s (%s): logging in without the cache",
-                path,
-                exc.strerror or exc,
+                f"write:{errno.errorcode.get(exc.errno or 0, type(exc).__name__)}",
+                "cannot write the token cache entry %s (%s): logging in without the cache", path, exc.strerror or exc,
             )
             return False
         finally:
@@ -449,10 +349,8 @@ class TokenStore:
         """Remove the temporary files of killed writers (a writer killed between its
         temporary file and the rename leaves one): see :data:`FRESH_TEMP_SECONDS`."""
         now = time.time()
-        for name in self._names():
+        for name in filter(_TEMP_NAME.fullmatch, self._names()):
             path = self.folder / name
-            if not _TEMP_NAME.fullmatch(name):
-                continue
             try:
                 idle = abs(now - os.lstat(path).st_mtime)
             except OSError:  # renamed or removed meanwhile
@@ -508,37 +406,22 @@ class TokenStore:
         log in only if nobody else did, store). Yields True when held; False after
         ``timeout`` seconds (default :attr:`lock_timeout`) or when the folder is unusable
         (logged once): the caller goes on without the lock."""
-        held: Optional["filelock.BaseFileLock"] = None
-        if self._prepare():
-            import filelock  # here: only a token cache in use pays for its import
+        timeout = self.lock_timeout if timeout is None else timeout
+        path = self.lock_path(identity)
+        held = False
+        with contextlib.ExitStack() as stack:
+            if self._prepare():
+                import filelock  # here: only a token cache in use pays for its import
 
-            candidate = filelock.FileLock(
-                str(self.lock_path(identity)),
-                timeout=self.lock_timeout if timeout is None else timeout,
-                mode=0o600,
-            )
-            try:
-                candidate.acquire()
-                held = candidate
-            except filelock.Timeout:
-                self._warn(
-                    "lock-timeout",
-                    "waited %.0f s for the token cache lock %s: refreshing without it",
-                    self.lock_timeout if timeout is None else timeout,
-                    self.lock_path(identity),
-                )
-            except OSError as exc:
-                self._warn(
-                    "lock",
-                    "cannot lock %s (%s): refreshing without the lock",
-                    self.lock_path(identity),
-                    exc.strerror or exc,
-                )
-        try:
-            yield held is not None
-        finally:
-            if held is not None:
-                held.release()
+                try:
+                    stack.enter_context(filelock.FileLock(str(path), timeout=timeout, mode=0o600))
+                    held = True
+                except filelock.Timeout:
+                    self._warn("lock-timeout", "waited %.0f s for the token cache lock %s: refreshing without it",
+                               timeout, path)
+                except OSError as exc:
+                    self._warn("lock", "cannot lock %s (%s): refreshing without the lock", path, exc.strerror or exc)
+            yield held
 
     # -- the folder ----------------------------------------------------------------------
     def _prepare(self, *, create: bool = True) -> bool:
@@ -563,26 +446,21 @@ class TokenStore:
         if not stat.S_ISDIR(info.st_mode):
             self._warn("folder", "the token cache folder %s is not a folder: not using it", folder)
             return False
-        if not _POSIX:
-            return True
-        return self._owner_allows(info) and self._mode_allows(info, created)
+        return not _POSIX or (self._owner_allows(info) and self._mode_allows(info, created))
 
     def _owner_allows(self, info: os.stat_result) -> bool:
         """As ssh does: a folder of another user (not root) could have its entries swapped."""
         if info.st_uid in (os.geteuid(), 0):
             return True
         self._warn(
-            "folder-owner",
-            "the token cache folder %s is owned by another user (uid %d): not using it; pass a folder "
-            "of your own (token_cache=, SF_TOKEN_CACHE) or `chown` it",
-            self.folder,
-            info.st_uid,
+            "folder-owner", "the token cache folder %s is owned by another user (uid %d): not using it; pass a folder "
+            "of your own (token_cache=, SF_TOKEN_CACHE) or `chown` it", self.folder, info.st_uid,
         )
         return False
 
     def _mode_allows(self, info: os.stat_result, created: bool) -> bool:
-        folder = self.folder
-        if not info.st_mode & 0o077:
+        folder, mode = self.folder, stat.S_IMODE(info.st_mode)
+        if not mode & 0o077:
             return True
         if info.st_uid == os.geteuid() and (created or self._default or self._is_marked(folder)):
             try:
@@ -590,21 +468,15 @@ class TokenStore:
                 return True
             except OSError as exc:
                 self._warn("folder-mode", "cannot chmod 700 the token cache folder %s: %s", folder, exc.strerror or exc)
-        if info.st_mode & 0o022:
+        if mode & 0o022:
             self._warn(
-                "folder-mode",
-                "the token cache folder %s can be written by other users (mode %o): not using it; "
-                "`chmod 700` it or pass another token_cache= folder",
-                folder,
-                stat.S_IMODE(info.st_mode),
+                "folder-mode", "the token cache folder %s can be written by other users (mode %o): not using it; "
+                "`chmod 700` it or pass another token_cache= folder", folder, mode,
             )
             return False
         self._warn(
-            "folder-mode",
-            "the token cache folder %s can be read by other users (mode %o); its files stay 0600 "
-            "and encrypted, but `chmod 700` it",
-            folder,
-            stat.S_IMODE(info.st_mode),
+            "folder-mode", "the token cache folder %s can be read by other users (mode %o); its files stay 0600 "
+            "and encrypted, but `chmod 700` it", folder, mode,
         )
         return True
 
@@ -647,7 +519,8 @@ class TokenStore:
 
 class SharedTokenSource:
     """A token source (what a :class:`~sfjwt_ext.auth.transport.Refresher` calls ``fetch()`` on)
-    that shares tokens through a :class:`TokenStore`: N processes, one token request.
+    that shares the tokens of a token ``client`` through a :class:`TokenStore`: N processes, one
+    token request. Its entry is the one of the client's identity with ``key``, the client's key.
 
     ``fetch()`` is asked for a token it has not handed out before (the refresher's token
     just failed; ``last`` is the token a client starts with, e.g. an unpickled one's).
@@ -663,56 +536,41 @@ class SharedTokenSource:
     The tokens it handed out (the last :data:`_SEEN_TOKENS`, as SHA-256 digests) are never
     taken from the entry again, so an entry this process could not replace (a full disk) is
     not reused. A disk problem never raises (the store logs it once): the login simply goes
-    without the cache. Thread-safe (its refresher calls it under its own lock; a lock of its
-    own guards what it has seen for other callers).
+    without the cache. Its refresher calls ``fetch()`` under its own lock: one at a time.
     """
 
     def __init__(
-        self,
-        client: TokenSource,
-        store: TokenStore,
-        identity: LoginIdentity,
-        key: rsa.RSAPrivateKey,
-        *,
-        last: Optional[TokenResponse] = None,
+        self, client: TokenClient, store: TokenStore, key: rsa.RSAPrivateKey, *, last: Optional[TokenResponse] = None
     ) -> None:
-        TokenStore._check_key(identity, key)
         self.client = client
         self.store = store
-        self.identity = identity
+        self.username = client.username
+        self.identity = LoginIdentity.for_key(
+            username=client.username, consumer_key=client.consumer_key, token_url=client.target.token_url,
+            audience=client.target.audience, key=key,
+        )
         self._key = key
-        self._seen: Deque[bytes] = collections.deque(maxlen=_SEEN_TOKENS)
-        if last is not None:
-            self._seen.append(token_digest(last.access_token))
-        self._guard: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
-        #: token requests this process avoided thanks to the entry (for diagnostics)
-
-    @property
-    def username(self) -> str:
-        return self.client.username
-
-    def _is_new(self, token: Optional[TokenResponse]) -> bool:
-        return token is not None and token_digest(token.access_token) not in self._seen
+        seen = [token_digest(last.access_token)] if last is not None else []
+        self._seen: Deque[bytes] = collections.deque(seen, maxlen=_SEEN_TOKENS)
 
     def fetch(self) -> TokenResponse:
-        with self._guard.get():
-            token = self.store.load(self.identity, self._key)
-            if token is None or not self._is_new(token):
-                token = self._fetch_locked()
-            else:
-                log.debug("token of %s taken from the cache %s", self.identity.username, self.store.folder)
-            self._seen.append(token_digest(token.access_token))
-            return token
+        token = self._new_entry("token of %s taken from the cache %s", self.store.folder)
+        if token is None:
+            with self.store.lock(self.identity):
+                token = self._new_entry("token of %s written by another process meanwhile")
+                if token is None:
+                    token = self.client.fetch()
+                    self.store.store(self.identity, self._key, token)
+        self._seen.append(token_digest(token.access_token))
+        return token
 
-    def _fetch_locked(self) -> TokenResponse:
-        with self.store.lock(self.identity):
-            token = self.store.load(self.identity, self._key)
-            if token is not None and self._is_new(token):
-                log.debug("token of %s written by another process meanwhile", self.identity.username)
-                return token
-            token = self.client.fetch()
-            self.store.store(self.identity, self._key, token)
-            return token
+    def _new_entry(self, message: str, *args: object) -> Optional[TokenResponse]:
+        """The entry's token if this source has not handed it out (``message`` logged), else None."""
+        token = self.store.load(self.identity, self._key)
+        if token is None or token_digest(token.access_token) in self._seen:
+            return None
+        log.debug(message, self.identity.username, *args)
+        return token
 
     def close(self) -> None:
         self.client.close()

@@ -12,24 +12,20 @@ nothing of the client class: :func:`restore_client` is handed the function that 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, TypeVar, Union
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from simple_salesforce.api import DEFAULT_API_VERSION
 
-from .._internal.fork import ProcessLocal
-from ..auth.credentials import Refresher
+from ..auth.credentials import Refresher, TokenSource
 from ..auth.keys import load_private_key
 from ..auth.target import LoginTarget
 from ..auth.token_client import TimeoutType, TokenResponse
 from ..auth.transport import RefreshingSession
 from ..config import ENV, Settings, check_verify, masked_settings
 from ..errors import ConfigurationError, PrivateKeyError
-from ..auth.credentials import TokenSource
-from .registry import LoginKey, cache_folder, default_cache, token_source, transport_environment
+from .registry import LoginKey, cache_folder, default_cache, login_key, token_source
 
 __all__ = ["ClientState", "client_state", "restore_client"]
 
@@ -40,37 +36,30 @@ T = TypeVar("T")
 class ClientState:
     """What a pickled :class:`SalesforceJWT` carries: its access token, and no other
     credential (no key text, no passphrase, no JWT, no proxy password, nothing of the
-    environment: ``login_key`` goes without its transport's environment, which the
-    receiving process fills in from its own)."""
+    environment: the receiving process makes the login key with its own). The username,
+    consumer key, domain, token cache setting and where the key came from are read from
+    ``settings``."""
 
     token: TokenResponse
-    login_key: LoginKey
+    key_id: str                           # the login key's (never the key's material)
     target: LoginTarget
-    settings: Optional[Settings]          # masked: SECRETS read "(hidden)"
-    username: str
-    consumer_key: str
-    key_file: Optional[str]               # the key's file, when it came from one
-    key_named: str                        # where the key came from, for error messages
-    passphrase_named: Optional[str]       # where the passphrase came from (None: none)
+    settings: Settings                    # masked: SECRETS read "(hidden)"
+    key_file: Optional[str]               # the key's file (absolute), when it came from one
     verify: Union[bool, str]
     verify_named: str                     # where verify came from (verify=, SF_CA_BUNDLE ...)
     proxies: Optional[Dict[str, str]]
     timeout: TimeoutType
     retries: Optional[int]
-    version: str
-    domain: Optional[str]
-    token_cache: Union[bool, str, None]
+    version: Optional[str]                # None: simple-salesforce's default
     salesforce_kwargs: Dict[str, Any]
 
+    @property
+    def username(self) -> str:
+        return self.settings.username or ""
 
-def _named(settings: Settings, name: str) -> str:
-    setting = settings.sources.get(name)
-    source = setting.source if setting is not None else None
-    if source == "argument":
-        return f"{name}="
-    if source == "environment":
-        return ENV[name]
-    return f"{name} in {source}"
+    @property
+    def domain(self) -> Optional[str]:
+        return self.settings.domain
 
 
 def client_state(
@@ -80,87 +69,75 @@ def client_state(
 ) -> ClientState:
     key_file = settings.private_key_file if settings.private_key is None else None
     return ClientState(
-        token=token,
-        login_key=cache_key._replace(transport=cache_key.transport._replace(environment=())),
-        target=target,
-        settings=masked_settings(settings),
-        username=settings.username or "",
-        consumer_key=settings.consumer_key or "",
-        key_file=os.path.abspath(key_file) if key_file else None,
-        key_named=_named(settings, "private_key_file" if key_file else "private_key"),
-        passphrase_named=_named(settings, "private_key_passphrase") if settings.private_key_passphrase else None,
-        verify=verify,
-        verify_named=verify_named,
-        proxies=dict(proxies) if proxies else None,
-        timeout=timeout,
-        retries=retries,
-        version=settings.version or DEFAULT_API_VERSION,
-        domain=settings.domain,
-        token_cache=settings.token_cache,
-        salesforce_kwargs=dict(salesforce_kwargs),
+        token=token, key_id=cache_key.identity.key_id, target=target, settings=masked_settings(settings),
+        key_file=os.path.abspath(key_file) if key_file else None, verify=verify, verify_named=verify_named,
+        proxies=dict(proxies) if proxies else None, timeout=timeout, retries=retries,
+        version=settings.version, salesforce_kwargs=dict(salesforce_kwargs),
     )
+
+
+def _named(settings: Settings, name: str) -> str:
+    """Where setting ``name`` came from, as a message names it."""
+    setting = settings.sources.get(name)
+    source = setting.source if setting is not None else None
+    return {"argument": f"{name}=", "environment": ENV[name]}.get(str(source), f"{name} in {source}")
+
+
+def _environ(name: str) -> Optional[str]:
+    return os.environ.get(ENV[name]) or None
 
 
 def _worker_key(state: ClientState) -> rsa.RSAPrivateKey:
     """The key of an unpickled client, loaded in this process from the same source: the
     key file, else ``SF_PRIVATE_KEY`` / ``SF_PRIVATE_KEY_FILE`` here (passphrase from
     ``SF_PRIVATE_KEY_PASSPHRASE``). ConfigurationError names what to set when none works."""
-    pid = os.getpid()
-    where = f"this client was unpickled in process {pid}"
+    where = f"this client was unpickled in process {os.getpid()}"
     try:
         if state.key_file and os.path.exists(state.key_file):
+            return load_private_key(private_key_file=state.key_file, passphrase=_environ("private_key_passphrase"))
+        if (_environ("private_key") or "").strip():
+            return load_private_key(private_key=_environ("private_key"), passphrase=_environ("private_key_passphrase"))
+        if _environ("private_key_file"):
             return load_private_key(
-                private_key_file=state.key_file, passphrase=os.environ.get(ENV["private_key_passphrase"]) or None
-            )
-        if (os.environ.get(ENV["private_key"]) or "").strip():
-            return load_private_key(
-                private_key=os.environ.get(ENV["private_key"]),
-                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
-            )
-        if os.environ.get(ENV["private_key_file"]):
-            return load_private_key(
-                private_key_file=os.environ.get(ENV["private_key_file"]),
-                passphrase=os.environ.get(ENV["private_key_passphrase"]) or None,
+                private_key_file=_environ("private_key_file"), passphrase=_environ("private_key_passphrase")
             )
     except PrivateKeyError as exc:
         passphrase = (
-            f" The key's passphrase came from {state.passphrase_named} where it was pickled; here it is read "
-            "from SF_PRIVATE_KEY_PASSPHRASE only: set that on the workers."
-            if state.passphrase_named else ""
+            f" The key's passphrase came from {_named(state.settings, 'private_key_passphrase')} where it was "
+            "pickled; here it is read from SF_PRIVATE_KEY_PASSPHRASE only: set that on the workers."
+            if state.settings.private_key_passphrase else ""
         )
         raise ConfigurationError(f"{where}, and its key cannot be loaded here: {exc}.{passphrase}") from None
     copy = f"make the key file {state.key_file!r} readable there, or " if state.key_file else ""
     raise ConfigurationError(
         f"{where}, which has no private key to log in again with (the key came from "
-        f"{state.key_named}, which a pickle never carries): {copy}set SF_PRIVATE_KEY_FILE "
-        "(or SF_PRIVATE_KEY, the PEM text) in the workers' environment, and "
-        "SF_PRIVATE_KEY_PASSPHRASE when the key is encrypted"
+        f"{_named(state.settings, 'private_key_file' if state.key_file else 'private_key')}, which a pickle never "
+        f"carries): {copy}set SF_PRIVATE_KEY_FILE (or SF_PRIVATE_KEY, the PEM text) in the workers' environment, "
+        "and SF_PRIVATE_KEY_PASSPHRASE when the key is encrypted"
     )
 
 
 class _UnpickledTokenSource:
     """The token source of an unpickled client: the key is loaded (:func:`_worker_key`)
     and the token client made at the first refresh, not at unpickling (a worker whose
-    token is valid needs no key and makes no token request)."""
+    token is valid needs no key and makes no token request). Its refresher calls
+    ``fetch()`` under its own lock: one at a time."""
 
     def __init__(self, state: ClientState, folder: Optional[str]) -> None:
         self.username = state.username
         self._state = state
         self._folder = folder
         self._source: Optional[TokenSource] = None
-        self._lock: ProcessLocal[threading.Lock] = ProcessLocal(threading.Lock)
 
     def fetch(self) -> TokenResponse:
-        with self._lock.get():
-            if self._source is None:
-                state = self._state
-                self._source = token_source(
-                    username=state.username, consumer_key=state.consumer_key, key=_worker_key(state),
-                    target=state.target, verify=state.verify, proxies=state.proxies,
-                    timeout=state.timeout, folder=self._folder, last=state.token,
-                )
-            source = self._source
-        return source.fetch()
+        if self._source is None:
+            state = self._state
+            self._source = token_source(
+                username=state.username, consumer_key=state.settings.consumer_key or "", key=_worker_key(state),
+                target=state.target, verify=state.verify, proxies=state.proxies,
+                timeout=state.timeout, folder=self._folder, last=state.token,
+            )
+        return self._source.fetch()
 
     def close(self) -> None:
         if self._source is not None:
@@ -193,17 +170,13 @@ def restore_client(build: Callable[[Refresher, RefreshingSession, ClientState], 
     :data:`default_cache` (unpickled clients of one login in a process share one refresher,
     and one session). No token request while the token is valid; the first refresh loads
     the key (:func:`_worker_key`) and goes through the token cache when the setting says so."""
-    folder = cache_folder(state.token_cache)
-    transport = state.login_key.transport._replace(environment=transport_environment(state.verify))
-    cache_key = state.login_key._replace(transport=transport, token_cache=folder)
-    refresher, _reused = default_cache.login(
-        cache_key, lambda: _UnpickledTokenSource(state, folder), token=state.token
-    )
+    folder = cache_folder(state.settings.token_cache)
+    cache_key = login_key(state.settings, state.target, state.key_id, verify=state.verify, proxies=state.proxies,
+                          timeout=state.timeout, token_cache=folder)
+    refresher, _reused = default_cache.login(cache_key, lambda: _UnpickledTokenSource(state, folder), token=state.token)
 
     def new_session() -> RefreshingSession:
-        return _UnpickledSession(
-            refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout, retries=state.retries,
-            verify_named=state.verify_named,
-        )
+        return _UnpickledSession(refresher, verify=state.verify, proxies=state.proxies, timeout=state.timeout,
+                                 retries=state.retries, verify_named=state.verify_named)
 
     return build(refresher, default_cache.session((cache_key, state.retries), refresher, new_session), state)

@@ -6,10 +6,11 @@
   environment, profile file content and working directory, so a notebook cell that is run
   again costs microseconds;
 * the **login** of a :class:`LoginKey` (``LoginCache.login``): a
-  :class:`~sfjwt_ext.auth.transport.Refresher`, made by one token request however many threads ask
-  at once (the first refresh of a :meth:`~sfjwt_ext.auth.credentials.Refresher.before_login`:
-  one single-flight for first logins and refreshes). Threads that wait for a first login share its outcome, the failure included
-  (32 threads against a token endpoint that answers 503 make one caller's retries, not 32);
+  :class:`~sfjwt_ext.auth.credentials.Refresher`, made by one token request however many threads
+  ask at once (the first refresh of a :meth:`~sfjwt_ext.auth.credentials.Refresher.before_login`:
+  one single-flight for first logins and refreshes). Threads that wait for a first login share
+  its outcome, the failure included (32 threads against a token endpoint that answers 503 make
+  one caller's retries, not 32);
   a failed login is never kept;
 * the **session** of a login (``LoginCache.session``): clients of one login share one
   :class:`~sfjwt_ext.auth.transport.RefreshingSession` (and its connection pool) while one of them
@@ -18,7 +19,7 @@
 What a key is made of is decided here, in the key makers (:func:`login_key`,
 :func:`key_source_id`, :func:`settings_key`), and nowhere else. A :class:`LoginKey` is the
 :class:`LoginIdentity` a token belongs to (user, Consumer Key, token URL, audience, key) plus
-the :class:`Transport` its token requests are made with (``verify``, proxies, timeout and the
+the transport its token requests are made with (``verify``, proxies, timeout and the
 environment's proxies / CA bundle): a login made with ``verify=False`` is never reused by a
 client that asked for ``verify="/path/ca.pem"``, and every refresh goes out the way its
 client asked.
@@ -55,58 +56,28 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tup
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .._internal.fork import ProcessLocal
-from .._internal.redact import get_logger
-from ..errors import ConfigurationError, PrivateKeyError
+from ..auth.credentials import LoginIdentity, Refresher, TokenSource
+from ..auth.keys import key_fingerprint, read_key_file
 from ..auth.target import LoginTarget
 from ..auth.token_client import TimeoutType, TokenClient, TokenResponse
-from ..auth.keys import key_fingerprint, read_key_file
-from .diskcache import SharedTokenSource, TokenStore, default_folder
-from ..auth.credentials import LoginIdentity, Refresher, TokenSource
 from ..auth.transport import RefreshingSession
 from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
+from ..errors import ConfigurationError, PrivateKeyError
+from .diskcache import SharedTokenSource, TokenStore, default_folder
 
-__all__ = [
-    "LoginCache",
-    "LoginKey",
-    "Transport",
-    "default_cache",
-    "login_key",
-    "transport_environment",
-    "key_source_id",
-    "cache_folder",
-    "token_source",
-    "MAX_LOGINS",
-    "MAX_SETTINGS",
-]
-
-logger = get_logger("sfjwt_ext.cache")
+__all__ = ["LoginCache", "LoginKey", "default_cache", "login_key", "key_source_id", "cache_folder",
+           "token_source", "MAX_LOGINS", "MAX_SETTINGS"]
 
 #: Logins kept per process (least recently used out first; each holds one idle TLS connection).
 MAX_LOGINS = 64
 #: Resolved settings kept per process.
 MAX_SETTINGS = 64
 
-Verify = Union[bool, str]
-PrivateKeySource = Union[str, bytes, rsa.RSAPrivateKey, None]
-
-
-# ---------------------------------------------------------------------------------------
-# keys
-# ---------------------------------------------------------------------------------------
-
-
-class Transport(NamedTuple):
-    """How the token requests of a login are made."""
-
-    verify: Verify                          # True, False or an absolute CA bundle path
-    proxies: Tuple[Tuple[str, str], ...]    # the proxies= given, sorted
-    timeout: str                            # repr of timeout= (None: the token client's default)
-    environment: Tuple[Tuple[str, str], ...]  # proxies and CA bundle the environment adds
-
-
 class LoginKey(NamedTuple):
     identity: LoginIdentity
-    transport: Transport
+    #: how its token requests are made: verify (True, False or an absolute CA bundle path), the
+    #: proxies= given (sorted), repr(timeout) and what the environment adds (proxies, CA bundle)
+    transport: Tuple[object, ...]
     #: the token cache folder its refreshes go through (absolute), None: no token cache
     token_cache: Optional[str] = None
 
@@ -117,11 +88,7 @@ SessionKey = Tuple[LoginKey, Optional[int]]
 
 # Every variable resolve_settings reads, then those config_path() reads.
 _CONFIG_ENV = ("SFJWT_CONFIG", "XDG_CONFIG_HOME", "HOME", "APPDATA")
-_SETTINGS_ENV = (
-    *ENV.values(),
-    *(alias for aliases in ENV_ALIASES.values() for alias in aliases),
-    *_CONFIG_ENV,
-)
+_SETTINGS_ENV = (*ENV.values(), *(alias for aliases in ENV_ALIASES.values() for alias in aliases), *_CONFIG_ENV)
 # What requests adds to a request made with verify=True when the environment is trusted.
 _CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # The variables requests reads for the proxy of an https URL (token URLs are https). Keyed as
@@ -131,36 +98,20 @@ _PROXY_ENV = ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy"
 
 
 def login_key(
-    settings: Settings,
-    target: LoginTarget,
-    key_id: str,
-    *,
-    verify: Verify,
-    proxies: Optional[Mapping[str, str]],
-    timeout: TimeoutType,
-    token_cache: Optional[str] = None,
+    settings: Settings, target: LoginTarget, key_id: str, *, verify: Union[bool, str],
+    proxies: Optional[Mapping[str, str]], timeout: TimeoutType, token_cache: Optional[str] = None,
 ) -> LoginKey:
-    """The cache key of a login: its identity, the transport of its token requests and the
-    token cache folder it shares tokens through."""
+    """The cache key of a login: its identity, the transport of its token requests (with what
+    this process's environment adds to them: its proxy variables, and its CA bundle variables
+    when ``verify`` is True) and the token cache folder it shares tokens through."""
     identity = LoginIdentity(
         str(settings.username), str(settings.consumer_key), target.token_url, target.audience, key_id
     )
     if isinstance(verify, str):
         verify = os.path.abspath(os.path.expanduser(verify))
-    transport = Transport(
-        verify,
-        tuple(sorted((proxies or {}).items())),
-        repr(timeout),
-        transport_environment(verify),
-    )
-    return LoginKey(identity, transport, token_cache)
-
-
-def transport_environment(verify: Verify) -> Tuple[Tuple[str, str], ...]:
-    """What this process's environment adds to token requests made with ``verify``: its
-    proxy variables, and its CA bundle variables when ``verify`` is True."""
     names = _PROXY_ENV + _CA_BUNDLE_ENV if verify is True else _PROXY_ENV
-    return tuple(sorted((name, os.environ[name]) for name in names if os.environ.get(name)))
+    environment = tuple(sorted((name, os.environ[name]) for name in names if os.environ.get(name)))
+    return LoginKey(identity, (verify, tuple(sorted((proxies or {}).items())), repr(timeout), environment), token_cache)
 
 
 def key_source_id(settings: Settings) -> Optional[str]:
@@ -171,17 +122,16 @@ def key_source_id(settings: Settings) -> Optional[str]:
     the identity: a wrong one never rides on a cached session. ``None`` when the key file
     cannot be read (loading the key then reports why).
     """
-    source: PrivateKeySource = settings.private_key
-    digest = hashlib.sha256()
-    if isinstance(source, str):
-        digest.update(b"text\0" + source.encode("utf-8", "surrogatepass"))
-    elif isinstance(source, (bytes, bytearray)):
-        digest.update(b"bytes\0" + bytes(source))
-    elif isinstance(source, rsa.RSAPrivateKey):
-        digest.update(b"object\0" + key_fingerprint(source).encode("ascii"))
+    source: Union[str, bytes, rsa.RSAPrivateKey, None] = settings.private_key
+    if isinstance(source, rsa.RSAPrivateKey):
+        material = b"object\0" + key_fingerprint(source).encode("ascii")
+    elif isinstance(source, str):
+        material = b"text\0" + source.encode("utf-8", "surrogatepass")
+    elif source:
+        material = b"bytes\0" + bytes(source)
     elif settings.private_key_file:
         try:
-            digest.update(b"file\0" + read_key_file(settings.private_key_file))
+            material = b"file\0" + read_key_file(settings.private_key_file)
         except PrivateKeyError:  # loading the key says what is wrong with the file
             return None
     else:
@@ -189,8 +139,8 @@ def key_source_id(settings: Settings) -> Optional[str]:
     passphrase: Union[str, bytes, None] = settings.private_key_passphrase
     if isinstance(passphrase, str):
         passphrase = passphrase.encode("utf-8", "surrogatepass")
-    digest.update(b"\0pass\0" + (hashlib.sha256(passphrase).digest() if passphrase else b""))
-    return digest.hexdigest()
+    material += b"\0pass\0" + (hashlib.sha256(passphrase).digest() if passphrase else b"")
+    return hashlib.sha256(material).hexdigest()
 
 
 @functools.lru_cache(maxsize=16)
@@ -236,23 +186,13 @@ class _ProcessState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.in_flight: Dict[LoginKey, Refresher] = {}
-        self.sessions: "weakref.WeakValueDictionary[SessionKey, RefreshingSession]" = (
-            weakref.WeakValueDictionary()
-        )
+        self.sessions: "weakref.WeakValueDictionary[SessionKey, RefreshingSession]" = weakref.WeakValueDictionary()
 
 
-# ---------------------------------------------------------------------------------------
-# the cache
-# ---------------------------------------------------------------------------------------
 class LoginCache:
     """Logins, settings and shared sessions of one process (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        max_logins: int = MAX_LOGINS,
-        max_settings: int = MAX_SETTINGS,
-    ) -> None:
+    def __init__(self, *, max_logins: int = MAX_LOGINS, max_settings: int = MAX_SETTINGS) -> None:
         if max_logins < 1 or max_settings < 1:
             raise ValueError("max_logins and max_settings must be at least 1")
         self.max_logins = max_logins
@@ -268,24 +208,18 @@ class LoginCache:
             refresher.token_client.close()  # drop the parent's pooled connections, unwritten
         return _ProcessState()
 
-    # -- settings ---------------------------------------------------------------------------
     def settings(self, arguments: Mapping[str, Any]) -> Settings:
-        """``resolve_settings(**arguments)``, memoized by :func:`settings_key`."""
+        """``resolve_settings(**arguments)``, memoized by :func:`settings_key`. A memo whose CA
+        bundle was deleted since is resolved again, which raises the error naming it."""
         key = settings_key(arguments)
         if key is None:
             return resolve_settings(**arguments)
         lock = self._process.get().lock
         with lock:
             settings = self._settings.get(key)
-            if settings is not None:
-                if settings.ca_bundle and not os.path.exists(settings.ca_bundle):
-                    # deleted since: resolve again, which raises the error naming it
-                    del self._settings[key]
-                    settings = None
-                else:
-                    self._settings.move_to_end(key)
-        if settings is not None:
-            return settings
+            if settings is not None and (not settings.ca_bundle or os.path.exists(settings.ca_bundle)):
+                self._settings.move_to_end(key)
+                return settings
         settings = resolve_settings(**arguments)
         with lock:
             self._settings[key] = settings
@@ -293,12 +227,8 @@ class LoginCache:
                 self._settings.popitem(last=False)
         return settings
 
-    # -- logins -----------------------------------------------------------------------------
     def login(
-        self,
-        key: LoginKey,
-        make_client: Callable[[], TokenSource],
-        token: Optional[TokenResponse] = None,
+        self, key: LoginKey, make_client: Callable[[], TokenSource], token: Optional[TokenResponse] = None
     ) -> Tuple[Refresher, bool]:
         """``(refresher, reused)`` for ``key``: the cached login, or one first login for all
         threads asking at once: the first refresh of a :meth:`Refresher.before_login`
@@ -326,37 +256,30 @@ class LoginCache:
     def _settle(self, state: _ProcessState, key: LoginKey, pending: Refresher, *, keep: bool) -> None:
         """A first login is over: out of flight, and cached when it succeeded (the least
         recently used logins beyond ``max_logins`` are evicted, their token clients closed)."""
-        evicted: List[Refresher] = []
         with state.lock:
             if state.in_flight.get(key) is not pending:
                 return  # settled by another of its threads
             del state.in_flight[key]
             if keep:
                 self._logins[key] = pending
-                while len(self._logins) > self.max_logins:
-                    evicted.append(self._logins.popitem(last=False)[1])
+            evicted = [self._logins.popitem(last=False)[1] for _ in range(len(self._logins) - self.max_logins)]
         for old in evicted:
             old.token_client.close()
 
     def __len__(self) -> int:
         return len(self._logins)
 
-    # -- token cache folders ----------------------------------------------------------------
     def disk_store(self, folder: str) -> TokenStore:
         """The one :class:`~sfjwt_ext.sharing.diskcache.TokenStore` of ``folder`` (absolute) in this
         process: what it warned about is warned once, whichever client hits it."""
         with self._process.get().lock:
-            store = self._disk_stores.get(folder)
-            if store is None:
-                store = self._disk_stores[folder] = TokenStore(folder)
-            return store
+            return self._disk_stores.setdefault(folder, TokenStore(folder))
 
     def disk_folders(self) -> List[str]:
         """The token cache folders used in this process."""
         with self._process.get().lock:
             return list(self._disk_stores)
 
-    # -- sessions ---------------------------------------------------------------------------
     def session(
         self, key: SessionKey, refresher: Refresher, make: Callable[[], RefreshingSession]
     ) -> RefreshingSession:
@@ -368,7 +291,6 @@ class LoginCache:
                 shared = state.sessions[key] = make()
             return shared
 
-    # -- all of it --------------------------------------------------------------------------
     def clear(self) -> None:
         """Forget every login, memoized settings and shared session (clients already made
         keep working; the forgotten logins' idle token connections are closed)."""
@@ -382,7 +304,8 @@ class LoginCache:
             refresher.token_client.close()
 
     def __repr__(self) -> str:
-        return f"<LoginCache logins={len(self._logins)}/{self.max_logins} settings={len(self._settings)}/{self.max_settings}>"
+        return (f"<LoginCache logins={len(self._logins)}/{self.max_logins} "
+                f"settings={len(self._settings)}/{self.max_settings}>")
 
 
 #: The cache ``connect_jwt()`` uses.
@@ -393,9 +316,7 @@ def cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
     """The token cache folder of a ``token_cache`` setting (None: off)."""
     if setting is True:
         return str(default_folder())
-    if isinstance(setting, str) and setting:
-        return setting
-    return None
+    return setting if isinstance(setting, str) and setting else None
 
 
 def token_source(
@@ -405,16 +326,7 @@ def token_source(
 ) -> TokenSource:
     """The token client of a login; with a token cache ``folder``, wrapped in the
     :class:`~sfjwt_ext.sharing.diskcache.SharedTokenSource` that shares its tokens on disk."""
-    make = functools.partial(
-        TokenClient, username=username, consumer_key=consumer_key, key=key, target=target,
-        verify=verify, proxies=proxies,
-    )
-    # timeout=None: the token client's own default, (connect, read) = (10, 30)
-    client = make() if timeout is None else make(timeout=timeout)
-    if folder is None:
-        return client
-    identity = LoginIdentity.for_key(
-        username=username, consumer_key=consumer_key, token_url=target.token_url,
-        audience=target.audience, key=key,
-    )
-    return SharedTokenSource(client, default_cache.disk_store(folder), identity, key, last=last)
+    options: Dict[str, Any] = {} if timeout is None else {"timeout": timeout}  # None: TokenClient's (10, 30)
+    client = TokenClient(username=username, consumer_key=consumer_key, key=key, target=target, verify=verify,
+                         proxies=proxies, **options)
+    return client if folder is None else SharedTokenSource(client, default_cache.disk_store(folder), key, last=last)
