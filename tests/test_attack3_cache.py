@@ -146,6 +146,14 @@ def _new_temp_file(folder: Path, before: Set[str], deadline: float = DEADLINE) -
     pytest.fail(f"no writer made a temporary file within {deadline:.0f} s")
 
 
+def _wait_for_size(path: Path, size: int, deadline: float = DEADLINE) -> None:
+    end = time.monotonic() + deadline
+    while path.stat().st_size < size:
+        if time.monotonic() > end:
+            pytest.fail(f"the writer did not write {size} bytes within {deadline:.0f} s")
+        time.sleep(0.01)  # polling the file, not waiting for an outcome
+
+
 @pytest.mark.skipif(os.name != "posix", reason="os.fork; elsewhere only the age of a temporary file tells")
 def test_a_killed_writer_is_told_from_a_live_one_by_its_lock_not_the_clock(
     tmp_path: Path, key: rsa.RSAPrivateKey
@@ -170,6 +178,7 @@ def test_a_killed_writer_is_told_from_a_live_one_by_its_lock_not_the_clock(
     live_pid = fork(blocked_writer)
     try:
         live = _new_temp_file(store.folder, {killed.name})
+        _wait_for_size(live, 20)  # it holds its lock once its first bytes are in (mkstemp comes before flock)
         a_minute_ago = time.time() - 60
         for path in (killed, live):
             os.utime(path, (a_minute_ago, a_minute_ago))
