@@ -33,14 +33,14 @@ from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Se
 import requests
 from simple_salesforce.util import exception_handler
 
-from .soql_select import SelectItem, SelectQuery, SoqlParseError, parse_select
+from .soql_select import DATE_FUNCTIONS, SelectItem, SelectQuery, SoqlParseError, parse_select
 
 __all__ = [
     "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "TIME_UNIT", "DATE_DTYPE", "DATETIME_DTYPE",
     "temporal_dtype", "Describer", "Column", "plan_columns",
     "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
     "select_columns", "row_values", "RowPlan", "flatten_column_metadata", "column_metadata",
-    "columns_from_metadata", "QueryPages",
+    "columns_from_metadata", "QueryPages", "api_get", "api_url",
 ]
 
 logger = logging.getLogger("sfjwt_ext.records")
@@ -59,12 +59,10 @@ COMPOUND_TYPES = frozenset({"address", "location"})
 TIME_UNIT = "us"
 DATE_DTYPE = f"datetime64[{TIME_UNIT}]"
 DATETIME_DTYPE = f"datetime64[{TIME_UNIT}, UTC]"
-_INT_FUNCTIONS = frozenset({
-    "COUNT", "COUNT_DISTINCT", "GROUPING", "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR",
-    "DAY_IN_MONTH", "DAY_IN_WEEK", "DAY_IN_YEAR", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR",
-    "HOUR_IN_DAY", "WEEK_IN_MONTH", "WEEK_IN_YEAR",
-})
-
+#: The type of a function's result (MIN / MAX: their field's; FORMAT(SUM(x)) and such: the outer one's).
+_FUNCTION_TYPES = {**dict.fromkeys(DATE_FUNCTIONS | {"COUNT", "COUNT_DISTINCT", "GROUPING"}, "int"),
+                   "DAY_ONLY": "date", "SUM": "double", "AVG": "double", "CONVERTCURRENCY": "currency",
+                   "FORMAT": "string", "TOLABEL": "string"}
 
 
 def temporal_dtype(sftype: Optional[str]) -> Optional[str]:
@@ -122,37 +120,33 @@ class Describer:
             self.indexes[key] = (fields, rels, children)
         return self.indexes[key]
 
+    def _lookup(self, sobject: str, part: str, leaf: bool) -> Optional[Dict[str, Any]]:
+        """The describe field ``part`` names on ``sobject``: a leaf by its field name, a parent
+        by its relationship name (or a reference field's own name: Account__c for Account__r)."""
+        idx = self.index(sobject)
+        if idx is None:
+            return None
+        field = idx[0].get(part.lower())
+        if leaf:
+            return field
+        return idx[1].get(part.lower()) or (field if field is not None and field.get("referenceTo") else None)
+
     def resolve(self, sobject: str, path: Sequence[str]) -> Tuple[Tuple[str, ...], Optional[str]]:
-        """(canonical key path, describe type of the leaf or None) for a dotted field path."""
+        """(canonical key path, describe type of the leaf or None) for a dotted field path; a
+        polymorphic parent (several ``referenceTo``) is looked up in each object in turn."""
         keys: List[str] = []
         objects = [sobject]
         for i, part in enumerate(path):
-            last = i == len(path) - 1
-            found: Optional[Dict[str, Any]] = None
-            next_objects: List[str] = []
-            for obj in objects:
-                idx = self.index(obj)
-                if idx is None:
-                    continue
-                fields, rels, _ = idx
-                if last:
-                    found = fields.get(part.lower())
-                else:
-                    found = rels.get(part.lower())
-                    if found is None and part.lower() in fields and fields[part.lower()].get("referenceTo"):
-                        found = fields[part.lower()]  # e.g. a custom Account__c written as Account__r
-                if found is not None:
-                    break
+            leaf = i == len(path) - 1
+            found = next(filter(None, (self._lookup(obj, part, leaf) for obj in objects)), None)
             if found is None:
                 return tuple(keys) + tuple(path[i:]), None
-            if last:
-                keys.append(found["name"])
-                return tuple(keys), str(found.get("type") or "").lower() or None
+            if leaf:
+                return tuple(keys) + (found["name"],), str(found.get("type") or "").lower() or None
             keys.append(found.get("relationshipName") or part)
-            next_objects = list(found.get("referenceTo") or [])
-            if not next_objects:
+            objects = list(found.get("referenceTo") or [])
+            if not objects:
                 return tuple(keys) + tuple(path[i + 1:]), None
-            objects = next_objects
         return tuple(keys), None
 
     def child_relationship(self, sobject: str, name: str) -> Tuple[str, Optional[str]]:
@@ -186,16 +180,8 @@ class Column:
 
 def _function_type(d: Describer, sobject: str, item: SelectItem) -> Optional[str]:
     func = item.func or ""
-    if func in ("FORMAT", "TOLABEL"):
-        return "string"
-    if func == "CONVERTCURRENCY":
-        return "currency"
-    if func == "DAY_ONLY":
-        return "date"
-    if func in _INT_FUNCTIONS:
-        return "int"
-    if func in ("SUM", "AVG"):
-        return "double"
+    if func in _FUNCTION_TYPES:
+        return _FUNCTION_TYPES[func]
     if func in ("MIN", "MAX") and item.path:
         return d.resolve(sobject, item.path)[1]
     if item.inner:
@@ -334,6 +320,11 @@ def _is_child_column(entry: Dict[str, Any]) -> bool:
     return bool(entry.get("aggregate")) and bool(entry.get("joinColumns"))
 
 
+def api_url(sf: Any, path: str) -> str:
+    """A URL the API answered with (``nextRecordsUrl``, ``resultUrl``: a path) made absolute."""
+    return path if path.startswith("https://") else f"https://{sf.sf_instance}{path}"
+
+
 def api_get(sf: Any, url: str, name: str, headers: Optional[Dict[str, str]] = None, **kwargs: Any) -> requests.Response:
     """GET ``url`` as ``sf.query`` does, on simple-salesforce's public surface: the client's
     session (whose refresh applies) and headers, Salesforce's errors raised by
@@ -384,12 +375,7 @@ class QueryPages:
         self._pending: "Optional[Future[Dict[str, Any]]]" = None
 
     def _get(self, url: str, params: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-        kwargs: Dict[str, Any] = {}
-        if params:
-            kwargs["params"] = params
-        if self.headers:
-            kwargs["headers"] = dict(self.headers)
-        resp = api_get(self.sf, url, "query", **kwargs)
+        resp = api_get(self.sf, url, "query", headers=self.headers, params=params)
         return json.loads(resp.content)  # type: ignore[no-any-return]
 
     def _first_request(self) -> Tuple[str, Dict[str, str]]:
@@ -403,16 +389,13 @@ class QueryPages:
         """Send the first request in the background; :meth:`take` gives its page."""
         self._submit(*self._first_request())
 
-    def more_url(self, next_records_url: str) -> str:
-        return f"https://{self.sf.sf_instance}{next_records_url}"
-
     def more(self, next_records_url: str) -> Dict[str, Any]:
         """The page at ``nextRecordsUrl``, fetched in the calling thread."""
-        return self._get(self.more_url(next_records_url))
+        return self._get(api_url(self.sf, next_records_url))
 
     def prefetch(self, next_records_url: str) -> None:
         """Ask for the page at ``nextRecordsUrl`` in the background."""
-        self._submit(self.more_url(next_records_url))
+        self._submit(api_url(self.sf, next_records_url))
 
     def _submit(self, url: str, params: Optional[Dict[str, str]] = None) -> None:
         if self._executor is None:
