@@ -13,8 +13,8 @@ from the rest of the package.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Tuple
 
 __all__ = [
     "AGGREGATE_FUNCTIONS",
@@ -62,7 +62,6 @@ class SelectItem:
     alias: Optional[str] = None
     inner: Optional[str] = None  # for nested calls like FORMAT(SUM(Amount)): the inner function
     subquery: Optional["SelectQuery"] = None
-    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,6 @@ class SelectQuery:
     group_by: bool = False
     limit: Optional[int] = None
     offset: Optional[int] = None
-    order_by: bool = False
 
     @property
     def is_count(self) -> bool:
@@ -129,9 +127,8 @@ def _tokenize(text: str) -> List[_Tok]:
         kind = m.lastgroup or "other"
         if kind == "ws":
             continue
-        if kind == "string" or kind == "other" and m.group() == "'":
-            if kind == "other":
-                raise SoqlParseError(f"unterminated string literal at position {m.start()}")
+        if kind == "other" and m.group() == "'":
+            raise SoqlParseError(f"unterminated string literal at position {m.start()}")
         out.append(_Tok(kind, m.group(), m.start(), m.end()))
     return out
 
@@ -200,13 +197,10 @@ class _Parser:
     # grammar ---------------------------------------------------------------
     def query(self, nested: bool) -> SelectQuery:
         self.expect_word("SELECT")
-        raw: List[SelectItem] = []
-        while True:
+        raw = [self.item(nested)]
+        while self.is_punct(","):
+            self.i += 1
             raw.append(self.item(nested))
-            if self.is_punct(","):
-                self.i += 1
-                continue
-            break
         self.expect_word("FROM")
         obj = self.next()
         if obj.kind != "ident":
@@ -216,48 +210,38 @@ class _Parser:
         if t is not None and t.kind == "ident" and "." not in t.value and t.upper not in _CLAUSE_WORDS:
             alias = t.value
             self.i += 1
+        marks = self.clauses(nested)
+        end = self.toks[self.i].pos if self.i < len(self.toks) else len(self.text)
         where: Optional[str] = None
-        group_by = order_by = False
-        limit = offset = None
+        numbers: Dict[str, int] = {}  # LIMIT, OFFSET
+        group_by = False
+        for n, i in enumerate(marks):
+            word, nxt = self.toks[i].upper, self.toks[i + 1] if i + 1 < len(self.toks) else None
+            if word == "WHERE":  # its text runs to the next clause word
+                where = self.text[self.toks[i].end:self.toks[marks[n + 1]].pos if n + 1 < len(marks) else end].strip()
+            group_by = group_by or (word == "GROUP" and nxt is not None and nxt.upper == "BY")
+            if word in ("LIMIT", "OFFSET") and nxt is not None and nxt.kind == "number" and nxt.value.isdigit():
+                numbers[word] = int(nxt.value)
+        items = _name_items(raw, alias, obj.value, group_by)
+        return SelectQuery(sobject=obj.value, items=tuple(items), alias=alias, where=where or None,
+                           group_by=group_by, limit=numbers.get("LIMIT"), offset=numbers.get("OFFSET"))
+
+    def clauses(self, nested: bool) -> List[int]:
+        """The indexes of the clause words after FROM (WHERE, GROUP, LIMIT, ...) outside any
+        parentheses, reading to the end or to the ``)`` that closes this subquery."""
+        marks: List[int] = []
         depth = 0
-        where_start: Optional[int] = None
-        while True:
-            t = self.peek()
-            if t is None:
-                break
-            if t.kind == "punct" and t.value == "(":
-                depth += 1
-            elif t.kind == "punct" and t.value == ")":
-                if depth == 0:
+        while (t := self.peek()) is not None:
+            if t.kind == "punct" and t.value in "()":
+                if t.value == ")" and depth == 0:
                     if nested:
                         break
                     raise SoqlParseError(f"unbalanced ')' at position {t.pos}")
-                depth -= 1
-            elif depth == 0 and t.kind == "ident":
-                word = t.upper
-                if word in _CLAUSE_WORDS and where_start is not None and word != "WHERE":
-                    where = self.text[where_start:t.pos].strip()
-                    where_start = None
-                if word == "WHERE":
-                    where_start = t.end
-                elif word == "GROUP" and self.is_word("BY", 1):
-                    group_by = True
-                elif word == "ORDER" and self.is_word("BY", 1):
-                    order_by = True
-                elif word in ("LIMIT", "OFFSET"):
-                    n = self.peek(1)
-                    if n is not None and n.kind == "number" and n.value.isdigit():
-                        if word == "LIMIT":
-                            limit = int(n.value)
-                        else:
-                            offset = int(n.value)
+                depth += 1 if t.value == "(" else -1
+            elif depth == 0 and t.upper in _CLAUSE_WORDS:
+                marks.append(self.i)
             self.i += 1
-        if where_start is not None:
-            end = self.peek().pos if self.peek() is not None else len(self.text)  # type: ignore[union-attr]
-            where = self.text[where_start:end].strip()
-        items = _name_items(raw, alias, obj.value, group_by)
-        return SelectQuery(sobject=obj.value, items=tuple(items), alias=alias, where=where or None,
-                           group_by=group_by, limit=limit, offset=offset, order_by=order_by)
+        return marks
 
     def item(self, nested: bool) -> SelectItem:
         start = self.peek()
@@ -268,31 +252,25 @@ class _Parser:
                 raise SoqlParseError(f"a subquery cannot contain a subquery (position {start.pos})")
             self.i += 1
             sub = self.query(nested=True)
-            end = self.expect_punct(")")
-            return SelectItem("subquery", sub.sobject, (sub.sobject,), subquery=sub,
-                              text=self.text[start.pos:end.end])
+            self.expect_punct(")")
+            return SelectItem("subquery", sub.sobject, (sub.sobject,), subquery=sub)
         if start.kind != "ident":
             raise SoqlParseError(f"unexpected {start.value!r} at position {start.pos} in the SELECT list")
         if start.upper == "TYPEOF":
             while not self.is_word("END"):
                 self.next()
-            end = self.next()
-            return SelectItem("dynamic", "", text=self.text[start.pos:end.end])
+            self.next()
+            return SelectItem("dynamic", "")
         if self.is_punct("(", 1):
             func = start.upper
             if func == "FIELDS":
                 self.i += 1
                 self.skip_balanced()
-                return SelectItem("dynamic", "", func=func, text=self.text[start.pos:self.toks[self.i - 1].end])
+                return SelectItem("dynamic", "", func=func)
             path, inner = self.call_args()
-            end_pos = self.toks[self.i - 1].end
-            alias = self.alias_here()
-            return SelectItem("function", "", path=path, func=func, alias=alias, inner=inner,
-                              text=self.text[start.pos:end_pos])
+            return SelectItem("function", "", path=path, func=func, alias=self.alias_here(), inner=inner)
         self.i += 1
-        path = tuple(start.value.split("."))
-        alias = self.alias_here()
-        return SelectItem("field", "", path=path, alias=alias, text=start.value)
+        return SelectItem("field", "", path=tuple(start.value.split(".")), alias=self.alias_here())
 
     def call_args(self) -> Tuple[Tuple[str, ...], Optional[str]]:
         """At ``NAME (``: read the call; return the first field argument and an inner function."""
@@ -324,32 +302,24 @@ def _name_items(raw: List[SelectItem], alias: Optional[str], sobject: str, group
             return path[1:]
         return path
 
-    aggregate = group_by or any(
-        i.kind == "function" and (i.func in AGGREGATE_FUNCTIONS or i.inner in AGGREGATE_FUNCTIONS) for i in raw)
+    aggregate = SelectQuery(sobject, tuple(raw), group_by=group_by).is_aggregate
     out: List[SelectItem] = []
     expr = 0
     for item in raw:
-        if item.kind == "field":
-            path = strip(item.path)
-            name = item.alias or ".".join(path)
-            out.append(SelectItem("field", name, path, alias=item.alias, text=item.text))
-        elif item.kind == "function":
-            path = strip(item.path)
-            if item.alias:
-                name = item.alias
-            elif item.func == "COUNT" and not path and item.inner is None:
-                name = "expr%d" % expr if aggregate and len(raw) > 1 else "count"
-                if aggregate and len(raw) > 1:
-                    expr += 1
-            elif not aggregate and item.func in _FIELD_PRESERVING and path:
-                name = ".".join(path)
-            else:
-                name = "expr%d" % expr
-                expr += 1
-            out.append(SelectItem("function", name, path, func=item.func, alias=item.alias, inner=item.inner,
-                                  text=item.text))
-        else:
+        if item.kind not in ("field", "function"):
             out.append(item)
+            continue
+        path = strip(item.path)
+        if item.alias or item.kind == "field":
+            name = item.alias or ".".join(path)
+        elif item.func == "COUNT" and not path and item.inner is None and not (aggregate and len(raw) > 1):
+            name = "count"  # SELECT COUNT() alone
+        elif not aggregate and item.func in _FIELD_PRESERVING and path:
+            name = ".".join(path)
+        else:
+            name = f"expr{expr}"
+            expr += 1
+        out.append(replace(item, name=name, path=path))
     return out
 
 
