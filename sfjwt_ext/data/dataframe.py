@@ -556,13 +556,15 @@ def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
     return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
 
 
-def _bulk_page_frame(sf: Any, url: str, columns: List[Column]) -> Any:
-    """One Bulk 2.0 result page as a typed frame (the columns and dtypes of :func:`query_df`)."""
+def _bulk_page_frame(url: str, sf: Any, plan: List[Column]) -> Any:
+    """One Bulk 2.0 result page as a typed frame (the columns and dtypes of :func:`query_df`):
+    a partition of :func:`sfjwt_ext.data.dask.read_soql`. (``plan``, not ``columns``: dask
+    passes a ``columns=`` projection to a function that takes one.)"""
     pd = _pandas()
     with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
         path, _ = _download_page(sf, url, folder)
         raw = _read_part(pd, path, "pyarrow" if _has_pyarrow() else None)
-    return _typed(pd, raw if raw is not None else pd.DataFrame(), columns)
+    return _typed(pd, raw if raw is not None else pd.DataFrame(), plan)
 
 
 def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Column], str, List[str]]:

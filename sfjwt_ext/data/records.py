@@ -67,11 +67,7 @@ _FUNCTION_TYPES = {**dict.fromkeys(DATE_FUNCTIONS | {"COUNT", "COUNT_DISTINCT", 
 
 def temporal_dtype(sftype: Optional[str]) -> Optional[str]:
     """The pandas dtype of a ``date`` / ``datetime`` column (``None`` for other types)."""
-    if sftype == "date":
-        return DATE_DTYPE
-    if sftype == "datetime":
-        return DATETIME_DTYPE
-    return None
+    return {"date": DATE_DTYPE, "datetime": DATETIME_DTYPE}.get(sftype or "")
 
 
 # --------------------------------------------------------------------------- describe
@@ -190,8 +186,7 @@ def _function_type(d: Describer, sobject: str, item: SelectItem) -> Optional[str
 
 
 def plan_columns(d: Describer, q: SelectQuery) -> List[Column]:
-    columns: List[Column] = []
-    seen = set()
+    columns: Dict[str, Column] = {}  # by lower-case name: a column selected twice comes once
     aggregate = q.is_aggregate
     for item in q.items:
         if item.kind == "field":
@@ -215,26 +210,19 @@ def plan_columns(d: Describer, q: SelectQuery) -> List[Column]:
             col = Column(rel, (rel,), None, kind="child")
         else:  # dynamic: the caller handles it
             continue
-        if col.name.lower() in seen:
-            continue
-        seen.add(col.name.lower())
-        columns.append(col)
-    return columns
+        columns.setdefault(col.name.lower(), col)
+    return list(columns.values())
 
 
 def resolve_top_level(columns: List[Column], record: Dict[str, Any]) -> None:
     """Pick each column's key path from the candidates, matching the record's keys (any case)."""
-    lower = {k.lower(): k for k in record}
     for col in columns:
         if col.resolved:
             continue
         for cand in col.candidates:
-            first = cand[0]
-            if first in record:
-                col.keys = cand
-                break
-            if first.lower() in lower:
-                col.keys = (lower[first.lower()],) + tuple(cand[1:])
+            key = _spelled(record, cand[0])
+            if key is not None:
+                col.keys = (key,) + cand[1:]
                 break
         col.resolved = True
 
@@ -248,23 +236,23 @@ def resolve_nested(col: Column, records: List[Dict[str, Any]]) -> bool:
         value: Any = rec
         fixed: List[str] = []
         for key in col.keys[:-1]:
-            if not isinstance(value, dict):
+            spelled = _spelled(value, key) if isinstance(value, dict) else None
+            if spelled is None:
                 break
-            if key not in value:
-                match = next((k for k in value if k.lower() == key.lower()), None)
-                if match is None:
-                    break
-                key = match
-            fixed.append(key)
-            value = value[key]
+            fixed.append(spelled)
+            value = value[spelled]
         else:
             if isinstance(value, dict):
-                leaf = col.keys[-1]
-                if leaf not in value:
-                    leaf = next((k for k in value if k.lower() == leaf.lower()), leaf)
-                col.keys = tuple(fixed) + (leaf,)
+                col.keys = tuple(fixed) + (_spelled(value, col.keys[-1]) or col.keys[-1],)
                 return True
     return False
+
+
+def _spelled(record: Dict[str, Any], key: str) -> Optional[str]:
+    """``key`` as ``record`` spells it (SOQL names are not case-sensitive), or None."""
+    if key in record:
+        return key
+    return next((k for k in record if k.lower() == key.lower()), None)
 
 
 # --------------------------------------------------------------------------- value extraction
@@ -307,17 +295,13 @@ def flatten_column_metadata(entries: Sequence[Dict[str, Any]], prefix: str = "")
     for entry in entries or []:
         name = entry.get("columnName") or entry.get("displayName") or ""
         joins = entry.get("joinColumns") or []
-        if joins and not _is_child_column(entry):
+        # a child subquery's metadata carries its columns under joinColumns, like a parent
+        # relationship does; Salesforce tells them apart with "aggregate": true
+        if joins and not entry.get("aggregate"):
             names.extend(flatten_column_metadata(joins, prefix + name + "."))
         else:
             names.append(prefix + name)
     return names
-
-
-def _is_child_column(entry: Dict[str, Any]) -> bool:
-    # a child subquery's metadata carries its columns under joinColumns, like a parent
-    # relationship does; Salesforce tells them apart with "aggregate": true
-    return bool(entry.get("aggregate")) and bool(entry.get("joinColumns"))
 
 
 def api_url(sf: Any, path: str) -> str:
