@@ -1,7 +1,8 @@
 """The record engine: Salesforce JSON records -> named, typed columns, in one place.
 
 Used by :func:`~sfjwt_ext.data.dataframe.query_df`, :func:`~sfjwt_ext.data.dataframe.query_arrow`,
-:func:`~sfjwt_ext.data.dataframe.query_to_parquet` and the writers of ``sfjwt query``.
+:func:`~sfjwt_ext.data.dataframe.query_to_parquet` and the writers of ``sfjwt query``
+(:class:`sfjwt_ext.cli.rows.RowPlan`: the same plan as rows of values).
 
 * :class:`Describer` describes each object once per client (cached on the client in
   ``sf._sfjwt_describe_cache``) and resolves a dotted field path (``account.owner.name``)
@@ -11,7 +12,6 @@ Used by :func:`~sfjwt_ext.data.dataframe.query_df`, :func:`~sfjwt_ext.data.dataf
   ``expr0``..., their types (COUNT -> int, SUM/AVG -> double, MIN/MAX -> the field's).
   The grouped-parent-field quirk (``GROUP BY Account.Name`` comes back keyed ``"Name"``) is
   handled here, once, by the column's key candidates.
-* :class:`RowPlan`: the same plan as rows of values, for ``sfjwt query``'s writers.
 * :func:`resolve_top_level` / :func:`resolve_nested` fix each column's key path to the
   spelling the records use; :func:`extract` pulls one column's values out of a page.
 * :func:`flatten` flattens one record (``attributes`` dropped) when
@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import requests
 from simple_salesforce.util import exception_handler
@@ -39,7 +39,7 @@ __all__ = [
     "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "TIME_UNIT", "DATE_DTYPE", "DATETIME_DTYPE",
     "temporal_dtype", "Describer", "Column", "plan_columns",
     "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
-    "select_columns", "row_values", "RowPlan", "flatten_column_metadata", "column_metadata",
+    "flatten_column_metadata", "column_metadata",
     "columns_from_metadata", "QueryPages", "api_get", "api_url",
 ]
 
@@ -83,25 +83,19 @@ class Describer:
         # A SalesforceJWT keeps describes for its lifetime; another client's last one call.
         cache = getattr(sf, "__dict__", {}).get("_sfjwt_describe_cache") if sf is not None else None
         self.cache: Dict[str, Any] = cache if isinstance(cache, dict) else {}
-        self.failed: Dict[str, bool] = {}
+        self.failed: Set[str] = set()  # not cached on the client: the next query asks again
         self.indexes: Dict[str, Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]] = {}
 
     def describe(self, sobject: str) -> Optional[Dict[str, Any]]:
-        if self.sf is None:  # a plan from the SELECT list alone (the CLI's rows)
-            return None
         key = sobject.lower()
-        if key in self.cache:
-            return self.cache[key]  # type: ignore[no-any-return]
-        if key in self.failed:
-            return None
-        try:
-            result = getattr(self.sf, sobject).describe()
-        except Exception as exc:  # any API error: fall back to types inferred from the values
-            logger.debug("describe(%s) failed: %s; inferring types from values", sobject, exc)
-            self.failed[key] = True
-            return None
-        self.cache[key] = result
-        return result  # type: ignore[no-any-return]
+        # sf None: a plan from the SELECT list alone (the CLI's rows)
+        if self.sf is not None and key not in self.cache and key not in self.failed:
+            try:
+                self.cache[key] = getattr(self.sf, sobject).describe()
+            except Exception as exc:  # any API error: fall back to types inferred from the values
+                logger.debug("describe(%s) failed: %s; inferring types from values", sobject, exc)
+                self.failed.add(key)
+        return self.cache.get(key)
 
     def index(self, sobject: str) -> Optional[Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]]:
         key = sobject.lower()
@@ -439,108 +433,14 @@ def flatten(record: Dict[str, Any], prefix: str = "", *,
     (``Account.Name`` known, ``Account`` null): then it is left out, so those stay null.
     """
     out: Dict[str, Any] = {}
-    _flatten_into(record, prefix, out, children, known)
-    return out
-
-
-def _flatten_into(record: Dict[str, Any], prefix: str, out: Dict[str, Any],
-                  children: Optional[Callable[[Dict[str, Any]], List[Any]]], known: Collection[str]) -> None:
     for key, value in record.items():
-        if key == "attributes":
-            continue
         name = prefix + key
+        if key == "attributes" or (value is None and known and any(c.startswith(name + ".") for c in known)):
+            continue
         if isinstance(value, dict) and "records" in value and "totalSize" in value:
             out[name] = children(value) if children is not None else [flatten(r) for r in value.get("records") or []]
         elif isinstance(value, dict) and "attributes" in value:
-            _flatten_into(value, name + ".", out, children, known)
-        elif value is None and known and any(c.startswith(name + ".") for c in known):
-            continue
+            out.update(flatten(value, name + ".", children=children, known=known))
         else:
             out[name] = value
-
-
-def select_columns(soql: str) -> Optional[List[str]]:
-    """Column names in the order of the SELECT list, or None when they can only be known
-    from the records (``FIELDS()``, ``TYPEOF``, or a list this parser cannot read)."""
-    try:
-        query = parse_select(soql)
-    except SoqlParseError:
-        return None
-    if query.dynamic:
-        return None
-    if query.is_count:
-        return ["count"]
-    return [item.name for item in query.items]
-
-
-def row_values(columns: Sequence[str], flat: Dict[str, Any]) -> List[Any]:
-    """The values of ``flat`` (a :func:`flatten`-ed record) for ``columns``; names match
-    case-insensitively (SOQL is not case-sensitive, the API answers with its own spelling);
-    a column the record lacks (under a null parent) is ``None``. For rows whose columns
-    were learnt from the records; a readable SELECT list goes through :class:`RowPlan`."""
-    lowered: Optional[Dict[str, Any]] = None
-    values: List[Any] = []
-    for column in columns:
-        if column in flat:
-            values.append(flat[column])
-            continue
-        if lowered is None:
-            lowered = {key.lower(): value for key, value in flat.items()}
-        values.append(lowered.get(column.lower()))
-    return values
-
-
-class RowPlan:
-    """Records -> rows of values, for writers that stream rows (``sfjwt query``).
-
-    With a readable SELECT list the columns are :func:`plan_columns`' (SELECT order,
-    aggregates by alias / ``exprN``, the grouped-parent quirk), spelled as the records spell
-    them once the first page is seen (``select id`` -> ``Id``). ``FIELDS()``, ``TYPEOF`` or
-    a list the parser cannot read: the keys of the first :func:`flatten`-ed record. A child
-    subquery's value is the list of its records, flattened. ``describer`` (optional) adds
-    describe's spelling before any record is seen; without it nothing is fetched.
-    """
-
-    def __init__(self, soql: str, describer: Optional[Describer] = None) -> None:
-        try:
-            q: Optional[SelectQuery] = parse_select(soql)
-        except SoqlParseError:
-            q = None
-        self.query = q
-        self._plan: Optional[List[Column]] = None
-        if q is not None and not q.dynamic:
-            self._plan = plan_columns(describer or Describer(None), q)
-        self.columns: Optional[List[str]] = None if self._plan is None else [c.name for c in self._plan]
-        self._started = False
-
-    def start(self, records: List[Dict[str, Any]]) -> List[str]:
-        """The column names, fixed from the first page (``records``, non-empty)."""
-        if not self._started and records:
-            self._started = True
-            if self._plan is None:
-                self.columns = list(flatten(records[0]))
-            else:
-                resolve_top_level(self._plan, records[0])
-                for col in self._plan:
-                    if len(col.keys) > 1:
-                        resolve_nested(col, records)
-                    if col.kind == "child" or (len(col.keys) == len(col.name.split(".")) and
-                                               ".".join(col.keys).lower() == col.name.lower()):
-                        col.name = ".".join(col.keys)
-                self.columns = [c.name for c in self._plan]
-        return list(self.columns or [])
-
-    def rows(self, records: List[Dict[str, Any]]) -> List[List[Any]]:
-        """One list of values per record, in the order of :attr:`columns`."""
-        self.start(records)
-        if self._plan is None:
-            columns = self.columns or []
-            return [row_values(columns, flatten(r)) for r in records]
-        values = []
-        for col in self._plan:
-            if col.kind == "child":
-                key = col.keys[0]
-                values.append([[flatten(c) for c in (r.get(key) or {}).get("records") or []] for r in records])
-            else:
-                values.append(extract(records, col.keys))
-        return [list(row) for row in zip(*values)] if values else [[] for _ in records]
+    return out
