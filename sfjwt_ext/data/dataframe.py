@@ -114,21 +114,6 @@ def _pandas() -> Any:
     return pandas
 
 
-def _tqdm(required: bool) -> Optional[Callable[..., Any]]:
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            # in a notebook without ipywidgets tqdm.auto warns, then falls back to text bars
-            warnings.filterwarnings("ignore", message=".*IProgress not found.*")
-            from tqdm.auto import tqdm
-    except ImportError as exc:
-        if required:
-            raise ImportError(f"progress=True needs tqdm: {_PIP_HINT}") from exc
-        return None
-    return tqdm  # type: ignore[no-any-return]
-
-
 def _has_pyarrow() -> bool:
     try:
         import pyarrow  # noqa: F401
@@ -138,11 +123,24 @@ def _has_pyarrow() -> bool:
 
 
 class _Progress:
-    """A tqdm bar counting rows, or nothing."""
+    """A tqdm bar counting rows, or nothing (not shown, or tqdm missing and not ``required``)."""
 
     def __init__(self, show: bool, required: bool, total: Optional[int], desc: str) -> None:
-        tqdm = _tqdm(required) if show else None
-        self.bar = None if tqdm is None else tqdm(total=total, unit="rows", desc=desc, leave=False)
+        import warnings
+
+        self.bar: Any = None
+        if not show:
+            return
+        try:
+            with warnings.catch_warnings():
+                # in a notebook without ipywidgets tqdm.auto warns, then falls back to text bars
+                warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+                from tqdm.auto import tqdm
+        except ImportError as exc:
+            if required:
+                raise ImportError(f"progress=True needs tqdm: {_PIP_HINT}") from exc
+            return
+        self.bar = tqdm(total=total, unit="rows", desc=desc, leave=False)
 
     def update(self, n: int) -> None:
         if self.bar is not None:
@@ -365,18 +363,15 @@ def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = No
     """Why Bulk API 2.0 cannot run this query (None: it can)."""
     if q is None:
         return "its SELECT list could not be read"
-    if q.is_count or q.is_aggregate:
-        return "Bulk API 2.0 does not run aggregate queries (COUNT(), SUM(), GROUP BY ...)"
-    if q.has_subquery:
-        return "Bulk API 2.0 does not run child subqueries (SELECT ..., (SELECT ... FROM Children))"
-    if q.dynamic:
-        return "Bulk API 2.0 does not run FIELDS() or TYPEOF"
-    if q.offset is not None:
-        return "Bulk API 2.0 does not support OFFSET"
-    for col in columns or []:
-        if col.sftype in COMPOUND_TYPES:
-            return f"Bulk API 2.0 does not return compound fields ({col.name} is an {col.sftype}); select its parts"
-    return None
+    refusals = [
+        (q.is_count or q.is_aggregate, "Bulk API 2.0 does not run aggregate queries (COUNT(), SUM(), GROUP BY ...)"),
+        (q.has_subquery, "Bulk API 2.0 does not run child subqueries (SELECT ..., (SELECT ... FROM Children))"),
+        (q.dynamic, "Bulk API 2.0 does not run FIELDS() or TYPEOF"),
+        (q.offset is not None, "Bulk API 2.0 does not support OFFSET"),
+        *[(True, f"Bulk API 2.0 does not return compound fields ({col.name} is an {col.sftype}); select its parts")
+          for col in columns or [] if col.sftype in COMPOUND_TYPES],
+    ]
+    return next((why for refused, why in refusals if refused), None)
 
 
 def _read_part(pd: Any, path: str, engine: Optional[str]) -> Any:
@@ -600,7 +595,7 @@ def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> Tu
     # delete, results) no public name: SFBulk2Type._client. The one place data/ reaches it.
     client = getattr(sf.bulk2, route.q.sobject)._client
     operation = Operation.query_all if include_deleted else Operation.query
-    if route.planned:
+    if route.columns:  # planned already (bulk="auto" after the first REST page)
         return client, client.create_job(operation, soql)["id"]
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-bulk-create")
     creating = pool.submit(client.create_job, operation, soql)
@@ -719,8 +714,7 @@ class _Route:
             logger.debug("SELECT list not understood (%s): columns will come from the records", exc)
             self.q = None
         self.describer = Describer(sf)
-        self.columns: List[Column] = []
-        self.planned = False
+        self.columns: List[Column] = []  # planned from describe (none yet for bulk=True, COUNT() or dynamic)
         self.known: List[str] = []           # FIELDS() / TYPEOF: column names from columns=true
         self.entity: Optional[str] = None    # ... and the object it names
         self.pages: Optional[QueryPages] = None
@@ -746,7 +740,6 @@ class _Route:
         """The columns from describe; :class:`BulkQueryNotSupported` for a compound field."""
         assert self.q is not None
         self.columns = plan_columns(self.describer, self.q)
-        self.planned = True
         reason = _bulk_refusal(self.q, self.columns)
         if reason is not None:
             raise _not_supported(reason)
@@ -757,7 +750,6 @@ class _Route:
             return
         if q is not None and not q.dynamic:
             self.columns = plan_columns(self.describer, q)
-            self.planned = True
             return
         try:
             meta = _column_metadata(sf, soql, include_deleted)

@@ -120,6 +120,10 @@ class _Tok:
     def upper(self) -> str:
         return self.value.upper() if self.kind == "ident" else ""
 
+    def is_(self, value: str) -> bool:
+        """This is the word ``value`` (upper case: any case matches) or the punctuation ``value``."""
+        return self.upper == value if value.isalpha() else self.kind == "punct" and self.value == value
+
 
 def _tokenize(text: str) -> List[_Tok]:
     out: List[_Tok] = []
@@ -151,34 +155,24 @@ class _Parser:
         self.i += 1
         return t
 
-    def is_word(self, word: str, k: int = 0) -> bool:
+    def at(self, value: str, k: int = 0) -> bool:
         t = self.peek(k)
-        return t is not None and t.upper == word
+        return t is not None and t.is_(value)
 
-    def is_punct(self, ch: str, k: int = 0) -> bool:
-        t = self.peek(k)
-        return t is not None and t.kind == "punct" and t.value == ch
-
-    def expect_word(self, word: str) -> _Tok:
+    def expect(self, value: str) -> None:
         t = self.next()
-        if t.upper != word:
-            raise SoqlParseError(f"expected {word} at position {t.pos}, found {t.value!r}")
-        return t
-
-    def expect_punct(self, ch: str) -> _Tok:
-        t = self.next()
-        if t.kind != "punct" or t.value != ch:
-            raise SoqlParseError(f"expected {ch!r} at position {t.pos}, found {t.value!r}")
-        return t
+        if not t.is_(value):
+            shown = value if value.isalpha() else repr(value)
+            raise SoqlParseError(f"expected {shown} at position {t.pos}, found {t.value!r}")
 
     def skip_balanced(self, depth: int = 0) -> None:
         """Skip from an opening parenthesis to its match (``depth=1``: from inside one,
         past its closing parenthesis)."""
         while True:
             t = self.next()
-            if t.kind == "punct" and t.value == "(":
+            if t.is_("("):
                 depth += 1
-            elif t.kind == "punct" and t.value == ")":
+            elif t.is_(")"):
                 depth -= 1
                 if depth == 0:
                     return
@@ -196,12 +190,12 @@ class _Parser:
 
     # grammar ---------------------------------------------------------------
     def query(self, nested: bool) -> SelectQuery:
-        self.expect_word("SELECT")
+        self.expect("SELECT")
         raw = [self.item(nested)]
-        while self.is_punct(","):
+        while self.at(","):
             self.i += 1
             raw.append(self.item(nested))
-        self.expect_word("FROM")
+        self.expect("FROM")
         obj = self.next()
         if obj.kind != "ident":
             raise SoqlParseError(f"expected an object name after FROM at position {obj.pos}")
@@ -247,21 +241,21 @@ class _Parser:
         start = self.peek()
         if start is None:
             raise SoqlParseError("unexpected end of query in the SELECT list")
-        if start.kind == "punct" and start.value == "(":
+        if start.is_("("):
             if nested:
                 raise SoqlParseError(f"a subquery cannot contain a subquery (position {start.pos})")
             self.i += 1
             sub = self.query(nested=True)
-            self.expect_punct(")")
+            self.expect(")")
             return SelectItem("subquery", sub.sobject, (sub.sobject,), subquery=sub)
         if start.kind != "ident":
             raise SoqlParseError(f"unexpected {start.value!r} at position {start.pos} in the SELECT list")
         if start.upper == "TYPEOF":
-            while not self.is_word("END"):
+            while not self.at("END"):
                 self.next()
             self.next()
             return SelectItem("dynamic", "")
-        if self.is_punct("(", 1):
+        if self.at("(", 1):
             func = start.upper
             if func == "FIELDS":
                 self.i += 1
@@ -275,20 +269,17 @@ class _Parser:
     def call_args(self) -> Tuple[Tuple[str, ...], Optional[str]]:
         """At ``NAME (``: read the call; return the first field argument and an inner function."""
         self.i += 1  # the function name
-        self.expect_punct("(")
+        self.expect("(")
         path: Tuple[str, ...] = ()
         inner: Optional[str] = None
-        if self.is_punct(")"):
-            self.i += 1
-            return path, inner
         t = self.peek()
-        if t is not None and t.kind == "ident" and self.is_punct("(", 1):
+        if t is not None and t.kind == "ident" and self.at("(", 1):
             inner = t.upper
             path, _ = self.call_args()
         elif t is not None and t.kind == "ident":
             path = tuple(t.value.split("."))
             self.i += 1
-        # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...)
+        # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...) and the closing parenthesis
         self.skip_balanced(depth=1)
         return path, inner
 
