@@ -219,46 +219,36 @@ def _string_array(pd: Any, values: Sequence[Any]) -> Any:
                                                  else str(v)) for v in values], dtype="string")
 
 
-def _convert(pd: Any, values: List[Any], sftype: Optional[str], kind: str) -> Any:
-    """A typed pandas array for a list of JSON values."""
+#: The pandas dtype of a describe type's numbers and booleans (an int that does not fit, or is
+#: not whole, makes its column Float64); the Bulk 2.0 CSV spelling of booleans.
+_DTYPES = {**dict.fromkeys(INT_TYPES, "Int64"), **dict.fromkeys(FLOAT_TYPES, "Float64"), "boolean": "boolean"}
+_CSV_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _convert(pd: Any, values: Any, sftype: Optional[str], kind: str = "value", text: bool = False) -> Any:
+    """A typed pandas array for a list of JSON values (REST), or with ``text`` for a Series
+    of CSV strings (Bulk 2.0): the same dtypes either way; strings when the values do not fit."""
     if kind == "child":
         return _object_array(values)
-    t = sftype if sftype is not None else _infer_type(values)
+    t = sftype if sftype is not None or text else _infer_type(values)
     try:
-        if t in INT_TYPES:
+        if t in _DTYPES:
+            parsed = values
+            if text:  # CSV strings to numbers or booleans first
+                parsed = values.str.lower().map(_CSV_BOOLEANS) if t == "boolean" else values.astype("Float64")
             try:
-                return pd.array(values, dtype="Int64")
-            except (TypeError, ValueError):  # too large, or not whole: Float64
-                t = "double"
-        if t in FLOAT_TYPES:
-            return pd.array(values, dtype="Float64")
-        if t == "boolean":
-            return pd.array(values, dtype="boolean")
+                return parsed.astype(_DTYPES[t]).array if text else pd.array(parsed, dtype=_DTYPES[t])
+            except (TypeError, ValueError):
+                if t not in INT_TYPES:
+                    raise
+                return pd.array(parsed, dtype="Float64")
         if t in ("date", "datetime"):
             return _to_datetime(pd, values, t)
-        if t in OBJECT_TYPES:
+        if t in OBJECT_TYPES and not text:
             return _object_array(values)
     except (TypeError, ValueError) as exc:
         logger.debug("could not convert to %s (%s); keeping strings", t, exc)
-    return _string_array(pd, values)
-
-
-def _convert_strings(pd: Any, series: Any, sftype: Optional[str]) -> Any:
-    """A typed pandas array for a column of CSV strings (Bulk 2.0), matching :func:`_convert`."""
-    try:
-        if sftype in INT_TYPES or sftype in FLOAT_TYPES:
-            floats = series.astype("Float64")
-            try:
-                return floats.astype("Int64" if sftype in INT_TYPES else "Float64").array
-            except (TypeError, ValueError):  # an int column with a value that is not whole
-                return floats.array
-        if sftype == "boolean":
-            return series.str.lower().map({"true": True, "false": False, "1": True, "0": False}).astype("boolean").array
-        if sftype in ("date", "datetime"):
-            return _to_datetime(pd, series, sftype)
-    except (TypeError, ValueError) as exc:
-        logger.debug("could not convert bulk column to %s (%s); keeping strings", sftype, exc)
-    return series.astype("string").array
+    return values.astype("string").array if text else _string_array(pd, values)
 
 
 def _frame(pd: Any, columns: List[Column]) -> Any:
@@ -275,7 +265,7 @@ def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
     for col in columns:
         source = next((by_name[k] for k in col.csv_names if k in by_name), None)
         series = pd.Series([None] * len(raw), dtype="string") if source is None else raw[source]
-        data[col.name] = _convert_strings(pd, series, col.sftype)
+        data[col.name] = _convert(pd, series, col.sftype, text=True)
     return pd.DataFrame(data)
 
 

@@ -347,8 +347,7 @@ class QueryPages:
             raise TypeError("querying needs a simple_salesforce.Salesforce client (e.g. from connect_jwt())")
         self.sf = sf
         self.headers = {"Sforce-Query-Options": f"batchSize={int(batch_size)}"} if batch_size else {}
-        self.soql = soql
-        self.include_deleted = include_deleted
+        self.query = (sf.base_url + ("queryAll/" if include_deleted else "query/"), {"q": soql})
         self._executor: Optional[ThreadPoolExecutor] = None
         self._pending: "Optional[Future[Dict[str, Any]]]" = None
 
@@ -356,16 +355,13 @@ class QueryPages:
         resp = api_get(self.sf, url, "query", headers=self.headers, params=params)
         return json.loads(resp.content)  # type: ignore[no-any-return]
 
-    def _first_request(self) -> Tuple[str, Dict[str, str]]:
-        return self.sf.base_url + ("queryAll/" if self.include_deleted else "query/"), {"q": self.soql}
-
     def first(self) -> Dict[str, Any]:
         """The first page, fetched in the calling thread."""
-        return self._get(*self._first_request())
+        return self._get(*self.query)
 
     def start(self) -> None:
         """Send the first request in the background; :meth:`take` gives its page."""
-        self._submit(*self._first_request())
+        self._submit(*self.query)
 
     def more(self, next_records_url: str) -> Dict[str, Any]:
         """The page at ``nextRecordsUrl``, fetched in the calling thread."""
@@ -383,8 +379,7 @@ class QueryPages:
     def take(self) -> Dict[str, Any]:
         """The page asked for by :meth:`start` or :meth:`prefetch` (waits for it)."""
         pending, self._pending = self._pending, None
-        if pending is None:
-            raise RuntimeError("QueryPages.take() without a request in flight")
+        assert pending is not None, "take() without start() or prefetch()"
         return pending.result()
 
     def close(self) -> None:
@@ -400,13 +395,11 @@ class QueryPages:
         """Yield ``page`` and every following page (the next one asked for before each is
         yielded); closes the worker at the end."""
         try:
-            while True:
-                if page.get("done", True) or not page.get("nextRecordsUrl"):
-                    yield page
-                    return
+            while not page.get("done", True) and page.get("nextRecordsUrl"):
                 self.prefetch(page["nextRecordsUrl"])
                 yield page
                 page = self.take()
+            yield page
         finally:
             self.close()
 
