@@ -46,6 +46,7 @@ pandas and tqdm are imported when a function runs, never when this module is imp
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
@@ -291,7 +292,6 @@ def _rest_frames(pd: Any, route: "_Route", progress: Optional[bool], flush_rows:
             yield _rest_dynamic(pd, route, bar)
             return
         nested_pending = [c for c in columns if c.kind != "child" and len(c.keys) > 1]
-        buffered = 0
         yielded = False
         for page in pages.iterate(first):
             records = page.get("records") or []
@@ -303,13 +303,11 @@ def _rest_frames(pd: Any, route: "_Route", progress: Optional[bool], flush_rows:
                         c.values.extend(pages.child_records(r.get(c.keys[0])) for r in records)
                     else:
                         c.values.extend(extract(records, c.keys))
-                buffered += len(records)
             bar.update(len(records))
-            if flush_rows is not None and buffered >= flush_rows:
-                buffered = 0
+            if flush_rows is not None and len(columns[0].values) >= flush_rows:  # rows gathered
                 yielded = True
                 yield _frame(pd, columns)
-        if buffered or not yielded:
+        if columns[0].values or not yielded:
             yield _frame(pd, columns)
     finally:
         pages.close()
@@ -516,10 +514,8 @@ class _BulkResults:
             pool.shutdown(wait=True)
             for future in pending:  # downloaded but never handed out (an error, a closed generator)
                 if self.read is None and future.done() and not future.cancelled() and future.exception() is None:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.remove(future.result()[0])
-                    except OSError:
-                        pass
 
 
 def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
@@ -898,8 +894,6 @@ def _parquet_into(output: OutputFile, pa: Any, pq: Any, frames: Iterator[Any], c
         output.commit()
     finally:
         if writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the original error is the one to report
                 writer.close()
-            except Exception:  # the original error is the one to report
-                pass
     return rows

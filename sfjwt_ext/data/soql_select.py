@@ -318,9 +318,4 @@ def parse_select(soql: str) -> SelectQuery:
     """Parse the SELECT list (and the little of the rest that query_df needs) of ``soql``."""
     if not isinstance(soql, str) or not soql.strip():
         raise SoqlParseError("the query is empty")
-    p = _Parser(soql)
-    q = p.query(nested=False)
-    if p.peek() is not None:
-        t = p.peek()
-        raise SoqlParseError(f"unexpected {t.value!r} at position {t.pos}")  # type: ignore[union-attr]
-    return q
+    return _Parser(soql).query(nested=False)  # which reads to the end (clauses())
