@@ -74,6 +74,7 @@ def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *,
     # Dask's "convert-string" (on by default) would turn query_df's string columns into
     # string[pyarrow] under pandas 2: the frame keeps exactly query_df's dtypes instead.
     with dask.config.set({"dataframe.convert-string": False}):
-        frame: "dask.dataframe.DataFrame" = dd.from_map(_bulk_page_frame, urls, args=(sf, columns), meta=meta,
-                                                       label="read-soql", enforce_metadata=False)
+        # dask's from_map has no type hints
+        frame: "dask.dataframe.DataFrame" = dd.from_map(  # type: ignore[no-untyped-call]
+            _bulk_page_frame, urls, args=(sf, columns), meta=meta, label="read-soql", enforce_metadata=False)
     return frame
