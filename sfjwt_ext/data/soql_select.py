@@ -285,14 +285,7 @@ class _Parser:
 
 
 def _name_items(raw: List[SelectItem], alias: Optional[str], sobject: str, group_by: bool) -> List[SelectItem]:
-    """Strip the object alias from paths and give each item its column name."""
-
-    def strip(path: Tuple[str, ...]) -> Tuple[str, ...]:
-        if len(path) > 1 and (
-                (alias is not None and path[0].lower() == alias.lower()) or path[0].lower() == sobject.lower()):
-            return path[1:]
-        return path
-
+    """Strip the object (or its alias) from paths and give each item its column name."""
     aggregate = SelectQuery(sobject, tuple(raw), group_by=group_by).is_aggregate
     out: List[SelectItem] = []
     expr = 0
@@ -300,7 +293,9 @@ def _name_items(raw: List[SelectItem], alias: Optional[str], sobject: str, group
         if item.kind not in ("field", "function"):
             out.append(item)
             continue
-        path = strip(item.path)
+        path = item.path
+        if len(path) > 1 and path[0].lower() in (sobject.lower(), (alias or "").lower()):
+            path = path[1:]
         if item.alias or item.kind == "field":
             name = item.alias or ".".join(path)
         elif item.func == "COUNT" and not path and item.inner is None and not (aggregate and len(raw) > 1):
