@@ -707,9 +707,7 @@ class _Route:
         self.first: Optional[Dict[str, Any]] = None
         self.bulk = bulk is True
         if self.bulk:
-            reason = _bulk_refusal(self.q)
-            if reason is not None:
-                raise _not_supported(reason)
+            _refuse_bulk(self.q)
             return
         self.pages = QueryPages(sf, soql, include_deleted, batch_size)
         self.pages.start()  # the first round trip starts now ...
@@ -726,9 +724,7 @@ class _Route:
         """The columns from describe; :class:`BulkQueryNotSupported` for a compound field."""
         assert self.q is not None
         self.columns = plan_columns(self.describer, self.q)
-        reason = _bulk_refusal(self.q, self.columns)
-        if reason is not None:
-            raise _not_supported(reason)
+        _refuse_bulk(self.q, self.columns)
 
     def _plan_rest(self, sf: Any, soql: str, include_deleted: bool) -> None:
         q = self.q
@@ -773,9 +769,12 @@ def _check_arguments(soql: str, bulk: Any, progress: Optional[bool], parallel: i
                          f"after another), not {parallel!r}")
 
 
-def _not_supported(reason: str) -> BulkQueryNotSupported:
-    return BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
-                                 f"or bulk='auto'.")
+def _refuse_bulk(q: Optional[SelectQuery], columns: Optional[List[Column]] = None) -> None:
+    """:class:`BulkQueryNotSupported` when Bulk API 2.0 cannot run the query (``bulk=True``)."""
+    reason = _bulk_refusal(q, columns)
+    if reason is not None:
+        raise BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
+                                    f"or bulk='auto'.")
 
 
 def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
