@@ -5,6 +5,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from sfjwt_ext.cli import rows
 from sfjwt_ext.data import records
 from sfjwt_ext.data.soql_select import parse_select
 
@@ -51,13 +52,13 @@ def test_aggregate_names_types_and_the_grouped_parent_quirk(sf: Any) -> None:
     records.resolve_top_level(cols, row)
     assert [records.extract([row], c.keys)[0] for c in cols] == ["Acme", "Won", 2, 5.0, "2024-01-01"]
     # ... and the CLI's rows come from the same plan (no describe: the query's spelling)
-    plan = records.RowPlan(soql)
+    plan = rows.RowPlan(soql)
     assert plan.start([row]) == ["Account.Name", "StageName", "expr0", "total", "expr1"]
     assert plan.rows([row]) == [["Acme", "Won", 2, 5.0, "2024-01-01"]]
 
 
 def test_row_plan_spells_like_the_records_and_flattens_children() -> None:
-    plan = records.RowPlan("select id, account.name, (select id, owner.name from cases) from contact")
+    plan = rows.RowPlan("select id, account.name, (select id, owner.name from cases) from contact")
     assert plan.columns == ["id", "account.name", "cases"]  # before any record: the query's spelling
     recs = [{"attributes": {}, "Id": "1", "Account": None, "Cases": None},
             {"attributes": {}, "Id": "2", "Account": {"attributes": {}, "Name": "A"},
@@ -65,7 +66,7 @@ def test_row_plan_spells_like_the_records_and_flattens_children() -> None:
                  {"attributes": {}, "Id": "c", "Owner": {"attributes": {}, "Name": "O"}}]}}]
     assert plan.start(recs) == ["Id", "Account.Name", "Cases"]
     assert plan.rows(recs) == [["1", None, []], ["2", "A", [{"Id": "c", "Owner.Name": "O"}]]]
-    dynamic = records.RowPlan("SELECT FIELDS(STANDARD) FROM Account LIMIT 1")
+    dynamic = rows.RowPlan("SELECT FIELDS(STANDARD) FROM Account LIMIT 1")
     assert dynamic.columns is None
     assert dynamic.rows([{"attributes": {}, "Id": "1", "Owner": {"attributes": {}, "Name": "O"}}]) == [["1", "O"]]
     assert dynamic.columns == ["Id", "Owner.Name"]
@@ -81,13 +82,13 @@ def test_flatten_parents_children_and_null_parents() -> None:
     assert records.flatten(null_parent) == {"Id": "003", "Account": None}
     assert records.flatten(null_parent, known=["Account.Name"]) == {"Id": "003"}
     assert records.flatten(rec, children=lambda sub: ["child"]) ["Cases"] == ["child"]
-    assert records.row_values(["id", "Account.Name"], records.flatten(null_parent)) == ["003", None]
+    assert rows.row_values(["id", "Account.Name"], records.flatten(null_parent)) == ["003", None]
 
 
 def test_select_columns() -> None:
-    assert records.select_columns("select id, account.name from contact") == ["id", "account.name"]
-    assert records.select_columns("SELECT COUNT() FROM Account") == ["count"]
-    assert records.select_columns("SELECT FIELDS(ALL) FROM Account LIMIT 1") is None
+    assert rows.select_columns("select id, account.name from contact") == ["id", "account.name"]
+    assert rows.select_columns("SELECT COUNT() FROM Account") == ["count"]
+    assert rows.select_columns("SELECT FIELDS(ALL) FROM Account LIMIT 1") is None
 
 
 def test_records_imports_no_optional_package() -> None:

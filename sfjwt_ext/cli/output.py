@@ -3,7 +3,7 @@
 Salesforce records arrive nested (``{"attributes": ..., "Account": {"Name": ...}}``); the
 command prints flat rows with ``Account.Name`` columns, in the order of the SOQL field list,
 without ``attributes``: the columns, their order and spelling, the flattening and the
-grouped-parent quirk are :mod:`sfjwt_ext.data.records`' (``RowPlan``; ``flatten``,
+grouped-parent quirk are :mod:`sfjwt_ext.cli.rows`' (``RowPlan``; ``flatten``,
 ``select_columns`` and ``row_values`` are re-exported here for ``demo``). Writers take rows
 one at a time, so a result of any size streams through without being held in memory (the table writer, which must know column widths,
 keeps at most :data:`TABLE_MAX_ROWS`).
@@ -14,7 +14,8 @@ import csv
 import json
 from typing import IO, Any, Iterable, List, Sequence
 
-from ..data.records import flatten, row_values, select_columns
+from ..data.records import flatten
+from .rows import row_values, select_columns
 
 __all__ = [
     "TABLE_MAX_ROWS", "flatten", "select_columns", "row_values", "make_writer", "format_table",

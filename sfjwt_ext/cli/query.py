@@ -10,11 +10,12 @@ from urllib.parse import urlencode
 from .._internal.outfile import OutputFile
 from ..client import connect_jwt
 from ..data.dataframe import BULK_PARALLEL, _frames, _pandas, _parquet_into, _pyarrow
-from ..data.records import QueryPages, RowPlan
+from ..data.records import QueryPages
 from . import jsonout
 from .base import EXIT_OK, UsageError, connection_arguments, err
 from .jsonout import RecordsDocument
 from .output import TABLE_MAX_ROWS, Writer, make_writer
+from .rows import RowPlan
 
 
 class _Progress:

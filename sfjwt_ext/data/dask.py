@@ -23,11 +23,10 @@ dask is imported when :func:`read_soql` runs; ``import sfjwt_ext`` never imports
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..client import connect_jwt
 from .dataframe import BulkQueryNotSupported, _bulk_job_pages, _bulk_page_frame, _pandas, _typed
-from .records import Column
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.dataframe
@@ -46,20 +45,6 @@ def _check_pickles(sf: Any) -> None:
                         f"({type(exc).__name__}: {exc}); use sfjwt_ext.connect_jwt() for sf") from exc
 
 
-def _page(url: str, sf: Any, plan: List[Column]) -> Any:
-    """One partition: the result page at ``url``, typed like ``query_df``. (Not named
-    ``columns``: dask passes a ``columns=`` projection to a function that takes one.)"""
-    return _bulk_page_frame(sf, url, plan)
-
-
-def _dask_dataframe() -> Any:
-    try:
-        import dask.dataframe as dd
-    except ImportError as exc:
-        raise ImportError(f"read_soql needs dask[dataframe]: {_DASK_HINT}") from exc
-    return dd
-
-
 def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *,
               include_deleted: bool = False) -> "dask.dataframe.DataFrame":
     """Run ``soql`` as a Bulk API 2.0 job and return a :class:`dask.dataframe.DataFrame`
@@ -71,7 +56,11 @@ def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *,
         pickle (a :class:`~sfjwt_ext.SalesforceJWT` does) and use API 58.0 or later.
     :param include_deleted: include deleted and archived records (``queryAll``).
     """
-    dd = _dask_dataframe()
+    try:
+        import dask
+        import dask.dataframe as dd
+    except ImportError as exc:
+        raise ImportError(f"read_soql needs dask[dataframe]: {_DASK_HINT}") from exc
     pd = _pandas()
     if sf is None:
         sf = connect_jwt()
@@ -82,11 +71,10 @@ def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *,
         raise BulkQueryNotSupported(str(exc).replace("bulk=True", "read_soql").split(" Use bulk=")[0]
                                     + " Use sfjwt_ext.data.dataframe.query_df(sf, soql) for it.") from None
     meta = _typed(pd, pd.DataFrame(), columns)
-    import dask  # present: _dask_dataframe() imported dask.dataframe
-
     # Dask's "convert-string" (on by default) would turn query_df's string columns into
     # string[pyarrow] under pandas 2: the frame keeps exactly query_df's dtypes instead.
     with dask.config.set({"dataframe.convert-string": False}):
-        frame: "dask.dataframe.DataFrame" = dd.from_map(_page, urls, args=(sf, columns), meta=meta,
-                                                       label="read-soql", enforce_metadata=False)
+        # dask's from_map has no type hints
+        frame: "dask.dataframe.DataFrame" = dd.from_map(  # type: ignore[no-untyped-call]
+            _bulk_page_frame, urls, args=(sf, columns), meta=meta, label="read-soql", enforce_metadata=False)
     return frame

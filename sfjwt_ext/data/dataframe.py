@@ -46,7 +46,9 @@ pandas and tqdm are imported when a function runs, never when this module is imp
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import json
 import logging
 import os
@@ -57,27 +59,12 @@ import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union
 
+from .._internal.backoff import backoff_delays
 from .._internal.outfile import OutputFile
 from .soql_select import SelectQuery, SoqlParseError, parse_select
-from .records import (
-    api_get,
-    COMPOUND_TYPES,
-    FLOAT_TYPES,
-    INT_TYPES,
-    OBJECT_TYPES,
-    TIME_UNIT,
-    Column,
-    Describer,
-    QueryPages,
-    extract,
-    flatten,
-    flatten_column_metadata,
-    plan_columns,
-    resolve_nested,
-    resolve_top_level,
-    strip_attributes,
-    temporal_dtype,
-)
+from .records import (COMPOUND_TYPES, FLOAT_TYPES, INT_TYPES, OBJECT_TYPES, TIME_UNIT, Column, Describer, QueryPages,
+                      api_get, api_url, extract, flatten, flatten_column_metadata, plan_columns, resolve_nested,
+                      resolve_top_level, temporal_dtype)
 from .records import column_metadata as _column_metadata  # a module name tests can patch
 from .records import columns_from_metadata as _columns_from_metadata  # noqa: F401 (same)
 
@@ -128,21 +115,6 @@ def _pandas() -> Any:
     return pandas
 
 
-def _tqdm(required: bool) -> Optional[Callable[..., Any]]:
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            # in a notebook without ipywidgets tqdm.auto warns, then falls back to text bars
-            warnings.filterwarnings("ignore", message=".*IProgress not found.*")
-            from tqdm.auto import tqdm
-    except ImportError as exc:
-        if required:
-            raise ImportError(f"progress=True needs tqdm: {_PIP_HINT}") from exc
-        return None
-    return tqdm  # type: ignore[no-any-return]
-
-
 def _has_pyarrow() -> bool:
     try:
         import pyarrow  # noqa: F401
@@ -152,14 +124,24 @@ def _has_pyarrow() -> bool:
 
 
 class _Progress:
-    """A tqdm bar, or nothing."""
+    """A tqdm bar counting rows, or nothing (not shown, or tqdm missing and not ``required``)."""
 
-    def __init__(self, show: bool, required: bool, total: Optional[int], unit: str, desc: str) -> None:
-        self.bar = None
-        if show:
-            tqdm = _tqdm(required)
-            if tqdm is not None:
-                self.bar = tqdm(total=total, unit=unit, desc=desc, leave=False)
+    def __init__(self, show: bool, required: bool, total: Optional[int], desc: str) -> None:
+        import warnings
+
+        self.bar: Any = None
+        if not show:
+            return
+        try:
+            with warnings.catch_warnings():
+                # in a notebook without ipywidgets tqdm.auto warns, then falls back to text bars
+                warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+                from tqdm.auto import tqdm
+        except ImportError as exc:
+            if required:
+                raise ImportError(f"progress=True needs tqdm: {_PIP_HINT}") from exc
+            return
+        self.bar = tqdm(total=total, unit="rows", desc=desc, leave=False)
 
     def update(self, n: int) -> None:
         if self.bar is not None:
@@ -168,39 +150,25 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-            self.bar = None
-
 
 
 # --------------------------------------------------------------------------- conversion
 
+#: The type of a column describe could not type, from the Python types of its non-null values.
+_INFERRED_TYPES = {frozenset({bool}): "boolean", frozenset({int}): "int", frozenset({float}): "double",
+                   frozenset({int, float}): "double", frozenset({str}): "string"}
+
 
 def _infer_type(values: Sequence[Any]) -> Optional[str]:
-    kinds = set()
-    for v in values:
-        if v is None:
-            continue
-        kinds.add(type(v))
-        if len(kinds) > 2:
-            break
-    if not kinds:
-        return None
-    if kinds == {bool}:
-        return "boolean"
-    if kinds == {int}:
-        return "int"
-    if kinds <= {int, float}:
-        return "double"
-    if kinds == {str}:
-        return "string"
-    return "anytype"
+    kinds = frozenset(type(v) for v in values if v is not None)
+    return _INFERRED_TYPES.get(kinds, "anytype") if kinds else None
 
 
-def _object_array(pd: Any, values: Sequence[Any]) -> Any:
+def _object_array(values: Sequence[Any]) -> Any:
     import numpy as np
 
     arr = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
+    for i, v in enumerate(values):  # one by one: a list value stays one element
         arr[i] = v
     return arr
 
@@ -252,88 +220,57 @@ def _string_array(pd: Any, values: Sequence[Any]) -> Any:
                                                  else str(v)) for v in values], dtype="string")
 
 
-def _convert(pd: Any, values: List[Any], sftype: Optional[str], kind: str) -> Any:
-    """A typed pandas array for a list of JSON values."""
+#: The pandas dtype of a describe type's numbers and booleans (an int that does not fit, or is
+#: not whole, makes its column Float64); the Bulk 2.0 CSV spelling of booleans.
+_DTYPES = {**dict.fromkeys(INT_TYPES, "Int64"), **dict.fromkeys(FLOAT_TYPES, "Float64"), "boolean": "boolean"}
+_CSV_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _convert(pd: Any, values: Any, sftype: Optional[str], kind: str = "value", text: bool = False) -> Any:
+    """A typed pandas array for a list of JSON values (REST), or with ``text`` for a Series
+    of CSV strings (Bulk 2.0): the same dtypes either way; strings when the values do not fit."""
     if kind == "child":
-        return _object_array(pd, values)
-    t = sftype if sftype is not None else _infer_type(values)
+        return _object_array(values)
+    t = sftype if sftype is not None or text else _infer_type(values)
     try:
-        if t in INT_TYPES:
+        if t in _DTYPES:
+            parsed = values
+            if text:  # CSV strings to numbers or booleans first
+                parsed = values.str.lower().map(_CSV_BOOLEANS) if t == "boolean" else values.astype("Float64")
             try:
-                return pd.array(values, dtype="Int64")
+                return parsed.astype(_DTYPES[t]).array if text else pd.array(parsed, dtype=_DTYPES[t])
             except (TypeError, ValueError):
-                return pd.array(values, dtype="Float64")
-        if t in FLOAT_TYPES:
-            return pd.array(values, dtype="Float64")
-        if t == "boolean":
-            return pd.array(values, dtype="boolean")
+                if t not in INT_TYPES:
+                    raise
+                return pd.array(parsed, dtype="Float64")
         if t in ("date", "datetime"):
             return _to_datetime(pd, values, t)
-        if t in OBJECT_TYPES:
-            return _object_array(pd, values)
+        if t in OBJECT_TYPES and not text:
+            return _object_array(values)
     except (TypeError, ValueError) as exc:
         logger.debug("could not convert to %s (%s); keeping strings", t, exc)
-    return _string_array(pd, values)
-
-
-def _convert_strings(pd: Any, series: Any, sftype: Optional[str]) -> Any:
-    """A typed pandas array for a column of CSV strings (Bulk 2.0), matching :func:`_convert`."""
-    t = sftype
-    try:
-        if t in INT_TYPES:
-            floats = series.astype("Float64")
-            try:
-                return floats.astype("Int64").array
-            except (TypeError, ValueError):
-                return floats.array
-        if t in FLOAT_TYPES:
-            return series.astype("Float64").array
-        if t == "boolean":
-            return series.str.lower().map({"true": True, "false": False, "1": True, "0": False}).astype("boolean").array
-        if t in ("date", "datetime"):
-            return _to_datetime(pd, series, t)
-    except (TypeError, ValueError) as exc:
-        logger.debug("could not convert bulk column to %s (%s); keeping strings", t, exc)
-    return series.astype("string").array
+    return values.astype("string").array if text else _string_array(pd, values)
 
 
 def _frame(pd: Any, columns: List[Column]) -> Any:
     data = {col.name: _convert(pd, col.values, col.sftype, col.kind) for col in columns}
     for col in columns:
         col.values = []
-    if not data:
-        return pd.DataFrame()
+    return pd.DataFrame(data)
+
+
+def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
+    """The query's columns, typed, from a frame of CSV strings."""
+    by_name = {str(c).lower(): c for c in raw.columns}
+    data = {}
+    for col in columns:
+        source = next((by_name[k] for k in col.csv_names if k in by_name), None)
+        series = pd.Series([None] * len(raw), dtype="string") if source is None else raw[source]
+        data[col.name] = _convert(pd, series, col.sftype, text=True)
     return pd.DataFrame(data)
 
 
 # --------------------------------------------------------------------------- REST path
-
-
-def _dynamic_rows(pages: QueryPages, page_iter: Iterator[Dict[str, Any]], known: List[str], bar: _Progress) -> Dict[str, List[Any]]:
-    """Columns discovered from the records themselves (FIELDS(), TYPEOF, unreadable SELECT)."""
-    cols: Dict[str, List[Any]] = {name: [] for name in known}
-    n = 0
-
-    for page in page_iter:
-        records = page.get("records") or []
-        for rec in records:
-            row = flatten(rec, children=pages.child_records, known=cols)
-            for name, value in row.items():
-                col = cols.get(name)
-                if col is None:
-                    col = cols[name] = [None] * n
-                col.append(value)
-            n += 1
-            for col in cols.values():
-                if len(col) < n:
-                    col.append(None)
-        bar.update(len(records))
-    return cols
-
-
-def _rest(pd: Any, route: "_Route", progress: Optional[bool]) -> Any:
-    frames = list(_rest_frames(pd, route, progress, None, "query_df"))
-    return frames[0]
 
 
 def _rest_frames(pd: Any, route: "_Route", progress: Optional[bool], flush_rows: Optional[int],
@@ -349,35 +286,28 @@ def _rest_frames(pd: Any, route: "_Route", progress: Optional[bool], flush_rows:
         yield pd.DataFrame({q.items[0].name: pd.array([int(total or 0)], dtype="Int64")})
         return
     show = progress is True or (progress is None and not first.get("done", True))
-    bar = _Progress(show, progress is True, total if isinstance(total, int) else None, "rows", desc)
+    bar = _Progress(show, progress is True, total if isinstance(total, int) else None, desc)
     try:
         if q is None or q.dynamic:
             yield _rest_dynamic(pd, route, bar)
             return
-        child_cols = [c for c in columns if c.kind == "child"]
-        value_cols = [c for c in columns if c.kind != "child"]
-        nested_pending = [c for c in value_cols if len(c.keys) > 1]
-        buffered = 0
+        nested_pending = [c for c in columns if c.kind != "child" and len(c.keys) > 1]
         yielded = False
         for page in pages.iterate(first):
             records = page.get("records") or []
             if records:
-                if not all(c.resolved for c in columns):
-                    resolve_top_level(columns, records[0])
-                if nested_pending:
-                    nested_pending = [c for c in nested_pending if not resolve_nested(c, records)]
-                for c in value_cols:
-                    c.values.extend(extract(records, c.keys))
-                for c in child_cols:
-                    key = c.keys[0]
-                    c.values.extend(pages.child_records(r.get(key)) for r in records)
-                buffered += len(records)
+                resolve_top_level(columns, records[0])
+                nested_pending = [c for c in nested_pending if not resolve_nested(c, records)]
+                for c in columns:
+                    if c.kind == "child":
+                        c.values.extend(pages.child_records(r.get(c.keys[0])) for r in records)
+                    else:
+                        c.values.extend(extract(records, c.keys))
             bar.update(len(records))
-            if flush_rows is not None and buffered >= flush_rows:
-                buffered = 0
+            if flush_rows is not None and len(columns[0].values) >= flush_rows:  # rows gathered
                 yielded = True
                 yield _frame(pd, columns)
-        if buffered or not yielded:
+        if columns[0].values or not yielded:
             yield _frame(pd, columns)
     finally:
         pages.close()
@@ -385,21 +315,33 @@ def _rest_frames(pd: Any, route: "_Route", progress: Optional[bool], flush_rows:
 
 
 def _rest_dynamic(pd: Any, route: "_Route", bar: _Progress) -> Any:
-    pages, first, q, describer = route.pages, route.first, route.q, route.describer
+    """One frame whose columns come from the records themselves (FIELDS(), TYPEOF, a SELECT
+    list not understood), typed by describe where the object is known."""
+    pages, first, q = route.pages, route.first, route.q
     assert pages is not None and first is not None
-    cols = _dynamic_rows(pages, pages.iterate(first), route.known, bar)
+    cols: Dict[str, List[Any]] = {name: [] for name in route.known}
+    n = 0
+    for page in pages.iterate(first):
+        records = page.get("records") or []
+        for rec in records:
+            for name, value in flatten(rec, children=pages.child_records, known=cols).items():
+                col = cols.get(name)
+                if col is None:
+                    col = cols[name] = [None] * n
+                col.append(value)
+            n += 1
+            for col in cols.values():
+                if len(col) < n:
+                    col.append(None)
+        bar.update(len(records))
     sobject = q.sobject if q is not None else route.entity or \
         ((first.get("records") or [{}])[0].get("attributes") or {}).get("type")
     data = {}
     for name, values in cols.items():
-        sftype = None
-        kind = "value"
-        if values and any(isinstance(v, list) for v in values[:50]):
-            kind = "child"
-        elif sobject:
-            _, sftype = describer.resolve(sobject, name.split("."))
-        data[name] = _convert(pd, values, sftype, kind)
-    return pd.DataFrame(data) if data else pd.DataFrame()
+        child = any(isinstance(v, list) for v in values[:50])
+        sftype = route.describer.resolve(sobject, name.split("."))[1] if sobject and not child else None
+        data[name] = _convert(pd, values, sftype, "child" if child else "value")
+    return pd.DataFrame(data)
 
 
 # --------------------------------------------------------------------------- Bulk 2.0 path
@@ -409,27 +351,23 @@ def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = No
     """Why Bulk API 2.0 cannot run this query (None: it can)."""
     if q is None:
         return "its SELECT list could not be read"
-    if q.is_count or q.is_aggregate:
-        return "Bulk API 2.0 does not run aggregate queries (COUNT(), SUM(), GROUP BY ...)"
-    if q.has_subquery:
-        return "Bulk API 2.0 does not run child subqueries (SELECT ..., (SELECT ... FROM Children))"
-    if q.dynamic:
-        return "Bulk API 2.0 does not run FIELDS() or TYPEOF"
-    if q.offset is not None:
-        return "Bulk API 2.0 does not support OFFSET"
-    for col in columns or []:
-        if col.sftype in COMPOUND_TYPES:
-            return f"Bulk API 2.0 does not return compound fields ({col.name} is an {col.sftype}); select its parts"
-    return None
+    refusals = [
+        (q.is_count or q.is_aggregate, "Bulk API 2.0 does not run aggregate queries (COUNT(), SUM(), GROUP BY ...)"),
+        (q.has_subquery, "Bulk API 2.0 does not run child subqueries (SELECT ..., (SELECT ... FROM Children))"),
+        (q.dynamic, "Bulk API 2.0 does not run FIELDS() or TYPEOF"),
+        (q.offset is not None, "Bulk API 2.0 does not support OFFSET"),
+        *[(True, f"Bulk API 2.0 does not return compound fields ({col.name} is an {col.sftype}); select its parts")
+          for col in columns or [] if col.sftype in COMPOUND_TYPES],
+    ]
+    return next((why for refused, why in refusals if refused), None)
 
 
 def _read_part(pd: Any, path: str, engine: Optional[str]) -> Any:
     """One Bulk CSV page as a frame of text columns (empty text is null); None for an empty file."""
     if engine == "pyarrow":
         return _read_part_arrow(pd, path)
-    kwargs: Dict[str, Any] = {"dtype": "string", "keep_default_na": False, "na_values": [""]}
     try:
-        return pd.read_csv(path, **kwargs)
+        return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         return None
 
@@ -460,31 +398,25 @@ class _BulkResults:
     token swap and refresh apply), gzip-compressed (``Accept-Encoding: gzip``; requests
     inflates it). Pages are handed out in order. ``parallel=1``, an older API version, or a
     404 from ``resultPages`` use the sequential ``Sforce-Locator`` chain instead.
+
+    With ``read``, :meth:`parts` gives ``read(file)`` for each page instead of the file (and
+    removes the file); the parallel downloads call it in their own threads, so parsing a page
+    (pyarrow's CSV reader releases the GIL) overlaps the other pages' downloads.
     """
 
     def __init__(self, sf: Any, client: Any, job_id: str, folder: str, parallel: int,
                  read: Optional[Callable[[str], Any]] = None) -> None:
-        self.sf = sf
-        self.client = client
-        self.job_id = job_id
-        self.folder = folder
-        self.parallel = parallel
-        #: with ``read``, parts() gives ``read(file)`` for each page instead of the file (and
-        #: removes the file); the parallel downloads call it in their own threads, so parsing
-        #: a page (pyarrow's CSV reader releases the GIL) overlaps the other pages' downloads
-        self.read = read
+        self.sf, self.client, self.job_id = sf, client, job_id
+        self.folder, self.parallel, self.read = folder, parallel, read
         #: "parallel" or "locator": which protocol the last parts() used
         self.mode = ""
 
     def parts(self) -> Iterator[Tuple[Any, int, bool]]:
         """(CSV file, records in it, more parts coming); the caller removes each file.
         With ``read``: ``read(file)`` in place of the file, which is already removed."""
-        batch = self._first_batch() if self.parallel > 1 and _api_version(self.sf) >= 58.0 else None
-        if batch is None:
-            self.mode = "locator"
-            return self._locator_chain()
-        self.mode = "parallel"
-        return self._parallel(*batch)
+        batch = self._first_batch() if self.parallel > 1 else None
+        self.mode = "locator" if batch is None else "parallel"
+        return self._locator_chain() if batch is None else self._parallel(*batch)
 
     # -- sequential: Sforce-Locator
     def _locator_chain(self) -> Iterator[Tuple[Any, int, bool]]:
@@ -498,20 +430,21 @@ class _BulkResults:
                 return
 
     # -- parallel: resultPages
-    def _url(self, path: str) -> str:
-        return path if path.startswith("https://") else f"https://{self.sf.sf_instance}{path}"
-
     def _batch(self, url: str) -> Tuple[List[str], Optional[str]]:
         resp = api_get(self.sf, url, "resultPages", headers={"Accept": "application/json"})
         body = json.loads(resp.content)
-        urls = [self._url(p["resultUrl"]) for p in body.get("resultPages") or [] if p.get("resultUrl")]
+        urls = [api_url(self.sf, p["resultUrl"]) for p in body.get("resultPages") or [] if p.get("resultUrl")]
         # the guide's example says nextRecordsUrl, its table nextRecordUrl: take either
         nxt = body.get("nextRecordsUrl") or body.get("nextRecordUrl")
-        return urls, (None if body.get("done", True) or not nxt else self._url(nxt))
+        return urls, (None if body.get("done", True) or not nxt else api_url(self.sf, nxt))
 
     def _first_batch(self) -> Optional[Tuple[List[str], Optional[str]]]:
+        """The first ``resultPages`` listing, or ``None`` when the org has none (API before
+        58.0, or a 404)."""
         from simple_salesforce.exceptions import SalesforceResourceNotFound
 
+        if float(self.sf.sf_version) < 58.0:
+            return None
         try:
             # maxRecords here: the org cuts the pages at that size and names it in every resultUrl
             return self._batch(f"{self.sf.base_url}jobs/query/{self.job_id}/resultPages"
@@ -522,8 +455,8 @@ class _BulkResults:
 
     def result_urls(self) -> Optional[List[str]]:
         """Every page's ``resultUrl`` (following ``nextRecordsUrl``), or ``None`` when the org
-        has no ``resultPages`` (API before 58.0, or a 404)."""
-        batch = self._first_batch() if _api_version(self.sf) >= 58.0 else None
+        has no ``resultPages``."""
+        batch = self._first_batch()
         if batch is None:
             return None
         urls, nxt = batch
@@ -549,7 +482,7 @@ class _BulkResults:
         ``resultPages`` listing is asked for as soon as the previous one is in, beside the
         downloads, so downloads never wait a round trip for URLs."""
         from collections import deque
-        from concurrent.futures import Future, ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor
 
         pending: "deque[Future[Tuple[Any, int]]]" = deque()
         queue = deque(urls)
@@ -581,10 +514,8 @@ class _BulkResults:
             pool.shutdown(wait=True)
             for future in pending:  # downloaded but never handed out (an error, a closed generator)
                 if self.read is None and future.done() and not future.cancelled() and future.exception() is None:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.remove(future.result()[0])
-                    except OSError:
-                        pass
 
 
 def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
@@ -606,13 +537,15 @@ def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
     return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
 
 
-def _bulk_page_frame(sf: Any, url: str, columns: List[Column]) -> Any:
-    """One Bulk 2.0 result page as a typed frame (the columns and dtypes of :func:`query_df`)."""
+def _bulk_page_frame(url: str, sf: Any, plan: List[Column]) -> Any:
+    """One Bulk 2.0 result page as a typed frame (the columns and dtypes of :func:`query_df`):
+    a partition of :func:`sfjwt_ext.data.dask.read_soql`. (``plan``, not ``columns``: dask
+    passes a ``columns=`` projection to a function that takes one.)"""
     pd = _pandas()
     with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
         path, _ = _download_page(sf, url, folder)
         raw = _read_part(pd, path, "pyarrow" if _has_pyarrow() else None)
-    return _typed(pd, raw if raw is not None else pd.DataFrame(), columns)
+    return _typed(pd, raw if raw is not None else pd.DataFrame(), plan)
 
 
 def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Column], str, List[str]]:
@@ -621,33 +554,24 @@ def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Col
     the client); :class:`BulkQueryNotSupported` when Bulk 2.0 cannot run the query,
     ``ValueError`` when the org has no ``resultPages`` (API before 58.0)."""
     route = _Route(sf, soql, include_deleted, True, False, 1)
-    job = _start_job(sf, soql, route, include_deleted)
+    client, job_id = _start_job(sf, soql, route, include_deleted)
     try:
-        _wait_for_job(job.client, job.id)
-        urls = _BulkResults(sf, job.client, job.id, "", BULK_PARALLEL).result_urls()
+        _wait_for_job(client, job_id)
+        urls = _BulkResults(sf, client, job_id, "", BULK_PARALLEL).result_urls()
+        if urls is None:
+            raise ValueError(f"this needs Bulk 2.0 resultPages (API 58.0 or later; the client uses "
+                             f"{sf.sf_version}): connect with version='58.0' or later")
     except BaseException:
-        _delete_job_later(job.client, job.id)
+        _delete_job_later(client, job_id)
         raise
-    if urls is None:
-        _delete_job_later(job.client, job.id)
-        raise ValueError(f"this needs Bulk 2.0 resultPages (API 58.0 or later; the client uses "
-                         f"{getattr(sf, 'sf_version', '?')}): connect with version='58.0' or later")
-    return route.columns, job.id, urls
+    return route.columns, job_id, urls
 
 
-class _Job:
-    """A created Bulk 2.0 query job: its id and the simple-salesforce client that runs it."""
-
-    def __init__(self, client: Any, job_id: str) -> None:
-        self.client = client
-        self.id = job_id
-
-
-def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> _Job:
-    """Create the query job; when the columns are still to be planned (``bulk=True``), the
-    creation goes out first and describe runs beside it. Describe finding a column Bulk 2.0
-    cannot return (a compound field) raises :class:`BulkQueryNotSupported` and the job is
-    deleted in the background, unused."""
+def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> Tuple[Any, str]:
+    """Create the query job: (the simple-salesforce client that runs it, its id). When the
+    columns are still to be planned (``bulk=True``), the creation goes out first and describe
+    runs beside it. Describe finding a column Bulk 2.0 cannot return (a compound field)
+    raises :class:`BulkQueryNotSupported` and the job is deleted in the background, unused."""
     from concurrent.futures import ThreadPoolExecutor
 
     from simple_salesforce.bulk2 import Operation
@@ -657,29 +581,24 @@ def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> _J
     # delete, results) no public name: SFBulk2Type._client. The one place data/ reaches it.
     client = getattr(sf.bulk2, route.q.sobject)._client
     operation = Operation.query_all if include_deleted else Operation.query
-    if route.planned:
-        return _Job(client, client.create_job(operation, soql)["id"])
+    if route.columns:  # planned already (bulk="auto" after the first REST page)
+        return client, client.create_job(operation, soql)["id"]
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-bulk-create")
     creating = pool.submit(client.create_job, operation, soql)
     pool.shutdown(wait=False)
     try:
         route.plan_bulk()
     except BaseException:
-        _discard_job(client, creating)
+        creating.add_done_callback(functools.partial(_discard_job, client))
         raise
-    return _Job(client, creating.result()["id"])
+    return client, creating.result()["id"]
 
 
 def _discard_job(client: Any, creating: "Future[Dict[str, Any]]") -> None:
-    """Delete (in the background) a job created for nothing, once its creation is answered."""
-    def discard() -> None:
-        try:
-            job_id = creating.result()["id"]
-        except Exception:  # never created: nothing to delete
-            return
-        _delete_job(client, job_id)
-
-    threading.Thread(target=discard, name="sfjwt-bulk-cleanup").start()
+    """Delete (in the background) a job created for nothing, once its creation is answered
+    (a creation that failed left nothing to delete)."""
+    if creating.exception() is None:
+        _delete_job_later(client, creating.result()["id"])
 
 
 def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[str, Any]:
@@ -691,9 +610,9 @@ def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[st
     from simple_salesforce.exceptions import SalesforceOperationError
 
     deadline = time.monotonic() + timeout
-    delay = BULK_POLL_SECONDS
+    delays = backoff_delays(BULK_POLL_SECONDS, cap=2.0, jitter=0.0)
     while True:
-        time.sleep(delay)
+        time.sleep(next(delays))
         info: Dict[str, Any] = client.get_job(job_id, True)
         state = info.get("state")
         if state == "JobComplete":
@@ -702,7 +621,6 @@ def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[st
             raise SalesforceOperationError(f"Job failure. Response content: {info.get('errorMessage') or info}")
         if time.monotonic() >= deadline:
             raise SalesforceOperationError(f"Job timeout. Job status: {state}")
-        delay = min(delay * 2, 2.0)
 
 
 def _delete_job(client: Any, job_id: str) -> None:
@@ -725,62 +643,39 @@ def _delete_job_later(client: Any, job_id: str) -> None:
         _delete_job(client, job_id)
 
 
-def _api_version(sf: Any) -> float:
-    try:
-        return float(getattr(sf, "sf_version", "0") or 0)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _bulk_raw_parts(pd: Any, sf: Any, job: _Job, progress: Optional[bool], parallel: int,
-                    desc: str) -> Iterator[Any]:
-    """The job's result parts as frames of strings (one per part; empty parts skipped);
-    the job is deleted in the background at the end (done, failed or abandoned)."""
+def _bulk_frames(pd: Any, sf: Any, soql: str, route: "_Route", include_deleted: bool, progress: Optional[bool],
+                 parallel: int, desc: str) -> Iterator[Any]:
+    """The job's result parts as typed frames, one per part (empty parts skipped; an empty
+    result gives one empty, typed frame); the job is deleted in the background at the end
+    (done, failed or abandoned)."""
     # no token juggling here: the client's session puts the current token on every request
+    client, job_id = _start_job(sf, soql, route, include_deleted)
     engine = "pyarrow" if _has_pyarrow() else None
     bar: Optional[_Progress] = None
+    empty = True
     try:
         with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
-            info = _wait_for_job(job.client, job.id)
-            total = info.get("numberRecordsProcessed")
+            total = _wait_for_job(client, job_id).get("numberRecordsProcessed")
             total = int(total) if isinstance(total, (int, float)) else None
             # progress=None: a bar only once a second part is coming (like the REST path's
             # "more than one page"); True: from the start; False: never
             if progress is True:
-                bar = _Progress(True, True, total, "rows", desc + " bulk")
-            results = _BulkResults(sf, job.client, job.id, folder, parallel,
-                                   read=lambda path: _read_part(pd, path, engine))
+                bar = _Progress(True, True, total, desc + " bulk")
+            results = _BulkResults(sf, client, job_id, folder, parallel, read=lambda path: _read_part(pd, path, engine))
             for part, done, more in results.parts():
                 if bar is None and progress is None and more:
-                    bar = _Progress(True, False, total, "rows", desc + " bulk")
+                    bar = _Progress(True, False, total, desc + " bulk")
                 if bar is not None:
                     bar.update(done)
                 if part is not None and len(part.columns):
-                    yield part
+                    empty = False
+                    yield _typed(pd, part, route.columns)
+        if empty:
+            yield _typed(pd, pd.DataFrame(), route.columns)
     finally:
         if bar is not None:
             bar.close()
-        _delete_job_later(job.client, job.id)
-
-
-def _typed(pd: Any, raw: Any, columns: List[Column]) -> Any:
-    """The query's columns, typed, from a frame of CSV strings."""
-    by_name = {str(c).lower(): c for c in raw.columns}
-    n = len(raw)
-    data = {}
-    for col in columns:
-        source = next((by_name[k] for k in col.csv_names if k in by_name), None)
-        series = pd.Series([None] * n, dtype="string") if source is None else raw[source]
-        data[col.name] = _convert_strings(pd, series, col.sftype)
-    return pd.DataFrame(data)
-
-
-def _bulk(pd: Any, sf: Any, soql: str, route: "_Route", include_deleted: bool, progress: Optional[bool],
-          parallel: int) -> Any:
-    job = _start_job(sf, soql, route, include_deleted)
-    parts = list(_bulk_raw_parts(pd, sf, job, progress, parallel, "query_df"))
-    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else pd.DataFrame())
-    return _typed(pd, raw, route.columns)
+        _delete_job_later(client, job_id)
 
 
 # --------------------------------------------------------------------------- public
@@ -800,23 +695,19 @@ class _Route:
                  parallel: int, batch_size: Optional[int] = None) -> None:
         _check_arguments(soql, bulk, progress, parallel)
         try:
-            q: Optional[SelectQuery] = parse_select(soql)
+            self.q: Optional[SelectQuery] = parse_select(soql)
         except SoqlParseError as exc:
             logger.debug("SELECT list not understood (%s): columns will come from the records", exc)
-            q = None
-        self.q = q
+            self.q = None
         self.describer = Describer(sf)
-        self.columns: List[Column] = []
-        self.planned = False
+        self.columns: List[Column] = []  # planned from describe (none yet for bulk=True, COUNT() or dynamic)
         self.known: List[str] = []           # FIELDS() / TYPEOF: column names from columns=true
         self.entity: Optional[str] = None    # ... and the object it names
         self.pages: Optional[QueryPages] = None
         self.first: Optional[Dict[str, Any]] = None
         self.bulk = bulk is True
         if self.bulk:
-            reason = _bulk_refusal(q)
-            if reason is not None:
-                raise _not_supported(reason)
+            _refuse_bulk(self.q)
             return
         self.pages = QueryPages(sf, soql, include_deleted, batch_size)
         self.pages.start()  # the first round trip starts now ...
@@ -833,10 +724,7 @@ class _Route:
         """The columns from describe; :class:`BulkQueryNotSupported` for a compound field."""
         assert self.q is not None
         self.columns = plan_columns(self.describer, self.q)
-        self.planned = True
-        reason = _bulk_refusal(self.q, self.columns)
-        if reason is not None:
-            raise _not_supported(reason)
+        _refuse_bulk(self.q, self.columns)
 
     def _plan_rest(self, sf: Any, soql: str, include_deleted: bool) -> None:
         q = self.q
@@ -844,7 +732,6 @@ class _Route:
             return
         if q is not None and not q.dynamic:
             self.columns = plan_columns(self.describer, q)
-            self.planned = True
             return
         try:
             meta = _column_metadata(sf, soql, include_deleted)
@@ -861,9 +748,8 @@ class _Route:
         run the query); the first page was the estimate, no COUNT() is asked."""
         assert self.first is not None and self.pages is not None
         total = self.first.get("totalSize")
-        q = self.q
-        if (q is None or self.first.get("done", True) or not isinstance(total, int)
-                or total <= BULK_AUTO_THRESHOLD or _bulk_refusal(q, self.columns) is not None):
+        if (self.first.get("done", True) or not isinstance(total, int) or total <= BULK_AUTO_THRESHOLD
+                or _bulk_refusal(self.q, self.columns) is not None):
             return
         logger.info("totalSize %d rows > BULK_AUTO_THRESHOLD=%d, using Bulk API 2.0", total, BULK_AUTO_THRESHOLD)
         self.pages.close()
@@ -883,9 +769,12 @@ def _check_arguments(soql: str, bulk: Any, progress: Optional[bool], parallel: i
                          f"after another), not {parallel!r}")
 
 
-def _not_supported(reason: str) -> BulkQueryNotSupported:
-    return BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
-                                 f"or bulk='auto'.")
+def _refuse_bulk(q: Optional[SelectQuery], columns: Optional[List[Column]] = None) -> None:
+    """:class:`BulkQueryNotSupported` when Bulk API 2.0 cannot run the query (``bulk=True``)."""
+    reason = _bulk_refusal(q, columns)
+    if reason is not None:
+        raise BulkQueryNotSupported(f"bulk=True cannot run this query: {reason}. Use bulk=False (REST) "
+                                    f"or bulk='auto'.")
 
 
 def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Optional[bool] = None,
@@ -906,27 +795,20 @@ def query_df(sf: Any, soql: str, *, include_deleted: bool = False, progress: Opt
         ``1`` follows the ``Sforce-Locator`` chain one page after another.
     """
     pd = _pandas()
-    route = _Route(sf, soql, include_deleted, bulk, progress, parallel, batch_size)
-    if route.bulk:
-        return _bulk(pd, sf, soql, route, include_deleted, progress, parallel)
-    return _rest(pd, route, progress)
+    frames = list(_frames(pd, sf, soql, include_deleted, progress, bulk, batch_size, parallel, "query_df",
+                          stream=False))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _frames(pd: Any, sf: Any, soql: str, include_deleted: bool, progress: Optional[bool], bulk: Any,
-            batch_size: Optional[int], parallel: int, desc: str) -> Iterator[Any]:
-    """The result as typed pandas frames of about :data:`STREAM_ROWS` rows each (Bulk 2.0:
-    one per result page), the same columns and dtypes as :func:`query_df`; at least one."""
+            batch_size: Optional[int], parallel: int, desc: str, stream: bool = True) -> Iterator[Any]:
+    """The result as typed pandas frames, the columns and dtypes of :func:`query_df`, at least
+    one: Bulk 2.0, one per result page; REST, one per :data:`STREAM_ROWS` rows (``stream``)
+    or one in all. The route (REST or Bulk 2.0) is decided here, once, for every output."""
     route = _Route(sf, soql, include_deleted, bulk, progress, parallel, batch_size)
-    if not route.bulk:
-        yield from _rest_frames(pd, route, progress, STREAM_ROWS, desc)
-        return
-    job = _start_job(sf, soql, route, include_deleted)
-    empty = True
-    for raw in _bulk_raw_parts(pd, sf, job, progress, parallel, desc):
-        empty = False
-        yield _typed(pd, raw, route.columns)
-    if empty:
-        yield _typed(pd, pd.DataFrame(), route.columns)
+    if route.bulk:
+        return _bulk_frames(pd, sf, soql, route, include_deleted, progress, parallel, desc)
+    return _rest_frames(pd, route, progress, STREAM_ROWS if stream else None, desc)
 
 
 # --------------------------------------------------------------------------- Arrow and Parquet
@@ -964,8 +846,7 @@ def query_arrow(sf: Any, soql: str, *, include_deleted: bool = False, progress: 
     :func:`query_df` (``table.to_pandas()`` gives its dtypes back; polars: ``pl.from_arrow``).
     The arguments are :func:`query_df`'s."""
     pa, _ = _pyarrow("query_arrow")
-    pd = _pandas()
-    tables = list(_tables(pa, _frames(pd, sf, soql, include_deleted, progress, bulk, batch_size, parallel,
+    tables = list(_tables(pa, _frames(_pandas(), sf, soql, include_deleted, progress, bulk, batch_size, parallel,
                                       "query_arrow")))
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
@@ -1012,8 +893,6 @@ def _parquet_into(output: OutputFile, pa: Any, pq: Any, frames: Iterator[Any], c
         output.commit()
     finally:
         if writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the original error is the one to report
                 writer.close()
-            except Exception:  # the original error is the one to report
-                pass
     return rows

@@ -1,7 +1,8 @@
 """The record engine: Salesforce JSON records -> named, typed columns, in one place.
 
 Used by :func:`~sfjwt_ext.data.dataframe.query_df`, :func:`~sfjwt_ext.data.dataframe.query_arrow`,
-:func:`~sfjwt_ext.data.dataframe.query_to_parquet` and the writers of ``sfjwt query``.
+:func:`~sfjwt_ext.data.dataframe.query_to_parquet` and the writers of ``sfjwt query``
+(:class:`sfjwt_ext.cli.rows.RowPlan`: the same plan as rows of values).
 
 * :class:`Describer` describes each object once per client (cached on the client in
   ``sf._sfjwt_describe_cache``) and resolves a dotted field path (``account.owner.name``)
@@ -11,7 +12,6 @@ Used by :func:`~sfjwt_ext.data.dataframe.query_df`, :func:`~sfjwt_ext.data.dataf
   ``expr0``..., their types (COUNT -> int, SUM/AVG -> double, MIN/MAX -> the field's).
   The grouped-parent-field quirk (``GROUP BY Account.Name`` comes back keyed ``"Name"``) is
   handled here, once, by the column's key candidates.
-* :class:`RowPlan`: the same plan as rows of values, for ``sfjwt query``'s writers.
 * :func:`resolve_top_level` / :func:`resolve_nested` fix each column's key path to the
   spelling the records use; :func:`extract` pulls one column's values out of a page.
 * :func:`flatten` flattens one record (``attributes`` dropped) when
@@ -28,19 +28,19 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import requests
 from simple_salesforce.util import exception_handler
 
-from .soql_select import SelectItem, SelectQuery, SoqlParseError, parse_select
+from .soql_select import DATE_FUNCTIONS, SelectItem, SelectQuery, SoqlParseError, parse_select
 
 __all__ = [
     "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "TIME_UNIT", "DATE_DTYPE", "DATETIME_DTYPE",
     "temporal_dtype", "Describer", "Column", "plan_columns",
     "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
-    "select_columns", "row_values", "RowPlan", "flatten_column_metadata", "column_metadata",
-    "columns_from_metadata", "QueryPages",
+    "flatten_column_metadata", "column_metadata",
+    "columns_from_metadata", "QueryPages", "api_get", "api_url",
 ]
 
 logger = logging.getLogger("sfjwt_ext.records")
@@ -59,21 +59,15 @@ COMPOUND_TYPES = frozenset({"address", "location"})
 TIME_UNIT = "us"
 DATE_DTYPE = f"datetime64[{TIME_UNIT}]"
 DATETIME_DTYPE = f"datetime64[{TIME_UNIT}, UTC]"
-_INT_FUNCTIONS = frozenset({
-    "COUNT", "COUNT_DISTINCT", "GROUPING", "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR",
-    "DAY_IN_MONTH", "DAY_IN_WEEK", "DAY_IN_YEAR", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR",
-    "HOUR_IN_DAY", "WEEK_IN_MONTH", "WEEK_IN_YEAR",
-})
-
+#: The type of a function's result (MIN / MAX: their field's; FORMAT(SUM(x)) and such: the outer one's).
+_FUNCTION_TYPES = {**dict.fromkeys(DATE_FUNCTIONS | {"COUNT", "COUNT_DISTINCT", "GROUPING"}, "int"),
+                   "DAY_ONLY": "date", "SUM": "double", "AVG": "double", "CONVERTCURRENCY": "currency",
+                   "FORMAT": "string", "TOLABEL": "string"}
 
 
 def temporal_dtype(sftype: Optional[str]) -> Optional[str]:
     """The pandas dtype of a ``date`` / ``datetime`` column (``None`` for other types)."""
-    if sftype == "date":
-        return DATE_DTYPE
-    if sftype == "datetime":
-        return DATETIME_DTYPE
-    return None
+    return {"date": DATE_DTYPE, "datetime": DATETIME_DTYPE}.get(sftype or "")
 
 
 # --------------------------------------------------------------------------- describe
@@ -89,25 +83,19 @@ class Describer:
         # A SalesforceJWT keeps describes for its lifetime; another client's last one call.
         cache = getattr(sf, "__dict__", {}).get("_sfjwt_describe_cache") if sf is not None else None
         self.cache: Dict[str, Any] = cache if isinstance(cache, dict) else {}
-        self.failed: Dict[str, bool] = {}
+        self.failed: Set[str] = set()  # not cached on the client: the next query asks again
         self.indexes: Dict[str, Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]] = {}
 
     def describe(self, sobject: str) -> Optional[Dict[str, Any]]:
-        if self.sf is None:  # a plan from the SELECT list alone (the CLI's rows)
-            return None
         key = sobject.lower()
-        if key in self.cache:
-            return self.cache[key]  # type: ignore[no-any-return]
-        if key in self.failed:
-            return None
-        try:
-            result = getattr(self.sf, sobject).describe()
-        except Exception as exc:  # any API error: fall back to types inferred from the values
-            logger.debug("describe(%s) failed: %s; inferring types from values", sobject, exc)
-            self.failed[key] = True
-            return None
-        self.cache[key] = result
-        return result  # type: ignore[no-any-return]
+        # sf None: a plan from the SELECT list alone (the CLI's rows)
+        if self.sf is not None and key not in self.cache and key not in self.failed:
+            try:
+                self.cache[key] = getattr(self.sf, sobject).describe()
+            except Exception as exc:  # any API error: fall back to types inferred from the values
+                logger.debug("describe(%s) failed: %s; inferring types from values", sobject, exc)
+                self.failed.add(key)
+        return self.cache.get(key)
 
     def index(self, sobject: str) -> Optional[Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]]:
         key = sobject.lower()
@@ -122,37 +110,33 @@ class Describer:
             self.indexes[key] = (fields, rels, children)
         return self.indexes[key]
 
+    def _lookup(self, sobject: str, part: str, leaf: bool) -> Optional[Dict[str, Any]]:
+        """The describe field ``part`` names on ``sobject``: a leaf by its field name, a parent
+        by its relationship name (or a reference field's own name: Account__c for Account__r)."""
+        idx = self.index(sobject)
+        if idx is None:
+            return None
+        field = idx[0].get(part.lower())
+        if leaf:
+            return field
+        return idx[1].get(part.lower()) or (field if field is not None and field.get("referenceTo") else None)
+
     def resolve(self, sobject: str, path: Sequence[str]) -> Tuple[Tuple[str, ...], Optional[str]]:
-        """(canonical key path, describe type of the leaf or None) for a dotted field path."""
+        """(canonical key path, describe type of the leaf or None) for a dotted field path; a
+        polymorphic parent (several ``referenceTo``) is looked up in each object in turn."""
         keys: List[str] = []
         objects = [sobject]
         for i, part in enumerate(path):
-            last = i == len(path) - 1
-            found: Optional[Dict[str, Any]] = None
-            next_objects: List[str] = []
-            for obj in objects:
-                idx = self.index(obj)
-                if idx is None:
-                    continue
-                fields, rels, _ = idx
-                if last:
-                    found = fields.get(part.lower())
-                else:
-                    found = rels.get(part.lower())
-                    if found is None and part.lower() in fields and fields[part.lower()].get("referenceTo"):
-                        found = fields[part.lower()]  # e.g. a custom Account__c written as Account__r
-                if found is not None:
-                    break
+            leaf = i == len(path) - 1
+            found = next(filter(None, (self._lookup(obj, part, leaf) for obj in objects)), None)
             if found is None:
                 return tuple(keys) + tuple(path[i:]), None
-            if last:
-                keys.append(found["name"])
-                return tuple(keys), str(found.get("type") or "").lower() or None
+            if leaf:
+                return tuple(keys) + (found["name"],), str(found.get("type") or "").lower() or None
             keys.append(found.get("relationshipName") or part)
-            next_objects = list(found.get("referenceTo") or [])
-            if not next_objects:
+            objects = list(found.get("referenceTo") or [])
+            if not objects:
                 return tuple(keys) + tuple(path[i + 1:]), None
-            objects = next_objects
         return tuple(keys), None
 
     def child_relationship(self, sobject: str, name: str) -> Tuple[str, Optional[str]]:
@@ -186,16 +170,8 @@ class Column:
 
 def _function_type(d: Describer, sobject: str, item: SelectItem) -> Optional[str]:
     func = item.func or ""
-    if func in ("FORMAT", "TOLABEL"):
-        return "string"
-    if func == "CONVERTCURRENCY":
-        return "currency"
-    if func == "DAY_ONLY":
-        return "date"
-    if func in _INT_FUNCTIONS:
-        return "int"
-    if func in ("SUM", "AVG"):
-        return "double"
+    if func in _FUNCTION_TYPES:
+        return _FUNCTION_TYPES[func]
     if func in ("MIN", "MAX") and item.path:
         return d.resolve(sobject, item.path)[1]
     if item.inner:
@@ -204,8 +180,7 @@ def _function_type(d: Describer, sobject: str, item: SelectItem) -> Optional[str
 
 
 def plan_columns(d: Describer, q: SelectQuery) -> List[Column]:
-    columns: List[Column] = []
-    seen = set()
+    columns: Dict[str, Column] = {}  # by lower-case name: a column selected twice comes once
     aggregate = q.is_aggregate
     for item in q.items:
         if item.kind == "field":
@@ -229,26 +204,19 @@ def plan_columns(d: Describer, q: SelectQuery) -> List[Column]:
             col = Column(rel, (rel,), None, kind="child")
         else:  # dynamic: the caller handles it
             continue
-        if col.name.lower() in seen:
-            continue
-        seen.add(col.name.lower())
-        columns.append(col)
-    return columns
+        columns.setdefault(col.name.lower(), col)
+    return list(columns.values())
 
 
 def resolve_top_level(columns: List[Column], record: Dict[str, Any]) -> None:
     """Pick each column's key path from the candidates, matching the record's keys (any case)."""
-    lower = {k.lower(): k for k in record}
     for col in columns:
         if col.resolved:
             continue
         for cand in col.candidates:
-            first = cand[0]
-            if first in record:
-                col.keys = cand
-                break
-            if first.lower() in lower:
-                col.keys = (lower[first.lower()],) + tuple(cand[1:])
+            key = _spelled(record, cand[0])
+            if key is not None:
+                col.keys = (key,) + cand[1:]
                 break
         col.resolved = True
 
@@ -262,23 +230,23 @@ def resolve_nested(col: Column, records: List[Dict[str, Any]]) -> bool:
         value: Any = rec
         fixed: List[str] = []
         for key in col.keys[:-1]:
-            if not isinstance(value, dict):
+            spelled = _spelled(value, key) if isinstance(value, dict) else None
+            if spelled is None:
                 break
-            if key not in value:
-                match = next((k for k in value if k.lower() == key.lower()), None)
-                if match is None:
-                    break
-                key = match
-            fixed.append(key)
-            value = value[key]
+            fixed.append(spelled)
+            value = value[spelled]
         else:
             if isinstance(value, dict):
-                leaf = col.keys[-1]
-                if leaf not in value:
-                    leaf = next((k for k in value if k.lower() == leaf.lower()), leaf)
-                col.keys = tuple(fixed) + (leaf,)
+                col.keys = tuple(fixed) + (_spelled(value, col.keys[-1]) or col.keys[-1],)
                 return True
     return False
+
+
+def _spelled(record: Dict[str, Any], key: str) -> Optional[str]:
+    """``key`` as ``record`` spells it (SOQL names are not case-sensitive), or None."""
+    if key in record:
+        return key
+    return next((k for k in record if k.lower() == key.lower()), None)
 
 
 # --------------------------------------------------------------------------- value extraction
@@ -321,17 +289,18 @@ def flatten_column_metadata(entries: Sequence[Dict[str, Any]], prefix: str = "")
     for entry in entries or []:
         name = entry.get("columnName") or entry.get("displayName") or ""
         joins = entry.get("joinColumns") or []
-        if joins and not _is_child_column(entry):
+        # a child subquery's metadata carries its columns under joinColumns, like a parent
+        # relationship does; Salesforce tells them apart with "aggregate": true
+        if joins and not entry.get("aggregate"):
             names.extend(flatten_column_metadata(joins, prefix + name + "."))
         else:
             names.append(prefix + name)
     return names
 
 
-def _is_child_column(entry: Dict[str, Any]) -> bool:
-    # a child subquery's metadata carries its columns under joinColumns, like a parent
-    # relationship does; Salesforce tells them apart with "aggregate": true
-    return bool(entry.get("aggregate")) and bool(entry.get("joinColumns"))
+def api_url(sf: Any, path: str) -> str:
+    """A URL the API answered with (``nextRecordsUrl``, ``resultUrl``: a path) made absolute."""
+    return path if path.startswith("https://") else f"https://{sf.sf_instance}{path}"
 
 
 def api_get(sf: Any, url: str, name: str, headers: Optional[Dict[str, str]] = None, **kwargs: Any) -> requests.Response:
@@ -378,41 +347,29 @@ class QueryPages:
             raise TypeError("querying needs a simple_salesforce.Salesforce client (e.g. from connect_jwt())")
         self.sf = sf
         self.headers = {"Sforce-Query-Options": f"batchSize={int(batch_size)}"} if batch_size else {}
-        self.soql = soql
-        self.include_deleted = include_deleted
+        self.query = (sf.base_url + ("queryAll/" if include_deleted else "query/"), {"q": soql})
         self._executor: Optional[ThreadPoolExecutor] = None
         self._pending: "Optional[Future[Dict[str, Any]]]" = None
 
     def _get(self, url: str, params: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-        kwargs: Dict[str, Any] = {}
-        if params:
-            kwargs["params"] = params
-        if self.headers:
-            kwargs["headers"] = dict(self.headers)
-        resp = api_get(self.sf, url, "query", **kwargs)
+        resp = api_get(self.sf, url, "query", headers=self.headers, params=params)
         return json.loads(resp.content)  # type: ignore[no-any-return]
-
-    def _first_request(self) -> Tuple[str, Dict[str, str]]:
-        return self.sf.base_url + ("queryAll/" if self.include_deleted else "query/"), {"q": self.soql}
 
     def first(self) -> Dict[str, Any]:
         """The first page, fetched in the calling thread."""
-        return self._get(*self._first_request())
+        return self._get(*self.query)
 
     def start(self) -> None:
         """Send the first request in the background; :meth:`take` gives its page."""
-        self._submit(*self._first_request())
-
-    def more_url(self, next_records_url: str) -> str:
-        return f"https://{self.sf.sf_instance}{next_records_url}"
+        self._submit(*self.query)
 
     def more(self, next_records_url: str) -> Dict[str, Any]:
         """The page at ``nextRecordsUrl``, fetched in the calling thread."""
-        return self._get(self.more_url(next_records_url))
+        return self._get(api_url(self.sf, next_records_url))
 
     def prefetch(self, next_records_url: str) -> None:
         """Ask for the page at ``nextRecordsUrl`` in the background."""
-        self._submit(self.more_url(next_records_url))
+        self._submit(api_url(self.sf, next_records_url))
 
     def _submit(self, url: str, params: Optional[Dict[str, str]] = None) -> None:
         if self._executor is None:
@@ -422,8 +379,7 @@ class QueryPages:
     def take(self) -> Dict[str, Any]:
         """The page asked for by :meth:`start` or :meth:`prefetch` (waits for it)."""
         pending, self._pending = self._pending, None
-        if pending is None:
-            raise RuntimeError("QueryPages.take() without a request in flight")
+        assert pending is not None, "take() without start() or prefetch()"
         return pending.result()
 
     def close(self) -> None:
@@ -439,13 +395,11 @@ class QueryPages:
         """Yield ``page`` and every following page (the next one asked for before each is
         yielded); closes the worker at the end."""
         try:
-            while True:
-                if page.get("done", True) or not page.get("nextRecordsUrl"):
-                    yield page
-                    return
+            while not page.get("done", True) and page.get("nextRecordsUrl"):
                 self.prefetch(page["nextRecordsUrl"])
                 yield page
                 page = self.take()
+            yield page
         finally:
             self.close()
 
@@ -472,108 +426,14 @@ def flatten(record: Dict[str, Any], prefix: str = "", *,
     (``Account.Name`` known, ``Account`` null): then it is left out, so those stay null.
     """
     out: Dict[str, Any] = {}
-    _flatten_into(record, prefix, out, children, known)
-    return out
-
-
-def _flatten_into(record: Dict[str, Any], prefix: str, out: Dict[str, Any],
-                  children: Optional[Callable[[Dict[str, Any]], List[Any]]], known: Collection[str]) -> None:
     for key, value in record.items():
-        if key == "attributes":
-            continue
         name = prefix + key
+        if key == "attributes" or (value is None and known and any(c.startswith(name + ".") for c in known)):
+            continue
         if isinstance(value, dict) and "records" in value and "totalSize" in value:
             out[name] = children(value) if children is not None else [flatten(r) for r in value.get("records") or []]
         elif isinstance(value, dict) and "attributes" in value:
-            _flatten_into(value, name + ".", out, children, known)
-        elif value is None and known and any(c.startswith(name + ".") for c in known):
-            continue
+            out.update(flatten(value, name + ".", children=children, known=known))
         else:
             out[name] = value
-
-
-def select_columns(soql: str) -> Optional[List[str]]:
-    """Column names in the order of the SELECT list, or None when they can only be known
-    from the records (``FIELDS()``, ``TYPEOF``, or a list this parser cannot read)."""
-    try:
-        query = parse_select(soql)
-    except SoqlParseError:
-        return None
-    if query.dynamic:
-        return None
-    if query.is_count:
-        return ["count"]
-    return [item.name for item in query.items]
-
-
-def row_values(columns: Sequence[str], flat: Dict[str, Any]) -> List[Any]:
-    """The values of ``flat`` (a :func:`flatten`-ed record) for ``columns``; names match
-    case-insensitively (SOQL is not case-sensitive, the API answers with its own spelling);
-    a column the record lacks (under a null parent) is ``None``. For rows whose columns
-    were learnt from the records; a readable SELECT list goes through :class:`RowPlan`."""
-    lowered: Optional[Dict[str, Any]] = None
-    values: List[Any] = []
-    for column in columns:
-        if column in flat:
-            values.append(flat[column])
-            continue
-        if lowered is None:
-            lowered = {key.lower(): value for key, value in flat.items()}
-        values.append(lowered.get(column.lower()))
-    return values
-
-
-class RowPlan:
-    """Records -> rows of values, for writers that stream rows (``sfjwt query``).
-
-    With a readable SELECT list the columns are :func:`plan_columns`' (SELECT order,
-    aggregates by alias / ``exprN``, the grouped-parent quirk), spelled as the records spell
-    them once the first page is seen (``select id`` -> ``Id``). ``FIELDS()``, ``TYPEOF`` or
-    a list the parser cannot read: the keys of the first :func:`flatten`-ed record. A child
-    subquery's value is the list of its records, flattened. ``describer`` (optional) adds
-    describe's spelling before any record is seen; without it nothing is fetched.
-    """
-
-    def __init__(self, soql: str, describer: Optional[Describer] = None) -> None:
-        try:
-            q: Optional[SelectQuery] = parse_select(soql)
-        except SoqlParseError:
-            q = None
-        self.query = q
-        self._plan: Optional[List[Column]] = None
-        if q is not None and not q.dynamic:
-            self._plan = plan_columns(describer or Describer(None), q)
-        self.columns: Optional[List[str]] = None if self._plan is None else [c.name for c in self._plan]
-        self._started = False
-
-    def start(self, records: List[Dict[str, Any]]) -> List[str]:
-        """The column names, fixed from the first page (``records``, non-empty)."""
-        if not self._started and records:
-            self._started = True
-            if self._plan is None:
-                self.columns = list(flatten(records[0]))
-            else:
-                resolve_top_level(self._plan, records[0])
-                for col in self._plan:
-                    if len(col.keys) > 1:
-                        resolve_nested(col, records)
-                    if col.kind == "child" or (len(col.keys) == len(col.name.split(".")) and
-                                               ".".join(col.keys).lower() == col.name.lower()):
-                        col.name = ".".join(col.keys)
-                self.columns = [c.name for c in self._plan]
-        return list(self.columns or [])
-
-    def rows(self, records: List[Dict[str, Any]]) -> List[List[Any]]:
-        """One list of values per record, in the order of :attr:`columns`."""
-        self.start(records)
-        if self._plan is None:
-            columns = self.columns or []
-            return [row_values(columns, flatten(r)) for r in records]
-        values = []
-        for col in self._plan:
-            if col.kind == "child":
-                key = col.keys[0]
-                values.append([[flatten(c) for c in (r.get(key) or {}).get("records") or []] for r in records])
-            else:
-                values.append(extract(records, col.keys))
-        return [list(row) for row in zip(*values)] if values else [[] for _ in records]
+    return out

@@ -13,8 +13,8 @@ from the rest of the package.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Tuple
 
 __all__ = [
     "AGGREGATE_FUNCTIONS",
@@ -62,7 +62,6 @@ class SelectItem:
     alias: Optional[str] = None
     inner: Optional[str] = None  # for nested calls like FORMAT(SUM(Amount)): the inner function
     subquery: Optional["SelectQuery"] = None
-    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,6 @@ class SelectQuery:
     group_by: bool = False
     limit: Optional[int] = None
     offset: Optional[int] = None
-    order_by: bool = False
 
     @property
     def is_count(self) -> bool:
@@ -122,6 +120,10 @@ class _Tok:
     def upper(self) -> str:
         return self.value.upper() if self.kind == "ident" else ""
 
+    def is_(self, value: str) -> bool:
+        """This is the word ``value`` (upper case: any case matches) or the punctuation ``value``."""
+        return self.upper == value if value.isalpha() else self.kind == "punct" and self.value == value
+
 
 def _tokenize(text: str) -> List[_Tok]:
     out: List[_Tok] = []
@@ -129,9 +131,8 @@ def _tokenize(text: str) -> List[_Tok]:
         kind = m.lastgroup or "other"
         if kind == "ws":
             continue
-        if kind == "string" or kind == "other" and m.group() == "'":
-            if kind == "other":
-                raise SoqlParseError(f"unterminated string literal at position {m.start()}")
+        if kind == "other" and m.group() == "'":
+            raise SoqlParseError(f"unterminated string literal at position {m.start()}")
         out.append(_Tok(kind, m.group(), m.start(), m.end()))
     return out
 
@@ -154,34 +155,24 @@ class _Parser:
         self.i += 1
         return t
 
-    def is_word(self, word: str, k: int = 0) -> bool:
+    def at(self, value: str, k: int = 0) -> bool:
         t = self.peek(k)
-        return t is not None and t.upper == word
+        return t is not None and t.is_(value)
 
-    def is_punct(self, ch: str, k: int = 0) -> bool:
-        t = self.peek(k)
-        return t is not None and t.kind == "punct" and t.value == ch
-
-    def expect_word(self, word: str) -> _Tok:
+    def expect(self, value: str) -> None:
         t = self.next()
-        if t.upper != word:
-            raise SoqlParseError(f"expected {word} at position {t.pos}, found {t.value!r}")
-        return t
-
-    def expect_punct(self, ch: str) -> _Tok:
-        t = self.next()
-        if t.kind != "punct" or t.value != ch:
-            raise SoqlParseError(f"expected {ch!r} at position {t.pos}, found {t.value!r}")
-        return t
+        if not t.is_(value):
+            shown = value if value.isalpha() else repr(value)
+            raise SoqlParseError(f"expected {shown} at position {t.pos}, found {t.value!r}")
 
     def skip_balanced(self, depth: int = 0) -> None:
         """Skip from an opening parenthesis to its match (``depth=1``: from inside one,
         past its closing parenthesis)."""
         while True:
             t = self.next()
-            if t.kind == "punct" and t.value == "(":
+            if t.is_("("):
                 depth += 1
-            elif t.kind == "punct" and t.value == ")":
+            elif t.is_(")"):
                 depth -= 1
                 if depth == 0:
                     return
@@ -199,15 +190,12 @@ class _Parser:
 
     # grammar ---------------------------------------------------------------
     def query(self, nested: bool) -> SelectQuery:
-        self.expect_word("SELECT")
-        raw: List[SelectItem] = []
-        while True:
+        self.expect("SELECT")
+        raw = [self.item(nested)]
+        while self.at(","):
+            self.i += 1
             raw.append(self.item(nested))
-            if self.is_punct(","):
-                self.i += 1
-                continue
-            break
-        self.expect_word("FROM")
+        self.expect("FROM")
         obj = self.next()
         if obj.kind != "ident":
             raise SoqlParseError(f"expected an object name after FROM at position {obj.pos}")
@@ -216,140 +204,108 @@ class _Parser:
         if t is not None and t.kind == "ident" and "." not in t.value and t.upper not in _CLAUSE_WORDS:
             alias = t.value
             self.i += 1
+        marks = self.clauses(nested)
+        end = self.toks[self.i].pos if self.i < len(self.toks) else len(self.text)
         where: Optional[str] = None
-        group_by = order_by = False
-        limit = offset = None
+        numbers: Dict[str, int] = {}  # LIMIT, OFFSET
+        group_by = False
+        for n, i in enumerate(marks):
+            word, nxt = self.toks[i].upper, self.toks[i + 1] if i + 1 < len(self.toks) else None
+            if word == "WHERE":  # its text runs to the next clause word
+                where = self.text[self.toks[i].end:self.toks[marks[n + 1]].pos if n + 1 < len(marks) else end].strip()
+            group_by = group_by or (word == "GROUP" and nxt is not None and nxt.upper == "BY")
+            if word in ("LIMIT", "OFFSET") and nxt is not None and nxt.kind == "number" and nxt.value.isdigit():
+                numbers[word] = int(nxt.value)
+        items = _name_items(raw, alias, obj.value, group_by)
+        return SelectQuery(sobject=obj.value, items=tuple(items), alias=alias, where=where or None,
+                           group_by=group_by, limit=numbers.get("LIMIT"), offset=numbers.get("OFFSET"))
+
+    def clauses(self, nested: bool) -> List[int]:
+        """The indexes of the clause words after FROM (WHERE, GROUP, LIMIT, ...) outside any
+        parentheses, reading to the end or to the ``)`` that closes this subquery."""
+        marks: List[int] = []
         depth = 0
-        where_start: Optional[int] = None
-        while True:
-            t = self.peek()
-            if t is None:
-                break
-            if t.kind == "punct" and t.value == "(":
-                depth += 1
-            elif t.kind == "punct" and t.value == ")":
-                if depth == 0:
+        while (t := self.peek()) is not None:
+            if t.kind == "punct" and t.value in "()":
+                if t.value == ")" and depth == 0:
                     if nested:
                         break
                     raise SoqlParseError(f"unbalanced ')' at position {t.pos}")
-                depth -= 1
-            elif depth == 0 and t.kind == "ident":
-                word = t.upper
-                if word in _CLAUSE_WORDS and where_start is not None and word != "WHERE":
-                    where = self.text[where_start:t.pos].strip()
-                    where_start = None
-                if word == "WHERE":
-                    where_start = t.end
-                elif word == "GROUP" and self.is_word("BY", 1):
-                    group_by = True
-                elif word == "ORDER" and self.is_word("BY", 1):
-                    order_by = True
-                elif word in ("LIMIT", "OFFSET"):
-                    n = self.peek(1)
-                    if n is not None and n.kind == "number" and n.value.isdigit():
-                        if word == "LIMIT":
-                            limit = int(n.value)
-                        else:
-                            offset = int(n.value)
+                depth += 1 if t.value == "(" else -1
+            elif depth == 0 and t.upper in _CLAUSE_WORDS:
+                marks.append(self.i)
             self.i += 1
-        if where_start is not None:
-            end = self.peek().pos if self.peek() is not None else len(self.text)  # type: ignore[union-attr]
-            where = self.text[where_start:end].strip()
-        items = _name_items(raw, alias, obj.value, group_by)
-        return SelectQuery(sobject=obj.value, items=tuple(items), alias=alias, where=where or None,
-                           group_by=group_by, limit=limit, offset=offset, order_by=order_by)
+        return marks
 
     def item(self, nested: bool) -> SelectItem:
         start = self.peek()
         if start is None:
             raise SoqlParseError("unexpected end of query in the SELECT list")
-        if start.kind == "punct" and start.value == "(":
+        if start.is_("("):
             if nested:
                 raise SoqlParseError(f"a subquery cannot contain a subquery (position {start.pos})")
             self.i += 1
             sub = self.query(nested=True)
-            end = self.expect_punct(")")
-            return SelectItem("subquery", sub.sobject, (sub.sobject,), subquery=sub,
-                              text=self.text[start.pos:end.end])
+            self.expect(")")
+            return SelectItem("subquery", sub.sobject, (sub.sobject,), subquery=sub)
         if start.kind != "ident":
             raise SoqlParseError(f"unexpected {start.value!r} at position {start.pos} in the SELECT list")
         if start.upper == "TYPEOF":
-            while not self.is_word("END"):
+            while not self.at("END"):
                 self.next()
-            end = self.next()
-            return SelectItem("dynamic", "", text=self.text[start.pos:end.end])
-        if self.is_punct("(", 1):
+            self.next()
+            return SelectItem("dynamic", "")
+        if self.at("(", 1):
             func = start.upper
             if func == "FIELDS":
                 self.i += 1
                 self.skip_balanced()
-                return SelectItem("dynamic", "", func=func, text=self.text[start.pos:self.toks[self.i - 1].end])
+                return SelectItem("dynamic", "", func=func)
             path, inner = self.call_args()
-            end_pos = self.toks[self.i - 1].end
-            alias = self.alias_here()
-            return SelectItem("function", "", path=path, func=func, alias=alias, inner=inner,
-                              text=self.text[start.pos:end_pos])
+            return SelectItem("function", "", path=path, func=func, alias=self.alias_here(), inner=inner)
         self.i += 1
-        path = tuple(start.value.split("."))
-        alias = self.alias_here()
-        return SelectItem("field", "", path=path, alias=alias, text=start.value)
+        return SelectItem("field", "", path=tuple(start.value.split(".")), alias=self.alias_here())
 
     def call_args(self) -> Tuple[Tuple[str, ...], Optional[str]]:
         """At ``NAME (``: read the call; return the first field argument and an inner function."""
         self.i += 1  # the function name
-        self.expect_punct("(")
+        self.expect("(")
         path: Tuple[str, ...] = ()
         inner: Optional[str] = None
-        if self.is_punct(")"):
-            self.i += 1
-            return path, inner
         t = self.peek()
-        if t is not None and t.kind == "ident" and self.is_punct("(", 1):
+        if t is not None and t.kind == "ident" and self.at("(", 1):
             inner = t.upper
             path, _ = self.call_args()
         elif t is not None and t.kind == "ident":
             path = tuple(t.value.split("."))
             self.i += 1
-        # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...)
+        # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...) and the closing parenthesis
         self.skip_balanced(depth=1)
         return path, inner
 
 
 def _name_items(raw: List[SelectItem], alias: Optional[str], sobject: str, group_by: bool) -> List[SelectItem]:
-    """Strip the object alias from paths and give each item its column name."""
-
-    def strip(path: Tuple[str, ...]) -> Tuple[str, ...]:
-        if len(path) > 1 and (
-                (alias is not None and path[0].lower() == alias.lower()) or path[0].lower() == sobject.lower()):
-            return path[1:]
-        return path
-
-    aggregate = group_by or any(
-        i.kind == "function" and (i.func in AGGREGATE_FUNCTIONS or i.inner in AGGREGATE_FUNCTIONS) for i in raw)
+    """Strip the object (or its alias) from paths and give each item its column name."""
+    aggregate = SelectQuery(sobject, tuple(raw), group_by=group_by).is_aggregate
     out: List[SelectItem] = []
     expr = 0
     for item in raw:
-        if item.kind == "field":
-            path = strip(item.path)
-            name = item.alias or ".".join(path)
-            out.append(SelectItem("field", name, path, alias=item.alias, text=item.text))
-        elif item.kind == "function":
-            path = strip(item.path)
-            if item.alias:
-                name = item.alias
-            elif item.func == "COUNT" and not path and item.inner is None:
-                name = "expr%d" % expr if aggregate and len(raw) > 1 else "count"
-                if aggregate and len(raw) > 1:
-                    expr += 1
-            elif not aggregate and item.func in _FIELD_PRESERVING and path:
-                name = ".".join(path)
-            else:
-                name = "expr%d" % expr
-                expr += 1
-            out.append(SelectItem("function", name, path, func=item.func, alias=item.alias, inner=item.inner,
-                                  text=item.text))
-        else:
+        if item.kind not in ("field", "function"):
             out.append(item)
+            continue
+        path = item.path
+        if len(path) > 1 and path[0].lower() in (sobject.lower(), (alias or "").lower()):
+            path = path[1:]
+        if item.alias or item.kind == "field":
+            name = item.alias or ".".join(path)
+        elif item.func == "COUNT" and not path and item.inner is None and not (aggregate and len(raw) > 1):
+            name = "count"  # SELECT COUNT() alone
+        elif not aggregate and item.func in _FIELD_PRESERVING and path:
+            name = ".".join(path)
+        else:
+            name = f"expr{expr}"
+            expr += 1
+        out.append(replace(item, name=name, path=path))
     return out
 
 
@@ -357,9 +313,4 @@ def parse_select(soql: str) -> SelectQuery:
     """Parse the SELECT list (and the little of the rest that query_df needs) of ``soql``."""
     if not isinstance(soql, str) or not soql.strip():
         raise SoqlParseError("the query is empty")
-    p = _Parser(soql)
-    q = p.query(nested=False)
-    if p.peek() is not None:
-        t = p.peek()
-        raise SoqlParseError(f"unexpected {t.value!r} at position {t.pos}")  # type: ignore[union-attr]
-    return q
+    return _Parser(soql).query(nested=False)  # which reads to the end (clauses())
