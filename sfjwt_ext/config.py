@@ -65,22 +65,20 @@ ENV: Dict[str, str] = {
 #: setting name -> further environment variables accepted for it
 ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"consumer_key": ("SF_CLIENT_ID",)}
 
-#: profile key -> setting name
-PROFILE_KEYS: Dict[str, str] = {
-    "username": "username",
-    "consumer_key": "consumer_key",
-    "client_id": "consumer_key",
-    "private_key_file": "private_key_file",
-    "domain": "domain",
-    "login_url": "login_url",
-    "audience": "audience",
-    "api_version": "version",
-    "ca_bundle": "ca_bundle",
-    "token_cache": "token_cache",
-}
+
+def _variables(name: str) -> Tuple[str, ...]:
+    """The environment variables of setting ``name``."""
+    return (ENV[name],) + ENV_ALIASES.get(name, ())
+
 
 #: never shown, never in a profile
 SECRETS = frozenset({"private_key", "private_key_passphrase"})
+#: profile key -> setting name: the SF_* variables in lower case without SF_ (none for the secrets and SF_PROFILE)
+PROFILE_KEYS: Dict[str, str] = {
+    variable[3:].lower(): name
+    for name in ENV if name not in SECRETS and name != "profile"
+    for variable in _variables(name)
+}
 DEFAULTS: Dict[str, Any] = {"domain": "login"}
 
 #: each required setting: the settings that give it, and how to set it
@@ -117,11 +115,6 @@ def _mask(name: str, value: Any) -> str:
     if name in SECRETS:
         return "'<hidden>'"
     return repr(value)
-
-
-def _variables(name: str) -> Tuple[str, ...]:
-    """The environment variables of setting ``name``."""
-    return (ENV[name],) + ENV_ALIASES.get(name, ())
 
 
 # ---------------------------------------------------------------------------------------
