@@ -7,7 +7,7 @@ import stat
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, List, Union
+from typing import Any, Union
 
 from ..errors import ConfigurationError, KeyFilePermissionWarning
 
@@ -60,26 +60,17 @@ def read_small_file(path: Union[str, "os.PathLike[str]"], *, what: str, limit: i
             raise ConfigurationError(f"{what} {name!r} is {file_kind(info.st_mode)}, not a regular file: {instead}")
         if info.st_size > limit:
             raise ConfigurationError(
-                f"{what} {name!r} is {file_size_text(info.st_size)}, more than the {file_size_text(limit)} such a file can be: "
-                f"is it the right file? {instead}"
+                f"{what} {name!r} is {file_size_text(info.st_size)}, more than the {file_size_text(limit)} such a "
+                f"file can be: is it the right file? {instead}"
             )
     except BaseException:
         os.close(fd)
         raise
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        chunks: List[bytes] = []
-        total = 0
-        while total <= limit:  # the file may grow after the fstat: never read past the cap
-            chunk = handle.read(limit + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise ConfigurationError(
-                f"{what} {name!r} grew past {file_size_text(limit)} while being read: {instead}"
-            )
-        return b"".join(chunks)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)  # the file may grow after the fstat: never read past the cap
+    if len(data) > limit:
+        raise ConfigurationError(f"{what} {name!r} grew past {file_size_text(limit)} while being read: {instead}")
+    return data
 
 
 def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:

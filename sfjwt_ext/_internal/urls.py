@@ -15,7 +15,10 @@ import re
 from typing import Optional, Tuple
 from urllib.parse import urlsplit
 
-__all__ = ["HOST_RE", "Origin", "host_of", "https_origin_of", "instance_of", "is_https_origin", "is_loopback", "origin_of", "path_of"]
+__all__ = [
+    "HOST_RE", "Origin", "host_of", "https_origin_of", "instance_of", "is_https_origin", "is_loopback", "origin_of",
+    "path_of",
+]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -60,11 +63,9 @@ def is_https_origin(url: str) -> bool:
         port = parts.port
     except ValueError:
         return False
-    host = parts.hostname
+    host = parts.hostname or ""  # an empty host matches neither
     return (
         parts.scheme.lower() == "https"
-        and bool(host)
-        and host is not None
         and (HOST_RE.match(host) is not None or _is_ip(host))
         and not (parts.username or parts.password or parts.query or parts.fragment)
         and parts.path in ("", "/")
