@@ -216,9 +216,8 @@ def _profile_layer(
     if not path.exists() or str(path) == os.devnull:  # SFJWT_CONFIG=/dev/null: no profiles
         if name is not None:
             raise ConfigurationError(
-                f"profile {name!r} ({named_by}) was asked for, but there is no profile file at "
-                f"{str(path)!r}: create it (an INI file with a [{name}] section) or set "
-                "SFJWT_CONFIG to its path"
+                f"profile {name!r} ({named_by}) was asked for, but there is no profile file at {str(path)!r}: "
+                f"create it (an INI file with a [{name}] section) or set SFJWT_CONFIG to its path"
             )
         return {}, None
     parser = _read_profiles(path)
@@ -384,10 +383,7 @@ _CONFLICTS: Dict[Tuple[str, str], str] = {
 
 
 def resolve_settings(
-    *,
-    environ: Optional[Mapping[str, str]] = None,
-    config_path: Optional[str] = None,
-    **arguments: Any,
+    *, environ: Optional[Mapping[str, str]] = None, config_path: Optional[str] = None, **arguments: Any
 ) -> Settings:
     """Resolve every setting: arguments > environment (``environ``, default ``os.environ``)
     > profile (``config_path``, default :func:`config_path`) > defaults. Arguments that are
@@ -421,9 +417,7 @@ def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
     """The arguments given (None and blank ones are not), ``client_id=`` as ``consumer_key``."""
     unknown = sorted(set(arguments) - set(ENV) - {"client_id"})
     if unknown:
-        raise TypeError(
-            f"resolve_settings() got unexpected argument(s) {', '.join(unknown)}; known: " + ", ".join(ENV)
-        )
+        raise TypeError(f"resolve_settings() got unexpected argument(s) {', '.join(unknown)}; known: {', '.join(ENV)}")
     client_id = arguments.pop("client_id", None)
     if client_id is not None:
         if arguments.get("consumer_key") is not None and arguments["consumer_key"] != client_id:
@@ -444,7 +438,6 @@ def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
 def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
     """(values by setting name, the SF_* variables set but empty) of the environment."""
     values: Dict[str, str] = {}
-    empty_env: List[str] = []
     for name in ENV:
         found = {
             variable: env[variable] if name == "private_key" else env[variable].strip()
@@ -455,8 +448,7 @@ def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[st
             raise ConfigurationError(f"{' and '.join(found)} are both set, to different values: unset one of them")
         if found:
             values[name] = next(iter(found.values()))
-        else:
-            empty_env.extend(variable for variable in _variables(name) if variable in env)
+    empty_env = [variable for name in ENV if name not in values for variable in _variables(name) if variable in env]
     return values, empty_env
 
 
@@ -577,10 +569,8 @@ def check_timeout(value: object) -> Optional[Timeout]:
         return None
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise ConfigurationError(
-                f"timeout={tuple(value)!r} has {len(value)} value{'s' if len(value) != 1 else ''}: "
-                f"{_TIMEOUT_FIX}"
-            )
+            plural = "s" if len(value) != 1 else ""
+            raise ConfigurationError(f"timeout={tuple(value)!r} has {len(value)} value{plural}: {_TIMEOUT_FIX}")
         return (_seconds(value[0], "connect"), _seconds(value[1], "read"))
     return _seconds(value)
 
@@ -599,12 +589,10 @@ def _has_pem_certificate(handle: IO[bytes]) -> bool:
     """A PEM certificate line within the first :data:`_CA_SCAN_LIMIT` bytes (usually the
     first chunk: bundles start with one)."""
     tail = b""
-    read = 0
-    while read < _CA_SCAN_LIMIT:
+    for _ in range(_CA_SCAN_LIMIT // _CA_SCAN_CHUNK):
         chunk = handle.read(_CA_SCAN_CHUNK)
         if not chunk:
             return False
-        read += len(chunk)
         if _CERT_RE.search(tail + chunk):
             return True
         tail = chunk[-40:]
@@ -655,11 +643,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
 
 
 def check_verify(
-    verify: object,
-    *,
-    named: str = "verify=",
-    trust_env: bool = True,
-    environ: Optional[Mapping[str, str]] = None,
+    verify: object, *, named: str = "verify=", trust_env: bool = True, environ: Optional[Mapping[str, str]] = None
 ) -> Union[bool, str]:
     """``verify=`` checked before any connection: ``True`` / ``False``, or the path (``str``
     or path-like, ``~`` expanded) of an existing PEM file holding a certificate, or of a

@@ -86,17 +86,13 @@ Origin = Tuple[str, str, int]
 
 def origin_of(url: str) -> Optional[Origin]:
     try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        parts = urlsplit(url)  # the scheme and hostname lower-cased
         port = parts.port
     except ValueError:
         return None
-    scheme = (parts.scheme or "").lower()
-    if not host or scheme not in ("http", "https"):
+    if not parts.hostname or parts.scheme not in ("http", "https"):
         return None
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    return scheme, host, port
+    return parts.scheme, parts.hostname, port if port is not None else (443 if parts.scheme == "https" else 80)
 
 
 def https_origin_of(url: str) -> Optional[Origin]:
