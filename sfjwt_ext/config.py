@@ -33,18 +33,8 @@ from ._internal.files import file_kind, file_size_text, read_small_file, warn_on
 from .errors import ConfigurationError
 
 __all__ = [
-    "ENV",
-    "ENV_ALIASES",
-    "Setting",
-    "masked_settings",
-    "Settings",
-    "resolve_settings",
-    "config_path",
-    "read_profile_file",
-    "check_timeout",
-    "check_verify",
-    "token_cache_value",
-    "PROFILE_MAX_BYTES",
+    "ENV", "ENV_ALIASES", "Setting", "masked_settings", "Settings", "resolve_settings", "config_path",
+    "read_profile_file", "check_timeout", "check_verify", "token_cache_value", "PROFILE_MAX_BYTES",
 ]
 
 #: setting name -> environment variable

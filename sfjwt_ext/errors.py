@@ -76,14 +76,8 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
     hint: str
 
     def __init__(
-        self,
-        error: str,
-        description: str = "",
-        *,
-        status: Optional[int] = None,
-        login_url: str = "",
-        username: str = "",
-        hint: Optional[str] = None,
+        self, error: str, description: str = "", *, status: Optional[int] = None, login_url: str = "",
+        username: str = "", hint: Optional[str] = None,
     ) -> None:
         self.error = "" if error is None else str(error)
         self.description = "" if description is None else str(description)
@@ -284,11 +278,7 @@ class TokenEndpointUnavailable(SfJwtError):
     short description of the last response; ``attempts`` how many requests were made."""
 
     def __init__(
-        self,
-        login_url: str,
-        attempts: int,
-        last_cause: Union[BaseException, str, None] = None,
-        *,
+        self, login_url: str, attempts: int, last_cause: Union[BaseException, str, None] = None, *,
         hint: Optional[str] = None,
     ) -> None:
         self.login_url = login_url
@@ -350,12 +340,7 @@ def _class_for(error: str, description: str) -> Type[AuthenticationError]:
 
 
 def error_for(
-    error: str,
-    description: str,
-    *,
-    status: Optional[int] = None,
-    login_url: str = "",
-    username: str = "",
+    error: str, description: str, *, status: Optional[int] = None, login_url: str = "", username: str = ""
 ) -> AuthenticationError:
     """The :class:`AuthenticationError` subclass for Salesforce's ``error`` /
     ``error_description`` (description matched case-insensitively); unknown codes give the
@@ -366,14 +351,8 @@ def error_for(
 
 
 def unexpected_response(
-    status: Optional[int],
-    body: Union[bytes, str, None],
-    *,
-    login_url: str = "",
-    username: str = "",
-    reason: str = "",
-    content_type: str = "",
-    show_body: bool = True,
+    status: Optional[int], body: Union[bytes, str, None], *, login_url: str = "", username: str = "",
+    reason: str = "", content_type: str = "", show_body: bool = True,
 ) -> AuthenticationError:
     """An ``unexpected_response`` :class:`AuthenticationError` for a token endpoint answer
     that is not Salesforce's JSON (a proxy's HTML page, JSON without ``access_token`` ...).

@@ -1,6 +1,7 @@
 """Safe reads of small files the user names (keys, profiles) and their permission checks."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -15,19 +16,15 @@ __all__ = ["check_file_permissions", "file_kind", "file_size_text", "read_small_
            "write_atomic"]
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+)
+
+
 def file_kind(mode: int) -> str:
     """What a non-regular file is, for a message: "a directory", "a named pipe (FIFO)" ..."""
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+    return next((kind for is_kind, kind in _KINDS if is_kind(mode)), "not a regular file")
 
 
 def file_size_text(n: int) -> str:
@@ -119,8 +116,6 @@ def write_atomic(path: Path, data: bytes, mode: int, *, replace: bool = True) ->
                 handle.write(data)
         os.unlink(tmp_name)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp_name)
-        except OSError:
-            pass
         raise

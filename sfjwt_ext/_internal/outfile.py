@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -105,15 +106,11 @@ class OutputFile:
     def discard(self) -> None:
         """Close, and remove the temporary file if there is one (nothing after a commit)."""
         if self.handle is not None:
-            try:
+            with contextlib.suppress(OSError):  # a full disk's last flush: the temp file goes anyway
                 self.handle.close()
-            except OSError:  # a full disk's last flush: the temp file goes anyway
-                pass
         if self.temp is not None:
-            try:
+            with contextlib.suppress(OSError):  # already gone
                 os.unlink(self.temp)
-            except OSError:  # pragma: no cover - already gone
-                pass
             self.temp = None
 
     def __enter__(self) -> "OutputFile":
@@ -126,9 +123,7 @@ class OutputFile:
 def _keep_owner_and_mode(fd: int, info: os.stat_result) -> None:
     """Give the new file the replaced one's group (its owner too as root) and mode."""
     if hasattr(os, "fchown"):
-        try:
+        with contextlib.suppress(OSError):  # not a member of that group: the file stays ours, the mode still applies
             os.fchown(fd, info.st_uid if os.geteuid() == 0 else -1, info.st_gid)
-        except OSError:  # not a member of that group: the file stays ours, the mode still applies
-            pass
     if hasattr(os, "fchmod"):
         os.fchmod(fd, stat.S_IMODE(info.st_mode))

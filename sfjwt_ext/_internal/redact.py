@@ -168,19 +168,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def _attach(logger: logging.Logger) -> logging.Logger:
-    if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
-        logger.addFilter(RedactingFilter())
-    return logger
-
-
 def get_logger(name: str = PACKAGE_LOGGER) -> logging.Logger:
     """The logger ``name`` (made a child of ``sfjwt_ext`` when it is not already in that
     tree, e.g. ``"exchange"`` -> ``sfjwt_ext.auth.token_client``) with one :class:`RedactingFilter`
     attached (idempotent)."""
     if name != PACKAGE_LOGGER and not name.startswith(PACKAGE_LOGGER + "."):
         name = f"{PACKAGE_LOGGER}.{name}"
-    return _attach(logging.getLogger(name))
+    logger = logging.getLogger(name)
+    if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger
 
 
 get_logger(PACKAGE_LOGGER)
