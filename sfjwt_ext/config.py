@@ -100,11 +100,7 @@ class Setting:
 
 
 def _mask(name: str, value: Any) -> str:
-    if value is None:
-        return "None"
-    if name in SECRETS:
-        return "'<hidden>'"
-    return repr(value)
+    return "'<hidden>'" if name in SECRETS and value is not None else repr(value)
 
 
 # ---------------------------------------------------------------------------------------

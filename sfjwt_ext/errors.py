@@ -88,8 +88,11 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
             login_url=self.login_url or "the login host",
             host=host_of(self.login_url) if self.login_url else "the login host",
         )
-        self.status = status
-        message = self._message()
+        who = self.username or "(no username)"
+        where = self.login_url or "(no login URL)"
+        said = self.description.rstrip(".") if self.description else "(no description)"
+        http = f" (HTTP {status})" if status not in (None, 400) else ""
+        message = f"Salesforce refused the JWT login of {who} at {where}{http}: {self.error}: {said}. Fix: {self.hint}"
         SalesforceAuthenticationFailed.__init__(self, self.error, message)
         # SalesforceAuthenticationFailed sets status=401 and url='authentication_endpoint':
         # keep the real ones.
@@ -97,18 +100,8 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
         self.url = self.login_url or self.url
         self.args = (message,)
 
-    def _message(self) -> str:
-        who = self.username or "(no username)"
-        where = self.login_url or "(no login URL)"
-        description = self.description.rstrip(".") if self.description else "(no description)"
-        status = f" (HTTP {self.status})" if self.status not in (None, 400) else ""
-        return (
-            f"Salesforce refused the JWT login of {who} at {where}{status}: "
-            f"{self.error}: {description}. Fix: {self.hint}"
-        )
-
     def __str__(self) -> str:
-        return self._message()
+        return str(self.args[0])
 
     def __repr__(self) -> str:
         return (
