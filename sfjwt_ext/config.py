@@ -150,10 +150,8 @@ def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
 
 
 def _read_profiles(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(
-        default_section="\x00no-default-section\x00", interpolation=None, strict=True
-    )
-    parser.optionxform = str.lower  # type: ignore[assignment,method-assign]
+    # strict (the default): a section or a key twice is an error; keys are lower-cased by optionxform
+    parser = configparser.ConfigParser(default_section="\x00no-default-section\x00", interpolation=None)
     try:
         text = read_profile_file(path).decode("utf-8-sig")
     except PermissionError:
@@ -223,8 +221,7 @@ def _profile_layer(
 def _profile_values(parser: configparser.ConfigParser, section: str, path: Path) -> Dict[str, str]:
     """The settings of one profile; relative paths made relative to the profile file's folder."""
     values: Dict[str, str] = {}
-    for key, raw in parser.items(section):
-        key = key.strip().lower()
+    for key, raw in parser.items(section):  # keys stripped and lower-cased by configparser
         if key in SECRETS:
             raise ConfigurationError(
                 f"profile [{section}] in {str(path)!r} has '{key}': never store the key text or "
@@ -235,7 +232,7 @@ def _profile_values(parser: configparser.ConfigParser, section: str, path: Path)
                 f"profile [{section}] in {str(path)!r} has an unknown key '{key}'; known keys: "
                 + ", ".join(PROFILE_KEYS)
             )
-        value = (raw or "").strip()
+        value = raw.strip()
         if not value:
             continue
         setting = PROFILE_KEYS[key]
