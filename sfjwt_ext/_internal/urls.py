@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -43,12 +43,8 @@ def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback addresses (``127.0.0.0/8``, ``::1``), with or
     without IPv6 brackets."""
     name = host.strip("[]").lower()
-    if name in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    address = _ip(name)
+    return name in _LOOPBACK_NAMES or (address is not None and address.is_loopback)
 
 
 HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*$")
@@ -66,19 +62,18 @@ def is_https_origin(url: str) -> bool:
     host = parts.hostname or ""  # an empty host matches neither
     return (
         parts.scheme.lower() == "https"
-        and (HOST_RE.match(host) is not None or _is_ip(host))
+        and (HOST_RE.match(host) is not None or _ip(host) is not None)
         and not (parts.username or parts.password or parts.query or parts.fragment)
         and parts.path in ("", "/")
         and (port is None or 0 < port < 65536)
     )
 
 
-def _is_ip(host: str) -> bool:
+def _ip(host: str) -> Union[ipaddress.IPv4Address, ipaddress.IPv6Address, None]:
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 Origin = Tuple[str, str, int]
