@@ -354,12 +354,8 @@ def unexpected_response(
     shown = excerpt(b"" if body is None or not show_body else body, BODY_EXCERPT_CHARS)  # cut, then masked
     what = reason or "the answer is not Salesforce's token JSON"
     ctype = f", Content-Type {content_type}" if content_type else ""
-    if not show_body:
-        description = f"HTTP {status}{ctype}, {what}; body not shown (it may hold a token)"
-    elif shown:
-        description = f"HTTP {status}{ctype}, {what}; body starts: {shown!r}"
-    else:
-        description = f"HTTP {status}{ctype}, {what}; empty body"
+    said = f"body starts: {shown!r}" if shown else "empty body"
+    description = f"HTTP {status}{ctype}, {what}; " + (said if show_body else "body not shown (it may hold a token)")
     hint = (
         "the login host did not answer like Salesforce's token endpoint: check domain= / "
         "login_url= (SF_DOMAIN / SF_LOGIN_URL) and any proxy (proxies=, HTTPS_PROXY) or "
