@@ -54,12 +54,10 @@ ENV: Dict[str, str] = {
 }
 #: setting name -> further environment variables accepted for it
 ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"consumer_key": ("SF_CLIENT_ID",)}
-
-
-def _variables(name: str) -> Tuple[str, ...]:
-    """The environment variables of setting ``name``."""
-    return (ENV[name],) + ENV_ALIASES.get(name, ())
-
+#: setting name -> all its environment variables
+_VARIABLES: Dict[str, Tuple[str, ...]] = {
+    name: (variable,) + ENV_ALIASES.get(name, ()) for name, variable in ENV.items()
+}
 
 #: never shown, never in a profile
 SECRETS = frozenset({"private_key", "private_key_passphrase"})
@@ -67,7 +65,7 @@ SECRETS = frozenset({"private_key", "private_key_passphrase"})
 PROFILE_KEYS: Dict[str, str] = {
     variable[3:].lower(): name
     for name in ENV if name not in SECRETS and name != "profile"
-    for variable in _variables(name)
+    for variable in _VARIABLES[name]
 }
 DEFAULTS: Dict[str, Any] = {"domain": "login"}
 
@@ -296,7 +294,7 @@ class Settings:
         lines = []
         for name, (fields, how) in _REQUIRED.items():
             if not any(getattr(self, field) for field in fields):
-                empties = [var for var in self._empty_env if any(var in _variables(field) for field in fields)]
+                empties = [var for var in self._empty_env if any(var in _VARIABLES[field] for field in fields)]
                 empty = f" ({', '.join(empties)} is set but empty)" if empties else ""
                 lines.append(f"  - {name.replace('_', ' ')}: {how}{empty}")
         if lines:
@@ -392,7 +390,7 @@ def resolve_settings(
         setting = sources.get(name)
         if setting is not None:
             named = {"argument": f"{name}=", "environment": ENV[name]}.get(setting.source, setting.source)
-            sources[name] = dataclasses.replace(setting, value=check(setting.value, named))
+            sources[name] = Setting(name, check(setting.value, named), setting.source)
     return Settings(sources, config_file=path, empty_env=empty_env)
 
 
@@ -421,17 +419,17 @@ def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
 def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
     """(values by setting name, the SF_* variables set but empty) of the environment."""
     values: Dict[str, str] = {}
-    for name in ENV:
+    for name, variables in _VARIABLES.items():
         found = {
             variable: env[variable] if name == "private_key" else env[variable].strip()
-            for variable in _variables(name)
+            for variable in variables
             if (env.get(variable) or "").strip()
         }
         if len(set(found.values())) > 1:
             raise ConfigurationError(f"{' and '.join(found)} are both set, to different values: unset one of them")
         if found:
             values[name] = next(iter(found.values()))
-    empty_env = [variable for name in ENV if name not in values for variable in _variables(name) if variable in env]
+    empty_env = [variable for name in ENV if name not in values for variable in _VARIABLES[name] if variable in env]
     return values, empty_env
 
 
@@ -440,12 +438,13 @@ def _pick(layers: List[Layer]) -> Dict[str, Setting]:
     sources: Dict[str, Setting] = {}
     for group in _GROUPS:
         for values, source in layers:
+            if values.keys().isdisjoint(group):
+                continue
             given = [name for name in group if name in values]
             if len(given) > 1 and (group[0], source) in _CONFLICTS:
                 raise ConfigurationError(_CONFLICTS[group[0], source].format(**values))
-            if given:
-                sources.update((name, Setting(name, values[name], source)) for name in given)
-                break
+            sources.update((name, Setting(name, values[name], source)) for name in given)
+            break
     return sources
 
 
