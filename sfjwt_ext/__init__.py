@@ -14,84 +14,30 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-# public name -> module that defines it
-_EXPORTS = {
-    "connect_jwt": "client",
-    "SalesforceJWT": "client",
-    "clear_cache": "client",
-    "resolve_login": "auth.target",
-    "LoginTarget": "auth.target",
-    "TokenResponse": "auth.token_client",
-    "resolve_settings": "config",
-    "Settings": "config",
-    "query_df": "data.dataframe",
-    "query_arrow": "data.dataframe",
-    "query_to_parquet": "data.dataframe",
-    "BulkQueryNotSupported": "data.dataframe",
-    "RequestNotReplayable": "errors",
-    "RedactingFilter": "_internal.redact",
-    "errors": None,
-    "SfJwtError": "errors",
-    "ConfigurationError": "errors",
-    "PrivateKeyError": "errors",
-    "KeyFilePermissionWarning": "errors",
-    "AuthenticationError": "errors",
-    "ConsumerNotApprovedError": "errors",
-    "AppAccessError": "errors",
-    "InvalidClientIdError": "errors",
-    "AppNotInstalledError": "errors",
-    "AudienceInvalidError": "errors",
-    "InvalidAssertionError": "errors",
-    "AssertionExpiredError": "errors",
-    "InactiveUserError": "errors",
-    "UnknownUserError": "errors",
-    "LoginRestrictedError": "errors",
-    "LoginRateExceededError": "errors",
-    "UnsupportedGrantTypeError": "errors",
-    "TokenEndpointUnavailable": "errors",
-    "SessionRefusedError": "errors",
-    "SoapJwtTokenError": "errors",
-}
-
-# Written out (not built from _EXPORTS) so that type checkers read it; a test keeps the two equal.
+# Written out so that type checkers read it; tests/test_public_names.py checks each name loads.
 __all__ = [
     "__version__",
-    "connect_jwt",
-    "SalesforceJWT",
-    "clear_cache",
-    "resolve_login",
-    "LoginTarget",
-    "TokenResponse",
-    "resolve_settings",
-    "Settings",
-    "query_df",
-    "query_arrow",
-    "query_to_parquet",
-    "BulkQueryNotSupported",
-    "RequestNotReplayable",
+    "connect_jwt", "SalesforceJWT", "clear_cache", "resolve_login", "LoginTarget", "TokenResponse",
+    "resolve_settings", "Settings", "query_df", "query_arrow", "query_to_parquet", "BulkQueryNotSupported",
     "RedactingFilter",
-    "errors",
-    "SfJwtError",
-    "ConfigurationError",
-    "PrivateKeyError",
-    "KeyFilePermissionWarning",
-    "AuthenticationError",
-    "ConsumerNotApprovedError",
-    "AppAccessError",
-    "InvalidClientIdError",
-    "AppNotInstalledError",
-    "AudienceInvalidError",
-    "InvalidAssertionError",
-    "AssertionExpiredError",
-    "InactiveUserError",
-    "UnknownUserError",
-    "LoginRestrictedError",
-    "LoginRateExceededError",
-    "UnsupportedGrantTypeError",
-    "TokenEndpointUnavailable",
-    "SessionRefusedError",
-    "SoapJwtTokenError",
+    # errors.py: the module and its exceptions
+    "errors", "SfJwtError", "ConfigurationError", "PrivateKeyError", "KeyFilePermissionWarning",
+    "AuthenticationError", "ConsumerNotApprovedError", "AppAccessError", "InvalidClientIdError", "AppNotInstalledError",
+    "AudienceInvalidError", "InvalidAssertionError", "AssertionExpiredError", "InactiveUserError", "UnknownUserError",
+    "LoginRestrictedError", "LoginRateExceededError", "UnsupportedGrantTypeError", "TokenEndpointUnavailable",
+    "SessionRefusedError", "SoapJwtTokenError", "RequestNotReplayable",
 ]
+
+# the module of each public name not in errors.py
+_DEFINED_IN = {
+    "connect_jwt": "client", "SalesforceJWT": "client", "clear_cache": "client",
+    "resolve_login": "auth.target", "LoginTarget": "auth.target", "TokenResponse": "auth.token_client",
+    "resolve_settings": "config", "Settings": "config", "RedactingFilter": "_internal.redact",
+    "query_df": "data.dataframe", "query_arrow": "data.dataframe", "query_to_parquet": "data.dataframe",
+    "BulkQueryNotSupported": "data.dataframe",
+}
+# public name -> module that defines it ("errors": the module itself)
+_EXPORTS = {name: _DEFINED_IN.get(name, "errors") for name in __all__ if name != "__version__"}
 
 
 def __getattr__(name: str) -> Any:
@@ -99,8 +45,8 @@ def __getattr__(name: str) -> Any:
         module_name = _EXPORTS[name]
     except KeyError:
         raise AttributeError(f"module 'sfjwt_ext' has no attribute {name!r}") from None
-    module = importlib.import_module(f".{module_name or name}", __name__)
-    value = module if module_name is None else getattr(module, name)
+    module = importlib.import_module(f".{module_name}", __name__)
+    value = module if name == module_name else getattr(module, name)
     globals()[name] = value
     return value
 
@@ -112,32 +58,15 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import errors
     from ._internal.redact import RedactingFilter
-    from .client import SalesforceJWT, clear_cache, connect_jwt
-    from .data.dataframe import BulkQueryNotSupported, query_arrow, query_df, query_to_parquet
-    from .errors import (
-        AppAccessError,
-        AppNotInstalledError,
-        AssertionExpiredError,
-        AudienceInvalidError,
-        AuthenticationError,
-        ConfigurationError,
-        ConsumerNotApprovedError,
-        InactiveUserError,
-        InvalidAssertionError,
-        InvalidClientIdError,
-        KeyFilePermissionWarning,
-        LoginRateExceededError,
-        LoginRestrictedError,
-        PrivateKeyError,
-        RequestNotReplayable,
-        SessionRefusedError,
-        SfJwtError,
-        SoapJwtTokenError,
-        TokenEndpointUnavailable,
-        UnknownUserError,
-        UnsupportedGrantTypeError,
-    )
     from .auth.target import LoginTarget, resolve_login
     from .auth.token_client import TokenResponse
-
+    from .client import SalesforceJWT, clear_cache, connect_jwt
     from .config import Settings, resolve_settings
+    from .data.dataframe import BulkQueryNotSupported, query_arrow, query_df, query_to_parquet
+    from .errors import (
+        AppAccessError, AppNotInstalledError, AssertionExpiredError, AudienceInvalidError, AuthenticationError,
+        ConfigurationError, ConsumerNotApprovedError, InactiveUserError, InvalidAssertionError, InvalidClientIdError,
+        KeyFilePermissionWarning, LoginRateExceededError, LoginRestrictedError, PrivateKeyError, RequestNotReplayable,
+        SessionRefusedError, SfJwtError, SoapJwtTokenError, TokenEndpointUnavailable, UnknownUserError,
+        UnsupportedGrantTypeError,
+    )

@@ -25,29 +25,16 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import platformdirs
 
-from ._internal.files import check_file_permissions, file_kind, file_size_text, read_small_file, warn_on_mode
+from ._internal.files import file_kind, file_size_text, read_small_file, warn_on_mode
 from .errors import ConfigurationError
 
 __all__ = [
-    "ENV",
-    "ENV_ALIASES",
-    "Setting",
-    "masked_settings",
-    "Settings",
-    "resolve_settings",
-    "config_path",
-    "check_file_permissions",
-    "check_profile_permissions",
-    "read_small_file",
-    "read_profile_file",
-    "check_timeout",
-    "check_verify",
-    "token_cache_value",
-    "PROFILE_MAX_BYTES",
+    "ENV", "ENV_ALIASES", "Setting", "masked_settings", "Settings", "resolve_settings", "config_path",
+    "read_profile_file", "check_timeout", "check_verify", "token_cache_value", "PROFILE_MAX_BYTES",
 ]
 
 #: setting name -> environment variable
@@ -67,36 +54,32 @@ ENV: Dict[str, str] = {
 }
 #: setting name -> further environment variables accepted for it
 ENV_ALIASES: Dict[str, Tuple[str, ...]] = {"consumer_key": ("SF_CLIENT_ID",)}
-
-#: profile key -> setting name
-PROFILE_KEYS: Dict[str, str] = {
-    "username": "username",
-    "consumer_key": "consumer_key",
-    "client_id": "consumer_key",
-    "private_key_file": "private_key_file",
-    "domain": "domain",
-    "login_url": "login_url",
-    "audience": "audience",
-    "api_version": "version",
-    "ca_bundle": "ca_bundle",
-    "token_cache": "token_cache",
+#: setting name -> all its environment variables
+_VARIABLES: Dict[str, Tuple[str, ...]] = {
+    name: (variable,) + ENV_ALIASES.get(name, ()) for name, variable in ENV.items()
 }
-_FORBIDDEN_PROFILE_KEYS = ("private_key", "private_key_passphrase")
 
+#: never shown, never in a profile
 SECRETS = frozenset({"private_key", "private_key_passphrase"})
+#: profile key -> setting name: the SF_* variables in lower case without SF_ (none for the secrets and SF_PROFILE)
+PROFILE_KEYS: Dict[str, str] = {
+    variable[3:].lower(): name
+    for name in ENV if name not in SECRETS and name != "profile"
+    for variable in _VARIABLES[name]
+}
 DEFAULTS: Dict[str, Any] = {"domain": "login"}
 
-#: how to set each required setting: (argument, environment variable, CLI flag)
-_HOW_TO_SET: Dict[str, Tuple[str, str, str]] = {
-    "username": ("username=", "SF_USERNAME", "--username"),
-    "consumer_key": ("consumer_key=", "SF_CONSUMER_KEY", "--consumer-key"),
+#: each required setting: the settings that give it, and how to set it
+_REQUIRED: Dict[str, Tuple[Tuple[str, ...], str]] = {
+    "username": (("username",), "pass username=, set SF_USERNAME, or use --username"),
+    "consumer_key": (
+        ("consumer_key",), "pass consumer_key=, set SF_CONSUMER_KEY (or SF_CLIENT_ID), or use --consumer-key"
+    ),
     "private_key": (
-        "private_key= or private_key_file=",
-        "SF_PRIVATE_KEY or SF_PRIVATE_KEY_FILE",
-        "--key-file",
+        ("private_key", "private_key_file"),
+        "pass private_key= or private_key_file=, set SF_PRIVATE_KEY or SF_PRIVATE_KEY_FILE, or use --key-file",
     ),
 }
-_ARGUMENT_NAMES = tuple(ENV)
 _VERSION_RE = re.compile(r"^\d+(?:\.\d+)?$")
 
 
@@ -115,11 +98,7 @@ class Setting:
 
 
 def _mask(name: str, value: Any) -> str:
-    if value is None:
-        return "None"
-    if name in SECRETS:
-        return "'<hidden>'"
-    return repr(value)
+    return "'<hidden>'" if name in SECRETS and value is not None else repr(value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -168,19 +147,9 @@ def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
     )
 
 
-def check_profile_permissions(path: Any, stacklevel: int = 3) -> bool:
-    """Warn when the profile file is *writable* by group or others: profiles hold no secret
-    (anyone may read them), but whoever can write one can point your logins elsewhere."""
-    return warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group "
-                         "or others, who could point your logins at another host", "chmod go-w",
-                         stacklevel + 1)
-
-
 def _read_profiles(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(
-        default_section="\x00no-default-section\x00", interpolation=None, strict=True
-    )
-    parser.optionxform = str.lower  # type: ignore[assignment,method-assign]
+    # strict (the default): a section or a key twice is an error; keys are lower-cased by optionxform
+    parser = configparser.ConfigParser(default_section="\x00no-default-section\x00", interpolation=None)
     try:
         text = read_profile_file(path).decode("utf-8-sig")
     except PermissionError:
@@ -210,71 +179,76 @@ def _ini_problem(exc: configparser.Error) -> str:
         return f"line {exc.lineno}: the section [{exc.section}] appears twice"
     if isinstance(exc, configparser.DuplicateOptionError):
         return f"line {exc.lineno}: '{exc.option}' appears twice in [{exc.section}]"
-    if isinstance(exc, configparser.ParsingError):
-        lines = [str(lineno) for lineno, _ in getattr(exc, "errors", [])]
-        if lines:
-            return f"line{'s' if len(lines) > 1 else ''} {', '.join(lines)}: not a '[section]' or 'key = value' line"
-    lineno = getattr(exc, "lineno", None)
-    return f"line {lineno}" if lineno else type(exc).__name__
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        lines = [str(lineno) for lineno, _ in exc.errors]
+        return f"line{'s' if len(lines) > 1 else ''} {', '.join(lines)}: not a '[section]' or 'key = value' line"
+    return type(exc).__name__
 
 
-def _load_profile(
-    path: Path, name: Optional[str], named_by: Optional[str]
+def _profile_layer(
+    path: Path, args: Mapping[str, Any], env_values: Mapping[str, str]
 ) -> Tuple[Dict[str, str], Optional[str]]:
-    """(values by setting name, profile name) from the profile file; ``{}`` when none applies."""
+    """(values by setting name, name) of the profile that applies: the one ``profile=`` or
+    ``SF_PROFILE`` names, else ``[default]`` when the file has it; ``({}, None)`` for none."""
+    if "profile" in args:  # a profile is named by an argument or SF_PROFILE only
+        name: Optional[str] = str(args["profile"]).strip()
+        named_by = f"profile={name!r}"
+    else:
+        name, named_by = env_values.get("profile"), "SF_PROFILE"
     if not path.exists() or str(path) == os.devnull:  # SFJWT_CONFIG=/dev/null: no profiles
         if name is not None:
             raise ConfigurationError(
-                f"profile {name!r} ({named_by}) was asked for, but there is no profile file at "
-                f"{str(path)!r}: create it (an INI file with a [{name}] section) or set "
-                "SFJWT_CONFIG to its path"
+                f"profile {name!r} ({named_by}) was asked for, but there is no profile file at {str(path)!r}: "
+                f"create it (an INI file with a [{name}] section) or set SFJWT_CONFIG to its path"
             )
         return {}, None
     parser = _read_profiles(path)
-    check_profile_permissions(path, stacklevel=4)
-    wanted = name if name is not None else "default"
-    if not parser.has_section(wanted):
-        if name is None:
-            return {}, None
-        existing = ", ".join(repr(s) for s in parser.sections()) or "none"
-        raise ConfigurationError(
-            f"profile {name!r} ({named_by}) does not exist in {str(path)!r}; existing profiles: "
-            f"{existing}"
-        )
+    warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group or others, "
+                 "who could point your logins at another host", "chmod go-w", stacklevel=4)
+    wanted = "default" if name is None else name
+    if parser.has_section(wanted):
+        return _profile_values(parser, wanted, path), wanted
+    if name is None:
+        return {}, None
+    existing = ", ".join(repr(s) for s in parser.sections()) or "none"
+    raise ConfigurationError(
+        f"profile {name!r} ({named_by}) does not exist in {str(path)!r}; existing profiles: {existing}"
+    )
+
+
+def _profile_values(parser: configparser.ConfigParser, section: str, path: Path) -> Dict[str, str]:
+    """The settings of one profile; relative paths made relative to the profile file's folder."""
     values: Dict[str, str] = {}
-    for key, raw in parser.items(wanted):
-        key = key.strip().lower()
-        if key in _FORBIDDEN_PROFILE_KEYS:
+    for key, raw in parser.items(section):  # keys stripped and lower-cased by configparser
+        if key in SECRETS:
             raise ConfigurationError(
-                f"profile [{wanted}] in {str(path)!r} has '{key}': never store the key text or "
+                f"profile [{section}] in {str(path)!r} has '{key}': never store the key text or "
                 "passphrase in the profile: use private_key_file and SF_PRIVATE_KEY_PASSPHRASE"
             )
         if key not in PROFILE_KEYS:
             raise ConfigurationError(
-                f"profile [{wanted}] in {str(path)!r} has an unknown key '{key}'; known keys: "
+                f"profile [{section}] in {str(path)!r} has an unknown key '{key}'; known keys: "
                 + ", ".join(PROFILE_KEYS)
             )
-        value = (raw or "").strip()
+        value = raw.strip()
         if not value:
             continue
         setting = PROFILE_KEYS[key]
         if setting in values and values[setting] != value:
             raise ConfigurationError(
-                f"profile [{wanted}] in {str(path)!r} sets both consumer_key and client_id to "
+                f"profile [{section}] in {str(path)!r} sets both consumer_key and client_id to "
                 "different values: keep one"
             )
         if setting == "private_key_file" or setting == "token_cache" and value.lower() not in _SWITCH_WORDS:
             value = _profile_relative(value, path)
         values[setting] = value
-    return values, wanted
+    return values
 
 
 def _profile_relative(value: str, profile_file: Path) -> str:
-    """A relative ``private_key_file`` in a profile is relative to the profile's folder."""
+    """A relative path in a profile is relative to the profile's folder."""
     expanded = os.path.expanduser(value)
-    if os.path.isabs(expanded):
-        return expanded
-    return str(profile_file.parent / expanded)
+    return expanded if os.path.isabs(expanded) else str(profile_file.parent / expanded)
 
 
 # ---------------------------------------------------------------------------------------
@@ -300,78 +274,52 @@ class Settings:
     config_file: Optional[Path]
 
     def __init__(
-        self,
-        sources: Mapping[str, Setting],
-        *,
-        config_file: Optional[Path] = None,
-        empty_env: Iterable[str] = (),
+        self, sources: Mapping[str, Setting], *, config_file: Optional[Path] = None, empty_env: Iterable[str] = ()
     ) -> None:
         self.sources = dict(sources)
-        for name in _ARGUMENT_NAMES:
+        for name in ENV:
             setting = self.sources.get(name)
             object.__setattr__(self, name, setting.value if setting is not None else None)
         self.config_file = config_file
         self._empty_env = tuple(empty_env)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _ARGUMENT_NAMES:
+        if name in ENV:
             raise AttributeError(f"Settings are read-only: {name}")
         object.__setattr__(self, name, value)
 
     def require(self) -> None:
         """Raise :class:`ConfigurationError` naming the argument, environment variable and
         CLI flag of every missing required setting (username, consumer key, private key)."""
-        missing: List[str] = []
-        if not self.username:
-            missing.append("username")
-        if not self.consumer_key:
-            missing.append("consumer_key")
-        if not self.private_key and not self.private_key_file:
-            missing.append("private_key")
-        if not missing:
-            return
         lines = []
-        for name in missing:
-            argument, env, flag = _HOW_TO_SET[name]
-            if name == "consumer_key":
-                env = "SF_CONSUMER_KEY (or SF_CLIENT_ID)"
-            line = f"  - {name.replace('_', ' ')}: pass {argument}, set {env}, or use {flag}"
-            empties = [var for var in self._empty_env if var in env]
-            if empties:
-                line += f" ({', '.join(empties)} is set but empty)"
-            lines.append(line)
-        where = (
-            f"; or put it in a profile in {str(self.config_file)!r}"
-            if self.config_file is not None
-            else ""
-        )
-        raise ConfigurationError(
-            "missing settings for the JWT login:\n" + "\n".join(lines) + where
-        )
+        for name, (fields, how) in _REQUIRED.items():
+            if not any(getattr(self, field) for field in fields):
+                empties = [var for var in self._empty_env if any(var in _VARIABLES[field] for field in fields)]
+                empty = f" ({', '.join(empties)} is set but empty)" if empties else ""
+                lines.append(f"  - {name.replace('_', ' ')}: {how}{empty}")
+        if lines:
+            where = f"; or put it in a profile in {str(self.config_file)!r}" if self.config_file is not None else ""
+            raise ConfigurationError("missing settings for the JWT login:\n" + "\n".join(lines) + where)
 
     def describe(self) -> List[Tuple[str, str, str]]:
         """``(name, display value, source)`` for every setting, secrets masked (the consumer
         key is shown); unset settings show ``(not set)`` and an empty source."""
         rows: List[Tuple[str, str, str]] = []
-        for name in _ARGUMENT_NAMES:
+        for name in ENV:
             setting = self.sources.get(name)
-            if setting is None or setting.value is None:
+            if setting is None:
                 rows.append((name, "(not set)", ""))
                 continue
+            value = setting.value
+            shown = "(hidden)" if name in SECRETS else str(value)
             if name == "private_key":
-                value = setting.value
-                shown = (
-                    f"(hidden, {len(value)} characters)" if isinstance(value, (str, bytes)) else "(hidden, key object)"
-                )
-            elif name == "private_key_passphrase":
-                shown = "(hidden)"
-            else:
-                shown = str(setting.value)
+                size = f"{len(value)} characters" if isinstance(value, (str, bytes)) else "key object"
+                shown = f"(hidden, {size})"
             rows.append((name, shown, setting.source))
         return rows
 
     def __repr__(self) -> str:
-        parts = [f"{name}={_mask(name, getattr(self, name))}" for name in _ARGUMENT_NAMES]
+        parts = [f"{name}={_mask(name, getattr(self, name))}" for name in ENV]
         return "Settings(" + ", ".join(parts) + ")"
 
     def __eq__(self, other: object) -> bool:
@@ -382,24 +330,122 @@ class Settings:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _env_value(env: Mapping[str, str], name: str) -> Tuple[Optional[str], Optional[str], bool]:
-    """(value, variable, set-but-empty) of setting ``name`` in ``env``."""
-    variables = (ENV[name],) + ENV_ALIASES.get(name, ())
-    found: List[Tuple[str, str]] = []
-    empty = False
-    for variable in variables:
-        if variable in env:
-            raw = env[variable]
-            if raw is None or raw.strip() == "":
-                empty = True
+def masked_settings(settings: Settings) -> Settings:
+    """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
+    object lives in the token client, nothing else keeps secrets."""
+    sources = {
+        name: dataclasses.replace(setting, value="(hidden)") if name in SECRETS else setting
+        for name, setting in settings.sources.items()
+    }
+    return Settings(sources, config_file=settings.config_file)
+
+
+# ---------------------------------------------------------------------------------------
+# resolution: a list of layers, highest precedence first
+# ---------------------------------------------------------------------------------------
+#: One source of settings: (values by setting name, source label).
+Layer = Tuple[Mapping[str, Any], str]
+
+#: Settings that come together from the first layer that sets any of them (so an argument is
+#: never mixed with an environment variable of the other kind); the others are groups of one.
+_GROUPS = (("private_key", "private_key_file"), ("domain", "login_url"), ("username",), ("consumer_key",),
+           ("private_key_passphrase",), ("audience",), ("version",), ("ca_bundle",), ("token_cache",), ("profile",))
+
+#: (group, source) -> the error when that source sets both settings of the group (one would win silently)
+_CONFLICTS: Dict[Tuple[str, str], str] = {
+    ("private_key", "argument"): "both private_key= and private_key_file= were given: pass only one (the PEM "
+                                 "text or the path of the .key file)",
+    ("private_key", "environment"): "both SF_PRIVATE_KEY and SF_PRIVATE_KEY_FILE are set: unset one of them (or "
+                                    "pass private_key= / private_key_file= to override both)",
+    ("domain", "environment"): "both SF_DOMAIN ({domain!r}) and SF_LOGIN_URL ({login_url!r}) are set, and "
+                               "SF_LOGIN_URL would silently win: unset one of them (to send the JWT to a My Domain "
+                               "host with a login/test audience, set SF_LOGIN_URL and SF_AUDIENCE)",
+}
+
+
+def resolve_settings(
+    *, environ: Optional[Mapping[str, str]] = None, config_path: Optional[str] = None, **arguments: Any
+) -> Settings:
+    """Resolve every setting: arguments > environment (``environ``, default ``os.environ``)
+    > profile (``config_path``, default :func:`config_path`) > defaults. Arguments that are
+    None count as not given. Raises :class:`ConfigurationError` for contradictory or
+    malformed settings; call :meth:`Settings.require` to insist on the required ones."""
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    args = _argument_values(arguments)
+    env_values, empty_env = _environment_values(env)
+    path = Path(os.path.expanduser(config_path)) if config_path else globals()["config_path"](env)
+    profile_values, profile = _profile_layer(path, args, env_values)
+    if "SF_PRIVATE_KEY" in empty_env and "private_key" not in args and "private_key_file" not in args:
+        raise ConfigurationError(
+            "SF_PRIVATE_KEY is set but empty: unset it, or give it the PEM text of the key (an unset CI secret "
+            "gives an empty variable); to use a key file set only SF_PRIVATE_KEY_FILE"
+        )
+    sources = _pick([
+        (args, "argument"),
+        (env_values, "environment"),
+        (profile_values, f"profile:{profile}"),
+        ({**DEFAULTS, "profile": profile} if profile else DEFAULTS, "default"),  # the profile that applied
+    ])
+    for name, check in _CHECKS.items():
+        setting = sources.get(name)
+        if setting is not None:
+            named = {"argument": f"{name}=", "environment": ENV[name]}.get(setting.source, setting.source)
+            sources[name] = Setting(name, check(setting.value, named), setting.source)
+    return Settings(sources, config_file=path, empty_env=empty_env)
+
+
+def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
+    """The arguments given (None and blank ones are not), ``client_id=`` as ``consumer_key``."""
+    unknown = sorted(set(arguments) - set(ENV) - {"client_id"})
+    if unknown:
+        raise TypeError(f"resolve_settings() got unexpected argument(s) {', '.join(unknown)}; known: {', '.join(ENV)}")
+    client_id = arguments.pop("client_id", None)
+    if client_id is not None:
+        if arguments.get("consumer_key") is not None and arguments["consumer_key"] != client_id:
+            raise ConfigurationError("both consumer_key= and client_id= were given: pass only consumer_key=")
+        arguments["consumer_key"] = client_id
+    args: Dict[str, Any] = {}
+    for name, value in arguments.items():
+        if isinstance(value, str) and value.strip() == "":
+            if name == "private_key":
+                raise ConfigurationError(
+                    "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
+                )
+        elif value is not None:
+            args[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
+    return args
+
+
+def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """(values by setting name, the SF_* variables set but empty) of the environment."""
+    values: Dict[str, str] = {}
+    for name, variables in _VARIABLES.items():
+        found = {
+            variable: env[variable] if name == "private_key" else env[variable].strip()
+            for variable in variables
+            if (env.get(variable) or "").strip()
+        }
+        if len(set(found.values())) > 1:
+            raise ConfigurationError(f"{' and '.join(found)} are both set, to different values: unset one of them")
+        if found:
+            values[name] = next(iter(found.values()))
+    empty_env = [variable for name in ENV if name not in values for variable in _VARIABLES[name] if variable in env]
+    return values, empty_env
+
+
+def _pick(layers: List[Layer]) -> Dict[str, Setting]:
+    """Each group of settings from the first layer that sets any of it."""
+    sources: Dict[str, Setting] = {}
+    for group in _GROUPS:
+        for values, source in layers:
+            if values.keys().isdisjoint(group):
                 continue
-            found.append((variable, raw if name == "private_key" else raw.strip()))
-    if len(found) > 1 and len({value for _, value in found}) > 1:
-        names = " and ".join(variable for variable, _ in found)
-        raise ConfigurationError(f"{names} are both set, to different values: unset one of them")
-    if found:
-        return found[0][1], found[0][0], False
-    return None, None, empty
+            given = [name for name in group if name in values]
+            if len(given) > 1 and (group[0], source) in _CONFLICTS:
+                raise ConfigurationError(_CONFLICTS[group[0], source].format(**values))
+            sources.update((name, Setting(name, values[name], source)) for name in given)
+            break
+    return sources
 
 
 def _normalise_version(value: Any, source: str) -> str:
@@ -414,171 +460,20 @@ def _normalise_version(value: Any, source: str) -> str:
     return text
 
 
-#: Settings that come as a whole from the first layer that sets any of them: an argument is
-#: never mixed with an environment variable of the other kind.
-_GROUPS = (("private_key", "private_key_file"), ("domain", "login_url"))
-_SINGLES = ("username", "consumer_key", "private_key_passphrase", "audience", "version", "ca_bundle", "token_cache")
-
-#: One source of settings: (values by setting name, source label). Highest precedence first.
-Layer = Tuple[Mapping[str, Any], str]
-
-
-def resolve_settings(
-    *,
-    environ: Optional[Mapping[str, str]] = None,
-    config_path: Optional[str] = None,
-    **arguments: Any,
-) -> Settings:
-    """Resolve every setting: arguments > environment (``environ``, default ``os.environ``)
-    > profile (``config_path``, default :func:`config_path`) > defaults. Arguments that are
-    None count as not given. Raises :class:`ConfigurationError` for contradictory or
-    malformed settings; call :meth:`Settings.require` to insist on the required ones."""
-    args = _argument_values(arguments)
-    env: Mapping[str, str] = os.environ if environ is None else environ
-    env_values, empty_env = _environment_values(env)
-    profile_name, named_by = _profile_named(args, env_values)
-    path = Path(os.path.expanduser(config_path)) if config_path else globals()["config_path"](env)
-    profile_values, used_profile = _load_profile(path, profile_name, named_by)
-    _check_groups(args, env_values, empty_env)
-    layers: List[Layer] = [
-        (args, "argument"),
-        (env_values, "environment"),
-        (profile_values, f"profile:{used_profile}" if used_profile else ""),
-        (DEFAULTS, "default"),
-    ]
-    sources = _pick(layers)
-    profile = _first("profile", layers[:2])  # a profile is named by an argument or SF_PROFILE only
-    if profile is None and used_profile is not None:
-        profile = Setting("profile", used_profile, "default")
-    if profile is not None:
-        sources["profile"] = profile
-    _check_values(sources)
-    return Settings(sources, config_file=path, empty_env=empty_env)
-
-
-def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
-    """The arguments given (None and blank ones are not), ``client_id=`` as ``consumer_key``."""
-    unknown = sorted(set(arguments) - set(_ARGUMENT_NAMES) - {"client_id"})
-    if unknown:
-        raise TypeError(
-            f"resolve_settings() got unexpected argument(s) {', '.join(unknown)}; known: "
-            + ", ".join(_ARGUMENT_NAMES)
-        )
-    if arguments.get("client_id") is not None:
-        if arguments.get("consumer_key") is not None and arguments["consumer_key"] != arguments["client_id"]:
-            raise ConfigurationError("both consumer_key= and client_id= were given: pass only consumer_key=")
-        arguments["consumer_key"] = arguments.pop("client_id")
-    arguments.pop("client_id", None)
-    args: Dict[str, Any] = {}
-    for name, value in arguments.items():
-        if value is None:
-            continue
-        if isinstance(value, str) and value.strip() == "":
-            if name == "private_key":
-                raise ConfigurationError(
-                    "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
-                )
-            continue
-        args[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
-    return args
-
-
-def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
-    """(values by setting name, the SF_* variables set but empty) of the environment."""
-    values: Dict[str, str] = {}
-    empty_env: List[str] = []
-    for name in _ARGUMENT_NAMES:
-        value, variable, empty = _env_value(env, name)
-        if value is not None and variable is not None:
-            values[name] = value
-        elif empty:
-            empty_env.extend(v for v in (ENV[name],) + ENV_ALIASES.get(name, ()) if v in env)
-    return values, empty_env
-
-
-def _profile_named(args: Mapping[str, Any], env_values: Mapping[str, str]) -> Tuple[Optional[str], Optional[str]]:
-    """(the profile asked for, who asked: for messages), or (None, None)."""
-    if "profile" in args:
-        name = str(args["profile"]).strip()
-        return name, f"profile={name!r}"
-    if "profile" in env_values:
-        return env_values["profile"], "SF_PROFILE"
-    return None, None
-
-
-def _check_groups(args: Mapping[str, Any], env_values: Mapping[str, str], empty_env: List[str]) -> None:
-    """Refuse two settings of one group given at the same level (which would win silently)."""
-    if "private_key" in args and "private_key_file" in args:
+def _existing_bundle(value: Any, named: str) -> str:
+    bundle = os.path.expanduser(str(value))
+    if not os.path.exists(bundle):
         raise ConfigurationError(
-            "both private_key= and private_key_file= were given: pass only one (the PEM text or "
-            "the path of the .key file)"
+            f"the CA bundle {bundle!r} (from {named}) does not exist: fix verify= / ca_bundle= / SF_CA_BUNDLE (a "
+            "PEM file of trusted CAs)"
         )
-    if "private_key" not in args and "private_key_file" not in args:
-        if "SF_PRIVATE_KEY" in empty_env:
-            raise ConfigurationError(
-                "SF_PRIVATE_KEY is set but empty: unset it, or give it the PEM text of the key "
-                "(an unset CI secret gives an empty variable); to use a key file set only "
-                "SF_PRIVATE_KEY_FILE"
-            )
-        if "private_key" in env_values and "private_key_file" in env_values:
-            raise ConfigurationError(
-                "both SF_PRIVATE_KEY and SF_PRIVATE_KEY_FILE are set: unset one of them (or pass "
-                "private_key= / private_key_file= to override both)"
-            )
-    if "domain" in env_values and "login_url" in env_values and "domain" not in args and "login_url" not in args:
-        raise ConfigurationError(
-            f"both SF_DOMAIN ({env_values['domain']!r}) and SF_LOGIN_URL ({env_values['login_url']!r}) "
-            "are set, and SF_LOGIN_URL would silently win: unset one of them (to send the JWT to a My Domain "
-            "host with a login/test audience, set SF_LOGIN_URL and SF_AUDIENCE)"
-        )
+    return bundle
 
 
-def _first(name: str, layers: List[Layer]) -> Optional[Setting]:
-    for values, source in layers:
-        if name in values:
-            return Setting(name, values[name], source)
-    return None
-
-
-def _pick(layers: List[Layer]) -> Dict[str, Setting]:
-    """Each setting from the first layer that has it; a group from the first that has any of it."""
-    sources: Dict[str, Setting] = {}
-    for group in _GROUPS:
-        for values, source in layers:
-            if any(name in values for name in group):
-                sources.update((name, Setting(name, values[name], source)) for name in group if name in values)
-                break
-    for name in _SINGLES:
-        setting = _first(name, layers)
-        if setting is not None:
-            sources[name] = setting
-    return sources
-
-
-def _check_values(sources: Dict[str, Setting]) -> None:
-    """Normalise the version, the CA bundle path and the token cache switch; refuse bad ones."""
-    if "version" in sources:
-        setting = sources["version"]
-        sources["version"] = Setting(
-            "version", _normalise_version(setting.value, _describe_source("version", setting)), setting.source
-        )
-    if "ca_bundle" in sources:
-        setting = sources["ca_bundle"]
-        bundle = os.path.expanduser(str(setting.value))
-        if not os.path.exists(bundle):
-            raise ConfigurationError(
-                f"the CA bundle {bundle!r} (from {_describe_source('ca_bundle', setting)}) does not "
-                "exist: fix verify= / ca_bundle= / SF_CA_BUNDLE (a PEM file of trusted CAs)"
-            )
-        sources["ca_bundle"] = Setting("ca_bundle", bundle, setting.source)
-    if "token_cache" in sources:
-        setting = sources["token_cache"]
-        sources["token_cache"] = Setting(
-            "token_cache", token_cache_value(setting.value, _describe_source("token_cache", setting)), setting.source
-        )
-    for name in ("username", "consumer_key"):
-        if name in sources and not isinstance(sources[name].value, str):
-            raise ConfigurationError(f"{name}= must be a string, not {type(sources[name].value).__name__}")
+def _string(value: Any, named: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{named} must be a string, not {type(value).__name__}")
+    return value
 
 
 _SWITCH_ON = ("1", "true", "yes", "on")
@@ -608,12 +503,14 @@ def token_cache_value(value: object, named: str = "token_cache=") -> Union[bool,
     return os.path.abspath(os.path.expanduser(text))
 
 
-def _describe_source(name: str, setting: Setting) -> str:
-    if setting.source == "argument":
-        return f"{name}="
-    if setting.source == "environment":
-        return ENV[name]
-    return setting.source
+#: setting name -> its check, (value, where it came from) -> the value kept; run in this order
+_CHECKS: Dict[str, Callable[[Any, str], Any]] = {
+    "version": _normalise_version,
+    "ca_bundle": _existing_bundle,
+    "token_cache": token_cache_value,
+    "username": _string,
+    "consumer_key": _string,
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -654,10 +551,8 @@ def check_timeout(value: object) -> Optional[Timeout]:
         return None
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise ConfigurationError(
-                f"timeout={tuple(value)!r} has {len(value)} value{'s' if len(value) != 1 else ''}: "
-                f"{_TIMEOUT_FIX}"
-            )
+            plural = "s" if len(value) != 1 else ""
+            raise ConfigurationError(f"timeout={tuple(value)!r} has {len(value)} value{plural}: {_TIMEOUT_FIX}")
         return (_seconds(value[0], "connect"), _seconds(value[1], "read"))
     return _seconds(value)
 
@@ -676,18 +571,17 @@ def _has_pem_certificate(handle: IO[bytes]) -> bool:
     """A PEM certificate line within the first :data:`_CA_SCAN_LIMIT` bytes (usually the
     first chunk: bundles start with one)."""
     tail = b""
-    read = 0
-    while read < _CA_SCAN_LIMIT:
+    for _ in range(_CA_SCAN_LIMIT // _CA_SCAN_CHUNK):
         chunk = handle.read(_CA_SCAN_CHUNK)
         if not chunk:
             return False
-        read += len(chunk)
         if _CERT_RE.search(tail + chunk):
             return True
         tail = chunk[-40:]
     return False
 
 
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _HASHED_NAME_RE = re.compile(r"^[0-9a-f]{8}\.r?[0-9]+$")
 
 
@@ -700,8 +594,13 @@ def _has_hashed_certificates(folder: str) -> bool:
 
 
 def _check_ca_bundle(path: str, named: str, fix: str) -> None:
+    """A PEM file with a certificate, or a c_rehash folder. Anything else is looked at (stat),
+    never opened: a FIFO would block, a device could be endless."""
     try:
         info = os.stat(path)
+        regular = stat.S_ISREG(info.st_mode)
+        # O_NONBLOCK: should a FIFO take the file's place after the stat, reading it ends at once
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0)) if regular else -1
     except FileNotFoundError:
         raise ConfigurationError(f"{named} names {path!r}, which does not exist: {fix}") from None
     except OSError as exc:
@@ -714,16 +613,8 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
                 f"(<hash>.0, made by c_rehash / openssl rehash): {fix}"
             )
         return
-    if not stat.S_ISREG(info.st_mode):
+    if not regular:
         raise ConfigurationError(f"{named} names {path!r}, which is {file_kind(info.st_mode)}: {fix}")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise ConfigurationError(f"{named} names {path!r}, which cannot be read ({exc.strerror or exc}): {fix}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat
-        os.close(fd)
-        raise ConfigurationError(f"{named} names {path!r}, which is not a regular file: {fix}")
     with os.fdopen(fd, "rb", buffering=0) as handle:
         if not _has_pem_certificate(handle):
             raise ConfigurationError(
@@ -734,11 +625,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
 
 
 def check_verify(
-    verify: object,
-    *,
-    named: str = "verify=",
-    trust_env: bool = True,
-    environ: Optional[Mapping[str, str]] = None,
+    verify: object, *, named: str = "verify=", trust_env: bool = True, environ: Optional[Mapping[str, str]] = None
 ) -> Union[bool, str]:
     """``verify=`` checked before any connection: ``True`` / ``False``, or the path (``str``
     or path-like, ``~`` expanded) of an existing PEM file holding a certificate, or of a
@@ -747,18 +634,16 @@ def check_verify(
     ``REQUESTS_CA_BUNDLE`` (else ``CURL_CA_BUNDLE``): that file is checked the same way and
     named. Raises :class:`ConfigurationError`; returns the value to use."""
     if isinstance(verify, bool):
-        if verify and trust_env:
-            env = os.environ if environ is None else environ
-            for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-                value = env.get(variable)
-                if value:  # requests: os.environ.get("REQUESTS_CA_BUNDLE") or ...("CURL_CA_BUNDLE")
-                    _check_ca_bundle(
-                        value,
-                        f"{variable} (which requests uses when verify= is left at its default)",
-                        f"fix or unset {variable}, or pass verify= / SF_CA_BUNDLE the path of a PEM "
-                        "file of trusted CA certificates",
-                    )
-                    break
+        env = os.environ if environ is None else environ
+        # requests: os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        variable = next((name for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if env.get(name)), None)
+        if verify and trust_env and variable is not None:
+            _check_ca_bundle(
+                env[variable],
+                f"{variable} (which requests uses when verify= is left at its default)",
+                f"fix or unset {variable}, or pass verify= / SF_CA_BUNDLE the path of a PEM file of trusted CA "
+                "certificates",
+            )
         return verify
     if isinstance(verify, os.PathLike):
         verify = os.fspath(verify)
@@ -770,18 +655,5 @@ def check_verify(
     if not verify.strip():
         raise ConfigurationError(f"{named} is an empty string: {_CA_FIX}")
     path = os.path.expanduser(verify)
-    where = named if named == "verify=" else f"{named} (verify=)"
-    _check_ca_bundle(path, where, _CA_FIX)
+    _check_ca_bundle(path, named if named == "verify=" else f"{named} (verify=)", _CA_FIX)
     return path
-
-
-def masked_settings(settings: Settings) -> Settings:
-    """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
-    object lives in the token client, nothing else keeps secrets."""
-    sources = {
-        name: dataclasses.replace(setting, value="(hidden)")
-        if name in SECRETS and setting.value is not None
-        else setting
-        for name, setting in settings.sources.items()
-    }
-    return Settings(sources, config_file=settings.config_file)

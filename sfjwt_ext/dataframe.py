@@ -2,13 +2,7 @@
 from __future__ import annotations
 
 from .data.dataframe import (
-    BULK_AUTO_THRESHOLD,
-    BULK_PARALLEL,
-    BULK_PART_RECORDS,
-    STREAM_ROWS,
-    BulkQueryNotSupported,
-    query_arrow,
-    query_df,
+    BULK_AUTO_THRESHOLD, BULK_PARALLEL, BULK_PART_RECORDS, STREAM_ROWS, BulkQueryNotSupported, query_arrow, query_df,
     query_to_parquet,
 )
 

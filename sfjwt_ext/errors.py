@@ -11,6 +11,7 @@ catches that keeps working.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
@@ -19,29 +20,11 @@ from ._internal.redact import excerpt
 from ._internal.urls import host_of
 
 __all__ = [
-    "SfJwtError",
-    "ConfigurationError",
-    "PrivateKeyError",
-    "KeyFilePermissionWarning",
-    "AuthenticationError",
-    "ConsumerNotApprovedError",
-    "AppAccessError",
-    "InvalidClientIdError",
-    "AppNotInstalledError",
-    "AudienceInvalidError",
-    "InvalidAssertionError",
-    "AssertionExpiredError",
-    "InactiveUserError",
-    "UnknownUserError",
-    "LoginRestrictedError",
-    "LoginRateExceededError",
-    "UnsupportedGrantTypeError",
-    "TokenEndpointUnavailable",
-    "SessionRefusedError",
-    "RequestNotReplayable",
-    "SoapJwtTokenError",
-    "error_for",
-    "unexpected_response",
+    "SfJwtError", "ConfigurationError", "PrivateKeyError", "KeyFilePermissionWarning", "AuthenticationError",
+    "ConsumerNotApprovedError", "AppAccessError", "InvalidClientIdError", "AppNotInstalledError",
+    "AudienceInvalidError", "InvalidAssertionError", "AssertionExpiredError", "InactiveUserError", "UnknownUserError",
+    "LoginRestrictedError", "LoginRateExceededError", "UnsupportedGrantTypeError", "TokenEndpointUnavailable",
+    "SessionRefusedError", "RequestNotReplayable", "SoapJwtTokenError", "error_for", "unexpected_response",
 ]
 
 #: How many characters of an unexpected response body go into a message.
@@ -93,48 +76,32 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
     hint: str
 
     def __init__(
-        self,
-        error: str,
-        description: str = "",
-        *,
-        status: Optional[int] = None,
-        login_url: str = "",
-        username: str = "",
-        hint: Optional[str] = None,
+        self, error: str, description: str = "", *, status: Optional[int] = None, login_url: str = "",
+        username: str = "", hint: Optional[str] = None,
     ) -> None:
         self.error = "" if error is None else str(error)
         self.description = "" if description is None else str(description)
         self.login_url = login_url or ""
         self.username = username or ""
-        self.hint = hint if hint is not None else self._make_hint()
-        self.status = status
-        SalesforceAuthenticationFailed.__init__(self, self.error, self._message())
-        # SalesforceAuthenticationFailed sets status=401 and url='authentication_endpoint':
-        # keep the real ones.
-        self.status = status
-        self.url = self.login_url or self.url
-        self.args = (self._message(),)
-
-    # -- text ---------------------------------------------------------------------------
-    def _make_hint(self) -> str:
-        return self.default_hint.format(
+        self.hint = hint if hint is not None else self.default_hint.format(
             username=self.username or "the user",
             login_url=self.login_url or "the login host",
             host=host_of(self.login_url) if self.login_url else "the login host",
         )
-
-    def _message(self) -> str:
         who = self.username or "(no username)"
         where = self.login_url or "(no login URL)"
-        description = self.description.rstrip(".") if self.description else "(no description)"
-        status = f" (HTTP {self.status})" if self.status not in (None, 400) else ""
-        return (
-            f"Salesforce refused the JWT login of {who} at {where}{status}: "
-            f"{self.error}: {description}. Fix: {self.hint}"
-        )
+        said = self.description.rstrip(".") if self.description else "(no description)"
+        http = f" (HTTP {status})" if status not in (None, 400) else ""
+        message = f"Salesforce refused the JWT login of {who} at {where}{http}: {self.error}: {said}. Fix: {self.hint}"
+        SalesforceAuthenticationFailed.__init__(self, self.error, message)
+        # SalesforceAuthenticationFailed sets status=401 and url='authentication_endpoint':
+        # keep the real ones.
+        self.status = status
+        self.url = self.login_url or self.url
+        self.args = (message,)
 
     def __str__(self) -> str:
-        return self._message()
+        return str(self.args[0])
 
     def __repr__(self) -> str:
         return (
@@ -143,19 +110,8 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
         )
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        state = {
-            "status": self.status,
-            "login_url": self.login_url,
-            "username": self.username,
-            "hint": self.hint,
-        }
-        return (_rebuild_auth_error, (type(self), self.error, self.description, state))
-
-
-def _rebuild_auth_error(
-    cls: Type[AuthenticationError], error: str, description: str, state: Dict[str, Any]
-) -> AuthenticationError:
-    return cls(error, description, **state)
+        state: Dict[str, Any] = {"status": self.status, "login_url": self.login_url, "username": self.username}
+        return functools.partial(type(self), hint=self.hint, **state), (self.error, self.description)
 
 
 _CONNECTED_APP_POLICIES = (
@@ -315,11 +271,7 @@ class TokenEndpointUnavailable(SfJwtError):
     short description of the last response; ``attempts`` how many requests were made."""
 
     def __init__(
-        self,
-        login_url: str,
-        attempts: int,
-        last_cause: Union[BaseException, str, None] = None,
-        *,
+        self, login_url: str, attempts: int, last_cause: Union[BaseException, str, None] = None, *,
         hint: Optional[str] = None,
     ) -> None:
         self.login_url = login_url
@@ -330,30 +282,13 @@ class TokenEndpointUnavailable(SfJwtError):
             "https://status.salesforce.com, the proxies (HTTPS_PROXY / proxies=) and the login "
             "host (domain= / login_url=)"
         )
-        super().__init__(self._message())
+        cause = excerpt(str(last_cause), CAUSE_EXCERPT_CHARS) if last_cause is not None else "unknown"
+        plural = "attempt" if attempts == 1 else "attempts"
+        super().__init__(f"The token endpoint at {login_url} failed after {attempts} {plural} (last: {cause}). "
+                         f"Fix: {self.hint}")
 
-    def _message(self) -> str:
-        cause = excerpt(str(self.last_cause), CAUSE_EXCERPT_CHARS) if self.last_cause is not None else "unknown"
-        plural = "attempt" if self.attempts == 1 else "attempts"
-        return (
-            f"The token endpoint at {self.login_url} failed after {self.attempts} {plural} "
-            f"(last: {cause}). Fix: {self.hint}"
-        )
-
-    def __str__(self) -> str:
-        return self._message()
-
-    def __reduce__(self) -> Tuple[Any, ...]:
-        return (
-            _rebuild_unavailable,
-            (type(self), self.login_url, self.attempts, str(self.last_cause), self.hint),
-        )
-
-
-def _rebuild_unavailable(
-    cls: Type[TokenEndpointUnavailable], login_url: str, attempts: int, cause: str, hint: str
-) -> TokenEndpointUnavailable:
-    return cls(login_url, attempts, cause, hint=hint)
+    def __reduce__(self) -> Tuple[Any, ...]:  # the cause as text: an exception object may not pickle
+        return functools.partial(type(self), hint=self.hint), (self.login_url, self.attempts, str(self.last_cause))
 
 
 # description fragments (lower-case) -> class, checked in order, for error=invalid_grant
@@ -398,35 +333,19 @@ def _class_for(error: str, description: str) -> Type[AuthenticationError]:
 
 
 def error_for(
-    error: str,
-    description: str,
-    *,
-    status: Optional[int] = None,
-    login_url: str = "",
-    username: str = "",
+    error: str, description: str, *, status: Optional[int] = None, login_url: str = "", username: str = ""
 ) -> AuthenticationError:
     """The :class:`AuthenticationError` subclass for Salesforce's ``error`` /
     ``error_description`` (description matched case-insensitively); unknown codes give the
     base class with a generic hint."""
     cls = _class_for(error, description)
-    return cls(
-        error or "unknown_error",
-        excerpt(description or "", DESCRIPTION_EXCERPT_CHARS),
-        status=status,
-        login_url=login_url,
-        username=username,
-    )
+    shown = excerpt(description or "", DESCRIPTION_EXCERPT_CHARS)
+    return cls(error or "unknown_error", shown, status=status, login_url=login_url, username=username)
 
 
 def unexpected_response(
-    status: Optional[int],
-    body: Union[bytes, str, None],
-    *,
-    login_url: str = "",
-    username: str = "",
-    reason: str = "",
-    content_type: str = "",
-    show_body: bool = True,
+    status: Optional[int], body: Union[bytes, str, None], *, login_url: str = "", username: str = "",
+    reason: str = "", content_type: str = "", show_body: bool = True,
 ) -> AuthenticationError:
     """An ``unexpected_response`` :class:`AuthenticationError` for a token endpoint answer
     that is not Salesforce's JSON (a proxy's HTML page, JSON without ``access_token`` ...).
@@ -435,24 +354,15 @@ def unexpected_response(
     shown = excerpt(b"" if body is None or not show_body else body, BODY_EXCERPT_CHARS)  # cut, then masked
     what = reason or "the answer is not Salesforce's token JSON"
     ctype = f", Content-Type {content_type}" if content_type else ""
-    if not show_body:
-        description = f"HTTP {status}{ctype}, {what}; body not shown (it may hold a token)"
-    elif shown:
-        description = f"HTTP {status}{ctype}, {what}; body starts: {shown!r}"
-    else:
-        description = f"HTTP {status}{ctype}, {what}; empty body"
+    said = f"body starts: {shown!r}" if shown else "empty body"
+    description = f"HTTP {status}{ctype}, {what}; " + (said if show_body else "body not shown (it may hold a token)")
     hint = (
         "the login host did not answer like Salesforce's token endpoint: check domain= / "
         "login_url= (SF_DOMAIN / SF_LOGIN_URL) and any proxy (proxies=, HTTPS_PROXY) or "
         "captive portal between this machine and Salesforce"
     )
     return AuthenticationError(
-        "unexpected_response",
-        description,
-        status=status,
-        login_url=login_url,
-        username=username,
-        hint=hint,
+        "unexpected_response", description, status=status, login_url=login_url, username=username, hint=hint
     )
 
 

@@ -1,13 +1,14 @@
 """Safe reads of small files the user names (keys, profiles) and their permission checks."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, List, Union
+from typing import Any, Union
 
 from ..errors import ConfigurationError, KeyFilePermissionWarning
 
@@ -15,19 +16,15 @@ __all__ = ["check_file_permissions", "file_kind", "file_size_text", "read_small_
            "write_atomic"]
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+)
+
+
 def file_kind(mode: int) -> str:
     """What a non-regular file is, for a message: "a directory", "a named pipe (FIFO)" ..."""
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+    return next((kind for is_kind, kind in _KINDS if is_kind(mode)), "not a regular file")
 
 
 def file_size_text(n: int) -> str:
@@ -60,26 +57,17 @@ def read_small_file(path: Union[str, "os.PathLike[str]"], *, what: str, limit: i
             raise ConfigurationError(f"{what} {name!r} is {file_kind(info.st_mode)}, not a regular file: {instead}")
         if info.st_size > limit:
             raise ConfigurationError(
-                f"{what} {name!r} is {file_size_text(info.st_size)}, more than the {file_size_text(limit)} such a file can be: "
-                f"is it the right file? {instead}"
+                f"{what} {name!r} is {file_size_text(info.st_size)}, more than the {file_size_text(limit)} such a "
+                f"file can be: is it the right file? {instead}"
             )
     except BaseException:
         os.close(fd)
         raise
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        chunks: List[bytes] = []
-        total = 0
-        while total <= limit:  # the file may grow after the fstat: never read past the cap
-            chunk = handle.read(limit + 1 - total)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            raise ConfigurationError(
-                f"{what} {name!r} grew past {file_size_text(limit)} while being read: {instead}"
-            )
-        return b"".join(chunks)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)  # the file may grow after the fstat: never read past the cap
+    if len(data) > limit:
+        raise ConfigurationError(f"{what} {name!r} grew past {file_size_text(limit)} while being read: {instead}")
+    return data
 
 
 def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:
@@ -128,8 +116,6 @@ def write_atomic(path: Path, data: bytes, mode: int, *, replace: bool = True) ->
                 handle.write(data)
         os.unlink(tmp_name)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp_name)
-        except OSError:
-            pass
         raise

@@ -18,24 +18,18 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
 from typing import IO, Any, Optional, Union
 
 from ..errors import ConfigurationError
+from .files import file_kind
 
 __all__ = ["OutputFile"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"  # pragma: no cover - doors, whiteouts ...
 
 
 class OutputFile:
@@ -62,7 +56,7 @@ class OutputFile:
         if info is not None and stat.S_ISDIR(info.st_mode):
             raise ConfigurationError(f"{named} {self.name!r} is a folder: give a file name in it")
         if info is not None and not self.stream and self.replaced is None:
-            raise ConfigurationError(f"{named} {self.name!r} is {_kind(info.st_mode)}: give a file name, "
+            raise ConfigurationError(f"{named} {self.name!r} is {file_kind(info.st_mode)}: give a file name, "
                                      f"a FIFO or a character device")
         self.path = self.name if self.stream else os.path.realpath(self.name)
         folder = os.path.dirname(self.path)
@@ -80,10 +74,7 @@ class OutputFile:
             fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC) if self.stream else self._create_temp()
         except OSError as exc:
             raise self._error(exc.strerror or str(exc)) from None
-        if binary:
-            self.handle = os.fdopen(fd, "wb")
-        else:
-            self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        self.handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
         return self.handle
 
     def _create_temp(self) -> int:
@@ -103,13 +94,11 @@ class OutputFile:
 
     def commit(self) -> None:
         """Everything is written: flush, and put the temporary file in place."""
-        if self.handle is None:
-            self.open()
-        assert self.handle is not None
-        self.handle.flush()
+        handle = self.handle or self.open()
+        handle.flush()
         if self.temp is not None:
-            os.fsync(self.handle.fileno())
-        self.handle.close()
+            os.fsync(handle.fileno())
+        handle.close()
         if self.temp is not None:
             os.replace(self.temp, self.path)
             self.temp = None
@@ -117,15 +106,11 @@ class OutputFile:
     def discard(self) -> None:
         """Close, and remove the temporary file if there is one (nothing after a commit)."""
         if self.handle is not None:
-            try:
+            with contextlib.suppress(OSError):  # a full disk's last flush: the temp file goes anyway
                 self.handle.close()
-            except OSError:  # a full disk's last flush: the temp file goes anyway
-                pass
         if self.temp is not None:
-            try:
+            with contextlib.suppress(OSError):  # already gone
                 os.unlink(self.temp)
-            except OSError:  # pragma: no cover - already gone
-                pass
             self.temp = None
 
     def __enter__(self) -> "OutputFile":
@@ -138,9 +123,7 @@ class OutputFile:
 def _keep_owner_and_mode(fd: int, info: os.stat_result) -> None:
     """Give the new file the replaced one's group (its owner too as root) and mode."""
     if hasattr(os, "fchown"):
-        try:
+        with contextlib.suppress(OSError):  # not a member of that group: the file stays ours, the mode still applies
             os.fchown(fd, info.st_uid if os.geteuid() == 0 else -1, info.st_gid)
-        except OSError:  # not a member of that group: the file stays ours, the mode still applies
-            pass
     if hasattr(os, "fchmod"):
         os.fchmod(fd, stat.S_IMODE(info.st_mode))

@@ -94,20 +94,14 @@ class MaskedToken(str):
         return repr(scheme + space + mask_token(token))
 
 
-_JWT_PART_RE = re.compile(r"[A-Za-z0-9_\-]+")
+_JWT_TOKEN_RE = re.compile(rf"eyJ{_B64}*\.eyJ{_B64}*\.{_B64}+")
 
 
 def looks_like_jwt(token: str) -> bool:
     """True when ``token`` is a JWS compact JWT: three base64url parts joined by ``.``, the
     header and the claims JSON objects (``eyJ``). An opaque Salesforce token
     (``00D…!…``) never is one."""
-    parts = token.split(".")
-    return (
-        len(parts) == 3
-        and parts[0].startswith("eyJ")
-        and parts[1].startswith("eyJ")
-        and all(_JWT_PART_RE.fullmatch(part) for part in parts)
-    )
+    return _JWT_TOKEN_RE.fullmatch(token) is not None
 
 
 def redact(value: Any) -> str:
@@ -174,19 +168,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def _attach(logger: logging.Logger) -> logging.Logger:
-    if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
-        logger.addFilter(RedactingFilter())
-    return logger
-
-
 def get_logger(name: str = PACKAGE_LOGGER) -> logging.Logger:
     """The logger ``name`` (made a child of ``sfjwt_ext`` when it is not already in that
     tree, e.g. ``"exchange"`` -> ``sfjwt_ext.auth.token_client``) with one :class:`RedactingFilter`
     attached (idempotent)."""
     if name != PACKAGE_LOGGER and not name.startswith(PACKAGE_LOGGER + "."):
         name = f"{PACKAGE_LOGGER}.{name}"
-    return _attach(logging.getLogger(name))
+    logger = logging.getLogger(name)
+    if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger
 
 
 get_logger(PACKAGE_LOGGER)

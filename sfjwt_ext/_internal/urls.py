@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 from urllib.parse import urlsplit
 
-__all__ = ["HOST_RE", "Origin", "host_of", "https_origin_of", "instance_of", "is_https_origin", "is_loopback", "origin_of", "path_of"]
+__all__ = [
+    "HOST_RE", "Origin", "host_of", "https_origin_of", "instance_of", "is_https_origin", "is_loopback", "origin_of",
+    "path_of",
+]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -40,12 +43,8 @@ def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback addresses (``127.0.0.0/8``, ``::1``), with or
     without IPv6 brackets."""
     name = host.strip("[]").lower()
-    if name in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    address = _ip(name)
+    return name in _LOOPBACK_NAMES or (address is not None and address.is_loopback)
 
 
 HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*$")
@@ -60,24 +59,21 @@ def is_https_origin(url: str) -> bool:
         port = parts.port
     except ValueError:
         return False
-    host = parts.hostname
+    host = parts.hostname or ""  # an empty host matches neither
     return (
         parts.scheme.lower() == "https"
-        and bool(host)
-        and host is not None
-        and (HOST_RE.match(host) is not None or _is_ip(host))
+        and (HOST_RE.match(host) is not None or _ip(host) is not None)
         and not (parts.username or parts.password or parts.query or parts.fragment)
         and parts.path in ("", "/")
         and (port is None or 0 < port < 65536)
     )
 
 
-def _is_ip(host: str) -> bool:
+def _ip(host: str) -> Union[ipaddress.IPv4Address, ipaddress.IPv6Address, None]:
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 Origin = Tuple[str, str, int]
@@ -85,17 +81,13 @@ Origin = Tuple[str, str, int]
 
 def origin_of(url: str) -> Optional[Origin]:
     try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        parts = urlsplit(url)  # the scheme and hostname lower-cased
         port = parts.port
     except ValueError:
         return None
-    scheme = (parts.scheme or "").lower()
-    if not host or scheme not in ("http", "https"):
+    if not parts.hostname or parts.scheme not in ("http", "https"):
         return None
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    return scheme, host, port
+    return parts.scheme, parts.hostname, port if port is not None else (443 if parts.scheme == "https" else 80)
 
 
 def https_origin_of(url: str) -> Optional[Origin]:
