@@ -19,7 +19,7 @@ import hashlib
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Protocol, Set, Tuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -85,6 +85,17 @@ class _NoClient:
         """Nothing to close."""
 
 
+@dataclass
+class _Refusals:
+    """The API's refusals of freshly issued tokens (see :class:`Refresher`)."""
+
+    generation: int = -1  # the generation whose token was last refused
+    count: int = 0
+    since: float = 0.0
+    words: Dict[str, str] = field(default_factory=dict)  # API ("rest", "bulk", "soap") -> its last wording
+    last: Tuple[str, int, str, Any] = ("", 0, "", None)  # url, status, message, content
+
+
 def token_digest(token: str) -> bytes:
     """Old tokens are remembered by their SHA-256 only: no old secret stays in memory."""
     return hashlib.sha256(token.encode("utf-8")).digest()
@@ -127,13 +138,8 @@ class Refresher:
         self._last_success: float = time.monotonic()
         self._last_failure: Optional[Tuple[float, str, Exception]] = None
         self._clients: "weakref.WeakSet[TokenListener]" = weakref.WeakSet()
-        # refused sessions (see the class docstring)
-        self._unproven: Optional[str] = token.access_token
-        self._refused_generation: int = -1  # the generation whose token was last refused
-        self._refusals: int = 0
-        self._refusal_words: Dict[str, str] = {}  # API ("rest", "bulk", "soap") -> its last wording
-        self._refused_since: float = 0.0
-        self._refusal: Tuple[str, int, str, Any] = ("", 0, "", None)  # url, status, message, content
+        self._unproven: Optional[str] = token.access_token  # refused sessions (see the class docstring)
+        self._refused = _Refusals()
 
     def _guard(self) -> threading.Lock:
         if self._lock.forked():
@@ -171,10 +177,7 @@ class Refresher:
             return
         with self._guard():
             if token == self._unproven:
-                self._unproven = None
-                self._refused_generation = -1
-                self._refusals = 0
-                self._refusal_words.clear()
+                self._unproven, self._refused = None, _Refusals()
 
     def refused(self, token: str, answer: requests.Response) -> bool:
         """A just-issued ``token`` got the expiry signal; True when it is counted as refused
@@ -191,21 +194,19 @@ class Refresher:
         the count anew; another API's wording does not: each API words the same refusal
         its own way (REST "This session is not valid...", SOAP "INVALID_SESSION_ID: ..."),
         and a job alternating APIs would otherwise log in again on every call."""
-        message = salesforce_message(answer)
+        message, refused = salesforce_message(answer), self._refused
         api = expiry_signal(answer) or "rest"
-        said_before = self._refusal_words.get(api)
+        said_before = refused.words.get(api)
         if said_before is not None and said_before != message:
-            self._refusals, self._refused_generation = 0, -1
-        self._refusal_words[api] = message
-        self._refusal = (answer.url or "", answer.status_code, message, content_for_error(answer))
-        if self._refused_generation != self.generation:
-            self._refused_generation = self.generation
-            self._refusals += 1
-            self._refused_since = time.monotonic()
+            refused.count, refused.generation = 0, -1
+        refused.words[api] = message
+        refused.last = (answer.url or "", answer.status_code, message, content_for_error(answer))
+        if refused.generation != self.generation:
+            refused.generation, refused.since = self.generation, time.monotonic()
+            refused.count += 1
 
     def refusal_error(self) -> SessionRefusedError:
-        url, status, message, content = self._refusal
-        return SessionRefusedError(url, status, message, content)
+        return SessionRefusedError(*self._refused.last)
 
     # -- first login ----------------------------------------------------------------------
     @classmethod
@@ -294,8 +295,8 @@ class Refresher:
             raise failure[2]  # a failed first login is over for everybody who has it
         if answer is not None and seen_token == self._unproven:
             self._note_refusal(answer)
-            if (self._refusals >= MAX_REFUSED_TOKENS
-                    and time.monotonic() - self._refused_since < REFUSED_RETRY_AFTER):
+            if (self._refused.count >= MAX_REFUSED_TOKENS
+                    and time.monotonic() - self._refused.since < REFUSED_RETRY_AFTER):
                 raise self.refusal_error()
 
     def _take(self, current: TokenResponse, new: TokenResponse) -> None:

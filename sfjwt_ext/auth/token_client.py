@@ -102,20 +102,13 @@ class TokenResponse:
         problem = _token_json_problem(data)
         if problem:
             raise ValueError(problem)
+        texts = {name: value for name in _TEXT_FIELDS if isinstance(value := data.get(name), str) and value}
+        texts["instance_url"] = texts["instance_url"].rstrip("/")  # both are checked strings
+        return cls(**texts, issued_at=time.time() if issued_at is None else issued_at)
 
-        def text(name: str, default: str = "") -> str:
-            value = data.get(name)
-            return value if isinstance(value, str) and value else default
 
-        return cls(
-            access_token=text("access_token"),
-            instance_url=text("instance_url").rstrip("/"),
-            id=text("id"),
-            scope=text("scope"),
-            token_type=text("token_type", "Bearer"),
-            token_format=text("token_format"),
-            issued_at=time.time() if issued_at is None else issued_at,
-        )
+#: The fields of a token answer kept when they are non-empty strings (else the default).
+_TEXT_FIELDS = ("access_token", "instance_url", "id", "scope", "token_type", "token_format")
 
 
 _JSON_KINDS = ((type(None), "null"), (bool, "true/false"), ((int, float), "a number"), (list, "a list"),
