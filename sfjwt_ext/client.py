@@ -315,24 +315,14 @@ def _tls_verify(
 
 
 def connect_jwt(
-    username: Optional[str] = None,
-    consumer_key: Optional[str] = None,
-    *,
-    private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None,
-    private_key_file: Optional[PathLike] = None,
+    username: Optional[str] = None, consumer_key: Optional[str] = None, *,
+    private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None, private_key_file: Optional[PathLike] = None,
     private_key_passphrase: Passphrase = None,
-    domain: Optional[str] = None,
-    login_url: Optional[str] = None,
-    audience: Optional[str] = None,
+    domain: Optional[str] = None, login_url: Optional[str] = None, audience: Optional[str] = None,
     version: Optional[str] = None,
-    session: Optional[requests.Session] = None,
-    proxies: Optional[Dict[str, str]] = None,
-    verify: Optional[Union[bool, str]] = None,
-    timeout: TimeoutType = None,
-    retries: Optional[int] = None,
-    cache: bool = True,
-    profile: Optional[str] = None,
-    token_cache: Union[bool, str, "os.PathLike[str]", None] = None,
+    session: Optional[requests.Session] = None, proxies: Optional[Dict[str, str]] = None,
+    verify: Optional[Union[bool, str]] = None, timeout: TimeoutType = None, retries: Optional[int] = None,
+    cache: bool = True, profile: Optional[str] = None, token_cache: Union[bool, str, "os.PathLike[str]", None] = None,
     **salesforce_kwargs: Any,
 ) -> SalesforceJWT:
     """Log in with the OAuth 2.0 JWT bearer flow; return a :class:`SalesforceJWT`.

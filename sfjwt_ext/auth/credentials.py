@@ -34,7 +34,10 @@ from .keys import key_fingerprint
 from .signals import content_for_error, expiry_signal, salesforce_message
 from .token_client import TokenResponse
 
-__all__ = ["LoginIdentity", "Refresher", "log_in", "NO_TOKEN", "token_digest", "TokenListener", "TokenSource", "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER"]
+__all__ = [
+    "LoginIdentity", "Refresher", "log_in", "NO_TOKEN", "token_digest", "TokenListener", "TokenSource",
+    "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER",
+]
 
 logger = get_logger("sfjwt_ext.session")
 

@@ -231,19 +231,9 @@ class TokenClient:
     """
 
     def __init__(
-        self,
-        *,
-        username: str,
-        consumer_key: str,
-        key: rsa.RSAPrivateKey,
-        target: LoginTarget,
-        verify: Union[bool, str] = True,
-        proxies: Optional[Mapping[str, str]] = None,
-        timeout: TimeoutType = (10, 30),
-        total_budget: float = 60.0,
-        max_attempts: int = 3,
-        backoff: float = 0.5,
-        lifetime: int = 180,
+        self, *, username: str, consumer_key: str, key: rsa.RSAPrivateKey, target: LoginTarget,
+        verify: Union[bool, str] = True, proxies: Optional[Mapping[str, str]] = None, timeout: TimeoutType = (10, 30),
+        total_budget: float = 60.0, max_attempts: int = 3, backoff: float = 0.5, lifetime: int = 180,
     ) -> None:
         if not username:
             raise ConfigurationError("username= (SF_USERNAME) is required for the JWT login")

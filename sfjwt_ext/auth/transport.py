@@ -42,13 +42,8 @@ from .token_client import TimeoutType
 
 
 __all__ = [
-    "RefreshingSession",
-    "put_token",
-    "body_is_replayable",
-    "MAX_REFRESHES_PER_REQUEST",
-    "DEFAULT_API_TIMEOUT",
-    "DEFAULT_RETRIES",
-    "MAX_RETRY_AFTER",
+    "RefreshingSession", "put_token", "body_is_replayable", "MAX_REFRESHES_PER_REQUEST", "DEFAULT_API_TIMEOUT",
+    "DEFAULT_RETRIES", "MAX_RETRY_AFTER",
 ]
 
 logger = get_logger("sfjwt_ext.session")
@@ -243,14 +238,8 @@ class RefreshingSession(requests.Session):
     """
 
     def __init__(
-        self,
-        refresher: Refresher,
-        *,
-        verify: Union[bool, str] = True,
-        proxies: Optional[Mapping[str, str]] = None,
-        timeout: TimeoutType = None,
-        base: Optional[requests.Session] = None,
-        retries: Optional[int] = None,
+        self, refresher: Refresher, *, verify: Union[bool, str] = True, proxies: Optional[Mapping[str, str]] = None,
+        timeout: TimeoutType = None, base: Optional[requests.Session] = None, retries: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.refresher = refresher
@@ -272,11 +261,7 @@ class RefreshingSession(requests.Session):
             self.proxies = dict(proxies)
 
     def merge_environment_settings(
-        self,
-        url: str,
-        proxies: Optional[Dict[str, str]],
-        stream: Optional[bool],
-        verify: Optional[Union[bool, str]],
+        self, url: str, proxies: Optional[Dict[str, str]], stream: Optional[bool], verify: Optional[Union[bool, str]],
         cert: Any,
     ) -> Any:
         # requests replaces verify=None/True by REQUESTS_CA_BUNDLE; when the caller of
