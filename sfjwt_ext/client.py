@@ -372,16 +372,13 @@ def connect_jwt(
     """
     reserved = sorted(_RESERVED.intersection(salesforce_kwargs))
     if reserved:
-        raise TypeError(
-            f"connect_jwt() decides {', '.join(reserved)} itself (from the JWT login); "
-            "remove that argument"
-        )
+        raise TypeError(f"connect_jwt() decides {', '.join(reserved)} itself (from the JWT login); "
+                        "remove that argument")
     started = time.monotonic()
     given = dict(
-        username=username, consumer_key=consumer_key, private_key=private_key,
-        private_key_file=private_key_file, private_key_passphrase=private_key_passphrase,
-        domain=domain, login_url=login_url, audience=audience, version=version, profile=profile,
-        token_cache=token_cache,
+        username=username, consumer_key=consumer_key, private_key=private_key, private_key_file=private_key_file,
+        private_key_passphrase=private_key_passphrase, domain=domain, login_url=login_url, audience=audience,
+        version=version, profile=profile, token_cache=token_cache,
     ).items()
     settings = default_cache.settings({name: value for name, value in given if value is not None})
     # The key text and passphrase now live in ``settings`` only (masked in its repr): no
@@ -398,8 +395,7 @@ def connect_jwt(
         timeout=timeout, retries=retries,
     )
     state = client_state(
-        settings, target, cache_key, refresher.token, verify=tls_verify,
-        verify_named=verify_named, proxies=proxies,
+        settings, target, cache_key, refresher.token, verify=tls_verify, verify_named=verify_named, proxies=proxies,
         timeout=timeout, retries=retries, salesforce_kwargs=salesforce_kwargs,
     )
     sf = _build_client(refresher, refreshing, state)

@@ -126,9 +126,8 @@ class Refresher:
 
     def __init__(self, token_client: TokenSource, token: TokenResponse) -> None:
         self.token_client = token_client
-        # before the first login (before_login): how to make the token client, the first token
-        self._make_client: Optional[Callable[[], TokenSource]] = None
-        self._first_token: Optional[TokenResponse] = None
+        self._make_client: Optional[Callable[[], TokenSource]] = None  # before the first login (before_login)
+        self._first_token: Optional[TokenResponse] = None  # and its token, when it is known already
         self._logged_in_by: Optional[threading.Thread] = None  # the thread that made the first login
         self.token: TokenResponse = token
         self.generation: int = 0
@@ -247,7 +246,11 @@ class Refresher:
     def refresh(self, seen_token: str, *, answer: Optional[requests.Response] = None) -> TokenResponse:
         """Return a token newer than ``seen_token``, making at most one token request for
         all threads that ask at the same time. ``answer``: the response that said the
-        session expired (quoted when the session is refused)."""
+        session expired (quoted when the session is refused).
+
+        Only errors of the exchange are shared with the waiters: an interrupt
+        (KeyboardInterrupt, SystemExit) belongs to the thread that received it, and the next
+        waiter simply tries the refresh itself."""
         seen_token = MaskedToken(seen_token)  # this frame shows it masked
         waited_since = time.monotonic()
         with self._guard():
@@ -260,15 +263,10 @@ class Refresher:
             logger.debug("refreshing session %s", mask_token(seen_token))
             try:
                 new = self._fetch()
-            except Exception as exc:
-                # Only errors of the exchange are shared with the waiters: an interrupt
-                # (KeyboardInterrupt, SystemExit) belongs to the thread that received it, and
-                # the next waiter simply tries the refresh itself.
+            except Exception as exc:  # shared with the waiters; an interrupt is not (see above)
                 self._last_failure = (time.monotonic(), seen_token, exc)
-                logger.warning(
-                    "session refresh failed after %.0f ms: %s",
-                    (time.monotonic() - started) * 1000.0, type(exc).__name__,
-                )
+                elapsed_ms = (time.monotonic() - started) * 1000.0
+                logger.warning("session refresh failed after %.0f ms: %s", elapsed_ms, type(exc).__name__)
                 raise
             self._take(current, new)
             clients = list(self._clients)

@@ -305,9 +305,8 @@ class TokenClient:
         delays = backoff_delays(self.backoff)
         attempts, failure, switched = 0, None, False
         while attempts < self.max_attempts:
-            if failure is not None and not self._wait(failure, next(delays), deadline, attempts):
-                break
-            if time.monotonic() >= deadline:
+            if (failure is not None and not self._wait(failure, next(delays), deadline, attempts)
+                    or time.monotonic() >= deadline):
                 break
             attempts += 1
             audience = self._audience
@@ -381,15 +380,10 @@ class TokenClient:
         with self._pool.get().lock:
             self._requests_made += 1
         try:
-            response = self._post(audience, deadline)
+            with self._post(audience, deadline) as response:
+                return self._handle(response, _read_body(response, deadline))
         except requests.exceptions.RequestException as exc:
             raise self._failure(exc, attempt) from None
-        try:
-            return self._handle(response, _read_body(response, deadline))
-        except requests.exceptions.RequestException as exc:
-            raise self._failure(exc, attempt) from None
-        finally:
-            response.close()
 
     def _post(self, audience: str, deadline: float) -> requests.Response:
         """Sign an assertion for ``audience`` and POST it (streamed, no redirects). The
@@ -443,15 +437,14 @@ class TokenClient:
             except ValueError as exc:  # the reason quotes no token; neither does the body
                 return self._unexpected(response, None, str(exc))
         code = error_code.lower()
-        permanent = (
+        retry = _can_retry(response) and not (
             code.startswith("invalid_") or code in _PERMANENT_CODES or "login_rate_exceeded" in description.lower()
         )
-        if error_code and (permanent or not _can_retry(response)):
+        if error_code and not retry:
             return error_for(
-                error_code, description, status=status, login_url=self.target.login_url,
-                username=self.username,
+                error_code, description, status=status, login_url=self.target.login_url, username=self.username
             )
-        if _can_retry(response):
+        if retry:
             shown = excerpt(body, 120)  # cut first, then masked: linear in 120, not in the body
             cause = f"HTTP {status}" + (f": {shown}" if shown else "")
             return _Transient(cause, retry_after(response.headers.get("Retry-After")))
