@@ -37,8 +37,8 @@ from .._internal.fork import ProcessLocal
 from .._internal.redact import excerpt, get_logger, looks_like_jwt, mask_token
 from .._internal.urls import is_https_origin
 from ..errors import (
-    AudienceInvalidError, AuthenticationError, ConfigurationError, TokenEndpointUnavailable, error_for,
-    unexpected_response,
+    AudienceInvalidError, AuthenticationError, ConfigurationError, PrivateKeyError, TokenEndpointUnavailable,
+    error_for, unexpected_response,
 )
 from .assertion import build_claims, sign_assertion
 from .target import LOGIN_AUDIENCE, TEST_AUDIENCE, LoginTarget
@@ -215,8 +215,7 @@ class TokenClient:
 
     Owns a plain :class:`requests.Session` (never the refreshing one), one per process
     (a forked child makes its own). ``key`` is an RSA key object
-    (:func:`~sfjwt_ext.auth.keys.load_private_key`; another object fails at the first fetch,
-    in :func:`~sfjwt_ext.auth.assertion.sign_assertion`). ``verify`` (True, False or a CA bundle
+    (:func:`~sfjwt_ext.auth.keys.load_private_key`). ``verify`` (True, False or a CA bundle
     path) and ``proxies`` are passed on every request, so ``REQUESTS_CA_BUNDLE`` in the
     environment cannot override a private CA. ``timeout`` is ``(connect, read)`` seconds or
     one number; every request also ends within the total ``total_budget``. Up to
@@ -235,6 +234,11 @@ class TokenClient:
             raise ConfigurationError("username= (SF_USERNAME) is required for the JWT login")
         if not consumer_key:
             raise ConfigurationError("consumer_key= (SF_CONSUMER_KEY) is required for the JWT login")
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise PrivateKeyError(
+                f"TokenClient needs an RSA private key object, not {type(key).__name__}: "
+                "load it with sfjwt_ext.auth.keys.load_private_key()"
+            )
         if max_attempts < 1:
             raise ConfigurationError(f"max_attempts={max_attempts!r} must be at least 1")
         if total_budget <= 0:
