@@ -110,8 +110,6 @@ class SalesforceJWT(Salesforce):
         self.login_target = login_target
         self.settings = settings
         self.username = username
-        # simple-salesforce (1.12.10) caches its Metadata API client in `_mdapi`: sf.mdapi below fills it
-        self._mdapi: Optional[SfdcMetadataApi] = None
         self._sfjwt_token_lock = threading.Lock()
         self._sfjwt_describe_cache: Dict[str, Any] = {}  # data.records.Describer: describes, per client
         self._sfjwt_state: Optional[ClientState] = None  # what a pickle carries (connect_jwt sets it)

@@ -385,10 +385,8 @@ class TokenClient:
         assertion exists only in this frame's form, which is emptied before anything
         returns or raises, and the sent request's body is cleared: no frame, traceback or
         response keeps it."""
-        claims = build_claims(
-            consumer_key=self.consumer_key, username=self.username, audience=audience,
-            lifetime=self.lifetime,
-        )
+        claims = build_claims(consumer_key=self.consumer_key, username=self.username, audience=audience,
+                              lifetime=self.lifetime)
         form = {"grant_type": GRANT_TYPE, "assertion": sign_assertion(self._key, claims)}
         remaining = deadline - time.monotonic()
         pair = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
