@@ -106,14 +106,14 @@ class TokenResponse:
 _TEXT_FIELDS = ("access_token", "instance_url", "id", "scope", "token_type", "token_format")
 
 
-_JSON_KINDS = ((type(None), "null"), (bool, "true/false"), ((int, float), "a number"), (list, "a list"),
+_JSON_KINDS = ((str, "a blank string"), (bool, "true/false"), ((int, float), "a number"), (list, "a list"),
                (dict, "an object"))
 
 
 def _json_kind(value: object) -> str:
-    """What a JSON value is, without quoting it (it may be a token)."""
-    if isinstance(value, str):
-        return "a blank string" if not value.strip() else "a string"
+    """What a JSON value is, without quoting it (it may be a token). Only what
+    :func:`_token_json_problem` refuses comes here: never null or "" (those are missing),
+    never a string with text."""
     return next((name for types, name in _JSON_KINDS if isinstance(value, types)), type(value).__name__)
 
 
