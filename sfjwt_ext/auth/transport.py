@@ -381,9 +381,7 @@ def _check_retries(retries: Optional[int]) -> int:
     if retries is None:
         return DEFAULT_RETRIES
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-        raise ConfigurationError(
-            f"retries= must be a whole number from 0 to 10 (0: never resend), not {retries!r}"
-        )
+        raise ConfigurationError(f"retries= must be a whole number from 0 to 10 (0: never resend), not {retries!r}")
     return retries
 
 
