@@ -101,14 +101,8 @@ class SalesforceJWT(Salesforce):
     """
 
     def __init__(
-        self,
-        *,
-        refresher: Refresher,
-        session: RefreshingSession,
-        login_target: Optional[LoginTarget] = None,
-        settings: Optional[Settings] = None,
-        version: Optional[str] = None,
-        username: Optional[str] = None,
+        self, *, refresher: Refresher, session: RefreshingSession, login_target: Optional[LoginTarget] = None,
+        settings: Optional[Settings] = None, version: Optional[str] = None, username: Optional[str] = None,
         **salesforce_kwargs: Any,
     ) -> None:
         # Set before Salesforce.__init__: its __getattr__ turns unknown names into SFType.
@@ -116,18 +110,13 @@ class SalesforceJWT(Salesforce):
         self.login_target = login_target
         self.settings = settings
         self.username = username
-        # simple-salesforce (1.12.10) caches its Metadata API client in `_mdapi`: sf.mdapi below fills it
-        self._mdapi: Optional[SfdcMetadataApi] = None
         self._sfjwt_token_lock = threading.Lock()
         self._sfjwt_describe_cache: Dict[str, Any] = {}  # data.records.Describer: describes, per client
         self._sfjwt_state: Optional[ClientState] = None  # what a pickle carries (connect_jwt sets it)
         token = refresher.token
         super().__init__(
-            session_id=token.access_token,
-            instance_url=token.instance_url,
-            version=version or DEFAULT_API_VERSION,
-            session=session,
-            **salesforce_kwargs,
+            session_id=token.access_token, instance_url=token.instance_url, version=version or DEFAULT_API_VERSION,
+            session=session, **salesforce_kwargs,
         )
         self.auth_type = "jwt-bearer"
         if login_target is not None:
@@ -190,12 +179,8 @@ class SalesforceJWT(Salesforce):
         refuse_jwt_below_soap_minimum(self.metadata_url, self.refresher.token, self.refresher.access_token)
         if self._mdapi is None:
             api = SfdcMetadataApi(
-                session=self.session,
-                session_id=self.session_id,
-                instance=self.sf_instance,
-                metadata_url=self.metadata_url,
-                api_version=self.sf_version,
-                headers=dict(self.headers),
+                session=self.session, session_id=self.session_id, instance=self.sf_instance,
+                metadata_url=self.metadata_url, api_version=self.sf_version, headers=dict(self.headers),
             )
             _route_mdapi(api, self.session)
             self._mdapi = api
@@ -248,7 +233,7 @@ class SalesforceJWT(Salesforce):
 
         return query_to_parquet(self, soql, path, **kw)
 
-    def _summary(self) -> Dict[str, str]:
+    def _summary(self) -> Dict[str, object]:
         token = self.refresher.token
         logged_in = datetime.fromtimestamp(self.refresher.logged_in_at, tz=timezone.utc)
         return {
@@ -258,20 +243,16 @@ class SalesforceJWT(Salesforce):
             "version": str(self.sf_version),
             "login host": host_of(self.login_target.token_url) if self.login_target is not None else "?",
             "logged in": logged_in.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "refreshes": str(self.refresher.refresh_count),
+            "refreshes": self.refresher.refresh_count,
         }
 
     def __repr__(self) -> str:
-        s = self._summary()
-        return (
-            f"SalesforceJWT(user={s['user']!r}, org={s['org']!r}, instance={s['instance']!r}, "
-            f"version={s['version']!r}, login_host={s['login host']!r}, "
-            f"logged_in={s['logged in']!r}, refreshes={s['refreshes']})"
-        )
+        shown = (f"{name.replace(' ', '_')}={value!r}" for name, value in self._summary().items())
+        return f"SalesforceJWT({', '.join(shown)})"
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
             for k, v in self._summary().items()
         )
         return f"<table><caption>SalesforceJWT</caption>{rows}</table>"
@@ -331,31 +312,15 @@ def _tls_verify(
     return checked, named
 
 
-def _settings(**arguments: Any) -> Settings:
-    """The resolved settings of connect_jwt's arguments (those given); the arguments,
-    secrets among them, go with this frame."""
-    return default_cache.settings({name: value for name, value in arguments.items() if value is not None})
-
-
 def connect_jwt(
-    username: Optional[str] = None,
-    consumer_key: Optional[str] = None,
-    *,
-    private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None,
-    private_key_file: Optional[PathLike] = None,
+    username: Optional[str] = None, consumer_key: Optional[str] = None, *,
+    private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None, private_key_file: Optional[PathLike] = None,
     private_key_passphrase: Passphrase = None,
-    domain: Optional[str] = None,
-    login_url: Optional[str] = None,
-    audience: Optional[str] = None,
+    domain: Optional[str] = None, login_url: Optional[str] = None, audience: Optional[str] = None,
     version: Optional[str] = None,
-    session: Optional[requests.Session] = None,
-    proxies: Optional[Dict[str, str]] = None,
-    verify: Optional[Union[bool, str]] = None,
-    timeout: TimeoutType = None,
-    retries: Optional[int] = None,
-    cache: bool = True,
-    profile: Optional[str] = None,
-    token_cache: Union[bool, str, "os.PathLike[str]", None] = None,
+    session: Optional[requests.Session] = None, proxies: Optional[Dict[str, str]] = None,
+    verify: Optional[Union[bool, str]] = None, timeout: TimeoutType = None, retries: Optional[int] = None,
+    cache: bool = True, profile: Optional[str] = None, token_cache: Union[bool, str, "os.PathLike[str]", None] = None,
     **salesforce_kwargs: Any,
 ) -> SalesforceJWT:
     """Log in with the OAuth 2.0 JWT bearer flow; return a :class:`SalesforceJWT`.
@@ -405,20 +370,18 @@ def connect_jwt(
     """
     reserved = sorted(_RESERVED.intersection(salesforce_kwargs))
     if reserved:
-        raise TypeError(
-            f"connect_jwt() decides {', '.join(reserved)} itself (from the JWT login); "
-            "remove that argument"
-        )
+        raise TypeError(f"connect_jwt() decides {', '.join(reserved)} itself (from the JWT login); "
+                        "remove that argument")
     started = time.monotonic()
-    settings = _settings(
-        username=username, consumer_key=consumer_key, private_key=private_key,
-        private_key_file=private_key_file, private_key_passphrase=private_key_passphrase,
-        domain=domain, login_url=login_url, audience=audience, version=version, profile=profile,
-        token_cache=token_cache,
-    )
+    given = dict(
+        username=username, consumer_key=consumer_key, private_key=private_key, private_key_file=private_key_file,
+        private_key_passphrase=private_key_passphrase, domain=domain, login_url=login_url, audience=audience,
+        version=version, profile=profile, token_cache=token_cache,
+    ).items()
+    settings = default_cache.settings({name: value for name, value in given if value is not None})
     # The key text and passphrase now live in ``settings`` only (masked in its repr): no
     # frame of connect_jwt keeps them for a traceback's locals.
-    del private_key, private_key_passphrase
+    del given, private_key, private_key_passphrase
     settings.require()
     timeout = check_timeout(timeout)
     tls_verify, verify_named = _tls_verify(verify, session, settings)
@@ -430,8 +393,7 @@ def connect_jwt(
         timeout=timeout, retries=retries,
     )
     state = client_state(
-        settings, target, cache_key, refresher.token, verify=tls_verify,
-        verify_named=verify_named, proxies=proxies,
+        settings, target, cache_key, refresher.token, verify=tls_verify, verify_named=verify_named, proxies=proxies,
         timeout=timeout, retries=retries, salesforce_kwargs=salesforce_kwargs,
     )
     sf = _build_client(refresher, refreshing, state)
@@ -484,13 +446,8 @@ def _log_in(
 def _build_client(refresher: Refresher, session: RefreshingSession, state: ClientState) -> SalesforceJWT:
     """The client of a login: made by connect_jwt, and by unpickling (``restore_client``)."""
     sf = SalesforceJWT(
-        refresher=refresher,
-        session=session,
-        login_target=state.target,
-        settings=state.settings,
-        version=state.version,
-        username=state.username,
-        **state.salesforce_kwargs,
+        refresher=refresher, session=session, login_target=state.target, settings=state.settings,
+        version=state.version, username=state.username, **state.salesforce_kwargs,
     )
     if state.domain:
         sf.domain = state.domain

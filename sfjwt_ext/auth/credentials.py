@@ -19,7 +19,7 @@ import hashlib
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Protocol, Set, Tuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -34,7 +34,10 @@ from .keys import key_fingerprint
 from .signals import content_for_error, expiry_signal, salesforce_message
 from .token_client import TokenResponse
 
-__all__ = ["LoginIdentity", "Refresher", "log_in", "NO_TOKEN", "token_digest", "TokenListener", "TokenSource", "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER"]
+__all__ = [
+    "LoginIdentity", "Refresher", "log_in", "NO_TOKEN", "token_digest", "TokenListener", "TokenSource",
+    "MAX_REFUSED_TOKENS", "REFUSED_RETRY_AFTER",
+]
 
 logger = get_logger("sfjwt_ext.session")
 
@@ -85,6 +88,17 @@ class _NoClient:
         """Nothing to close."""
 
 
+@dataclass
+class _Refusals:
+    """The API's refusals of freshly issued tokens (see :class:`Refresher`)."""
+
+    generation: int = -1  # the generation whose token was last refused
+    count: int = 0
+    since: float = 0.0
+    words: Dict[str, str] = field(default_factory=dict)  # API ("rest", "bulk", "soap") -> its last wording
+    last: Tuple[str, int, str, Any] = ("", 0, "", None)  # url, status, message, content
+
+
 def token_digest(token: str) -> bytes:
     """Old tokens are remembered by their SHA-256 only: no old secret stays in memory."""
     return hashlib.sha256(token.encode("utf-8")).digest()
@@ -112,9 +126,8 @@ class Refresher:
 
     def __init__(self, token_client: TokenSource, token: TokenResponse) -> None:
         self.token_client = token_client
-        # before the first login (before_login): how to make the token client, the first token
-        self._make_client: Optional[Callable[[], TokenSource]] = None
-        self._first_token: Optional[TokenResponse] = None
+        self._make_client: Optional[Callable[[], TokenSource]] = None  # before the first login (before_login)
+        self._first_token: Optional[TokenResponse] = None  # and its token, when it is known already
         self._logged_in_by: Optional[threading.Thread] = None  # the thread that made the first login
         self.token: TokenResponse = token
         self.generation: int = 0
@@ -127,13 +140,8 @@ class Refresher:
         self._last_success: float = time.monotonic()
         self._last_failure: Optional[Tuple[float, str, Exception]] = None
         self._clients: "weakref.WeakSet[TokenListener]" = weakref.WeakSet()
-        # refused sessions (see the class docstring)
-        self._unproven: Optional[str] = token.access_token
-        self._refused_generation: int = -1  # the generation whose token was last refused
-        self._refusals: int = 0
-        self._refusal_words: Dict[str, str] = {}  # API ("rest", "bulk", "soap") -> its last wording
-        self._refused_since: float = 0.0
-        self._refusal: Tuple[str, int, str, Any] = ("", 0, "", None)  # url, status, message, content
+        self._unproven: Optional[str] = token.access_token  # refused sessions (see the class docstring)
+        self._refused = _Refusals()
 
     def _guard(self) -> threading.Lock:
         if self._lock.forked():
@@ -171,10 +179,7 @@ class Refresher:
             return
         with self._guard():
             if token == self._unproven:
-                self._unproven = None
-                self._refused_generation = -1
-                self._refusals = 0
-                self._refusal_words.clear()
+                self._unproven, self._refused = None, _Refusals()
 
     def refused(self, token: str, answer: requests.Response) -> bool:
         """A just-issued ``token`` got the expiry signal; True when it is counted as refused
@@ -191,21 +196,19 @@ class Refresher:
         the count anew; another API's wording does not: each API words the same refusal
         its own way (REST "This session is not valid...", SOAP "INVALID_SESSION_ID: ..."),
         and a job alternating APIs would otherwise log in again on every call."""
-        message = salesforce_message(answer)
+        message, refused = salesforce_message(answer), self._refused
         api = expiry_signal(answer) or "rest"
-        said_before = self._refusal_words.get(api)
+        said_before = refused.words.get(api)
         if said_before is not None and said_before != message:
-            self._refusals, self._refused_generation = 0, -1
-        self._refusal_words[api] = message
-        self._refusal = (answer.url or "", answer.status_code, message, content_for_error(answer))
-        if self._refused_generation != self.generation:
-            self._refused_generation = self.generation
-            self._refusals += 1
-            self._refused_since = time.monotonic()
+            refused.count, refused.generation = 0, -1
+        refused.words[api] = message
+        refused.last = (answer.url or "", answer.status_code, message, content_for_error(answer))
+        if refused.generation != self.generation:
+            refused.generation, refused.since = self.generation, time.monotonic()
+            refused.count += 1
 
     def refusal_error(self) -> SessionRefusedError:
-        url, status, message, content = self._refusal
-        return SessionRefusedError(url, status, message, content)
+        return SessionRefusedError(*self._refused.last)
 
     # -- first login ----------------------------------------------------------------------
     @classmethod
@@ -243,7 +246,11 @@ class Refresher:
     def refresh(self, seen_token: str, *, answer: Optional[requests.Response] = None) -> TokenResponse:
         """Return a token newer than ``seen_token``, making at most one token request for
         all threads that ask at the same time. ``answer``: the response that said the
-        session expired (quoted when the session is refused)."""
+        session expired (quoted when the session is refused).
+
+        Only errors of the exchange are shared with the waiters: an interrupt
+        (KeyboardInterrupt, SystemExit) belongs to the thread that received it, and the next
+        waiter simply tries the refresh itself."""
         seen_token = MaskedToken(seen_token)  # this frame shows it masked
         waited_since = time.monotonic()
         with self._guard():
@@ -256,15 +263,10 @@ class Refresher:
             logger.debug("refreshing session %s", mask_token(seen_token))
             try:
                 new = self._fetch()
-            except Exception as exc:
-                # Only errors of the exchange are shared with the waiters: an interrupt
-                # (KeyboardInterrupt, SystemExit) belongs to the thread that received it, and
-                # the next waiter simply tries the refresh itself.
+            except Exception as exc:  # shared with the waiters; an interrupt is not (see above)
                 self._last_failure = (time.monotonic(), seen_token, exc)
-                logger.warning(
-                    "session refresh failed after %.0f ms: %s",
-                    (time.monotonic() - started) * 1000.0, type(exc).__name__,
-                )
+                elapsed_ms = (time.monotonic() - started) * 1000.0
+                logger.warning("session refresh failed after %.0f ms: %s", elapsed_ms, type(exc).__name__)
                 raise
             self._take(current, new)
             clients = list(self._clients)
@@ -294,8 +296,8 @@ class Refresher:
             raise failure[2]  # a failed first login is over for everybody who has it
         if answer is not None and seen_token == self._unproven:
             self._note_refusal(answer)
-            if (self._refusals >= MAX_REFUSED_TOKENS
-                    and time.monotonic() - self._refused_since < REFUSED_RETRY_AFTER):
+            if (self._refused.count >= MAX_REFUSED_TOKENS
+                    and time.monotonic() - self._refused.since < REFUSED_RETRY_AFTER):
                 raise self.refusal_error()
 
     def _take(self, current: TokenResponse, new: TokenResponse) -> None:

@@ -37,13 +37,8 @@ from .._internal.fork import ProcessLocal
 from .._internal.redact import excerpt, get_logger, looks_like_jwt, mask_token
 from .._internal.urls import is_https_origin
 from ..errors import (
-    AudienceInvalidError,
-    AuthenticationError,
-    ConfigurationError,
-    PrivateKeyError,
-    TokenEndpointUnavailable,
-    error_for,
-    unexpected_response,
+    AudienceInvalidError, AuthenticationError, ConfigurationError, PrivateKeyError, TokenEndpointUnavailable,
+    error_for, unexpected_response,
 )
 from .assertion import build_claims, sign_assertion
 from .target import LOGIN_AUDIENCE, TEST_AUDIENCE, LoginTarget
@@ -102,30 +97,23 @@ class TokenResponse:
         problem = _token_json_problem(data)
         if problem:
             raise ValueError(problem)
-
-        def text(name: str, default: str = "") -> str:
-            value = data.get(name)
-            return value if isinstance(value, str) and value else default
-
-        return cls(
-            access_token=text("access_token"),
-            instance_url=text("instance_url").rstrip("/"),
-            id=text("id"),
-            scope=text("scope"),
-            token_type=text("token_type", "Bearer"),
-            token_format=text("token_format"),
-            issued_at=time.time() if issued_at is None else issued_at,
-        )
+        texts = {name: value for name in _TEXT_FIELDS if isinstance(value := data.get(name), str) and value}
+        texts["instance_url"] = texts["instance_url"].rstrip("/")  # both are checked strings
+        return cls(**texts, issued_at=time.time() if issued_at is None else issued_at)
 
 
-_JSON_KINDS = ((type(None), "null"), (bool, "true/false"), ((int, float), "a number"), (list, "a list"),
+#: The fields of a token answer kept when they are non-empty strings (else the default).
+_TEXT_FIELDS = ("access_token", "instance_url", "id", "scope", "token_type", "token_format")
+
+
+_JSON_KINDS = ((str, "a blank string"), (bool, "true/false"), ((int, float), "a number"), (list, "a list"),
                (dict, "an object"))
 
 
 def _json_kind(value: object) -> str:
-    """What a JSON value is, without quoting it (it may be a token)."""
-    if isinstance(value, str):
-        return "a blank string" if not value.strip() else "a string"
+    """What a JSON value is, without quoting it (it may be a token). Only what
+    :func:`_token_json_problem` refuses comes here: never null or "" (those are missing),
+    never a string with text."""
     return next((name for types, name in _JSON_KINDS if isinstance(value, types)), type(value).__name__)
 
 
@@ -238,19 +226,9 @@ class TokenClient:
     """
 
     def __init__(
-        self,
-        *,
-        username: str,
-        consumer_key: str,
-        key: rsa.RSAPrivateKey,
-        target: LoginTarget,
-        verify: Union[bool, str] = True,
-        proxies: Optional[Mapping[str, str]] = None,
-        timeout: TimeoutType = (10, 30),
-        total_budget: float = 60.0,
-        max_attempts: int = 3,
-        backoff: float = 0.5,
-        lifetime: int = 180,
+        self, *, username: str, consumer_key: str, key: rsa.RSAPrivateKey, target: LoginTarget,
+        verify: Union[bool, str] = True, proxies: Optional[Mapping[str, str]] = None, timeout: TimeoutType = (10, 30),
+        total_budget: float = 60.0, max_attempts: int = 3, backoff: float = 0.5, lifetime: int = 180,
     ) -> None:
         if not username:
             raise ConfigurationError("username= (SF_USERNAME) is required for the JWT login")
@@ -322,9 +300,8 @@ class TokenClient:
         delays = backoff_delays(self.backoff)
         attempts, failure, switched = 0, None, False
         while attempts < self.max_attempts:
-            if failure is not None and not self._wait(failure, next(delays), deadline, attempts):
-                break
-            if time.monotonic() >= deadline:
+            if (failure is not None and not self._wait(failure, next(delays), deadline, attempts)
+                    or time.monotonic() >= deadline):
                 break
             attempts += 1
             audience = self._audience
@@ -398,25 +375,18 @@ class TokenClient:
         with self._pool.get().lock:
             self._requests_made += 1
         try:
-            response = self._post(audience, deadline)
+            with self._post(audience, deadline) as response:
+                return self._handle(response, _read_body(response, deadline))
         except requests.exceptions.RequestException as exc:
             raise self._failure(exc, attempt) from None
-        try:
-            return self._handle(response, _read_body(response, deadline))
-        except requests.exceptions.RequestException as exc:
-            raise self._failure(exc, attempt) from None
-        finally:
-            response.close()
 
     def _post(self, audience: str, deadline: float) -> requests.Response:
         """Sign an assertion for ``audience`` and POST it (streamed, no redirects). The
         assertion exists only in this frame's form, which is emptied before anything
         returns or raises, and the sent request's body is cleared: no frame, traceback or
         response keeps it."""
-        claims = build_claims(
-            consumer_key=self.consumer_key, username=self.username, audience=audience,
-            lifetime=self.lifetime,
-        )
+        claims = build_claims(consumer_key=self.consumer_key, username=self.username, audience=audience,
+                              lifetime=self.lifetime)
         form = {"grant_type": GRANT_TYPE, "assertion": sign_assertion(self._key, claims)}
         remaining = deadline - time.monotonic()
         pair = self.timeout if isinstance(self.timeout, tuple) else (self.timeout, self.timeout)
@@ -460,15 +430,14 @@ class TokenClient:
             except ValueError as exc:  # the reason quotes no token; neither does the body
                 return self._unexpected(response, None, str(exc))
         code = error_code.lower()
-        permanent = (
+        retry = _can_retry(response) and not (
             code.startswith("invalid_") or code in _PERMANENT_CODES or "login_rate_exceeded" in description.lower()
         )
-        if error_code and (permanent or not _can_retry(response)):
+        if error_code and not retry:
             return error_for(
-                error_code, description, status=status, login_url=self.target.login_url,
-                username=self.username,
+                error_code, description, status=status, login_url=self.target.login_url, username=self.username
             )
-        if _can_retry(response):
+        if retry:
             shown = excerpt(body, 120)  # cut first, then masked: linear in 120, not in the body
             cause = f"HTTP {status}" + (f": {shown}" if shown else "")
             return _Transient(cause, retry_after(response.headers.get("Retry-After")))

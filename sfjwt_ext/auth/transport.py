@@ -42,13 +42,8 @@ from .token_client import TimeoutType
 
 
 __all__ = [
-    "RefreshingSession",
-    "put_token",
-    "body_is_replayable",
-    "MAX_REFRESHES_PER_REQUEST",
-    "DEFAULT_API_TIMEOUT",
-    "DEFAULT_RETRIES",
-    "MAX_RETRY_AFTER",
+    "RefreshingSession", "put_token", "body_is_replayable", "MAX_REFRESHES_PER_REQUEST", "DEFAULT_API_TIMEOUT",
+    "DEFAULT_RETRIES", "MAX_RETRY_AFTER",
 ]
 
 logger = get_logger("sfjwt_ext.session")
@@ -188,16 +183,14 @@ def _retry_wait(
     on a GET/HEAD, unless it is REQUEST_LIMIT_EXCEEDED; its ``Retry-After`` replaces the
     backoff's delay, and one over ``MAX_RETRY_AFTER`` is not waited for."""
     idempotent = (request.method or "GET").upper() in _IDEMPOTENT
-    what, asked = "", None
-    if isinstance(outcome, requests.exceptions.ConnectionError):
-        if isinstance(outcome, requests.exceptions.SSLError) or not (
-                idempotent or (_never_sent(outcome) and body_is_replayable(request))):
-            return None
-        what = type(outcome).__name__
-    else:
+    what, asked = type(outcome).__name__, None
+    if isinstance(outcome, requests.Response):
         if not idempotent or outcome.status_code not in _RETRY_STATUSES or _limit_exceeded(outcome):
             return None
         what, asked = f"HTTP {outcome.status_code}", retry_after(outcome.headers.get("Retry-After"))
+    elif isinstance(outcome, requests.exceptions.SSLError) or not (
+            idempotent or (_never_sent(outcome) and body_is_replayable(request))):
+        return None
     host = host_of(request.url or "")
     if asked is not None and asked > MAX_RETRY_AFTER:
         logger.info("%s %s: %s with Retry-After %.0f s (over %.0f s): not retrying",
@@ -243,14 +236,8 @@ class RefreshingSession(requests.Session):
     """
 
     def __init__(
-        self,
-        refresher: Refresher,
-        *,
-        verify: Union[bool, str] = True,
-        proxies: Optional[Mapping[str, str]] = None,
-        timeout: TimeoutType = None,
-        base: Optional[requests.Session] = None,
-        retries: Optional[int] = None,
+        self, refresher: Refresher, *, verify: Union[bool, str] = True, proxies: Optional[Mapping[str, str]] = None,
+        timeout: TimeoutType = None, base: Optional[requests.Session] = None, retries: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.refresher = refresher
@@ -263,8 +250,7 @@ class RefreshingSession(requests.Session):
                 value = getattr(base, name)
                 setattr(self, name, value.copy() if hasattr(value, "copy") else value)
             self.hooks = {event: list(hooks) for event, hooks in base.hooks.items()}
-        else:
-            # threads share one client: keep more than urllib3's default 10 connections
+        else:  # threads share one client: keep more than urllib3's default 10 connections
             self._own_adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
             self.mount("https://", self._own_adapter)
         self.verify = verify
@@ -272,39 +258,33 @@ class RefreshingSession(requests.Session):
             self.proxies = dict(proxies)
 
     def merge_environment_settings(
-        self,
-        url: str,
-        proxies: Optional[Dict[str, str]],
-        stream: Optional[bool],
-        verify: Optional[Union[bool, str]],
+        self, url: str, proxies: Optional[Dict[str, str]], stream: Optional[bool], verify: Optional[Union[bool, str]],
         cert: Any,
     ) -> Any:
-        # requests replaces verify=None/True by REQUESTS_CA_BUNDLE; when the caller of
-        # this request said nothing, the session's own verify (our CA bundle) is the answer.
+        """requests replaces verify=None/True by REQUESTS_CA_BUNDLE; when the caller of this
+        request said nothing, the session's own verify (our CA bundle) is the answer."""
         if verify is None:
             verify = self.verify
         return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send with the session's timeout unless the request has one. A forked child first
+        forgets its parent's pooled sockets: closing one writes nothing on it (no TLS
+        close_notify), so the parent's connections stay intact."""
         if self._process.forked():
-            # a forked child forgets its parent's pooled sockets: closing one writes nothing
-            # on it (no TLS close_notify), so the parent's connections stay intact
             self.close()
             logger.debug("forked child: dropped the connections inherited from the parent")
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         return self._send(request, kwargs, 0)
 
-    def _send(
-        self, request: requests.PreparedRequest, kwargs: Dict[str, Any], refreshes: int
-    ) -> requests.Response:
+    def _send(self, request: requests.PreparedRequest, kwargs: Dict[str, Any], refreshes: int) -> requests.Response:
         url = request.url or ""
         sent_token = put_token(request, self.refresher) if self._wants_token(url) else None
         if sent_token is not None:
             refuse_jwt_below_soap_minimum(url, self.refresher.token, sent_token)
         response = self._send_with_retries(request, kwargs)
-        if sent_token is None or response.history:
-            # not ours, or redirects were followed: each hop handled its own answer
+        if sent_token is None or response.history:  # not ours, or redirects: each hop handled its answer
             return response
         signal = expiry_signal(response)
         if signal is None:
@@ -320,14 +300,10 @@ class RefreshingSession(requests.Session):
                 response.close()
                 raise self.refresher.refusal_error()
             return response
-        replayable = body_is_replayable(request)
-        # Consume and release the failed response before anything else goes out.
-        response.close()
+        response.close()  # consumed and released before anything else goes out
         token = self.refresher.refresh(sent_token, answer=response)
-        if not replayable:
-            raise RequestNotReplayable(
-                response.url, response.status_code, "", content_for_error(response)
-            )
+        if not body_is_replayable(request):
+            raise RequestNotReplayable(response.url, response.status_code, "", content_for_error(response))
         retry = self._copy_for_resend(request, response, token.instance_url)
         new_response = self._send(retry, kwargs, refreshes + 1)
         new_response.history = [*response.history, response, *new_response.history]
@@ -381,8 +357,7 @@ class RefreshingSession(requests.Session):
         new_origin = https_origin_of(instance_url)
         if (self.refresher.is_instance_url(url) and not self.refresher.is_identity_url(url)
                 and new_origin is not None and https_origin_of(url) != new_origin):
-            parts = urlsplit(url)
-            retry.url = urlunsplit(parts._replace(netloc=urlsplit(instance_url).netloc))
+            retry.url = urlunsplit(urlsplit(url)._replace(netloc=urlsplit(instance_url).netloc))
             logger.info("resending to the new instance %s", host_of(instance_url))
         return retry
 
@@ -406,9 +381,7 @@ def _check_retries(retries: Optional[int]) -> int:
     if retries is None:
         return DEFAULT_RETRIES
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-        raise ConfigurationError(
-            f"retries= must be a whole number from 0 to 10 (0: never resend), not {retries!r}"
-        )
+        raise ConfigurationError(f"retries= must be a whole number from 0 to 10 (0: never resend), not {retries!r}")
     return retries
 
 
