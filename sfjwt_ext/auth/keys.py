@@ -25,15 +25,8 @@ from cryptography.utils import CryptographyDeprecationWarning
 from ..errors import ConfigurationError, PrivateKeyError, SfJwtError
 from .._internal.files import check_file_permissions, read_small_file
 
-__all__ = [
-    "load_private_key",
-    "read_key_file",
-    "KEY_MAX_BYTES",
-    "repair_pem",
-    "key_fingerprint",
-    "passphrase_bytes",
-    "MIN_KEY_BITS",
-]
+__all__ = ["load_private_key", "read_key_file", "KEY_MAX_BYTES", "repair_pem", "key_fingerprint", "passphrase_bytes",
+           "MIN_KEY_BITS"]
 
 #: Salesforce needs RSA keys of at least 2048 bits.
 MIN_KEY_BITS = 2048
@@ -46,10 +39,8 @@ Passphrase = Union[str, bytes, None]
 
 _FILE_SOURCE = "private_key_file= / SF_PRIVATE_KEY_FILE / --key-file"
 _TEXT_SOURCE = "private_key= / SF_PRIVATE_KEY"
-_KEY_FILE_INSTEAD = (
-    f"pass the path of the .key file (PEM, a few KB) as {_FILE_SOURCE}, or its text in "
-    "SF_PRIVATE_KEY (e.g. SF_PRIVATE_KEY=\"$(vault read ...)\" rather than a pipe)"
-)
+_KEY_FILE_INSTEAD = (f"pass the path of the .key file (PEM, a few KB) as {_FILE_SOURCE}, or its text in "
+                     "SF_PRIVATE_KEY (e.g. SF_PRIVATE_KEY=\"$(vault read ...)\" rather than a pipe)")
 
 _BLOCK_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _PEM_HEADER_RE = re.compile(r"\b(Proc-Type|DEK-Info):\s*(\S+)")
@@ -117,8 +108,6 @@ def repair_pem(text: str) -> str:
     ends, line breaks folded into spaces (the BEGIN/END lines and a 64-column base64 body are
     rebuilt), surrounding quotes and whitespace. Text that holds no PEM block is returned
     with only the line ends and quotes fixed."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
     fixed = text.strip()
     if len(fixed) >= 2 and fixed[0] == fixed[-1] and fixed[0] in "\"'":
         fixed = fixed[1:-1].strip()
@@ -261,12 +250,8 @@ def _load_openssh(pem: bytes, where: str, password: Optional[bytes]) -> rsa.RSAP
     return _check_key(key, where)
 
 
-def load_private_key(
-    *,
-    private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None,
-    private_key_file: Optional[PathLike] = None,
-    passphrase: Passphrase = None,
-) -> rsa.RSAPrivateKey:
+def load_private_key(*, private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None,
+                     private_key_file: Optional[PathLike] = None, passphrase: Passphrase = None) -> rsa.RSAPrivateKey:
     """The RSA private key from ``private_key`` (PEM/DER text or bytes, or a key object) or
     ``private_key_file`` (a path), decrypted with ``passphrase`` when encrypted.
 
@@ -279,10 +264,8 @@ def load_private_key(
     has_file = private_key_file is not None and str(private_key_file).strip() != ""
     if has_text == has_file:
         raise _source_error(has_text, blank)
-    if has_file:
-        return _load_file(private_key_file, passphrase)  # type: ignore[arg-type]
-    if isinstance(private_key, os.PathLike):
-        return _load_file(private_key, passphrase)
+    if has_file or isinstance(private_key, os.PathLike):
+        return _load_file(private_key_file if has_file else private_key, passphrase)  # type: ignore[arg-type]
     if isinstance(private_key, (bytes, bytearray, memoryview)):
         return _load_from_bytes(bytes(private_key), "private_key= (bytes)", passphrase)
     if isinstance(private_key, str):
@@ -308,10 +291,8 @@ def _refuse_a_path(text: str) -> None:
     if "-----BEGIN" not in text and "\n" not in text.strip() and len(text) < 4096:
         candidate = os.path.expanduser(text.strip())
         if os.path.isfile(candidate):
-            raise PrivateKeyError(
-                f"private_key= holds a file path ({candidate!r}), not the key text: pass "
-                f"it as private_key_file= (or SF_PRIVATE_KEY_FILE) instead"
-            )
+            raise PrivateKeyError(f"private_key= holds a file path ({candidate!r}), not the key text: pass "
+                                  f"it as private_key_file= (or SF_PRIVATE_KEY_FILE) instead")
 
 
 def read_key_file(path_value: PathLike) -> bytes:
@@ -351,7 +332,5 @@ def _load_file(path_value: PathLike, passphrase: Passphrase) -> rsa.RSAPrivateKe
 def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
     """``sha256:<hex>`` of the public key (DER SubjectPublicKeyInfo): the key's identity,
     the same however the private key was given."""
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return "sha256:" + hashlib.sha256(der).hexdigest()
