@@ -22,11 +22,9 @@ __all__ = ["AGGREGATE_FUNCTIONS", "DATE_FUNCTIONS", "SelectItem", "SelectQuery",
 #: Functions that make a query an aggregate query.
 AGGREGATE_FUNCTIONS = frozenset({"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "GROUPING"})
 #: Date functions (usable in aggregate queries' SELECT and GROUP BY); DAY_ONLY returns a date.
-DATE_FUNCTIONS = frozenset({
-    "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK",
-    "DAY_IN_YEAR", "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY",
-    "WEEK_IN_MONTH", "WEEK_IN_YEAR",
-})
+DATE_FUNCTIONS = frozenset({"CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK",
+                            "DAY_IN_YEAR", "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY",
+                            "WEEK_IN_MONTH", "WEEK_IN_YEAR"})
 #: Functions whose result keeps the field's name in non-aggregate queries.
 _FIELD_PRESERVING = frozenset({"TOLABEL", "CONVERTCURRENCY", "FORMAT", "CONVERTTIMEZONE"})
 
