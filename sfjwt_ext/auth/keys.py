@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -175,7 +175,7 @@ def _load_from_bytes(data: bytes, where: str, passphrase: Passphrase) -> rsa.RSA
     # as DER whatever else it holds: ~2 % of keys contain the two bytes backslash-n, which
     # are no sign of a PEM with literal "\n" (that one is text, with its BEGIN line).
     if data[:1] == b"\x30" and not data.isascii() and b"-----BEGIN" not in data:
-        return _load_der(data, where, password)
+        return _load_binary(_load_der, data, where, password, "der")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -190,17 +190,24 @@ def _load_from_bytes(data: bytes, where: str, passphrase: Passphrase) -> rsa.RSA
 _FAST_LOAD = {"unsafe_skip_rsa_key_validation": True}
 
 
-def _load_der(data: bytes, where: str, password: Optional[bytes]) -> rsa.RSAPrivateKey:
+def _load_der(data: bytes, password: Optional[bytes]) -> object:
+    return serialization.load_der_private_key(data, password=password, **_FAST_LOAD)
+
+
+def _load_binary(load: Callable[[bytes, Optional[bytes]], object], data: bytes, where: str, password: Optional[bytes],
+                 kind: str) -> rsa.RSAPrivateKey:
+    """The key ``load`` reads from a DER (``kind`` "der") or OpenSSH ("ssh") key; cryptography refuses
+    (TypeError) both a missing passphrase and one the key does not need: that one is left out."""
     try:
-        key = serialization.load_der_private_key(data, password=password, **_FAST_LOAD)
-    except TypeError:  # encrypted and no passphrase, or a passphrase the key does not need
+        key = load(data, password)
+    except TypeError:
         if password is None:
-            raise _fail("der_no_passphrase", where) from None
-        return _load_der(data, where, None)
+            raise _fail(f"{kind}_no_passphrase", where) from None
+        return _load_binary(load, data, where, None, kind)
     except CryptographyDeprecationWarning as warning:  # raised, not shown, under -W error
         raise _fail("deprecated", where, warning=warning) from None
     except (ValueError, UnsupportedAlgorithm):
-        raise _fail(_der_kind(data), where) from None
+        raise _fail(_der_kind(data) if kind == "der" else "ssh_unreadable", where) from None
     return _check_key(key, where)
 
 
@@ -223,7 +230,7 @@ def _load_from_text(text: str, where: str, password: Optional[bytes]) -> rsa.RSA
     label, block = key_blocks[0].group(1), key_blocks[0].group(0)
     pem = block.encode("ascii", "replace")
     if label == "OPENSSH PRIVATE KEY":
-        return _load_openssh(pem, where, password)
+        return _load_binary(serialization.load_ssh_private_key, pem, where, password, "ssh")
     encrypted = label == "ENCRYPTED PRIVATE KEY" or "Proc-Type: 4,ENCRYPTED" in block
     if encrypted and password is None:
         raise _fail("pem_no_passphrase", where)
@@ -235,18 +242,6 @@ def _load_from_text(text: str, where: str, password: Optional[bytes]) -> rsa.RSA
         raise _fail("deprecated", where, warning=warning) from None
     except UnsupportedAlgorithm:
         raise _fail("unsupported", where) from None
-    return _check_key(key, where)
-
-
-def _load_openssh(pem: bytes, where: str, password: Optional[bytes]) -> rsa.RSAPrivateKey:
-    try:
-        key = serialization.load_ssh_private_key(pem, password=password)
-    except TypeError:
-        raise _fail("ssh_no_passphrase", where) from None
-    except CryptographyDeprecationWarning as warning:  # raised, not shown, under -W error
-        raise _fail("deprecated", where, warning=warning) from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise _fail("ssh_unreadable", where) from None
     return _check_key(key, where)
 
 
