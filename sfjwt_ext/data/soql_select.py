@@ -131,15 +131,6 @@ class _Parser:
             shown = value if value.isalpha() else repr(value)
             raise SoqlParseError(f"expected {shown} at position {t.start()}, found {t.group()!r}")
 
-    def skip_balanced(self, depth: int = 0) -> None:
-        """Skip from an opening parenthesis to its match (``depth=1``: from inside one,
-        past its closing parenthesis)."""
-        while True:
-            value = self.next().group()
-            depth += {"(": 1, ")": -1}.get(value, 0)
-            if value == ")" and depth == 0:
-                return
-
     def alias_here(self) -> Optional[str]:
         """An alias is a bare identifier followed by ',' / FROM / ')' / end."""
         alias = self.name()
@@ -227,8 +218,9 @@ class _Parser:
         elif self.name():
             path = tuple(self.name().split("."))
             self.i += 1
-        # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...) and the closing parenthesis
-        self.skip_balanced(depth=1)
+        depth = 1  # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...) and the closing parenthesis
+        while depth:
+            depth += {"(": 1, ")": -1}.get(self.next().group(), 0)
         return path, inner
 
 
