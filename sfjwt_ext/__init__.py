@@ -63,10 +63,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .client import SalesforceJWT, clear_cache, connect_jwt
     from .config import Settings, resolve_settings
     from .data.dataframe import BulkQueryNotSupported, query_arrow, query_df, query_to_parquet
-    from .errors import (
-        AppAccessError, AppNotInstalledError, AssertionExpiredError, AudienceInvalidError, AuthenticationError,
-        ConfigurationError, ConsumerNotApprovedError, InactiveUserError, InvalidAssertionError, InvalidClientIdError,
-        KeyFilePermissionWarning, LoginRateExceededError, LoginRestrictedError, PrivateKeyError, RequestNotReplayable,
-        SessionRefusedError, SfJwtError, SoapJwtTokenError, TokenEndpointUnavailable, UnknownUserError,
-        UnsupportedGrantTypeError,
-    )
+    from .errors import *  # noqa: F403 - its exceptions (the public ones are named in __all__)

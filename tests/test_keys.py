@@ -481,3 +481,12 @@ def test_a_bad_pair_name_speaks_python_only(name: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as caught:
         write_key_pair(tmp_path, name)
     assert "name=" in str(caught.value) and "--" not in str(caught.value)
+
+
+def test_openssh_private_key(key):
+    """An OpenSSH private key loads; a passphrase it does not need is ignored, as for PEM and DER
+    keys (it used to be refused as "an encrypted OpenSSH key and no passphrase was given")."""
+    text = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                             serialization.NoEncryption()).decode()
+    for passphrase in [None, PASSPHRASE]:
+        assert same_key(load_private_key(private_key=text, passphrase=passphrase), key)

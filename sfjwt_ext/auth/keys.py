@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -25,15 +25,8 @@ from cryptography.utils import CryptographyDeprecationWarning
 from ..errors import ConfigurationError, PrivateKeyError, SfJwtError
 from .._internal.files import check_file_permissions, read_small_file
 
-__all__ = [
-    "load_private_key",
-    "read_key_file",
-    "KEY_MAX_BYTES",
-    "repair_pem",
-    "key_fingerprint",
-    "passphrase_bytes",
-    "MIN_KEY_BITS",
-]
+__all__ = ["load_private_key", "read_key_file", "KEY_MAX_BYTES", "repair_pem", "key_fingerprint", "passphrase_bytes",
+           "MIN_KEY_BITS"]
 
 #: Salesforce needs RSA keys of at least 2048 bits.
 MIN_KEY_BITS = 2048
@@ -46,10 +39,8 @@ Passphrase = Union[str, bytes, None]
 
 _FILE_SOURCE = "private_key_file= / SF_PRIVATE_KEY_FILE / --key-file"
 _TEXT_SOURCE = "private_key= / SF_PRIVATE_KEY"
-_KEY_FILE_INSTEAD = (
-    f"pass the path of the .key file (PEM, a few KB) as {_FILE_SOURCE}, or its text in "
-    "SF_PRIVATE_KEY (e.g. SF_PRIVATE_KEY=\"$(vault read ...)\" rather than a pipe)"
-)
+_KEY_FILE_INSTEAD = (f"pass the path of the .key file (PEM, a few KB) as {_FILE_SOURCE}, or its text in "
+                     "SF_PRIVATE_KEY (e.g. SF_PRIVATE_KEY=\"$(vault read ...)\" rather than a pipe)")
 
 _BLOCK_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _PEM_HEADER_RE = re.compile(r"\b(Proc-Type|DEK-Info):\s*(\S+)")
@@ -117,8 +108,6 @@ def repair_pem(text: str) -> str:
     ends, line breaks folded into spaces (the BEGIN/END lines and a 64-column base64 body are
     rebuilt), surrounding quotes and whitespace. Text that holds no PEM block is returned
     with only the line ends and quotes fixed."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
     fixed = text.strip()
     if len(fixed) >= 2 and fixed[0] == fixed[-1] and fixed[0] in "\"'":
         fixed = fixed[1:-1].strip()
@@ -186,7 +175,7 @@ def _load_from_bytes(data: bytes, where: str, passphrase: Passphrase) -> rsa.RSA
     # as DER whatever else it holds: ~2 % of keys contain the two bytes backslash-n, which
     # are no sign of a PEM with literal "\n" (that one is text, with its BEGIN line).
     if data[:1] == b"\x30" and not data.isascii() and b"-----BEGIN" not in data:
-        return _load_der(data, where, password)
+        return _load_binary(_load_der, data, where, password, "der")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -201,17 +190,24 @@ def _load_from_bytes(data: bytes, where: str, passphrase: Passphrase) -> rsa.RSA
 _FAST_LOAD = {"unsafe_skip_rsa_key_validation": True}
 
 
-def _load_der(data: bytes, where: str, password: Optional[bytes]) -> rsa.RSAPrivateKey:
+def _load_der(data: bytes, password: Optional[bytes]) -> object:
+    return serialization.load_der_private_key(data, password=password, **_FAST_LOAD)
+
+
+def _load_binary(load: Callable[[bytes, Optional[bytes]], object], data: bytes, where: str, password: Optional[bytes],
+                 kind: str) -> rsa.RSAPrivateKey:
+    """The key ``load`` reads from a DER (``kind`` "der") or OpenSSH ("ssh") key; cryptography refuses
+    (TypeError) both a missing passphrase and one the key does not need: that one is left out."""
     try:
-        key = serialization.load_der_private_key(data, password=password, **_FAST_LOAD)
-    except TypeError:  # encrypted and no passphrase, or a passphrase the key does not need
+        key = load(data, password)
+    except TypeError:
         if password is None:
-            raise _fail("der_no_passphrase", where) from None
-        return _load_der(data, where, None)
+            raise _fail(f"{kind}_no_passphrase", where) from None
+        return _load_binary(load, data, where, None, kind)
     except CryptographyDeprecationWarning as warning:  # raised, not shown, under -W error
         raise _fail("deprecated", where, warning=warning) from None
     except (ValueError, UnsupportedAlgorithm):
-        raise _fail(_der_kind(data), where) from None
+        raise _fail(_der_kind(data) if kind == "der" else "ssh_unreadable", where) from None
     return _check_key(key, where)
 
 
@@ -234,7 +230,7 @@ def _load_from_text(text: str, where: str, password: Optional[bytes]) -> rsa.RSA
     label, block = key_blocks[0].group(1), key_blocks[0].group(0)
     pem = block.encode("ascii", "replace")
     if label == "OPENSSH PRIVATE KEY":
-        return _load_openssh(pem, where, password)
+        return _load_binary(serialization.load_ssh_private_key, pem, where, password, "ssh")
     encrypted = label == "ENCRYPTED PRIVATE KEY" or "Proc-Type: 4,ENCRYPTED" in block
     if encrypted and password is None:
         raise _fail("pem_no_passphrase", where)
@@ -249,24 +245,8 @@ def _load_from_text(text: str, where: str, password: Optional[bytes]) -> rsa.RSA
     return _check_key(key, where)
 
 
-def _load_openssh(pem: bytes, where: str, password: Optional[bytes]) -> rsa.RSAPrivateKey:
-    try:
-        key = serialization.load_ssh_private_key(pem, password=password)
-    except TypeError:
-        raise _fail("ssh_no_passphrase", where) from None
-    except CryptographyDeprecationWarning as warning:  # raised, not shown, under -W error
-        raise _fail("deprecated", where, warning=warning) from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise _fail("ssh_unreadable", where) from None
-    return _check_key(key, where)
-
-
-def load_private_key(
-    *,
-    private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None,
-    private_key_file: Optional[PathLike] = None,
-    passphrase: Passphrase = None,
-) -> rsa.RSAPrivateKey:
+def load_private_key(*, private_key: Union[str, bytes, rsa.RSAPrivateKey, None] = None,
+                     private_key_file: Optional[PathLike] = None, passphrase: Passphrase = None) -> rsa.RSAPrivateKey:
     """The RSA private key from ``private_key`` (PEM/DER text or bytes, or a key object) or
     ``private_key_file`` (a path), decrypted with ``passphrase`` when encrypted.
 
@@ -279,10 +259,8 @@ def load_private_key(
     has_file = private_key_file is not None and str(private_key_file).strip() != ""
     if has_text == has_file:
         raise _source_error(has_text, blank)
-    if has_file:
-        return _load_file(private_key_file, passphrase)  # type: ignore[arg-type]
-    if isinstance(private_key, os.PathLike):
-        return _load_file(private_key, passphrase)
+    if has_file or isinstance(private_key, os.PathLike):
+        return _load_file(private_key_file if has_file else private_key, passphrase)  # type: ignore[arg-type]
     if isinstance(private_key, (bytes, bytearray, memoryview)):
         return _load_from_bytes(bytes(private_key), "private_key= (bytes)", passphrase)
     if isinstance(private_key, str):
@@ -308,10 +286,8 @@ def _refuse_a_path(text: str) -> None:
     if "-----BEGIN" not in text and "\n" not in text.strip() and len(text) < 4096:
         candidate = os.path.expanduser(text.strip())
         if os.path.isfile(candidate):
-            raise PrivateKeyError(
-                f"private_key= holds a file path ({candidate!r}), not the key text: pass "
-                f"it as private_key_file= (or SF_PRIVATE_KEY_FILE) instead"
-            )
+            raise PrivateKeyError(f"private_key= holds a file path ({candidate!r}), not the key text: pass "
+                                  f"it as private_key_file= (or SF_PRIVATE_KEY_FILE) instead")
 
 
 def read_key_file(path_value: PathLike) -> bytes:
@@ -351,7 +327,5 @@ def _load_file(path_value: PathLike, passphrase: Passphrase) -> rsa.RSAPrivateKe
 def key_fingerprint(key: rsa.RSAPrivateKey) -> str:
     """``sha256:<hex>`` of the public key (DER SubjectPublicKeyInfo): the key's identity,
     the same however the private key was given."""
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return "sha256:" + hashlib.sha256(der).hexdigest()

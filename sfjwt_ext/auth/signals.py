@@ -67,37 +67,36 @@ def expiry_signal(response: requests.Response) -> Optional[str]:
         content = response.content
     except Exception:  # content already consumed by a streaming caller, broken connection
         return None
-    if content and api_path in path_of(response.url or "") and expired.search(content):
-        return api
-    return None
+    return api if content and api_path in path_of(response.url or "") and expired.search(content) else None
 
 
 def salesforce_message(response: requests.Response) -> str:
     """Salesforce's own words in an error answer (REST ``message``, Bulk
     ``exceptionMessage``, SOAP ``faultstring``), at most 300 characters, cut first and
     then masked (an answer that quotes a token or a JWT shows it masked)."""
-    try:
-        text = response.content.decode("utf-8", "replace")
-    except Exception:
+    text = _text(response)
+    if text is None:
         return ""
-    for pattern in _MESSAGE_PATTERNS:
-        match = pattern.search(text)
-        if match:
-            return excerpt(match.group(1), 300)
-    return excerpt(text, 300)
+    match = next(filter(None, (pattern.search(text) for pattern in _MESSAGE_PATTERNS)), None)
+    return excerpt(match.group(1) if match else text, 300)
 
 
 def content_for_error(response: requests.Response) -> Any:
     """The answer's content for an exception (its repr shows it): parsed JSON when it is
     JSON, else text, with tokens, JWTs and PEM keys masked (the masks keep JSON valid)."""
-    try:
-        text = redact(response.content.decode("utf-8", "replace"))
-    except Exception:  # pragma: no cover - content already consumed
-        return ""
+    text = redact(_text(response) or "")
     try:
         return json.loads(text)
-    except ValueError:
+    except ValueError:  # not JSON (an unreadable answer: "")
         return text
+
+
+def _text(response: requests.Response) -> Optional[str]:
+    """The answer's body as text; None when it cannot be read (already consumed by a streaming caller)."""
+    try:
+        return response.content.decode("utf-8", "replace")
+    except Exception:
+        return None
 
 
 _MESSAGE_PATTERNS = (

@@ -40,15 +40,8 @@ class LoginTarget:
 
     @property
     def login_url(self) -> str:
-        """``scheme://host[:port]`` of the token endpoint."""
-        if self.token_url.endswith(TOKEN_PATH):
-            return self.token_url[: -len(TOKEN_PATH)]
-        parts = urlsplit(self.token_url)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    @property
-    def host(self) -> str:
-        return (urlsplit(self.token_url).hostname or "").lower()
+        """``scheme://host[:port]`` of the token endpoint (``token_url`` is that and :data:`TOKEN_PATH`)."""
+        return self.token_url.removesuffix(TOKEN_PATH)
 
 
 #: The two login hosts: their host kind, which is also the ``domain=`` that names them.
@@ -71,20 +64,16 @@ def _host_kind(host: str) -> str:
 _INSTANCEHOST_RE = re.compile(r"^[a-z]{2,4}[0-9]{1,3}[a-z]?\.salesforce\.com$")
 
 
-_MY_DOMAIN_ADVICE = (
-    "domain='login' (production) or domain='test' (sandbox), or the org's My Domain, "
-    "e.g. domain='acme.my' (SF_DOMAIN), login_url='https://acme.my.salesforce.com' (SF_LOGIN_URL)"
-)
+_MY_DOMAIN_ADVICE = ("domain='login' (production) or domain='test' (sandbox), or the org's My Domain, "
+                     "e.g. domain='acme.my' (SF_DOMAIN), login_url='https://acme.my.salesforce.com' (SF_LOGIN_URL)")
 
 
 def _refuse_app_host(host: str, argument: str, value: str) -> None:
     """Raise ConfigurationError when ``host`` serves an org but does not log in, naming the
     ``domain=`` to use instead."""
     if _INSTANCEHOST_RE.match(host):
-        raise ConfigurationError(
-            f"{argument}={value!r} is an instance host (one Salesforce server), not a login host: use "
-            + _MY_DOMAIN_ADVICE
-        )
+        raise ConfigurationError(f"{argument}={value!r} is an instance host (one Salesforce server), not a login host: "
+                                 "use " + _MY_DOMAIN_ADVICE)
     for suffix, what, has_package in _APP_HOSTS:
         if host.endswith(suffix):
             raise _app_host_error(host, f"{argument}={value!r} is {what} of an org", suffix, has_package)
@@ -99,10 +88,8 @@ def _app_host_error(host: str, said: str, suffix: str, has_package: bool) -> Con
     if not name or name in ("c", "sandbox"):
         return ConfigurationError(f"{said}, not a login host: use " + _MY_DOMAIN_ADVICE)
     domain = name + (".sandbox.my" if host.endswith(".sandbox" + suffix) else ".my")
-    return ConfigurationError(
-        f"{said}, not a login host: use domain={domain!r} (SF_DOMAIN), "
-        f"or login_url='https://{domain}.salesforce.com' (SF_LOGIN_URL)"
-    )
+    return ConfigurationError(f"{said}, not a login host: use domain={domain!r} (SF_DOMAIN), "
+                              f"or login_url='https://{domain}.salesforce.com' (SF_LOGIN_URL)")
 
 
 def _suggest_domain(host: str) -> str:
@@ -125,17 +112,15 @@ def _target_from_url(value: str, argument: str) -> Tuple[str, str]:
         raise ConfigurationError(f"{argument}={value!r} is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if not host:
-        raise ConfigurationError(
-            f"{argument}={value!r} has no host name: use e.g. {argument}='https://acme.my.salesforce.com'"
-        )
+        raise ConfigurationError(f"{argument}={value!r} has no host name: use e.g. {argument}="
+                                 "'https://acme.my.salesforce.com'")
     if parts.username or parts.password:
         raise ConfigurationError(f"{argument}=... must not contain a user name or password")
     origin = f"{scheme}://{host_of(value)}"
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigurationError(
-            f"{argument}={value!r} has a path ({parts.path or '?' + parts.query!s}): give only the scheme and "
-            f"host, e.g. {argument}={origin!r} (the token path {TOKEN_PATH} is added for you)"
-        )
+        raise ConfigurationError(f"{argument}={value!r} has a path ({parts.path or '?' + parts.query!s}): give only "
+                                 f"the scheme and host, e.g. {argument}={origin!r} (the token path {TOKEN_PATH} is "
+                                 "added for you)")
     if scheme != "https" and not (scheme == "http" and is_loopback(host)):
         raise _scheme_error(value, argument, scheme, host, port)
     host = host[:-1] if host.endswith(".") else host  # a fully qualified name is the same host
@@ -146,34 +131,26 @@ def _target_from_url(value: str, argument: str) -> Tuple[str, str]:
 def _scheme_error(value: str, argument: str, scheme: str, host: str, port: Optional[int]) -> ConfigurationError:
     """The error for a login URL that is neither https nor http to this machine."""
     if scheme != "http":
-        return ConfigurationError(
-            f"{argument}={value!r}: only https:// URLs are supported (http:// only for "
-            f"127.0.0.1, localhost and [::1])"
-        )
+        return ConfigurationError(f"{argument}={value!r}: only https:// URLs are supported (http:// only for "
+                                  f"127.0.0.1, localhost and [::1])")
     https = "https://" + (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-    return ConfigurationError(
-        f"{argument}={value!r} uses plain http: the token exchange needs https:// "
-        f"(http is allowed only for 127.0.0.1, localhost and [::1]); use {argument}={https!r}"
-    )
+    return ConfigurationError(f"{argument}={value!r} uses plain http: the token exchange needs https:// "
+                              f"(http is allowed only for 127.0.0.1, localhost and [::1]); use {argument}={https!r}")
 
 
 def _target_from_domain(domain: str) -> Tuple[str, str]:
     value = domain.strip()
     if not value:
-        raise ConfigurationError(
-            "domain='' is empty: use domain='login' (production), domain='test' (sandbox) or "
-            "your My Domain, e.g. domain='acme.my' (SF_DOMAIN)"
-        )
+        raise ConfigurationError("domain='' is empty: use domain='login' (production), domain='test' (sandbox) or "
+                                 "your My Domain, e.g. domain='acme.my' (SF_DOMAIN)")
     if "://" in value:
         return _target_from_url(value, "domain")
     if "/" in value:
         host_part, _, rest = value.partition("/")
         suggestion = _suggest_domain(host_part) if host_part else "login"
         what = "a trailing slash" if rest.strip("/") == "" else f"a path ('/{rest}')"
-        raise ConfigurationError(
-            f"domain={domain!r} has {what}: use domain={suggestion!r} (a host name only; "
-            f"SF_DOMAIN likewise)"
-        )
+        raise ConfigurationError(f"domain={domain!r} has {what}: use domain={suggestion!r} (a host name only; "
+                                 f"SF_DOMAIN likewise)")
     host, sep, port = value.partition(":")
     if sep and not port.isdigit():
         raise ConfigurationError(f"domain={domain!r} is not a host name: use e.g. domain='acme.my'")
@@ -182,34 +159,25 @@ def _target_from_domain(domain: str) -> Tuple[str, str]:
     if "." not in host or host.lower().endswith(".my"):
         host = host + ".salesforce.com"
     if not HOST_RE.match(host):
-        raise ConfigurationError(
-            f"domain={domain!r} is not a valid host name: use 'login', 'test', 'acme.my', a full "
-            f"host name such as 'acme.my.salesforce.com', or login_url='https://...'"
-        )
+        raise ConfigurationError(f"domain={domain!r} is not a valid host name: use 'login', 'test', 'acme.my', a full "
+                                 f"host name such as 'acme.my.salesforce.com', or login_url='https://...'")
     return _target_from_url(f"https://{host}" + (f":{port}" if sep else ""), "domain")
 
 
-def resolve_login(
-    domain: Optional[str] = None,
-    login_url: Optional[str] = None,
-    audience: Optional[str] = None,
-) -> LoginTarget:
+def resolve_login(domain: Optional[str] = None, login_url: Optional[str] = None,
+                  audience: Optional[str] = None) -> LoginTarget:
     """The token URL and ``aud`` for ``domain`` / ``login_url`` / ``audience`` (see the
     module docstring). Raises :class:`ConfigurationError` naming the bad value."""
     url = "" if login_url is None else str(login_url).strip()
     if url and "://" not in url:
-        raise ConfigurationError(
-            f"login_url={login_url!r} has no scheme: use login_url='https://{url.rstrip('/')}' "
-            f"(SF_LOGIN_URL), or pass the host as domain="
-        )
+        raise ConfigurationError(f"login_url={login_url!r} has no scheme: use login_url='https://{url.rstrip('/')}' "
+                                 f"(SF_LOGIN_URL), or pass the host as domain=")
     kind, origin = _target_from_url(url, "login_url") if url else _target_from_domain(
         DEFAULT_DOMAIN if domain is None else str(domain))
     aud = "" if audience is None else str(audience).strip()
     if aud and "://" not in aud:
-        raise ConfigurationError(
-            f"audience={audience!r} must be a URL such as 'https://login.salesforce.com', "
-            f"'https://test.salesforce.com' or an Experience Cloud site URL (SF_AUDIENCE)"
-        )
+        raise ConfigurationError(f"audience={audience!r} must be a URL such as 'https://login.salesforce.com', "
+                                 f"'https://test.salesforce.com' or an Experience Cloud site URL (SF_AUDIENCE)")
     return LoginTarget(token_url=origin + TOKEN_PATH, audience=aud or _AUDIENCES.get(kind, origin), host_kind=kind,
                        audience_derived=not aud)
 

@@ -23,7 +23,7 @@ dask is imported when :func:`read_soql` runs; ``import sfjwt_ext`` never imports
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..client import connect_jwt
 from .dataframe import BulkQueryNotSupported, _bulk_job_pages, _bulk_page_frame, _pandas, _typed
@@ -33,17 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from simple_salesforce.api import Salesforce
 
 __all__ = ["read_soql"]
-
-_DASK_HINT = "pip install 'sfjwt-ext[dask]'"
-
-
-def _check_pickles(sf: Any) -> None:
-    try:
-        pickle.dumps(sf)
-    except (TypeError, AttributeError, pickle.PicklingError) as exc:
-        raise TypeError(f"read_soql sends the client to the Dask workers, and this one does not pickle "
-                        f"({type(exc).__name__}: {exc}); use sfjwt_ext.connect_jwt() for sf") from exc
-
 
 def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *,
               include_deleted: bool = False) -> "dask.dataframe.DataFrame":
@@ -60,11 +49,15 @@ def read_soql(soql: str, sf: "Optional[Salesforce]" = None, *,
         import dask
         import dask.dataframe as dd
     except ImportError as exc:
-        raise ImportError(f"read_soql needs dask[dataframe]: {_DASK_HINT}") from exc
+        raise ImportError("read_soql needs dask[dataframe]: pip install 'sfjwt-ext[dask]'") from exc
     pd = _pandas()
     if sf is None:
         sf = connect_jwt()
-    _check_pickles(sf)  # before the job runs, not in the middle of compute()
+    try:  # before the job runs, not in the middle of compute()
+        pickle.dumps(sf)
+    except (TypeError, AttributeError, pickle.PicklingError) as exc:
+        raise TypeError(f"read_soql sends the client to the Dask workers, and this one does not pickle "
+                        f"({type(exc).__name__}: {exc}); use sfjwt_ext.connect_jwt() for sf") from exc
     try:
         columns, _job_id, urls = _bulk_job_pages(sf, soql, include_deleted)
     except BulkQueryNotSupported as exc:

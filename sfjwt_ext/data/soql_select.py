@@ -12,27 +12,19 @@ from the rest of the package.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
-__all__ = [
-    "AGGREGATE_FUNCTIONS",
-    "DATE_FUNCTIONS",
-    "SelectItem",
-    "SelectQuery",
-    "SoqlParseError",
-    "parse_select",
-]
+__all__ = ["AGGREGATE_FUNCTIONS", "DATE_FUNCTIONS", "SelectItem", "SelectQuery", "SoqlParseError", "parse_select"]
 
 #: Functions that make a query an aggregate query.
 AGGREGATE_FUNCTIONS = frozenset({"AVG", "COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "GROUPING"})
 #: Date functions (usable in aggregate queries' SELECT and GROUP BY); DAY_ONLY returns a date.
-DATE_FUNCTIONS = frozenset({
-    "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK",
-    "DAY_IN_YEAR", "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY",
-    "WEEK_IN_MONTH", "WEEK_IN_YEAR",
-})
+DATE_FUNCTIONS = frozenset({"CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK",
+                            "DAY_IN_YEAR", "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY",
+                            "WEEK_IN_MONTH", "WEEK_IN_YEAR"})
 #: Functions whose result keeps the field's name in non-aggregate queries.
 _FIELD_PRESERVING = frozenset({"TOLABEL", "CONVERTCURRENCY", "FORMAT", "CONVERTTIMEZONE"})
 
@@ -102,211 +94,157 @@ _TOKEN = re.compile(r"""
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<number>[-+]?\d[\w:.+-]*)
-  | (?P<bind>:[A-Za-z_]\w*)
-  | (?P<op><=|>=|!=|<>|[=<>])
-  | (?P<punct>[(),])
-  | (?P<other>.)
+  | (?P<other>:[A-Za-z_]\w*|<=|>=|!=|<>|.)  # a bind variable, an operator, punctuation
 """, re.VERBOSE | re.DOTALL)
 
 
-@dataclass(frozen=True)
-class _Tok:
-    kind: str
-    value: str
-    pos: int
-    end: int
-
-    @property
-    def upper(self) -> str:
-        return self.value.upper() if self.kind == "ident" else ""
-
-    def is_(self, value: str) -> bool:
-        """This is the word ``value`` (upper case: any case matches) or the punctuation ``value``."""
-        return self.upper == value if value.isalpha() else self.kind == "punct" and self.value == value
-
-
-def _tokenize(text: str) -> List[_Tok]:
-    out: List[_Tok] = []
-    for m in _TOKEN.finditer(text):
-        kind = m.lastgroup or "other"
-        if kind == "ws":
-            continue
-        if kind == "other" and m.group() == "'":
-            raise SoqlParseError(f"unterminated string literal at position {m.start()}")
-        out.append(_Tok(kind, m.group(), m.start(), m.end()))
-    return out
-
-
 class _Parser:
+    """Reads ``text``'s tokens (``toks``: regular expression matches, whitespace left out) from ``i``."""
+
     def __init__(self, text: str) -> None:
         self.text = text
-        self.toks = _tokenize(text)
+        self.toks = [m for m in _TOKEN.finditer(text) if m.lastgroup != "ws"]
         self.i = 0
+        quote = next((m for m in self.toks if m.group() == "'"), None)  # a quote no string token took
+        if quote is not None:
+            raise SoqlParseError(f"unterminated string literal at position {quote.start()}")
 
-    # helpers ---------------------------------------------------------------
-    def peek(self, k: int = 0) -> Optional[_Tok]:
+    def word(self, k: int = 0) -> str:
+        """The token ``k`` ahead, upper-cased ("" past the end): a keyword or a punctuation mark."""
         j = self.i + k
-        return self.toks[j] if j < len(self.toks) else None
+        return self.toks[j].group().upper() if j < len(self.toks) else ""
 
-    def next(self) -> _Tok:
-        t = self.peek()
-        if t is None:
+    def name(self, k: int = 0) -> str:
+        """The identifier ``k`` tokens ahead, as written ("" when that token is none)."""
+        j = self.i + k
+        return self.toks[j].group() if j < len(self.toks) and self.toks[j].lastgroup == "ident" else ""
+
+    def next(self) -> re.Match[str]:
+        if self.i >= len(self.toks):
             raise SoqlParseError("unexpected end of query")
         self.i += 1
-        return t
-
-    def at(self, value: str, k: int = 0) -> bool:
-        t = self.peek(k)
-        return t is not None and t.is_(value)
+        return self.toks[self.i - 1]
 
     def expect(self, value: str) -> None:
         t = self.next()
-        if not t.is_(value):
+        if t.group().upper() != value:
             shown = value if value.isalpha() else repr(value)
-            raise SoqlParseError(f"expected {shown} at position {t.pos}, found {t.value!r}")
-
-    def skip_balanced(self, depth: int = 0) -> None:
-        """Skip from an opening parenthesis to its match (``depth=1``: from inside one,
-        past its closing parenthesis)."""
-        while True:
-            t = self.next()
-            if t.is_("("):
-                depth += 1
-            elif t.is_(")"):
-                depth -= 1
-                if depth == 0:
-                    return
+            raise SoqlParseError(f"expected {shown} at position {t.start()}, found {t.group()!r}")
 
     def alias_here(self) -> Optional[str]:
         """An alias is a bare identifier followed by ',' / FROM / ')' / end."""
-        t = self.peek()
-        if t is None or t.kind != "ident" or "." in t.value or t.upper == "FROM":
-            return None
-        nxt = self.peek(1)
-        if nxt is None or (nxt.kind == "punct" and nxt.value in ",)") or nxt.upper == "FROM":
+        alias = self.name()
+        if alias and "." not in alias and alias.upper() != "FROM" and self.word(1) in ("", ",", ")", "FROM"):
             self.i += 1
-            return t.value
+            return alias
         return None
 
     # grammar ---------------------------------------------------------------
     def query(self, nested: bool) -> SelectQuery:
         self.expect("SELECT")
         raw = [self.item(nested)]
-        while self.at(","):
+        while self.word() == ",":
             self.i += 1
             raw.append(self.item(nested))
         self.expect("FROM")
         obj = self.next()
-        if obj.kind != "ident":
-            raise SoqlParseError(f"expected an object name after FROM at position {obj.pos}")
-        alias = None
-        t = self.peek()
-        if t is not None and t.kind == "ident" and "." not in t.value and t.upper not in _CLAUSE_WORDS:
-            alias = t.value
-            self.i += 1
+        if obj.lastgroup != "ident":
+            raise SoqlParseError(f"expected an object name after FROM at position {obj.start()}")
+        alias = self.name() if "." not in self.name() and self.word() not in _CLAUSE_WORDS else ""
+        self.i += bool(alias)
         marks = self.clauses(nested)
-        end = self.toks[self.i].pos if self.i < len(self.toks) else len(self.text)
         where: Optional[str] = None
         numbers: Dict[str, int] = {}  # LIMIT, OFFSET
         group_by = False
-        for n, i in enumerate(marks):
-            word, nxt = self.toks[i].upper, self.toks[i + 1] if i + 1 < len(self.toks) else None
-            if word == "WHERE":  # its text runs to the next clause word
-                where = self.text[self.toks[i].end:self.toks[marks[n + 1]].pos if n + 1 < len(marks) else end].strip()
-            group_by = group_by or (word == "GROUP" and nxt is not None and nxt.upper == "BY")
-            if word in ("LIMIT", "OFFSET") and nxt is not None and nxt.kind == "number" and nxt.value.isdigit():
-                numbers[word] = int(nxt.value)
-        items = _name_items(raw, alias, obj.value, group_by)
-        return SelectQuery(sobject=obj.value, items=tuple(items), alias=alias, where=where or None,
-                           group_by=group_by, limit=numbers.get("LIMIT"), offset=numbers.get("OFFSET"))
+        for i, stop in zip(marks, marks[1:] + [self.i]):  # a clause runs to the next one
+            word, nxt = self.toks[i].group().upper(), self.toks[i + 1] if i + 1 < len(self.toks) else None
+            if word == "WHERE":
+                where = self.text[self.toks[i].end():self.toks[stop].start() if stop < len(self.toks) else None]
+            group_by = group_by or (word == "GROUP" and nxt is not None and nxt.group().upper() == "BY")
+            if word in ("LIMIT", "OFFSET") and nxt is not None and nxt.lastgroup == "number" and nxt.group().isdigit():
+                numbers[word] = int(nxt.group())
+        return SelectQuery(sobject=obj.group(), items=_name_items(raw, alias, obj.group(), group_by),
+                           alias=alias or None, where=(where or "").strip() or None, group_by=group_by,
+                           limit=numbers.get("LIMIT"), offset=numbers.get("OFFSET"))
 
     def clauses(self, nested: bool) -> List[int]:
         """The indexes of the clause words after FROM (WHERE, GROUP, LIMIT, ...) outside any
         parentheses, reading to the end or to the ``)`` that closes this subquery."""
         marks: List[int] = []
         depth = 0
-        while (t := self.peek()) is not None:
-            if t.kind == "punct" and t.value in "()":
-                if t.value == ")" and depth == 0:
-                    if nested:
-                        break
-                    raise SoqlParseError(f"unbalanced ')' at position {t.pos}")
-                depth += 1 if t.value == "(" else -1
-            elif depth == 0 and t.upper in _CLAUSE_WORDS:
+        while (word := self.word()) and not (word == ")" and depth == 0 and nested):
+            if word == ")" and depth == 0:
+                raise SoqlParseError(f"unbalanced ')' at position {self.toks[self.i].start()}")
+            depth += {"(": 1, ")": -1}.get(word, 0)
+            if depth == 0 and word in _CLAUSE_WORDS:
                 marks.append(self.i)
             self.i += 1
         return marks
 
     def item(self, nested: bool) -> SelectItem:
-        start = self.peek()
-        if start is None:
+        if not self.word():
             raise SoqlParseError("unexpected end of query in the SELECT list")
-        if start.is_("("):
+        start = self.toks[self.i]
+        if start.group() == "(":
             if nested:
-                raise SoqlParseError(f"a subquery cannot contain a subquery (position {start.pos})")
+                raise SoqlParseError(f"a subquery cannot contain a subquery (position {start.start()})")
             self.i += 1
             sub = self.query(nested=True)
             self.expect(")")
             return SelectItem("subquery", sub.sobject, (sub.sobject,), subquery=sub)
-        if start.kind != "ident":
-            raise SoqlParseError(f"unexpected {start.value!r} at position {start.pos} in the SELECT list")
-        if start.upper == "TYPEOF":
-            while not self.at("END"):
-                self.next()
-            self.next()
+        if start.lastgroup != "ident":
+            raise SoqlParseError(f"unexpected {start.group()!r} at position {start.start()} in the SELECT list")
+        if self.word() == "TYPEOF":
+            while self.next().group().upper() != "END":
+                pass
             return SelectItem("dynamic", "")
-        if self.at("(", 1):
-            func = start.upper
-            if func == "FIELDS":
-                self.i += 1
-                self.skip_balanced()
-                return SelectItem("dynamic", "", func=func)
+        if self.word(1) == "(":
+            func = self.word()
             path, inner = self.call_args()
+            if func == "FIELDS":
+                return SelectItem("dynamic", "", func=func)
             return SelectItem("function", "", path=path, func=func, alias=self.alias_here(), inner=inner)
         self.i += 1
-        return SelectItem("field", "", path=tuple(start.value.split(".")), alias=self.alias_here())
+        return SelectItem("field", "", path=tuple(start.group().split(".")), alias=self.alias_here())
 
     def call_args(self) -> Tuple[Tuple[str, ...], Optional[str]]:
         """At ``NAME (``: read the call; return the first field argument and an inner function."""
-        self.i += 1  # the function name
-        self.expect("(")
+        self.i += 2  # the function name and its parenthesis
         path: Tuple[str, ...] = ()
         inner: Optional[str] = None
-        t = self.peek()
-        if t is not None and t.kind == "ident" and self.at("(", 1):
-            inner = t.upper
+        if self.name() and self.word(1) == "(":
+            inner = self.word()
             path, _ = self.call_args()
-        elif t is not None and t.kind == "ident":
-            path = tuple(t.value.split("."))
+        elif self.name():
+            path = tuple(self.name().split("."))
             self.i += 1
-        # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...) and the closing parenthesis
-        self.skip_balanced(depth=1)
+        depth = 1  # skip any further arguments (FORMAT, DISTANCE(..., 'mi'), ...) and the closing parenthesis
+        while depth:
+            depth += {"(": 1, ")": -1}.get(self.next().group(), 0)
         return path, inner
 
 
-def _name_items(raw: List[SelectItem], alias: Optional[str], sobject: str, group_by: bool) -> List[SelectItem]:
+def _name_items(raw: List[SelectItem], alias: str, sobject: str, group_by: bool) -> Tuple[SelectItem, ...]:
     """Strip the object (or its alias) from paths and give each item its column name."""
     aggregate = SelectQuery(sobject, tuple(raw), group_by=group_by).is_aggregate
+    exprs = (f"expr{n}" for n in itertools.count())
     out: List[SelectItem] = []
-    expr = 0
-    for item in raw:
-        if item.kind not in ("field", "function"):
-            out.append(item)
-            continue
+    for item in raw:  # a subquery's path has one part, a dynamic item's none: both keep their name
         path = item.path
-        if len(path) > 1 and path[0].lower() in (sobject.lower(), (alias or "").lower()):
+        if len(path) > 1 and path[0].lower() in (sobject.lower(), alias.lower()):
             path = path[1:]
-        if item.alias or item.kind == "field":
+        if item.kind in ("subquery", "dynamic"):
+            name = item.name
+        elif item.alias or item.kind == "field":
             name = item.alias or ".".join(path)
         elif item.func == "COUNT" and not path and item.inner is None and not (aggregate and len(raw) > 1):
             name = "count"  # SELECT COUNT() alone
         elif not aggregate and item.func in _FIELD_PRESERVING and path:
             name = ".".join(path)
         else:
-            name = f"expr{expr}"
-            expr += 1
+            name = next(exprs)
         out.append(replace(item, name=name, path=path))
-    return out
+    return tuple(out)
 
 
 def parse_select(soql: str) -> SelectQuery:
