@@ -40,8 +40,15 @@ class LoginTarget:
 
     @property
     def login_url(self) -> str:
-        """``scheme://host[:port]`` of the token endpoint (``token_url`` is that and :data:`TOKEN_PATH`)."""
-        return self.token_url.removesuffix(TOKEN_PATH)
+        """``scheme://host[:port]`` of the token endpoint."""
+        if self.token_url.endswith(TOKEN_PATH):
+            return self.token_url[: -len(TOKEN_PATH)]
+        parts = urlsplit(self.token_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.token_url).hostname or "").lower()
 
 
 #: The two login hosts: their host kind, which is also the ``domain=`` that names them.
