@@ -119,7 +119,6 @@ class SalesforceJWT(Salesforce):
         # simple-salesforce (1.12.10) caches its Metadata API client in `_mdapi`: sf.mdapi below fills it
         self._mdapi: Optional[SfdcMetadataApi] = None
         self._sfjwt_token_lock = threading.Lock()
-        self._sfjwt_describe_cache: Dict[str, Any] = {}  # data.records.Describer: describes, per client
         self._sfjwt_state: Optional[ClientState] = None  # what a pickle carries (connect_jwt sets it)
         token = refresher.token
         super().__init__(
