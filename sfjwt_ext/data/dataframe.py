@@ -56,7 +56,7 @@ import re
 import tempfile
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from urllib.parse import urlencode
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union
 
@@ -476,43 +476,37 @@ class _BulkResults:
         path, n, _ = _download_page(self.sf, url, self.folder)
         return self._read(path), n
 
+    def _listed(self, urls: List[str], nxt: Optional[str], pool: Executor) -> Iterator[str]:
+        """Every page's ``resultUrl`` in order. Each next ``resultPages`` listing is asked for in
+        ``pool`` as soon as the previous one is in, and waited for only when its URLs are wanted."""
+        while True:
+            listing = pool.submit(self._batch, nxt) if nxt else None
+            yield from urls
+            if listing is None:
+                return
+            urls, nxt = listing.result()
+
     def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[Any, int, bool]]:
         """Up to ``parallel`` downloads in flight, handed out in page order; the next
-        ``resultPages`` listing is asked for as soon as the previous one is in, beside the
-        downloads, so downloads never wait a round trip for URLs."""
+        ``resultPages`` listing travels beside the downloads, so they never wait a round trip
+        for URLs."""
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         pending: "deque[Future[Tuple[Any, int]]]" = deque()
-        queue = deque(urls)
-        batch: "Optional[Future[Tuple[List[str], Optional[str]]]]" = None
         # one worker more than downloads: a resultPages call never waits for a download slot
         pool = ThreadPoolExecutor(max_workers=self.parallel + 1, thread_name_prefix="sfjwt-bulk-results")
         try:
-            while True:
-                # a listing is waited for only when a download slot has no URL left
-                if batch is not None and (batch.done() or (not queue and len(pending) < self.parallel)):
-                    more, nxt = batch.result()
-                    batch = None
-                    queue.extend(more)
-                # the next listing goes out beside the downloads (a few rounds of URLs ahead at most)
-                if nxt and batch is None and len(queue) <= 2 * self.parallel:
-                    batch, nxt = pool.submit(self._batch, nxt), None
-                while len(pending) < self.parallel and queue:
-                    pending.append(pool.submit(self._download, queue.popleft()))
-                if pending:
-                    path, n = pending.popleft().result()
-                    yield path, n, bool(pending or queue or nxt or batch is not None)
-                elif batch is None and not nxt:
-                    return
+            for url in self._listed(urls, nxt, pool):
+                pending.append(pool.submit(self._download, url))
+                if len(pending) == self.parallel:
+                    yield (*pending.popleft().result(), True)
+            while pending:
+                yield (*pending.popleft().result(), bool(pending))
         finally:
-            for future in pending:
-                future.cancel()
-            if batch is not None:
-                batch.cancel()
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)
             for future in pending:  # downloaded but never handed out (an error, a closed generator)
-                if self.read is None and future.done() and not future.cancelled() and future.exception() is None:
+                if self.read is None and not future.cancelled() and future.exception() is None:
                     with contextlib.suppress(OSError):
                         os.remove(future.result()[0])
 
