@@ -364,30 +364,23 @@ def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = No
 
 
 def _read_part(pd: Any, path: str, engine: Optional[str]) -> Any:
-    """One Bulk CSV page as a frame of text columns (empty text is null); None for an empty file."""
-    if engine == "pyarrow":
-        return _read_part_arrow(pd, path)
-    try:
-        return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError:
-        return None
+    """One Bulk CSV page as a frame of text columns (empty text is null); None for an empty file.
 
-
-def _read_part_arrow(pd: Any, path: str) -> Any:
-    """:func:`_read_part` with pyarrow's reader, told that every column is text. (pandas 2.2's
-    ``engine="pyarrow"`` lets pyarrow infer types and casts to ``dtype`` afterwards: a datetime
-    of 4000-12-31 is read as nanoseconds and wraps around to 2247 before it becomes text.)"""
-    import pyarrow as pa
-    from pyarrow import csv as pa_csv
-
+    pyarrow's reader is told that every column is text. (pandas 2.2's ``engine="pyarrow"``
+    lets pyarrow infer types and casts to ``dtype`` afterwards: a datetime of 4000-12-31 is
+    read as nanoseconds and wraps around to 2247 before it becomes text.)"""
     with open(path, newline="", encoding="utf-8") as handle:
         names = next(csv.reader(handle), None)
     if not names:
         return None
-    options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in names},
-                                    null_values=[""], strings_can_be_null=True)
-    table = pa_csv.read_csv(path, convert_options=options)
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    if engine != "pyarrow":
+        return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    options = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), null_values=[""],
+                                    strings_can_be_null=True)
+    return pa_csv.read_csv(path, convert_options=options).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
 
 
 class _BulkResults:
