@@ -9,8 +9,8 @@ runs a SOQL query with any :class:`simple_salesforce.Salesforce` client and retu
   gives nulls in those columns, never a missing column); a child subquery
   (``(SELECT ... FROM Contacts)``) becomes one column (named after the relationship) holding
   a list of records per row: plain dicts without ``attributes``, ``[]`` when there are none.
-* Types come from the objects' describe (fetched once per object and cached on the client
-  in ``sf._sfjwt_describe_cache``): int -> ``Int64``; double / currency / percent ->
+* Types come from the objects' describe (fetched once per object and client, and kept while
+  the client lives: :func:`sfjwt_ext.data.records.describe_cache`): int -> ``Int64``; double / currency / percent ->
   ``Float64``; boolean -> ``boolean``; date -> ``datetime64[us]``; datetime ->
   ``datetime64[us, UTC]`` (microseconds: Salesforce's range, 1700-01-01 to 4000-12-31, in
   every output, whatever the values; see :data:`sfjwt_ext.data.records.TIME_UNIT`); compound address / location fields keep their dicts (object);
@@ -510,14 +510,11 @@ def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int, str]:
     # a resultUrl as given: its locator points at a page boundary of the org's choosing,
     # so another maxRecords here would skip or repeat rows
     fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=folder)
+    headers = {"Accept": "text/csv", "Accept-Encoding": "gzip"}
     try:
-        with os.fdopen(fd, "wb") as fh:
-            resp = api_request(sf, "GET", url, "results", stream=True, headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
-            try:
-                for chunk in resp.iter_content(chunk_size=1 << 16):
-                    fh.write(chunk.replace(b"\x00", b""))  # as simple-salesforce's filter_null_bytes
-            finally:
-                resp.close()
+        with os.fdopen(fd, "wb") as fh, api_request(sf, "GET", url, "results", headers, stream=True) as resp:
+            for chunk in resp.iter_content(chunk_size=1 << 16):
+                fh.write(chunk.replace(b"\x00", b""))  # as simple-salesforce's filter_null_bytes
     except BaseException:
         os.remove(path)
         raise

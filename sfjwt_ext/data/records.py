@@ -81,6 +81,11 @@ _DESCRIBES: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDi
 _DESCRIBES_LOCK = threading.Lock()
 
 
+#: An object's describe fields by name, by relationship name, and its child relationships by
+#: name (all lower case).
+_Index = Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]
+
+
 def describe_cache(sf: Any) -> Dict[str, Any]:
     """The describes cached for the client ``sf`` (its first query makes the dict)."""
     with _DESCRIBES_LOCK:
@@ -96,7 +101,7 @@ class Describer:
         self.sf = sf
         self.cache: Dict[str, Any] = describe_cache(sf) if sf is not None else {}
         self.failed: Set[str] = set()  # not cached on the client: the next query asks again
-        self.indexes: Dict[str, Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]] = {}
+        self.indexes: Dict[str, _Index] = {}
 
     def describe(self, sobject: str) -> Optional[Dict[str, Any]]:
         key = sobject.lower()
@@ -109,7 +114,7 @@ class Describer:
                 self.failed.add(key)
         return self.cache.get(key)
 
-    def index(self, sobject: str) -> Optional[Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]]:
+    def index(self, sobject: str) -> Optional[_Index]:
         key = sobject.lower()
         if key not in self.indexes:
             d = self.describe(sobject)
