@@ -111,7 +111,6 @@ class SalesforceJWT(Salesforce):
         self.settings = settings
         self.username = username
         self._sfjwt_token_lock = threading.Lock()
-        self._sfjwt_describe_cache: Dict[str, Any] = {}  # data.records.Describer: describes, per client
         self._sfjwt_state: Optional[ClientState] = None  # what a pickle carries (connect_jwt sets it)
         token = refresher.token
         super().__init__(

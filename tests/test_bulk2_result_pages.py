@@ -276,7 +276,7 @@ def test_parallel_pages_arrive_once_in_order_gzipped(org: Any, tmp_path: Path, m
     org.bulk2.reset_log()
     org.reset_counters()
     org.api_latency = 0.05  # pages finish out of order
-    results = _BulkResults(sf, client, job_id, str(tmp_path), 4)
+    results = _BulkResults(sf, job_id, str(tmp_path), 4)
     parts = _read_all(results)
     assert results.mode == "parallel"
     assert [n for _, n in parts] == [100] * 15
@@ -295,9 +295,9 @@ def test_parallel_downloads_overlap(org: Any, tmp_path: Path, monkeypatch: pytes
     sf = _connect(org)
     client, job_id = _job(sf)
     org.api_latency = 0.2
-    peak = _in_flight_peak(org, lambda: _read_all(_BulkResults(sf, client, job_id, str(tmp_path), 4)))
+    peak = _in_flight_peak(org, lambda: _read_all(_BulkResults(sf, job_id, str(tmp_path), 4)))
     assert peak >= 3  # up to 4 downloads + the next resultPages call; sequential would be 1
-    peak1 = _in_flight_peak(org, lambda: _read_all(_BulkResults(sf, client, job_id, str(tmp_path), 1)))
+    peak1 = _in_flight_peak(org, lambda: _read_all(_BulkResults(sf, job_id, str(tmp_path), 1)))
     assert peak1 == 1
 
 
@@ -307,7 +307,7 @@ def test_older_client_version_uses_the_locator_chain(org: Any, tmp_path: Path,
     sf = _connect(org, version="57.0")
     client, job_id = _job(sf)
     org.reset_counters()
-    results = _BulkResults(sf, client, job_id, str(tmp_path), 4)
+    results = _BulkResults(sf, job_id, str(tmp_path), 4)
     parts = _read_all(results)
     assert results.mode == "locator"
     assert [n for _, n in parts] == [600, 600, 300]
@@ -321,7 +321,7 @@ def test_a_404_from_result_pages_falls_back(org: Any, tmp_path: Path, monkeypatc
     org.reset_counters()
     org.inject_fault("api", status=404, content_type="application/json;charset=UTF-8",
                      body=[{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
-    results = _BulkResults(sf, client, job_id, str(tmp_path), 4)
+    results = _BulkResults(sf, job_id, str(tmp_path), 4)
     parts = _read_all(results)
     assert results.mode == "locator"
     assert sum(n for _, n in parts) == 1500
@@ -356,7 +356,7 @@ def test_expiry_while_pages_are_in_flight(org: Any, tmp_path: Path, monkeypatch:
 
     org._stopping.wait = expiring_wait
     try:
-        parts = _read_all(_BulkResults(sf, client, job_id, str(tmp_path), 4))
+        parts = _read_all(_BulkResults(sf, job_id, str(tmp_path), 4))
     finally:
         del org._stopping.wait
     assert state["expired"]
@@ -396,7 +396,7 @@ def test_a_failing_page_leaves_no_temp_files(org: Any, tmp_path: Path, monkeypat
     try:
         got = []
         with pytest.raises(SalesforceError):
-            for path, n, _ in _BulkResults(sf, client, job_id, str(folder), 4).parts():
+            for path, n, _ in _BulkResults(sf, job_id, str(folder), 4).parts():
                 got.append(n)
                 os.remove(path)
         assert 0 < len(got) < 15  # pages before the failed one were handed out, none after
@@ -537,7 +537,7 @@ def test_pages_are_read_where_they_download(org: Any, tmp_path: Path, monkeypatc
             return fh.read().splitlines()
 
     org.api_latency = 0.02
-    results = _BulkResults(sf, client, job_id, str(tmp_path), parallel, read=read)
+    results = _BulkResults(sf, job_id, str(tmp_path), parallel, read=read)
     parts = list(results.parts())
     assert results.mode == ("parallel" if parallel > 1 else "locator")
     assert [n for _, n, _ in parts] == [100] * 15 and [more for _, _, more in parts] == [True] * 14 + [False]

@@ -14,6 +14,7 @@ import pytest
 from _support import sample_org, wait_for_bulk_cleanup
 
 from sfjwt_ext.data.soql_select import SoqlParseError, parse_select
+from sfjwt_ext.data.records import describe_cache
 
 pd = pytest.importorskip("pandas")
 
@@ -221,7 +222,7 @@ def test_describe_fetched_once_per_object(org: Any) -> None:
     describes = [r.path for r in org.requests if r.path.endswith("/describe")]
     per_object = {p.split("/")[-2]: describes.count(p) for p in describes}
     assert per_object == {"Opportunity": 1, "Account": 1, "User": 1}
-    assert set(sf._sfjwt_describe_cache) == {"opportunity", "account", "user"}
+    assert set(describe_cache(sf)) == {"opportunity", "account", "user"}
 
 
 # --------------------------------------------------------------------------- aggregates

@@ -21,6 +21,7 @@ pd = pytest.importorskip("pandas")
 
 from sfjwt_ext.data import dataframe  # noqa: E402  (after the pandas skip)
 from sfjwt_ext.data.dataframe import query_df, query_to_parquet  # noqa: E402
+from sfjwt_ext.data.records import describe_cache  # noqa: E402
 from sfjwt_ext.testing.core.jobs import ID_RE, VERSION_RE  # noqa: E402
 from sfjwt_ext.testing.core.http import Request, Response, json_response  # noqa: E402
 
@@ -134,7 +135,7 @@ def test_a_failing_describe_still_gives_the_rows(org: Any) -> None:
     _wrap(org, "GET", DESCRIBE, "/services/data/v62.0/sobjects/Opportunity/describe", failing)
     df = query_df(sf, "SELECT Id, Name, Amount FROM Opportunity ORDER BY Id LIMIT 50", progress=False)
     assert len(df) == 50 and list(df.columns) == ["Id", "Name", "Amount"]
-    assert sf.__dict__.get("_sfjwt_describe_cache") == {}  # nothing wrong was cached
+    assert describe_cache(sf) == {}  # nothing wrong was cached
 
 
 def test_session_expiring_mid_extract_costs_one_token_request(org: Any) -> None:

@@ -9,8 +9,8 @@ runs a SOQL query with any :class:`simple_salesforce.Salesforce` client and retu
   gives nulls in those columns, never a missing column); a child subquery
   (``(SELECT ... FROM Contacts)``) becomes one column (named after the relationship) holding
   a list of records per row: plain dicts without ``attributes``, ``[]`` when there are none.
-* Types come from the objects' describe (fetched once per object and cached on the client
-  in ``sf._sfjwt_describe_cache``): int -> ``Int64``; double / currency / percent ->
+* Types come from the objects' describe (fetched once per object and client, and kept while
+  the client lives: :func:`sfjwt_ext.data.records.describe_cache`): int -> ``Int64``; double / currency / percent ->
   ``Float64``; boolean -> ``boolean``; date -> ``datetime64[us]``; datetime ->
   ``datetime64[us, UTC]`` (microseconds: Salesforce's range, 1700-01-01 to 4000-12-31, in
   every output, whatever the values; see :data:`sfjwt_ext.data.records.TIME_UNIT`); compound address / location fields keep their dicts (object);
@@ -56,14 +56,15 @@ import re
 import tempfile
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
+from urllib.parse import urlencode
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union
 
 from .._internal.backoff import backoff_delays
 from .._internal.outfile import OutputFile
 from .soql_select import SelectQuery, SoqlParseError, parse_select
 from .records import (COMPOUND_TYPES, FLOAT_TYPES, INT_TYPES, OBJECT_TYPES, TIME_UNIT, Column, Describer, QueryPages,
-                      api_get, api_url, extract, flatten, flatten_column_metadata, plan_columns, resolve_nested,
+                      api_request, api_url, extract, flatten, flatten_column_metadata, plan_columns, resolve_nested,
                       resolve_top_level, temporal_dtype)
 from .records import column_metadata as _column_metadata  # a module name tests can patch
 from .records import columns_from_metadata as _columns_from_metadata  # noqa: F401 (same)
@@ -363,30 +364,23 @@ def _bulk_refusal(q: Optional[SelectQuery], columns: Optional[List[Column]] = No
 
 
 def _read_part(pd: Any, path: str, engine: Optional[str]) -> Any:
-    """One Bulk CSV page as a frame of text columns (empty text is null); None for an empty file."""
-    if engine == "pyarrow":
-        return _read_part_arrow(pd, path)
-    try:
-        return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError:
-        return None
+    """One Bulk CSV page as a frame of text columns (empty text is null); None for an empty file.
 
-
-def _read_part_arrow(pd: Any, path: str) -> Any:
-    """:func:`_read_part` with pyarrow's reader, told that every column is text. (pandas 2.2's
-    ``engine="pyarrow"`` lets pyarrow infer types and casts to ``dtype`` afterwards: a datetime
-    of 4000-12-31 is read as nanoseconds and wraps around to 2247 before it becomes text.)"""
-    import pyarrow as pa
-    from pyarrow import csv as pa_csv
-
+    pyarrow's reader is told that every column is text. (pandas 2.2's ``engine="pyarrow"``
+    lets pyarrow infer types and casts to ``dtype`` afterwards: a datetime of 4000-12-31 is
+    read as nanoseconds and wraps around to 2247 before it becomes text.)"""
     with open(path, newline="", encoding="utf-8") as handle:
         names = next(csv.reader(handle), None)
     if not names:
         return None
-    options = pa_csv.ConvertOptions(column_types={name: pa.string() for name in names},
-                                    null_values=[""], strings_can_be_null=True)
-    table = pa_csv.read_csv(path, convert_options=options)
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    if engine != "pyarrow":
+        return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
+    import pyarrow as pa
+    from pyarrow import csv as pa_csv
+
+    options = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), null_values=[""],
+                                    strings_can_be_null=True)
+    return pa_csv.read_csv(path, convert_options=options).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
 
 
 class _BulkResults:
@@ -404,10 +398,9 @@ class _BulkResults:
     (pyarrow's CSV reader releases the GIL) overlaps the other pages' downloads.
     """
 
-    def __init__(self, sf: Any, client: Any, job_id: str, folder: str, parallel: int,
+    def __init__(self, sf: Any, job_id: str, folder: str, parallel: int,
                  read: Optional[Callable[[str], Any]] = None) -> None:
-        self.sf, self.client, self.job_id = sf, client, job_id
-        self.folder, self.parallel, self.read = folder, parallel, read
+        self.sf, self.job_id, self.folder, self.parallel, self.read = sf, job_id, folder, parallel, read
         #: "parallel" or "locator": which protocol the last parts() used
         self.mode = ""
 
@@ -422,16 +415,16 @@ class _BulkResults:
     def _locator_chain(self) -> Iterator[Tuple[Any, int, bool]]:
         locator = ""
         while True:
-            result = self.client.download_job_data(self.folder, self.job_id, locator, BULK_PART_RECORDS,
-                                                   chunk_size=1 << 16)
-            locator = result.get("locator") or ""
-            yield self._read(result["file"]), int(result.get("number_of_records") or 0), bool(locator)
+            query = urlencode({"maxRecords": BULK_PART_RECORDS, **({"locator": locator} if locator else {})})
+            path, n, locator = _download_page(self.sf, f"{_job_url(self.sf, self.job_id)}/results?{query}",
+                                              self.folder)
+            yield self._read(path), n, bool(locator)
             if not locator:
                 return
 
     # -- parallel: resultPages
     def _batch(self, url: str) -> Tuple[List[str], Optional[str]]:
-        resp = api_get(self.sf, url, "resultPages", headers={"Accept": "application/json"})
+        resp = api_request(self.sf, "GET", url, "resultPages", headers={"Accept": "application/json"})
         body = json.loads(resp.content)
         urls = [api_url(self.sf, p["resultUrl"]) for p in body.get("resultPages") or [] if p.get("resultUrl")]
         # the guide's example says nextRecordsUrl, its table nextRecordUrl: take either
@@ -447,8 +440,7 @@ class _BulkResults:
             return None
         try:
             # maxRecords here: the org cuts the pages at that size and names it in every resultUrl
-            return self._batch(f"{self.sf.base_url}jobs/query/{self.job_id}/resultPages"
-                               f"?maxRecords={BULK_PART_RECORDS}")
+            return self._batch(f"{_job_url(self.sf, self.job_id)}/resultPages?maxRecords={BULK_PART_RECORDS}")
         except SalesforceResourceNotFound:
             logger.debug("resultPages not available for job %s: using the Sforce-Locator chain", self.job_id)
             return None
@@ -474,67 +466,60 @@ class _BulkResults:
             os.remove(path)
 
     def _download(self, url: str) -> Tuple[Any, int]:
-        path, n = _download_page(self.sf, url, self.folder)
+        path, n, _ = _download_page(self.sf, url, self.folder)
         return self._read(path), n
+
+    def _listed(self, urls: List[str], nxt: Optional[str], pool: Executor) -> Iterator[str]:
+        """Every page's ``resultUrl`` in order. Each next ``resultPages`` listing is asked for in
+        ``pool`` as soon as the previous one is in, and waited for only when its URLs are wanted."""
+        while True:
+            listing = pool.submit(self._batch, nxt) if nxt else None
+            yield from urls
+            if listing is None:
+                return
+            urls, nxt = listing.result()
 
     def _parallel(self, urls: List[str], nxt: Optional[str]) -> Iterator[Tuple[Any, int, bool]]:
         """Up to ``parallel`` downloads in flight, handed out in page order; the next
-        ``resultPages`` listing is asked for as soon as the previous one is in, beside the
-        downloads, so downloads never wait a round trip for URLs."""
+        ``resultPages`` listing travels beside the downloads, so they never wait a round trip
+        for URLs."""
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         pending: "deque[Future[Tuple[Any, int]]]" = deque()
-        queue = deque(urls)
-        batch: "Optional[Future[Tuple[List[str], Optional[str]]]]" = None
         # one worker more than downloads: a resultPages call never waits for a download slot
         pool = ThreadPoolExecutor(max_workers=self.parallel + 1, thread_name_prefix="sfjwt-bulk-results")
         try:
-            while True:
-                # a listing is waited for only when a download slot has no URL left
-                if batch is not None and (batch.done() or (not queue and len(pending) < self.parallel)):
-                    more, nxt = batch.result()
-                    batch = None
-                    queue.extend(more)
-                # the next listing goes out beside the downloads (a few rounds of URLs ahead at most)
-                if nxt and batch is None and len(queue) <= 2 * self.parallel:
-                    batch, nxt = pool.submit(self._batch, nxt), None
-                while len(pending) < self.parallel and queue:
-                    pending.append(pool.submit(self._download, queue.popleft()))
-                if pending:
-                    path, n = pending.popleft().result()
-                    yield path, n, bool(pending or queue or nxt or batch is not None)
-                elif batch is None and not nxt:
-                    return
+            for url in self._listed(urls, nxt, pool):
+                pending.append(pool.submit(self._download, url))
+                if len(pending) == self.parallel:
+                    yield (*pending.popleft().result(), True)
+            while pending:
+                yield (*pending.popleft().result(), bool(pending))
         finally:
-            for future in pending:
-                future.cancel()
-            if batch is not None:
-                batch.cancel()
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)
             for future in pending:  # downloaded but never handed out (an error, a closed generator)
-                if self.read is None and future.done() and not future.cancelled() and future.exception() is None:
+                if self.read is None and not future.cancelled() and future.exception() is None:
                     with contextlib.suppress(OSError):
                         os.remove(future.result()[0])
 
 
-def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int]:
-    """One result page (a ``resultUrl``) into a new file in ``folder``: (file, records)."""
-    # the resultUrl as given: its locator points at a page boundary of the org's choosing,
+def _download_page(sf: Any, url: str, folder: str) -> Tuple[str, int, str]:
+    """One result page into a new file in ``folder``: (file, records, the next page's
+    ``Sforce-Locator`` or ``""``)."""
+    # a resultUrl as given: its locator points at a page boundary of the org's choosing,
     # so another maxRecords here would skip or repeat rows
     fd, path = tempfile.mkstemp(prefix="part-", suffix=".csv", dir=folder)
+    headers = {"Accept": "text/csv", "Accept-Encoding": "gzip"}
     try:
-        with os.fdopen(fd, "wb") as fh:
-            resp = api_get(sf, url, "results", stream=True, headers={"Accept": "text/csv", "Accept-Encoding": "gzip"})
-            try:
-                for chunk in resp.iter_content(chunk_size=1 << 16):
-                    fh.write(chunk.replace(b"\x00", b""))  # as simple-salesforce's filter_null_bytes
-            finally:
-                resp.close()
+        with os.fdopen(fd, "wb") as fh, api_request(sf, "GET", url, "results", headers, stream=True) as resp:
+            for chunk in resp.iter_content(chunk_size=1 << 16):
+                fh.write(chunk.replace(b"\x00", b""))  # as simple-salesforce's filter_null_bytes
     except BaseException:
         os.remove(path)
         raise
-    return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0)
+    locator = resp.headers.get("Sforce-Locator") or ""
+    return path, int(resp.headers.get("Sforce-NumberOfRecords") or 0), "" if locator == "null" else locator
 
 
 def _bulk_page_frame(url: str, sf: Any, plan: List[Column]) -> Any:
@@ -543,7 +528,7 @@ def _bulk_page_frame(url: str, sf: Any, plan: List[Column]) -> Any:
     passes a ``columns=`` projection to a function that takes one.)"""
     pd = _pandas()
     with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
-        path, _ = _download_page(sf, url, folder)
+        path, _, _ = _download_page(sf, url, folder)
         raw = _read_part(pd, path, "pyarrow" if _has_pyarrow() else None)
     return _typed(pd, raw if raw is not None else pd.DataFrame(), plan)
 
@@ -554,66 +539,68 @@ def _bulk_job_pages(sf: Any, soql: str, include_deleted: bool) -> Tuple[List[Col
     the client); :class:`BulkQueryNotSupported` when Bulk 2.0 cannot run the query,
     ``ValueError`` when the org has no ``resultPages`` (API before 58.0)."""
     route = _Route(sf, soql, include_deleted, True, False, 1)
-    client, job_id = _start_job(sf, soql, route, include_deleted)
+    job_id = _start_job(sf, soql, route, include_deleted)
     try:
-        _wait_for_job(client, job_id)
-        urls = _BulkResults(sf, client, job_id, "", BULK_PARALLEL).result_urls()
+        _wait_for_job(sf, job_id)
+        urls = _BulkResults(sf, job_id, "", BULK_PARALLEL).result_urls()
         if urls is None:
             raise ValueError(f"this needs Bulk 2.0 resultPages (API 58.0 or later; the client uses "
                              f"{sf.sf_version}): connect with version='58.0' or later")
     except BaseException:
-        _delete_job_later(client, job_id)
+        _delete_job_later(sf, job_id)
         raise
     return route.columns, job_id, urls
 
 
-def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> Tuple[Any, str]:
-    """Create the query job: (the simple-salesforce client that runs it, its id). When the
-    columns are still to be planned (``bulk=True``), the creation goes out first and describe
-    runs beside it. Describe finding a column Bulk 2.0 cannot return (a compound field)
-    raises :class:`BulkQueryNotSupported` and the job is deleted in the background, unused."""
+def _job_url(sf: Any, job_id: str = "") -> str:
+    """A query job's URL; without ``job_id``, where query jobs are created."""
+    return f"{sf.base_url}jobs/query" + (f"/{job_id}" if job_id else "")
+
+
+def _create_job(sf: Any, soql: str, include_deleted: bool) -> str:
+    """``POST jobs/query`` (CSV with commas and LF lines: the API's defaults): the new job's id."""
+    body = {"operation": "queryAll" if include_deleted else "query", "query": soql}
+    return str(api_request(sf, "POST", _job_url(sf), json=body).json()["id"])
+
+
+def _start_job(sf: Any, soql: str, route: "_Route", include_deleted: bool) -> str:
+    """Create the query job: its id. When the columns are still to be planned (``bulk=True``),
+    the creation goes out first and describe runs beside it. Describe finding a column Bulk
+    2.0 cannot return (a compound field) raises :class:`BulkQueryNotSupported` and the job is
+    deleted in the background, unused."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from simple_salesforce.bulk2 import Operation
-
-    assert route.q is not None
-    # simple-salesforce (checked against 1.12.10) gives its Bulk 2.0 job client (create, poll,
-    # delete, results) no public name: SFBulk2Type._client. The one place data/ reaches it.
-    client = getattr(sf.bulk2, route.q.sobject)._client
-    operation = Operation.query_all if include_deleted else Operation.query
     if route.columns:  # planned already (bulk="auto" after the first REST page)
-        return client, client.create_job(operation, soql)["id"]
+        return _create_job(sf, soql, include_deleted)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfjwt-bulk-create")
-    creating = pool.submit(client.create_job, operation, soql)
+    creating = pool.submit(_create_job, sf, soql, include_deleted)
     pool.shutdown(wait=False)
     try:
         route.plan_bulk()
     except BaseException:
-        creating.add_done_callback(functools.partial(_discard_job, client))
+        creating.add_done_callback(functools.partial(_discard_job, sf))
         raise
-    return client, creating.result()["id"]
+    return creating.result()
 
 
-def _discard_job(client: Any, creating: "Future[Dict[str, Any]]") -> None:
+def _discard_job(sf: Any, creating: "Future[str]") -> None:
     """Delete (in the background) a job created for nothing, once its creation is answered
     (a creation that failed left nothing to delete)."""
     if creating.exception() is None:
-        _delete_job_later(client, creating.result()["id"])
+        _delete_job_later(sf, creating.result())
 
 
-def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[str, Any]:
+def _wait_for_job(sf: Any, job_id: str, timeout: float = 86400.0) -> Dict[str, Any]:
     """Poll a query job until it is complete; its final info (``numberRecordsProcessed``).
-
-    simple-salesforce's ``wait_for_job`` throws the final info away, which cost one more
-    ``get_job`` round trip for the row total; this keeps it. Backs off from
-    :data:`BULK_POLL_SECONDS` to 2 s between polls, like simple-salesforce."""
+    Backs off from :data:`BULK_POLL_SECONDS` to 2 s between polls, like simple-salesforce's
+    ``wait_for_job``, and raises its errors."""
     from simple_salesforce.exceptions import SalesforceOperationError
 
     deadline = time.monotonic() + timeout
     delays = backoff_delays(BULK_POLL_SECONDS, cap=2.0, jitter=0.0)
     while True:
         time.sleep(next(delays))
-        info: Dict[str, Any] = client.get_job(job_id, True)
+        info: Dict[str, Any] = api_request(sf, "GET", _job_url(sf, job_id)).json()
         state = info.get("state")
         if state == "JobComplete":
             return info
@@ -623,24 +610,22 @@ def _wait_for_job(client: Any, job_id: str, timeout: float = 86400.0) -> Dict[st
             raise SalesforceOperationError(f"Job timeout. Job status: {state}")
 
 
-def _delete_job(client: Any, job_id: str) -> None:
+def _delete_job(sf: Any, job_id: str) -> None:
     try:
-        client.delete_job(job_id, True)
-    except ValueError:  # simple-salesforce parses the 204's empty body as JSON: the job is deleted
-        pass
+        api_request(sf, "DELETE", _job_url(sf, job_id))
     except Exception as exc:  # results expire on their own; deleting is a courtesy
         logger.warning("could not delete Bulk 2.0 job %s (Salesforce deletes it after 7 days): %s: %s",
                        job_id, type(exc).__name__, exc)
 
 
-def _delete_job_later(client: Any, job_id: str) -> None:
+def _delete_job_later(sf: Any, job_id: str) -> None:
     """Delete the job in a background thread: the caller does not wait a round trip for
     it, and a failure is logged (by :func:`_delete_job`), never raised over the caller's
     result or error. The thread is not a daemon: the DELETE still goes out at exit."""
     try:
-        threading.Thread(target=_delete_job, args=(client, job_id), name="sfjwt-bulk-cleanup").start()
+        threading.Thread(target=_delete_job, args=(sf, job_id), name="sfjwt-bulk-cleanup").start()
     except RuntimeError:  # no new threads (the interpreter is shutting down): delete here
-        _delete_job(client, job_id)
+        _delete_job(sf, job_id)
 
 
 def _bulk_frames(pd: Any, sf: Any, soql: str, route: "_Route", include_deleted: bool, progress: Optional[bool],
@@ -648,20 +633,19 @@ def _bulk_frames(pd: Any, sf: Any, soql: str, route: "_Route", include_deleted: 
     """The job's result parts as typed frames, one per part (empty parts skipped; an empty
     result gives one empty, typed frame); the job is deleted in the background at the end
     (done, failed or abandoned)."""
-    # no token juggling here: the client's session puts the current token on every request
-    client, job_id = _start_job(sf, soql, route, include_deleted)
+    job_id = _start_job(sf, soql, route, include_deleted)
     engine = "pyarrow" if _has_pyarrow() else None
     bar: Optional[_Progress] = None
     empty = True
     try:
         with tempfile.TemporaryDirectory(prefix="sfjwt-bulk-") as folder:
-            total = _wait_for_job(client, job_id).get("numberRecordsProcessed")
+            total = _wait_for_job(sf, job_id).get("numberRecordsProcessed")
             total = int(total) if isinstance(total, (int, float)) else None
             # progress=None: a bar only once a second part is coming (like the REST path's
             # "more than one page"); True: from the start; False: never
             if progress is True:
                 bar = _Progress(True, True, total, desc + " bulk")
-            results = _BulkResults(sf, client, job_id, folder, parallel, read=lambda path: _read_part(pd, path, engine))
+            results = _BulkResults(sf, job_id, folder, parallel, read=lambda path: _read_part(pd, path, engine))
             for part, done, more in results.parts():
                 if bar is None and progress is None and more:
                     bar = _Progress(True, False, total, desc + " bulk")
@@ -675,7 +659,7 @@ def _bulk_frames(pd: Any, sf: Any, soql: str, route: "_Route", include_deleted: 
     finally:
         if bar is not None:
             bar.close()
-        _delete_job_later(client, job_id)
+        _delete_job_later(sf, job_id)
 
 
 # --------------------------------------------------------------------------- public

@@ -4,8 +4,8 @@ Used by :func:`~sfjwt_ext.data.dataframe.query_df`, :func:`~sfjwt_ext.data.dataf
 :func:`~sfjwt_ext.data.dataframe.query_to_parquet` and the writers of ``sfjwt query``
 (:class:`sfjwt_ext.cli.rows.RowPlan`: the same plan as rows of values).
 
-* :class:`Describer` describes each object once per client (cached on the client in
-  ``sf._sfjwt_describe_cache``) and resolves a dotted field path (``account.owner.name``)
+* :class:`Describer` describes each object once per client (cached for the client's lifetime,
+  :func:`describe_cache`) and resolves a dotted field path (``account.owner.name``)
   to the API's spelling and the leaf's describe type.
 * :func:`plan_columns` turns a parsed SELECT list into :class:`Column` objects in SELECT
   order: parent fields flattened to ``Account.Name``, aggregates named by alias or
@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -37,10 +39,10 @@ from .soql_select import DATE_FUNCTIONS, SelectItem, SelectQuery, SoqlParseError
 
 __all__ = [
     "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "TIME_UNIT", "DATE_DTYPE", "DATETIME_DTYPE",
-    "temporal_dtype", "Describer", "Column", "plan_columns",
+    "temporal_dtype", "describe_cache", "Describer", "Column", "plan_columns",
     "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
     "flatten_column_metadata", "column_metadata",
-    "columns_from_metadata", "QueryPages", "api_get", "api_url",
+    "columns_from_metadata", "QueryPages", "api_request", "api_url",
 ]
 
 logger = logging.getLogger("sfjwt_ext.records")
@@ -72,6 +74,23 @@ def temporal_dtype(sftype: Optional[str]) -> Optional[str]:
 
 # --------------------------------------------------------------------------- describe
 
+#: Each client's describes by lower-case object name, kept while the client lives. Threads
+#: querying with one client share its dict (a dict item is set atomically); the lock makes
+#: the dict of a client seen for the first time one dict.
+_DESCRIBES: "weakref.WeakKeyDictionary[Any, Dict[str, Any]]" = weakref.WeakKeyDictionary()
+_DESCRIBES_LOCK = threading.Lock()
+
+
+#: An object's describe fields by name, by relationship name, and its child relationships by
+#: name (all lower case).
+_Index = Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]
+
+
+def describe_cache(sf: Any) -> Dict[str, Any]:
+    """The describes cached for the client ``sf`` (its first query makes the dict)."""
+    with _DESCRIBES_LOCK:
+        return _DESCRIBES.setdefault(sf, {})
+
 
 class Describer:
     """Describes objects once per client and answers type / canonical-name questions."""
@@ -80,11 +99,9 @@ class Describer:
         """``sf``: the client whose describe calls (and cache) to use; ``None`` describes
         nothing (names and keys as the query writes them)."""
         self.sf = sf
-        # A SalesforceJWT keeps describes for its lifetime; another client's last one call.
-        cache = getattr(sf, "__dict__", {}).get("_sfjwt_describe_cache") if sf is not None else None
-        self.cache: Dict[str, Any] = cache if isinstance(cache, dict) else {}
+        self.cache: Dict[str, Any] = describe_cache(sf) if sf is not None else {}
         self.failed: Set[str] = set()  # not cached on the client: the next query asks again
-        self.indexes: Dict[str, Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]] = {}
+        self.indexes: Dict[str, _Index] = {}
 
     def describe(self, sobject: str) -> Optional[Dict[str, Any]]:
         key = sobject.lower()
@@ -97,7 +114,7 @@ class Describer:
                 self.failed.add(key)
         return self.cache.get(key)
 
-    def index(self, sobject: str) -> Optional[Tuple[Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]], Dict[str, Dict[str, Any]]]]:
+    def index(self, sobject: str) -> Optional[_Index]:
         key = sobject.lower()
         if key not in self.indexes:
             d = self.describe(sobject)
@@ -303,11 +320,13 @@ def api_url(sf: Any, path: str) -> str:
     return path if path.startswith("https://") else f"https://{sf.sf_instance}{path}"
 
 
-def api_get(sf: Any, url: str, name: str, headers: Optional[Dict[str, str]] = None, **kwargs: Any) -> requests.Response:
-    """GET ``url`` as ``sf.query`` does, on simple-salesforce's public surface: the client's
+def api_request(sf: Any, method: str, url: str, name: str = "", headers: Optional[Dict[str, str]] = None,
+                **kwargs: Any) -> requests.Response:
+    """Send a request as ``sf.query`` does, on simple-salesforce's public surface: the client's
     session (whose refresh applies) and headers, Salesforce's errors raised by
     ``simple_salesforce.util.exception_handler``, ``sf.api_usage`` kept up to date."""
-    response: requests.Response = sf.session.request("GET", url, headers={**sf.headers, **(headers or {})}, **kwargs)
+    response: requests.Response = sf.session.request(method, url, headers={**sf.headers, **(headers or {})},
+                                                     **kwargs)
     if response.status_code >= 300:
         exception_handler(response, name=name)
     limit_info = response.headers.get("Sforce-Limit-Info")
@@ -319,7 +338,7 @@ def api_get(sf: Any, url: str, name: str, headers: Optional[Dict[str, str]] = No
 def column_metadata(sf: Any, soql: str, include_deleted: bool = False) -> Dict[str, Any]:
     """The query endpoint's ``columns=true`` answer: column metadata, no records."""
     url = sf.base_url + ("queryAll/" if include_deleted else "query/")
-    resp = api_get(sf, url, "query", params={"q": soql, "columns": "true"})
+    resp = api_request(sf, "GET", url, "query", params={"q": soql, "columns": "true"})
     return json.loads(resp.content)  # type: ignore[no-any-return]
 
 
@@ -334,7 +353,7 @@ def columns_from_metadata(sf: Any, soql: str, include_deleted: bool = False) -> 
 class QueryPages:
     """REST query pages as plain dicts, one request ahead at most.
 
-    The requests ``sf.query`` / ``sf.query_more`` make, through :func:`api_get` (so
+    The requests ``sf.query`` / ``sf.query_more`` make, through :func:`api_request` (so
     the client's session and its refresh apply), decoded with the C JSON decoder into plain
     dicts. :meth:`start` sends the first request in the background (the caller describes
     meanwhile); :meth:`iterate` asks for the next page as soon as a page is handed out, so
@@ -352,7 +371,7 @@ class QueryPages:
         self._pending: "Optional[Future[Dict[str, Any]]]" = None
 
     def _get(self, url: str, params: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-        resp = api_get(self.sf, url, "query", headers=self.headers, params=params)
+        resp = api_request(self.sf, "GET", url, "query", headers=self.headers, params=params)
         return json.loads(resp.content)  # type: ignore[no-any-return]
 
     def first(self) -> Dict[str, Any]:
