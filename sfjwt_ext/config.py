@@ -25,7 +25,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import platformdirs
 
@@ -254,39 +254,32 @@ def _profile_relative(value: str, profile_file: Path) -> str:
 # ---------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class Settings:
-    """The resolved, validated settings. ``repr`` masks the key text and passphrase;
-    ``sources`` maps each set name to its :class:`Setting` (value and source)."""
+    """The resolved, validated settings (read-only). ``repr`` masks the key text and passphrase;
+    ``sources`` maps each set name to its :class:`Setting` (value and source); settings compare
+    by their sources."""
 
-    username: Optional[str]
-    consumer_key: Optional[str]
-    private_key: Optional[str]
-    private_key_file: Optional[str]
-    private_key_passphrase: Optional[str]
-    domain: Optional[str]
-    login_url: Optional[str]
-    audience: Optional[str]
-    version: Optional[str]
-    ca_bundle: Optional[str]
-    profile: Optional[str]
-    token_cache: Union[bool, str, None]  # after resolve_settings: True, False or an absolute folder
     sources: Dict[str, Setting]
-    config_file: Optional[Path]
+    config_file: Optional[Path] = dataclasses.field(default=None, compare=False)
+    empty_env: Tuple[str, ...] = dataclasses.field(default=(), compare=False)  # the SF_* variables set but empty
+    username: Optional[str] = dataclasses.field(init=False)
+    consumer_key: Optional[str] = dataclasses.field(init=False)
+    private_key: Optional[str] = dataclasses.field(init=False)
+    private_key_file: Optional[str] = dataclasses.field(init=False)
+    private_key_passphrase: Optional[str] = dataclasses.field(init=False)
+    domain: Optional[str] = dataclasses.field(init=False)
+    login_url: Optional[str] = dataclasses.field(init=False)
+    audience: Optional[str] = dataclasses.field(init=False)
+    version: Optional[str] = dataclasses.field(init=False)
+    ca_bundle: Optional[str] = dataclasses.field(init=False)
+    profile: Optional[str] = dataclasses.field(init=False)
+    # after resolve_settings: True, False or an absolute folder
+    token_cache: Union[bool, str, None] = dataclasses.field(init=False)
 
-    def __init__(
-        self, sources: Mapping[str, Setting], *, config_file: Optional[Path] = None, empty_env: Iterable[str] = ()
-    ) -> None:
-        self.sources = dict(sources)
+    def __post_init__(self) -> None:
         for name in ENV:
-            setting = self.sources.get(name)
-            object.__setattr__(self, name, setting.value if setting is not None else None)
-        self.config_file = config_file
-        self._empty_env = tuple(empty_env)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ENV:
-            raise AttributeError(f"Settings are read-only: {name}")
-        object.__setattr__(self, name, value)
+            object.__setattr__(self, name, self.sources[name].value if name in self.sources else None)
 
     def require(self) -> None:
         """Raise :class:`ConfigurationError` naming the argument, environment variable and
@@ -294,7 +287,7 @@ class Settings:
         lines = []
         for name, (fields, how) in _REQUIRED.items():
             if not any(getattr(self, field) for field in fields):
-                empties = [var for var in self._empty_env if any(var in _VARIABLES[field] for field in fields)]
+                empties = [var for var in self.empty_env if any(var in _VARIABLES[field] for field in fields)]
                 empty = f" ({', '.join(empties)} is set but empty)" if empties else ""
                 lines.append(f"  - {name.replace('_', ' ')}: {how}{empty}")
         if lines:
@@ -322,22 +315,13 @@ class Settings:
         parts = [f"{name}={_mask(name, getattr(self, name))}" for name in ENV]
         return "Settings(" + ", ".join(parts) + ")"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Settings):
-            return NotImplemented
-        return self.sources == other.sources
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 def masked_settings(settings: Settings) -> Settings:
     """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
     object lives in the token client, nothing else keeps secrets."""
-    sources = {
-        name: dataclasses.replace(setting, value="(hidden)") if name in SECRETS else setting
-        for name, setting in settings.sources.items()
-    }
-    return Settings(sources, config_file=settings.config_file)
+    given = settings.sources
+    hidden = {name: Setting(name, "(hidden)", given[name].source) for name in SECRETS & given.keys()}
+    return Settings({**given, **hidden}, settings.config_file)
 
 
 # ---------------------------------------------------------------------------------------
@@ -391,7 +375,7 @@ def resolve_settings(
         if setting is not None:
             named = {"argument": f"{name}=", "environment": ENV[name]}.get(setting.source, setting.source)
             sources[name] = Setting(name, check(setting.value, named), setting.source)
-    return Settings(sources, config_file=path, empty_env=empty_env)
+    return Settings(sources, path, tuple(empty_env))
 
 
 def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
@@ -558,27 +542,13 @@ def check_timeout(value: object) -> Optional[Timeout]:
 
 
 _CERT_RE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
-_CA_SCAN_CHUNK = 64 * 1024
+#: a PEM certificate line is looked for in the first this many bytes (bundles start with one)
 _CA_SCAN_LIMIT = 64 * 1024 * 1024
 _CA_FIX = (
     "give verify= / SF_CA_BUNDLE (ca_bundle in a profile) the path of a PEM file of trusted CA "
     "certificates ('-----BEGIN CERTIFICATE-----'), or a folder prepared with c_rehash; or leave "
     "it unset for the system's CAs"
 )
-
-
-def _has_pem_certificate(handle: IO[bytes]) -> bool:
-    """A PEM certificate line within the first :data:`_CA_SCAN_LIMIT` bytes (usually the
-    first chunk: bundles start with one)."""
-    tail = b""
-    for _ in range(_CA_SCAN_LIMIT // _CA_SCAN_CHUNK):
-        chunk = handle.read(_CA_SCAN_CHUNK)
-        if not chunk:
-            return False
-        if _CERT_RE.search(tail + chunk):
-            return True
-        tail = chunk[-40:]
-    return False
 
 
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -615,8 +585,8 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
         return
     if not regular:
         raise ConfigurationError(f"{named} names {path!r}, which is {file_kind(info.st_mode)}: {fix}")
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        if not _has_pem_certificate(handle):
+    with os.fdopen(fd, "rb") as handle:
+        if not _CERT_RE.search(handle.read(_CA_SCAN_LIMIT)):
             raise ConfigurationError(
                 f"{named} names {path!r} ({file_size_text(info.st_size)}), which holds no PEM certificate "
                 "(no '-----BEGIN CERTIFICATE-----' line; a DER .cer converts with `openssl x509 "
