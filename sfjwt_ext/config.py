@@ -454,10 +454,13 @@ def _existing_bundle(value: Any, named: str) -> str:
     return bundle
 
 
-def _string(value: Any, named: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{named} must be a string, not {type(value).__name__}")
-    return value
+def _text(value: object, named: str, message: str = "{named} must be a string, not {type}") -> str:
+    """``value`` as a string (a path-like as its path); else ConfigurationError(``message``, formatted
+    with ``named``, ``value`` and ``type``)."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str):
+        raise ConfigurationError(message.format(named=named, value=text, type=type(text).__name__))
+    return text
 
 
 _SWITCH_ON = ("1", "true", "yes", "on")
@@ -472,14 +475,8 @@ def token_cache_value(value: object, named: str = "token_cache=") -> Union[bool,
     (``~`` expanded). ConfigurationError names ``named`` for anything else."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"{named} must be True, False or the path of a folder, not {type(value).__name__} "
-            "(token_cache= / SF_TOKEN_CACHE: 1 or a path turns the shared token cache on, 0 off)"
-        )
-    text = value.strip()
+    text = _text(value, named, "{named} must be True, False or the path of a folder, not {type} "
+                 "(token_cache= / SF_TOKEN_CACHE: 1 or a path turns the shared token cache on, 0 off)").strip()
     if text.lower() in _SWITCH_ON:
         return True
     if text.lower() in _SWITCH_OFF or not text:
@@ -492,8 +489,8 @@ _CHECKS: Dict[str, Callable[[Any, str], Any]] = {
     "version": _normalise_version,
     "ca_bundle": _existing_bundle,
     "token_cache": token_cache_value,
-    "username": _string,
-    "consumer_key": _string,
+    "username": _text,
+    "consumer_key": _text,
 }
 
 
@@ -615,15 +612,10 @@ def check_verify(
                 "certificates",
             )
         return verify
-    if isinstance(verify, os.PathLike):
-        verify = os.fspath(verify)
-    if not isinstance(verify, str):
-        raise ConfigurationError(
-            f"{named} is {verify!r} (of type {type(verify).__name__}): it must be True, False or the path of "
-            f"a CA bundle; {_CA_FIX}"
-        )
-    if not verify.strip():
+    text = _text(verify, named, "{named} is {value!r} (of type {type}): it must be True, False or the path of "
+                 "a CA bundle; " + _CA_FIX)
+    if not text.strip():
         raise ConfigurationError(f"{named} is an empty string: {_CA_FIX}")
-    path = os.path.expanduser(verify)
+    path = os.path.expanduser(text)
     _check_ca_bundle(path, named if named == "verify=" else f"{named} (verify=)", _CA_FIX)
     return path

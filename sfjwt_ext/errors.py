@@ -376,10 +376,6 @@ class SessionRefusedError(SfJwtError, SalesforceExpiredSession):
     already catches that keeps working.
     """
 
-    message = (
-        "Salesforce refused a valid, freshly issued session for {url}: {content}"
-    )
-
     def __init__(self, url: str, status: int, salesforce_message: str, content: Any = None) -> None:
         super().__init__(url, status, "", content)
         self.salesforce_message = salesforce_message
