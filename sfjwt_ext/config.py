@@ -148,6 +148,7 @@ def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
 
 
 def _read_profiles(path: Path) -> configparser.ConfigParser:
+    """The profile file parsed, with a warning when others may change it."""
     # strict (the default): a section or a key twice is an error; keys are lower-cased by optionxform
     parser = configparser.ConfigParser(default_section="\x00no-default-section\x00", interpolation=None)
     try:
@@ -168,6 +169,8 @@ def _read_profiles(path: Path) -> configparser.ConfigParser:
             f"the profile file {str(path)!r} is not a valid INI file: {_ini_problem(exc)}. "
             "Each profile is a '[name]' line followed by 'key = value' lines"
         ) from None
+    warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group or others, "
+                 "who could point your logins at another host", "chmod go-w", stacklevel=5)
     return parser
 
 
@@ -190,11 +193,9 @@ def _profile_layer(
 ) -> Tuple[Dict[str, str], Optional[str]]:
     """(values by setting name, name) of the profile that applies: the one ``profile=`` or
     ``SF_PROFILE`` names, else ``[default]`` when the file has it; ``({}, None)`` for none."""
-    if "profile" in args:  # a profile is named by an argument or SF_PROFILE only
-        name: Optional[str] = str(args["profile"]).strip()
-        named_by = f"profile={name!r}"
-    else:
-        name, named_by = env_values.get("profile"), "SF_PROFILE"
+    # a profile is named by an argument or SF_PROFILE only
+    name = str(args["profile"]).strip() if "profile" in args else env_values.get("profile")
+    named_by = f"profile={name!r}" if "profile" in args else "SF_PROFILE"
     if not path.exists() or str(path) == os.devnull:  # SFJWT_CONFIG=/dev/null: no profiles
         if name is not None:
             raise ConfigurationError(
@@ -203,8 +204,6 @@ def _profile_layer(
             )
         return {}, None
     parser = _read_profiles(path)
-    warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group or others, "
-                 "who could point your logins at another host", "chmod go-w", stacklevel=4)
     wanted = "default" if name is None else name
     if parser.has_section(wanted):
         return _profile_values(parser, wanted, path), wanted
@@ -319,9 +318,8 @@ class Settings:
 def masked_settings(settings: Settings) -> Settings:
     """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
     object lives in the token client, nothing else keeps secrets."""
-    given = settings.sources
-    hidden = {name: Setting(name, "(hidden)", given[name].source) for name in SECRETS & given.keys()}
-    return Settings({**given, **hidden}, settings.config_file)
+    hidden = {name: Setting(name, "(hidden)", s.source) for name, s in settings.sources.items() if name in SECRETS}
+    return Settings({**settings.sources, **hidden}, settings.config_file)
 
 
 # ---------------------------------------------------------------------------------------
@@ -388,16 +386,12 @@ def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
         if arguments.get("consumer_key") is not None and arguments["consumer_key"] != client_id:
             raise ConfigurationError("both consumer_key= and client_id= were given: pass only consumer_key=")
         arguments["consumer_key"] = client_id
-    args: Dict[str, Any] = {}
-    for name, value in arguments.items():
-        if isinstance(value, str) and value.strip() == "":
-            if name == "private_key":
-                raise ConfigurationError(
-                    "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
-                )
-        elif value is not None:
-            args[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
-    return args
+    if isinstance(arguments.get("private_key"), str) and not arguments["private_key"].strip():
+        raise ConfigurationError(
+            "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
+        )
+    return {name: os.fspath(value) if isinstance(value, os.PathLike) else value for name, value in arguments.items()
+            if value is not None and not (isinstance(value, str) and not value.strip())}
 
 
 def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
@@ -552,12 +546,18 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _HASHED_NAME_RE = re.compile(r"^[0-9a-f]{8}\.r?[0-9]+$")
 
 
-def _has_hashed_certificates(folder: str) -> bool:
+def _check_hashed_folder(folder: str, named: str, fix: str) -> None:
+    """A c_rehash folder: OpenSSL looks certificates up by their hash names (<hash>.0)."""
     try:
         with os.scandir(folder) as entries:
-            return any(_HASHED_NAME_RE.match(entry.name) for entry in entries)
+            if any(_HASHED_NAME_RE.match(entry.name) for entry in entries):
+                return
     except OSError:
-        return False
+        pass
+    raise ConfigurationError(
+        f"{named} names the folder {folder!r}, which holds no certificates by hash name "
+        f"(<hash>.0, made by c_rehash / openssl rehash): {fix}"
+    )
 
 
 def _check_ca_bundle(path: str, named: str, fix: str) -> None:
@@ -573,12 +573,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     except OSError as exc:
         raise ConfigurationError(f"{named} names {path!r}, which cannot be read ({exc.strerror or exc}): {fix}") from None
     if stat.S_ISDIR(info.st_mode):
-        # a c_rehash folder: OpenSSL looks certificates up by their hash names (<hash>.0)
-        if not _has_hashed_certificates(path):
-            raise ConfigurationError(
-                f"{named} names the folder {path!r}, which holds no certificates by hash name "
-                f"(<hash>.0, made by c_rehash / openssl rehash): {fix}"
-            )
+        _check_hashed_folder(path, named, fix)
         return
     if not regular:
         raise ConfigurationError(f"{named} names {path!r}, which is {file_kind(info.st_mode)}: {fix}")
