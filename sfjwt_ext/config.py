@@ -101,6 +101,13 @@ def _mask(name: str, value: Any) -> str:
     return "'<hidden>'" if name in SECRETS and value is not None else repr(value)
 
 
+def _shown(name: str, value: Any) -> str:
+    """A set value as :meth:`Settings.describe` shows it: secrets hidden, the key text's size told."""
+    if name == "private_key":
+        return f"(hidden, {len(value)} characters)" if isinstance(value, (str, bytes)) else "(hidden, key object)"
+    return "(hidden)" if name in SECRETS else str(value)
+
+
 # ---------------------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------------------
@@ -239,15 +246,10 @@ def _profile_values(parser: configparser.ConfigParser, section: str, path: Path)
                 "different values: keep one"
             )
         if setting == "private_key_file" or setting == "token_cache" and value.lower() not in _SWITCH_WORDS:
-            value = _profile_relative(value, path)
+            expanded = os.path.expanduser(value)
+            value = expanded if os.path.isabs(expanded) else str(path.parent / expanded)
         values[setting] = value
     return values
-
-
-def _profile_relative(value: str, profile_file: Path) -> str:
-    """A relative path in a profile is relative to the profile's folder."""
-    expanded = os.path.expanduser(value)
-    return expanded if os.path.isabs(expanded) else str(profile_file.parent / expanded)
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,19 +298,10 @@ class Settings:
     def describe(self) -> List[Tuple[str, str, str]]:
         """``(name, display value, source)`` for every setting, secrets masked (the consumer
         key is shown); unset settings show ``(not set)`` and an empty source."""
-        rows: List[Tuple[str, str, str]] = []
-        for name in ENV:
-            setting = self.sources.get(name)
-            if setting is None:
-                rows.append((name, "(not set)", ""))
-                continue
-            value = setting.value
-            shown = "(hidden)" if name in SECRETS else str(value)
-            if name == "private_key":
-                size = f"{len(value)} characters" if isinstance(value, (str, bytes)) else "key object"
-                shown = f"(hidden, {size})"
-            rows.append((name, shown, setting.source))
-        return rows
+        return [
+            (name, _shown(name, self.sources[name].value), self.sources[name].source) if name in self.sources
+            else (name, "(not set)", "") for name in ENV
+        ]
 
     def __repr__(self) -> str:
         parts = [f"{name}={_mask(name, getattr(self, name))}" for name in ENV]
@@ -433,9 +426,7 @@ def _normalise_version(value: Any, source: str) -> str:
             f"API version {text!r} (from {source}) is not a version number like '62.0': fix "
             "version= / SF_API_VERSION (api_version in a profile)"
         )
-    if "." not in text:
-        text += ".0"
-    return text
+    return text if "." in text else text + ".0"
 
 
 def _existing_bundle(value: Any, named: str) -> str:
