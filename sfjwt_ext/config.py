@@ -557,7 +557,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     try:
         info = os.stat(path)
         regular = stat.S_ISREG(info.st_mode)
-        # O_NONBLOCK: should a FIFO take the file's place after the stat, reading it ends at once
+        # O_NONBLOCK: should a FIFO take the file's place after the stat, reading it ends at once (None)
         fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0)) if regular else -1
     except FileNotFoundError:
         raise ConfigurationError(f"{named} names {path!r}, which does not exist: {fix}") from None
@@ -569,7 +569,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     if not regular:
         raise ConfigurationError(f"{named} names {path!r}, which is {file_kind(info.st_mode)}: {fix}")
     with os.fdopen(fd, "rb") as handle:
-        if not _CERT_RE.search(handle.read(_CA_SCAN_LIMIT)):
+        if not _CERT_RE.search(handle.read(_CA_SCAN_LIMIT) or b""):
             raise ConfigurationError(
                 f"{named} names {path!r} ({file_size_text(info.st_size)}), which holds no PEM certificate "
                 "(no '-----BEGIN CERTIFICATE-----' line; a DER .cer converts with `openssl x509 "

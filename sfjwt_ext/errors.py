@@ -100,8 +100,7 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
         self.url = self.login_url or self.url
         self.args = (message,)
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    __str__ = Exception.__str__  # the message in args, not SalesforceAuthenticationFailed's code + message
 
     def __repr__(self) -> str:
         return (
@@ -375,6 +374,11 @@ class SessionRefusedError(SfJwtError, SalesforceExpiredSession):
     It is a :class:`~simple_salesforce.exceptions.SalesforceExpiredSession`, so code that
     already catches that keeps working.
     """
+
+    #: simple-salesforce's template, which SalesforceError puts in ``args`` (so in the repr)
+    message = (
+        "Salesforce refused a valid, freshly issued session for {url}: {content}"
+    )
 
     def __init__(self, url: str, status: int, salesforce_message: str, content: Any = None) -> None:
         super().__init__(url, status, "", content)
