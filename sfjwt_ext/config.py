@@ -160,15 +160,13 @@ def _read_profiles(path: Path) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(default_section="\x00no-default-section\x00", interpolation=None)
     try:
         text = read_profile_file(path).decode("utf-8-sig")
-    except PermissionError:
-        raise ConfigurationError(
-            f"cannot read the profile file {str(path)!r}: permission denied (set SFJWT_CONFIG to "
-            "another file, or fix its owner)"
-        ) from None
     except UnicodeDecodeError:
         raise ConfigurationError(f"the profile file {str(path)!r} is not UTF-8 text") from None
     except OSError as exc:
-        raise ConfigurationError(f"cannot read the profile file {str(path)!r}: {exc.strerror or exc}") from None
+        reason = exc.strerror or exc
+        if isinstance(exc, PermissionError):
+            reason = "permission denied (set SFJWT_CONFIG to another file, or fix its owner)"
+        raise ConfigurationError(f"cannot read the profile file {str(path)!r}: {reason}") from None
     try:
         parser.read_string(text, source=str(path))
     except configparser.Error as exc:
@@ -245,7 +243,7 @@ def _profile_values(parser: configparser.ConfigParser, section: str, path: Path)
                 f"profile [{section}] in {str(path)!r} sets both consumer_key and client_id to "
                 "different values: keep one"
             )
-        if setting == "private_key_file" or setting == "token_cache" and value.lower() not in _SWITCH_WORDS:
+        if setting == "private_key_file" or setting == "token_cache" and value.lower() not in _SWITCH_ON + _SWITCH_OFF:
             expanded = os.path.expanduser(value)
             value = expanded if os.path.isabs(expanded) else str(path.parent / expanded)
         values[setting] = value
@@ -450,7 +448,6 @@ def _text(value: object, named: str, message: str = "{named} must be a string, n
 
 _SWITCH_ON = ("1", "true", "yes", "on")
 _SWITCH_OFF = ("0", "false", "no", "off")
-_SWITCH_WORDS = _SWITCH_ON + _SWITCH_OFF
 
 
 def token_cache_value(value: object, named: str = "token_cache=") -> Union[bool, str]:
@@ -533,7 +530,6 @@ _CA_FIX = (
 )
 
 
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _HASHED_NAME_RE = re.compile(r"^[0-9a-f]{8}\.r?[0-9]+$")
 
 
@@ -558,7 +554,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
         info = os.stat(path)
         regular = stat.S_ISREG(info.st_mode)
         # O_NONBLOCK: should a FIFO take the file's place after the stat, reading it ends at once (None)
-        fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0)) if regular else -1
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)) if regular else -1
     except FileNotFoundError:
         raise ConfigurationError(f"{named} names {path!r}, which does not exist: {fix}") from None
     except OSError as exc:
