@@ -25,7 +25,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import platformdirs
 
@@ -101,6 +101,13 @@ def _mask(name: str, value: Any) -> str:
     return "'<hidden>'" if name in SECRETS and value is not None else repr(value)
 
 
+def _shown(name: str, value: Any) -> str:
+    """A set value as :meth:`Settings.describe` shows it: secrets hidden, the key text's size told."""
+    if name == "private_key":
+        return f"(hidden, {len(value)} characters)" if isinstance(value, (str, bytes)) else "(hidden, key object)"
+    return "(hidden)" if name in SECRETS else str(value)
+
+
 # ---------------------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------------------
@@ -148,19 +155,18 @@ def read_profile_file(path: Union[str, "os.PathLike[str]"]) -> bytes:
 
 
 def _read_profiles(path: Path) -> configparser.ConfigParser:
+    """The profile file parsed, with a warning when others may change it."""
     # strict (the default): a section or a key twice is an error; keys are lower-cased by optionxform
     parser = configparser.ConfigParser(default_section="\x00no-default-section\x00", interpolation=None)
     try:
         text = read_profile_file(path).decode("utf-8-sig")
-    except PermissionError:
-        raise ConfigurationError(
-            f"cannot read the profile file {str(path)!r}: permission denied (set SFJWT_CONFIG to "
-            "another file, or fix its owner)"
-        ) from None
     except UnicodeDecodeError:
         raise ConfigurationError(f"the profile file {str(path)!r} is not UTF-8 text") from None
     except OSError as exc:
-        raise ConfigurationError(f"cannot read the profile file {str(path)!r}: {exc.strerror or exc}") from None
+        reason = exc.strerror or exc
+        if isinstance(exc, PermissionError):
+            reason = "permission denied (set SFJWT_CONFIG to another file, or fix its owner)"
+        raise ConfigurationError(f"cannot read the profile file {str(path)!r}: {reason}") from None
     try:
         parser.read_string(text, source=str(path))
     except configparser.Error as exc:
@@ -168,6 +174,8 @@ def _read_profiles(path: Path) -> configparser.ConfigParser:
             f"the profile file {str(path)!r} is not a valid INI file: {_ini_problem(exc)}. "
             "Each profile is a '[name]' line followed by 'key = value' lines"
         ) from None
+    warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group or others, "
+                 "who could point your logins at another host", "chmod go-w", stacklevel=5)
     return parser
 
 
@@ -190,11 +198,9 @@ def _profile_layer(
 ) -> Tuple[Dict[str, str], Optional[str]]:
     """(values by setting name, name) of the profile that applies: the one ``profile=`` or
     ``SF_PROFILE`` names, else ``[default]`` when the file has it; ``({}, None)`` for none."""
-    if "profile" in args:  # a profile is named by an argument or SF_PROFILE only
-        name: Optional[str] = str(args["profile"]).strip()
-        named_by = f"profile={name!r}"
-    else:
-        name, named_by = env_values.get("profile"), "SF_PROFILE"
+    # a profile is named by an argument or SF_PROFILE only
+    name = str(args["profile"]).strip() if "profile" in args else env_values.get("profile")
+    named_by = f"profile={name!r}" if "profile" in args else "SF_PROFILE"
     if not path.exists() or str(path) == os.devnull:  # SFJWT_CONFIG=/dev/null: no profiles
         if name is not None:
             raise ConfigurationError(
@@ -203,8 +209,6 @@ def _profile_layer(
             )
         return {}, None
     parser = _read_profiles(path)
-    warn_on_mode(path, stat.S_IWGRP | stat.S_IWOTH, f"the profile file {str(path)!r} is writable by group or others, "
-                 "who could point your logins at another host", "chmod go-w", stacklevel=4)
     wanted = "default" if name is None else name
     if parser.has_section(wanted):
         return _profile_values(parser, wanted, path), wanted
@@ -239,54 +243,42 @@ def _profile_values(parser: configparser.ConfigParser, section: str, path: Path)
                 f"profile [{section}] in {str(path)!r} sets both consumer_key and client_id to "
                 "different values: keep one"
             )
-        if setting == "private_key_file" or setting == "token_cache" and value.lower() not in _SWITCH_WORDS:
-            value = _profile_relative(value, path)
+        if setting == "private_key_file" or setting == "token_cache" and value.lower() not in _SWITCH_ON + _SWITCH_OFF:
+            expanded = os.path.expanduser(value)
+            value = expanded if os.path.isabs(expanded) else str(path.parent / expanded)
         values[setting] = value
     return values
-
-
-def _profile_relative(value: str, profile_file: Path) -> str:
-    """A relative path in a profile is relative to the profile's folder."""
-    expanded = os.path.expanduser(value)
-    return expanded if os.path.isabs(expanded) else str(profile_file.parent / expanded)
 
 
 # ---------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
 class Settings:
-    """The resolved, validated settings. ``repr`` masks the key text and passphrase;
-    ``sources`` maps each set name to its :class:`Setting` (value and source)."""
+    """The resolved, validated settings (read-only). ``repr`` masks the key text and passphrase;
+    ``sources`` maps each set name to its :class:`Setting` (value and source); settings compare
+    by their sources."""
 
-    username: Optional[str]
-    consumer_key: Optional[str]
-    private_key: Optional[str]
-    private_key_file: Optional[str]
-    private_key_passphrase: Optional[str]
-    domain: Optional[str]
-    login_url: Optional[str]
-    audience: Optional[str]
-    version: Optional[str]
-    ca_bundle: Optional[str]
-    profile: Optional[str]
-    token_cache: Union[bool, str, None]  # after resolve_settings: True, False or an absolute folder
     sources: Dict[str, Setting]
-    config_file: Optional[Path]
+    config_file: Optional[Path] = dataclasses.field(default=None, compare=False)
+    empty_env: Tuple[str, ...] = dataclasses.field(default=(), compare=False)  # the SF_* variables set but empty
+    username: Optional[str] = dataclasses.field(init=False)
+    consumer_key: Optional[str] = dataclasses.field(init=False)
+    private_key: Optional[str] = dataclasses.field(init=False)
+    private_key_file: Optional[str] = dataclasses.field(init=False)
+    private_key_passphrase: Optional[str] = dataclasses.field(init=False)
+    domain: Optional[str] = dataclasses.field(init=False)
+    login_url: Optional[str] = dataclasses.field(init=False)
+    audience: Optional[str] = dataclasses.field(init=False)
+    version: Optional[str] = dataclasses.field(init=False)
+    ca_bundle: Optional[str] = dataclasses.field(init=False)
+    profile: Optional[str] = dataclasses.field(init=False)
+    # after resolve_settings: True, False or an absolute folder
+    token_cache: Union[bool, str, None] = dataclasses.field(init=False)
 
-    def __init__(
-        self, sources: Mapping[str, Setting], *, config_file: Optional[Path] = None, empty_env: Iterable[str] = ()
-    ) -> None:
-        self.sources = dict(sources)
+    def __post_init__(self) -> None:
         for name in ENV:
-            setting = self.sources.get(name)
-            object.__setattr__(self, name, setting.value if setting is not None else None)
-        self.config_file = config_file
-        self._empty_env = tuple(empty_env)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ENV:
-            raise AttributeError(f"Settings are read-only: {name}")
-        object.__setattr__(self, name, value)
+            object.__setattr__(self, name, self.sources[name].value if name in self.sources else None)
 
     def require(self) -> None:
         """Raise :class:`ConfigurationError` naming the argument, environment variable and
@@ -294,7 +286,7 @@ class Settings:
         lines = []
         for name, (fields, how) in _REQUIRED.items():
             if not any(getattr(self, field) for field in fields):
-                empties = [var for var in self._empty_env if any(var in _VARIABLES[field] for field in fields)]
+                empties = [var for var in self.empty_env if any(var in _VARIABLES[field] for field in fields)]
                 empty = f" ({', '.join(empties)} is set but empty)" if empties else ""
                 lines.append(f"  - {name.replace('_', ' ')}: {how}{empty}")
         if lines:
@@ -304,40 +296,21 @@ class Settings:
     def describe(self) -> List[Tuple[str, str, str]]:
         """``(name, display value, source)`` for every setting, secrets masked (the consumer
         key is shown); unset settings show ``(not set)`` and an empty source."""
-        rows: List[Tuple[str, str, str]] = []
-        for name in ENV:
-            setting = self.sources.get(name)
-            if setting is None:
-                rows.append((name, "(not set)", ""))
-                continue
-            value = setting.value
-            shown = "(hidden)" if name in SECRETS else str(value)
-            if name == "private_key":
-                size = f"{len(value)} characters" if isinstance(value, (str, bytes)) else "key object"
-                shown = f"(hidden, {size})"
-            rows.append((name, shown, setting.source))
-        return rows
+        return [
+            (name, _shown(name, self.sources[name].value), self.sources[name].source) if name in self.sources
+            else (name, "(not set)", "") for name in ENV
+        ]
 
     def __repr__(self) -> str:
         parts = [f"{name}={_mask(name, getattr(self, name))}" for name in ENV]
         return "Settings(" + ", ".join(parts) + ")"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Settings):
-            return NotImplemented
-        return self.sources == other.sources
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 def masked_settings(settings: Settings) -> Settings:
     """A copy of the settings whose key text and passphrase read ``(hidden)``: the key
     object lives in the token client, nothing else keeps secrets."""
-    sources = {
-        name: dataclasses.replace(setting, value="(hidden)") if name in SECRETS else setting
-        for name, setting in settings.sources.items()
-    }
-    return Settings(sources, config_file=settings.config_file)
+    hidden = {name: Setting(name, "(hidden)", s.source) for name, s in settings.sources.items() if name in SECRETS}
+    return Settings({**settings.sources, **hidden}, settings.config_file)
 
 
 # ---------------------------------------------------------------------------------------
@@ -391,7 +364,7 @@ def resolve_settings(
         if setting is not None:
             named = {"argument": f"{name}=", "environment": ENV[name]}.get(setting.source, setting.source)
             sources[name] = Setting(name, check(setting.value, named), setting.source)
-    return Settings(sources, config_file=path, empty_env=empty_env)
+    return Settings(sources, path, tuple(empty_env))
 
 
 def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
@@ -404,16 +377,12 @@ def _argument_values(arguments: Dict[str, Any]) -> Dict[str, Any]:
         if arguments.get("consumer_key") is not None and arguments["consumer_key"] != client_id:
             raise ConfigurationError("both consumer_key= and client_id= were given: pass only consumer_key=")
         arguments["consumer_key"] = client_id
-    args: Dict[str, Any] = {}
-    for name, value in arguments.items():
-        if isinstance(value, str) and value.strip() == "":
-            if name == "private_key":
-                raise ConfigurationError(
-                    "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
-                )
-        elif value is not None:
-            args[name] = os.fspath(value) if isinstance(value, os.PathLike) else value
-    return args
+    if isinstance(arguments.get("private_key"), str) and not arguments["private_key"].strip():
+        raise ConfigurationError(
+            "private_key= is empty: pass the PEM text of the key, or the path as private_key_file="
+        )
+    return {name: os.fspath(value) if isinstance(value, os.PathLike) else value for name, value in arguments.items()
+            if value is not None and not (isinstance(value, str) and not value.strip())}
 
 
 def _environment_values(env: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
@@ -455,9 +424,7 @@ def _normalise_version(value: Any, source: str) -> str:
             f"API version {text!r} (from {source}) is not a version number like '62.0': fix "
             "version= / SF_API_VERSION (api_version in a profile)"
         )
-    if "." not in text:
-        text += ".0"
-    return text
+    return text if "." in text else text + ".0"
 
 
 def _existing_bundle(value: Any, named: str) -> str:
@@ -470,15 +437,17 @@ def _existing_bundle(value: Any, named: str) -> str:
     return bundle
 
 
-def _string(value: Any, named: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{named} must be a string, not {type(value).__name__}")
-    return value
+def _text(value: object, named: str, message: str = "{named} must be a string, not {type}") -> str:
+    """``value`` as a string (a path-like as its path); else ConfigurationError(``message``, formatted
+    with ``named``, ``value`` and ``type``)."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str):
+        raise ConfigurationError(message.format(named=named, value=text, type=type(text).__name__))
+    return text
 
 
 _SWITCH_ON = ("1", "true", "yes", "on")
 _SWITCH_OFF = ("0", "false", "no", "off")
-_SWITCH_WORDS = _SWITCH_ON + _SWITCH_OFF
 
 
 def token_cache_value(value: object, named: str = "token_cache=") -> Union[bool, str]:
@@ -488,14 +457,8 @@ def token_cache_value(value: object, named: str = "token_cache=") -> Union[bool,
     (``~`` expanded). ConfigurationError names ``named`` for anything else."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"{named} must be True, False or the path of a folder, not {type(value).__name__} "
-            "(token_cache= / SF_TOKEN_CACHE: 1 or a path turns the shared token cache on, 0 off)"
-        )
-    text = value.strip()
+    text = _text(value, named, "{named} must be True, False or the path of a folder, not {type} "
+                 "(token_cache= / SF_TOKEN_CACHE: 1 or a path turns the shared token cache on, 0 off)").strip()
     if text.lower() in _SWITCH_ON:
         return True
     if text.lower() in _SWITCH_OFF or not text:
@@ -508,8 +471,8 @@ _CHECKS: Dict[str, Callable[[Any, str], Any]] = {
     "version": _normalise_version,
     "ca_bundle": _existing_bundle,
     "token_cache": token_cache_value,
-    "username": _string,
-    "consumer_key": _string,
+    "username": _text,
+    "consumer_key": _text,
 }
 
 
@@ -558,7 +521,7 @@ def check_timeout(value: object) -> Optional[Timeout]:
 
 
 _CERT_RE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
-_CA_SCAN_CHUNK = 64 * 1024
+#: a PEM certificate line is looked for in the first this many bytes (bundles start with one)
 _CA_SCAN_LIMIT = 64 * 1024 * 1024
 _CA_FIX = (
     "give verify= / SF_CA_BUNDLE (ca_bundle in a profile) the path of a PEM file of trusted CA "
@@ -567,30 +530,21 @@ _CA_FIX = (
 )
 
 
-def _has_pem_certificate(handle: IO[bytes]) -> bool:
-    """A PEM certificate line within the first :data:`_CA_SCAN_LIMIT` bytes (usually the
-    first chunk: bundles start with one)."""
-    tail = b""
-    for _ in range(_CA_SCAN_LIMIT // _CA_SCAN_CHUNK):
-        chunk = handle.read(_CA_SCAN_CHUNK)
-        if not chunk:
-            return False
-        if _CERT_RE.search(tail + chunk):
-            return True
-        tail = chunk[-40:]
-    return False
-
-
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _HASHED_NAME_RE = re.compile(r"^[0-9a-f]{8}\.r?[0-9]+$")
 
 
-def _has_hashed_certificates(folder: str) -> bool:
+def _check_hashed_folder(folder: str, named: str, fix: str) -> None:
+    """A c_rehash folder: OpenSSL looks certificates up by their hash names (<hash>.0)."""
     try:
         with os.scandir(folder) as entries:
-            return any(_HASHED_NAME_RE.match(entry.name) for entry in entries)
+            if any(_HASHED_NAME_RE.match(entry.name) for entry in entries):
+                return
     except OSError:
-        return False
+        pass
+    raise ConfigurationError(
+        f"{named} names the folder {folder!r}, which holds no certificates by hash name "
+        f"(<hash>.0, made by c_rehash / openssl rehash): {fix}"
+    )
 
 
 def _check_ca_bundle(path: str, named: str, fix: str) -> None:
@@ -599,24 +553,19 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     try:
         info = os.stat(path)
         regular = stat.S_ISREG(info.st_mode)
-        # O_NONBLOCK: should a FIFO take the file's place after the stat, reading it ends at once
-        fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0)) if regular else -1
+        # O_NONBLOCK: should a FIFO take the file's place after the stat, reading it ends at once (None)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)) if regular else -1
     except FileNotFoundError:
         raise ConfigurationError(f"{named} names {path!r}, which does not exist: {fix}") from None
     except OSError as exc:
         raise ConfigurationError(f"{named} names {path!r}, which cannot be read ({exc.strerror or exc}): {fix}") from None
     if stat.S_ISDIR(info.st_mode):
-        # a c_rehash folder: OpenSSL looks certificates up by their hash names (<hash>.0)
-        if not _has_hashed_certificates(path):
-            raise ConfigurationError(
-                f"{named} names the folder {path!r}, which holds no certificates by hash name "
-                f"(<hash>.0, made by c_rehash / openssl rehash): {fix}"
-            )
+        _check_hashed_folder(path, named, fix)
         return
     if not regular:
         raise ConfigurationError(f"{named} names {path!r}, which is {file_kind(info.st_mode)}: {fix}")
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        if not _has_pem_certificate(handle):
+    with os.fdopen(fd, "rb") as handle:
+        if not _CERT_RE.search(handle.read(_CA_SCAN_LIMIT) or b""):
             raise ConfigurationError(
                 f"{named} names {path!r} ({file_size_text(info.st_size)}), which holds no PEM certificate "
                 "(no '-----BEGIN CERTIFICATE-----' line; a DER .cer converts with `openssl x509 "
@@ -645,15 +594,10 @@ def check_verify(
                 "certificates",
             )
         return verify
-    if isinstance(verify, os.PathLike):
-        verify = os.fspath(verify)
-    if not isinstance(verify, str):
-        raise ConfigurationError(
-            f"{named} is {verify!r} (of type {type(verify).__name__}): it must be True, False or the path of "
-            f"a CA bundle; {_CA_FIX}"
-        )
-    if not verify.strip():
+    text = _text(verify, named, "{named} is {value!r} (of type {type}): it must be True, False or the path of "
+                 "a CA bundle; " + _CA_FIX)
+    if not text.strip():
         raise ConfigurationError(f"{named} is an empty string: {_CA_FIX}")
-    path = os.path.expanduser(verify)
+    path = os.path.expanduser(text)
     _check_ca_bundle(path, named if named == "verify=" else f"{named} (verify=)", _CA_FIX)
     return path

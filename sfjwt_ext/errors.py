@@ -100,8 +100,7 @@ class AuthenticationError(SfJwtError, SalesforceAuthenticationFailed):
         self.url = self.login_url or self.url
         self.args = (message,)
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    __str__ = Exception.__str__  # the message in args, not SalesforceAuthenticationFailed's code + message
 
     def __repr__(self) -> str:
         return (
@@ -376,6 +375,7 @@ class SessionRefusedError(SfJwtError, SalesforceExpiredSession):
     already catches that keeps working.
     """
 
+    #: simple-salesforce's template, which SalesforceError puts in ``args`` (so in the repr)
     message = (
         "Salesforce refused a valid, freshly issued session for {url}: {content}"
     )
