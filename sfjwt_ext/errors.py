@@ -384,6 +384,9 @@ class SessionRefusedError(SfJwtError, SalesforceExpiredSession):
         super().__init__(url, status, "", content)
         self.salesforce_message = salesforce_message
 
+    def __reduce__(self) -> Tuple[Any, ...]:  # args hold simple-salesforce's four, not ours
+        return type(self), (self.url, self.status, self.salesforce_message, self.content)
+
     def __str__(self) -> str:
         quoted = self.salesforce_message or "(no message)"
         return (

@@ -137,6 +137,14 @@ def test_pickle_round_trip_keeps_class_and_fields():
     assert str(copy) == str(exc)
 
 
+def test_a_refused_session_error_pickles_for_a_pool_or_dask_worker_to_raise():
+    exc = errors.SessionRefusedError(LOGIN + "/services/data/v62.0/query", 401, "API is disabled", b"[]")
+    copy = pickle.loads(pickle.dumps(exc))
+    assert type(copy) is errors.SessionRefusedError
+    assert (copy.url, copy.status, copy.salesforce_message, copy.content) == (exc.url, 401, "API is disabled", b"[]")
+    assert str(copy) == str(exc)
+
+
 def test_configuration_error_is_value_error():
     assert issubclass(ConfigurationError, ValueError)
     assert issubclass(ConfigurationError, SfJwtError)
