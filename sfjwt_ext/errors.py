@@ -446,3 +446,6 @@ class RequestNotReplayable(SfJwtError, SalesforceExpiredSession):
         "is a stream that was already consumed and cannot be sent a second time. Repeat the "
         "call (the client now holds a fresh session). Response content: {content}"
     )
+
+    def __reduce__(self) -> Tuple[Any, ...]:  # SalesforceError's args hold its message, not its four
+        return type(self), (self.url, self.status, self.resource_name, self.content)

@@ -137,12 +137,16 @@ def test_pickle_round_trip_keeps_class_and_fields():
     assert str(copy) == str(exc)
 
 
-def test_a_refused_session_error_pickles_for_a_pool_or_dask_worker_to_raise():
+def test_refused_and_unreplayable_session_errors_pickle_for_a_pool_or_dask_worker_to_raise():
     exc = errors.SessionRefusedError(LOGIN + "/services/data/v62.0/query", 401, "API is disabled", b"[]")
     copy = pickle.loads(pickle.dumps(exc))
     assert type(copy) is errors.SessionRefusedError
     assert (copy.url, copy.status, copy.salesforce_message, copy.content) == (exc.url, 401, "API is disabled", b"[]")
     assert str(copy) == str(exc)
+    exc = errors.RequestNotReplayable(LOGIN + "/services/data/v62.0/sobjects/Account", 401, "Account", b"[]")
+    copy = pickle.loads(pickle.dumps(exc))
+    assert (type(copy), copy.url, copy.status, copy.resource_name, str(copy)) == (
+        errors.RequestNotReplayable, exc.url, 401, "Account", str(exc))
 
 
 def test_configuration_error_is_value_error():
