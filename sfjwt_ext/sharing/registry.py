@@ -61,7 +61,7 @@ from ..auth.keys import key_fingerprint, read_key_file
 from ..auth.target import LoginTarget
 from ..auth.token_client import TimeoutType, TokenClient, TokenResponse
 from ..auth.transport import RefreshingSession
-from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
+from ..config import ENV, ENV_ALIASES, SECRETS, Settings, config_path, read_profile_file, resolve_settings
 from ..errors import ConfigurationError, PrivateKeyError
 from .diskcache import SharedTokenSource, TokenStore, default_folder
 
@@ -129,13 +129,11 @@ def key_source_id(settings: Settings) -> Optional[str]:
         material = b"text\0" + source.encode("utf-8", "surrogatepass")
     elif source:
         material = b"bytes\0" + bytes(source)
-    elif settings.private_key_file:
+    else:  # a key file (connect_jwt required a key)
         try:
-            material = b"file\0" + read_key_file(settings.private_key_file)
+            material = b"file\0" + read_key_file(settings.private_key_file or "")
         except PrivateKeyError:  # loading the key says what is wrong with the file
             return None
-    else:
-        return None
     passphrase: Union[str, bytes, None] = settings.private_key_passphrase
     if isinstance(passphrase, str):
         passphrase = passphrase.encode("utf-8", "surrogatepass")
@@ -157,7 +155,7 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
     checked against it). ``None``: not memoized (key text or a passphrase among the
     arguments is never kept; an unhashable argument is left to resolve_settings to refuse).
     """
-    if arguments.get("private_key") is not None or arguments.get("private_key_passphrase") is not None:
+    if any(arguments.get(name) is not None for name in SECRETS):
         return None
     environment = tuple(os.environ.get(name) for name in _SETTINGS_ENV)
     try:
@@ -192,11 +190,9 @@ class _ProcessState:
 class LoginCache:
     """Logins, settings and shared sessions of one process (see the module docstring)."""
 
-    def __init__(self, *, max_logins: int = MAX_LOGINS, max_settings: int = MAX_SETTINGS) -> None:
-        if max_logins < 1 or max_settings < 1:
-            raise ValueError("max_logins and max_settings must be at least 1")
-        self.max_logins = max_logins
-        self.max_settings = max_settings
+    def __init__(self) -> None:
+        self.max_logins = MAX_LOGINS
+        self.max_settings = MAX_SETTINGS
         self._logins: "collections.OrderedDict[LoginKey, Refresher]" = collections.OrderedDict()
         self._settings: "collections.OrderedDict[SettingsKey, Settings]" = collections.OrderedDict()
         self._disk_stores: Dict[str, TokenStore] = {}
@@ -210,22 +206,19 @@ class LoginCache:
 
     def settings(self, arguments: Mapping[str, Any]) -> Settings:
         """``resolve_settings(**arguments)``, memoized by :func:`settings_key`. A memo whose CA
-        bundle was deleted since is resolved again, which raises the error naming it."""
+        bundle was deleted since is resolved again, which raises the error naming it. Threads
+        asking for the same new settings at once resolve them once (under the lock)."""
         key = settings_key(arguments)
         if key is None:
             return resolve_settings(**arguments)
-        lock = self._process.get().lock
-        with lock:
+        with self._process.get().lock:
             settings = self._settings.get(key)
-            if settings is not None and (not settings.ca_bundle or os.path.exists(settings.ca_bundle)):
-                self._settings.move_to_end(key)
-                return settings
-        settings = resolve_settings(**arguments)
-        with lock:
-            self._settings[key] = settings
-            while len(self._settings) > self.max_settings:
-                self._settings.popitem(last=False)
-        return settings
+            if settings is None or (settings.ca_bundle and not os.path.exists(settings.ca_bundle)):
+                settings = self._settings[key] = resolve_settings(**arguments)
+                while len(self._settings) > self.max_settings:
+                    self._settings.popitem(last=False)
+            self._settings.move_to_end(key)
+            return settings
 
     def login(
         self, key: LoginKey, make_client: Callable[[], TokenSource], token: Optional[TokenResponse] = None
