@@ -139,10 +139,8 @@ class _Unusable(Exception):
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    with open(fd, "wb", closefd=False) as handle:  # a buffered write writes every byte
+        handle.write(data)
 
 
 def _flock(fd: int) -> Optional[bool]:

@@ -307,9 +307,7 @@ default_cache = LoginCache()
 
 def cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
     """The token cache folder of a ``token_cache`` setting (None: off)."""
-    if setting is True:
-        return str(default_folder())
-    return setting if isinstance(setting, str) and setting else None
+    return str(default_folder()) if setting is True else setting or None
 
 
 def token_source(
