@@ -125,20 +125,21 @@ def key_source_id(settings: Settings) -> Optional[str]:
     source: Union[str, bytes, rsa.RSAPrivateKey, None] = settings.private_key
     if isinstance(source, rsa.RSAPrivateKey):
         material = b"object\0" + key_fingerprint(source).encode("ascii")
-    elif isinstance(source, str):
-        material = b"text\0" + source.encode("utf-8", "surrogatepass")
     elif source:
-        material = b"bytes\0" + bytes(source)
+        material = b"text\0" + _utf8(source)
     else:  # a key file (connect_jwt required a key)
         try:
             material = b"file\0" + read_key_file(settings.private_key_file or "")
         except PrivateKeyError:  # loading the key says what is wrong with the file
             return None
     passphrase: Union[str, bytes, None] = settings.private_key_passphrase
-    if isinstance(passphrase, str):
-        passphrase = passphrase.encode("utf-8", "surrogatepass")
-    material += b"\0pass\0" + (hashlib.sha256(passphrase).digest() if passphrase else b"")
+    material += b"\0pass\0" + (hashlib.sha256(_utf8(passphrase)).digest() if passphrase else b"")
     return hashlib.sha256(material).hexdigest()
+
+
+def _utf8(text: Union[str, bytes]) -> bytes:
+    """Key text or a passphrase as bytes (a lone surrogate of a badly decoded environment kept)."""
+    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
 
 
 @functools.lru_cache(maxsize=16)
@@ -231,10 +232,9 @@ class LoginCache:
         a waiter logs in instead. A failed login is never kept."""
         state = self._process.get()
         with state.lock:
-            refresher = self._logins.get(key)
-            if refresher is not None:
+            if key in self._logins:
                 self._logins.move_to_end(key)
-                return refresher, True
+                return self._logins[key], True
             pending = state.in_flight.get(key)
             if pending is None:
                 pending = state.in_flight[key] = Refresher.before_login(make_client, token)
