@@ -46,6 +46,7 @@ token in hand (an unpickled client's): no token request.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import os
@@ -132,8 +133,7 @@ def key_source_id(settings: Settings) -> Optional[str]:
             material = b"file\0" + read_key_file(settings.private_key_file or "")
         except PrivateKeyError:  # loading the key says what is wrong with the file
             return None
-    passphrase: Union[str, bytes, None] = settings.private_key_passphrase
-    material += b"\0pass\0" + (hashlib.sha256(_utf8(passphrase)).digest() if passphrase else b"")
+    material += b"\0pass\0" + hashlib.sha256(_utf8(settings.private_key_passphrase or b"")).digest()
     return hashlib.sha256(material).hexdigest()
 
 
@@ -166,10 +166,9 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
         profile = None
     except ConfigurationError:  # a FIFO, a device, too big: not memoized, resolve_settings says so
         return None
-    try:
-        cwd: Optional[str] = os.getcwd()
-    except OSError:  # the working directory was removed
-        cwd = None
+    cwd: Optional[str] = None
+    with contextlib.suppress(OSError):  # else the working directory was removed
+        cwd = os.getcwd()
     key = (tuple(sorted(arguments.items())), environment, profile, cwd)
     try:
         hash(key)
@@ -235,9 +234,7 @@ class LoginCache:
             if key in self._logins:
                 self._logins.move_to_end(key)
                 return self._logins[key], True
-            pending = state.in_flight.get(key)
-            if pending is None:
-                pending = state.in_flight[key] = Refresher.before_login(make_client, token)
+            pending = state.in_flight.setdefault(key, Refresher.before_login(make_client, token))
         try:
             made = pending.log_in()
         except Exception:
