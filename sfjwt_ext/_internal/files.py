@@ -66,22 +66,22 @@ def read_small_file(path: Union[str, "os.PathLike[str]"], *, what: str, limit: i
     return data
 
 
-def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:
-    """Warn (:class:`KeyFilePermissionWarning`) when ``path`` is accessible by group or
-    others, as ssh does; returns True when it warned. No-op where POSIX modes do not apply."""
-    return warn_on_mode(path, stat.S_IRWXG | stat.S_IRWXO, f"the {what} {str(path)!r} is accessible by group or "
-                         "others", "chmod 600", stacklevel + 1)
+def check_file_permissions(path: Any, stacklevel: int = 3) -> None:
+    """Warn (:class:`KeyFilePermissionWarning`) when the private key file ``path`` is
+    accessible by group or others, as ssh does. No-op where POSIX modes do not apply."""
+    warn_on_mode(path, stat.S_IRWXG | stat.S_IRWXO, f"the private key file {str(path)!r} is accessible by group or "
+                 "others", "chmod 600", stacklevel + 1)
 
 
-def warn_on_mode(path: Any, bits: int, what: str, command: str, stacklevel: int) -> bool:
+def warn_on_mode(path: Any, bits: int, what: str, command: str, stacklevel: int) -> None:
+    """Warn (:class:`KeyFilePermissionWarning`) ``what`` and the ``command`` that fixes it when
+    the mode of ``path`` has one of ``bits``: POSIX only; a path that cannot be read is left to its reader."""
     if os.name != "posix":
-        return False
+        return
     try:
         mode = os.stat(path).st_mode
     except OSError:
-        return False
+        return
     if mode & bits:
         warnings.warn(f"{what} (mode {stat.S_IMODE(mode):04o}): run `{command} {path}`",
                       KeyFilePermissionWarning, stacklevel=stacklevel)
-        return True
-    return False
