@@ -1,19 +1,15 @@
 """Safe reads of small files the user names (keys, profiles) and their permission checks."""
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-import tempfile
 import warnings
-from pathlib import Path
 from typing import Any, Union
 
 from ..errors import ConfigurationError, KeyFilePermissionWarning
 
-__all__ = ["check_file_permissions", "file_kind", "file_size_text", "read_small_file", "warn_on_mode",
-           "write_atomic"]
+__all__ = ["check_file_permissions", "file_kind", "file_size_text", "read_small_file", "warn_on_mode"]
 
 
 _KINDS = (
@@ -70,52 +66,22 @@ def read_small_file(path: Union[str, "os.PathLike[str]"], *, what: str, limit: i
     return data
 
 
-def check_file_permissions(path: Any, what: str = "private key file", stacklevel: int = 3) -> bool:
-    """Warn (:class:`KeyFilePermissionWarning`) when ``path`` is accessible by group or
-    others, as ssh does; returns True when it warned. No-op where POSIX modes do not apply."""
-    return warn_on_mode(path, stat.S_IRWXG | stat.S_IRWXO, f"the {what} {str(path)!r} is accessible by group or "
-                         "others", "chmod 600", stacklevel + 1)
+def check_file_permissions(path: Any, stacklevel: int = 3) -> None:
+    """Warn (:class:`KeyFilePermissionWarning`) when the private key file ``path`` is
+    accessible by group or others, as ssh does. No-op where POSIX modes do not apply."""
+    warn_on_mode(path, stat.S_IRWXG | stat.S_IRWXO, f"the private key file {str(path)!r} is accessible by group or "
+                 "others", "chmod 600", stacklevel + 1)
 
 
-def warn_on_mode(path: Any, bits: int, what: str, command: str, stacklevel: int) -> bool:
+def warn_on_mode(path: Any, bits: int, what: str, command: str, stacklevel: int) -> None:
+    """Warn (:class:`KeyFilePermissionWarning`) ``what`` and the ``command`` that fixes it when
+    the mode of ``path`` has one of ``bits``: POSIX only; a path that cannot be read is left to its reader."""
     if os.name != "posix":
-        return False
+        return
     try:
         mode = os.stat(path).st_mode
     except OSError:
-        return False
+        return
     if mode & bits:
         warnings.warn(f"{what} (mode {stat.S_IMODE(mode):04o}): run `{command} {path}`",
                       KeyFilePermissionWarning, stacklevel=stacklevel)
-        return True
-    return False
-
-
-def write_atomic(path: Path, data: bytes, mode: int, *, replace: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder, created with ``mode``
-    and fsynced, so a reader (or a crash) sees the old file or the new one, never half of one.
-    ``replace``: rename over ``path``; else link it into place, ``FileExistsError`` when ``path``
-    exists (where hard links are not supported: an exclusive create)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        os.fchmod(fd, mode) if hasattr(os, "fchmod") else os.chmod(tmp_name, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            os.replace(tmp_name, path)
-            return
-        try:
-            os.link(tmp_name, path)
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links here
-            out = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
-            with os.fdopen(out, "wb") as handle:
-                handle.write(data)
-        os.unlink(tmp_name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise

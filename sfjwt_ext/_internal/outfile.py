@@ -82,12 +82,10 @@ class OutputFile:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         while True:
             temp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
-            try:
+            with contextlib.suppress(FileExistsError):  # 32 random bits: another name, almost never
                 fd = os.open(temp, flags, 0o666)  # the umask applies, as for any new file
-            except FileExistsError:  # pragma: no cover - 32 random bits
-                continue
-            self.temp = temp
-            break
+                break
+        self.temp = temp
         if self.replaced is not None:
             _keep_owner_and_mode(fd, self.replaced)
         return fd

@@ -126,14 +126,11 @@ def excerpt(text: Any, limit: int) -> str:
     is masked whole or not shown at all.
     """
     end = limit + _EXCERPT_MARGIN
-    if isinstance(text, (bytes, bytearray)):  # a UTF-8 character is at most 4 bytes
-        decoded = bytes(text[: end * 4]).decode("utf-8", "replace")
-        head = decoded[:end]
-        cut = len(decoded) > end or len(text) > end * 4
-    else:
-        text = text if isinstance(text, str) else str(text)
-        head = text[:end]
-        cut = len(text) > end
+    if isinstance(text, (bytes, bytearray)):  # enough bytes for end + 1 characters (of 4 bytes at most)
+        text = bytes(text[: (end + 1) * 4]).decode("utf-8", "replace")
+    text = text if isinstance(text, str) else str(text)
+    head = text[:end]
+    cut = len(text) > end
     if cut:  # the last run may be a piece of a secret: drop it
         tail = _SECRET_RUN_RE.match(head[::-1])
         if tail:

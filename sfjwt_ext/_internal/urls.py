@@ -96,9 +96,7 @@ def https_origin_of(url: str) -> Optional[Origin]:
     if origin is None:
         return None
     scheme, host, port = origin
-    if scheme == "http":
-        port = 443 if port == 80 else port
-    return "https", host, port
+    return "https", host, 443 if (scheme, port) == ("http", 80) else port
 
 
 def path_of(url: str) -> str:

@@ -31,7 +31,6 @@ from xml.etree import ElementTree as ET
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .._internal.files import write_atomic
 from .._internal.redact import redact
 from .admin import soql_quote, METADATA_NS, AdminApiError, AdminSession, admin_session
 from ..errors import (
@@ -48,7 +47,7 @@ from .._internal.backoff import backoff_delays
 from ..auth.target import resolve_login
 from ..auth.token_client import TokenClient, TokenResponse
 from ..auth.keys import load_private_key
-from .keypair import key_matches_certificate, load_certificate, self_signed_certificate, write_key_pair
+from .keypair import key_matches_certificate, load_certificate, self_signed_certificate, write_atomic, write_key_pair
 from ..config import check_verify, config_path, read_profile_file
 
 __all__ = [

@@ -3,8 +3,10 @@ key and the self-signed certificate to upload to the app, written as files, and 
 checks (does it match the key, its fingerprint)."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import tempfile
 from pathlib import Path
 from typing import List, Tuple
 
@@ -14,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from ..errors import ConfigurationError
-from .._internal.files import write_atomic
 from ..auth.keys import MIN_KEY_BITS, Passphrase, PathLike, passphrase_bytes, repair_pem
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_DAYS",
     "generate_key_pair",
     "self_signed_certificate",
+    "write_atomic",
     "write_key_pair",
     "key_matches_certificate",
     "load_certificate",
@@ -88,6 +90,36 @@ def self_signed_certificate(
         .sign(key, hashes.SHA256())
     )
     return cert
+
+
+def write_atomic(path: Path, data: bytes, mode: int, *, replace: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder, created with ``mode``
+    and fsynced, so a reader (or a crash) sees the old file or the new one, never half of one.
+    ``replace``: rename over ``path``; else link it into place, ``FileExistsError`` when ``path``
+    exists (where hard links are not supported: an exclusive create)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        os.fchmod(fd, mode) if hasattr(os, "fchmod") else os.chmod(tmp_name, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp_name, path)
+            return
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here
+            out = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+            with os.fdopen(out, "wb") as handle:
+                handle.write(data)
+        os.unlink(tmp_name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
 
 
 def _write_atomic(path: Path, data: bytes, mode: int, force: bool) -> None:

@@ -39,6 +39,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import functools
 import hashlib
 import json
 import math
@@ -88,6 +89,8 @@ _TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(TokenResponse))
 _CACHEDIR_TAG = "CACHEDIR.TAG"
 _CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 _POSIX = os.name == "posix"
+#: How our files are opened to be read: never through a symbolic link.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 #: What our files are called: an entry, and the temporary file of a write (mkstemp's 8 characters).
 _ENTRY_NAME = re.compile(r"[0-9a-f]{32}" + re.escape(ENTRY_SUFFIX))
 _TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
@@ -136,10 +139,8 @@ class _Unusable(Exception):
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    with open(fd, "wb", closefd=False) as handle:  # a buffered write writes every byte
+        handle.write(data)
 
 
 def _flock(fd: int) -> Optional[bool]:
@@ -216,13 +217,11 @@ class TokenStore:
     def __repr__(self) -> str:
         return f"TokenStore({str(self.folder)!r})"
 
-    def __reduce__(self) -> Tuple[type, Tuple[Optional[str]], Dict[str, float]]:
+    def __reduce__(self) -> Tuple["functools.partial[TokenStore]", Tuple[Optional[str]]]:
         # The folder and the timeout travel; per-process state (the lock, what was
         # warned about) and a test writer do not.
-        return (TokenStore, (None if self._default else str(self.folder),), {"lock_timeout": self.lock_timeout})
-
-    def __setstate__(self, state: Dict[str, float]) -> None:
-        self.lock_timeout = state["lock_timeout"]
+        folder = None if self._default else str(self.folder)
+        return functools.partial(TokenStore, lock_timeout=self.lock_timeout), (folder,)
 
     def entry_path(self, identity: LoginIdentity) -> Path:
         return self.folder / (entry_name(identity) + ENTRY_SUFFIX)
@@ -257,7 +256,7 @@ class TokenStore:
 
     def _read(self, path: Path) -> Optional[bytes]:
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+            fd = os.open(path, _READ_FLAGS)
             with os.fdopen(fd, "rb") as handle:
                 blob = handle.read(MAX_ENTRY_BYTES + 1)
         except (FileNotFoundError, NotADirectoryError):  # no entry (or no folder) yet
@@ -315,11 +314,10 @@ class TokenStore:
             self._sweep_temporary_files()
             return True
         except OSError as exc:
-            self._warn(
+            return self._warn(
                 f"write:{errno.errorcode.get(exc.errno or 0, type(exc).__name__)}",
                 "cannot write the token cache entry %s (%s): logging in without the cache", path, exc.strerror or exc,
             )
-            return False
         finally:
             if temp:
                 with contextlib.suppress(OSError):
@@ -339,7 +337,7 @@ class TokenStore:
             path = self.folder / name
             if _ENTRY_NAME.fullmatch(name) and self._is_ours(path, temporary=False):
                 removed += self._unlink(path)
-            elif _TEMP_NAME.fullmatch(name) and self._is_ours(path, temporary=True, idle=math.inf):
+            elif _TEMP_NAME.fullmatch(name) and self._is_ours(path, temporary=True):
                 self._unlink(path)
             elif name.endswith((ENTRY_SUFFIX, TEMP_SUFFIX)):
                 self._warn(f"keep:{name}", "left %s in the token cache folder: not an sfjwt token cache file", path)
@@ -350,31 +348,28 @@ class TokenStore:
         temporary file and the rename leaves one): see :data:`FRESH_TEMP_SECONDS`."""
         now = time.time()
         for name in filter(_TEMP_NAME.fullmatch, self._names()):
-            path = self.folder / name
-            try:
-                idle = abs(now - os.lstat(path).st_mtime)
-            except OSError:  # renamed or removed meanwhile
-                continue
-            if idle > FRESH_TEMP_SECONDS and self._is_ours(path, temporary=True, idle=idle):
-                self._unlink(path)
+            if self._is_ours(self.folder / name, temporary=True, now=now):
+                self._unlink(self.folder / name)
 
     @staticmethod
-    def _is_ours(path: Path, *, temporary: bool, idle: Optional[float] = None) -> bool:
+    def _is_ours(path: Path, *, temporary: bool, now: float = math.inf) -> bool:
         """A regular file of this user that starts as our files do (an entry: the magic;
-        a temporary file: the magic, or a part of it when its writer was killed). With
-        ``idle`` (seconds since it was written), also: its writer is gone (nobody holds its
-        flock; where flock is missing, idle for :data:`STALE_TEMP_SECONDS`)."""
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        a temporary file: the magic, or a part of it when its writer was killed). A temporary
+        file also needs its writer gone: not written in the :data:`FRESH_TEMP_SECONDS` before
+        ``now`` (a writer may not hold its flock yet: taking it would pass its file for a dead
+        writer's), and nobody holds its flock (where flock is missing, idle for
+        :data:`STALE_TEMP_SECONDS`)."""
         try:
-            fd = os.open(path, flags)
+            fd = os.open(path, _READ_FLAGS | getattr(os, "O_NONBLOCK", 0))
         except OSError:  # a symbolic link, gone, unreadable: not ours to remove
             return False
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode) or (_POSIX and info.st_uid != os.geteuid()):
                 return False
-            if idle is not None:
-                locked = _flock(handle.fileno())
+            if temporary:
+                idle = abs(now - info.st_mtime)
+                locked = _flock(handle.fileno()) if idle > FRESH_TEMP_SECONDS else False
                 if locked is False or (locked is None and idle <= STALE_TEMP_SECONDS):
                     return False  # a live writer's, or cannot tell yet
             head = handle.read(len(MAGIC))
@@ -396,8 +391,7 @@ class TokenStore:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            self._warn(f"remove:{path.name}", "cannot remove %s: %s", path, exc.strerror or exc)
-            return False
+            return self._warn(f"remove:{path.name}", "cannot remove %s: %s", path, exc.strerror or exc)
 
     # -- locking -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -438,25 +432,20 @@ class TokenStore:
         except OSError as exc:
             if not create and isinstance(exc, (FileNotFoundError, NotADirectoryError)):
                 return False  # no folder yet: nothing cached
-            self._warn(
+            return self._warn(
                 "folder", "cannot %s the token cache folder %s (%s): not using it",
                 "create" if create else "read", folder, exc.strerror or exc,
             )
-            return False
         if not stat.S_ISDIR(info.st_mode):
-            self._warn("folder", "the token cache folder %s is not a folder: not using it", folder)
-            return False
-        return not _POSIX or (self._owner_allows(info) and self._mode_allows(info, created))
-
-    def _owner_allows(self, info: os.stat_result) -> bool:
-        """As ssh does: a folder of another user (not root) could have its entries swapped."""
-        if info.st_uid in (os.geteuid(), 0):
+            return self._warn("folder", "the token cache folder %s is not a folder: not using it", folder)
+        if not _POSIX:
             return True
-        self._warn(
-            "folder-owner", "the token cache folder %s is owned by another user (uid %d): not using it; pass a folder "
-            "of your own (token_cache=, SF_TOKEN_CACHE) or `chown` it", self.folder, info.st_uid,
-        )
-        return False
+        if info.st_uid not in (os.geteuid(), 0):  # as ssh does: another user could swap its entries
+            return self._warn(
+                "folder-owner", "the token cache folder %s is owned by another user (uid %d): not using it; pass a "
+                "folder of your own (token_cache=, SF_TOKEN_CACHE) or `chown` it", folder, info.st_uid,
+            )
+        return self._mode_allows(info, created)
 
     def _mode_allows(self, info: os.stat_result, created: bool) -> bool:
         folder, mode = self.folder, stat.S_IMODE(info.st_mode)
@@ -469,11 +458,10 @@ class TokenStore:
             except OSError as exc:
                 self._warn("folder-mode", "cannot chmod 700 the token cache folder %s: %s", folder, exc.strerror or exc)
         if mode & 0o022:
-            self._warn(
+            return self._warn(
                 "folder-mode", "the token cache folder %s can be written by other users (mode %o): not using it; "
                 "`chmod 700` it or pass another token_cache= folder", folder, mode,
             )
-            return False
         self._warn(
             "folder-mode", "the token cache folder %s can be read by other users (mode %o); its files stay 0600 "
             "and encrypted, but `chmod 700` it", folder, mode,
@@ -502,14 +490,14 @@ class TokenStore:
         if key_fingerprint(key) != identity.key_id:
             raise ValueError("the key is not the key of this LoginIdentity (build it with LoginIdentity.for_key)")
 
-    def _warn(self, reason: str, message: str, *args: object) -> None:
+    def _warn(self, reason: str, message: str, *args: object) -> bool:
+        """Log ``message`` as a warning the first time for ``reason``, then at debug level;
+        False: what the callers that give up return."""
         with self._guard.get():
             first = reason not in self._warned
             self._warned.add(reason)
-        if first:
-            log.warning(message, *args)
-        else:
-            log.debug(message, *args)
+        (log.warning if first else log.debug)(message, *args)
+        return False
 
 
 # ---------------------------------------------------------------------------------------

@@ -67,12 +67,13 @@ def client_state(
     verify: Union[bool, str], verify_named: str, proxies: Optional[Dict[str, str]], timeout: TimeoutType,
     retries: Optional[int], salesforce_kwargs: Dict[str, Any],
 ) -> ClientState:
-    key_file = settings.private_key_file if settings.private_key is None else None
+    """What a pickle of connect_jwt's client carries. connect_jwt required a key: the key
+    came from its file (``key_file``, made absolute here) when there is no key text."""
+    key_file = None if settings.private_key is not None else os.path.abspath(str(settings.private_key_file))
     return ClientState(
         token=token, key_id=cache_key.identity.key_id, target=target, settings=masked_settings(settings),
-        key_file=os.path.abspath(key_file) if key_file else None, verify=verify, verify_named=verify_named,
-        proxies=dict(proxies) if proxies else None, timeout=timeout, retries=retries,
-        version=settings.version, salesforce_kwargs=dict(salesforce_kwargs),
+        key_file=key_file, verify=verify, verify_named=verify_named, proxies=dict(proxies) if proxies else None,
+        timeout=timeout, retries=retries, version=settings.version, salesforce_kwargs=dict(salesforce_kwargs),
     )
 
 

@@ -46,6 +46,7 @@ token in hand (an unpickled client's): no token request.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import os
@@ -61,7 +62,7 @@ from ..auth.keys import key_fingerprint, read_key_file
 from ..auth.target import LoginTarget
 from ..auth.token_client import TimeoutType, TokenClient, TokenResponse
 from ..auth.transport import RefreshingSession
-from ..config import ENV, ENV_ALIASES, Settings, config_path, read_profile_file, resolve_settings
+from ..config import ENV, ENV_ALIASES, SECRETS, Settings, config_path, read_profile_file, resolve_settings
 from ..errors import ConfigurationError, PrivateKeyError
 from .diskcache import SharedTokenSource, TokenStore, default_folder
 
@@ -125,22 +126,20 @@ def key_source_id(settings: Settings) -> Optional[str]:
     source: Union[str, bytes, rsa.RSAPrivateKey, None] = settings.private_key
     if isinstance(source, rsa.RSAPrivateKey):
         material = b"object\0" + key_fingerprint(source).encode("ascii")
-    elif isinstance(source, str):
-        material = b"text\0" + source.encode("utf-8", "surrogatepass")
     elif source:
-        material = b"bytes\0" + bytes(source)
-    elif settings.private_key_file:
+        material = b"text\0" + _utf8(source)
+    else:  # a key file (connect_jwt required a key)
         try:
-            material = b"file\0" + read_key_file(settings.private_key_file)
+            material = b"file\0" + read_key_file(settings.private_key_file or "")
         except PrivateKeyError:  # loading the key says what is wrong with the file
             return None
-    else:
-        return None
-    passphrase: Union[str, bytes, None] = settings.private_key_passphrase
-    if isinstance(passphrase, str):
-        passphrase = passphrase.encode("utf-8", "surrogatepass")
-    material += b"\0pass\0" + (hashlib.sha256(passphrase).digest() if passphrase else b"")
+    material += b"\0pass\0" + hashlib.sha256(_utf8(settings.private_key_passphrase or b"")).digest()
     return hashlib.sha256(material).hexdigest()
+
+
+def _utf8(text: Union[str, bytes]) -> bytes:
+    """Key text or a passphrase as bytes (a lone surrogate of a badly decoded environment kept)."""
+    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
 
 
 @functools.lru_cache(maxsize=16)
@@ -157,7 +156,7 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
     checked against it). ``None``: not memoized (key text or a passphrase among the
     arguments is never kept; an unhashable argument is left to resolve_settings to refuse).
     """
-    if arguments.get("private_key") is not None or arguments.get("private_key_passphrase") is not None:
+    if any(arguments.get(name) is not None for name in SECRETS):
         return None
     environment = tuple(os.environ.get(name) for name in _SETTINGS_ENV)
     try:
@@ -167,10 +166,9 @@ def settings_key(arguments: Mapping[str, Any]) -> Optional[SettingsKey]:
         profile = None
     except ConfigurationError:  # a FIFO, a device, too big: not memoized, resolve_settings says so
         return None
-    try:
-        cwd: Optional[str] = os.getcwd()
-    except OSError:  # the working directory was removed
-        cwd = None
+    cwd: Optional[str] = None
+    with contextlib.suppress(OSError):  # else the working directory was removed
+        cwd = os.getcwd()
     key = (tuple(sorted(arguments.items())), environment, profile, cwd)
     try:
         hash(key)
@@ -192,11 +190,9 @@ class _ProcessState:
 class LoginCache:
     """Logins, settings and shared sessions of one process (see the module docstring)."""
 
-    def __init__(self, *, max_logins: int = MAX_LOGINS, max_settings: int = MAX_SETTINGS) -> None:
-        if max_logins < 1 or max_settings < 1:
-            raise ValueError("max_logins and max_settings must be at least 1")
-        self.max_logins = max_logins
-        self.max_settings = max_settings
+    def __init__(self) -> None:
+        self.max_logins = MAX_LOGINS
+        self.max_settings = MAX_SETTINGS
         self._logins: "collections.OrderedDict[LoginKey, Refresher]" = collections.OrderedDict()
         self._settings: "collections.OrderedDict[SettingsKey, Settings]" = collections.OrderedDict()
         self._disk_stores: Dict[str, TokenStore] = {}
@@ -210,22 +206,19 @@ class LoginCache:
 
     def settings(self, arguments: Mapping[str, Any]) -> Settings:
         """``resolve_settings(**arguments)``, memoized by :func:`settings_key`. A memo whose CA
-        bundle was deleted since is resolved again, which raises the error naming it."""
+        bundle was deleted since is resolved again, which raises the error naming it. Threads
+        asking for the same new settings at once resolve them once (under the lock)."""
         key = settings_key(arguments)
         if key is None:
             return resolve_settings(**arguments)
-        lock = self._process.get().lock
-        with lock:
+        with self._process.get().lock:
             settings = self._settings.get(key)
-            if settings is not None and (not settings.ca_bundle or os.path.exists(settings.ca_bundle)):
-                self._settings.move_to_end(key)
-                return settings
-        settings = resolve_settings(**arguments)
-        with lock:
-            self._settings[key] = settings
-            while len(self._settings) > self.max_settings:
-                self._settings.popitem(last=False)
-        return settings
+            if settings is None or (settings.ca_bundle and not os.path.exists(settings.ca_bundle)):
+                settings = self._settings[key] = resolve_settings(**arguments)
+                while len(self._settings) > self.max_settings:
+                    self._settings.popitem(last=False)
+            self._settings.move_to_end(key)
+            return settings
 
     def login(
         self, key: LoginKey, make_client: Callable[[], TokenSource], token: Optional[TokenResponse] = None
@@ -238,13 +231,10 @@ class LoginCache:
         a waiter logs in instead. A failed login is never kept."""
         state = self._process.get()
         with state.lock:
-            refresher = self._logins.get(key)
-            if refresher is not None:
+            if key in self._logins:
                 self._logins.move_to_end(key)
-                return refresher, True
-            pending = state.in_flight.get(key)
-            if pending is None:
-                pending = state.in_flight[key] = Refresher.before_login(make_client, token)
+                return self._logins[key], True
+            pending = state.in_flight.setdefault(key, Refresher.before_login(make_client, token))
         try:
             made = pending.log_in()
         except Exception:
@@ -314,9 +304,7 @@ default_cache = LoginCache()
 
 def cache_folder(setting: Union[bool, str, None]) -> Optional[str]:
     """The token cache folder of a ``token_cache`` setting (None: off)."""
-    if setting is True:
-        return str(default_folder())
-    return setting if isinstance(setting, str) and setting else None
+    return str(default_folder()) if setting is True else setting or None
 
 
 def token_source(
