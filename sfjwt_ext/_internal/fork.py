@@ -24,13 +24,20 @@ __all__ = ["ProcessLocal"]
 
 T = TypeVar("T")
 
-#: The one lock that guards remaking values after a fork. A fork waits for it (as logging's
-#: locks do), so a child never inherits it held by a thread that is not there.
-_REMAKE_LOCK = threading.Lock()
+class _RemakeGuard:
+    """The one lock that guards remaking values after a fork. It is itself made anew in each
+    child (register_at_fork runs in the child's only thread, before anything else)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def renew(self) -> None:
+        self.lock = threading.Lock()
+
+
+_REMAKE_GUARD = _RemakeGuard()
 if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(
-        before=_REMAKE_LOCK.acquire, after_in_parent=_REMAKE_LOCK.release, after_in_child=_REMAKE_LOCK.release
-    )
+    os.register_at_fork(after_in_child=_REMAKE_GUARD.renew)
 
 
 class ProcessLocal(Generic[T]):
@@ -46,7 +53,7 @@ class ProcessLocal(Generic[T]):
 
     def get(self) -> T:
         if self._pid != os.getpid():
-            with _REMAKE_LOCK:
+            with _REMAKE_GUARD.lock:
                 if self._pid != os.getpid():
                     self._value = self._factory()
                     self._remade = True
