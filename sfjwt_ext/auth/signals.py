@@ -74,7 +74,7 @@ def salesforce_message(response: requests.Response) -> str:
     """Salesforce's own words in an error answer (REST ``message``, Bulk
     ``exceptionMessage``, SOAP ``faultstring``), at most 300 characters, cut first and
     then masked (an answer that quotes a token or a JWT shows it masked)."""
-    text = _text(response)
+    text = _body_text(response)
     if text is None:
         return ""
     match = next(filter(None, (pattern.search(text) for pattern in _MESSAGE_PATTERNS)), None)
@@ -84,14 +84,14 @@ def salesforce_message(response: requests.Response) -> str:
 def content_for_error(response: requests.Response) -> Any:
     """The answer's content for an exception (its repr shows it): parsed JSON when it is
     JSON, else text, with tokens, JWTs and PEM keys masked (the masks keep JSON valid)."""
-    text = redact(_text(response) or "")
+    text = redact(_body_text(response) or "")
     try:
         return json.loads(text)
     except ValueError:  # not JSON (an unreadable answer: "")
         return text
 
 
-def _text(response: requests.Response) -> Optional[str]:
+def _body_text(response: requests.Response) -> Optional[str]:
     """The answer's body as text; None when it cannot be read (already consumed by a streaming caller)."""
     try:
         return response.content.decode("utf-8", "replace")

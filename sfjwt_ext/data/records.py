@@ -35,7 +35,7 @@ from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Se
 import requests
 from simple_salesforce.util import exception_handler
 
-from .soql_select import DATE_FUNCTIONS, SelectItem, SelectQuery, SoqlParseError, parse_select
+from .soql_select import DATE_FUNCTIONS, SelectItem, SelectQuery
 
 __all__ = [
     "INT_TYPES", "FLOAT_TYPES", "OBJECT_TYPES", "COMPOUND_TYPES", "TIME_UNIT", "DATE_DTYPE", "DATETIME_DTYPE",
