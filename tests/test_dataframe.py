@@ -14,6 +14,7 @@ import pytest
 from _support import sample_org, wait_for_bulk_cleanup
 
 from sfjwt_ext.data.soql_select import SoqlParseError, parse_select
+from sfjwt_ext.data import records
 from sfjwt_ext.data.records import describe_cache
 
 pd = pytest.importorskip("pandas")
@@ -152,8 +153,8 @@ def test_empty_result_keeps_columns_and_types(sf: Any) -> None:
 
 
 def test_columns_true_metadata_is_flattened(sf: Any) -> None:
-    cols = dataframe._columns_from_metadata(sf, "SELECT Id, Account.Owner.Name, Account.Name, "
-                                                "(SELECT Id FROM Cases) FROM Contact")
+    meta = records.column_metadata(sf, "SELECT Id, Account.Owner.Name, Account.Name, (SELECT Id FROM Cases) FROM Contact")
+    cols = records.flatten_column_metadata(meta["columnMetadata"])
     assert cols == ["Id", "Account.Owner.Name", "Account.Name", "Cases"]
 
 

@@ -67,7 +67,6 @@ from .records import (COMPOUND_TYPES, FLOAT_TYPES, INT_TYPES, OBJECT_TYPES, TIME
                       api_request, api_url, extract, flatten, flatten_column_metadata, plan_columns, resolve_nested,
                       resolve_top_level, temporal_dtype)
 from .records import column_metadata as _column_metadata  # a module name tests can patch
-from .records import columns_from_metadata as _columns_from_metadata  # noqa: F401 (same)
 
 if TYPE_CHECKING:  # pragma: no cover  (pandas and pyarrow are imported when a function runs)
     import pandas

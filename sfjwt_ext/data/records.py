@@ -42,7 +42,7 @@ __all__ = [
     "temporal_dtype", "describe_cache", "Describer", "Column", "plan_columns",
     "resolve_top_level", "resolve_nested", "extract", "strip_attributes", "flatten",
     "flatten_column_metadata", "column_metadata",
-    "columns_from_metadata", "QueryPages", "api_request", "api_url",
+    "QueryPages", "api_request", "api_url",
 ]
 
 logger = logging.getLogger("sfjwt_ext.records")
@@ -340,11 +340,6 @@ def column_metadata(sf: Any, soql: str, include_deleted: bool = False) -> Dict[s
     url = sf.base_url + ("queryAll/" if include_deleted else "query/")
     resp = api_request(sf, "GET", url, "query", params={"q": soql, "columns": "true"})
     return json.loads(resp.content)  # type: ignore[no-any-return]
-
-
-def columns_from_metadata(sf: Any, soql: str, include_deleted: bool = False) -> List[str]:
-    """Column names (parents flattened to ``Account.Name``) from ``columns=true`` metadata."""
-    return flatten_column_metadata(column_metadata(sf, soql, include_deleted).get("columnMetadata") or [])
 
 
 # --------------------------------------------------------------------------- fetching pages
