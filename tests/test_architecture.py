@@ -173,3 +173,13 @@ def test_the_documented_layout_names_every_client_module_and_only_those() -> Non
     assert "sfjwt_ext.auth.transport" in documented
     assert sorted(set(MODULES) - documented) == [], "modules missing from docs/architecture.md"
     assert sorted(documented - set(MODULES)) == [], "docs/architecture.md names modules that do not exist"
+
+
+def test_no_module_state_is_set_through_global() -> None:
+    """State has one owner, an object with its lock (issue 16): no ``global`` statement in the
+    package, the local org included."""
+    found = [f"{path.relative_to(ROOT)}:{node.lineno}"
+             for path in sorted(PACKAGE.rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Global)]
+    assert found == []

@@ -36,10 +36,18 @@ class Authority:
     server_key_pem: bytes
 
 
-_lock = threading.Lock()
-_authority: Optional[Authority] = None
-_context: Optional[ssl.SSLContext] = None
-_app_pair: Optional[Tuple[rsa.RSAPrivateKey, x509.Certificate]] = None
+class _ProcessMaterial:
+    """What every org of this process shares, made once on first use, under one lock: the CA
+    with its server certificate, the server's SSLContext, the default app key pair."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.authority: Optional[Authority] = None
+        self.context: Optional[ssl.SSLContext] = None
+        self.app_pair: Optional[Tuple[rsa.RSAPrivateKey, x509.Certificate]] = None
+
+
+_MATERIAL = _ProcessMaterial()
 
 
 def _now() -> datetime.datetime:
@@ -97,19 +105,17 @@ def _make_authority() -> Authority:
 
 def authority() -> Authority:
     """The process-wide CA and server certificate (made on first use)."""
-    global _authority
-    with _lock:
-        if _authority is None:
-            _authority = _make_authority()
-        return _authority
+    with _MATERIAL.lock:
+        if _MATERIAL.authority is None:
+            _MATERIAL.authority = _make_authority()
+        return _MATERIAL.authority
 
 
 def server_ssl_context() -> ssl.SSLContext:
     """A server-side ``SSLContext`` with the server certificate loaded (made once per process)."""
-    global _context
     auth = authority()
-    with _lock:
-        if _context is None:
+    with _MATERIAL.lock:
+        if _MATERIAL.context is None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             folder = tempfile.mkdtemp(prefix="sfjwt-tls-")
@@ -124,8 +130,8 @@ def server_ssl_context() -> ssl.SSLContext:
                 ctx.load_cert_chain(cert, key)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
-            _context = ctx
-        return _context
+            _MATERIAL.context = ctx
+        return _MATERIAL.context
 
 
 def write_ca_file(folder: str) -> str:
@@ -155,8 +161,7 @@ def new_app_key_pair(common_name: str = "sfjwt local app") -> Tuple[rsa.RSAPriva
 
 def app_key_pair() -> Tuple[rsa.RSAPrivateKey, x509.Certificate]:
     """The process-wide RSA key pair used for Connected Apps unless a fresh one is asked for."""
-    global _app_pair
-    with _lock:
-        if _app_pair is None:
-            _app_pair = new_app_key_pair()
-        return _app_pair
+    with _MATERIAL.lock:
+        if _MATERIAL.app_pair is None:
+            _MATERIAL.app_pair = new_app_key_pair()
+        return _MATERIAL.app_pair
