@@ -201,6 +201,16 @@ def test_verify_naming_a_file_without_certificates(key_file: str, tmp_path: Path
     assert "no PEM certificate" in text and "verify=" in text and "SF_CA_BUNDLE" in text and str(bundle) in text
 
 
+@pytest.mark.parametrize("offset", [0, 16 * 1024 - 12, 70 * 1024], ids=["first", "across-first-read", "far"])
+def test_a_bundle_whose_certificate_comes_late_is_accepted(tmp_path: Path, offset: int) -> None:
+    """Comments or text before the first certificate: it is found wherever it starts (within 64 MiB)."""
+    from sfjwt_ext.testing.core import tls
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(b"#" * offset + b"\n" + tls.authority().ca_pem)
+    assert settings.check_verify(str(bundle)) == str(bundle)
+
+
 def test_sf_ca_bundle_without_certificates_names_the_variable(key_file: str, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = tmp_path / "ca.pem"
