@@ -523,7 +523,6 @@ def check_timeout(value: object) -> Optional[Timeout]:
 _CERT_RE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
 #: a PEM certificate line is looked for in the first this many bytes (bundles start with one)
 _CA_SCAN_LIMIT = 64 * 1024 * 1024
-_CA_HEAD = 16 * 1024
 _CA_FIX = (
     "give verify= / SF_CA_BUNDLE (ca_bundle in a profile) the path of a PEM file of trusted CA "
     "certificates ('-----BEGIN CERTIFICATE-----'), or a folder prepared with c_rehash; or leave "
@@ -566,8 +565,7 @@ def _check_ca_bundle(path: str, named: str, fix: str) -> None:
     if not regular:
         raise ConfigurationError(f"{named} names {path!r}, which is {file_kind(info.st_mode)}: {fix}")
     with os.fdopen(fd, "rb") as handle:
-        # bundles start with a certificate: one small read, on every connect_jwt; the rest only when needed
-        head = handle.read(_CA_HEAD) or b""
+        head = handle.read(16 * 1024) or b""  # bundles start with a certificate: one small read per connect_jwt
         if not _CERT_RE.search(head) and not _CERT_RE.search(head[-40:] + (handle.read(_CA_SCAN_LIMIT) or b"")):
             raise ConfigurationError(
                 f"{named} names {path!r} ({file_size_text(info.st_size)}), which holds no PEM certificate "
