@@ -76,7 +76,7 @@ class UserInfo:
     permission_set_ids: List[str]
 
 
-def _split(text: str) -> List[str]:
+def _comma_list(text: str) -> List[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
@@ -88,8 +88,9 @@ def _ecas(admin: AdminSession, consumer_key: str) -> Optional[AppInfo]:
         policy = next((p for p in admin.read_all("ExtlClntAppOauthConfigurablePolicies")
                        if p.get("externalClientApplication") == app), {})
         return AppInfo("External Client App", app, record.get("certificate", ""),
-                       policy.get("permittedUsersPolicyType", ""), _split(policy.get("commaSeparatedPermissionSet", "")),
-                       _split(policy.get("commaSeparatedProfile", "")))
+                       policy.get("permittedUsersPolicyType", ""),
+                       _comma_list(policy.get("commaSeparatedPermissionSet", "")),
+                       _comma_list(policy.get("commaSeparatedProfile", "")))
     return None
 
 
@@ -104,7 +105,8 @@ def _connected_apps(admin: AdminSession, consumer_key: str) -> Optional[AppInfo]
         approved = record.get("oauthPolicy.isAdminApproved", record.get("oauthConfig.isAdminApproved", ""))
         permitted = PRE_AUTHORIZED if approved == "true" else "AllSelfAuthorized"
         return AppInfo("Connected App", record.get("fullName", ""), record.get("oauthConfig.certificate", ""),
-                       permitted, _split(record.get("permissionSetName", "")), _split(record.get("profileName", "")))
+                       permitted, _comma_list(record.get("permissionSetName", "")),
+                       _comma_list(record.get("profileName", "")))
     return None
 
 

@@ -593,7 +593,7 @@ def _explain(admin: AdminSession, result: SetupResult, env: Mapping[str, str], e
         _say(err, f"cause: {cause}")
 
 
-def _profile_values(result: SetupResult, admin: AdminSession, env: Mapping[str, str]) -> Dict[str, str]:
+def _new_profile_values(result: SetupResult, admin: AdminSession, env: Mapping[str, str]) -> Dict[str, str]:
     values = {"username": result.username, "consumer_key": result.consumer_key,
               "private_key_file": result.key_file, "login_url": admin.instance_url}
     target = resolve_login(login_url=admin.instance_url)
@@ -608,7 +608,7 @@ def _profile_values(result: SetupResult, admin: AdminSession, env: Mapping[str, 
 
 def _write_profile_of(result: SetupResult, admin: AdminSession, options: SetupOptions,
                       env: Mapping[str, str]) -> None:
-    values = _profile_values(result, admin, env)
+    values = _new_profile_values(result, admin, env)
     path = config_path(env)
     write_profile(path, options.profile, values)
     result.profile, result.config_file, result.login_url = options.profile, str(path), values["login_url"]

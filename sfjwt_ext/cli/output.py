@@ -25,7 +25,7 @@ __all__ = [
 TABLE_MAX_ROWS = 1000
 
 
-def _text(value: Any) -> str:
+def _cell_text(value: Any) -> str:
     if value is None:
         return ""
     if value is True:
@@ -63,7 +63,7 @@ class CsvWriter(Writer):
         self._csv.writerow(self.columns)
 
     def write(self, values: Sequence[Any]) -> None:
-        self._csv.writerow([_text(v) for v in values])
+        self._csv.writerow([_cell_text(v) for v in values])
         self.rows += 1
 
 
@@ -103,7 +103,7 @@ class TableWriter(Writer):
         if self.full:
             self.truncated = True
             return
-        self._buffer.append([_text(v) for v in values])
+        self._buffer.append([_cell_text(v) for v in values])
         self.rows += 1
 
     def close(self) -> None:
@@ -113,7 +113,7 @@ class TableWriter(Writer):
 
 def format_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Aligned plain-text columns with a dashed rule under the header."""
-    text_rows = [[_text(v) if not isinstance(v, str) else v for v in row] for row in rows]
+    text_rows = [[_cell_text(v) if not isinstance(v, str) else v for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in text_rows:
         for i, cell in enumerate(row):

@@ -34,7 +34,7 @@ class ArgumentsRefused(Exception):
     """argparse refused the command line (already printed on stderr): exit 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class _ArgumentParser(argparse.ArgumentParser):
     """argparse, but a refused command line raises (main() writes the --json error document
     and returns 2) instead of exiting from inside the parser."""
 
@@ -128,7 +128,7 @@ def refuse_extras(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
 
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(
+    parser = _ArgumentParser(
         prog="sfjwt",
         description="Salesforce OAuth 2.0 JWT bearer login: make keys, diagnose a setup, run SOQL.",
         epilog=EXAMPLES,
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _keygen_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) -> None:
+def _keygen_parser(sub: "argparse._SubParsersAction[_ArgumentParser]", formatter: Any) -> None:
     """sfjwt keygen's options."""
     keygen = sub.add_parser(
         "keygen", formatter_class=formatter,
@@ -169,7 +169,7 @@ def _keygen_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) -
     keygen.add_argument("--force", action="store_true", help="overwrite existing files")
 
 
-def _check_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) -> None:
+def _check_parser(sub: "argparse._SubParsersAction[_ArgumentParser]", formatter: Any) -> None:
     """sfjwt check's options."""
     check = sub.add_parser(
         "check", formatter_class=formatter,
@@ -182,7 +182,7 @@ def _check_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) ->
     _admin_options(check, "on a refused login, read the app and the user with an admin's session: ")
 
 
-def _setup_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) -> None:
+def _setup_parser(sub: "argparse._SubParsersAction[_ArgumentParser]", formatter: Any) -> None:
     """sfjwt setup's options."""
     setup = sub.add_parser(
         "setup", formatter_class=formatter,
@@ -208,13 +208,13 @@ def _setup_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) ->
     setup.add_argument("--dry-run", metavar="DIR",
                        help="only write the Metadata API package (and a new key) into DIR: nothing is deployed")
     wait = setup.add_mutually_exclusive_group()
-    wait.add_argument("--wait", type=_seconds, default=900.0, metavar="SECONDS",
+    wait.add_argument("--wait", type=_wait_seconds, default=900.0, metavar="SECONDS",
                       help="wait up to SECONDS for a JWT login to work (default: 900)")
     wait.add_argument("--no-wait", dest="wait", action="store_const", const=None,
                       help="do not log in at the end")
 
 
-def _query_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) -> None:
+def _query_parser(sub: "argparse._SubParsersAction[_ArgumentParser]", formatter: Any) -> None:
     """sfjwt query's options."""
     query = sub.add_parser(
         "query", formatter_class=formatter,
@@ -235,7 +235,7 @@ def _query_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) ->
                        help="write the data to FILE instead of stdout")
 
 
-def _cache_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) -> None:
+def _cache_parser(sub: "argparse._SubParsersAction[_ArgumentParser]", formatter: Any) -> None:
     """sfjwt cache's options."""
     cache = sub.add_parser(
         "cache", formatter_class=formatter,
@@ -250,7 +250,7 @@ def _cache_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) ->
     cache.add_argument("--folder", metavar="DIR", help="the token cache folder (default: see above)")
 
 
-def _demo_parser(sub: "argparse._SubParsersAction[_Parser]", formatter: Any) -> None:
+def _demo_parser(sub: "argparse._SubParsersAction[_ArgumentParser]", formatter: Any) -> None:
     """sfjwt demo (no options of its own)."""
     sub.add_parser(
         "demo", formatter_class=formatter,
@@ -270,7 +270,7 @@ def _admin_options(parser: argparse.ArgumentParser, prefix: str) -> None:
                        "`sf org login access-token --instance-url`" + ("; the JWT login host is --login-url" if prefix else ""))
 
 
-def _seconds(text: str) -> float:
+def _wait_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

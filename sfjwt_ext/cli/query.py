@@ -18,7 +18,7 @@ from .output import TABLE_MAX_ROWS, Writer, make_writer
 from .rows import RowPlan
 
 
-class _Progress:
+class _RowCounter:
     """A one-line record counter on stderr, only when stderr is a terminal."""
 
     def __init__(self, total: Optional[int]) -> None:
@@ -149,7 +149,7 @@ class _PageLoop:
         self.args, self.out, self.target, self.plan = args, out, target, plan
         self.is_count = plan.query is not None and plan.query.is_count
         self.writer: Optional[Writer] = None
-        self.progress: Optional[_Progress] = None
+        self.progress: Optional[_RowCounter] = None
         self.pages = 0
         self.total: Optional[int] = None
         self.stopped = ""
@@ -186,7 +186,7 @@ class _PageLoop:
             for values in self.plan.rows(records):
                 self.writer.write(values)
         if self.progress is None and more and _show_progress(self.args, self.out):
-            self.progress = _Progress(self.total)
+            self.progress = _RowCounter(self.total)
         if self.progress is not None:
             self.progress.update(len(records))
 
